@@ -1,0 +1,217 @@
+"""The model bundle: the directory that flows through calibration, engine building, the runtime and benchmarks.
+
+::
+
+    ultrasound-unet/
+      model.onnx       FP32 (or Q/DQ INT8 after calibration), static input shape, opset <= 17
+      spec.yaml        the model's contract (:class:`jetseg.spec.Spec`)
+      manifest.json    sha256 of every file, and how the bundle was made
+      weights.pt       optional PyTorch state_dict (weights only)
+
+Bundles are written atomically: everything goes into a temporary sibling directory that is renamed into
+place at the end, so a failed or interrupted command never leaves a half-written bundle.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Union
+
+from jetseg.errors import BundleError, JetsegError
+from jetseg.spec import Spec
+
+MODEL_FILE = "model.onnx"
+SPEC_FILE = "spec.yaml"
+MANIFEST_FILE = "manifest.json"
+WEIGHTS_FILE = "weights.pt"
+ENGINES_DIR = "engines"
+FORMAT_VERSION = 1
+
+PathLike = Union[str, Path]
+
+
+def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Bundle:
+    """A model bundle on disk.
+
+    Args:
+        path: the bundle directory.
+        verify: check every file listed in manifest.json against its sha256 (engines are keyed
+            separately and not listed).
+    """
+
+    def __init__(self, path: PathLike, verify: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise BundleError("%s is not a model bundle directory (expected a folder with %s and %s)"
+                              % (self.path, MODEL_FILE, SPEC_FILE))
+        for name in (MODEL_FILE, SPEC_FILE):
+            if not (self.path / name).is_file():
+                raise BundleError("bundle %s has no %s; make one with 'jetseg export' or 'jetseg train'"
+                                  % (self.path, name))
+        self.spec = Spec.load(self.path / SPEC_FILE)
+        self.manifest = self._read_manifest()
+        if verify:
+            self.verify()
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def name(self) -> str:
+        return self.spec.name or self.path.name
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def weights_path(self) -> Optional[Path]:
+        p = self.path / WEIGHTS_FILE
+        return p if p.is_file() else None
+
+    @property
+    def precision(self) -> str:
+        """``fp32`` or ``int8`` (from the manifest; calibration sets it)."""
+        return str(self.manifest.get("precision", "fp32"))
+
+    @property
+    def model_sha256(self) -> str:
+        return str(self.manifest.get("files", {}).get(MODEL_FILE) or sha256_file(self.model_path))
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def _read_manifest(self) -> Dict[str, Any]:
+        path = self.path / MANIFEST_FILE
+        if not path.is_file():
+            raise BundleError("bundle %s has no %s; re-create it with 'jetseg export'" % (self.path, MANIFEST_FILE))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise BundleError("%s is not valid JSON (%s); the bundle is damaged" % (path, exc)) from None
+        if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+            raise BundleError("%s has no 'files' table; the bundle is damaged" % path)
+        return data
+
+    def verify(self) -> None:
+        """Raise BundleError if a listed file is missing or its sha256 differs from the manifest."""
+        for name, expected in sorted(self.manifest["files"].items()):
+            path = self.path / name
+            if not path.is_file():
+                raise BundleError("bundle %s: %s is listed in the manifest but missing" % (self.path, name))
+            actual = sha256_file(path)
+            if actual != expected:
+                raise BundleError("bundle %s: %s has sha256 %s.. but the manifest says %s..; the file was "
+                                  "changed after the bundle was made (re-export it)"
+                                  % (self.path, name, actual[:12], expected[:12]))
+
+    def __repr__(self) -> str:
+        return "Bundle(%r, precision=%r)" % (str(self.path), self.precision)
+
+
+def versions() -> Dict[str, str]:
+    """Versions of the interpreter and the packages that shape a model (recorded in manifests)."""
+    import importlib
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("jetseg", "numpy", "onnx", "onnxruntime", "torch", "cv2", "tensorrt"):
+        mod = sys.modules.get(name)
+        if mod is None and name in ("jetseg", "numpy"):
+            mod = importlib.import_module(name)
+        if mod is not None:
+            out[name] = str(getattr(mod, "__version__", "?"))
+    return out
+
+
+@contextlib.contextmanager
+def writing(out: PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory next to ``out``; on success it replaces ``out``, on failure it is removed.
+
+    ``out`` must not exist unless ``overwrite`` is set.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise JetsegError("%s already exists; choose another --out or remove it first" % out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="." + out.name + ".", dir=str(out.parent)))
+    try:
+        yield tmp
+        if out.exists():
+            old = out.with_name("." + out.name + ".old")
+            shutil.rmtree(str(old), ignore_errors=True)
+            os.rename(str(out), str(old))
+            os.rename(str(tmp), str(out))
+            shutil.rmtree(str(old), ignore_errors=True)
+        else:
+            os.rename(str(tmp), str(out))
+    except BaseException:
+        shutil.rmtree(str(tmp), ignore_errors=True)
+        raise
+
+
+def write_manifest(directory: PathLike, precision: str = "fp32", provenance: Optional[Dict[str, Any]] = None,
+                   exclude: Optional[List[str]] = None) -> Dict[str, Any]:
+    """Hash every file under ``directory`` (except engines/ and the manifest) into manifest.json."""
+    directory = Path(directory)
+    skip = set(exclude or [])
+    files = {}
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory).as_posix()
+        if path.is_file() and rel != MANIFEST_FILE and not rel.startswith(ENGINES_DIR + "/") and rel not in skip:
+            files[rel] = sha256_file(path)
+    manifest = {
+        "format": FORMAT_VERSION,
+        "precision": precision,
+        "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        "files": files,
+        "versions": versions(),
+        "provenance": provenance or {},
+    }
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def save_bundle(out: PathLike, model: Union[bytes, PathLike], spec: Spec, precision: str = "fp32",
+                extra_files: Optional[Dict[str, Union[bytes, PathLike]]] = None,
+                provenance: Optional[Dict[str, Any]] = None, overwrite: bool = False) -> Bundle:
+    """Write a complete bundle atomically and return it (verified).
+
+    Args:
+        out: bundle directory to create.
+        model: ONNX model bytes, or the path of an ONNX file to copy.
+        spec: the model's spec.
+        extra_files: more files, name -> bytes or source path (``weights.pt``, ``calibration.json``, ...).
+        provenance: how the bundle was made (command line, data hashes, ...), stored in the manifest.
+    """
+    with writing(out, overwrite=overwrite) as tmp:
+        items: Dict[str, Union[bytes, PathLike]] = {MODEL_FILE: model}
+        items.update(extra_files or {})
+        for name, content in items.items():
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                shutil.copyfile(str(content), str(target))
+        spec.save(tmp / SPEC_FILE)
+        write_manifest(tmp, precision=precision, provenance=provenance)
+    return Bundle(out)
+
+
+def command_line() -> str:
+    """The command that is running, for provenance records."""
+    return " ".join([Path(sys.argv[0]).name] + sys.argv[1:])

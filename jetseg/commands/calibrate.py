@@ -1,0 +1,16 @@
+"""`jetseg calibrate` (placeholder until its issue lands)."""
+from __future__ import annotations
+
+import argparse
+
+from jetseg.errors import JetsegError
+
+HELP = "calibrate (not implemented yet)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise JetsegError("'jetseg calibrate' is not implemented yet")

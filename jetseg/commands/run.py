@@ -1,0 +1,16 @@
+"""`jetseg run` (placeholder until its issue lands)."""
+from __future__ import annotations
+
+import argparse
+
+from jetseg.errors import JetsegError
+
+HELP = "run (not implemented yet)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise JetsegError("'jetseg run' is not implemented yet")

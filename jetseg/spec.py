@@ -1,0 +1,330 @@
+"""The model contract (``spec.yaml``) and the one implementation of pre- and post-processing.
+
+Calibration, the runtime and the benchmarks all turn frames into model input with
+:meth:`Spec.preprocess` and model output into masks with :meth:`Spec.decode`. A mismatch between
+calibration-time and run-time preprocessing is the classic silent INT8 failure, so there is no second
+implementation anywhere.
+
+Frames are numpy arrays as OpenCV delivers them: ``HxW`` (grey) or ``HxWx3`` (BGR), ``uint8`` or
+``uint16`` (or float32 already in [0, 1]). Model input is ``NCHW float32``. Masks are ``HxW uint8``
+class indices (0 is background).
+
+Example ``spec.yaml``::
+
+    name: ultrasound-unet
+    task: segmentation
+    input: {name: input, size: [128, 128], channels: 1, color_order: gray,
+            mean: [0.0], std: [1.0], roi: [80, 40, 480, 400]}
+    output: {name: logits, kind: softmax}
+    classes: [background, lesion]
+    colors: [[0, 0, 0], [255, 64, 64]]
+    pixel_spacing_mm: [0.2, 0.2]
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import yaml
+
+from jetseg.errors import SpecError
+
+TASKS = ("segmentation",)
+OUTPUT_KINDS = ("softmax", "sigmoid")
+COLOR_ORDERS = {1: ("gray",), 3: ("rgb", "bgr")}
+LAYOUTS = ("NCHW",)
+INTERPOLATIONS = ("linear", "area", "nearest")
+
+_cv2 = None
+
+
+def _opencv():
+    global _cv2
+    if _cv2 is None:
+        from jetseg.optional import require
+
+        _cv2 = require("cv2", "image preprocessing")
+    return _cv2
+
+
+@dataclass
+class InputSpec:
+    """How a frame becomes the model's input tensor (NCHW float32)."""
+
+    name: str = "input"
+    size: Tuple[int, int] = (128, 128)  # (height, width) of the model input
+    channels: int = 1
+    color_order: str = "gray"  # what the model expects: gray, rgb or bgr
+    layout: str = "NCHW"
+    mean: List[float] = field(default_factory=lambda: [0.0])
+    std: List[float] = field(default_factory=lambda: [1.0])
+    # Crop [x, y, width, height] in frame pixels, applied before resizing; None = whole frame.
+    roi: Optional[List[int]] = None
+    interpolation: str = "linear"
+
+
+@dataclass
+class OutputSpec:
+    """How the model's output becomes a mask."""
+
+    name: str = "logits"
+    kind: str = "softmax"  # softmax: N-class logits, argmax; sigmoid: one logit, threshold
+    threshold: float = 0.5  # sigmoid only, on the probability
+
+
+@dataclass
+class Spec:
+    """A segmentation model's contract: input preparation, output decoding, classes, overlay colours."""
+
+    name: str = "model"
+    task: str = "segmentation"
+    input: InputSpec = field(default_factory=InputSpec)
+    output: OutputSpec = field(default_factory=OutputSpec)
+    classes: List[str] = field(default_factory=lambda: ["background", "target"])
+    colors: Optional[List[List[int]]] = None  # RGB per class; None = defaults
+    overlay_alpha: float = 0.45
+    pixel_spacing_mm: Optional[List[float]] = None  # [row, column] spacing of the *frame*, in mm
+    description: str = ""
+
+    # ------------------------------------------------------------------ construction and validation
+    def __post_init__(self) -> None:
+        if isinstance(self.input, dict):
+            self.input = _build(InputSpec, self.input, "input")
+        if isinstance(self.output, dict):
+            self.output = _build(OutputSpec, self.output, "output")
+        _expect(isinstance(self.input, InputSpec), "input", self.input, "a mapping (name, size, channels, ...)")
+        _expect(isinstance(self.output, OutputSpec), "output", self.output, "a mapping (name, kind, ...)")
+        self.validate()
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Spec:
+        if not isinstance(data, dict):
+            raise SpecError("spec must be a mapping of fields, got %s" % type(data).__name__)
+        return _build(cls, copy.deepcopy(data), "")
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> Spec:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SpecError("cannot read spec %s: %s" % (path, exc.strerror or exc)) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SpecError("%s is not valid YAML: %s" % (path, str(exc).splitlines()[0])) from None
+        try:
+            return cls.from_dict(data)
+        except SpecError as exc:
+            raise SpecError("%s: %s" % (path, exc)) from None
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        data["input"]["size"] = list(self.input.size)
+        return data
+
+    def save(self, path: Union[str, Path]) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+    def validate(self) -> None:
+        """Check every field; raise SpecError naming the field and what was expected."""
+        inp, out = self.input, self.output
+        _expect(self.task in TASKS, "task", self.task, "one of %s" % ", ".join(TASKS))
+        size = inp.size
+        _expect(isinstance(size, (list, tuple)) and len(size) == 2
+                and all(isinstance(v, int) and v > 0 for v in size),
+                "input.size", size, "[height, width] with two positive integers")
+        inp.size = (int(size[0]), int(size[1]))
+        _expect(inp.channels in COLOR_ORDERS, "input.channels", inp.channels, "1 or 3")
+        _expect(inp.color_order in COLOR_ORDERS[inp.channels], "input.color_order", inp.color_order,
+                " or ".join(COLOR_ORDERS[inp.channels]) + " for %d channel(s)" % inp.channels)
+        _expect(inp.layout in LAYOUTS, "input.layout", inp.layout, "NCHW")
+        _expect(inp.interpolation in INTERPOLATIONS, "input.interpolation", inp.interpolation,
+                "one of %s" % ", ".join(INTERPOLATIONS))
+        for key in ("mean", "std"):
+            value = getattr(inp, key)
+            if isinstance(value, (int, float)):
+                value = [float(value)] * inp.channels
+            _expect(isinstance(value, (list, tuple)) and len(value) in (1, inp.channels)
+                    and all(isinstance(v, (int, float)) for v in value),
+                    "input." + key, value, "a number or a list of %d numbers" % inp.channels)
+            setattr(inp, key, [float(v) for v in value])
+        _expect(all(v > 0 for v in inp.std), "input.std", inp.std, "positive numbers")
+        if inp.roi is not None:
+            _expect(isinstance(inp.roi, (list, tuple)) and len(inp.roi) == 4
+                    and all(isinstance(v, int) for v in inp.roi) and inp.roi[0] >= 0 and inp.roi[1] >= 0
+                    and inp.roi[2] > 0 and inp.roi[3] > 0,
+                    "input.roi", inp.roi, "[x, y, width, height] in frame pixels, or null")
+            inp.roi = [int(v) for v in inp.roi]
+        _expect(out.kind in OUTPUT_KINDS, "output.kind", out.kind, "one of %s" % ", ".join(OUTPUT_KINDS))
+        _expect(isinstance(out.threshold, (int, float)) and 0.0 < out.threshold < 1.0,
+                "output.threshold", out.threshold, "a probability between 0 and 1")
+        _expect(isinstance(self.classes, list) and len(self.classes) >= 2
+                and all(isinstance(c, str) and c for c in self.classes)
+                and len(set(self.classes)) == len(self.classes),
+                "classes", self.classes, "a list of at least two distinct names, background first")
+        if out.kind == "sigmoid":
+            _expect(len(self.classes) == 2, "classes", self.classes,
+                    "exactly two names (background, target) for output.kind sigmoid")
+        if self.colors is None:
+            self.colors = default_colors(len(self.classes))
+        _expect(isinstance(self.colors, list) and len(self.colors) == len(self.classes)
+                and all(isinstance(c, (list, tuple)) and len(c) == 3
+                        and all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in self.colors),
+                "colors", self.colors, "one [r, g, b] (0-255) per class, %d in all" % len(self.classes))
+        _expect(isinstance(self.overlay_alpha, (int, float)) and 0.0 <= self.overlay_alpha <= 1.0,
+                "overlay_alpha", self.overlay_alpha, "a number between 0 and 1")
+        if self.pixel_spacing_mm is not None:
+            _expect(isinstance(self.pixel_spacing_mm, (list, tuple)) and len(self.pixel_spacing_mm) == 2
+                    and all(isinstance(v, (int, float)) and v > 0 for v in self.pixel_spacing_mm),
+                    "pixel_spacing_mm", self.pixel_spacing_mm, "[row_mm, column_mm], positive, or null")
+
+    # ------------------------------------------------------------------ derived facts
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int, int]:
+        """The model's input shape, NCHW with batch 1."""
+        return (1, self.input.channels, self.input.size[0], self.input.size[1])
+
+    @property
+    def output_channels(self) -> int:
+        return 1 if self.output.kind == "sigmoid" else self.num_classes
+
+    @property
+    def output_shape(self) -> Tuple[int, int, int, int]:
+        return (1, self.output_channels, self.input.size[0], self.input.size[1])
+
+    def roi_for(self, frame_shape: Sequence[int]) -> Tuple[int, int, int, int]:
+        """The crop ``(x, y, w, h)`` for a frame of this shape, clipped to the frame."""
+        height, width = int(frame_shape[0]), int(frame_shape[1])
+        if self.input.roi is None:
+            return 0, 0, width, height
+        x, y, w, h = self.input.roi
+        if x >= width or y >= height:
+            raise SpecError("input.roi %s lies outside the %dx%d frame; fix the ROI in spec.yaml or the "
+                            "config" % (self.input.roi, width, height))
+        return x, y, min(w, width - x), min(h, height - y)
+
+    # ------------------------------------------------------------------ preprocessing
+    def preprocess(self, frame: np.ndarray, roi: Optional[Sequence[int]] = None) -> np.ndarray:
+        """Turn one frame into the model input: ``(1, C, H, W) float32``.
+
+        Steps, in order: ROI crop, colour conversion to the model's channels, resize to ``input.size``,
+        scaling to [0, 1] (uint8 / 255, uint16 / 65535, float taken as is), ``(x - mean) / std``, HWC to CHW.
+
+        Args:
+            frame: ``HxW`` grey or ``HxWx3`` BGR (``HxWx4`` BGRA is accepted), uint8, uint16 or float.
+            roi: ``(x, y, w, h)`` crop overriding ``input.roi`` (the daemon's detected ROI).
+        """
+        cv2 = _opencv()
+        frame = _check_frame(frame)
+        x, y, w, h = self.roi_for(frame.shape) if roi is None else [int(v) for v in roi]
+        crop = frame[y:y + h, x:x + w]
+        if crop.size == 0:
+            raise SpecError("ROI %s is empty for a frame of shape %s" % ((x, y, w, h), frame.shape))
+        crop = self._convert_colour(cv2, crop)
+        height, width = self.input.size
+        if crop.shape[:2] != (height, width):
+            interp = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA,
+                      "nearest": cv2.INTER_NEAREST}[self.input.interpolation]
+            crop = cv2.resize(crop, (width, height), interpolation=interp)
+        scale = _SCALES.get(crop.dtype.name, 1.0)
+        data = crop.astype(np.float32)
+        if data.ndim == 2:
+            data = data[:, :, None]
+        mean = np.asarray(self.input.mean, dtype=np.float32) * scale
+        std = np.asarray(self.input.std, dtype=np.float32) * scale
+        data = (data - mean) / std
+        return np.ascontiguousarray(data.transpose(2, 0, 1)[None], dtype=np.float32)
+
+    def preprocess_batch(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """Several frames at once: ``(N, C, H, W) float32``."""
+        return np.concatenate([self.preprocess(f) for f in frames], axis=0)
+
+    def _convert_colour(self, cv2: Any, crop: np.ndarray) -> np.ndarray:
+        grey = crop.ndim == 2
+        if crop.ndim == 3 and crop.shape[2] == 4:
+            crop = cv2.cvtColor(crop, cv2.COLOR_BGRA2BGR)
+        if self.input.channels == 1:
+            return crop if grey else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        if grey:
+            crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
+        return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) if self.input.color_order == "rgb" else crop
+
+    # ------------------------------------------------------------------ decoding
+    def decode(self, output: np.ndarray) -> np.ndarray:
+        """Model output ``(N, K, H, W)`` (or ``(K, H, W)``) to masks ``(N, H, W) uint8`` of class indices."""
+        output = np.asarray(output)
+        if output.ndim == 3:
+            output = output[None]
+        if output.ndim != 4 or output.shape[1] != self.output_channels:
+            raise SpecError("model output has shape %s; spec expects (N, %d, H, W) for output.kind %s with "
+                            "%d classes" % (tuple(output.shape), self.output_channels, self.output.kind,
+                                            self.num_classes))
+        if self.output.kind == "sigmoid":
+            t = float(np.log(self.output.threshold / (1.0 - self.output.threshold)))
+            return (output[:, 0] > t).astype(np.uint8)
+        return np.argmax(output, axis=1).astype(np.uint8)
+
+    def probabilities(self, output: np.ndarray) -> np.ndarray:
+        """Per-class probabilities ``(N, K, H, W) float32`` (sigmoid outputs give K=2)."""
+        output = np.asarray(output, dtype=np.float32)
+        if output.ndim == 3:
+            output = output[None]
+        if self.output.kind == "sigmoid":
+            p = 1.0 / (1.0 + np.exp(-output[:, :1]))
+            return np.concatenate([1.0 - p, p], axis=1)
+        e = np.exp(output - output.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+_SCALES = {"uint8": 255.0, "uint16": 65535.0}
+
+
+def default_colors(n: int) -> List[List[int]]:
+    """Background black, then distinct saturated colours."""
+    palette = [[255, 64, 64], [64, 200, 255], [80, 255, 80], [255, 200, 0], [200, 80, 255],
+               [255, 128, 192], [0, 255, 200], [160, 160, 255]]
+    return [[0, 0, 0]] + [palette[i % len(palette)] for i in range(n - 1)]
+
+
+def _check_frame(frame: Any) -> np.ndarray:
+    if not isinstance(frame, np.ndarray):
+        raise SpecError("a frame must be a numpy array, got %s" % type(frame).__name__)
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (1, 3, 4))):
+        raise SpecError("a frame must be HxW (grey) or HxWx3 (BGR), got shape %s" % (frame.shape,))
+    if frame.dtype.name not in ("uint8", "uint16", "float32", "float64"):
+        raise SpecError("a frame must be uint8, uint16 or float, got %s" % frame.dtype)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.dtype == np.float64:
+        frame = frame.astype(np.float32)
+    return frame
+
+
+def _expect(ok: bool, name: str, got: Any, expected: str) -> None:
+    if not ok:
+        raise SpecError("spec field %r is %r; expected %s" % (name, got, expected))
+
+
+def _build(cls: Any, data: Dict[str, Any], prefix: str) -> Any:
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        import difflib
+
+        where = prefix + "." if prefix else ""
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = " (did you mean %r?)" % (where + close[0]) if close else ""
+        raise SpecError("unknown spec field %r%s; known fields: %s"
+                        % (where + unknown[0], hint, ", ".join(where + k for k in sorted(known))))
+    try:
+        return cls(**data)
+    except TypeError as exc:  # wrong type for a nested section, e.g. input: 5
+        raise SpecError("spec section %r is malformed: %s" % (prefix or cls.__name__, exc)) from None

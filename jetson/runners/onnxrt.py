@@ -1,0 +1,90 @@
+"""ONNX Runtime runner: the CPU provider here, CUDA or TensorRT providers with onnxruntime-gpu on a Jetson.
+
+Provider options are passed through, e.g. ``trt_int8_enable``, ``trt_fp16_enable``,
+``trt_engine_cache_enable``, ``trt_engine_cache_path`` for the TensorRT execution provider.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from jetseg.errors import RunnerError
+from jetseg.jetson.runners.base import Runner
+from jetseg.optional import require
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+class OnnxRuntimeRunner(Runner):
+    """Runs the bundle's ``model.onnx`` with ONNX Runtime.
+
+    Args:
+        bundle: the bundle (or its path).
+        provider: ``cpu``, ``cuda`` or ``tensorrt`` (ONNX Runtime falls back to the CPU for unsupported nodes).
+        threads: intra-op threads (0 = ONNX Runtime's default: one per core).
+        provider_options: options for the chosen provider.
+    """
+
+    name = "onnxrt"
+
+    def __init__(self, bundle: Any, provider: str = "cpu", threads: int = 0,
+                 provider_options: Optional[Dict[str, Any]] = None, **options: Any) -> None:
+        super().__init__(bundle, **options)
+        if provider not in PROVIDERS:
+            raise RunnerError("onnxrt provider %r is unknown; expected one of %s"
+                              % (provider, ", ".join(sorted(PROVIDERS))))
+        self.provider = provider
+        self.threads = int(threads)
+        self.provider_options = dict(provider_options or {})
+        self.session: Any = None
+        self._output_name = self.spec.output.name
+
+    def _activate(self) -> None:
+        ort = require("onnxruntime", "the onnxrt backend")
+        wanted = PROVIDERS[self.provider]
+        if wanted not in ort.get_available_providers():
+            raise RunnerError("ONNX Runtime here has no %s (available: %s); install onnxruntime-gpu on the "
+                              "device or use provider=cpu" % (wanted, ", ".join(ort.get_available_providers())))
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        opts.log_severity_level = 3
+        providers: List[Any] = [(wanted, self.provider_options)] if wanted != PROVIDERS["cpu"] else []
+        providers.append("CPUExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(self.bundle.model_path), sess_options=opts, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types for invalid models
+            raise RunnerError("ONNX Runtime cannot load %s: %s" % (self.bundle.model_path,
+                                                                    str(exc).splitlines()[0])) from None
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if self.input_name not in inputs:
+            raise RunnerError("model has inputs %s but spec.yaml names input %r" % (inputs, self.input_name))
+        if self._output_name not in outputs:
+            raise RunnerError("model has outputs %s but spec.yaml names output %r" % (outputs, self._output_name))
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape[0] == 1 or self._static_batch() != 1:
+            return self.session.run([self._output_name], {self.input_name: batch})[0]
+        # A model exported with a fixed batch of 1: run the frames one by one.
+        return np.concatenate([self.session.run([self._output_name], {self.input_name: batch[i:i + 1]})[0]
+                               for i in range(batch.shape[0])])
+
+    def _static_batch(self) -> Any:
+        return self.session.get_inputs()[0].shape[0]
+
+    def _deactivate(self) -> None:
+        self.session = None
+
+    def describe(self) -> Dict[str, Any]:
+        info = super().describe()
+        info.update(provider=self.provider, threads=self.threads or "default")
+        if self.session is not None:
+            info["providers"] = self.session.get_providers()
+        return info

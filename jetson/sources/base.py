@@ -1,0 +1,180 @@
+"""The source interface: ``read(timeout)`` returns the next :class:`Frame`, or ``None`` on timeout.
+
+A finite source (file, folder, DICOM, synthetic with a frame count) sets ``ended`` once every frame has
+been delivered. A live source (camera, capture card, network stream) never queues stale frames: the
+newest frame wins and ``dropped`` counts the ones that were overwritten before anyone read them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+
+from jetseg.errors import SourceError
+from jetseg.registry import Registry
+
+
+@dataclass
+class Frame:
+    """One captured frame.
+
+    Attributes:
+        index: 0-based position in the stream (counts delivered frames of a live source).
+        image: ``HxW`` grey or ``HxWx3`` BGR, uint8 or uint16, as OpenCV delivers it.
+        timestamp: ``time.monotonic()`` when the frame was captured (for latency measurements).
+        label: optional ground-truth mask ``HxW uint8`` (synthetic sources, labelled folders).
+        source_id: where it came from (file name, URI), for reports; never patient data.
+        meta: anything else the source knows (pixel spacing from DICOM, native fps, ...).
+    """
+
+    index: int
+    image: np.ndarray
+    timestamp: float
+    label: Optional[np.ndarray] = None
+    source_id: str = ""
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+
+class Source:
+    """Base class of all frame sources. Subclasses implement ``_open``, ``_read`` and ``_close``."""
+
+    #: True for cameras and network streams (drops allowed, reconnects), False for files.
+    live = False
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        self.uri = uri
+        self.options = options
+        self.ended = False
+        self.dropped = 0
+        self.delivered = 0
+        self.is_open = False
+
+    @property
+    def fps(self) -> Optional[float]:
+        """The native frame rate if known."""
+        return None
+
+    def __len__(self) -> int:
+        """Number of frames of a finite source; raises TypeError for live ones."""
+        raise TypeError("%s has no fixed length" % type(self).__name__)
+
+    def open(self) -> Source:
+        if not self.is_open:
+            self._open()
+            self.is_open = True
+        return self
+
+    def close(self) -> None:
+        if self.is_open:
+            self.is_open = False
+            self._close()
+
+    def __enter__(self) -> Source:
+        return self.open()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def read(self, timeout: Optional[float] = None) -> Optional[Frame]:
+        """The next frame, or None if none arrived within ``timeout`` seconds or the source has ended."""
+        if not self.is_open:
+            self.open()
+        if self.ended:
+            return None
+        frame = self._read(timeout)
+        if frame is not None:
+            self.delivered += 1
+        return frame
+
+    def __iter__(self):
+        """Iterate a finite source to its end (live sources: until closed)."""
+        while True:
+            frame = self.read(timeout=1.0)
+            if frame is None:
+                if self.ended or not self.is_open:
+                    return
+                continue
+            yield frame
+
+    def stats(self) -> Dict[str, Any]:
+        return {"uri": self.uri, "delivered": self.delivered, "dropped": self.dropped, "live": self.live}
+
+    # hooks
+    def _open(self) -> None:
+        pass
+
+    def _read(self, timeout: Optional[float]) -> Optional[Frame]:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+
+SOURCES = Registry("source")
+# Filled in by the source modules' authors; kinds are looked up by URI scheme (see parse_uri).
+SOURCES.register("synthetic", "jetseg.jetson.sources.synthetic:SyntheticSource", "synthetic scans with labels")
+SOURCES.register("file", "jetseg.jetson.sources.video:VideoFileSource", "a video file")
+SOURCES.register("folder", "jetseg.jetson.sources.images:ImageFolderSource", "a folder of images (+ masks)")
+SOURCES.register("dicom", "jetseg.jetson.sources.dicom:DicomSource", "DICOM file(s), single or multi-frame")
+SOURCES.register("nifti", "jetseg.jetson.sources.nifti:NiftiSource", "NIfTI volume, sliced along an axis")
+SOURCES.register("v4l2", "jetseg.jetson.sources.live:V4L2Source", "V4L2 capture card or USB camera")
+SOURCES.register("csi", "jetseg.jetson.sources.live:CSISource", "Jetson CSI camera (nvarguscamerasrc)")
+SOURCES.register("rtsp", "jetseg.jetson.sources.live:RTSPSource", "RTSP stream")
+SOURCES.register("udp", "jetseg.jetson.sources.live:UDPSource", "UDP (MPEG-TS) stream")
+SOURCES.register("gst", "jetseg.jetson.sources.live:GstSource", "a GStreamer pipeline ending in appsink")
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts"}
+DICOM_SUFFIXES = {".dcm", ".dicom"}
+NIFTI_SUFFIXES = {".nii", ".nii.gz"}
+
+
+def parse_uri(uri: str) -> Tuple[str, str, Dict[str, str]]:
+    """Split a source URI into ``(kind, target, options)``.
+
+    ``synthetic://ultrasound?frames=50&seed=3`` -> ``("synthetic", "ultrasound", {"frames": "50", "seed": "3"})``;
+    a bare path is a file, a folder, a DICOM or a NIfTI file by what it is. Query options are strings;
+    each source converts the ones it knows and rejects the rest.
+    """
+    if not isinstance(uri, str) or not uri.strip():
+        raise SourceError("empty source; give a URI such as synthetic://ultrasound or a video file")
+    uri = uri.strip()
+    if uri.startswith("gst://"):  # a pipeline is not a URL: keep it verbatim
+        return "gst", uri[len("gst://"):], {}
+    if "://" in uri:
+        parts = urlsplit(uri)
+        kind = parts.scheme.lower()
+        options = dict(parse_qsl(parts.query))
+        if kind in ("rtsp", "udp"):  # network URLs are passed on whole
+            return kind, uri, {}
+        target = parts.netloc + parts.path
+        if kind == "file":
+            return _path_kind(target), target, options
+        SOURCES.check(kind)
+        return kind, target, options
+    return _path_kind(uri), uri, {}
+
+
+def _path_kind(target: str) -> str:
+    path = Path(target)
+    if path.is_dir():
+        return "folder"
+    name = path.name.lower()
+    if any(name.endswith(s) for s in NIFTI_SUFFIXES):
+        return "nifti"
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return "dicom"
+    if not path.exists():
+        raise SourceError("source %s does not exist (expected a video file, an image folder, a DICOM or NIfTI "
+                          "file, or a URI such as synthetic://ultrasound)" % target)
+    return "file"
+
+
+def open_source(uri: str, **options: Any) -> Source:
+    """Construct (not yet open) the source for ``uri``; keyword options override the URI's query."""
+    kind, target, query = parse_uri(uri)
+    merged: Dict[str, Any] = dict(query)
+    merged.update(options)
+    return SOURCES.get(kind)(target, **merged)
