@@ -257,6 +257,29 @@ class Spec:
             crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
         return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) if self.input.color_order == "rgb" else crop
 
+    def preprocess_mask(self, mask: np.ndarray, roi: Optional[Sequence[int]] = None) -> np.ndarray:
+        """A full-frame label mask ``HxW`` cropped and resized (nearest) like its frame: ``(h, w) uint8``."""
+        cv2 = _opencv()
+        mask = np.asarray(mask)
+        if mask.ndim != 2:
+            raise SpecError("a mask must be HxW class indices, got shape %s" % (mask.shape,))
+        x, y, w, h = self.roi_for(mask.shape) if roi is None else [int(v) for v in roi]
+        crop = np.ascontiguousarray(mask[y:y + h, x:x + w]).astype(np.uint8)
+        height, width = self.input.size
+        if crop.shape != (height, width):
+            crop = cv2.resize(crop, (width, height), interpolation=cv2.INTER_NEAREST)
+        return crop
+
+    def mask_to_frame(self, mask: np.ndarray, frame_shape: Sequence[int],
+                      roi: Optional[Sequence[int]] = None) -> np.ndarray:
+        """Map a model-size mask ``(h, w)`` back onto the full frame (nearest); 0 outside the ROI."""
+        cv2 = _opencv()
+        x, y, w, h = self.roi_for(frame_shape) if roi is None else [int(v) for v in roi]
+        full = np.zeros((int(frame_shape[0]), int(frame_shape[1])), dtype=np.uint8)
+        full[y:y + h, x:x + w] = cv2.resize(np.ascontiguousarray(mask, dtype=np.uint8), (w, h),
+                                            interpolation=cv2.INTER_NEAREST)
+        return full
+
     # ------------------------------------------------------------------ decoding
     def decode(self, output: np.ndarray) -> np.ndarray:
         """Model output ``(N, K, H, W)`` (or ``(K, H, W)``) to masks ``(N, H, W) uint8`` of class indices."""

@@ -16,6 +16,6 @@ an image folder, ``dicom://cine.dcm``, ``nifti://volume.nii.gz``, ``v4l2:///dev/
 """
 from __future__ import annotations
 
-from jetseg.jetson.sources.base import Frame, Source, open_source, parse_uri, SOURCES
+from jetseg.jetson.sources.base import SOURCES, Frame, Source, open_source, parse_uri
 
 __all__ = ["Frame", "Source", "SOURCES", "open_source", "parse_uri"]
