@@ -1,0 +1,62 @@
+"""Bundle round trip, hash checks, atomic writes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jetseg.bundle import Bundle, save_bundle, sha256_file, writing
+from jetseg.errors import BundleError, JetsegError
+from jetseg.spec import Spec
+
+
+def test_round_trip_with_hashes(tmp_path):
+    spec = Spec.from_dict({"name": "demo", "classes": ["background", "lesion"]})
+    bundle = save_bundle(tmp_path / "b", b"not really onnx", spec, extra_files={"weights.pt": b"w"},
+                         provenance={"command": "test"})
+    assert bundle.name == "demo" and bundle.precision == "fp32"
+    again = Bundle(tmp_path / "b")
+    assert again.manifest["files"]["model.onnx"] == sha256_file(tmp_path / "b" / "model.onnx")
+    assert set(again.manifest["files"]) == {"model.onnx", "spec.yaml", "weights.pt"}
+    assert again.manifest["provenance"] == {"command": "test"}
+    assert again.weights_path is not None and again.spec.to_dict() == spec.to_dict()
+
+
+def test_changed_file_is_detected(tmp_path):
+    save_bundle(tmp_path / "b", b"model", Spec())
+    (tmp_path / "b" / "model.onnx").write_bytes(b"tampered")
+    with pytest.raises(BundleError, match="model.onnx has sha256 .* but the manifest says"):
+        Bundle(tmp_path / "b")
+    Bundle(tmp_path / "b", verify=False)  # explicit opt-out still loads
+
+
+def test_missing_pieces_are_named(tmp_path):
+    with pytest.raises(BundleError, match="is not a model bundle directory"):
+        Bundle(tmp_path / "nope")
+    (tmp_path / "b").mkdir()
+    with pytest.raises(BundleError, match="has no model.onnx"):
+        Bundle(tmp_path / "b")
+    save_bundle(tmp_path / "c", b"m", Spec())
+    (tmp_path / "c" / "manifest.json").write_text("{")
+    with pytest.raises(BundleError, match="manifest.json is not valid JSON"):
+        Bundle(tmp_path / "c")
+    (tmp_path / "c" / "manifest.json").write_text(json.dumps({"files": {"gone.bin": "00"}}))
+    with pytest.raises(BundleError, match="gone.bin is listed in the manifest but missing"):
+        Bundle(tmp_path / "c")
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with writing(tmp_path / "out") as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_is_not_overwritten_by_default(tmp_path):
+    save_bundle(tmp_path / "b", b"m", Spec())
+    with pytest.raises(JetsegError, match="already exists; choose another --out"):
+        save_bundle(tmp_path / "b", b"m2", Spec())
+    save_bundle(tmp_path / "b", b"m2", Spec(), overwrite=True)
+    assert (tmp_path / "b" / "model.onnx").read_bytes() == b"m2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
