@@ -6,8 +6,15 @@ import math
 import numpy as np
 import pytest
 
-from jetseg.benchmarks.metrics import (SegmentationScores, dice_per_class, hd95_per_class, iou_per_class,
-                                       logit_error, mean_dice, pixel_agreement)
+from jetseg.benchmarks.metrics import (
+    SegmentationScores,
+    dice_per_class,
+    hd95_per_class,
+    iou_per_class,
+    logit_error,
+    mean_dice,
+    pixel_agreement,
+)
 
 
 def _square(shape, top, left, size, value=1):
