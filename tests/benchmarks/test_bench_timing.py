@@ -1,0 +1,82 @@
+"""The timing helper, driven by a fake clock: counts and statistics, never wall-clock assertions."""
+from __future__ import annotations
+
+import pytest
+
+from jetseg.benchmarks.timing import measure, measure_interleaved, summarize
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _worker(clock, costs_s, log=None, name=""):
+    """A callable that 'takes' the next cost (seconds, exact binary fractions) on the fake clock."""
+    state = {"i": 0}
+
+    def fn():
+        clock.now += costs_s[state["i"] % len(costs_s)]
+        state["i"] += 1
+        if log is not None:
+            log.append(name)
+    fn.state = state
+    return fn
+
+
+def test_runs_until_min_time_after_warmup():
+    clock = FakeClock()
+    fn = _worker(clock, [0.25])
+    stats = measure(fn, warmup=3, min_time=2.5, min_runs=2, clock=clock)
+    assert stats.runs == 10  # 10 x 0.25 s reaches 2.5 s
+    assert fn.state["i"] == 13  # plus 3 warm-up calls
+    assert stats.p50 == pytest.approx(250.0)
+    assert stats.fps == pytest.approx(4.0)
+    assert stats.std == pytest.approx(0.0)
+
+
+def test_min_runs_wins_over_min_time():
+    clock = FakeClock()
+    stats = measure(_worker(clock, [0.5]), warmup=0, min_time=0.25, min_runs=7, clock=clock)
+    assert stats.runs == 7
+
+
+def test_max_runs_caps_a_slow_callable():
+    clock = FakeClock()
+    stats = measure(_worker(clock, [1.0]), warmup=0, min_time=60.0, min_runs=1, max_runs=4, clock=clock)
+    assert stats.runs == 4
+
+
+def test_interleaved_round_robin_and_stop_on_slowest_accumulation():
+    clock = FakeClock()
+    log = []
+    fns = {"fast": _worker(clock, [0.125], log, "fast"), "slow": _worker(clock, [0.5], log, "slow")}
+    stats = measure_interleaved(fns, warmup=1, min_time=2.5, min_runs=1, clock=clock,
+                                batch_sizes={"slow": 4})
+    # alternating calls, warm-up included
+    assert log[:6] == ["fast", "slow", "fast", "slow", "fast", "slow"]
+    # every row gets the same number of rounds; the fast one needs 20 x 0.125 s to reach 2.5 s
+    assert stats["fast"].runs == stats["slow"].runs == 20
+    assert stats["slow"].fps == pytest.approx(8.0)  # batch of 4 every 0.5 s
+    assert stats["fast"].fps == pytest.approx(8.0)
+
+
+def test_percentiles_of_known_samples():
+    samples = list(range(1, 101))  # 1..100 ms
+    stats = summarize(samples)
+    assert stats.p50 == pytest.approx(50.5)
+    assert stats.p90 == pytest.approx(90.1)
+    assert stats.p99 == pytest.approx(99.01)
+    assert stats.mean == pytest.approx(50.5)
+    assert stats.min == 1 and stats.max == 100
+    assert set(stats.latency_ms()) == {"p50", "p90", "p99", "mean", "std", "min", "max"}
+
+
+def test_empty_and_invalid_inputs_are_rejected():
+    with pytest.raises(ValueError, match="no timing samples"):
+        summarize([])
+    with pytest.raises(ValueError, match="nothing to measure"):
+        measure_interleaved({})
