@@ -1,0 +1,266 @@
+"""``file://out.mp4``: records the overlay video so that it plays in a browser.
+
+Frames go as raw BGR over a pipe to an ``ffmpeg`` subprocess (H.264 ``libx264``, ``yuv420p``,
+``+faststart``) writing a hidden temporary file next to the target; ``close()`` finalises it and renames it
+to the target name, so the target never holds a half-written file. Without ffmpeg (or without libx264 in
+it) OpenCV's ``VideoWriter`` (``mp4v``) records instead, which players handle but browsers do not.
+
+Options: ``fps=`` (default: the source's rate, else 30), ``roi=1`` records the ROI only (no burned-in
+patient text around the image), ``crf=`` and ``preset=`` (libx264 quality and speed, default 23 and
+``veryfast``), ``encoder=auto|ffmpeg|opencv``. The target may contain ``strftime`` fields
+(``file://rec-%Y%m%d-%H%M%S.mp4``), expanded at ``open()``; an existing file of the same name is replaced.
+The frame size is fixed by the first frame; later frames of another size are resized to it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any, List, Optional, Tuple
+
+import numpy as np
+
+from jetseg.errors import SinkError
+from jetseg.jetson.sinks.base import Sink, SinkContext
+from jetseg.jetson.sinks.options import require_positive, take_options
+from jetseg.optional import require
+
+log = logging.getLogger("jetseg.sinks.video")
+
+OPTIONS = {"fps": (float, None), "roi": (bool, None), "crf": (int, 23), "preset": (str, "veryfast"),
+           "encoder": (str, "auto")}
+SUFFIXES = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}  # suffix -> OpenCV fourcc
+ENCODERS = ("auto", "ffmpeg", "opencv")
+DEFAULT_FPS = 30.0
+#: How long close() waits for ffmpeg to finish the file (the +faststart pass rewrites it once).
+FINISH_TIMEOUT_S = 120.0
+_X264: Optional[bool] = None
+
+
+def ffmpeg_has_x264(ffmpeg: str) -> bool:
+    """True when ``ffmpeg`` lists the libx264 encoder (checked once per process)."""
+    global _X264
+    if _X264 is None:
+        try:
+            out = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, timeout=30, check=False).stdout
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("cannot run %s (%s); recording with OpenCV instead", ffmpeg, exc)
+            out = b""
+        _X264 = b"libx264" in out
+    return _X264
+
+
+class VideoFileSink(Sink):
+    """Overlay video recorder. ``write()`` blocks while the encoder is busy (the pipeline's queue absorbs it)."""
+
+    blocking_ok = True
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        super().__init__(uri, **options)
+        opts = take_options("file", options, OPTIONS)
+        require_positive("file", "fps", opts["fps"])
+        if opts["encoder"] not in ENCODERS:
+            raise SinkError("file:// option encoder=%r is not known; expected one of %s"
+                            % (opts["encoder"], ", ".join(ENCODERS)))
+        if not uri:
+            raise SinkError("file:// needs a file name, for example file://out.mp4")
+        if Path(uri).suffix.lower() not in SUFFIXES:
+            raise SinkError("file://%s: cannot record to a %r file; expected a name ending in %s"
+                            % (uri, Path(uri).suffix, ", ".join(sorted(SUFFIXES))))
+        self.opts = opts
+        self.path = Path(uri)
+        self.tmp_path: Optional[Path] = None
+        self.encoder = ""
+        self.size: Optional[Tuple[int, int]] = None  # (width, height) fixed by the first frame
+        self.fps = DEFAULT_FPS
+        self.roi_only = False
+        self._proc: Optional[subprocess.Popen] = None
+        self._errlog: Optional[IO[bytes]] = None
+        self._writer: Any = None
+        self._cv2: Any = None
+        self._lock = threading.Lock()
+        self._failed = False
+        self._encoder_stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self, context: SinkContext) -> None:
+        super().open(context)
+        self.fps = float(self.opts["fps"] or context.fps or DEFAULT_FPS)
+        self.roi_only = bool(context.roi_only if self.opts["roi"] is None else self.opts["roi"])
+        self.path = Path(time.strftime(str(Path(self.uri).expanduser())))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError("cannot record to %s: %s" % (self.path, exc.strerror or exc)) from None
+        self.tmp_path = self.path.with_name(".%s.%d.partial%s" % (self.path.stem, os.getpid(), self.path.suffix))
+        self._cv2 = require("cv2", "recording video")
+        ffmpeg = shutil.which("ffmpeg")
+        choice = self.opts["encoder"]
+        if choice == "ffmpeg" and ffmpeg is None:
+            raise SinkError("file:// encoder=ffmpeg was asked for but ffmpeg is not installed; "
+                            "install it (apt-get install ffmpeg) or use encoder=opencv")
+        if choice != "opencv" and ffmpeg is not None and ffmpeg_has_x264(ffmpeg):
+            self.encoder = "ffmpeg"
+        elif choice == "ffmpeg":
+            raise SinkError("file:// encoder=ffmpeg was asked for but %s has no libx264 encoder; install an "
+                            "ffmpeg with libx264 or use encoder=opencv" % ffmpeg)
+        else:
+            if choice == "auto":
+                log.warning("ffmpeg with libx264 not found: recording %s with OpenCV (mp4v), which browsers "
+                            "do not play; install ffmpeg for H.264", self.path)
+            self.encoder = "opencv"
+        log.info("recording %s (%s, %.3g fps%s)", self.path, self.encoder, self.fps,
+                 ", ROI only" if self.roi_only else "")
+
+    def write(self, result: Any) -> None:
+        image = result.overlay(roi_only=self.roi_only)
+        with self._lock:
+            if self._failed or self.tmp_path is None:
+                raise SinkError("file://%s is not recording (%s)" % (
+                    self.path, "it failed earlier" if self._failed else "write() before open() or after close()"))
+            if self._encoder_stopped:
+                return  # ffmpeg was stopped by a signal and has finished the file; close() keeps it
+            if self.size is None:
+                self.size = (int(image.shape[1]), int(image.shape[0]))
+                self._start()
+            if (image.shape[1], image.shape[0]) != self.size:
+                image = self._cv2.resize(image, self.size, interpolation=self._cv2.INTER_AREA)
+            if self.encoder == "ffmpeg":
+                self._pipe(np.ascontiguousarray(image))
+                if self._encoder_stopped:
+                    return
+            else:
+                self._writer.write(np.ascontiguousarray(image))
+            self.written += 1
+
+    def close(self) -> None:
+        """Finish the file and give it its name; on failure remove the partial file and raise SinkError."""
+        with self._lock:
+            if self.tmp_path is None:
+                return
+            try:
+                if self._failed:
+                    return  # write() raised already and removed the partial file
+                if self.size is None:
+                    log.warning("no frames reached %s; nothing recorded", self.path)
+                elif self.encoder == "ffmpeg":
+                    self._finish_ffmpeg()
+                else:
+                    self._writer.release()
+                    self._writer = None
+                if self.size is not None:
+                    if not self.tmp_path.exists() or self.tmp_path.stat().st_size == 0:
+                        raise SinkError("the encoder left no video for %s" % self.path)
+                    os.replace(str(self.tmp_path), str(self.path))
+                    log.info("recorded %d frames to %s", self.written, self.path)
+            except BaseException:
+                self._abort()
+                raise
+            finally:
+                self.tmp_path = None
+                if self._errlog is not None:
+                    self._errlog.close()
+                    self._errlog = None
+
+    # ------------------------------------------------------------------ encoders
+    def _start(self) -> None:
+        assert self.tmp_path is not None
+        width, height = self.size or (0, 0)
+        if self.encoder == "opencv":
+            fourcc = self._cv2.VideoWriter_fourcc(*SUFFIXES[self.path.suffix.lower()])
+            self._writer = self._cv2.VideoWriter(str(self.tmp_path), fourcc, self.fps, (width, height))
+            if not self._writer.isOpened():
+                self._failed = True
+                raise SinkError("OpenCV cannot record %s (%dx%d); install ffmpeg" % (self.path, width, height))
+            return
+        self._errlog = tempfile.TemporaryFile()
+        try:
+            # A session of its own: Ctrl+C in a terminal must not stop the encoder before close() finishes it.
+            self._proc = subprocess.Popen(self._command(width, height), stdin=subprocess.PIPE,
+                                          stdout=subprocess.DEVNULL, stderr=self._errlog, start_new_session=True)
+        except OSError as exc:
+            self._failed = True
+            raise SinkError("cannot start ffmpeg to record %s: %s" % (self.path, exc)) from None
+
+    def _command(self, width: int, height: int) -> List[str]:
+        cmd = ["ffmpeg", "-hide_banner", "-nostats", "-loglevel", "error",
+               "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", "%dx%d" % (width, height), "-r", "%g" % self.fps,
+               "-i", "pipe:0", "-an",
+               # yuv420p needs even sizes: pad odd ones by one black row/column
+               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+               "-c:v", "libx264", "-preset", str(self.opts["preset"]), "-crf", str(self.opts["crf"]),
+               "-pix_fmt", "yuv420p"]
+        if self.path.suffix.lower() in (".mp4", ".mov"):
+            cmd += ["-movflags", "+faststart"]
+        return cmd + ["-y", str(self.tmp_path)]
+
+    def _pipe(self, image: np.ndarray) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        try:
+            proc.stdin.write(image.tobytes())
+        except (BrokenPipeError, OSError):
+            code = proc.poll()
+            if code is None:
+                try:
+                    code = proc.wait(timeout=FINISH_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    code = None
+            if code == 255:
+                # ffmpeg got SIGTERM/SIGINT itself (e.g. systemd signalling the whole service): it has
+                # finished the file it had; keep that, drop the rest.
+                self._encoder_stopped = True
+                log.warning("ffmpeg was stopped by a signal; %s ends at frame %d", self.path, self.written)
+                return
+            self._failed = True
+            message = "ffmpeg stopped while recording %s (exit code %s): %s" % (self.path, code, self._stderr())
+            self._abort()
+            raise SinkError(message) from None
+
+    def _finish_ffmpeg(self) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        try:
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            log.debug("ffmpeg's input was already closed")
+        try:
+            code = proc.wait(timeout=FINISH_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise SinkError("ffmpeg did not finish %s within %.0f s" % (self.path, FINISH_TIMEOUT_S)) from None
+        self._proc = None
+        if code == 255 and not self._encoder_stopped:
+            log.warning("ffmpeg was stopped by a signal before the end of %s; keeping what it finished", self.path)
+        elif code not in (0, 255):  # 255: ffmpeg was signalled and finished the file itself
+            raise SinkError("ffmpeg failed to finish %s (exit code %s): %s" % (self.path, code, self._stderr()))
+
+    def _stderr(self) -> str:
+        if self._errlog is None:
+            return "no output"
+        self._errlog.seek(0)
+        lines = [ln for ln in self._errlog.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        return lines[-1].strip() if lines else "no output"
+
+    def _abort(self) -> None:
+        """Stop the encoder and remove the partial file (never leaves a broken file under the target name)."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            if self._proc.stdin is not None:
+                try:
+                    self._proc.stdin.close()
+                except OSError:
+                    log.debug("ffmpeg's input was already closed")
+            self._proc = None
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if self.tmp_path is not None and self.tmp_path.exists():
+            self.tmp_path.unlink()
