@@ -27,7 +27,7 @@ needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which
 def probe(path: Path) -> dict:
     out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
                           "stream=nb_read_frames,width,height,codec_name,pix_fmt,r_frame_rate", "-of", "json",
-                          str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=True)
+                          str(path)], capture_output=True, timeout=60, check=True)
     return json.loads(out.stdout)["streams"][0]
 
 
