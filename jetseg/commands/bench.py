@@ -1,16 +1,92 @@
-"""`jetseg bench` (placeholder until its issue lands)."""
+"""`jetseg bench`: throughput and accuracy of bundles against the FP32 reference, with reports and gates."""
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import List
 
-from jetseg.errors import JetsegError
+HELP = "benchmark bundles: speed, accuracy vs FP32, cost; report.json/md + plots; CI gates"
 
-HELP = "bench (not implemented yet)"
+
+def _batches(text: str) -> List[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected batch sizes such as 1 or 1,4, got %r" % text) from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("expected positive batch sizes such as 1 or 1,4, got %r" % text)
+    return values
+
+
+def _backends(text: str) -> List[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundles to measure (e.g. the INT8 one)")
+    parser.add_argument("--reference", required=True, metavar="FP32_BUNDLE",
+                        help="the FP32 bundle the accuracy is measured against")
+    parser.add_argument("--data", required=True, metavar="SOURCE",
+                        help="frames: synthetic://ultrasound?frames=50, a video, an image folder (+ masks), ...")
+    parser.add_argument("--backend", type=_backends, default=["onnxrt"], metavar="NAME[,NAME]",
+                        help="backends to run every bundle on: onnxrt (default), torch, trt")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="report directory (default: bench-YYYYmmdd-HHMMSS)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    parser.add_argument("--frames", type=int, default=50, help="frames read for accuracy and timing (default 50)")
+    parser.add_argument("--min-time", type=float, default=3.0, metavar="S",
+                        help="measured seconds per row, rows interleaved (default 3)")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up calls per row (default 5)")
+    parser.add_argument("--min-runs", type=int, default=10, help="minimum timed calls per row (default 10)")
+    parser.add_argument("--batch", type=_batches, default=[1], metavar="N[,N]", help="batch sizes (default 1)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="ONNX Runtime intra-op threads (default 0: one per core)")
+    parser.add_argument("--e2e", action="store_true",
+                        help="also run the daemon pipeline source -> null sink per bundle (fps, capture-to-sink "
+                             "latency, drops, pipeline efficiency)")
+    parser.add_argument("--e2e-frames", type=int, default=300, help="frames per end-to-end run (default 300)")
+    parser.add_argument("--no-naive", action="store_true", help="leave out the naive-loop peer row")
+    parser.add_argument("--no-hd95", action="store_true", help="skip HD95 (the slowest accuracy metric)")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
+    gates = parser.add_argument_group("gates (non-zero exit, one line per failed gate)")
+    gates.add_argument("--min-fps", type=float, default=None, help="every bundle row must reach this fps")
+    gates.add_argument("--max-dice-drop", type=float, default=None, metavar="D",
+                       help="every bundle row's Dice drop vs FP32 must be <= D (e.g. 0.01)")
+    gates.add_argument("--baseline", default=None, metavar="REPORT_JSON",
+                       help="flag regressions against an earlier report.json")
+    gates.add_argument("--tolerance", type=float, default=0.10,
+                       help="fps loss vs --baseline that still passes (fraction, default 0.10)")
+    gates.add_argument("--dice-tolerance", type=float, default=0.005,
+                       help="Dice-drop increase vs --baseline that still passes (default 0.005)")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise JetsegError("'jetseg bench' is not implemented yet")
+    import datetime
+
+    from jetseg.benchmarks.gates import Gates, failures, load_baseline
+    from jetseg.benchmarks.report import markdown_table
+    from jetseg.benchmarks.suite import Settings, run_benchmark
+    from jetseg.errors import GateError
+
+    gates = Gates(min_fps=args.min_fps, max_dice_drop=args.max_dice_drop,
+                  baseline=load_baseline(args.baseline) if args.baseline else None,
+                  fps_tolerance=args.tolerance, dice_tolerance=args.dice_tolerance)
+    settings = Settings(backends=args.backend, frames=args.frames, min_time=args.min_time, warmup=args.warmup,
+                        min_runs=args.min_runs, batch_sizes=args.batch, threads=args.threads,
+                        naive=not args.no_naive, e2e=args.e2e, e2e_frames=args.e2e_frames,
+                        hd95=not args.no_hd95, plots=not args.no_plots, progress=sys.stderr.isatty())
+    out = args.out or datetime.datetime.now().strftime("bench-%Y%m%d-%H%M%S")
+    report = run_benchmark(args.bundles, args.reference, args.data, out_dir=out, settings=settings,
+                           gates=gates if gates.active else None, overwrite=args.overwrite)
+    print(markdown_table(report["results"]))
+    for item in report["skipped"]:
+        print("skipped: %s on %s: %s" % (item["bundle"], item["backend"], item["reason"]))
+    print("report: %s/report.json, report.md%s" % (out, "" if args.no_plots else ", plots"))
+    failed = failures(report.get("gates", []))
+    for line in failed:
+        print("jetseg bench: gate failed: %s" % line, file=sys.stderr)
+    if failed:
+        return GateError.exit_code
+    if gates.active:
+        print("all %d gate checks passed" % len(report["gates"]))
+    return 0

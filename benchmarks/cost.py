@@ -1,0 +1,51 @@
+"""What a model costs besides time: file size, memory, and on a Jetson power (fps per watt).
+
+Power comes from the jetson-device telemetry (``jetseg.jetson.device``) when it is importable and reports
+a reading here; everywhere else it is recorded as ``"n/a"``, never guessed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger("jetseg.bench")
+
+
+def file_size(path: Any) -> int:
+    return int(os.path.getsize(str(path)))
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process (psutil)."""
+    from jetseg.optional import require
+
+    psutil = require("psutil", "memory figures in benchmark reports")
+    return int(psutil.Process().memory_info().rss)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (the kernel's high-water mark where it keeps one)."""
+    current = rss_bytes()
+    try:
+        import resource
+
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+        return max(current, int(peak_kb) * 1024)
+    except (ImportError, OSError):
+        return current
+
+
+def open_power_sampler() -> Any:
+    """A started telemetry sampler (``jetseg.jetson.device.telemetry``), or None off a Jetson.
+
+    The sampler offers ``reset()``, ``mean_power_w()``, ``conditions()`` and ``stop()``.
+    """
+    from jetseg.optional import available
+
+    if not available("jetseg.jetson.device.telemetry"):
+        return None
+    from jetseg.jetson.device.telemetry import open_sampler
+
+    sampler = open_sampler(interval_ms=100)
+    return sampler.start() if sampler is not None else None

@@ -1,0 +1,105 @@
+"""PNG plots of a benchmark report (matplotlib, Agg backend: no display needed).
+
+- ``latency.png``: the latency distribution of every row (box: quartiles, whiskers: p1..p99, dots: mean).
+- ``fps_vs_dice.png``: throughput against Dice (vs labels when the data has them, else vs the FP32
+  reference), one point per row: up and to the right is better.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List
+
+
+def _pyplot() -> Any:
+    from jetseg.optional import require
+
+    matplotlib = require("matplotlib", "benchmark plots")
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _horizontal() -> Dict[str, Any]:
+    """boxplot's horizontal switch: ``orientation`` since matplotlib 3.10, ``vert`` before (JetPack 5's 3.3)."""
+    import matplotlib
+
+    major, minor = (int(p) for p in matplotlib.__version__.split(".")[:2])
+    return {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+
+
+def row_label(row: Dict[str, Any]) -> str:
+    """How a row is named in plots: ``bundle / backend [precision] bN (kind)``."""
+    extra = row.get("peer") or ("" if row.get("kind") == "runner" else row.get("kind"))
+    return "%s / %s %s b%s%s" % (row["bundle"], row["backend"], row["precision"], row["batch"],
+                                 " (%s)" % extra if extra else "")
+
+
+def latency_plot(samples: Dict[str, List[float]], path: Path, title: str) -> None:
+    plt = _pyplot()
+    labels = list(samples)
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.55 * max(1, len(labels))))
+    try:
+        ax.boxplot([samples[k] for k in labels], whis=(1, 99), showfliers=False, showmeans=True,
+                   meanprops={"marker": "o", "markerfacecolor": "black", "markersize": 4}, **_horizontal())
+        ax.set_yticks(range(1, len(labels) + 1))
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.set_xlabel("latency per call (ms); box: p25-p75, whiskers: p1-p99, dot: mean")
+        import numpy as np
+
+        lows = [float(np.percentile(samples[k], 1)) for k in labels]
+        highs = [float(np.percentile(samples[k], 99)) for k in labels]
+        if lows and max(highs) / max(min(lows), 1e-9) > 30:
+            ax.set_xscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, axis="x", alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(str(path), dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def _colour(row: Dict[str, Any]) -> str:
+    if row.get("peer") == "naive-loop":
+        return "tab:red"
+    return "tab:blue" if row.get("precision") == "fp32" else "tab:green"
+
+
+def fps_dice_plot(results: List[Dict[str, Any]], path: Path, title: str) -> None:
+    plt = _pyplot()
+    use_labels = any(r.get("dice_vs_labels") is not None for r in results)
+    key = "dice_vs_labels" if use_labels else "dice_vs_reference"
+    points = [r for r in results if r.get(key) is not None and r.get("fps")]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    try:
+        markers = {"runner": "o", "e2e": "s", "frame-to-mask": "^"}
+        for r in points:
+            ax.scatter([r["fps"]], [r[key]], marker=markers.get(r.get("kind"), "o"), s=50,
+                       color=_colour(r))
+            ax.annotate(row_label(r), (r["fps"], r[key]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        ax.set_xlabel("throughput (frames/s)")
+        ax.set_ylabel("mean Dice vs %s" % ("labels" if use_labels else "FP32 reference"))
+        ax.set_title(title + "\n(blue FP32, green INT8/other, red naive loop; o runner, s end-to-end, ^ frame to mask)",
+                     fontsize=9)
+        if points:
+            xs = [r["fps"] for r in points]
+            ax.set_xlim(0, max(xs) * 1.35)
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(str(path), dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def write_plots(report: Dict[str, Any], samples: Dict[str, List[float]], out_dir: Path) -> List[str]:
+    """Write the plots into ``out_dir``; return their file names."""
+    c = report["conditions"]
+    title = "%s - %s, %s cores - %s" % (c["date"][:10], c["machine"]["cpu"], c["machine"]["cores"],
+                                        report["data"]["source"])
+    names = []
+    if samples:
+        latency_plot(samples, out_dir / "latency.png", title)
+        names.append("latency.png")
+    fps_dice_plot(report["results"], out_dir / "fps_vs_dice.png", title)
+    names.append("fps_vs_dice.png")
+    return names

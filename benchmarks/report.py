@@ -1,0 +1,103 @@
+"""Benchmark reports: ``report.json`` (schema in docs/benchmarks.md), ``report.md`` and PNG plots.
+
+Written atomically: everything goes into a temporary directory that replaces ``out_dir`` at the end.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from jetseg.bundle import writing
+
+MD_COLUMNS = ["bundle", "backend", "precision", "kind", "batch", "fps", "p50 ms", "p99 ms", "x ref",
+              "Dice vs ref", "Dice vs labels", "Dice drop", "HD95 vs ref (px)", "size MB", "notes"]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return ("%." + str(digits) + "f") % value
+    return str(value)
+
+
+def _notes(row: Dict[str, Any]) -> str:
+    notes = []
+    if row.get("peer"):
+        notes.append("peer: " + row["peer"])
+    if row.get("role") == "reference":
+        notes.append("reference")
+    if row.get("kind") == "e2e":
+        notes.append("efficiency %s, dropped %s" % (_fmt(row.get("pipeline_efficiency")), row.get("dropped")))
+    if row.get("fps_per_watt") not in (None, "n/a"):
+        notes.append("%s fps/W" % _fmt(row["fps_per_watt"], 2))
+    return "; ".join(notes)
+
+
+def markdown_table(results: List[Dict[str, Any]]) -> str:
+    """The results as a Markdown table (one line per row)."""
+    lines = ["| " + " | ".join(MD_COLUMNS) + " |", "|" + "---|" * len(MD_COLUMNS)]
+    for r in results:
+        lat = r.get("latency_ms") or {}
+        size = r.get("size_bytes")
+        cells = [r.get("bundle"), r.get("backend"), r.get("precision"), r.get("kind"), r.get("batch"),
+                 _fmt(r.get("fps"), 1), _fmt(lat.get("p50"), 2), _fmt(lat.get("p99"), 2),
+                 _fmt(r.get("speedup_vs_reference"), 2), _fmt(r.get("dice_vs_reference"), 4),
+                 _fmt(r.get("dice_vs_labels"), 4), _fmt(r.get("dice_drop"), 4),
+                 _fmt(r.get("hd95_vs_reference"), 2),
+                 _fmt(size / 1e6, 2) if isinstance(size, (int, float)) else "-", _notes(r)]
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(report: Dict[str, Any]) -> str:
+    """The whole report as Markdown: conditions, the table, headline figures, skipped rows, gates."""
+    c = report["conditions"]
+    m, v, data = c["machine"], c["versions"], report["data"]
+    s = report["settings"]
+    out = ["# jetseg benchmark", "",
+           "- date: %s" % c["date"],
+           "- command: `%s`" % c["command"],
+           "- machine: %s, %s, %s cores, GPU %s, device %s" % (m["platform"], m["cpu"], m["cores"], m["gpu"],
+                                                                 m["device"]),
+           "- versions: " + ", ".join("%s %s" % kv for kv in sorted(v.items())),
+           "- threads: " + ", ".join("%s=%s" % kv for kv in sorted(c["threads"].items())),
+           "- power mode: %s; clocks: %s" % (c["power_mode"], json.dumps(c["clocks"], sort_keys=True)),
+           "- load average at start / end: %s / %s" % (c.get("load_average_start"), c.get("load_average_end")),
+           "- data: %s, %d frames (%d labelled), frame shape %s"
+           % (data["source"], data["frames"], data["labelled_frames"], data["frame_shape"]),
+           "- reference: %s (%s, %s)" % (report["reference"]["bundle"], report["reference"]["precision"],
+                                         report["reference"]["backend"]),
+           "- timing: warm-up %s calls, then >= %s s and >= %s calls per row, rows interleaved round-robin"
+           % (s["warmup"], s["min_time"], s["min_runs"]),
+           "", markdown_table(report["results"]), ""]
+    if report.get("summary"):
+        out += ["## Headline figures", ""]
+        for key, entry in sorted(report["summary"].items()):
+            out.append("- %s: " % key + ", ".join("%s %s" % (k, _fmt(val, 4)) for k, val in sorted(entry.items())))
+        out.append("")
+    if report.get("skipped"):
+        out += ["## Skipped", ""] + ["- %s on %s: %s" % (i["bundle"], i["backend"], i["reason"])
+                                     for i in report["skipped"]] + [""]
+    if report.get("gates"):
+        out += ["## Gates", ""] + ["- %s: %s" % ("PASS" if g["passed"] else "FAIL", g["message"])
+                                   for g in report["gates"]] + [""]
+    out += ["Peak RSS of the benchmark process: %.1f MB." % (report["cost"]["peak_rss_bytes"] / 1e6), ""]
+    return "\n".join(out)
+
+
+def write_report(report: Dict[str, Any], out_dir: Any, samples: Optional[Dict[str, List[float]]] = None,
+                 plots: bool = True, overwrite: bool = False) -> Path:
+    """Write report.json, report.md and (with ``plots``) latency.png and fps_vs_dice.png into ``out_dir``."""
+    out = Path(out_dir)
+    with writing(out, overwrite=overwrite) as tmp:
+        files = ["report.json", "report.md"]
+        if plots:
+            from jetseg.benchmarks import plots as plotting
+
+            files += plotting.write_plots(report, samples or {}, tmp)
+        report.setdefault("files", sorted(files))
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    return out

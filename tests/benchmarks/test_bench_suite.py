@@ -1,0 +1,101 @@
+"""The suite through its Python API on tiny real ONNX bundles: report schema, accuracy figures, plots, gates."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jetseg.benchmarks.gates import Gates, failures
+from jetseg.benchmarks.report import markdown_table, render_markdown
+from jetseg.benchmarks.suite import Settings, run_benchmark
+from jetseg.errors import JetsegError
+
+FAST = dict(min_time=0.02, warmup=1, min_runs=3, progress=False)
+
+
+def test_report_schema_and_files(tiny_bundles, frames, tmp_path):
+    ref, cand = tiny_bundles
+    out = tmp_path / "out"
+    report = run_benchmark([cand], ref, frames, out_dir=out, settings=Settings(batch_sizes=[1, 2], **FAST))
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["schema"] == "jetseg.bench/1"
+    assert sorted(on_disk["files"]) == ["fps_vs_dice.png", "latency.png", "report.json", "report.md"]
+    for name in ("latency.png", "fps_vs_dice.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = on_disk["results"]
+    # reference and candidate, batch 1 and 2 each
+    assert [(r["bundle"], r["batch"]) for r in rows] == [("tiny-fp32", 1), ("tiny-fp32", 2),
+                                                         ("tiny-int8", 1), ("tiny-int8", 2)]
+    for row in rows:
+        for key in ("bundle", "backend", "precision", "fps", "latency_ms", "size_bytes", "dice_vs_reference",
+                    "dice_drop", "dice_vs_labels"):
+            assert key in row, key
+        assert set(row["latency_ms"]) >= {"p50", "p90", "p99", "mean", "std"}
+        assert row["fps"] > 0 and row["runs"] >= 3
+    ref_row, cand_row = rows[0], rows[2]
+    assert ref_row["peer"] == "onnxrt-fp32" and ref_row["role"] == "reference"
+    assert ref_row["dice_vs_reference"] == 1.0 and ref_row["dice_drop"] == 0.0
+    assert cand_row["precision"] == "int8" and cand_row["role"] == "candidate"
+    # the candidate's threshold differs: it disagrees with FP32 on the pixels near the threshold
+    assert 0.5 < cand_row["dice_vs_reference"] < 1.0
+    assert cand_row["dice_drop_basis"] == "labels"
+    assert cand_row["dice_drop"] == pytest.approx(ref_row["dice_vs_labels"] - cand_row["dice_vs_labels"], abs=1e-4)
+    assert cand_row["logit_error"]["max_abs"] == pytest.approx(0.6, abs=1e-4)
+    assert on_disk["data"] == {"source": "frames given by the caller", "frames": 4, "labelled_frames": 4,
+                               "frame_shape": [24, 32]}
+    cond = on_disk["conditions"]
+    assert cond["machine"]["cores"] and cond["versions"]["onnxruntime"] and cond["date"]
+    assert report["summary"]["tiny-int8/onnxrt@1"]["dice_drop"] == cand_row["dice_drop"]
+    skipped = on_disk["skipped"]
+    assert skipped and "naive-loop peer skipped" in skipped[0]["reason"] and "weights.pt" in skipped[0]["reason"]
+    md = (out / "report.md").read_text()
+    assert "| tiny-int8 | onnxrt | int8 | runner | 1 |" in md
+    assert md == render_markdown(on_disk)
+
+
+def test_dice_drop_without_labels_uses_the_reference_as_truth(tiny_bundles, frames):
+    ref, cand = tiny_bundles
+    for f in frames:
+        f.label = None
+    report = run_benchmark([cand], ref, frames, settings=Settings(plots=False, hd95=False, **FAST))
+    row = report["results"][1]
+    assert row["dice_vs_labels"] is None and row["dice_drop_basis"] == "reference"
+    assert row["dice_drop"] == pytest.approx(1.0 - row["dice_vs_reference"], abs=1e-4)
+
+
+def test_gates_fail_with_clear_lines(tiny_bundles, frames):
+    ref, cand = tiny_bundles
+    gates = Gates(min_fps=1e12, max_dice_drop=0.0)
+    report = run_benchmark([cand], ref, frames, settings=Settings(plots=False, **FAST), gates=gates)
+    lines = failures(report["gates"])
+    assert len(lines) == 2
+    assert lines[0].startswith("min-fps: tiny-int8 on onnxrt (runner, batch 1) ran at ")
+    assert lines[0].endswith("fps, below the required 1e+12 fps")
+    assert lines[1].startswith("max-dice-drop: tiny-int8 on onnxrt (runner, batch 1) lost 0.")
+    assert "more than the allowed 0.0000" in lines[1]
+    ok = Gates(min_fps=1.0, max_dice_drop=0.5).evaluate(report)
+    assert ok and not failures(ok)
+
+
+def test_existing_out_dir_is_refused(tiny_bundles, frames, tmp_path):
+    ref, cand = tiny_bundles
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(JetsegError, match="taken already exists; choose another --out or pass --overwrite"):
+        run_benchmark([cand], ref, frames, out_dir=tmp_path / "taken", settings=Settings(**FAST))
+
+
+def test_invalid_settings_are_user_errors(tiny_bundles, frames):
+    ref, cand = tiny_bundles
+    with pytest.raises(JetsegError, match="unknown backend 'onxrt'; did you mean 'onnxrt'"):
+        run_benchmark([cand], ref, frames, settings=Settings(backends=["onxrt"], **FAST))
+    with pytest.raises(JetsegError, match="--max-dice-drop is 2; expected a Dice difference between 0 and 1"):
+        Gates(max_dice_drop=2)
+
+
+def test_markdown_table_has_one_line_per_row():
+    rows = [{"bundle": "a", "backend": "onnxrt", "precision": "fp32", "kind": "runner", "batch": 1, "fps": 10.0,
+             "latency_ms": {"p50": 1.0, "p99": 2.0}, "size_bytes": 2_000_000, "peer": "naive-loop"}]
+    table = markdown_table(rows).splitlines()
+    assert len(table) == 3
+    assert table[2].startswith("| a | onnxrt | fp32 | runner | 1 | 10.0 | 1.00 | 2.00 | - |")
+    assert table[2].endswith("| 2.00 | peer: naive-loop |")
