@@ -36,6 +36,15 @@ def tiny_spec(name: str) -> Spec:
 
 
 @pytest.fixture
+def make_bundle(tmp_path):
+    """make_bundle(name, threshold, precision="fp32") -> path of a tiny thresholding bundle in tmp_path."""
+    def make(name, threshold, precision="fp32"):
+        save_bundle(tmp_path / name, tiny_onnx(threshold), tiny_spec("tiny"), precision=precision)
+        return tmp_path / name
+    return make
+
+
+@pytest.fixture
 def tiny_bundles(tmp_path):
     """(fp32 reference, 'int8' candidate with a slightly different threshold) bundle paths."""
     ref = tmp_path / "tiny-fp32"
