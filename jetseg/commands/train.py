@@ -1,16 +1,100 @@
-"""`jetseg train` (placeholder until its issue lands)."""
+"""`jetseg train`: train a U-Net family model on labelled frames and write a bundle."""
 from __future__ import annotations
 
 import argparse
+from typing import List, Optional, Tuple
 
 from jetseg.errors import JetsegError
 
-HELP = "train (not implemented yet)"
+HELP = "train a segmentation model (U-Net family) on labelled scans and write a bundle"
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """``HxW`` (or one number for a square) -> (height, width)."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        raise JetsegError("input size %r is invalid; expected HxW such as 160x160" % text)
+    return values[0], values[1]
+
+
+def parse_classes(text: Optional[str]) -> Optional[List[str]]:
+    if text is None:
+        return None
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if len(names) < 2:
+        raise JetsegError("--classes %r is invalid; expected at least two names, background first, e.g. "
+                          "background,lesion" % text)
+    return names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    from jetseg.models.archs import ARCHITECTURES
+
+    parser.add_argument("--data", required=True, metavar="DIR|URI",
+                        help="labelled frames: a folder with images/ and masks/, or synthetic://ultrasound?frames=N")
+    parser.add_argument("--arch", default="unet-small",
+                        help="architecture (%s; default unet-small)" % ", ".join(ARCHITECTURES.names()))
+    parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
+    parser.add_argument("--input-size", default="160x160", metavar="HxW",
+                        help="model input size, multiples of 2**depth (default 160x160)")
+    parser.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
+    parser.add_argument("--epochs", type=int, default=None, help="passes over the training frames (overrides --steps)")
+    parser.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, one-cycle (default 0.002)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for initialisation, order, augmentation")
+    parser.add_argument("--frames", type=int, default=2400,
+                        help="training frames kept from the source (default 2400)")
+    parser.add_argument("--every", type=int, default=4,
+                        help="keep every k-th frame of the training stream (default 4)")
+    parser.add_argument("--val-data", default=None, metavar="URI",
+                        help="held-out frames (default: synthetic data from seed+1000; a folder: its last "
+                             "--val-fraction of files)")
+    parser.add_argument("--val-frames", type=int, default=200, help="held-out frames (default 200)")
+    parser.add_argument("--val-every", type=int, default=10, help="keep every k-th held-out frame (default 10)")
+    parser.add_argument("--val-fraction", type=float, default=0.2,
+                        help="fraction of a finite source held out when no --val-data is given (default 0.2)")
+    parser.add_argument("--eval-interval", type=int, default=200, help="steps between held-out evaluations")
+    parser.add_argument("--classes", default=None, help="class names, background first (default: from the data)")
+    parser.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                        help="model input channels (default: 1 for grey data, 3 for colour)")
+    parser.add_argument("--depth", type=int, default=None, help="U-Net depth (architecture default if omitted)")
+    parser.add_argument("--base-width", type=int, default=None, help="U-Net base width (architecture default)")
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (default 2)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise JetsegError("'jetseg train' is not implemented yet")
+    from jetseg.models.train import TrainConfig, train
+
+    for name in ("steps", "batch", "frames", "every", "val_frames", "val_every", "eval_interval", "threads"):
+        value = getattr(args, name)
+        if value < 1:
+            raise JetsegError("--%s %d is invalid; expected a positive integer" % (name.replace("_", "-"), value))
+    if args.epochs is not None and args.epochs < 1:
+        raise JetsegError("--epochs %d is invalid; expected a positive integer" % args.epochs)
+    if not 0.0 < args.val_fraction < 1.0:
+        raise JetsegError("--val-fraction %g is invalid; expected a number between 0 and 1" % args.val_fraction)
+    if not args.lr > 0:
+        raise JetsegError("--lr %g is invalid; expected a positive number" % args.lr)
+    arch_kwargs = {}
+    if args.depth is not None:
+        arch_kwargs["depth"] = args.depth
+    if args.base_width is not None:
+        arch_kwargs["base_width"] = args.base_width
+    cfg = TrainConfig(data=args.data, arch=args.arch, out=args.out, input_size=parse_size(args.input_size),
+                      steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
+                      frames=args.frames, every=args.every, val_data=args.val_data, val_frames=args.val_frames,
+                      val_every=args.val_every, val_fraction=args.val_fraction, eval_interval=args.eval_interval,
+                      classes=parse_classes(args.classes), channels=args.channels, threads=args.threads,
+                      arch_kwargs=arch_kwargs, overwrite=args.overwrite)
+    bundle = train(cfg)
+    metrics = bundle.manifest.get("provenance", {}).get("metrics", {})
+    print("wrote %s (held-out Dice %.4f on %d frames, %s runner)"
+          % (bundle.path, metrics.get("dice", float("nan")), metrics.get("frames", 0), metrics.get("backend", "?")))
+    return 0

@@ -1,0 +1,217 @@
+"""Turn a user's model into a bundle: check an ONNX file, or export TorchScript / a factory to ONNX opset 17.
+
+Every route ends in the same checks: ``onnx.checker``, a static input shape, opset <= 17, the input and
+output names of the spec, and (for PyTorch sources) ONNX Runtime output compared with PyTorch output on
+random input. Weights are loaded with ``torch.load(..., weights_only=True)``: no pickle code runs.
+"""
+from __future__ import annotations
+
+import importlib
+import io
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from jetseg.errors import JetsegError
+from jetseg.optional import require
+from jetseg.spec import Spec
+
+OPSET = 17
+MAX_OPSET = 17
+#: PyTorch vs ONNX Runtime: max |difference| allowed, relative to the output's range (plus an absolute floor)
+RTOL = 1e-3
+ATOL = 1e-4
+
+
+class ExportError(JetsegError):
+    """A model cannot be exported or does not pass the deployment checks."""
+
+
+# ---------------------------------------------------------------------------------------------- torch side
+def load_weights(model: Any, path: Any) -> None:
+    """Load a state_dict into ``model`` without executing pickled code (``weights_only=True``)."""
+    torch = require("torch", "loading weights")
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError("weights file %s does not exist; expected a PyTorch state_dict (.pt)" % path)
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError/RuntimeError for unsafe or corrupt files
+        raise ExportError("cannot load %s as weights only (%s); save it with torch.save(model.state_dict(), "
+                          "path)" % (path, str(exc).splitlines()[0][:160])) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ExportError("%s holds a %s, not a state_dict; save it with torch.save(model.state_dict(), path)"
+                          % (path, type(state).__name__))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).replace("\n", " ")[:200]
+        raise ExportError("weights %s do not fit the model: %s" % (path, first)) from None
+
+
+def load_factory(target: str, kwargs: Optional[Dict[str, Any]] = None) -> Any:
+    """Call ``package.module:factory`` (a function or class returning a ``torch.nn.Module``)."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ExportError("model %r is not a file or 'package.module:factory'" % target)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ExportError("cannot import %s for %s: %s; is it installed or on PYTHONPATH?"
+                          % (module_name, target, exc)) from None
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise ExportError("%s has no callable %r; expected a function or class that returns the model"
+                          % (module_name, attr))
+    return factory(**(kwargs or {}))
+
+
+def load_torchscript(path: Any) -> Any:
+    torch = require("torch", "TorchScript models")
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:  # torch.jit raises RuntimeError for anything it cannot read
+        raise ExportError("%s is not a TorchScript model (%s); save it with torch.jit.save(torch.jit.script("
+                          "model), path)" % (path, str(exc).splitlines()[0][:160])) from None
+
+
+def torch_to_onnx(model: Any, spec: Spec) -> bytes:
+    """Export ``model`` (eval mode) to ONNX opset 17 with the spec's static input shape and tensor names."""
+    torch = require("torch", "ONNX export")
+    model.eval()
+    example = torch.zeros(spec.input_shape, dtype=torch.float32)
+    buffer = io.BytesIO()
+    try:
+        with torch.no_grad():
+            torch.onnx.export(model, (example,), buffer, opset_version=OPSET, input_names=[spec.input.name],
+                              output_names=[spec.output.name], do_constant_folding=True, dynamo=False)
+    except Exception as exc:  # the exporter raises many types for unsupported models
+        raise ExportError("PyTorch cannot export the model to ONNX opset %d with input %s: %s"
+                          % (OPSET, spec.input_shape, str(exc).splitlines()[0][:200])) from None
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------- onnx side
+def check_onnx(model: Any, spec: Spec) -> Any:
+    """Check an ONNX model (path or bytes) for deployment; return the loaded ``onnx.ModelProto``.
+
+    Checks: ``onnx.checker``; opset <= 17 (TensorRT 8.5); one input named like ``spec.input.name`` with the
+    static shape ``spec.input_shape`` (batch may be 1 or fixed); an output named ``spec.output.name`` with
+    ``spec.output_channels`` channels.
+    """
+    onnx = require("onnx", "checking ONNX models")
+    try:
+        proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise ExportError("%s is not a readable ONNX model: %s" % (_where(model), str(exc)[:160])) from None
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError("%s fails onnx.checker: %s" % (_where(model), str(exc).splitlines()[0][:200])) from None
+    opset = max([o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] or [0])
+    if opset > MAX_OPSET:
+        raise ExportError("%s uses ONNX opset %d; TensorRT 8.5 (JetPack 5) needs opset <= %d; re-export it "
+                          "with opset_version=%d" % (_where(model), opset, MAX_OPSET, OPSET))
+    initializers = {i.name for i in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    names = [i.name for i in inputs]
+    if names != [spec.input.name]:
+        raise ExportError("%s has inputs %s; the spec expects exactly one input named %r (set input.name in "
+                          "the spec to the model's input name)" % (_where(model), names, spec.input.name))
+    shape = _shape(inputs[0])
+    if any(not isinstance(d, int) for d in shape):
+        raise ExportError("%s input %r has a dynamic shape %s; jetseg needs a static shape such as %s (export "
+                          "without dynamic_axes)" % (_where(model), names[0], shape, list(spec.input_shape)))
+    if list(shape[1:]) != list(spec.input_shape[1:]) or len(shape) != 4:
+        raise ExportError("%s input %r has shape %s; the spec expects %s (NCHW: channels %d, size %dx%d)"
+                          % (_where(model), names[0], shape, list(spec.input_shape), spec.input.channels,
+                             spec.input.size[0], spec.input.size[1]))
+    outputs = {o.name: _shape(o) for o in proto.graph.output}
+    if spec.output.name not in outputs:
+        raise ExportError("%s has outputs %s; the spec expects an output named %r"
+                          % (_where(model), sorted(outputs), spec.output.name))
+    out_shape = outputs[spec.output.name]
+    if len(out_shape) == 4 and isinstance(out_shape[1], int) and out_shape[1] != spec.output_channels:
+        raise ExportError("%s output %r has %d channels; the spec (%s, %d classes) expects %d"
+                          % (_where(model), spec.output.name, out_shape[1], spec.output.kind, spec.num_classes,
+                             spec.output_channels))
+    return proto
+
+
+def _shape(value_info: Any) -> list:
+    dims = value_info.type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+
+
+def _where(model: Any) -> str:
+    return "the exported model" if isinstance(model, bytes) else str(model)
+
+
+def compare_with_torch(model: Any, onnx_bytes: bytes, spec: Spec, seed: int = 0,
+                       rtol: float = RTOL, atol: float = ATOL) -> float:
+    """Run PyTorch and ONNX Runtime on the same random input; return max |difference|.
+
+    Raises ExportError when the difference exceeds ``atol + rtol * range(PyTorch output)``.
+    """
+    torch = require("torch", "export checks")
+    ort = require("onnxruntime", "export checks")
+    x = np.random.default_rng(seed).standard_normal(spec.input_shape).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x))
+    if isinstance(expected, (tuple, list)):
+        expected = expected[0]
+    expected = expected.detach().cpu().numpy()
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+    got = session.run([spec.output.name], {spec.input.name: x})[0]
+    if got.shape != expected.shape:
+        raise ExportError("ONNX Runtime output shape %s differs from PyTorch's %s" % (got.shape, expected.shape))
+    diff = float(np.max(np.abs(got - expected)))
+    limit = atol + rtol * float(np.ptp(expected))
+    if not diff <= limit:
+        raise ExportError("ONNX Runtime and PyTorch outputs differ by up to %.3g (allowed %.3g); the model "
+                          "uses an op that exports differently, check it with a simpler input" % (diff, limit))
+    return diff
+
+
+# ---------------------------------------------------------------------------------------------- routes
+def export_model(source: str, spec: Spec, weights: Optional[str] = None,
+                 factory_kwargs: Optional[Dict[str, Any]] = None) -> Tuple[bytes, Dict[str, Any]]:
+    """Produce checked ONNX bytes from ``MODEL.onnx``, ``MODEL.ts`` / ``.pt`` TorchScript or ``pkg.mod:factory``.
+
+    Returns ``(onnx_bytes, info)`` where ``info`` records the route, the source and the parity check.
+    """
+    path = Path(source)
+    info: Dict[str, Any] = {"source": source}
+    if path.suffix.lower() == ".onnx":
+        if weights:
+            raise ExportError("--weights applies to PyTorch models, not to %s (an ONNX file has its weights)"
+                              % source)
+        if not path.is_file():
+            raise ExportError("ONNX model %s does not exist" % source)
+        data = path.read_bytes()
+        check_onnx(data, spec)
+        info["route"] = "onnx"
+        return data, info
+    if path.suffix.lower() in (".ts", ".pt", ".pth", ".torchscript", ".jit"):
+        if not path.is_file():
+            raise ExportError("TorchScript model %s does not exist" % source)
+        model = load_torchscript(path)
+        info["route"] = "torchscript"
+    elif ":" in source and not path.exists():
+        model = load_factory(source, factory_kwargs)
+        info["route"] = "factory"
+    else:
+        raise ExportError("model %r is not supported; expected MODEL.onnx, MODEL.ts (TorchScript) or "
+                          "package.module:factory" % source)
+    if weights:
+        load_weights(model, weights)
+        info["weights"] = str(weights)
+    data = torch_to_onnx(model, spec)
+    check_onnx(data, spec)
+    info["max_abs_diff_vs_torch"] = compare_with_torch(model, data, spec)
+    return data, info

@@ -1,0 +1,394 @@
+"""Train a U-Net family model on labelled frames and write a bundle.
+
+Frames come from any labelled source (``synthetic://...``, an image folder with ``images/`` and
+``masks/``) through :func:`jetseg.jetson.sources.open_source`, and become model input through
+:meth:`Spec.preprocess` / :meth:`Spec.preprocess_mask`, exactly as at run time. Loss: cross-entropy plus
+soft Dice over the foreground classes. The held-out set (other seeds for synthetic data, the last files of
+a folder) is scored with the project's Dice (:mod:`jetseg.benchmarks.metrics`), on the PyTorch model
+during training and on the exported ONNX model through the ``onnxrt`` runner at the end.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from jetseg.bundle import WEIGHTS_FILE, Bundle, command_line, save_bundle
+from jetseg.errors import JetsegError
+from jetseg.spec import Spec
+
+log = logging.getLogger("jetseg.train")
+
+
+class TrainError(JetsegError):
+    """Training data or options are unusable."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (stored in the bundle's provenance)."""
+
+    data: str
+    arch: str = "unet-small"
+    out: str = "model-bundle"
+    input_size: Tuple[int, int] = (160, 160)
+    steps: int = 1000
+    epochs: Optional[int] = None  # if given, overrides steps: epochs * ceil(train frames / batch)
+    batch: int = 16
+    lr: float = 2e-3
+    seed: int = 0
+    frames: int = 2400  # training frames kept (synthetic sources are endless)
+    every: int = 4  # keep every k-th frame of the training stream (consecutive frames are alike)
+    val_data: Optional[str] = None
+    val_frames: int = 200
+    val_every: int = 10
+    val_fraction: float = 0.2  # finite sources without --val-data: the last fraction is held out
+    eval_interval: int = 200
+    classes: Optional[List[str]] = None
+    channels: Optional[int] = None
+    threads: int = 2
+    arch_kwargs: Dict[str, Any] = field(default_factory=dict)
+    overwrite: bool = False
+
+
+@dataclass
+class Dataset:
+    x: np.ndarray  # (N, C, H, W) float16 preprocessed
+    y: np.ndarray  # (N, H, W) uint8
+    uri: str
+    sha256: str
+    read: int
+
+
+# ---------------------------------------------------------------------------------------------- data
+def _synthetic_kind(uri: str) -> Optional[str]:
+    from jetseg.jetson.sources import parse_uri
+
+    kind, target, _ = parse_uri(uri)
+    return target.strip("/") if kind == "synthetic" else None
+
+
+def _read_frames(uri: str, limit: Optional[int], every: int) -> Tuple[List[Any], str, int]:
+    """Labelled frames from ``uri``: every ``every``-th up to ``limit``; with their combined sha256."""
+    from jetseg.jetson.sources import open_source
+    from jetseg.models.progress import bar
+
+    source = open_source(uri)
+    try:
+        finite = len(source)
+    except TypeError:
+        finite = None
+    if finite is None and limit is None:
+        raise TrainError("training source %s is endless; add frames=N to the URI" % uri)
+    total = min(finite, limit * every) if finite is not None and limit is not None else (finite or limit * every)
+    digest = hashlib.sha256()
+    frames: List[Any] = []
+    read = 0
+    with source, bar(total=total, desc="read " + uri[:40], unit="frame") as progress:
+        for frame in source:
+            if frame.label is None:
+                raise TrainError("frame %s of %s has no label; training needs masks (a folder with images/ and "
+                                 "masks/, or synthetic://...)" % (frame.source_id or frame.index, uri))
+            if read % every == 0:
+                digest.update(np.ascontiguousarray(frame.image).tobytes())
+                digest.update(np.ascontiguousarray(frame.label).tobytes())
+                frames.append(frame)
+            read += 1
+            progress.update(1)
+            if limit is not None and len(frames) >= limit:
+                break
+    if not frames:
+        raise TrainError("source %s delivered no frames" % uri)
+    return frames, digest.hexdigest(), read
+
+
+def _dataset(frames: List[Any], spec: Spec, uri: str, sha: str, read: int) -> Dataset:
+    x = np.concatenate([spec.preprocess(f.image) for f in frames]).astype(np.float16)
+    y = np.stack([spec.preprocess_mask(f.label) for f in frames])
+    if int(y.max()) >= spec.num_classes:
+        raise TrainError("labels of %s contain class %d but the model has %d classes (%s); pass --classes"
+                         % (uri, int(y.max()), spec.num_classes, ",".join(spec.classes)))
+    return Dataset(x=x, y=y, uri=uri, sha256=sha, read=read)
+
+
+def make_spec(cfg: TrainConfig, sample: Any, name: str) -> Spec:
+    """The bundle's spec from the first frame: channels, classes, ROI (the synthetic field of view)."""
+    kind = _synthetic_kind(cfg.data)
+    classes = cfg.classes or sample.meta.get("classes") or ["background", "target"]
+    if cfg.channels is not None:
+        channels = cfg.channels
+    elif kind is not None:
+        channels = 1 if kind == "ultrasound" else 3
+    else:
+        image = sample.image
+        channels = 1 if image.ndim == 2 or (image.ndim == 3 and _is_grey(image)) else 3
+    roi = sample.meta.get("roi")
+    return Spec.from_dict({
+        "name": name, "task": "segmentation",
+        "input": {"name": "input", "size": list(cfg.input_size), "channels": channels,
+                  "color_order": "gray" if channels == 1 else "rgb", "mean": [0.0] * channels,
+                  "std": [1.0] * channels, "roi": [int(v) for v in roi] if roi is not None else None},
+        "output": {"name": "logits", "kind": "softmax"},
+        "classes": list(classes),
+        "description": "trained by jetseg train on %s" % cfg.data,
+    })
+
+
+def _is_grey(image: np.ndarray) -> bool:
+    step = max(1, image.shape[0] // 64)
+    sub = image[::step, ::step]
+    return bool(np.array_equal(sub[..., 0], sub[..., 1]) and np.array_equal(sub[..., 1], sub[..., 2]))
+
+
+def _normalise(spec: Spec, frames: List[Any]) -> Spec:
+    """Set mean/std from the training frames (rounded), so the input is roughly zero-mean, unit-variance."""
+    sample = np.concatenate([spec.preprocess(f.image) for f in frames[:: max(1, len(frames) // 64)]])
+    mean = [round(float(v), 3) for v in sample.mean(axis=(0, 2, 3))]
+    std = [max(0.01, round(float(v), 3)) for v in sample.std(axis=(0, 2, 3))]
+    data = spec.to_dict()
+    data["input"]["mean"], data["input"]["std"] = mean, std
+    return Spec.from_dict(data)
+
+
+def default_val_uri(cfg: TrainConfig) -> Optional[str]:
+    """Synthetic data: the same kind from seed + 1000 (other "patients"); otherwise None (split)."""
+    kind = _synthetic_kind(cfg.data)
+    if kind is None:
+        return None
+    from jetseg.jetson.sources import parse_uri
+
+    _, _, query = parse_uri(cfg.data)
+    seed = int(query.get("seed", 0)) + 1000
+    extra = "".join("&%s=%s" % (k, query[k]) for k in ("width", "height") if k in query)
+    return "synthetic://%s?seed=%d&frames=%d%s" % (kind, seed, cfg.val_frames * cfg.val_every, extra)
+
+
+# ---------------------------------------------------------------------------------------------- training
+def dice_ce_loss(logits: Any, target: Any, num_classes: int) -> Any:
+    """Cross-entropy plus (1 - soft Dice) averaged over the foreground classes."""
+    import torch
+
+    F = torch.nn.functional
+    ce = F.cross_entropy(logits, target)
+    prob = logits.softmax(dim=1)
+    onehot = F.one_hot(target, num_classes).permute(0, 3, 1, 2).float()
+    dims = (0, 2, 3)
+    inter = (prob * onehot).sum(dims)
+    denom = prob.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + 1.0) / (denom + 1.0)
+    return ce + (1.0 - dice[1:].mean())
+
+
+def predict(model: Any, x: np.ndarray, batch: int = 16) -> np.ndarray:
+    """Argmax masks ``(N, H, W) uint8`` of a PyTorch model on preprocessed input."""
+    import torch
+
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            logits = model(torch.from_numpy(x[i:i + batch].astype(np.float32)))
+            out.append(logits.argmax(dim=1).to(torch.uint8).numpy())
+    return np.concatenate(out)
+
+
+def train(cfg: TrainConfig) -> Bundle:
+    """Run a training job described by ``cfg`` and write the bundle to ``cfg.out``."""
+    from jetseg.optional import require
+
+    torch = require("torch", "training")
+    from jetseg.benchmarks.metrics import mean_dice
+    from jetseg.models.archs import ARCHITECTURES, build_model, describe
+    from jetseg.models.augment import Augment
+    from jetseg.models.export import compare_with_torch, torch_to_onnx
+    from jetseg.models.progress import bar
+
+    ARCHITECTURES.check(cfg.arch)
+    if Path(cfg.out).exists() and not cfg.overwrite:
+        raise TrainError("%s already exists; choose another --out or remove it first" % cfg.out)
+    torch.set_num_threads(max(1, int(cfg.threads)))
+    torch.manual_seed(cfg.seed)
+    started = time.time()
+
+    val_uri = cfg.val_data or default_val_uri(cfg)
+    train_frames, train_sha, train_read = _read_frames(cfg.data, cfg.frames, cfg.every)
+    if val_uri is None:
+        if len(train_frames) < 5:
+            raise TrainError("%s has %d labelled frames; at least 5 are needed to hold some out"
+                             % (cfg.data, len(train_frames)))
+        n_val = max(1, int(round(len(train_frames) * cfg.val_fraction)))
+        val_frames = train_frames[-n_val:]
+        train_frames = train_frames[:-n_val]
+        val_sha, val_read, val_desc = train_sha, n_val, "%s (last %d frames held out)" % (cfg.data, n_val)
+    else:
+        val_frames, val_sha, val_read = _read_frames(val_uri, cfg.val_frames, cfg.val_every)
+        val_desc = val_uri
+    spec = make_spec(cfg, train_frames[0], Path(cfg.out).name)
+    spec = _normalise(spec, train_frames)
+    train_set = _dataset(train_frames, spec, cfg.data, train_sha, train_read)
+    val_set = _dataset(val_frames, spec, val_desc, val_sha, val_read)
+    del train_frames
+    kwargs = dict(cfg.arch_kwargs)
+    kwargs.update(input_size=list(spec.input.size), in_channels=spec.input.channels,
+                  num_classes=spec.num_classes)
+    model = build_model(cfg.arch, **kwargs)
+    n = len(train_set.x)
+    steps = cfg.steps if cfg.epochs is None else cfg.epochs * int(math.ceil(n / float(cfg.batch)))
+    if steps < 1:
+        raise TrainError("nothing to train: %d steps; give --steps or --epochs >= 1" % steps)
+    kind = _synthetic_kind(cfg.data) or ""
+    augment = Augment.for_kind(kind)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
+    best: Tuple[float, Optional[Dict[str, Any]], int] = (-1.0, None, 0)
+    history: List[Dict[str, Any]] = []
+    order = np.random.default_rng(cfg.seed)
+    perm = order.permutation(n)
+    cursor = 0
+    with bar(total=steps, desc="train " + cfg.arch, unit="step") as progress:
+        for step in range(1, steps + 1):
+            if cursor + cfg.batch > n:
+                perm, cursor = order.permutation(n), 0
+            idx = perm[cursor:cursor + cfg.batch]
+            cursor += cfg.batch
+            x = torch.from_numpy(train_set.x[idx].astype(np.float32))
+            y = torch.from_numpy(train_set.y[idx].astype(np.int64))
+            x, y = augment(x, y, gen)
+            model.train()
+            loss = dice_ce_loss(model(x), y, spec.num_classes)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            progress.update(1)
+            if step % cfg.eval_interval == 0 or step == steps:
+                dice = mean_dice(predict(model, val_set.x), val_set.y, spec.num_classes)
+                history.append({"step": step, "loss": round(float(loss.item()), 4), "val_dice": round(dice, 4)})
+                progress.set_postfix(loss="%.3f" % loss.item(), val_dice="%.3f" % dice)
+                log.info("step %d loss %.4f held-out Dice %.4f", step, loss.item(), dice)
+                if dice > best[0]:
+                    best = (dice, {k: v.detach().clone() for k, v in model.state_dict().items()}, step)
+    if best[1] is not None:
+        model.load_state_dict(best[1])
+    model.eval()
+    onnx_bytes = torch_to_onnx(model, spec)
+    max_diff = compare_with_torch(model, onnx_bytes, spec)
+    weights = _state_bytes(model)
+    arch_record = describe(cfg.arch, kwargs)
+    provenance: Dict[str, Any] = {
+        "command": command_line(),
+        "tool": "jetseg train",
+        "architecture": arch_record,
+        "data": {
+            "train": {"uri": cfg.data, "frames_used": int(len(train_set.x)), "frames_read": train_set.read,
+                      "every": cfg.every, "sha256": train_set.sha256},
+            "validation": {"uri": val_desc, "frames_used": int(len(val_set.x)), "sha256": val_set.sha256},
+        },
+        "training": {k: v for k, v in asdict(cfg).items() if k not in ("out", "overwrite")},
+        "history": history,
+        "best_step": best[2],
+        "onnx_max_abs_diff_vs_torch": max_diff,
+        "seconds": round(time.time() - started, 1),
+    }
+    provenance["training"]["steps_run"] = steps
+    provenance["training"]["augment"] = asdict(augment)
+    # The held-out Dice of the artifact that ships: the exported ONNX model through the onnxrt runner.
+    parent = Path(cfg.out).resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".jetseg-train-", dir=str(parent)) as tmp:
+        staged = save_bundle(Path(tmp) / "bundle", onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights},
+                             provenance=provenance)
+        metrics = evaluate_bundle(staged, val_set)
+    provenance["metrics"] = metrics
+    card = model_card(spec, provenance, model)
+    bundle = save_bundle(cfg.out, onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights, "MODEL_CARD.md": card},
+                         provenance=provenance, overwrite=cfg.overwrite)
+    log.info("wrote %s: held-out Dice %.4f (onnxrt)", cfg.out, metrics["dice"])
+    return bundle
+
+
+def _state_bytes(model: Any) -> bytes:
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
+def evaluate_bundle(bundle: Any, data: Dataset, backend: str = "onnxrt") -> Dict[str, Any]:
+    """Held-out Dice of a bundle run through a runner on preprocessed frames (model resolution)."""
+    from jetseg.benchmarks.metrics import dice_per_class, mean_dice
+    from jetseg.jetson.runners import open_runner
+
+    masks = []
+    with open_runner(backend, bundle) as runner:
+        for i in range(len(data.x)):
+            masks.append(runner.spec.decode(runner.infer(data.x[i:i + 1].astype(np.float32)))[0])
+    pred = np.stack(masks)
+    spec = runner.spec
+    per_frame = np.stack([dice_per_class(p, r, spec.num_classes) for p, r in zip(pred, data.y)])
+    per_class = {spec.classes[k + 1]: round(float(np.nanmean(per_frame[:, k])), 4)
+                 for k in range(spec.num_classes - 1)}
+    return {"dice": round(mean_dice(pred, data.y, spec.num_classes), 4), "per_class": per_class,
+            "frames": int(len(pred)), "backend": backend, "data": data.uri,
+            "resolution": "model input (%dx%d), labels via Spec.preprocess_mask" % tuple(spec.input.size)}
+
+
+def model_card(spec: Spec, prov: Dict[str, Any], model: Any) -> bytes:
+    """MODEL_CARD.md for a trained bundle (all numbers come from this run)."""
+    arch = prov["architecture"]
+    params = sum(int(p.numel()) for p in model.parameters())
+    tr = prov["training"]
+    m = prov["metrics"]
+    lines = [
+        "# %s" % spec.name, "",
+        "Segmentation of %s in synthetic %s frames. **Synthetic data only: not for clinical use.**"
+        % (", ".join(spec.classes[1:]), _synthetic_kind(tr["data"]) or "labelled"), "",
+        "## Architecture", "",
+        "- `%s` (%s), %d parameters, kwargs `%s`" % (arch["name"], _arch_help(arch["name"]), params,
+                                                     arch["kwargs"]),
+        "- input `%s` %s float32 (NCHW), %s, mean %s, std %s, ROI %s" % (
+            spec.input.name, list(spec.input_shape), spec.input.color_order, spec.input.mean, spec.input.std,
+            spec.input.roi),
+        "- output `%s` %s softmax logits, classes %s" % (spec.output.name, list(spec.output_shape), spec.classes),
+        "- ONNX opset 17, static shape; ONNX Runtime vs PyTorch max |diff| %.2g" % prov["onnx_max_abs_diff_vs_torch"],
+        "",
+        "## Data", "",
+        "- training: `%s`, one frame in %d, %d frames used (sha256 %s...)" % (
+            prov["data"]["train"]["uri"], prov["data"]["train"]["every"], prov["data"]["train"]["frames_used"],
+            prov["data"]["train"]["sha256"][:16]),
+        "- held out: `%s`, %d frames (sha256 %s...), never seen in training" % (
+            prov["data"]["validation"]["uri"], prov["data"]["validation"]["frames_used"],
+            prov["data"]["validation"]["sha256"][:16]),
+        "",
+        "## Training", "",
+        "```", prov["command"], "```", "",
+        "%d steps, batch %d, AdamW lr %g (one-cycle), Dice + cross-entropy loss, augmentation (rotation, flips, "
+        "zoom, elastic, intensity); best held-out step %d; %.0f s on this machine's CPU."
+        % (tr["steps_run"], tr["batch"], tr["lr"], prov["best_step"], prov["seconds"]), "",
+        "## Held-out accuracy", "",
+        "Mean per-frame Dice of the exported `model.onnx` through the `%s` runner on the held-out frames, at "
+        "the model's input resolution: **%.4f** (%s)." % (m["backend"], m["dice"], ", ".join(
+            "%s %.4f" % kv for kv in m["per_class"].items())), "",
+        "## Limits", "",
+        "- Trained and tested on jetseg's synthetic generator only; real scans look different. Retrain or "
+        "fine-tune on your own labelled scans (`jetseg train --data DIR`).",
+        "- Not a medical device; not for diagnosis or any clinical use.", "",
+    ]
+    return "\n".join(lines).encode("utf-8")
+
+
+def _arch_help(name: str) -> str:
+    from jetseg.models.archs import ARCHITECTURES
+
+    return ARCHITECTURES.describe(name)
