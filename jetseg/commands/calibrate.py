@@ -1,16 +1,57 @@
-"""`jetseg calibrate` (placeholder until its issue lands)."""
+"""`jetseg calibrate`: an FP32 bundle + representative scans -> an INT8 bundle that passed the accuracy gate."""
 from __future__ import annotations
 
 import argparse
 
-from jetseg.errors import JetsegError
-
-HELP = "calibrate (not implemented yet)"
+HELP = "make an INT8 bundle from representative scans, with an accuracy gate against FP32"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("bundle", metavar="BUNDLE", help="the FP32 model bundle")
+    parser.add_argument("--scans", required=True, metavar="SOURCE",
+                        help="representative scans: an image folder, a video, a DICOM or NIfTI file, "
+                             "synthetic://ultrasound, ...")
+    parser.add_argument("--out", metavar="DIR", help="INT8 bundle to write (default: BUNDLE-int8)")
+    parser.add_argument("--method", default="entropy", choices=("entropy", "minmax", "percentile"),
+                        help="how activation ranges are chosen (default: entropy)")
+    parser.add_argument("--count", type=int, default=64, metavar="N",
+                        help="calibration frames, chosen for diversity (default: 64)")
+    parser.add_argument("--holdout", type=int, default=32, metavar="M",
+                        help="held-out frames for the accuracy gate, disjoint from the calibration frames "
+                             "(default: 32)")
+    parser.add_argument("--target", default="tensorrt", choices=("tensorrt", "cpu"),
+                        help="tensorrt: Q/DQ following TensorRT's rules (symmetric int8); cpu: the fastest form "
+                             "for ONNX Runtime on the CPU (uint8 activations) (default: tensorrt)")
+    parser.add_argument("--gate-dice", type=float, default=0.01, metavar="D",
+                        help="largest allowed drop of the mean Dice on the held-out frames (default: 0.01)")
+    parser.add_argument("--max-fallback", type=int, default=8, metavar="K",
+                        help="at most K layers kept in float to pass the gate (default: 8; 0 = none)")
+    parser.add_argument("--max-frames", type=int, default=300, metavar="N",
+                        help="read at most N frames of the scans (default: 300)")
+    parser.add_argument("--trt-version", default="8.5.2", metavar="X.Y.Z",
+                        help="TensorRT version the calibration cache is written for (default: 8.5.2, JetPack 5)")
+    parser.add_argument("--memory-mb", type=float, default=1024.0, metavar="MB",
+                        help="keep preprocessed frames in memory up to this size, else read twice (default: 1024)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise JetsegError("'jetseg calibrate' is not implemented yet")
+    from jetseg.calibration.workflow import calibrate
+
+    report = calibrate(args.bundle, args.scans, out=args.out, method=args.method, count=args.count,
+                       holdout=args.holdout, target=args.target, gate_dice=args.gate_dice,
+                       max_fallback=args.max_fallback, max_frames=args.max_frames, trt_version=args.trt_version,
+                       memory_mb=args.memory_mb, overwrite=args.overwrite)
+    gate = report["gate"]["result"]
+    model = report["model"]
+    print("INT8 bundle: %s" % report["out"])
+    print("  target %s, method %s, %d calibration + %d held-out frames (%d read, %d file(s) skipped)"
+          % (report["target"], report["method"], len(report["curation"]["calibration_frames"]),
+             len(report["curation"]["holdout_frames"]), report["scans"]["frames_read"],
+             report["scans"]["skipped_files"]))
+    print("  gate: mean Dice drop %.4f <= %g (vs %s), pixel agreement %.4f, layers kept in float: %s"
+          % (gate["dice_drop"], report["gate"]["threshold"], gate["reference"], gate["pixel_agreement"] or 0.0,
+             ", ".join(report["float_layers"]) or "none"))
+    print("  model.onnx %.0f KB = %.0f%% of FP32; calibration cache %s"
+          % (model["int8_size_bytes"] / 1024.0, 100.0 * model["size_ratio"], report["implicit_int8"]["header"]))
+    return 0

@@ -1,0 +1,79 @@
+"""Choosing the calibration set and the held-out gate set from all frames, deterministically.
+
+- Held-out set (for the accuracy gate) first: ``holdout`` frames evenly spaced over the stream, so it
+  represents the whole recording rather than its most unusual frames.
+- Calibration set from the rest: ``count`` frames by k-center greedy on the thumbnails (each next frame is
+  the one farthest from every frame chosen so far), so that rare views are covered and near-duplicate video
+  frames are not chosen twice. The first center is the frame closest to the mean thumbnail; ties go to the
+  earliest frame. Same frames in, same choice out.
+"""
+from __future__ import annotations
+
+import logging
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+from jetseg.errors import JetsegError
+
+log = logging.getLogger("jetseg.calibration")
+
+
+def k_center_greedy(features: np.ndarray, k: int, pool: Sequence[int]) -> List[int]:
+    """Pick ``k`` indices of ``pool`` (rows of ``features``) by k-center greedy; returns them in pick order."""
+    pool = list(pool)
+    if k <= 0 or not pool:
+        return []
+    x = np.asarray(features, dtype=np.float64)[pool]
+    centre = x.mean(axis=0)
+    first = int(np.argmin(((x - centre) ** 2).sum(axis=1)))
+    chosen = [first]
+    dist = ((x - x[first]) ** 2).sum(axis=1)
+    while len(chosen) < min(k, len(pool)):
+        nxt = int(np.argmax(dist))  # the first maximum: ties go to the earliest frame
+        if dist[nxt] <= 0.0:
+            # every remaining frame duplicates a chosen one: fill in stream order
+            rest = [i for i in range(len(pool)) if i not in set(chosen)]
+            chosen.extend(rest[:k - len(chosen)])
+            break
+        chosen.append(nxt)
+        dist = np.minimum(dist, ((x - x[nxt]) ** 2).sum(axis=1))
+    return [pool[i] for i in chosen]
+
+
+def evenly_spaced(n: int, k: int) -> List[int]:
+    """``k`` distinct indices spread evenly over ``range(n)`` (centred in their strides)."""
+    if k <= 0:
+        return []
+    k = min(k, n)
+    return sorted({int((i + 0.5) * n / k) for i in range(k)})
+
+
+def split(features: np.ndarray, count: int, holdout: int) -> Tuple[List[int], List[int]]:
+    """``(calibration, holdout)`` index lists, disjoint, both sorted in stream order.
+
+    With fewer frames than ``count + holdout`` the held-out set is shrunk first (to a quarter of the frames,
+    at least one) and the calibration set takes the rest.
+
+    Raises:
+        JetsegError: fewer than two frames, or a non-positive count.
+    """
+    n = int(len(features))
+    if not isinstance(count, int) or count < 1:
+        raise JetsegError("--count %r is invalid; expected a positive number of calibration frames" % (count,))
+    if not isinstance(holdout, int) or holdout < 1:
+        raise JetsegError("--holdout %r is invalid; expected a positive number of held-out frames" % (holdout,))
+    if n < 2:
+        raise JetsegError("only %d usable frame; calibration needs at least 2 (calibration + held-out for the "
+                          "accuracy gate); give more scans" % n)
+    if n < count + holdout:
+        new_holdout = min(holdout, max(1, n // 4))
+        new_count = min(count, n - new_holdout)
+        log.warning("only %d usable frames for --count %d + --holdout %d; using %d for calibration and %d held out",
+                    n, count, holdout, new_count, new_holdout)
+        count, holdout = new_count, new_holdout
+    held = evenly_spaced(n, holdout)
+    taken = set(held)
+    pool = [i for i in range(n) if i not in taken]
+    calib = k_center_greedy(features, count, pool)
+    return sorted(calib), held

@@ -1,0 +1,230 @@
+"""Explicit INT8: calibration statistics and Q/DQ quantization with ONNX Runtime's quantization tools.
+
+Two steps, so that the accuracy gate can re-quantize cheaply with different layers kept in float:
+
+1. :func:`compute_ranges` runs the (prepared) FP32 model over the curated, preprocessed frames once and
+   returns the per-tensor ranges (``entropy``, ``minmax`` or ``percentile``).
+2. :func:`quantize` writes a Q/DQ model from those ranges for a target:
+
+   - ``tensorrt``: TensorRT's explicit-quantization rules: int8 activations and weights, zero-point 0
+     (symmetric), per-channel scales for weights only (ConvTranspose on axis 0), per-tensor activations,
+     float biases, Q/DQ on the inputs of weighted layers only (NVIDIA's recommended placement).
+   - ``cpu``: what ONNX Runtime's CPU kernels run fastest: uint8 activations (asymmetric), int8
+     per-channel weights, int32 biases, Q/DQ around every supported operator (fused to QLinearConv & co).
+
+Every model is first *prepared* (:func:`prepare_model`): ONNX Runtime's basic graph optimisations (constant
+folding, Conv+BatchNorm fusion) and shape inference. Calibration ranges, the TensorRT calibration cache
+and the quantized model all refer to the prepared model's tensor names.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from jetseg.errors import DependencyError, JetsegError
+from jetseg.optional import require
+
+log = logging.getLogger("jetseg.calibration")
+
+METHODS = ("entropy", "minmax", "percentile")
+TARGETS = ("tensorrt", "cpu")
+#: Operators whose weights and inputs are quantized for TensorRT (Q/DQ on their inputs only).
+TRT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+#: The oldest ONNX Runtime whose quantizer takes per-tensor overrides (used for ConvTranspose's axis).
+MIN_ORT = "1.17"
+
+Ranges = Dict[str, Tuple[float, float]]
+
+
+def _ort_quantization() -> Any:
+    ort = require("onnxruntime", "INT8 calibration")
+    from packaging.version import Version
+
+    if Version(ort.__version__.split("+")[0]) < Version(MIN_ORT):
+        raise DependencyError("onnxruntime %s is too old for calibration; expected >= %s (pip install -U "
+                              "onnxruntime)" % (ort.__version__, MIN_ORT))
+    return require("onnxruntime.quantization", "INT8 calibration")
+
+
+class FrameReader:
+    """ONNX Runtime CalibrationDataReader over preprocessed ``(1, C, H, W) float32`` frames.
+
+    Built as a subclass of ONNX Runtime's reader class at first use (onnxruntime is imported lazily).
+    """
+
+    def __new__(cls, input_name: str, frames: Sequence[np.ndarray], progress: Any = None) -> Any:
+        q = _ort_quantization()
+
+        class _Reader(q.CalibrationDataReader):
+            def __init__(self) -> None:
+                self.frames = list(frames)
+                self.pos = 0
+
+            def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+                if self.pos >= len(self.frames):
+                    return None
+                item = {input_name: np.ascontiguousarray(self.frames[self.pos], dtype=np.float32)}
+                self.pos += 1
+                if progress is not None:
+                    progress.update(1)
+                return item
+
+            def rewind(self) -> None:
+                self.pos = 0
+
+            def __len__(self) -> int:
+                return len(self.frames)
+
+        return _Reader()
+
+
+def opset_of(model: Any) -> int:
+    """The default-domain (ai.onnx) opset of a ModelProto."""
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    return 0
+
+
+def io_signature(model: Any) -> Dict[str, Any]:
+    """``{"inputs": {name: shape}, "outputs": {name: shape}}`` of a ModelProto (None for a symbolic dim)."""
+    def shapes(values: Any) -> Dict[str, List[Optional[int]]]:
+        out = {}
+        for v in values:
+            dims = v.type.tensor_type.shape.dim
+            out[v.name] = [int(d.dim_value) if d.HasField("dim_value") else None for d in dims]
+        return out
+
+    inits = {i.name for i in model.graph.initializer}
+    return {"inputs": shapes([i for i in model.graph.input if i.name not in inits]),
+            "outputs": shapes(model.graph.output)}
+
+
+def prepare_model(src: Path, dst: Path) -> None:
+    """Write the model with ONNX Runtime's basic optimisations applied (BN folded into Conv) to ``dst``."""
+    onnx = require("onnx", "INT8 calibration")
+    q = _ort_quantization()
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    except Exception as exc:  # ONNX Runtime's optimizer and ONNX's checker raise assorted types
+        raise JetsegError("cannot prepare %s for quantization: %s; check that it loads in ONNX Runtime"
+                          % (src, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from None
+    before, after = io_signature(onnx.load(str(src))), io_signature(onnx.load(str(dst)))
+    if before != after:  # pragma: no cover - ONNX Runtime keeps graph inputs and outputs
+        raise JetsegError("preparing the model changed its inputs/outputs %s -> %s" % (before, after))
+    del q
+
+
+def compute_ranges(model_path: Path, input_name: str, frames: Sequence[np.ndarray], method: str,
+                   work_dir: Path, progress: bool = True) -> Any:
+    """Run the prepared FP32 model over ``frames`` and return ONNX Runtime's ``TensorsData`` (per-tensor ranges).
+
+    Args:
+        model_path: the prepared FP32 model.
+        input_name: the model's input.
+        frames: preprocessed frames ``(1, C, H, W) float32``.
+        method: ``entropy`` (KL divergence, as TensorRT's EntropyCalibrator2), ``minmax`` or ``percentile``
+            (99.999th percentile of |x|).
+        work_dir: where ONNX Runtime may write its augmented model.
+    """
+    if method not in METHODS:
+        raise JetsegError("calibration method %r is unknown; expected one of %s" % (method, ", ".join(METHODS)))
+    q = _ort_quantization()
+    calib = require("onnxruntime.quantization.calibrate", "INT8 calibration")
+    cmethod = {"entropy": q.CalibrationMethod.Entropy, "minmax": q.CalibrationMethod.MinMax,
+               "percentile": q.CalibrationMethod.Percentile}[method]
+    tqdm = require("tqdm", "progress bars").tqdm
+    calibrator = calib.create_calibrator(Path(model_path), [], augmented_model_path=str(Path(work_dir) / "augmented.onnx"),
+                                         calibrate_method=cmethod)
+    with tqdm(total=len(frames), desc="calibrating", unit="frame", disable=None if progress else True,
+              leave=False) as bar:
+        calibrator.collect_data(FrameReader(input_name, frames, bar))
+    data = calibrator.compute_data()
+    del calibrator
+    return data
+
+
+def ranges_of(tensors_data: Any) -> Ranges:
+    """``{tensor: (low, high)}`` as plain floats from ONNX Runtime's TensorsData."""
+    out: Ranges = {}
+    for name, item in tensors_data.data.items():
+        low, high = item.range_value if hasattr(item, "range_value") else item
+        out[name] = (float(np.asarray(low).min()), float(np.asarray(high).max()))
+    return out
+
+
+def quantizable_nodes(model: Any, target: str) -> List[str]:
+    """Names of the nodes the target quantizes (candidates for keeping in float), in graph order."""
+    ops = set(TRT_OPS) if target == "tensorrt" else set(_cpu_op_types())
+    return [n.name for n in model.graph.node if n.op_type in ops and n.name]
+
+
+def _cpu_op_types() -> List[str]:
+    _ort_quantization()
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    return sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+
+
+def _settings(q: Any, model: Any, target: str) -> Dict[str, Any]:
+    if target == "tensorrt":
+        inits = {i.name: i for i in model.graph.initializer}
+        overrides = {}
+        for node in model.graph.node:
+            # ONNX Runtime puts per-channel ConvTranspose weights on axis 1; TensorRT needs axis 0.
+            if node.op_type == "ConvTranspose" and len(node.input) > 1 and node.input[1] in inits:
+                overrides[node.input[1]] = [{"axis": 0}]
+        return dict(per_channel=True, reduce_range=False, weight_type=q.QuantType.QInt8,
+                    activation_type=q.QuantType.QInt8, op_types=list(TRT_OPS),
+                    extra={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                           "QDQDisableWeightAdjustForInt32Bias": True,
+                           "OpTypesToExcludeOutputQuantization": list(TRT_OPS),
+                           "TensorQuantOverrides": overrides})
+    if target == "cpu":
+        return dict(per_channel=True, reduce_range=False, weight_type=q.QuantType.QInt8,
+                    activation_type=q.QuantType.QUInt8, op_types=None, extra={})
+    raise JetsegError("target %r is unknown; expected one of %s" % (target, ", ".join(TARGETS)))
+
+
+def quantize(model_path: Path, out_path: Path, tensors_data: Any, target: str,
+             exclude: Sequence[str] = (), only: Optional[Sequence[str]] = None) -> None:
+    """Write a Q/DQ INT8 model for ``target`` from precomputed ranges.
+
+    Args:
+        model_path: the prepared FP32 model (the one the ranges were computed on).
+        out_path: where to write the quantized model.
+        tensors_data: :func:`compute_ranges`' result.
+        target: ``tensorrt`` or ``cpu``.
+        exclude: nodes kept in float: no Q/DQ is inserted for them.
+        only: quantize only these nodes (the sensitivity analysis); None = every quantizable node.
+    """
+    q = _ort_quantization()
+    qu = require("onnxruntime.quantization.quant_utils", "INT8 calibration")
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+
+    model = qu.load_model_with_shape_infer(Path(model_path))
+    s = _settings(q, model, target)
+    if only:
+        # Alone, ops such as MaxPool or Concat are quantized only when their input already is; force them,
+        # so that the sensitivity analysis sees their own damage.
+        s["extra"] = dict(s["extra"], ForceQuantizeNoInputCheck=True)
+    op_types = s["op_types"] or _cpu_op_types()
+    model = qu.update_opset_version(model, s["weight_type"])
+    args = {"model": model, "per_channel": s["per_channel"], "reduce_range": s["reduce_range"],
+            "weight_qType": s["weight_type"], "activation_qType": s["activation_type"],
+            "tensors_range": tensors_data, "nodes_to_quantize": list(only or []),
+            "nodes_to_exclude": list(exclude), "op_types_to_quantize": op_types, "extra_options": s["extra"]}
+    params = inspect.signature(QDQQuantizer.__init__).parameters
+    missing = [p for p in params if p != "self" and p not in args and params[p].default is inspect.Parameter.empty]
+    if missing:  # pragma: no cover - depends on the installed onnxruntime
+        raise DependencyError("this onnxruntime's QDQQuantizer wants %s; jetseg supports onnxruntime %s to 1.32"
+                              % (", ".join(missing), MIN_ORT))
+    quantizer = QDQQuantizer(**{k: v for k, v in args.items() if k in params})
+    quantizer.quantize_model()
+    quantizer.model.save_model_to_file(str(out_path), False)

@@ -1,0 +1,185 @@
+"""Representative scans for calibration: read through the one source layer, preprocess with the bundle's spec.
+
+Frames come from :func:`jetseg.jetson.sources.open_source` (any URI: an image folder, a video, DICOM,
+NIfTI, ``synthetic://``) and go through :meth:`jetseg.spec.Spec.preprocess` exactly as at run time. For
+each frame we keep a small thumbnail (for curation), its label when the source has one, and its
+preprocessed tensor while the total stays under a memory budget; past the budget the tensors are dropped
+and :meth:`ScanSet.tensors` reads the chosen frames again in a second pass (finite sources only).
+
+Provenance: the sha256 of every source file (a folder: each file in it; one file: that file; synthetic:
+the URI and the generator's parameters).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from jetseg.bundle import sha256_file
+from jetseg.errors import JetsegError, SourceError
+from jetseg.optional import require
+from jetseg.spec import Spec
+
+log = logging.getLogger("jetseg.calibration")
+
+THUMB = 16  # thumbnails are THUMB x THUMB per channel
+
+
+class ScanError(JetsegError):
+    """The scans give no usable frame, or fewer than calibration needs."""
+
+
+def thumbnail(tensor: np.ndarray, size: int = THUMB) -> np.ndarray:
+    """A ``(1, C, H, W)`` or ``(C, H, W)`` model input reduced to ``C * size * size`` float32 (area average)."""
+    cv2 = require("cv2", "scan curation")
+    chw = tensor[0] if tensor.ndim == 4 else tensor
+    small = [cv2.resize(np.ascontiguousarray(c, dtype=np.float32), (size, size), interpolation=cv2.INTER_AREA)
+             for c in chw]
+    return np.concatenate([s.ravel() for s in small]).astype(np.float32)
+
+
+@dataclass
+class ScanSet:
+    """What was read: one entry per usable frame, in stream order.
+
+    Attributes:
+        ids: ``{"index": position in the stream, "source": the source's frame id}`` per frame.
+        thumbs: ``(N, D)`` float32 thumbnails.
+        labels: the preprocessed ground-truth mask ``(H, W) uint8`` per frame, or None.
+        skipped: files the source could not use (unreadable, corrupt), as the source counted them.
+        files: provenance records (``{"path", "sha256"}`` per file, or the synthetic parameters).
+    """
+
+    uri: str
+    spec: Spec
+    ids: List[Dict[str, Any]] = field(default_factory=list)
+    thumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    labels: List[Optional[np.ndarray]] = field(default_factory=list)
+    skipped: int = 0
+    files: List[Dict[str, Any]] = field(default_factory=list)
+    truncated: bool = False
+    _tensors: Optional[List[np.ndarray]] = None
+    _options: Dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def in_memory(self) -> bool:
+        return self._tensors is not None
+
+    def tensors(self, indices: Sequence[int], progress: bool = False) -> List[np.ndarray]:
+        """The preprocessed ``(1, C, H, W) float32`` inputs of the frames at ``indices`` (positions in this set)."""
+        if self._tensors is not None:
+            return [self._tensors[i] for i in indices]
+        wanted = {int(self.ids[i]["index"]): i for i in indices}
+        found: Dict[int, np.ndarray] = {}
+        last = max(wanted) if wanted else -1
+        for position, frame in _frames(self.uri, self._options, limit=last + 1, progress=progress,
+                                       desc="re-reading"):
+            if position in wanted:
+                tensor = self.spec.preprocess(frame.image)
+                i = wanted[position]
+                if not np.allclose(thumbnail(tensor), self.thumbs[i], atol=1e-4):
+                    raise ScanError("source %s delivered a different frame %d on the second pass; calibrate from "
+                                    "files (not a live stream) or raise --memory-mb" % (self.uri, position))
+                found[position] = tensor
+        missing = sorted(set(wanted) - set(found))
+        if missing:
+            raise ScanError("source %s ended before frame %d on the second pass" % (self.uri, missing[0]))
+        return [found[int(self.ids[i]["index"])] for i in indices]
+
+
+def _frames(uri: str, options: Dict[str, Any], limit: Optional[int], progress: bool, desc: str,
+            info: Optional[Dict[str, Any]] = None) -> Iterator[Tuple[int, Any]]:
+    """``(position, Frame)`` of a finite source, up to ``limit``; fills ``info`` with skipped/truncated."""
+    from jetseg.jetson.sources import open_source
+
+    tqdm = require("tqdm", "progress bars").tqdm
+    source = open_source(uri, **options)
+    with source, tqdm(total=limit, desc=desc, unit="frame", disable=None if progress else True,
+                      leave=False) as bar:
+        if getattr(source, "live", False):
+            raise ScanError("%s is a live source; calibrate from recorded scans (a video file, an image folder, "
+                            "DICOM, NIfTI or synthetic://)" % uri)
+        position = 0
+        for frame in source:
+            if limit is not None and position >= limit:
+                break
+            yield position, frame
+            position += 1
+            bar.update(1)
+        if info is not None:
+            info["skipped"] = int(getattr(source, "skipped", 0) or source.stats().get("skipped", 0) or 0)
+            info["truncated"] = limit is not None and position >= limit and not source.ended
+
+
+def read_scans(uri: str, spec: Spec, max_frames: int = 500, memory_mb: float = 1024.0,
+               progress: bool = True, **options: Any) -> ScanSet:
+    """Read up to ``max_frames`` frames of ``uri`` and preprocess them with ``spec``.
+
+    Raises:
+        ScanError: no usable frame at all (every file was skipped, or the source is empty).
+        SourceError: the source cannot be opened (from the source layer).
+    """
+    if not isinstance(max_frames, int) or max_frames < 1:
+        raise ScanError("--max-frames %r is invalid; expected a positive integer" % (max_frames,))
+    out = ScanSet(uri=uri, spec=spec, _options=dict(options))
+    tensors: Optional[List[np.ndarray]] = []
+    thumbs: List[np.ndarray] = []
+    used = 0.0
+    budget = float(memory_mb) * 1024 * 1024
+    info: Dict[str, Any] = {"skipped": 0, "truncated": False}
+    try:
+        for position, frame in _frames(uri, options, limit=max_frames, progress=progress, desc="reading scans",
+                                      info=info):
+            tensor = spec.preprocess(frame.image)
+            label = spec.preprocess_mask(frame.label) if frame.label is not None else None
+            out.ids.append({"index": position, "source": str(frame.source_id or position)})
+            out.labels.append(label)
+            thumbs.append(thumbnail(tensor))
+            if tensors is not None:
+                used += tensor.nbytes
+                if used > budget:
+                    log.info("scans exceed --memory-mb %.0f; keeping thumbnails only, the chosen frames are read "
+                             "again", memory_mb)
+                    tensors = None
+                else:
+                    tensors.append(tensor)
+    except SourceError as exc:
+        if "no usable" in str(exc):
+            raise ScanError("%s; nothing to calibrate with" % exc) from None
+        raise
+    out.skipped = int(info["skipped"])
+    out.truncated = bool(info["truncated"])
+    if out.skipped:
+        log.warning("%d file(s) of %s could not be read and were skipped", out.skipped, uri)
+    if not out.ids:
+        raise ScanError("no usable frame in %s (%d file(s) skipped as unreadable); give scans the bundle's "
+                        "model can take" % (uri, out.skipped))
+    out.thumbs = np.stack(thumbs)
+    out._tensors = tensors
+    out.files = provenance(uri, options)
+    return out
+
+
+def provenance(uri: str, options: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
+    """sha256 of every file behind ``uri`` (a folder: every file under it), or the synthetic parameters."""
+    from jetseg.jetson.sources import parse_uri
+
+    kind, target, query = parse_uri(uri)
+    params = dict(query)
+    params.update(options or {})
+    if kind == "synthetic":
+        return [{"uri": uri, "generator": "jetseg.models.synthetic", "kind": target.strip("/"),
+                 "params": {k: str(v) for k, v in sorted(params.items())}}]
+    path = Path(target)
+    if path.is_dir():
+        return [{"path": p.relative_to(path).as_posix(), "sha256": sha256_file(p)}
+                for p in sorted(path.rglob("*")) if p.is_file()]
+    if path.is_file():
+        return [{"path": path.name, "sha256": sha256_file(path)}]
+    return [{"uri": uri}]

@@ -1,0 +1,198 @@
+"""``jetseg calibrate`` as a function: FP32 bundle + representative scans -> INT8 bundle that passed the gate.
+
+Steps: read and preprocess the scans (:mod:`.scans`), choose the calibration and held-out frames
+(:mod:`.curate`), prepare the model and compute the per-tensor ranges once (:mod:`.quantize`), quantize for
+the target, score INT8 against FP32 on the held-out frames and keep the most harmful layers in float until
+the gate passes (:mod:`.gate`), check TensorRT's Q/DQ rules (:mod:`.check`), write the TensorRT calibration
+cache (:mod:`.cache`) and the bundle, atomically. Nothing is written unless everything succeeded.
+
+INT8 bundle layout::
+
+    model.onnx          Q/DQ INT8 model for the target (same input/output names and static shapes)
+    model.fp32.onnx     the prepared FP32 model the ranges and the cache refer to (implicit INT8 / DLA builds)
+    calibration.cache   TensorRT calibration cache (TRT-<version>-EntropyCalibration2 or MinMaxCalibration)
+    calibration.json    method, target, frames and hashes, ranges, gate results, layers kept in float, versions
+    spec.yaml, manifest.json
+"""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from jetseg.bundle import Bundle, command_line, save_bundle, versions
+from jetseg.calibration import cache as trtcache
+from jetseg.calibration.check import check_qdq, format_violations, summary
+from jetseg.calibration.curate import split
+from jetseg.calibration.gate import Gate, rank_layers
+from jetseg.calibration.quantize import (
+    METHODS,
+    TARGETS,
+    compute_ranges,
+    io_signature,
+    opset_of,
+    prepare_model,
+    quantizable_nodes,
+    quantize,
+    ranges_of,
+)
+from jetseg.calibration.scans import read_scans
+from jetseg.errors import BundleError, GateError, JetsegError
+from jetseg.optional import require
+
+log = logging.getLogger("jetseg.calibration")
+
+FP32_MODEL_FILE = "model.fp32.onnx"
+CACHE_FILE = "calibration.cache"
+REPORT_FILE = "calibration.json"
+REPORT_FORMAT = 1
+
+
+def default_out(bundle: Union[str, Path]) -> Path:
+    """``<bundle>-int8`` next to the FP32 bundle."""
+    path = Path(bundle)
+    return path.with_name(path.name.rstrip("/") + "-int8")
+
+
+def _check_options(method: str, target: str, count: int, holdout: int, gate_dice: float, max_fallback: int) -> None:
+    if method not in METHODS:
+        raise JetsegError("--method %r is unknown; expected one of %s" % (method, ", ".join(METHODS)))
+    if target not in TARGETS:
+        raise JetsegError("--target %r is unknown; expected one of %s" % (target, ", ".join(TARGETS)))
+    if not isinstance(gate_dice, (int, float)) or not 0.0 <= gate_dice <= 1.0:
+        raise JetsegError("--gate-dice %r is invalid; expected a Dice drop between 0 and 1 (default 0.01)"
+                          % (gate_dice,))
+    if not isinstance(max_fallback, int) or max_fallback < 0:
+        raise JetsegError("--max-fallback %r is invalid; expected 0 or more layers" % (max_fallback,))
+    for flag, value in (("--count", count), ("--holdout", holdout)):
+        if not isinstance(value, int) or value < 1:
+            raise JetsegError("%s %r is invalid; expected a positive number of frames" % (flag, value))
+
+
+def _ordered_ranges(model_path: Path, ranges: Dict[str, Any]) -> Dict[str, List[float]]:
+    """Ranges in graph order: inputs first, then each node's outputs."""
+    onnx = require("onnx", "INT8 calibration")
+    model = onnx.load(str(model_path))
+    order = [i.name for i in model.graph.input] + [o for n in model.graph.node for o in n.output]
+    out = {name: [float(ranges[name][0]), float(ranges[name][1])] for name in order if name in ranges}
+    return out
+
+
+def calibrate(bundle: Union[str, Path], scans: str, out: Optional[Union[str, Path]] = None,
+              method: str = "entropy", count: int = 64, holdout: int = 32, target: str = "tensorrt",
+              gate_dice: float = 0.01, max_fallback: int = 8, max_frames: int = 300,
+              trt_version: str = trtcache.DEFAULT_TRT_VERSION, memory_mb: float = 1024.0,
+              overwrite: bool = False, progress: bool = True) -> Dict[str, Any]:
+    """Calibrate ``bundle`` on ``scans`` and write the INT8 bundle to ``out``; return the report.
+
+    Raises:
+        GateError: INT8 stays worse than ``gate_dice`` even with ``max_fallback`` layers in float.
+        JetsegError: bad options, unusable scans, a model that breaks TensorRT's Q/DQ rules.
+    """
+    _check_options(method, target, count, holdout, gate_dice, max_fallback)
+    trtcache.version_number(trt_version)  # validates the version string early
+    fp32 = Bundle(bundle)
+    if fp32.precision != "fp32":
+        raise BundleError("bundle %s is already %s; calibrate the FP32 bundle it came from" % (fp32.path, fp32.precision))
+    out = Path(out) if out is not None else default_out(fp32.path)
+    if out.exists() and not overwrite:
+        raise JetsegError("%s already exists; choose another --out or remove it first" % out)
+    spec = fp32.spec
+
+    scanset = read_scans(scans, spec, max_frames=max_frames, memory_mb=memory_mb, progress=progress)
+    calib_idx, held_idx = split(scanset.thumbs, count, holdout)
+    tensors = scanset.tensors(calib_idx + held_idx, progress=progress)
+    calib_x, held_x = tensors[:len(calib_idx)], tensors[len(calib_idx):]
+    held_labels = [scanset.labels[i] for i in held_idx]
+    log.info("calibrating on %d frame(s), gating on %d held-out frame(s) of %d read from %s",
+             len(calib_idx), len(held_idx), len(scanset), scans)
+
+    onnx = require("onnx", "INT8 calibration")
+    with tempfile.TemporaryDirectory(prefix="jetseg-calibrate.") as tmp:
+        work = Path(tmp)
+        prepared = work / FP32_MODEL_FILE
+        prepare_model(fp32.model_path, prepared)
+        data = compute_ranges(prepared, spec.input.name, calib_x, method, work, progress=progress)
+        ranges = _ordered_ranges(prepared, ranges_of(data))
+        gate = Gate(fp32, held_x, held_labels, gate_dice, work, progress=progress)
+        candidate = work / "int8.onnx"
+
+        def attempt(exclude: List[str]) -> Dict[str, Any]:
+            quantize(prepared, candidate, data, target, exclude=exclude)
+            result = gate.score(candidate)
+            log.info("gate: mean Dice drop %.4f (threshold %.4f, %d layer(s) in float) -> %s", result["dice_drop"],
+                     gate_dice, len(exclude), "pass" if result["passed"] else "fail")
+            return result
+
+        exclude: List[str] = []
+        history = [dict(attempt(exclude), float_layers=[])]
+        ranking: Optional[List[Dict[str, Any]]] = None
+        while not history[-1]["passed"] and len(exclude) < max_fallback:
+            if ranking is None:
+                nodes = quantizable_nodes(onnx.load(str(prepared)), target)
+                ranking = rank_layers(gate, nodes, lambda name, path: quantize(prepared, path, data, target,
+                                                                               only=[name]), progress=progress)
+            remaining = [r["layer"] for r in ranking if r["layer"] not in exclude]
+            if not remaining:
+                break
+            exclude.append(remaining[0])
+            history.append(dict(attempt(exclude), float_layers=list(exclude)))
+        final = history[-1]
+        if not final["passed"]:
+            if not exclude:
+                tried = "no layer fallback (--max-fallback 0)"
+            else:
+                tried = "kept in float: %s" % ", ".join(exclude)
+            raise GateError("INT8 fails the accuracy gate: mean Dice drop %.4f > --gate-dice %g on %d held-out frames "
+                            "(%s); try --method percentile or minmax, more --count, a higher --max-fallback, or "
+                            "a larger --gate-dice" % (final["dice_drop"], gate_dice, final["frames"], tried))
+        if exclude:
+            quantize(prepared, candidate, data, target, exclude=exclude)
+
+        qmodel = onnx.load(str(candidate))
+        violations = check_qdq(qmodel) if target == "tensorrt" else []
+        if violations:
+            raise JetsegError("the INT8 model breaks %d TensorRT Q/DQ rule(s), first: %s (run with -v for all)"
+                              % (len(violations), violations[0]))
+        log.debug("Q/DQ check: %s", format_violations(violations) or "passed")
+        before, after = io_signature(onnx.load(str(fp32.model_path))), io_signature(qmodel)
+        if before != after:
+            raise JetsegError("quantization changed the model's inputs/outputs %s -> %s" % (before, after))
+
+        cache_bytes = trtcache.dumps(trtcache.scales_from_ranges(ranges), trt_version, method)
+        fp32_size, int8_size = fp32.model_path.stat().st_size, candidate.stat().st_size
+        report: Dict[str, Any] = {
+            "format": REPORT_FORMAT,
+            "method": method,
+            "target": target,
+            "trt_version": trt_version,
+            "fp32_bundle": {"path": str(fp32.path), "model_sha256": fp32.model_sha256},
+            "scans": {"uri": scans, "frames_read": len(scanset), "skipped_files": scanset.skipped,
+                      "truncated_at_max_frames": scanset.truncated, "files": scanset.files},
+            "curation": {"strategy": "holdout evenly spaced; calibration k-center greedy on 16x16 thumbnails",
+                         "calibration_frames": [scanset.ids[i] for i in calib_idx],
+                         "holdout_frames": [scanset.ids[i] for i in held_idx]},
+            "gate": {"threshold": gate_dice, "passed": True, "result": final, "attempts": history,
+                     "sensitivity": ranking or []},
+            "float_layers": list(exclude),
+            "model": {"opset": opset_of(qmodel), "qdq": summary(qmodel), "fp32_size_bytes": fp32_size,
+                      "int8_size_bytes": int8_size, "size_ratio": round(int8_size / float(fp32_size), 4),
+                      "io": after},
+            "tensorrt_check": {"checked": target == "tensorrt", "violations": [str(v) for v in violations]},
+            "implicit_int8": {"model": FP32_MODEL_FILE, "cache": CACHE_FILE,
+                              "header": trtcache.loads(cache_bytes).header},
+            "ranges": ranges,
+            "versions": versions(),
+        }
+        provenance = {"command": command_line(), "from_bundle": str(fp32.path),
+                      "from_model_sha256": fp32.model_sha256, "scans": scans,
+                      "source_files": scanset.files, "method": method, "target": target}
+        save_bundle(out, candidate, spec, precision="int8", provenance=provenance, overwrite=overwrite,
+                    extra_files={FP32_MODEL_FILE: prepared, CACHE_FILE: cache_bytes,
+                                 REPORT_FILE: (json.dumps(report, indent=2) + "\n").encode("utf-8")})
+    report["out"] = str(out)
+    log.info("wrote %s (%s, %s; %d KB = %.0f%% of FP32; mean Dice drop %.4f)", out, target, method,
+             int8_size // 1024, 100.0 * int8_size / fp32_size, final["dice_drop"])
+    return report
