@@ -4,13 +4,21 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 from typing import Any, Dict, List, Tuple
 
-HELP = "describe this machine: platform, versions, backends, GPU/DLA/TensorRT, OpenCV GStreamer"
+HELP = "describe this machine: platform, versions, backends, GPU/DLA/TensorRT, OpenCV GStreamer, power mode"
 
 PACKAGES = ("numpy", "yaml", "cv2", "onnx", "onnxruntime", "torch", "pydicom", "nibabel",
-            "prometheus_client", "matplotlib", "tensorrt", "pycuda")
+            "prometheus_client", "matplotlib", "tensorrt", "pycuda", "torch2trt", "jtop")
+
+# backend -> (python modules it needs, needs an NVIDIA GPU)
+BACKEND_NEEDS: Dict[str, Tuple[List[str], bool]] = {
+    "onnxrt": (["onnxruntime"], False),
+    "torch": (["torch"], False),
+    "trt": (["tensorrt", "pycuda"], True),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,12 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def package_versions() -> Dict[str, str]:
+    from jetseg import trtcompat
     from jetseg.optional import available
 
     out = {}
     for name in PACKAGES:
         if not available(name):
             out[name] = "not installed"
+            continue
+        if name == "tensorrt":  # the stubs package is not TensorRT; available() already rejects it
+            out[name] = trtcompat.installed_version() or "not installed (no __version__: type stubs only)"
             continue
         try:
             mod = __import__(name)
@@ -46,32 +58,92 @@ def opencv_gstreamer() -> str:
     return "unknown"
 
 
-def backends(versions: Dict[str, str]) -> List[Tuple[str, bool, str]]:
+def _missing(versions: Dict[str, str], name: str) -> bool:
+    return versions.get(name, "not installed").startswith(("not", "broken"))
+
+
+def backends(versions: Dict[str, str], has_gpu: bool) -> List[Tuple[str, bool, str]]:
     from jetseg.jetson.runners import RUNNERS
 
     rows = []
     for name in RUNNERS.names():
-        need = {"onnxrt": ["onnxruntime"], "torch": ["torch"], "trt": ["tensorrt", "pycuda"]}.get(name, [])
-        missing = [n for n in need if versions.get(n, "not installed").startswith(("not", "broken"))]
-        rows.append((name, not missing, RUNNERS.describe(name) if not missing
-                     else "needs " + ", ".join(missing)))
+        modules, gpu = BACKEND_NEEDS.get(name, ([], False))
+        missing = [n for n in modules if _missing(versions, n)]
+        if gpu and not has_gpu:
+            missing.append("an NVIDIA GPU")
+        rows.append((name, not missing, RUNNERS.describe(name) if not missing else "needs " + ", ".join(missing)))
     return rows
+
+
+def todo(info: Dict[str, Any]) -> List[str]:
+    """What is missing, each with how to get it."""
+    from jetseg.optional import HINTS
+
+    dev = info["device"]
+    versions = info["packages"]
+    out = []
+    if dev["is_jetson"]:
+        for name in ("tensorrt", "pycuda", "onnxruntime", "torch"):
+            if _missing(versions, name):
+                out.append("%s: %s" % (name, HINTS.get(name, "pip install " + name)))
+        if not str(info["opencv_gstreamer"]).upper().startswith("YES"):
+            out.append("OpenCV without GStreamer: use JetPack's python3-opencv (apt) and a venv with "
+                       "--system-site-packages; remove pip's opencv-python from the venv")
+        if _missing(versions, "jtop") and not info["telemetry"]["tegrastats"]:
+            out.append("telemetry: neither tegrastats nor jtop found; install nvidia-l4t-tools or "
+                       "pip install jetson-stats")
+        if dev["jetson_clocks"] is False:
+            out.append("clocks are not pinned: run 'sudo jetson_clocks' before benchmarking")
+        if dev["jetpack"] is None and dev["l4t"]:
+            out.append("L4T %s is not in jetseg's JetPack table; TensorRT engines still work" % dev["l4t"])
+    else:
+        out.append("TensorRT/DLA: this is not a Jetson; 'jetseg build' and the trt backend run on the device "
+                   "(flash JetPack 5.1 on the Xavier, clone, ./setup.sh)")
+        if not dev["gpu_device_nodes"]:
+            out.append("no NVIDIA GPU here: use --backend onnxrt (CPU) or torch")
+        if not str(info["opencv_gstreamer"]).upper().startswith("YES"):
+            out.append("OpenCV has no GStreamer here: gst://, csi://, rtsp:// sources need it (Debian's "
+                       "python3-opencv has it; pip wheels do not); files, folders and v4l2 work without")
+        for name in ("onnxruntime", "cv2"):
+            if _missing(versions, name):
+                out.append("%s: %s" % (name, HINTS.get(name, "pip install " + name)))
+    return out
 
 
 def report() -> Dict[str, Any]:
     import jetseg
+    from jetseg import trtcompat
+    from jetseg.jetson.device.info import describe
 
+    device = describe()
     versions = package_versions()
+    has_gpu = bool(device.gpu_device_nodes)
     info: Dict[str, Any] = {
         "jetseg": jetseg.__version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "device": device.to_dict(),
         "packages": versions,
         "opencv_gstreamer": opencv_gstreamer(),
-        "backends": [{"name": n, "usable": ok, "note": note} for n, ok, note in backends(versions)],
+        "telemetry": {"tegrastats": shutil.which("tegrastats") is not None,
+                      "jtop": not _missing(versions, "jtop")},
+        "backends": [{"name": n, "usable": ok, "note": note} for n, ok, note in backends(versions, has_gpu)],
     }
+    if device.tensorrt:
+        info["tensorrt_features"] = trtcompat.features(device.tensorrt).to_dict()
+    info["missing"] = todo(info)
     return info
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict) and "name" in value:
+        return "%s (mode %s)" % (value["name"], value.get("id"))
+    return str(value)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +151,21 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
+    dev = info["device"]
     print("jetseg %s on Python %s, %s" % (info["jetseg"], info["python"], info["platform"]))
+    print("\ndevice:")
+    if dev["is_jetson"]:
+        rows = [("model", dev["model"]), ("SoC", "%s (%s, sm%s)" % (dev["soc"], dev["soc_id"], dev["compute_capability"])),
+                ("L4T / JetPack", "%s / %s" % (_show(dev["l4t"]), _show(dev["jetpack"]))),
+                ("power mode", dev["nvpmodel"]), ("jetson_clocks", dev["jetson_clocks"]),
+                ("DLA cores", dev["dla_cores"]), ("CUDA", dev["cuda"]), ("TensorRT", dev["tensorrt"]),
+                ("telemetry", ", ".join(k for k, v in info["telemetry"].items() if v) or "none")]
+    else:
+        rows = [("Jetson", "no (%s)" % info["machine"]),
+                ("NVIDIA GPU", ", ".join(dev["gpu_device_nodes"]) or "none"),
+                ("CUDA", dev["cuda"]), ("TensorRT", dev["tensorrt"] or "not installed")]
+    for label, value in rows:
+        print("  %-16s %s" % (label, _show(value)))
     print("\npackages:")
     for name, version in info["packages"].items():
         print("  %-18s %s" % (name, version))
@@ -87,4 +173,8 @@ def run(args: argparse.Namespace) -> int:
     print("\nbackends:")
     for row in info["backends"]:
         print("  %-8s %-4s %s" % (row["name"], "yes" if row["usable"] else "no", row["note"]))
+    if info["missing"]:
+        print("\nmissing, and how to get it:")
+        for line in info["missing"]:
+            print("  - " + line)
     return 0

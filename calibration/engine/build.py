@@ -1,0 +1,379 @@
+"""Build a TensorRT engine from a bundle, on the device: ``jetseg build`` calls :func:`build_engine`.
+
+Which network and which INT8 path:
+
+=================  =======================================  ==================================================
+precision / target  network                                  how INT8 scales are obtained
+=================  =======================================  ==================================================
+fp32, fp16 (GPU)   the bundle's float model.onnx            -
+fp16 (DLA)         the bundle's float model.onnx            - (GPU_FALLBACK for unsupported layers)
+int8 (GPU)         the INT8 bundle's Q/DQ model.onnx         explicit, from the Q/DQ nodes (TensorRT 8.5 - 11)
+int8 (DLA)         the Q/DQ model with Q/DQ stripped        implicit, from the bundle's calibration.cache
+                   (or a float model + calibration.cache)   (calibrator API: TensorRT < 11)
+=================  =======================================  ==================================================
+
+The engine goes to ``BUNDLE/engines/<device-key>/`` with ``build.json`` and the timing cache; an engine that
+is up to date is reused unless ``force``; engines of the same device and precision left over from an older
+model or calibration are removed (they can never be used again).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
+
+from jetseg import trtcompat
+from jetseg.bundle import Bundle, command_line, sha256_file, writing
+from jetseg.calibration.engine import store
+from jetseg.calibration.engine.placement import (
+    Finding,
+    LayerPlacement,
+    format_report,
+    network_placement,
+    onnx_rules,
+)
+from jetseg.calibration.engine.progress import Heartbeat, make_monitor
+from jetseg.errors import BundleError, DeviceError, JetsegError
+from jetseg.jetson.device.key import EngineKey
+
+if TYPE_CHECKING:
+    import tensorrt
+
+log = logging.getLogger("jetseg.build")
+
+VIA = ("onnx", "torch2trt")
+
+
+@dataclass
+class BuildPlan:
+    """What will be built, decided before any TensorRT call (unit-testable)."""
+
+    precision: str
+    dla_core: Optional[int]
+    int8_mode: str  # "none", "qdq" (explicit) or "cache" (implicit, calibration.cache)
+    strip_qdq: bool
+    calibration_cache: Optional[Path]
+
+
+@dataclass
+class BuildOutcome:
+    key: EngineKey
+    folder: Path
+    reused: bool
+    record: Dict[str, Any] = field(default_factory=dict)
+    report: List[str] = field(default_factory=list)
+
+    @property
+    def engine_path(self) -> Path:
+        return self.folder / store.ENGINE_FILE
+
+
+def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: bool) -> BuildPlan:
+    """Choose the network and the INT8 path; user mistakes raise one-line errors.
+
+    Args:
+        qdq: whether the bundle's model.onnx has Q/DQ nodes.
+    """
+    if precision not in ("fp32", "fp16", "int8"):
+        raise JetsegError("--precision %r is unknown; expected fp32, fp16 or int8" % precision)
+    if dla_core is not None and precision == "fp32":
+        raise JetsegError("the DLA runs FP16 and INT8 only; got --precision fp32 with --dla %d (use fp16 or int8, "
+                          "or drop --dla)" % dla_core)
+    cache = bundle.file(store.CALIBRATION_CACHE)
+    cache_path = cache if cache.is_file() else None
+    if precision != "int8":
+        if qdq:
+            raise BundleError("bundle %s is an INT8 (Q/DQ) bundle; build --precision int8 from it, or build %s "
+                              "from the FP32 bundle it was calibrated from" % (bundle.path, precision))
+        return BuildPlan(precision, dla_core, "none", False, None)
+    if dla_core is not None:
+        if cache_path is None:
+            raise BundleError("DLA INT8 needs a TensorRT calibration cache (%s) in bundle %s; make an INT8 bundle "
+                              "with 'jetseg calibrate %s --target tensorrt --out BUNDLE-int8'"
+                              % (store.CALIBRATION_CACHE, bundle.path, bundle.path))
+        return BuildPlan(precision, dla_core, "cache", qdq, cache_path)
+    if qdq:
+        return BuildPlan(precision, None, "qdq", False, None)
+    if cache_path is not None:
+        return BuildPlan(precision, None, "cache", False, cache_path)
+    raise BundleError("bundle %s is FP32 (no Q/DQ nodes, no %s); calibrate it first: 'jetseg calibrate %s "
+                      "--target tensorrt --out BUNDLE-int8', then build that bundle"
+                      % (bundle.path, store.CALIBRATION_CACHE, bundle.path))
+
+
+def current_key(bundle: Bundle, plan: BuildPlan, trt_version: str, soc: str, cc: str) -> EngineKey:
+    calib = sha256_file(plan.calibration_cache) if plan.int8_mode == "cache" and plan.calibration_cache else None
+    return EngineKey(soc=soc, compute_capability=cc, trt_version=trtcompat.short_version(trt_version),
+                     precision=plan.precision, dla_core=plan.dla_core, model_sha256=bundle.model_sha256,
+                     calibration_sha256=calib)
+
+
+def cache_calibrator(cache: bytes) -> tensorrt.IInt8Calibrator:
+    """A calibrator that only replays a calibration cache (no data needed on the device).
+
+    The algorithm follows the cache header (``...-MinMaxCalibration`` or entropy).
+    """
+    import tensorrt as trt
+
+    header = cache.split(b"\n", 1)[0]
+    if b"MinMax" in header:
+        class MinMaxCache(trt.IInt8MinMaxCalibrator, _CacheReplay):
+            def __init__(self) -> None:
+                trt.IInt8MinMaxCalibrator.__init__(self)
+                self.cache = cache
+
+        return MinMaxCache()
+
+    class EntropyCache(trt.IInt8EntropyCalibrator2, _CacheReplay):
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.cache = cache
+
+    return EntropyCache()
+
+
+class _CacheReplay:
+    """The calibrator methods: no batches, every scale comes from ``self.cache``."""
+
+    cache = b""
+
+    def get_batch_size(self) -> int:
+        return 1
+
+    def get_batch(self, names: List[str]) -> Optional[List[int]]:
+        return None
+
+    def read_calibration_cache(self) -> Optional[bytes]:
+        return self.cache
+
+    def write_calibration_cache(self, cache: Any) -> None:
+        return None
+
+
+def _parse_onnx(parser: tensorrt.OnnxParser, data: bytes) -> None:
+    if parser.parse(data):
+        return
+    errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+    raise DeviceError("TensorRT cannot parse the ONNX model: %s" % ("; ".join(errors[:3]) or "unknown error"))
+
+
+def _load_model_bytes(bundle: Bundle, plan: BuildPlan) -> bytes:
+    data = bundle.model_path.read_bytes()
+    if not plan.strip_qdq:
+        return data
+    from jetseg.calibration.engine.qdq import strip_qdq
+    from jetseg.optional import require
+
+    onnx = require("onnx", "DLA INT8 builds")
+    return bytes(strip_qdq(onnx.load_from_string(data)).SerializeToString())
+
+
+def _findings(data: bytes) -> List[Finding]:
+    from jetseg.optional import require
+
+    onnx = require("onnx", "the DLA placement report")
+    return onnx_rules(onnx.load_from_string(data))
+
+
+def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None, workspace_mb: int = 1024,
+                 timing_cache: Optional[Path] = None, force: bool = False, via: str = "onnx",
+                 verbose: bool = False, out: Optional[TextIO] = None) -> BuildOutcome:
+    """Build (or reuse) the engine for this device; see the module docstring."""
+    out = out or sys.stderr
+    if via not in VIA:
+        raise JetsegError("--via %r is unknown; expected onnx or torch2trt" % via)
+    if workspace_mb < 16:
+        raise JetsegError("--workspace %d MB is too small; expected at least 16 MB (default 1024)" % workspace_mb)
+    trt = trtcompat.load("'jetseg build'")
+    feats = trtcompat.features(trt.__version__)
+    plan = plan_build(bundle, precision, dla_core, bundle_has_qdq(bundle))
+    from jetseg.jetson.device.info import describe, identity
+
+    soc, cc = identity()
+    if plan.int8_mode == "cache" and not trtcompat.can_calibrate():
+        raise DeviceError("TensorRT %s has no calibrator API, so INT8 from %s is impossible here; build INT8 on the "
+                          "GPU from the Q/DQ model (drop --dla)" % (trt.__version__, store.CALIBRATION_CACHE))
+    key = current_key(bundle, plan, trt.__version__, soc, cc)
+    state, reasons = store.status(bundle, key)
+    folder = store.engine_dir(bundle, key)
+    if state == store.OK and not force:
+        record = store.read_record(folder) or {}
+        return BuildOutcome(key, folder, True, record, ["engine %s is up to date (use --force to rebuild)" % key])
+    if state in (store.STALE, store.DAMAGED):
+        print("rebuilding %s: %s" % (key, "; ".join(reasons)), file=out)
+    for old in store.superseded(bundle, key):
+        print("removing superseded engine %s (built from another model or calibration)" % old.name, file=out)
+        shutil.rmtree(str(old))
+
+    device = describe()
+    timings: Dict[str, float] = {}
+    start = time.monotonic()
+    placement: List[LayerPlacement] = []
+    findings: List[Finding] = []
+    if via == "torch2trt":
+        engine_bytes = _build_torch2trt(bundle, plan, workspace_mb)
+        cache_bytes, notes = b"", ["converted from the PyTorch weights with torch2trt"]
+    else:
+        engine_bytes, cache_bytes, placement, notes, findings = _build_onnx(
+            feats, bundle, plan, key, workspace_mb, timing_cache, verbose, out, timings)
+    timings["total_s"] = round(time.monotonic() - start, 3)
+
+    runtime = trtcompat.make_runtime(trtcompat.logger(verbose))
+    engine = runtime.deserialize_cuda_engine(engine_bytes)
+    if engine is None:
+        raise DeviceError("TensorRT built an engine it cannot load back; run 'jetseg build --verbose' for details")
+    io = [{"name": engine.get_tensor_name(i),
+           "mode": str(engine.get_tensor_mode(engine.get_tensor_name(i))).split(".")[-1],
+           "shape": [int(d) for d in engine.get_tensor_shape(engine.get_tensor_name(i))],
+           "dtype": str(engine.get_tensor_dtype(engine.get_tensor_name(i))).split(".")[-1]}
+          for i in range(engine.num_io_tensors)]
+    report = format_report(placement, findings) if plan.dla_core is not None else []
+    record = {
+        "key": key.to_dict(),
+        "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        "command": command_line(),
+        "via": via,
+        "versions": {"tensorrt": str(trt.__version__), "cuda": device.cuda, "l4t": device.l4t,
+                     "jetpack": device.jetpack, "jetseg": _jetseg_version()},
+        "device": {"model": device.model, "soc": soc, "compute_capability": cc,
+                   "nvpmodel": device.nvpmodel, "jetson_clocks": device.jetson_clocks},
+        "flags": {"precision": plan.precision, "int8": plan.int8_mode, "dla_core": plan.dla_core,
+                  "gpu_fallback": plan.dla_core is not None, "workspace_mb": workspace_mb,
+                  "qdq_stripped": plan.strip_qdq, "features": feats.to_dict(), "notes": notes},
+        "timings": timings,
+        "placement": [row.to_dict() for row in placement],
+        "io": io,
+        "engine_bytes": len(engine_bytes),
+    }
+    with writing(folder, overwrite=True) as tmp:
+        (tmp / store.ENGINE_FILE).write_bytes(engine_bytes)
+        if cache_bytes:
+            (tmp / store.TIMING_CACHE_FILE).write_bytes(cache_bytes)
+        record["engine_sha256"] = sha256_file(tmp / store.ENGINE_FILE)
+        (tmp / store.BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    if cache_bytes:
+        _write_atomic(Path(timing_cache) if timing_cache else store.shared_timing_cache(bundle, key), cache_bytes)
+    return BuildOutcome(key, folder, False, record, report)
+
+
+def bundle_has_qdq(bundle: Bundle) -> bool:
+    """Whether the bundle's model.onnx has Q/DQ nodes (the manifest's precision when onnx is missing)."""
+    from jetseg.optional import available
+
+    if available("onnx"):
+        import onnx
+
+        from jetseg.calibration.engine.qdq import has_qdq
+
+        return has_qdq(onnx.load(str(bundle.model_path), load_external_data=False))
+    return bundle.precision == "int8"
+
+
+def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key: EngineKey,
+                workspace_mb: int, timing_cache: Optional[Path], verbose: bool, out: TextIO,
+                timings: Dict[str, float]) -> Any:
+    import tensorrt as trt
+
+    t0 = time.monotonic()
+    data = _load_model_bytes(bundle, plan)
+    tlog = trtcompat.logger(verbose)
+    builder = trtcompat.make_builder(tlog)
+    network = builder.create_network(trtcompat.network_flags(feats))
+    parser = trt.OnnxParser(network, tlog)
+    _parse_onnx(parser, data)
+    timings["parse_s"] = round(time.monotonic() - t0, 3)
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    notes = trtcompat.set_precision(config, feats, plan.precision, qdq=plan.int8_mode == "qdq")
+    if plan.int8_mode == "cache":
+        assert plan.calibration_cache is not None
+        config.int8_calibrator = cache_calibrator(plan.calibration_cache.read_bytes())
+        notes.append("int8 scales from %s (implicit calibration)" % store.CALIBRATION_CACHE)
+
+    placement: List[LayerPlacement] = []
+    findings: List[Finding] = []
+    if plan.dla_core is not None:
+        cores = int(builder.num_DLA_cores)
+        if plan.dla_core >= cores:
+            raise DeviceError("--dla %d asked, but this device has %d DLA core(s)%s"
+                              % (plan.dla_core, cores, " (0..%d)" % (cores - 1) if cores else "; drop --dla"))
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = plan.dla_core
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        findings = _findings(data)
+        placement = network_placement(network, config, findings)
+        for line in format_report(placement, findings):
+            print(line, file=out)
+
+    cache_path = Path(timing_cache) if timing_cache else store.shared_timing_cache(bundle, key)
+    old_cache = cache_path.read_bytes() if cache_path.is_file() else b""
+    cache = config.create_timing_cache(old_cache)
+    if not config.set_timing_cache(cache, False):
+        notes.append("timing cache %s did not match this device; started a new one" % cache_path)
+        cache = config.create_timing_cache(b"")
+        config.set_timing_cache(cache, False)
+    elif old_cache:
+        notes.append("reused timing cache %s" % cache_path)
+
+    label = "building %s engine for %s" % (plan.precision.upper(), key.device_part)
+    print("%s (TensorRT %s; this can take minutes)" % (label, trt.__version__), file=out, flush=True)
+    t1 = time.monotonic()
+    if feats.progress_monitor and hasattr(trt, "IProgressMonitor"):
+        monitor = make_monitor(out)
+        config.progress_monitor = monitor
+        serialized = builder.build_serialized_network(network, config)
+    else:
+        with Heartbeat(label, stream=out):
+            serialized = builder.build_serialized_network(network, config)
+    timings["build_s"] = round(time.monotonic() - t1, 3)
+    if serialized is None:
+        raise DeviceError("TensorRT could not build the engine; run 'jetseg build --verbose' to see its messages")
+    cache_bytes = bytes(memoryview(config.get_timing_cache().serialize()))
+    return bytes(memoryview(serialized)), cache_bytes, placement, notes, findings
+
+
+def _build_torch2trt(bundle: Bundle, plan: BuildPlan, workspace_mb: int) -> bytes:
+    """The torch2trt route: the bundle's PyTorch model converted module by module (FP32/FP16, GPU only)."""
+    from jetseg.optional import require
+
+    if plan.precision == "int8" or plan.dla_core is not None:
+        raise JetsegError("--via torch2trt builds fp32/fp16 GPU engines only; use --via onnx for INT8 and DLA")
+    torch = require("torch", "the torch2trt route")
+    t2t = require("torch2trt", "the torch2trt route")
+    if bundle.weights_path is None:
+        raise BundleError("bundle %s has no weights.pt; --via torch2trt needs the PyTorch weights (use --via onnx)"
+                          % bundle.path)
+    from jetseg.jetson.runners import open_runner
+
+    runner = open_runner("torch", bundle)
+    runner.activate()
+    model = getattr(runner, "model", None)
+    if model is None:
+        raise JetsegError("the torch backend does not expose its module; use --via onnx")
+    model = model.cuda().eval()
+    example = torch.zeros(bundle.spec.input_shape, device="cuda")
+    converted = t2t.torch2trt(model, [example], fp16_mode=plan.precision == "fp16",
+                              max_workspace_size=int(workspace_mb) << 20,
+                              input_names=[bundle.spec.input.name], output_names=[bundle.spec.output.name])
+    runner.deactivate()
+    return bytes(memoryview(converted.engine.serialize()))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _jetseg_version() -> str:
+    import jetseg
+
+    return jetseg.__version__

@@ -1,0 +1,212 @@
+"""CUDA memory for TensorRT, through pycuda: the ONE place jetseg touches device memory from Python.
+
+* :class:`CudaContext` retains the device's primary context and pushes it around every use, so a runner
+  activated on one thread can infer on another (the daemon's inference thread).
+* :class:`Buffers` owns one page-locked host array and one device allocation per engine I/O tensor and keeps
+  Python references to all of them for as long as TensorRT may use their addresses.
+* :class:`Stream` is the single CUDA stream; TensorRT gets its handle as an ``int``.
+* :class:`CudaGraph` optionally captures copy-in, the engine and copy-out into a CUDA graph (driver API via
+  ctypes, ``cuGraphInstantiateWithFlags`` needs CUDA >= 11.4) and replays it.
+
+pycuda cannot be imported on a machine without the NVIDIA driver; everything here is imported lazily by the
+``trt`` runner at activation.
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from jetseg.errors import DeviceError
+from jetseg.optional import require
+
+if TYPE_CHECKING:
+    import tensorrt
+
+
+def _driver() -> Any:
+    require("pycuda", "CUDA memory for the trt backend")
+    import pycuda.driver as cuda
+
+    try:
+        cuda.init()
+    except cuda.Error as exc:
+        raise DeviceError("CUDA cannot initialise (%s): no usable GPU here; check 'jetseg doctor'" % exc) from None
+    return cuda
+
+
+class CudaContext:
+    """The primary context of CUDA device ``index``, pushed with ``with ctx:`` around GPU work."""
+
+    def __init__(self, index: int = 0) -> None:
+        self.cuda = _driver()
+        if self.cuda.Device.count() <= index:
+            raise DeviceError("CUDA device %d does not exist (%d found)" % (index, self.cuda.Device.count()))
+        self.device = self.cuda.Device(index)
+        self.context = self.device.retain_primary_context()
+
+    @property
+    def name(self) -> str:
+        return str(self.device.name())
+
+    @property
+    def compute_capability(self) -> Tuple[int, int]:
+        major, minor = self.device.compute_capability()
+        return int(major), int(minor)
+
+    def __enter__(self) -> CudaContext:
+        self.context.push()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cuda.Context.pop()
+
+    def release(self) -> None:
+        self.context = None
+
+
+class Stream:
+    """One CUDA stream (create it with the context pushed)."""
+
+    def __init__(self, cuda: Any) -> None:
+        self.cuda = cuda
+        self.stream = cuda.Stream()
+
+    @property
+    def handle(self) -> int:
+        return int(self.stream.handle)
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()
+
+
+class Buffer:
+    """A page-locked host array and a device allocation of the same size, for one tensor."""
+
+    def __init__(self, cuda: Any, name: str, shape: Tuple[int, ...], dtype: Any, is_input: bool) -> None:
+        self.name = name
+        self.shape = tuple(int(d) for d in shape)
+        self.is_input = is_input
+        if any(d < 0 for d in self.shape):
+            raise DeviceError("tensor %r has a dynamic shape %s; jetseg builds static-shape engines (rebuild it "
+                              "with 'jetseg build')" % (name, self.shape))
+        self.host = cuda.pagelocked_empty(self.shape, dtype)
+        self.device = cuda.mem_alloc(max(1, self.host.nbytes))
+
+    @property
+    def address(self) -> int:
+        return int(self.device)
+
+    def free(self) -> None:
+        self.device.free()
+
+
+class Buffers:
+    """Host/device buffers for every I/O tensor, and the copies between them on one stream."""
+
+    def __init__(self, cuda: Any, stream: Stream) -> None:
+        self.cuda = cuda
+        self.stream = stream
+        self.items: Dict[str, Buffer] = {}
+
+    def add(self, name: str, shape: Tuple[int, ...], dtype: Any, is_input: bool) -> Buffer:
+        buf = Buffer(self.cuda, name, shape, dtype, is_input)
+        self.items[name] = buf
+        return buf
+
+    @property
+    def inputs(self) -> List[Buffer]:
+        return [b for b in self.items.values() if b.is_input]
+
+    @property
+    def outputs(self) -> List[Buffer]:
+        return [b for b in self.items.values() if not b.is_input]
+
+    def copy_in(self) -> None:
+        for buf in self.inputs:
+            self.cuda.memcpy_htod_async(buf.device, buf.host, self.stream.stream)
+
+    def copy_out(self) -> None:
+        for buf in self.outputs:
+            self.cuda.memcpy_dtoh_async(buf.host, buf.device, self.stream.stream)
+
+    def free(self) -> None:
+        for buf in self.items.values():
+            buf.free()
+        self.items.clear()
+
+
+# ---------------------------------------------------------------------------------------------- CUDA graphs
+_CAPTURE_MODE_GLOBAL = 0
+
+
+class CudaGraph:
+    """Capture work issued on ``stream`` into a CUDA graph and replay it (CUDA driver API through ctypes).
+
+    Use: ``graph.capture(fn)`` runs ``fn()`` (which must only enqueue work on the stream) under capture,
+    then ``graph.launch()`` replays it. Unverified on a device: enable with the runner option ``cuda_graph``.
+    """
+
+    def __init__(self, stream: Stream) -> None:
+        try:
+            self.lib = ctypes.CDLL("libcuda.so.1")
+        except OSError as exc:
+            raise DeviceError("CUDA graphs need the CUDA driver library libcuda.so.1 (%s)" % exc) from None
+        if not hasattr(self.lib, "cuGraphInstantiateWithFlags"):
+            raise DeviceError("this CUDA driver has no cuGraphInstantiateWithFlags (needs CUDA >= 11.4); run "
+                              "without cuda_graph")
+        self.stream = stream
+        self.graph = ctypes.c_void_p()
+        self.exec = ctypes.c_void_p()
+
+    def _check(self, result: int, what: str) -> None:
+        if result != 0:
+            raise DeviceError("CUDA graph %s failed with CUresult %d; run without cuda_graph" % (what, result))
+
+    def capture(self, enqueue: Any) -> None:
+        handle = ctypes.c_void_p(self.stream.handle)
+        self._check(self.lib.cuStreamBeginCapture_v2(handle, ctypes.c_int(_CAPTURE_MODE_GLOBAL)), "capture start")
+        try:
+            enqueue()
+        finally:
+            self._check(self.lib.cuStreamEndCapture(handle, ctypes.byref(self.graph)), "capture end")
+        self._check(self.lib.cuGraphInstantiateWithFlags(ctypes.byref(self.exec), self.graph,
+                                                         ctypes.c_ulonglong(0)), "instantiation")
+
+    def launch(self) -> None:
+        self._check(self.lib.cuGraphLaunch(self.exec, ctypes.c_void_p(self.stream.handle)), "launch")
+
+    def destroy(self) -> None:
+        if self.exec:
+            self.lib.cuGraphExecDestroy(self.exec)
+            self.exec = ctypes.c_void_p()
+        if self.graph:
+            self.lib.cuGraphDestroy(self.graph)
+            self.graph = ctypes.c_void_p()
+
+
+def numpy_dtype(dtype: tensorrt.DataType) -> Any:
+    """A TensorRT DataType as a numpy dtype (``trt.nptype`` where it exists)."""
+    import tensorrt as trt
+
+    nptype = getattr(trt, "nptype", None)
+    if nptype is not None:
+        return np.dtype(nptype(dtype))
+    table: Dict[Any, Any] = {trt.float32: np.float32, trt.float16: np.float16, trt.int32: np.int32,
+                             trt.int8: np.int8}
+    if dtype not in table:
+        raise DeviceError("engine tensor type %s has no numpy equivalent here" % dtype)
+    return np.dtype(table[dtype])
+
+
+def device_name(index: int = 0) -> Optional[str]:
+    """The CUDA device's name via pycuda, or None when pycuda or the driver is unavailable."""
+    from jetseg.optional import available
+
+    if not available("pycuda"):
+        return None
+    try:
+        return CudaContext(index).name
+    except DeviceError:
+        return None

@@ -1,0 +1,207 @@
+"""TensorRT runner: a serialized engine from ``BUNDLE/engines/<device-key>/``, named-tensor API only.
+
+Activation finds the engine that matches this device, TensorRT version, precision, DLA core and the bundle's
+model (and calibration cache), refuses anything stale with the reason and the command that rebuilds it,
+deserializes it, allocates page-locked host and device buffers for every I/O tensor (jetson/device/cuda.py)
+and one CUDA stream. Inference copies in, runs ``execute_async_v3(stream)``, copies out and synchronizes;
+with ``cuda_graph=True`` those three steps are captured once into a CUDA graph and replayed.
+
+Options (``open_runner("trt", bundle, precision="int8", dla=0)``; from the CLI ``--backend trt`` with the
+runtime's backend options):
+    precision: ``fp32``, ``fp16`` or ``int8``; default: the one engine built for this device (an error lists
+        the choices when there are several).
+    dla: DLA core (0 or 1) or None for the GPU.
+    cuda_graph: capture the inference into a CUDA graph.
+    device: CUDA device index (0 on a Jetson).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from jetseg.errors import RunnerError
+from jetseg.jetson.runners.base import Runner
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+class TensorRTRunner(Runner):
+    """Runs a TensorRT engine built by ``jetseg build`` for this bundle and device."""
+
+    name = "trt"
+
+    def __init__(self, bundle: Any, precision: Optional[str] = None, dla: Any = None, cuda_graph: Any = False,
+                 device: int = 0, **options: Any) -> None:
+        super().__init__(bundle, **options)
+        if precision is not None and precision not in ("fp32", "fp16", "int8"):
+            raise RunnerError("trt precision %r is unknown; expected fp32, fp16 or int8" % (precision,))
+        if dla not in (None, "", "none", "gpu"):
+            try:
+                dla = int(dla)
+            except (TypeError, ValueError):
+                raise RunnerError("trt option dla=%r: expected a DLA core number (0 or 1) or none" % (dla,)) from None
+        else:
+            dla = None
+        self.precision = precision
+        self.dla = dla
+        self.cuda_graph = _as_bool(cuda_graph)
+        self.device_index = int(device)
+        self.key: Any = None
+        self._ctx: Any = None
+        self._engine: Any = None
+        self._context: Any = None
+        self._stream: Any = None
+        self._buffers: Any = None
+        self._graph: Any = None
+        self._runtime: Any = None
+        self._input: Any = None
+        self._output: Any = None
+
+    # ------------------------------------------------------------------ engine lookup
+    def _engine_key(self, trt_version: str) -> Any:
+        from jetseg import trtcompat
+        from jetseg.calibration.engine import store
+        from jetseg.calibration.engine.build import current_key, plan_build
+        from jetseg.jetson.device.info import identity
+        from jetseg.jetson.device.key import slug
+
+        soc, cc = identity()
+        precision = self.precision
+        target = None if self.dla is None and precision is None else ("gpu" if self.dla is None else "dla%d" % self.dla)
+        device_part = "%s-sm%s-trt%s" % (slug(soc), cc, trtcompat.short_version(trt_version))
+        if precision is None:
+            found = store.find_for_device(self.bundle, device_part, target=target)
+            precisions = sorted({name.split("-")[-3] for name in found})
+            if len(precisions) != 1:
+                raise RunnerError(
+                    "bundle %s has %s for this device (%s); %s" % (
+                        self.bundle.path, "engines of several precisions (%s)" % ", ".join(precisions)
+                        if precisions else "no engine", device_part,
+                        "choose one with the backend option precision=..." if precisions else
+                        "build one here with 'jetseg build %s --precision fp16'" % self.bundle.path))
+            precision = precisions[0]
+        plan = plan_build(self.bundle, precision, self.dla, qdq=_has_qdq(self.bundle))
+        key = current_key(self.bundle, plan, trt_version, soc, cc)
+        state, reasons = store.status(self.bundle, key)
+        if state != store.OK:
+            rebuild = "jetseg build %s --precision %s%s%s" % (
+                self.bundle.path, key.precision, "" if key.dla_core is None else " --dla %d" % key.dla_core,
+                " --force" if state != store.MISSING else "")
+            others = store.explain_others(self.bundle, key)
+            detail = "; ".join(reasons) if reasons else (
+                "engines present: " + " | ".join(others) if others else "no engines in the bundle")
+            raise RunnerError("no usable engine %s for this device (%s: %s); build it here with '%s'"
+                              % (key, state, detail, rebuild))
+        return key, store.engine_dir(self.bundle, key) / store.ENGINE_FILE
+
+    # ------------------------------------------------------------------ lifecycle hooks
+    def _activate(self) -> None:
+        from jetseg import trtcompat
+        from jetseg.jetson.device import cuda as jcuda
+
+        trtcompat.load("the trt backend")
+        import tensorrt as trt
+
+        self.key, engine_path = self._engine_key(trt.__version__)
+        self._ctx = jcuda.CudaContext(self.device_index)
+        with self._ctx:
+            runtime = trtcompat.make_runtime(trtcompat.logger())
+            if self.dla is not None:
+                runtime.DLA_core = self.dla
+            engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+            if engine is None:
+                raise RunnerError("TensorRT %s cannot deserialize %s (built by another TensorRT or damaged); "
+                                  "rebuild it with 'jetseg build %s --precision %s --force'"
+                                  % (trt.__version__, engine_path, self.bundle.path, self.key.precision))
+            context = engine.create_execution_context()
+            self._runtime, self._engine, self._context = runtime, engine, context
+            self._stream = jcuda.Stream(self._ctx.cuda)
+            self._buffers = jcuda.Buffers(self._ctx.cuda, self._stream)
+            inputs: List[str] = []
+            outputs: List[str] = []
+            for i in range(engine.num_io_tensors):
+                name = engine.get_tensor_name(i)
+                is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+                shape: Tuple[int, ...] = tuple(engine.get_tensor_shape(name))
+                if is_input:
+                    if any(d < 0 for d in shape):
+                        shape = (self.batch_size,) + tuple(self.expected_shape()[1:])
+                    context.set_input_shape(name, shape)
+                    inputs.append(name)
+                else:
+                    shape = tuple(context.get_tensor_shape(name))
+                    outputs.append(name)
+                dtype = jcuda.numpy_dtype(engine.get_tensor_dtype(name))
+                buf = self._buffers.add(name, shape, dtype, is_input)
+                if not context.set_tensor_address(name, buf.address):
+                    raise RunnerError("TensorRT refused the buffer address of tensor %r" % name)
+            self._input = self._pick(inputs, self.input_name, "input")
+            self._output = self._pick(outputs, self.spec.output.name, "output")
+            if self.cuda_graph:
+                context.execute_async_v3(self._stream.handle)  # first run outside capture (lazy setup)
+                self._stream.synchronize()
+                self._graph = jcuda.CudaGraph(self._stream)
+                self._graph.capture(self._enqueue)
+
+    def _pick(self, names: Any, wanted: str, kind: str) -> str:
+        if wanted in names:
+            return wanted
+        if len(names) == 1:  # torch2trt engines name their tensors input_0 / output_0
+            return names[0]
+        raise RunnerError("engine has %ss %s but spec.yaml names %s %r" % (kind, names, kind, wanted))
+
+    def _enqueue(self) -> None:
+        self._buffers.copy_in()
+        if not self._context.execute_async_v3(self._stream.handle):
+            raise RunnerError("TensorRT execute_async_v3 failed")
+        self._buffers.copy_out()
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        buffers = self._buffers.items
+        host_in = buffers[self._input].host
+        outs = []
+        with self._ctx:
+            for start in range(0, batch.shape[0], host_in.shape[0]):
+                chunk = batch[start:start + host_in.shape[0]]
+                if chunk.shape[0] != host_in.shape[0]:
+                    raise RunnerError("engine batch is %d but %d frame(s) were given; rebuild for batch %d"
+                                      % (host_in.shape[0], chunk.shape[0], chunk.shape[0]))
+                np.copyto(host_in, chunk.astype(host_in.dtype, copy=False))
+                if self._graph is not None:
+                    self._graph.launch()
+                else:
+                    self._enqueue()
+                self._stream.synchronize()
+                outs.append(np.array(buffers[self._output].host, dtype=np.float32, copy=True))
+        return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+    def _deactivate(self) -> None:
+        if self._ctx is None:
+            return
+        with self._ctx:
+            if self._graph is not None:
+                self._graph.destroy()
+            if self._buffers is not None:
+                self._buffers.free()
+            self._context = self._engine = self._runtime = self._stream = self._buffers = self._graph = None
+        self._ctx.release()
+        self._ctx = None
+
+    def describe(self) -> Dict[str, Any]:
+        info = super().describe()
+        info.update(precision=self.key.precision if self.key is not None else self.precision,
+                    target="gpu" if self.dla is None else "dla%d" % self.dla, cuda_graph=self.cuda_graph)
+        if self.key is not None:
+            info["engine"] = self.key.name
+        return info
+
+
+def _has_qdq(bundle: Any) -> bool:
+    from jetseg.calibration.engine.build import bundle_has_qdq
+
+    return bundle_has_qdq(bundle)
