@@ -25,6 +25,7 @@ import hmac
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -287,7 +288,10 @@ class _Server(ThreadingHTTPServer):
     sink: WebSink
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.exception("web viewer request from %s failed", client_address[0])
+        if isinstance(sys.exc_info()[1], (ConnectionError, socket.timeout)):
+            log.debug("viewer %s disconnected", client_address[0])
+        else:
+            log.exception("web viewer request from %s failed", client_address[0])
 
 
 class _Server6(_Server):
