@@ -321,6 +321,25 @@ def _row_dicts(rows: List[Row], reference: Row, power: Dict[str, Optional[float]
     return out
 
 
+def _complete_e2e(e2e: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Give end-to-end rows the common keys: size and accuracy of the same model and backend (batch 1),
+    and their speed-up against the reference's end-to-end row."""
+    ref = next((r for r in e2e if r["role"] == "reference" and r["backend"] == REFERENCE_BACKEND), None)
+    for row in e2e:
+        twin = next(r for r in results if r["bundle"] == row["bundle"] and r["backend"] == row["backend"]
+                    and r["kind"] == "runner" and r["batch"] == 1)
+        for key in ("size_bytes", "size_ratio_vs_reference", "dice_vs_reference", "dice_drop", "dice_drop_basis",
+                    "dice_vs_labels"):
+            row.setdefault(key, twin.get(key))
+        row["accuracy_from"] = "the runner row of the same bundle and backend (same model, same masks)"
+        row.setdefault("power_w", "n/a")
+        row.setdefault("fps_per_watt", "n/a")
+        row["speedup_vs_reference"] = _round(row["fps"] / ref["fps"], 4) if ref and ref["fps"] else None
+        if twin.get("peer") == ORT_PEER:
+            row["peer"] = ORT_PEER
+    return e2e
+
+
 def _summary(results: List[Dict[str, Any]]) -> Dict[str, Any]:
     """The headline figures, read from the rows: per candidate, speed-up and Dice drop vs FP32,
     pipeline efficiency, and how much faster than the naive loop."""
@@ -388,8 +407,8 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
         if settings.e2e:
             from jetseg.benchmarks.e2e import run_e2e
 
-            results += run_e2e([r for r in rows if r.role != "peer" and r.kind == "runner"], data, frames,
-                               settings, samples)
+            results += _complete_e2e(run_e2e([r for r in rows if r.role != "peer" and r.kind == "runner"],
+                                             data, frames, settings, samples), results)
     finally:
         for row in rows:
             if row.runner is not None:

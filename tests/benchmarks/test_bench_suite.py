@@ -99,3 +99,28 @@ def test_markdown_table_has_one_line_per_row():
     assert len(table) == 3
     assert table[2].startswith("| a | onnxrt | fp32 | runner | 1 | 10.0 | 1.00 | 2.00 | - |")
     assert table[2].endswith("| 2.00 | peer: naive-loop |")
+
+
+def test_end_to_end_rows_run_the_daemon_pipeline(tiny_bundles, tmp_path):
+    ref, cand = tiny_bundles
+    data = "synthetic://ultrasound?frames=3&width=96&height=64"
+    report = run_benchmark([cand], ref, data, out_dir=tmp_path / "e2e",
+                           settings=Settings(e2e=True, e2e_frames=12, **FAST))
+    e2e = [r for r in report["results"] if r["kind"] == "e2e"]
+    assert [(r["bundle"], r["role"]) for r in e2e] == [("tiny-fp32", "reference"), ("tiny-int8", "candidate")]
+    for row in e2e:
+        assert row["frames"] == 12
+        assert row["fps"] > 0 and row["bare_fps"] > 0
+        assert row["pipeline_efficiency"] == pytest.approx(row["fps"] / row["bare_fps"], abs=2e-5)
+        assert set(row["latency_ms"]) >= {"p50", "p90", "p99", "mean", "std"}
+        assert row["latency_basis"] == "capture to sink (null://)"
+        assert row["source"]["options"] == {"frames": 12, "loop": 12}
+        assert isinstance(row["dropped"], int)
+    assert "pipeline_efficiency" in report["summary"]["tiny-int8/onnxrt@1"]
+    assert "efficiency" in (tmp_path / "e2e" / "report.md").read_text()
+
+
+def test_end_to_end_needs_a_source_uri(tiny_bundles, frames):
+    ref, cand = tiny_bundles
+    with pytest.raises(JetsegError, match="end-to-end mode needs a source URI for --data"):
+        run_benchmark([cand], ref, frames, settings=Settings(e2e=True, plots=False, **FAST))
