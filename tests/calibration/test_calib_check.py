@@ -1,0 +1,108 @@
+"""The TensorRT Q/DQ checker: passes our tensorrt output, catches each broken rule with the node's name."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from jetseg.calibration import quantize as q
+from jetseg.calibration.check import check_qdq, format_violations
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory):
+    """{target: quantized ModelProto} of the tiny U-Net."""
+    import conftest
+
+    work = tmp_path_factory.mktemp("check")
+    onnx.save(conftest.build_model(), str(work / "fp32.onnx"))
+    q.prepare_model(work / "fp32.onnx", work / "prepared.onnx")
+    frames = [np.random.default_rng(i).random((1, 1, 32, 32)).astype(np.float32) for i in range(4)]
+    data = q.compute_ranges(work / "prepared.onnx", "input", frames, "minmax", work, progress=False)
+    out = {}
+    for target in ("tensorrt", "cpu"):
+        q.quantize(work / "prepared.onnx", work / (target + ".onnx"), data, target)
+        out[target] = onnx.load(str(work / (target + ".onnx")))
+    return out
+
+
+def _rules(model):
+    return {(v.rule, v.node) for v in check_qdq(model)}
+
+
+def _initializer(model, name):
+    return next(i for i in model.graph.initializer if i.name == name)
+
+
+def _set(model, name, array):
+    init = _initializer(model, name)
+    init.CopyFrom(numpy_helper.from_array(array, name))
+
+
+def test_tensorrt_output_passes(quantized, tmp_path: Path):
+    assert check_qdq(quantized["tensorrt"]) == []
+    onnx.save(quantized["tensorrt"], str(tmp_path / "m.onnx"))
+    assert check_qdq(tmp_path / "m.onnx") == []  # also from a path
+    ops = [n.op_type for n in quantized["tensorrt"].graph.node]
+    assert ops.count("QuantizeLinear") == 5  # inputs of the weighted layers only: enc, mid, up, dec, head
+
+
+def test_cpu_output_breaks_tensorrt_rules(quantized):
+    found = check_qdq(quantized["cpu"])
+    rules = {v.rule for v in found}
+    assert {"int8", "zero-point", "bias", "convtranspose-axis"} <= rules
+    text = format_violations(found, limit=100)
+    assert "[convtranspose-axis] wt_DequantizeLinear: ConvTranspose 'up' weights are per-channel on axis 1; " \
+           "TensorRT needs axis 0 or per-tensor" in text
+    assert "[bias] enc_conv: bias 'b1_quantized" in text or "[bias] enc_conv: bias" in text
+
+
+def test_asymmetric_zero_point_is_caught(quantized):
+    model = onnx.ModelProto()
+    model.CopyFrom(quantized["tensorrt"])
+    _set(model, "cat_zero_point", np.array(3, dtype=np.int8))
+    found = [v for v in check_qdq(model) if v.rule == "zero-point"]
+    assert {v.node for v in found} == {"cat_QuantizeLinear", "cat_DequantizeLinear"}
+    assert "zero-point is not 0 (found [3]); TensorRT needs symmetric quantization" in found[0].message
+
+
+def test_per_channel_activation_is_caught(quantized):
+    model = onnx.ModelProto()
+    model.CopyFrom(quantized["tensorrt"])
+    scale = numpy_helper.to_array(_initializer(model, "cat_scale"))
+    _set(model, "cat_scale", np.full(8, float(scale), dtype=np.float32))
+    _set(model, "cat_zero_point", np.zeros(8, dtype=np.int8))
+    found = [v for v in check_qdq(model) if v.rule == "per-channel"]
+    assert {v.node for v in found} == {"cat_QuantizeLinear", "cat_DequantizeLinear"}
+    assert "activation 'cat' has 8 per-channel scales; TensorRT needs per-tensor scales" in found[0].message
+
+
+def test_convtranspose_axis_one_is_caught(quantized):
+    model = onnx.ModelProto()
+    model.CopyFrom(quantized["tensorrt"])
+    dq = next(n for n in model.graph.node if n.name == "wt_DequantizeLinear")
+    weights = numpy_helper.to_array(_initializer(model, "wt_quantized"))  # (cin=8, cout=4, 2, 2), axis 0 now
+    assert weights.shape == (8, 4, 2, 2) and numpy_helper.to_array(_initializer(model, "wt_scale")).shape == (8,)
+    _set(model, "wt_scale", np.full(4, 0.01, dtype=np.float32))
+    _set(model, "wt_zero_point", np.zeros(4, dtype=np.int8))
+    for attr in dq.attribute:
+        if attr.name == "axis":
+            attr.i = 1
+    assert ("convtranspose-axis", "wt_DequantizeLinear") in _rules(model)
+
+
+def test_opset_scale_and_uint8_default(quantized):
+    model = onnx.ModelProto()
+    model.CopyFrom(quantized["tensorrt"])
+    model.opset_import[0].version = 18
+    _set(model, "input_scale", np.array(0.0, dtype=np.float32))
+    node = next(n for n in model.graph.node if n.name == "input_QuantizeLinear")
+    del node.input[2]  # no zero-point: ONNX means uint8
+    rules = _rules(model)
+    assert ("opset", "") in rules and ("scale", "input_QuantizeLinear") in rules
+    assert ("int8", "input_QuantizeLinear") in rules
+    text = format_violations(check_qdq(model))
+    assert "[opset] <model>: opset 18; TensorRT 8.5 parses opset <= 17" in text

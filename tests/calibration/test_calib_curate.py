@@ -1,0 +1,56 @@
+"""Curation: k-center greedy is deterministic and diverse; the held-out set is disjoint."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jetseg.calibration.curate import evenly_spaced, k_center_greedy, split
+from jetseg.errors import JetsegError
+
+
+def _clusters(seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    # 40 frames: 37 near the first centre (a long static stretch), one frame in each other cluster
+    rows = [centres[0] + rng.normal(0, 0.1, 2) for _ in range(37)] + [centres[i] for i in (1, 2, 3)]
+    order = rng.permutation(len(rows))
+    return np.array(rows)[order], order
+
+
+def test_k_center_covers_rare_views():
+    feats, order = _clusters()
+    picked = k_center_greedy(feats, 4, range(len(feats)))
+    clusters = {tuple(np.round(feats[i] / 10.0).astype(int)) for i in picked}
+    assert clusters == {(0, 0), (1, 0), (0, 1), (1, 1)}
+
+
+def test_split_is_deterministic_and_disjoint():
+    feats = np.random.default_rng(3).normal(size=(100, 8))
+    calib, held = split(feats, 20, 10)
+    assert (calib, held) == split(feats.copy(), 20, 10)
+    assert len(calib) == 20 and len(held) == 10 and not set(calib) & set(held)
+    assert held == evenly_spaced(100, 10) == [5, 15, 25, 35, 45, 55, 65, 75, 85, 95]
+    assert calib == sorted(calib)
+
+
+def test_split_shrinks_when_frames_are_few(caplog):
+    feats = np.random.default_rng(0).normal(size=(10, 4))
+    calib, held = split(feats, 64, 32)
+    assert len(held) == 2 and len(calib) == 8 and not set(calib) & set(held)
+    assert "only 10 usable frames for --count 64 + --holdout 32; using 8 for calibration and 2 held out" in caplog.text
+    calib, held = split(feats[:2], 64, 32)
+    assert len(calib) == 1 and len(held) == 1
+
+
+def test_duplicates_fill_in_stream_order():
+    feats = np.zeros((6, 3))
+    assert k_center_greedy(feats, 3, [1, 2, 3, 4, 5]) == [1, 2, 3]
+
+
+def test_split_errors():
+    with pytest.raises(JetsegError, match="only 1 usable frame; calibration needs at least 2"):
+        split(np.zeros((1, 4)), 4, 2)
+    with pytest.raises(JetsegError, match="--count 0 is invalid; expected a positive number of calibration frames"):
+        split(np.zeros((8, 4)), 0, 2)
+    with pytest.raises(JetsegError, match="--holdout 0 is invalid"):
+        split(np.zeros((8, 4)), 4, 0)
