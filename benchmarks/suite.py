@@ -22,7 +22,7 @@ import numpy as np
 from jetseg.benchmarks import accuracy, conditions, cost
 from jetseg.benchmarks.timing import TimingStats, measure, measure_interleaved
 from jetseg.bundle import Bundle
-from jetseg.errors import JetsegError
+from jetseg.errors import JetsegError, RunnerError
 
 log = logging.getLogger("jetseg.bench")
 
@@ -394,8 +394,17 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
     for item in skipped:
         log.warning("skipped %s on %s: %s", item["bundle"], item["backend"], item["reason"])
     try:
-        for row in rows:
-            row.runner = _open(row.bundle, row.backend, settings)
+        for row in list(rows):
+            try:
+                row.runner = _open(row.bundle, row.backend, settings)
+            except RunnerError as exc:
+                if row.role != "peer":
+                    raise
+                rows.remove(row)  # a peer the bundle cannot support is skipped with the reason, not fatal
+                skipped.append({"bundle": row.name, "backend": row.backend, "peer": str(row.peer),
+                                "reason": "%s peer skipped: %s" % (row.peer, exc)})
+                log.warning("skipped the %s peer: %s", row.peer, exc)
+                continue
             before = cost.rss_bytes()
             row.runner.activate()
             row.rss_added_bytes = max(0, cost.rss_bytes() - before)

@@ -69,3 +69,26 @@ def make_frames(count: int = 4):
 @pytest.fixture
 def frames():
     return make_frames()
+
+
+@pytest.fixture(scope="session")
+def unet_bundle(tmp_path_factory):
+    """A tiny untrained U-Net bundle with weights.pt and its architecture record (for torch and naive-loop rows)."""
+    import io
+
+    torch = pytest.importorskip("torch")
+    from jetseg.models.archs import build_model, describe
+    from jetseg.models.export import torch_to_onnx
+
+    torch.manual_seed(0)
+    kwargs = {"input_size": [32, 32], "in_channels": 1, "num_classes": 2}
+    model = build_model("unet-tiny", **kwargs).eval()
+    spec = Spec.from_dict({"name": "unet-tiny", "input": {"name": "input", "size": [32, 32], "channels": 1,
+                                                           "color_order": "gray"},
+                           "output": {"name": "logits", "kind": "softmax"}, "classes": ["background", "lesion"]})
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().contiguous() for k, v in model.state_dict().items()}, buffer)
+    out = tmp_path_factory.mktemp("unet") / "unet-fp32"
+    save_bundle(out, torch_to_onnx(model, spec), spec, extra_files={"weights.pt": buffer.getvalue()},
+                provenance={"architecture": describe("unet-tiny", kwargs)})
+    return out

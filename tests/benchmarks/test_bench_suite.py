@@ -124,3 +124,28 @@ def test_end_to_end_needs_a_source_uri(tiny_bundles, frames):
     ref, cand = tiny_bundles
     with pytest.raises(JetsegError, match="end-to-end mode needs a source URI for --data"):
         run_benchmark([cand], ref, frames, settings=Settings(e2e=True, plots=False, **FAST))
+
+
+def test_naive_loop_and_torch_rows(unet_bundle):
+    data = "synthetic://ultrasound?frames=2&width=96&height=64"
+    report = run_benchmark([], unet_bundle, data, settings=Settings(backends=["onnxrt", "torch"], plots=False,
+                                                                    **FAST))
+    rows = {(r["backend"], r.get("peer")): r for r in report["results"]}
+    assert set(rows) == {("onnxrt", "onnxrt-fp32"), ("torch", None), ("torch", "naive-loop")}
+    naive = rows[("torch", "naive-loop")]
+    assert naive["kind"] == "frame-to-mask" and naive["role"] == "peer" and naive["precision"] == "fp32"
+    assert naive["fps"] > 0
+    # the same weights in PyTorch and in ONNX Runtime agree
+    assert naive["pixel_agreement"] > 0.99 and rows[("torch", None)]["pixel_agreement"] > 0.99
+    assert not report["skipped"]
+
+
+def test_naive_loop_skipped_with_reason_without_weights(tiny_bundles, frames):
+    ref, cand = tiny_bundles
+    report = run_benchmark([cand], ref, frames, settings=Settings(backends=["onnxrt", "torch"], plots=False,
+                                                                  **FAST))
+    reasons = [(s["bundle"], s["backend"], s["reason"]) for s in report["skipped"]]
+    assert ("tiny-fp32", "torch", "tiny has no weights.pt (PyTorch rebuilds the model from it)") in reasons
+    assert ("tiny-int8", "torch", "tiny-int8 is int8; PyTorch eager runs FP32 weights only") not in reasons
+    assert any(r[2].startswith("naive-loop peer skipped: ") for r in reasons)
+    assert all(r["backend"] == "onnxrt" for r in report["results"])
