@@ -6,7 +6,8 @@ Routes:
     ``/frame.jpg``    the newest overlay as one JPEG (503 until the first frame)
     ``/stats``        JSON: the pipeline's ``context.stats()`` plus ``"viewer"``, this sink's own figures
     ``/metrics``      the pipeline's ``context.metrics()`` (Prometheus text format)
-    ``/health``       JSON from ``context.health()``; 503 when it reports a failure; never needs the token
+    ``/health``       JSON from ``context.health()``; 503 when it reports a failure or a stop (``"degraded"``
+                      stays 200: the process works, its reasons say what is wrong); never needs the token
 
 The server binds exactly the host given: ``http://:8080`` and ``http://localhost:8080`` mean 127.0.0.1,
 ``http://0.0.0.0:8080`` every interface. Port 0 picks a free port; :attr:`WebSink.address` and
@@ -340,7 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _health(self, sink: WebSink) -> None:
         health = dict(sink.context.health() or {})
         failed = health.get("ok") is False or str(health.get("status", "")).lower() in (
-            "error", "failed", "down", "unhealthy")
+            "error", "failed", "down", "unhealthy", "stopped")
         self._json(503 if failed else 200, health)
 
     def _static(self, sink: WebSink, route: str, query: Dict[str, Any]) -> None:

@@ -50,11 +50,24 @@
   });
 
   // --- the numbers ----------------------------------------------------------------------------------
+  function asNumber(value) {
+    // A number, or the sum of an object's numbers ({"source": 2, "pipeline": 1} -> 3), else undefined.
+    if (typeof value === "number") { return value; }
+    if (!value || typeof value !== "object") { return undefined; }
+    var total, found = false;
+    total = Object.keys(value).reduce(function (sum, k) {
+      if (typeof value[k] === "number") { found = true; return sum + value[k]; }
+      return sum;
+    }, 0);
+    return found ? total : undefined;
+  }
+
   function findNumber(stats, names) {
     // The pipeline's own figure if it reports one (top level or one level down), else undefined.
-    var i, key, sub;
+    var i, key, sub, n;
     for (i = 0; i < names.length; i++) {
-      if (typeof stats[names[i]] === "number") { return stats[names[i]]; }
+      n = asNumber(stats[names[i]]);
+      if (n !== undefined) { return n; }
     }
     for (key in stats) {
       sub = stats[key];
@@ -69,6 +82,11 @@
   function flatten(prefix, value, out) {
     if (out.length >= 40) { return; }
     if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      if (typeof value.p50 === "number") {  // a latency summary: one row, median and tail
+        var label = prefix.replace("latency_ms.stages.", "").replace(/\.?latency_ms\.?/, " ").trim();
+        out.push([label + " ms (p50 / p95)", fmt(value.p50, 2) + " / " + fmt(value.p95, 2)]);
+        return;
+      }
       Object.keys(value).forEach(function (k) { flatten(prefix ? prefix + "." + k : k, value[k], out); });
     } else if (typeof value === "number" || typeof value === "string" || typeof value === "boolean") {
       out.push([prefix, value]);

@@ -20,13 +20,16 @@ from jetseg.jetson.sinks import SinkContext, open_sink
 from jetseg.jetson.sinks.web import WebSink, parse_address
 
 TOKEN = "s3cret-Token_1"
+# shaped like jetseg.jetson.metrics.Metrics.stats()
+PIPELINE_STATS = {"fps": 24.5, "frames": 120, "dropped": {"source": 2, "pipeline": 1},
+                  "latency_ms": {"stages": {"infer": {"mean": 11.2, "p50": 11.0, "p95": 12.5}}}}
 METRICS = (b"# TYPE jetseg_frames_total counter\njetseg_frames_total 42\n", "text/plain; version=0.0.4")
 
 
 def context(spec, **extra: Any) -> SinkContext:
     return SinkContext(spec=spec, fps=25.0, health=lambda: {"status": "ok", "source": "synthetic"},
                        metrics=lambda: METRICS,
-                       stats=lambda: {"fps": 24.5, "source": {"dropped": 3, "delivered": 120}}, extra=extra)
+                       stats=lambda: PIPELINE_STATS, extra=extra)
 
 
 def get(url: str, headers: Optional[Dict[str, str]] = None) -> Tuple[int, Any, bytes]:
@@ -122,7 +125,7 @@ def test_routes(web, spec):
     status, headers, body = get(base + "stats")
     stats = json.loads(body)
     assert headers["Content-Type"] == "application/json"
-    assert stats["fps"] == 24.5 and stats["source"] == {"dropped": 3, "delivered": 120}
+    assert {k: stats[k] for k in PIPELINE_STATS} == PIPELINE_STATS
     viewer = stats["viewer"]
     assert viewer["model"] == "test-unet" and viewer["classes"] == ["background", "lesion"]
     assert viewer["colors"][1] == [255, 40, 40]
@@ -292,4 +295,5 @@ def test_viewer_page_in_headless_chromium(tmp_path, spec):
     assert view.std() > 10, "the image area is uniform"
     # the statistics panel was filled by the page's script from /stats
     assert 'id="model" title="model">test-unet<' in dom
-    assert ">lesion<" in dom and 'id="fps">24.5<' in dom and 'id="drops">3<' in dom
+    assert ">lesion<" in dom and 'id="fps">24.5<' in dom and 'id="drops">3<' in dom  # 2 + 1
+    assert "<td>infer ms (p50 / p95)</td><td>11 / 12.5</td>" in dom
