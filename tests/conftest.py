@@ -40,5 +40,5 @@ def pytest_collection_modifyitems(config, items):
     reasons = _reasons(config)
     for item in items:
         for marker, (ok, why) in reasons.items():
-            if marker in item.keywords and not ok:
+            if item.get_closest_marker(marker) is not None and not ok:
                 item.add_marker(pytest.mark.skip(reason=why))
