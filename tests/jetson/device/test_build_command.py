@@ -1,0 +1,68 @@
+"""`jetseg build` and `jetseg doctor` as a user runs them on this machine (no GPU, no TensorRT)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jetseg.optional import available
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def jetseg(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "jetseg", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+def _one_line_error(done, *fragments):
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+@pytest.mark.skipif(available("tensorrt"), reason="TensorRT is installed here")
+@pytest.mark.parametrize("args", [["--precision", "int8"], ["--precision", "fp16", "--dla", "0"], []])
+def test_build_without_tensorrt_is_one_line(tiny_bundle, args):
+    line = _one_line_error(jetseg("build", tiny_bundle.path, *args),
+                           "jetseg build: error: TensorRT is not installed on this machine")
+    assert "onnxrt" in line
+    assert not (tiny_bundle.path / "engines").exists()
+
+
+@pytest.mark.skipif(available("tensorrt"), reason="TensorRT is installed here")
+def test_build_bundled_models_without_tensorrt(tmp_path):
+    bundles = sorted(p for p in (REPO / "models" / "bundles").glob("*") if (p / "spec.yaml").is_file())
+    if not bundles:
+        pytest.skip("no bundled models committed yet")
+    for bundle in bundles:
+        _one_line_error(jetseg("build", bundle, "--precision", "int8"), "TensorRT is not installed")
+        assert not (bundle / "engines").exists()
+
+
+def test_build_user_mistakes_are_one_line(tmp_path, tiny_bundle):
+    _one_line_error(jetseg("build", tmp_path / "missing"), "is not a model bundle directory")
+    done = jetseg("build", tiny_bundle.path, "--precision", "int4")
+    assert done.returncode == 2 and "invalid choice: 'int4'" in done.stderr
+
+
+def test_doctor_describes_this_machine():
+    done = jetseg("doctor")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "device:" in out and "backends:" in out and "OpenCV GStreamer:" in out
+    assert "trt      no   needs tensorrt, pycuda, an NVIDIA GPU" in out
+    assert "missing, and how to get it:" in out
+    assert "'jetseg build' and the trt backend run on the device" in out
+    info = json.loads(jetseg("doctor", "--json").stdout)
+    assert info["device"]["is_jetson"] is False and info["device"]["tensorrt"] is None
+    assert info["packages"]["tensorrt"] == "not installed"
+    assert {b["name"]: b["usable"] for b in info["backends"]}["trt"] is False
+    assert any("GStreamer" in line for line in info["missing"]) == (not info["opencv_gstreamer"].startswith("YES"))

@@ -1,0 +1,61 @@
+"""The U-Net DLA rules applied to real ONNX graphs (no TensorRT needed)."""
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from jetseg.calibration.engine.placement import Finding, LayerPlacement, format_report, onnx_rules
+
+
+def unet_like():
+    """A decoder with every layer kind the rules care about, good and bad variants side by side."""
+    f = np.float32
+    inits = [numpy_helper.from_array(np.ones((4, 4, 2, 2), f), "up_ok_w"),
+             numpy_helper.from_array(np.ones((4, 4, 4, 4), f), "up_bad_w"),
+             numpy_helper.from_array(np.array([1, 1, 2, 2], f), "scales2"),
+             numpy_helper.from_array(np.array([1, 1, 1.5, 1.5], f), "scales15"),
+             numpy_helper.from_array(np.array([1, 1, 8, 8], f), "scales8"),
+             numpy_helper.from_array(np.array([1, 4, 32, 32], np.int64), "sizes"),
+             numpy_helper.from_array(np.array([], f), "empty")]
+    nodes = [
+        helper.make_node("ConvTranspose", ["x", "up_ok_w"], ["a"], name="up_k2s2p0", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("ConvTranspose", ["x", "up_bad_w"], ["b"], name="up_k4s2p1", kernel_shape=[4, 4], strides=[2, 2],
+                         pads=[1, 1, 1, 1]),
+        helper.make_node("Concat", ["a", "b"], ["c"], name="cat_channels", axis=1),
+        helper.make_node("Concat", ["a", "b"], ["c2"], name="cat_height", axis=2),
+        helper.make_node("Resize", ["x", "", "scales2"], ["r1"], name="resize_nearest2", mode="nearest"),
+        helper.make_node("Resize", ["x", "", "scales15"], ["r2"], name="resize_1_5", mode="nearest"),
+        helper.make_node("Resize", ["x", "", "", "sizes"], ["r3"], name="resize_sizes", mode="nearest"),
+        helper.make_node("Resize", ["x", "", "scales2"], ["r4"], name="resize_align", mode="linear",
+                         coordinate_transformation_mode="align_corners"),
+        helper.make_node("Resize", ["x", "", "scales8"], ["r5"], name="resize_linear8", mode="linear"),
+        helper.make_node("Resize", ["x", "", "scales2"], ["r6"], name="resize_linear2", mode="linear"),
+        helper.make_node("Softplus", ["x"], ["s"], name="softplus"),
+        helper.make_node("Relu", ["x"], ["relu_out"], name="relu"),
+    ]
+    outs = ["c", "c2", "r1", "r2", "r3", "r4", "r5", "r6", "s", "relu_out"]
+    graph = helper.make_graph(nodes, "unet_like", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16])],
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_unet_rules():
+    found = {f.node: f.reason for f in onnx_rules(unet_like())}
+    assert set(found) == {"up_k4s2p1", "cat_height", "resize_1_5", "resize_sizes", "resize_align",
+                          "resize_linear8", "softplus"}
+    assert found["up_k4s2p1"].startswith("ConvTranspose with padding [1, 1, 1, 1]; the DLA needs padding 0")
+    assert found["cat_height"] == "Concat along axis 2; the DLA concatenates along channels (axis 1) only"
+    assert found["resize_1_5"] == "Resize scales [1.5, 1.5] are not integers >= 1; the DLA needs integer scales"
+    assert found["resize_sizes"].startswith("Resize uses 'sizes'")
+    assert "align_corners" in found["resize_align"]
+    assert found["resize_linear8"] == "Resize linear scale 8.0 exceeds the DLA limit of 4"
+    assert found["softplus"] == "Softplus has no DLA implementation"
+
+
+def test_report_lines():
+    rows = [LayerPlacement("conv1", "CONVOLUTION", "DLA"), LayerPlacement("up", "DECONVOLUTION", "GPU", "padding")]
+    lines = format_report(rows)
+    assert lines[0] == "DLA placement: 1 of 2 layers on the DLA, 1 on the GPU (GPU_FALLBACK)"
+    assert lines[1].split() == ["GPU", "up", "DECONVOLUTION", "padding"]
+    static = format_report([], [Finding("n", "Softplus", "no DLA")])
+    assert static[0] == "DLA placement (from the ONNX rules): 1 node(s) will run on the GPU"
