@@ -1,0 +1,480 @@
+"""The daemon behind ``jetseg run``: a pipeline kept running next to the scanner, as a service.
+
+- Builds the runner, source, sinks and :class:`~jetseg.jetson.pipeline.Pipeline` from a
+  :class:`~jetseg.jetson.config.DaemonConfig`.
+- SIGTERM / SIGINT: stop capturing, drain the frames in flight, close the sinks (recordings are finalised
+  so they play), exit 0. A second signal skips the drain.
+- SIGHUP: reload the config file (CLI flags still override it) and rebuild only what changed; a bad
+  file is reported and the daemon keeps running on the old one.
+- A lost live source does not stop the daemon: ``/health`` says degraded while the source reconnects with
+  backoff.
+- systemd: ``READY=1`` once running, ``WATCHDOG=1`` while every pipeline thread is alive and not stuck,
+  ``RELOADING=1`` / ``STOPPING=1``, ``STATUS=...``; sent to ``$NOTIFY_SOCKET`` with the stdlib socket module.
+- A finite source (a file, a DICOM cine, ``synthetic://...?frames=N``) ends the run cleanly at its end.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from jetseg.errors import JetsegError
+from jetseg.jetson.config import ConfigError, DaemonConfig
+from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.pipeline import Capture, Pipeline, sink_names
+from jetseg.jetson.postprocess import PostProcessor
+from jetseg.jetson.roi import RoiPolicy
+
+log = logging.getLogger("jetseg.daemon")
+
+TOKEN_ENV = "JETSEG_WEB_TOKEN"
+
+
+# ====================================================================== systemd notification
+def sd_notify(message: str) -> bool:
+    """Send ``message`` (``READY=1``, ``WATCHDOG=1``, ...) to systemd's ``$NOTIFY_SOCKET``; False if not under
+    systemd (or it could not be reached)."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):  # abstract namespace socket
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode("utf-8"))
+    except OSError as exc:
+        log.debug("sd_notify(%s) failed: %s", message.split("\n")[0], exc)
+        return False
+    return True
+
+
+def watchdog_interval() -> Optional[float]:
+    """Half of systemd's ``WatchdogSec`` (from ``$WATCHDOG_USEC``) when the watchdog is meant for this process."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
+        return None
+    try:
+        return max(0.05, int(usec) / 2e6)
+    except ValueError:
+        return None
+
+
+# ====================================================================== helpers
+def default_bundle() -> str:
+    """The bundled ultrasound demo bundle (``jetseg.models.bundled("ultrasound")``), or a clear error."""
+    import jetseg.models as models
+
+    bundled = getattr(models, "bundled", None)
+    hint = "pass --model BUNDLE (make one with 'jetseg train' or 'jetseg export')"
+    if bundled is None:
+        raise ConfigError("no --model given and this install has no bundled models; " + hint)
+    try:
+        return str(bundled("ultrasound"))
+    except JetsegError as exc:
+        raise ConfigError("no --model given and the bundled ultrasound model is not available (%s); %s"
+                          % (exc, hint)) from None
+
+
+def load_hook(target: str) -> Callable[[], Dict[str, float]]:
+    """Import ``"package.module:function"`` (the device telemetry hook)."""
+    module, _, attr = target.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError("config field 'device.telemetry' is %r; cannot import it (%s); expected "
+                          "\"package.module:function\"" % (target, exc)) from None
+    if not callable(fn):
+        raise ConfigError("config field 'device.telemetry' is %r, which is not callable" % target)
+    return fn  # type: ignore[no-any-return]
+
+
+def apply_logging(config: DaemonConfig, verbose: bool = False) -> None:
+    """Configure the ``jetseg`` logger from the config's logging section (JSON lines, level)."""
+    from jetseg.log import setup_logging
+
+    setup_logging(verbose=verbose or config.logging.level == "debug", json_lines=config.logging.json)
+    if not verbose and config.logging.level in ("warning", "error"):
+        logging.getLogger("jetseg").setLevel(config.logging.level.upper())
+
+
+class _Components:
+    """What a running configuration holds open: runner, capture (source), sinks, pipeline."""
+
+    def __init__(self) -> None:
+        self.bundle: Any = None
+        self.runner: Any = None
+        self.capture: Optional[Capture] = None
+        self.sinks: List[Tuple[str, Any]] = []
+        self.sinks_open = False
+        self.pipeline: Optional[Pipeline] = None
+
+
+# ====================================================================== the daemon
+class Daemon:
+    """Runs one :class:`DaemonConfig` until stopped (or a finite source ends).
+
+    Args:
+        config: the validated configuration.
+        config_path: the file to re-read on SIGHUP (None: reload keeps the current configuration).
+        reload_config: how to rebuild the configuration on SIGHUP (default: ``DaemonConfig.load(config_path)``;
+            the CLI passes one that re-applies its flags).
+    """
+
+    def __init__(self, config: DaemonConfig, config_path: Optional[str] = None,
+                 reload_config: Optional[Callable[[], DaemonConfig]] = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self._reload_config = reload_config
+        hook = load_hook(config.device.telemetry) if config.device.telemetry else None
+        self.metrics = Metrics(device_telemetry=hook, stale_after_s=config.source.stall_timeout_s)
+        self.parts = _Components()
+        self._stop = threading.Event()
+        self._force = threading.Event()
+        self._reload = threading.Event()
+        self._wake = threading.Event()
+        self.reloads = 0
+        self.exit_reason = ""
+        self._swapping = False
+
+    # ------------------------------------------------------------------ building
+    def _model_path(self, config: DaemonConfig) -> str:
+        return config.model.path or default_bundle()
+
+    def _build_runner(self, config: DaemonConfig) -> Tuple[Any, Any]:
+        from jetseg.bundle import Bundle
+        from jetseg.jetson.runners import open_runner
+
+        bundle = Bundle(self._model_path(config))
+        runner = open_runner(config.backend.name, bundle, **config.backend.options)
+        runner.activate()
+        return bundle, runner
+
+    def _build_source(self, config: DaemonConfig) -> Capture:
+        from jetseg.jetson.sources import open_source
+
+        src = config.source
+        source = open_source(src.uri, **src.options)
+        return Capture(source, realtime=src.realtime, fps=src.fps, stall_timeout_s=src.stall_timeout_s,
+                       reconnect_initial_s=src.reconnect_initial_s, reconnect_max_s=src.reconnect_max_s,
+                       metrics=self.metrics)
+
+    def _build_sinks(self, config: DaemonConfig) -> List[Tuple[str, Any]]:
+        from jetseg.jetson.sinks import open_sink
+
+        uris = [s.uri for s in config.sinks]
+        return [(name, open_sink(s.uri, **s.options)) for name, s in zip(sink_names(uris), config.sinks)]
+
+    def _open_sinks(self, config: DaemonConfig, parts: _Components) -> None:
+        from jetseg.jetson.sinks import SinkContext
+
+        token = config.web.token or os.environ.get(TOKEN_ENV) or None
+        context = SinkContext(spec=parts.bundle.spec, fps=parts.capture.fps if parts.capture else None,
+                              roi_only=config.roi.roi_only, health=self.metrics.health,
+                              metrics=self.metrics.exposition, stats=self.metrics.stats,
+                              extra={"token": token} if token else {})
+        opened = []
+        try:
+            for name, sink in parts.sinks:
+                sink.open(context)
+                opened.append(sink)
+                log.info("sink %s open: %s", name, getattr(sink, "url", None) or sink.uri or name,
+                         extra={"fields": {"event": "sink_open", "sink": name}})
+        except BaseException:
+            for sink in opened:
+                _close_quietly(sink.close, "sink")
+            raise
+        for name, _ in parts.sinks:
+            self.metrics.add_sink(name)
+        parts.sinks_open = True
+
+    def _new_pipeline(self, config: DaemonConfig, parts: _Components) -> Pipeline:
+        spec = parts.bundle.spec
+        return Pipeline(parts.capture, parts.runner, parts.sinks, spec=spec,
+                        roi=RoiPolicy(spec, config.roi.mode, config.roi.auto_frames),
+                        post=PostProcessor(spec, config.postprocess.smoothing, config.postprocess.min_area_px),
+                        metrics=self.metrics, queue_size=config.pipeline.queue_size,
+                        sink_queue=config.pipeline.sink_queue,
+                        sink_queue_blocking=config.pipeline.sink_queue_blocking,
+                        max_frames=config.pipeline.max_frames, duration_s=config.pipeline.duration_s)
+
+    def start(self) -> None:
+        """Build and start everything; on failure, close what was opened and raise."""
+        config, parts = self.config, self.parts
+        try:
+            sinks = self._build_sinks(config)  # URIs and options are checked before anything heavy starts
+            capture = self._build_source(config)
+            parts.bundle, parts.runner = self._build_runner(config)
+            parts.capture = capture
+            capture.open()
+            parts.sinks = sinks
+            self._open_sinks(config, parts)
+            self._describe(config, parts)
+            parts.pipeline = self._new_pipeline(config, parts).start()
+        except BaseException:
+            self._close(parts)
+            raise
+        log.info("running %s on %s: %s -> %s", parts.bundle.name, config.backend.name, config.source.uri,
+                 ", ".join(s.uri for s in config.sinks),
+                 extra={"fields": {"event": "started", "model": str(parts.bundle.path),
+                                   "backend": config.backend.name, "source": config.source.uri}})
+
+    def check(self) -> Dict[str, Any]:
+        """Validate everything without running: sink and source URIs, the bundle, the backend (activated once)."""
+        config, parts = self.config, _Components()
+        try:
+            sinks = self._build_sinks(config)
+            capture = self._build_source(config)
+            parts.bundle, parts.runner = self._build_runner(config)
+            backend = parts.runner.describe()
+        finally:
+            self._close(parts)
+        return {"ok": True, "model": str(parts.bundle.path), "precision": parts.bundle.precision,
+                "backend": backend, "source": capture.source.uri, "live": capture.live,
+                "sinks": [name for name, _ in sinks], "config": config.to_dict()}
+
+    def _describe(self, config: DaemonConfig, parts: _Components) -> None:
+        self.metrics.set_info(model=parts.bundle.name, precision=parts.bundle.precision,
+                              backend=config.backend.name, source=config.source.uri)
+
+    # ------------------------------------------------------------------ signals and control
+    def install_signal_handlers(self) -> Dict[int, Any]:
+        """SIGTERM/SIGINT stop (a second one skips the drain), SIGHUP reloads. Returns the old handlers."""
+        old: Dict[int, Any] = {}
+
+        def stop(signum: int, _frame: Any) -> None:
+            if self._stop.is_set():
+                self._force.set()
+            self.request_stop(signal.Signals(signum).name)
+
+        def reload(_signum: int, _frame: Any) -> None:
+            self.request_reload()
+
+        for sig, handler in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGHUP, reload)):
+            old[sig] = signal.signal(sig, handler)
+        return old
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        if not self.exit_reason:
+            self.exit_reason = reason
+        self._stop.set()
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+        self._wake.set()
+
+    # ------------------------------------------------------------------ the main loop
+    def run(self) -> int:
+        """Start (unless started), serve until stopped or the source is exhausted, shut down; return 0.
+
+        Raises the pipeline's error (a JetsegError for user-fixable failures) after shutting down.
+        """
+        if self.parts.pipeline is None:
+            self.start()
+        sd_notify("READY=1\nSTATUS=running")
+        watchdog = watchdog_interval()
+        interval = self.config.logging.interval_s
+        next_status = time.monotonic() + interval if interval else None
+        next_ping = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+                pipeline = self.parts.pipeline
+                assert pipeline is not None
+                if not pipeline.running:
+                    pipeline.wait()  # raises the stage failure, if any
+                    self.exit_reason = self.exit_reason or self._finished_reason(pipeline)
+                    break
+                now = time.monotonic()
+                if watchdog is not None and now >= next_ping:
+                    if self.alive():
+                        sd_notify("WATCHDOG=1")
+                    next_ping = now + watchdog
+                if next_status is not None and now >= next_status:
+                    self.log_status()
+                    next_status = now + interval
+                self._wake.wait(min(0.5, watchdog or 0.5))
+                self._wake.clear()
+        finally:
+            self.shutdown()
+        return 0
+
+    def _finished_reason(self, pipeline: Pipeline) -> str:
+        if pipeline.capture.state == "ended":
+            return "source ended"
+        if pipeline.max_frames is not None and pipeline.captured >= pipeline.max_frames:
+            return "max frames reached"
+        return "duration reached"
+
+    def alive(self) -> bool:
+        """For the watchdog: every pipeline thread is alive and none is stuck (a capture thread blocked while
+        reconnecting a source does not count)."""
+        pipeline = self.parts.pipeline
+        if pipeline is None:
+            return False
+        limit = max(5.0, 2 * (watchdog_interval() or 2.5))
+        return pipeline.responsive(limit)
+
+    def shutdown(self) -> None:
+        """Stop capture, drain, close sinks (finalising recordings), source and runner."""
+        sd_notify("STOPPING=1")
+        parts = self.parts
+        pipeline = parts.pipeline
+        if pipeline is not None:
+            pipeline.stop()
+            deadline = time.monotonic() + 30.0
+            while not self._force.is_set() and time.monotonic() < deadline:
+                try:
+                    if pipeline.wait(timeout=0.25):
+                        break
+                except BaseException as exc:  # already reported by the main loop or the stage
+                    log.debug("pipeline ended with %s", exc)
+                    break
+            if pipeline.running:
+                log.warning("pipeline did not drain%s; dropping frames in flight",
+                            " (second signal)" if self._force.is_set() else " within 30 s")
+                pipeline.abort()
+                try:
+                    pipeline.wait(timeout=5.0)
+                except BaseException as exc:  # reported already; shutting down anyway
+                    log.debug("pipeline abort: %s", exc)
+        self.metrics.stopped = True
+        self.metrics.set_source_state("stopped")
+        self._close(parts)
+        summary = pipeline.summary() if pipeline is not None else {}
+        log.info("stopped (%s): %d frames", self.exit_reason or "done", self.metrics.frames,
+                 extra={"fields": {"event": "stopped", "reason": self.exit_reason,
+                                   "frames": self.metrics.frames, "dropped": summary.get("dropped"),
+                                   "sinks": {k: {"written": v["written"], "dropped": v["dropped"]}
+                                             for k, v in summary.get("sinks", {}).items()}}})
+
+    def _close(self, parts: _Components, sinks: bool = True, capture: bool = True, runner: bool = True) -> None:
+        if sinks and parts.sinks_open:
+            for name, sink in parts.sinks:
+                _close_quietly(sink.close, "sink " + name)
+            parts.sinks_open = False
+        if capture and parts.capture is not None:
+            _close_quietly(parts.capture.source.close, "source")
+        if runner and parts.runner is not None:
+            _close_quietly(parts.runner.deactivate, "runner")
+
+    def log_status(self) -> None:
+        stats = self.metrics.stats(recent=True)
+        e2e = stats["latency_ms"]["capture_to_sink"]
+        health = self.metrics.health()
+        log.info("%s: %.1f fps, capture-to-sink p50 %s ms p95 %s ms, %d frames, dropped %s, source %s",
+                 health["status"], stats["fps"], e2e.get("p50", "-"), e2e.get("p95", "-"), stats["frames"],
+                 stats["dropped"], stats["source_state"],
+                 extra={"fields": {"event": "status", "status": health["status"], "fps": stats["fps"],
+                                   "frames": stats["frames"], "latency_ms": e2e, "dropped": stats["dropped"],
+                                   "sinks": {k: {"written": v["written"], "dropped": v["dropped"],
+                                                 "errors": v["errors"]} for k, v in stats["sinks"].items()},
+                                   "source_state": stats["source_state"], "reasons": health["reasons"]}})
+        sd_notify("STATUS=%s, %.1f fps, %d frames" % (health["status"], stats["fps"], stats["frames"]))
+
+    # ------------------------------------------------------------------ reload (SIGHUP)
+    def reload(self) -> bool:
+        """Re-read the configuration and rebuild what changed; keep the old one if the new one is bad."""
+        sd_notify("RELOADING=1")
+        try:
+            new = self._reload_config() if self._reload_config else (
+                DaemonConfig.load(self.config_path) if self.config_path else self.config)
+        except JetsegError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc,
+                      extra={"fields": {"event": "reload_failed"}})
+            sd_notify("READY=1")
+            return False
+        old = self.config
+        self._swapping = False
+        try:
+            changed = self._apply(new)
+        except JetsegError as exc:
+            if not self._swapping:
+                log.error("reload failed, keeping the running configuration: %s", exc,
+                          extra={"fields": {"event": "reload_failed"}})
+                sd_notify("READY=1")
+                return False
+            log.error("reload failed while switching (%s); restarting with the previous configuration", exc,
+                      extra={"fields": {"event": "reload_failed"}})
+            self._restart(old)
+            sd_notify("READY=1")
+            return False
+        self.reloads += 1
+        log.info("configuration reloaded (%s)", ", ".join(changed) or "nothing changed",
+                 extra={"fields": {"event": "reloaded", "changed": changed}})
+        sd_notify("READY=1")
+        return True
+
+    def _apply(self, new: DaemonConfig) -> List[str]:
+        old, parts = self.config, self.parts
+        changed = [f.name for f in dataclasses.fields(DaemonConfig) if getattr(old, f.name) != getattr(new, f.name)]
+        if new.logging != old.logging:
+            apply_logging(new)
+        new_runner = bool({"model", "backend"} & set(changed))
+        new_source = "source" in changed
+        new_sinks = bool({"sinks", "web"} & set(changed)) or new.roi.roi_only != old.roi.roi_only or new_source
+        # Build (and so validate) the new parts before touching the running ones.
+        fresh = _Components()
+        try:
+            fresh.sinks = self._build_sinks(new) if new_sinks else []
+            fresh.capture = self._build_source(new) if new_source else None
+            if new_runner:
+                fresh.bundle, fresh.runner = self._build_runner(new)
+        except BaseException:
+            self._close(fresh)
+            raise
+        # Swap: drain the running pipeline, replace what changed, start a new pipeline.
+        self._swapping = True
+        pipeline = parts.pipeline
+        if pipeline is not None:
+            pipeline.stop()
+            try:
+                pipeline.wait(timeout=15.0)
+            except JetsegError as exc:
+                log.warning("the old pipeline ended with: %s", exc)
+            if pipeline.running:
+                pipeline.abort()
+        self._close(parts, sinks=new_sinks, capture=new_source, runner=new_runner)
+        if new_runner:
+            parts.bundle, parts.runner = fresh.bundle, fresh.runner
+        if new_source:
+            parts.capture = fresh.capture
+            assert parts.capture is not None
+            parts.capture.open()
+        if new_sinks:
+            parts.sinks = fresh.sinks
+            self._open_sinks(new, parts)
+        self.config = new
+        self.metrics.stale_after_s = new.source.stall_timeout_s
+        self._describe(new, parts)
+        parts.pipeline = self._new_pipeline(new, parts).start()
+        return changed
+
+
+    def _restart(self, config: DaemonConfig) -> None:
+        """Close everything and start again from ``config`` (raises if even that fails)."""
+        pipeline = self.parts.pipeline
+        if pipeline is not None and pipeline.running:
+            pipeline.abort()
+        self._close(self.parts)
+        self.parts = _Components()
+        self.config = config
+        self.start()
+
+
+def _close_quietly(close: Callable[[], None], what: str) -> None:
+    """Close one component during shutdown; a failure is logged and the other components still close."""
+    try:
+        close()
+    except Exception as exc:  # one failing close must not leave the other recordings unfinished
+        log.error("closing the %s failed: %s", what, exc, exc_info=not isinstance(exc, JetsegError))

@@ -1,0 +1,302 @@
+"""The pipeline with a real (tiny) ONNX model: every frame of a finite source, slow sinks, live sources."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from rthelpers import GateSink, ListSource, RecordingSink, disc_frame
+
+from jetseg.errors import JetsegError, SourceError
+from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.pipeline import END, Capture, Channel, Pipeline, PipelineError, run_pipeline, sink_names
+from jetseg.jetson.roi import RoiPolicy
+from jetseg.jetson.sources.base import Frame, Source
+
+
+def _run(pipeline: Pipeline, timeout: float = 60.0) -> None:
+    pipeline.start()
+    assert pipeline.wait(timeout), "pipeline did not finish"
+
+
+def test_finite_source_delivers_every_frame_in_order(runner):
+    source = ListSource([disc_frame(i) for i in range(40)]).open()
+    first, second = RecordingSink(), RecordingSink()
+    pipeline = Pipeline(source, runner, [("first", first), ("second", second)])
+    _run(pipeline)
+    assert first.indices == list(range(40))
+    assert second.indices == list(range(40))
+    summary = pipeline.summary()
+    assert summary["frames"] == 40 and summary["captured"] == 40
+    assert summary["dropped"] == {"source": 0, "pipeline": 0}
+    assert summary["sinks"]["first"]["written"] == 40 and summary["sinks"]["first"]["dropped"] == 0
+    assert pipeline.capture.state == "ended"
+    # per-stage stamps, in stage order, on every frame
+    for stamps in first.stamps:
+        order = [stamps[k] for k in ("captured", "preprocessed", "inferred", "postprocessed", "sink")]
+        assert order == sorted(order)
+    stages = summary["latency_ms"]["stages"]
+    assert set(stages) == {"capture", "preprocess", "infer", "postprocess", "sink:first", "sink:second"}
+    assert stages["infer"]["count"] == 40
+    assert summary["latency_ms"]["capture_to_sink"]["p50"] > 0
+
+
+def test_masks_follow_the_model(runner):
+    """The tiny model marks bright pixels: the mask is the disc, mapped back to the full 64x48 frame."""
+    image = disc_frame(0)
+    source = ListSource([image]).open()
+    got = []
+
+    class Keep(RecordingSink):
+        def write(self, result):
+            got.append(result)
+            super().write(result)
+
+    _run(Pipeline(source, runner, [("keep", Keep())]))
+    (result,) = got
+    assert result.mask.shape == image.shape and result.mask.dtype == np.uint8
+    disc = image > 128
+    agreement = (result.mask.astype(bool) == disc).mean()
+    assert agreement > 0.97
+    assert result.areas_px["lesion"] == int(result.mask.sum())
+    assert result.areas_mm2 is None
+    assert result.roi == (0, 0, 64, 48)
+
+
+def test_slow_sink_drops_and_does_not_stall_the_others(runner):
+    """A sink stuck in write() loses frames (counted); capture, inference and the other sink go on."""
+    source = ListSource([disc_frame(i) for i in range(60)]).open()
+    gate, fast = GateSink(), RecordingSink(blocking_ok=True)
+    pipeline = Pipeline(source, runner, [("stuck", gate), ("fast", fast)], sink_queue=4)
+    pipeline.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(fast.indices) < 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fast.indices == list(range(60))  # all frames reached the fast sink while the other was stuck
+        assert gate.indices == []
+        assert pipeline.metrics.frames == 60
+    finally:
+        gate.release.set()
+    assert pipeline.wait(30)
+    summary = pipeline.summary()
+    stuck = summary["sinks"]["stuck"]
+    assert stuck["written"] + stuck["dropped"] == 60
+    assert stuck["written"] <= 1 + 4  # the frame in write() and a full queue of 4
+    assert summary["sinks"]["fast"] == dict(summary["sinks"]["fast"], written=60, dropped=0)
+
+
+def test_blocking_ok_sink_gets_every_frame_of_a_finite_source(runner):
+    slow = RecordingSink(blocking_ok=True, delay=0.01)
+    source = ListSource([disc_frame(i) for i in range(25)]).open()
+    _run(Pipeline(source, runner, [("slow", slow)], sink_queue_blocking=2))
+    assert slow.indices == list(range(25))
+
+
+def test_live_source_newest_frame_wins(runner):
+    """A live source is never backed up: while the sinks' consumer is stuck, frames are dropped, not queued."""
+    frames = [disc_frame(i) for i in range(200)]
+    source = ListSource(frames, live=True).open()
+    gate = GateSink()
+    pipeline = Pipeline(source, runner, [("stuck", gate)], max_frames=200)
+    pipeline.start()
+    try:
+        deadline = time.monotonic() + 60
+        while (pipeline.metrics.frames + pipeline.metrics.dropped["pipeline"] < 200
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+    finally:
+        gate.release.set()
+    assert pipeline.wait(30)
+    summary = pipeline.summary()
+    assert summary["live"] is True
+    assert summary["captured"] == 200
+    # every captured frame was either processed or dropped before inference; none is still queued
+    assert summary["frames"] + summary["dropped"]["pipeline"] == 200
+    stuck = summary["sinks"]["stuck"]
+    assert stuck["written"] + stuck["dropped"] == summary["frames"]
+    assert stuck["written"] <= 1 + 4
+
+
+def test_max_frames_and_duration_stop_an_endless_source(runner):
+    class Endless(Source):
+        def _read(self, timeout):
+            return Frame(index=self.delivered, image=disc_frame(self.delivered), timestamp=time.monotonic())
+
+    sink = RecordingSink()
+    _run(Pipeline(Endless("endless://").open(), runner, [("rec", sink)], max_frames=7))
+    assert sink.indices == list(range(7))
+    pipeline = Pipeline(Endless("endless://").open(), runner, [("rec", RecordingSink())], duration_s=0.3)
+    _run(pipeline)
+    assert pipeline.summary()["frames"] > 0
+
+
+def test_auto_roi_holds_the_first_frames_and_keeps_their_order(runner):
+    images = []
+    for i in range(6):
+        img = np.zeros((120, 160), np.uint8)
+        img[20:100, 40:130] = 90 + (np.arange(90) % 7).astype(np.uint8)[None, :] * 10
+        images.append(img)
+    sink = RecordingSink()
+    pipeline = Pipeline(ListSource(images).open(), runner, [("rec", sink)],
+                        roi=RoiPolicy(runner.spec, "auto", auto_frames=4))
+    _run(pipeline)
+    assert sink.indices == list(range(6))
+    assert pipeline.summary()["roi"] == [40, 20, 90, 80]
+
+
+def test_auto_roi_on_black_frames_falls_back_to_the_spec_roi(runner):
+    sink = RecordingSink()
+    pipeline = Pipeline(ListSource([np.zeros((48, 64), np.uint8)] * 3).open(), runner, [("rec", sink)],
+                        roi=RoiPolicy(runner.spec, "auto", auto_frames=2))
+    _run(pipeline)
+    assert sink.indices == [0, 1, 2]
+
+
+def test_stage_failure_stops_the_pipeline_and_is_raised(runner):
+    class Broken(Source):
+        def _read(self, timeout):
+            if self.delivered == 3:
+                raise SourceError("disk unplugged while reading frame 3")
+            return Frame(index=self.delivered, image=disc_frame(0), timestamp=time.monotonic())
+
+    pipeline = Pipeline(Broken("broken://").open(), runner, [("rec", RecordingSink())])
+    pipeline.start()
+    with pytest.raises(SourceError, match="disk unplugged"):
+        pipeline.wait(30)
+    assert not pipeline.running
+
+
+def test_failing_sink_is_counted_and_others_continue(runner):
+    class Failing(RecordingSink):
+        def write(self, result):
+            raise OSError("No space left on device")
+
+    good = RecordingSink()
+    pipeline = Pipeline(ListSource([disc_frame(i) for i in range(5)]).open(), runner,
+                        [("bad", Failing()), ("good", good)])
+    _run(pipeline)
+    assert good.indices == list(range(5))
+    assert pipeline.summary()["sinks"]["bad"]["errors"] == 5
+    assert pipeline.metrics.health()["status"] in ("degraded", "stopped")
+    assert "sink errors: bad" in pipeline.metrics.health()["reasons"]
+
+
+class _Flaky(Source):
+    """A live source without its own reconnection: fails after 3 frames of each connection."""
+
+    live = True
+
+    def __init__(self):
+        super().__init__("flaky://")
+        self.opens = 0
+        self._served = 0
+
+    def _open(self):
+        self.opens += 1
+        self._served = 0
+
+    def _read(self, timeout):
+        if self._served >= 3:
+            raise SourceError("connection reset")
+        self._served += 1
+        return Frame(index=self._served, image=disc_frame(self._served), timestamp=time.monotonic())
+
+
+def test_capture_reopens_a_lost_live_source_with_backoff():
+    source = _Flaky()
+    metrics = Metrics()
+    capture = Capture(source, reconnect_initial_s=0.01, reconnect_max_s=0.02, metrics=metrics)
+    capture.open()
+    stop = threading.Event()
+    indices = []
+    deadline = time.monotonic() + 10
+    while len(indices) < 10 and time.monotonic() < deadline:
+        frame = capture.read(stop)
+        assert frame is not END
+        if frame is not None:
+            indices.append(frame.index)
+    assert indices == list(range(10))  # renumbered across reconnections
+    assert source.opens >= 4 and metrics.reconnects >= 3
+    assert capture.state == "running"
+
+
+def test_capture_mirrors_a_self_healing_source():
+    class Healing(Source):
+        live = True
+
+        def __init__(self):
+            super().__init__("healing://")
+            self.reconnects = 0
+            self.last_error = "no frame (stream lost or ended)"
+            self.silent = True
+
+        def _read(self, timeout):
+            time.sleep(0.01)
+            if self.silent:
+                return None
+            return Frame(index=0, image=disc_frame(0), timestamp=time.monotonic())
+
+    source = Healing()
+    metrics = Metrics()
+    capture = Capture(source, stall_timeout_s=0.05, metrics=metrics)
+    capture.open()
+    stop = threading.Event()
+    for _ in range(10):
+        assert capture.read(stop) is None
+    assert capture.state == "reconnecting" and metrics.health()["status"] == "degraded"
+    assert "stream lost" in metrics.health()["reasons"][0]
+    source.reconnects, source.silent = 1, False
+    assert capture.read(stop) is not None
+    assert capture.state == "running" and metrics.reconnects == 1
+
+
+def test_channel_policies():
+    latest = Channel(2, "latest")
+    assert [latest.put(i) for i in range(5)] == [0, 0, 1, 1, 1]
+    assert latest.dropped == 3 and latest.get() == 3 and latest.get() == 4
+    latest.close()
+    assert latest.get() is END
+    block = Channel(1, "block")
+    block.put("a")
+    done = threading.Event()
+
+    def producer():
+        block.put("b")
+        done.set()
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    assert not done.wait(0.2)  # backpressure: the producer waits for room
+    assert block.get() == "a"
+    assert done.wait(5) and block.get() == "b"
+    thread.join()
+
+
+def test_sink_names_are_unique_labels():
+    assert sink_names(["file://a.mp4", "masks://d", "file://b.mp4", "null://"]) == ["file", "masks", "file-2",
+                                                                                   "null"]
+
+
+def test_run_pipeline_returns_the_benchmark_statistics(tiny_bundle, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    import cv2
+
+    for i in range(6):
+        cv2.imwrite(str(folder / ("f%02d.png" % i)), disc_frame(i))
+    stats = run_pipeline(tiny_bundle, str(folder), ["null://", "masks://%s" % (tmp_path / "m")],
+                         backend_options={"threads": 1})
+    assert stats["frames"] == 6 and stats["captured"] == 6
+    for key in ("elapsed_s", "fps", "fps_wall", "latency_ms", "dropped", "sinks", "backend", "roi", "source"):
+        assert key in stats
+    assert stats["sinks"]["masks"]["written"] == 6
+    assert stats["backend"]["backend"] == "onnxrt"
+    assert len(list((tmp_path / "m" / "masks").glob("*.png"))) == 6
+
+
+def test_run_pipeline_needs_a_limit_for_an_endless_source(tiny_bundle):
+    with pytest.raises(PipelineError, match="has no end; give duration or max_frames"):
+        run_pipeline(tiny_bundle, "synthetic://ultrasound")
+    assert issubclass(PipelineError, JetsegError)
