@@ -1,0 +1,213 @@
+"""Live sources against real streams: ffmpeg sends MPEG-TS over UDP to 127.0.0.1 and the source receives it.
+
+Every loop is bounded by a deadline; every ffmpeg process is killed in a finally block.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator, List
+
+import cv2
+import pytest
+
+from jetseg.errors import SourceError
+from jetseg.jetson.sources import Frame, open_source
+from jetseg.jetson.sources.live import GstSource, LiveSource, UDPSource, V4L2Source, has_gstreamer
+
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg program (apt install ffmpeg)")
+FAST = "backend=ffmpeg&open_timeout=1&read_timeout=1&backoff=0.2&backoff_max=0.5"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def gst_elements(*names: str) -> bool:
+    """True when gst-inspect-1.0 finds every named GStreamer element."""
+    if shutil.which("gst-inspect-1.0") is None:
+        return False
+    return all(subprocess.run(["gst-inspect-1.0", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=30).returncode == 0 for name in names)
+
+
+@contextmanager
+def udp_sender(port: int, h264: bool = False) -> Iterator[subprocess.Popen]:
+    """ffmpeg sending a 320x240 25 fps test pattern as MPEG-TS to 127.0.0.1:port, killed on exit."""
+    codec = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25"] if h264 else []
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
+           "-i", "testsrc=size=320x240:rate=25"] + codec + ["-f", "mpegts", "udp://127.0.0.1:%d?pkt_size=1316" % port]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def read_frames(src: LiveSource, count: int, within: float) -> List[Frame]:
+    frames: List[Frame] = []
+    deadline = time.monotonic() + within
+    while len(frames) < count and time.monotonic() < deadline:
+        frame = src.read(timeout=0.5)
+        if frame is not None:
+            frames.append(frame)
+    return frames
+
+
+def wait_for(predicate, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@needs_ffmpeg
+def test_udp_receives_then_reconnects_after_sender_restart() -> None:
+    port = free_udp_port()
+    src = open_source("udp://127.0.0.1:%d?%s" % (port, FAST))
+    assert isinstance(src, UDPSource)
+    try:
+        with udp_sender(port):
+            src.open()
+            frames = read_frames(src, 5, within=20)
+            assert len(frames) == 5, src.stats()
+            assert frames[0].image.shape == (240, 320, 3) and frames[0].image.dtype.name == "uint8"
+            assert [f.index for f in frames] == list(range(5))
+            assert src.stats()["state"] == "running" and src.stats()["backend"] == "ffmpeg"
+        # sender gone: the source notices, keeps returning None, retries with backoff
+        assert wait_for(lambda: src.failures >= 1, within=10), src.stats()
+        for _ in range(100):  # drain frames still buffered in the decoder
+            if src.read(timeout=0.1) is None:
+                break
+        assert src.read(timeout=0.3) is None
+        assert src.stats()["state"] in ("reconnecting", "running")
+        with udp_sender(port):
+            after = read_frames(src, 5, within=20)
+            assert len(after) == 5, src.stats()
+            assert src.reconnects >= 1 and src.stats()["reconnects"] == src.reconnects
+            assert after[0].meta["seq"] > frames[-1].meta["seq"]
+    finally:
+        src.close()
+    assert src.stats()["state"] == "closed"
+
+
+@needs_ffmpeg
+def test_newest_frame_wins_with_a_slow_reader() -> None:
+    port = free_udp_port()
+    with udp_sender(port):
+        with open_source("udp://127.0.0.1:%d?%s" % (port, FAST)) as src:
+            assert read_frames(src, 2, within=20), src.stats()
+            before = src.read(timeout=2.0)
+            assert before is not None
+            time.sleep(0.6)  # a slow consumer: ~15 frames arrive meanwhile at 25 fps
+            newest = src.read(timeout=2.0)
+            assert newest is not None
+            assert newest.meta["seq"] - before.meta["seq"] > 2  # skipped straight to the newest
+            assert src.dropped >= 1 and src.stats()["dropped"] == src.dropped
+
+
+def test_unreachable_rtsp_retries_without_leaking_the_password() -> None:
+    port = free_tcp_port()  # nothing listens there
+    src = open_source("rtsp://admin:s3cret@127.0.0.1:%d/live?%s" % (port, FAST))
+    try:
+        src.open()
+        assert src.read(timeout=0.5) is None
+        assert wait_for(lambda: src.failures >= 2, within=10), src.stats()
+        stats = src.stats()
+        assert stats["state"] == "reconnecting" and stats["reconnects"] == 0 and stats["delivered"] == 0
+        assert "s3cret" not in repr(stats) and "admin:***@127.0.0.1" in stats["uri"]
+    finally:
+        src.close()
+    assert src._thread is None and src.stats()["state"] == "closed"
+
+
+def test_missing_v4l2_device_is_retried() -> None:
+    src = open_source("v4l2:///dev/video97?backend=v4l2&backoff=0.1&backoff_max=0.2")
+    assert isinstance(src, V4L2Source) and src.device == "/dev/video97"
+    with src:
+        assert src.read(timeout=0.3) is None
+        assert wait_for(lambda: src.failures >= 1, within=5)
+        assert src.stats()["backend"] == "v4l2"
+    assert open_source("v4l2://3", backend="v4l2").device == "/dev/video3"
+
+
+def test_option_errors() -> None:
+    with pytest.raises(SourceError, match=r"unknown v4l2 source option 'fsp' \(did you mean 'fps'\?\)"):
+        open_source("v4l2:///dev/video0?fsp=30")
+    with pytest.raises(SourceError, match=r"v4l2 source option format='NV12': expected one of yuy2, mjpg"):
+        open_source("v4l2:///dev/video0?format=NV12")
+    with pytest.raises(SourceError, match=r"udp source udp://127\.0\.0\.1 has no port; expected udp://HOST:PORT"):
+        open_source("udp://127.0.0.1")
+    with pytest.raises(SourceError, match=r"rtsp source option backend='v4l2': expected one of auto, gstreamer, ffmpeg"):
+        open_source("rtsp://cam/live?backend=v4l2")
+    with pytest.raises(SourceError, match=r"csi source 'left': expected a sensor number such as csi://0"):
+        open_source("csi://left")
+    # query parameters jetseg does not know stay in the stream URL (for FFmpeg's udp protocol)
+    src = open_source("udp://127.0.0.1:5000?fifo_size=1000&read_timeout=3")
+    assert src.uri == "udp://127.0.0.1:5000?fifo_size=1000" and src.read_timeout == 3.0
+
+
+@pytest.mark.skipif(has_gstreamer(cv2), reason="this OpenCV has GStreamer; the no-GStreamer error cannot happen")
+def test_gstreamer_only_sources_say_opencv_lacks_gstreamer() -> None:
+    for uri in ("gst://videotestsrc ! videoconvert ! appsink", "csi://0"):
+        with pytest.raises(SourceError, match=r"needs OpenCV with GStreamer: OpenCV here \(cv2 .*\) was built without "
+                                              r"GStreamer; on a Jetson use JetPack's python3-opencv"):
+            open_source(uri).open()
+    with pytest.raises(SourceError, match=r"udp backend=gstreamer: OpenCV here"):
+        open_source("udp://127.0.0.1:5000", backend="gstreamer").open()
+
+
+@pytest.mark.skipif(not has_gstreamer(cv2), reason="OpenCV here was built without GStreamer (pip wheel); "
+                                                   "Debian's python3-opencv or JetPack's has it")
+def test_gst_videotestsrc_pipeline() -> None:
+    src = open_source("gst://videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 ! "
+                      "videoconvert ! video/x-raw,format=BGR ! appsink drop=true max-buffers=1 sync=false")
+    assert isinstance(src, GstSource)
+    with src:
+        frames = read_frames(src, 3, within=10)
+    assert len(frames) == 3 and frames[0].image.shape == (120, 160, 3)
+
+
+def test_import_stays_light() -> None:
+    code = ("import sys, jetseg.jetson.sources.live, jetseg.jetson.sources.video, jetseg.jetson.sources.images, "
+            "jetseg.jetson.sources.dicom, jetseg.jetson.sources.nifti; "
+            "heavy = [m for m in ('cv2', 'pydicom', 'nibabel') if m in sys.modules]; print(heavy); "
+            "sys.exit(1 if heavy else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_ffmpeg
+@pytest.mark.skipif(not has_gstreamer(cv2) or not gst_elements("udpsrc", "tsdemux", "h264parse", "avdec_h264"),
+                    reason="needs OpenCV with GStreamer and the udpsrc, tsdemux, h264parse, avdec_h264 elements")
+def test_udp_over_gstreamer_resumes_after_sender_restart() -> None:
+    """The x86 GStreamer pipeline for udp://: udpsrc keeps listening, so a restarted sender resumes the stream."""
+    port = free_udp_port()
+    src = open_source("udp://127.0.0.1:%d?read_timeout=1" % port)
+    try:
+        with udp_sender(port, h264=True):
+            src.open()
+            frames = read_frames(src, 5, within=20)
+            assert len(frames) == 5 and src.stats()["backend"] == "gstreamer", src.stats()
+        assert wait_for(lambda: src.stats()["state"] in ("stalled", "reconnecting"), within=10), src.stats()
+        with udp_sender(port, h264=True):
+            after = read_frames(src, 5, within=20)
+            assert len(after) == 5, src.stats()
+            assert after[0].meta["seq"] > frames[-1].meta["seq"]
+    finally:
+        src.close()
