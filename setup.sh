@@ -71,14 +71,97 @@ install_x86() {
     $pip install -q --no-deps tensorrt-stubs
 }
 
+# --- install_jetson: owned by the jetson-device work (docs/jetson.md explains every step) -------------------
+# Optional steps, switched on by environment variables (on an installed venv, remove .venv/.jetseg-stamp first
+# so that ./setup.sh runs the install again):
+#   JETSEG_TORCH_WHEEL=URL|FILE  NVIDIA's PyTorch wheel for this JetPack (not on PyPI)
+#   JETSEG_ORT_WHEEL=URL|FILE    an onnxruntime-gpu wheel built for this JetPack (else PyPI's CPU onnxruntime)
+#   JETSEG_WITH_TORCH2TRT=1      build torch2trt from source (needs PyTorch)
+#   JETSEG_PYCUDA="pycuda==X"    pycuda version to build (default below)
+jetpack_major() {
+    # R35 -> JetPack 5 (Xavier/Orin, Ubuntu 20.04, Python 3.8), R36 -> JetPack 6 (Orin, Ubuntu 22.04, Python 3.10)
+    local rel
+    rel="$(sed -n 's/^# R\([0-9]*\) .*/\1/p' /etc/nv_tegra_release | head -n1)"
+    case "$rel" in
+        35) echo 5 ;;
+        36) echo 6 ;;
+        *) echo 0 ;;
+    esac
+}
+
 install_jetson() {
-    # JetPack 5 (Xavier, Python 3.8, TensorRT 8.5) and JetPack 6 (Orin). Filled in by the Jetson work:
-    # TensorRT and OpenCV come from JetPack through --system-site-packages.
-    say "Jetson detected: $(head -n1 /etc/nv_tegra_release)"
-    make_venv --system-site-packages
+    local jp cuda="/usr/local/cuda" sys_py="/usr/bin/python3"
+    jp="$(jetpack_major)"
+    say "Jetson detected: $(head -n1 /etc/nv_tegra_release) (JetPack ${jp})"
+    [ "$jp" = 0 ] && say "warning: unknown L4T release; continuing as JetPack 5/6 (see docs/jetson.md)"
+    # System packages: venv/build tools for pycuda, GStreamer for capture, ffmpeg for the tests.
+    apt_install python3-venv python3-dev python3-pip build-essential ffmpeg \
+        gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+        gstreamer1.0-libav
+    # TensorRT's Python bindings and GStreamer-enabled OpenCV come from JetPack, for the system Python only.
+    if ! "$sys_py" -c "import tensorrt" 2>/dev/null; then
+        apt_install python3-libnvinfer
+    fi
+    if ! "$sys_py" -c "import cv2" 2>/dev/null; then
+        say "JetPack's OpenCV is missing: sudo apt-get install nvidia-opencv (never pip's opencv-python here)"
+    fi
+    PY="$sys_py" make_venv --system-site-packages
     local pip="$VENV/bin/python -m pip"
-    $pip install -q -e ".[onnx,scans,runtime,bench,train,dev]" --no-deps
-    $pip install -q "numpy<1.25" PyYAML onnx pydicom nibabel tqdm prometheus-client matplotlib psutil pytest ruff vermin mypy
+    # pip's OpenCV would shadow JetPack's GStreamer-enabled cv2: remove it if something pulled it in.
+    for pkg in opencv-python opencv-python-headless opencv-contrib-python; do
+        if $pip show -q "$pkg" >/dev/null 2>&1; then
+            say "removing pip's $pkg from the venv (it has no GStreamer; JetPack's cv2 is used)"
+            $pip uninstall -y -q "$pkg"
+        fi
+    done
+    $pip install -q --upgrade pip setuptools wheel
+    $pip install -q --no-deps -e .
+    # numpy < 1.25: the last line for Python 3.8 and what JetPack 5's TensorRT/OpenCV were built against.
+    $pip install -q "numpy<1.25" PyYAML packaging onnx pydicom nibabel tqdm prometheus-client matplotlib psutil \
+        pytest ruff vermin mypy
+    # ONNX Runtime: a GPU build if given, else PyPI's CPU wheel (calibration and the onnxrt backend need it).
+    if [ -n "${JETSEG_ORT_WHEEL:-}" ]; then
+        say "pip: onnxruntime-gpu from $JETSEG_ORT_WHEEL"
+        $pip install -q "$JETSEG_ORT_WHEEL"
+    elif ! "$VENV/bin/python" -c "import onnxruntime" 2>/dev/null; then
+        say "pip: onnxruntime (CPU); for the CUDA/TensorRT providers set JETSEG_ORT_WHEEL to a Jetson build"
+        $pip install -q onnxruntime || say "no onnxruntime wheel for this Python on PyPI; see docs/jetson.md"
+    fi
+    # pycuda: built from source against the JetPack CUDA toolkit (device memory for the trt backend).
+    if ! "$VENV/bin/python" -c "import pycuda.driver" 2>/dev/null; then
+        if [ -x "$cuda/bin/nvcc" ]; then
+            say "pip: building ${JETSEG_PYCUDA:-pycuda==2024.1.2} against $cuda (a few minutes)"
+            CUDA_ROOT="$cuda" PATH="$cuda/bin:$PATH" CPATH="$cuda/include:${CPATH:-}" \
+                LIBRARY_PATH="$cuda/lib64:${LIBRARY_PATH:-}" \
+                $pip install -q "${JETSEG_PYCUDA:-pycuda==2024.1.2}" \
+                || say "pycuda did not build; the trt backend needs it (see docs/jetson.md)"
+        else
+            say "no CUDA toolkit at $cuda (nvcc): sudo apt-get install nvidia-jetpack, then re-run ./setup.sh"
+        fi
+    fi
+    # PyTorch: NVIDIA's wheel for this JetPack (optional: training, the torch backend, torch2trt).
+    if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+        if [ -n "${JETSEG_TORCH_WHEEL:-}" ]; then
+            say "pip: PyTorch from $JETSEG_TORCH_WHEEL"
+            $pip install -q "$JETSEG_TORCH_WHEEL"
+        else
+            say "PyTorch is optional here (train/export/torch backend). NVIDIA publishes wheels per JetPack:"
+            say "  see 'Installing PyTorch for Jetson Platform' (docs.nvidia.com), then:"
+            say "  JETSEG_TORCH_WHEEL=<wheel URL or file> ./setup.sh"
+        fi
+    fi
+    if [ "${JETSEG_WITH_TORCH2TRT:-0}" = 1 ]; then
+        if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+            say "pip: torch2trt from source (github.com/NVIDIA-AI-IOT/torch2trt)"
+            $pip install -q --no-build-isolation "git+https://github.com/NVIDIA-AI-IOT/torch2trt.git" \
+                || say "torch2trt did not install; 'jetseg build --via onnx' (the default) does not need it"
+        else
+            say "torch2trt needs PyTorch: install NVIDIA's wheel first (JETSEG_TORCH_WHEEL)"
+        fi
+    fi
+    if ! command -v tegrastats >/dev/null; then
+        say "tegrastats not found (package nvidia-l4t-tools): power telemetry will be missing"
+    fi
 }
 
 install() {
@@ -114,8 +197,11 @@ case "$ACTION" in
         "$VENV/bin/python" -m pytest "$@"
         ;;
     test-device)
+        is_jetson || die "test-device runs on a Jetson (no /etc/nv_tegra_release here); on this machine use ./setup.sh test"
         install
-        "$VENV/bin/python" -m pytest -m "jetson or trt or gpu" "$@"
+        "$VENV/bin/jetseg" doctor
+        # -rP prints each passing test's output: Dice per engine, the DLA placement report.
+        "$VENV/bin/python" -m pytest -m "jetson or trt or gpu" -rP "$@"
         ;;
     *) die "unknown action '$ACTION' (use: install, demo, test, test-device)" ;;
 esac
