@@ -16,6 +16,7 @@ Patient tags are never logged or copied.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -92,11 +93,19 @@ def missing_plugin(ds: Any) -> Optional[str]:
         return "pydicom has no decoder for transfer syntax %s" % syntax.name
     if decoder.is_available:
         return None
-    needs = "; ".join(decoder.missing_dependencies)
-    pip = [_PIP_NAMES.get(name, name) for name in ("pylibjpeg", "gdcm") if name in needs]
-    hint = " (pip install %s)" % " or ".join(pip) if pip else ""
+    needs = list(decoder.missing_dependencies)
+    installs = [_pip_install(need) for need in needs]
+    hint = " (%s)" % ", or ".join(i for i in installs if i) if any(installs) else ""
     return ("transfer syntax %s needs a pydicom pixel-data plugin; install one of: %s%s"
-            % (syntax.name, needs, hint))
+            % (syntax.name, "; ".join(needs), hint))
+
+
+def _pip_install(need: str) -> str:
+    """``'pylibjpeg - requires pylibjpeg>=2.0 and pylibjpeg-libjpeg>=2.1'`` -> ``'pip install pylibjpeg ...'``."""
+    _, _, requires = need.partition("requires")
+    names = [re.split(r"[<>=!~ ]", part.strip())[0] for part in requires.split(" and ")]
+    names = [_PIP_NAMES.get(name, name) for name in names if name and name != "numpy"]
+    return "pip install " + " ".join(names) if names else ""
 
 
 def to_frame_pixels(array: np.ndarray, ds: Any) -> np.ndarray:

@@ -23,7 +23,7 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 import numpy as np
 
@@ -112,6 +112,7 @@ class ImageFolderSource(Source):
         self._pos = 0
         self.skipped = 0
         self.unlabelled = 0
+        self._bad: Set[Path] = set()
 
     def _scan(self) -> None:
         if not self.folder.is_dir():
@@ -178,6 +179,7 @@ class ImageFolderSource(Source):
                      source_id=path.name, meta={"path": str(path)})
 
     def _skip(self, path: Path, why: str) -> None:
+        self._bad.add(path)
         self.skipped += 1
         log.warning("skipping %s: %s", path.name, why)
 
@@ -193,6 +195,8 @@ class ImageFolderSource(Source):
                 self._pos = 0
             path = self.files[self._pos]
             self._pos += 1
+            if path in self._bad:  # already skipped (and counted) on an earlier loop
+                continue
             frame = self._load(path)
             if frame is not None:
                 return frame

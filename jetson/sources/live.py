@@ -116,6 +116,7 @@ class LiveSource(Source):
         self._cond = threading.Condition()
         self._slot: Optional[Tuple[np.ndarray, float, int]] = None
         self._last_capture = 0.0
+        self._native_fps: Optional[float] = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -133,6 +134,11 @@ class LiveSource(Source):
     @property
     def display_uri(self) -> str:
         return pipelines.redact(self.uri)
+
+    @property
+    def fps(self) -> Optional[float]:
+        """The frame rate the capture reports once open (or the requested ``fps``), else None."""
+        return self._native_fps or getattr(self, "rate", None)
 
     # ------------------------------------------------------------------ backend selection
     def _select(self) -> Capture:
@@ -209,6 +215,9 @@ class LiveSource(Source):
                     break
                 wait = min(wait * 2.0, self.backoff_max)
                 continue
+            native = cap.get(cv2.CAP_PROP_FPS)
+            if native and 0 < native < 1000:
+                self._native_fps = float(native)
             if ever_opened:
                 self.reconnects += 1
                 log.info("%s: reconnected (%d)", self.display_uri, self.reconnects)

@@ -127,6 +127,8 @@ def test_masks_option_and_unknown_option(tmp_path: Path) -> None:
 def test_loop_restarts(tmp_path: Path) -> None:
     for i in range(2):
         cv2.imwrite(str(tmp_path / ("%d.png" % i)), gradient(4, 4, seed=i))
+    (tmp_path / "2.png").write_bytes(b"broken")
     with open_source("file://%s?loop=1" % tmp_path) as src:
         ids = [src.read(1.0).source_id for _ in range(5)]
     assert ids == ["0.png", "1.png", "0.png", "1.png", "0.png"]
+    assert src.skipped == 1 and not src.ended  # a bad file is counted once, not once per loop

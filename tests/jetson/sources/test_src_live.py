@@ -4,6 +4,7 @@ Every loop is bounded by a deadline; every ffmpeg process is killed in a finally
 """
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -89,6 +90,7 @@ def test_udp_receives_then_reconnects_after_sender_restart() -> None:
             assert frames[0].image.shape == (240, 320, 3) and frames[0].image.dtype.name == "uint8"
             assert [f.index for f in frames] == list(range(5))
             assert src.stats()["state"] == "running" and src.stats()["backend"] == "ffmpeg"
+            assert src.fps == pytest.approx(25.0)
         # sender gone: the source notices, keeps returning None, retries with backoff
         assert wait_for(lambda: src.failures >= 1, within=10), src.stats()
         for _ in range(100):  # drain frames still buffered in the decoder
@@ -211,3 +213,16 @@ def test_udp_over_gstreamer_resumes_after_sender_restart() -> None:
             assert after[0].meta["seq"] > frames[-1].meta["seq"]
     finally:
         src.close()
+
+
+def test_ffmpeg_options_are_set_only_while_opening(monkeypatch) -> None:
+    from jetseg.jetson.sources.live import FFMPEG_ENV, ffmpeg_options
+
+    monkeypatch.delenv(FFMPEG_ENV, raising=False)
+    with ffmpeg_options("fflags;nobuffer"):
+        assert os.environ[FFMPEG_ENV] == "fflags;nobuffer"
+    assert FFMPEG_ENV not in os.environ
+    monkeypatch.setenv(FFMPEG_ENV, "rtsp_transport;udp")  # the user's own value wins
+    with ffmpeg_options("fflags;nobuffer"):
+        assert os.environ[FFMPEG_ENV] == "rtsp_transport;udp"
+    assert os.environ[FFMPEG_ENV] == "rtsp_transport;udp"
