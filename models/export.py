@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -85,7 +86,8 @@ def torch_to_onnx(model: Any, spec: Spec) -> bytes:
     example = torch.zeros(spec.input_shape, dtype=torch.float32)
     buffer = io.BytesIO()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter is what we want
             torch.onnx.export(model, (example,), buffer, opset_version=OPSET, input_names=[spec.input.name],
                               output_names=[spec.output.name], do_constant_folding=True, dynamo=False)
     except Exception as exc:  # the exporter raises many types for unsupported models

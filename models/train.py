@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -45,10 +45,10 @@ class TrainConfig:
     lr: float = 2e-3
     seed: int = 0
     frames: int = 2400  # training frames kept (synthetic sources are endless)
-    every: int = 4  # keep every k-th frame of the training stream (consecutive frames are alike)
+    every: Optional[int] = None  # keep every k-th training frame; default 4 for synthetic streams, else 1
     val_data: Optional[str] = None
     val_frames: int = 200
-    val_every: int = 10
+    val_every: Optional[int] = None  # default 10 for synthetic streams, else 1
     val_fraction: float = 0.2  # finite sources without --val-data: the last fraction is held out
     eval_interval: int = 200
     classes: Optional[List[str]] = None
@@ -75,21 +75,27 @@ def _synthetic_kind(uri: str) -> Optional[str]:
     return target.strip("/") if kind == "synthetic" else None
 
 
-def _read_frames(uri: str, limit: Optional[int], every: int) -> Tuple[List[Any], str, int]:
-    """Labelled frames from ``uri``: every ``every``-th up to ``limit``; with their combined sha256."""
+def _read(uri: str, limit: Optional[int], every: int, spec: Optional[Spec],
+          make: Optional[Callable[[Any], Spec]] = None) -> Tuple[Dataset, Spec]:
+    """Labelled frames from ``uri`` (every ``every``-th, up to ``limit``), preprocessed as they arrive.
+
+    ``spec`` (or ``make(first_frame)``) has mean 0 and std 1: the arrays hold the model input before
+    normalisation, so the mean/std can be measured afterwards (:func:`_normalise`). Frames are not kept.
+    """
     from jetseg.jetson.sources import open_source
     from jetseg.models.progress import bar
 
     source = open_source(uri)
     try:
-        finite = len(source)
+        finite: Optional[int] = len(source)
     except TypeError:
         finite = None
     if finite is None and limit is None:
         raise TrainError("training source %s is endless; add frames=N to the URI" % uri)
     total = min(finite, limit * every) if finite is not None and limit is not None else (finite or limit * every)
     digest = hashlib.sha256()
-    frames: List[Any] = []
+    xs: List[np.ndarray] = []
+    ys: List[np.ndarray] = []
     read = 0
     with source, bar(total=total, desc="read " + uri[:40], unit="frame") as progress:
         for frame in source:
@@ -97,25 +103,23 @@ def _read_frames(uri: str, limit: Optional[int], every: int) -> Tuple[List[Any],
                 raise TrainError("frame %s of %s has no label; training needs masks (a folder with images/ and "
                                  "masks/, or synthetic://...)" % (frame.source_id or frame.index, uri))
             if read % every == 0:
+                if spec is None:
+                    spec = make(frame)  # type: ignore[misc]
                 digest.update(np.ascontiguousarray(frame.image).tobytes())
                 digest.update(np.ascontiguousarray(frame.label).tobytes())
-                frames.append(frame)
+                xs.append(spec.preprocess(frame.image).astype(np.float16))
+                ys.append(spec.preprocess_mask(frame.label))
             read += 1
             progress.update(1)
-            if limit is not None and len(frames) >= limit:
+            if limit is not None and len(xs) >= limit:
                 break
-    if not frames:
+    if not xs or spec is None:
         raise TrainError("source %s delivered no frames" % uri)
-    return frames, digest.hexdigest(), read
-
-
-def _dataset(frames: List[Any], spec: Spec, uri: str, sha: str, read: int) -> Dataset:
-    x = np.concatenate([spec.preprocess(f.image) for f in frames]).astype(np.float16)
-    y = np.stack([spec.preprocess_mask(f.label) for f in frames])
+    y = np.stack(ys)
     if int(y.max()) >= spec.num_classes:
         raise TrainError("labels of %s contain class %d but the model has %d classes (%s); pass --classes"
                          % (uri, int(y.max()), spec.num_classes, ",".join(spec.classes)))
-    return Dataset(x=x, y=y, uri=uri, sha256=sha, read=read)
+    return Dataset(x=np.concatenate(xs), y=y, uri=uri, sha256=digest.hexdigest(), read=read), spec
 
 
 def make_spec(cfg: TrainConfig, sample: Any, name: str) -> Spec:
@@ -147,14 +151,19 @@ def _is_grey(image: np.ndarray) -> bool:
     return bool(np.array_equal(sub[..., 0], sub[..., 1]) and np.array_equal(sub[..., 1], sub[..., 2]))
 
 
-def _normalise(spec: Spec, frames: List[Any]) -> Spec:
-    """Set mean/std from the training frames (rounded), so the input is roughly zero-mean, unit-variance."""
-    sample = np.concatenate([spec.preprocess(f.image) for f in frames[:: max(1, len(frames) // 64)]])
+def _normalise(spec: Spec, sets: List[Dataset]) -> Spec:
+    """Measure mean/std on the first (training) set, rounded; normalise every set in place; return the spec."""
+    train = sets[0].x
+    sample = train[:: max(1, len(train) // 256)].astype(np.float32)
     mean = [round(float(v), 3) for v in sample.mean(axis=(0, 2, 3))]
     std = [max(0.01, round(float(v), 3)) for v in sample.std(axis=(0, 2, 3))]
-    data = spec.to_dict()
-    data["input"]["mean"], data["input"]["std"] = mean, std
-    return Spec.from_dict(data)
+    m = np.asarray(mean, np.float32)[None, :, None, None]
+    sd = np.asarray(std, np.float32)[None, :, None, None]
+    for data in sets:
+        data.x = ((data.x.astype(np.float32) - m) / sd).astype(np.float16)
+    out = spec.to_dict()
+    out["input"]["mean"], out["input"]["std"] = mean, std
+    return Spec.from_dict(out)
 
 
 def default_val_uri(cfg: TrainConfig) -> Optional[str]:
@@ -167,7 +176,7 @@ def default_val_uri(cfg: TrainConfig) -> Optional[str]:
     _, _, query = parse_uri(cfg.data)
     seed = int(query.get("seed", 0)) + 1000
     extra = "".join("&%s=%s" % (k, query[k]) for k in ("width", "height") if k in query)
-    return "synthetic://%s?seed=%d&frames=%d%s" % (kind, seed, cfg.val_frames * cfg.val_every, extra)
+    return "synthetic://%s?seed=%d&frames=%d%s" % (kind, seed, cfg.val_frames * (cfg.val_every or 10), extra)
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -218,23 +227,23 @@ def train(cfg: TrainConfig) -> Bundle:
     started = time.time()
 
     val_uri = cfg.val_data or default_val_uri(cfg)
-    train_frames, train_sha, train_read = _read_frames(cfg.data, cfg.frames, cfg.every)
+    every = cfg.every or (4 if _synthetic_kind(cfg.data) else 1)
+    train_set, spec = _read(cfg.data, cfg.frames, every, None,
+                            lambda frame: make_spec(cfg, frame, Path(cfg.out).name))
     if val_uri is None:
-        if len(train_frames) < 5:
-            raise TrainError("%s has %d labelled frames; at least 5 are needed to hold some out"
-                             % (cfg.data, len(train_frames)))
-        n_val = max(1, int(round(len(train_frames) * cfg.val_fraction)))
-        val_frames = train_frames[-n_val:]
-        train_frames = train_frames[:-n_val]
-        val_sha, val_read, val_desc = train_sha, n_val, "%s (last %d frames held out)" % (cfg.data, n_val)
+        total = len(train_set.x)
+        if total < 5:
+            raise TrainError("%s has %d labelled frames; at least 5 are needed to hold some out" % (cfg.data, total))
+        n_val = max(1, int(round(total * cfg.val_fraction)))
+        val_desc = "%s (last %d frames held out)" % (cfg.data, n_val)
+        val_set = Dataset(x=train_set.x[-n_val:], y=train_set.y[-n_val:], uri=val_desc, sha256=train_set.sha256,
+                          read=n_val)
+        train_set.x, train_set.y = train_set.x[:-n_val], train_set.y[:-n_val]
     else:
-        val_frames, val_sha, val_read = _read_frames(val_uri, cfg.val_frames, cfg.val_every)
+        val_every = cfg.val_every or (10 if _synthetic_kind(val_uri) else 1)
+        val_set, _ = _read(val_uri, cfg.val_frames, val_every, spec)
         val_desc = val_uri
-    spec = make_spec(cfg, train_frames[0], Path(cfg.out).name)
-    spec = _normalise(spec, train_frames)
-    train_set = _dataset(train_frames, spec, cfg.data, train_sha, train_read)
-    val_set = _dataset(val_frames, spec, val_desc, val_sha, val_read)
-    del train_frames
+    spec = _normalise(spec, [train_set, val_set])
     kwargs = dict(cfg.arch_kwargs)
     kwargs.update(input_size=list(spec.input.size), in_channels=spec.input.channels,
                   num_classes=spec.num_classes)
@@ -247,7 +256,10 @@ def train(cfg: TrainConfig) -> Bundle:
     augment = Augment.for_kind(kind)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
+    if steps >= 20:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
+    else:  # too short for a warm-up: constant learning rate (smoke runs)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     best: Tuple[float, Optional[Dict[str, Any]], int] = (-1.0, None, 0)
     history: List[Dict[str, Any]] = []
     order = np.random.default_rng(cfg.seed)
@@ -289,7 +301,7 @@ def train(cfg: TrainConfig) -> Bundle:
         "architecture": arch_record,
         "data": {
             "train": {"uri": cfg.data, "frames_used": int(len(train_set.x)), "frames_read": train_set.read,
-                      "every": cfg.every, "sha256": train_set.sha256},
+                      "every": every, "sha256": train_set.sha256},
             "validation": {"uri": val_desc, "frames_used": int(len(val_set.x)), "sha256": val_set.sha256},
         },
         "training": {k: v for k, v in asdict(cfg).items() if k not in ("out", "overwrite")},

@@ -1,16 +1,117 @@
-"""`jetseg export` (placeholder until its issue lands)."""
+"""`jetseg export`: a user's model (ONNX, TorchScript or a Python factory) -> a checked bundle."""
 from __future__ import annotations
 
 import argparse
+from typing import Any, Dict, List, Optional
 
 from jetseg.errors import JetsegError
 
-HELP = "export (not implemented yet)"
+HELP = "check or export a user's model (MODEL.onnx, MODEL.ts, pkg.mod:factory) into a bundle"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("model", metavar="MODEL", help="MODEL.onnx, MODEL.ts (TorchScript) or package.module:factory")
+    parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
+    parser.add_argument("--weights", default=None, metavar="W.pt",
+                        help="state_dict for a TorchScript or factory model (loaded weights-only)")
+    parser.add_argument("--spec", default=None, metavar="spec.yaml", help="the model's spec (else the flags below)")
+    parser.add_argument("--input-size", default=None, metavar="HxW", help="model input size, e.g. 256x256")
+    parser.add_argument("--channels", type=int, choices=(1, 3), default=None, help="input channels (1 grey, 3 colour)")
+    parser.add_argument("--color-order", choices=("gray", "rgb", "bgr"), default=None,
+                        help="what a 3-channel model expects (default rgb)")
+    parser.add_argument("--classes", default=None, help="class names, background first: background,lesion")
+    parser.add_argument("--mean", default=None, help="normalisation mean (one number or one per channel, on [0,1])")
+    parser.add_argument("--std", default=None, help="normalisation std (one number or one per channel, on [0,1])")
+    parser.add_argument("--output-kind", choices=("softmax", "sigmoid"), default=None,
+                        help="softmax logits over the classes (default) or one sigmoid logit")
+    parser.add_argument("--input-name", default=None, help="ONNX input name (default input)")
+    parser.add_argument("--output-name", default=None, help="ONNX output name (default logits)")
+    parser.add_argument("--roi", default=None, metavar="X,Y,W,H", help="crop applied to frames before resizing")
+    parser.add_argument("--name", default=None, help="model name in the spec (default: the bundle's folder name)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
+def _numbers(text: Optional[str], flag: str) -> Optional[List[float]]:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise JetsegError("%s %r is invalid; expected a number or comma-separated numbers" % (flag, text)) from None
+
+
+def build_spec(args: argparse.Namespace) -> Any:
+    """The spec from --spec, or from the flags (which also override fields of --spec)."""
+    from pathlib import Path
+
+    from jetseg.commands.train import parse_classes, parse_size
+    from jetseg.spec import Spec
+
+    if args.spec:
+        data: Dict[str, Any] = Spec.load(args.spec).to_dict()
+    else:
+        if args.input_size is None or args.channels is None:
+            raise JetsegError("without --spec, give at least --input-size HxW and --channels 1|3 (and --classes, "
+                              "--mean, --std as the model was trained)")
+        data = {"name": args.name or Path(args.out).name, "input": {}, "output": {}}
+    inp, out = data.setdefault("input", {}), data.setdefault("output", {})
+    if args.input_size is not None:
+        inp["size"] = list(parse_size(args.input_size))
+    if args.channels is not None:
+        inp["channels"] = args.channels
+        inp.setdefault("color_order", "gray" if args.channels == 1 else "rgb")
+        if args.channels == 1:
+            inp["color_order"] = "gray"
+        elif inp.get("color_order") == "gray":
+            inp["color_order"] = "rgb"
+    if args.color_order is not None:
+        inp["color_order"] = args.color_order
+    channels = int(inp.get("channels", 1))
+    for key in ("mean", "std"):
+        values = _numbers(getattr(args, key), "--" + key)
+        if values is not None:
+            inp[key] = values * channels if len(values) == 1 else values
+        elif key not in inp:
+            inp[key] = [0.0 if key == "mean" else 1.0] * channels
+    if args.roi is not None:
+        roi = _numbers(args.roi, "--roi")
+        inp["roi"] = [int(v) for v in roi or []]
+    if args.input_name:
+        inp["name"] = args.input_name
+    if args.output_name:
+        out["name"] = args.output_name
+    if args.output_kind:
+        out["kind"] = args.output_kind
+    classes = parse_classes(args.classes)
+    if classes is not None:
+        data["classes"] = classes
+        data["colors"] = None
+    if args.name:
+        data["name"] = args.name
+    return Spec.from_dict(data)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise JetsegError("'jetseg export' is not implemented yet")
+    from jetseg.bundle import WEIGHTS_FILE, command_line, save_bundle, sha256_file
+    from jetseg.models.export import export_model
+
+    if args.weights is not None:
+        from pathlib import Path
+
+        if not Path(args.weights).is_file():
+            raise JetsegError("--weights %s does not exist; expected a PyTorch state_dict file" % args.weights)
+    spec = build_spec(args)
+    data, info = export_model(args.model, spec, weights=args.weights)
+    provenance: Dict[str, Any] = {"command": command_line(), "tool": "jetseg export", "export": info}
+    extra = {}
+    if args.weights:
+        provenance["export"]["weights_sha256"] = sha256_file(args.weights)
+        if info.get("route") == "factory":
+            provenance["architecture"] = {"factory": args.model}
+        extra[WEIGHTS_FILE] = args.weights
+    bundle = save_bundle(args.out, data, spec, extra_files=extra, provenance=provenance, overwrite=args.overwrite)
+    diff = info.get("max_abs_diff_vs_torch")
+    check = "; ONNX Runtime vs PyTorch max |diff| %.2g" % diff if diff is not None else ""
+    print("wrote %s (%s, input %s, classes %s%s)" % (bundle.path, info["route"], list(spec.input_shape),
+                                                    ",".join(spec.classes), check))
+    return 0

@@ -50,13 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed for initialisation, order, augmentation")
     parser.add_argument("--frames", type=int, default=2400,
                         help="training frames kept from the source (default 2400)")
-    parser.add_argument("--every", type=int, default=4,
-                        help="keep every k-th frame of the training stream (default 4)")
+    parser.add_argument("--every", type=int, default=None,
+                        help="keep every k-th frame of the training stream (default 4 for synthetic data, else 1)")
     parser.add_argument("--val-data", default=None, metavar="URI",
                         help="held-out frames (default: synthetic data from seed+1000; a folder: its last "
                              "--val-fraction of files)")
     parser.add_argument("--val-frames", type=int, default=200, help="held-out frames (default 200)")
-    parser.add_argument("--val-every", type=int, default=10, help="keep every k-th held-out frame (default 10)")
+    parser.add_argument("--val-every", type=int, default=None,
+                        help="keep every k-th held-out frame (default 10 for synthetic data, else 1)")
     parser.add_argument("--val-fraction", type=float, default=0.2,
                         help="fraction of a finite source held out when no --val-data is given (default 0.2)")
     parser.add_argument("--eval-interval", type=int, default=200, help="steps between held-out evaluations")
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     for name in ("steps", "batch", "frames", "every", "val_frames", "val_every", "eval_interval", "threads"):
         value = getattr(args, name)
-        if value < 1:
+        if value is not None and value < 1:
             raise JetsegError("--%s %d is invalid; expected a positive integer" % (name.replace("_", "-"), value))
     if args.epochs is not None and args.epochs < 1:
         raise JetsegError("--epochs %d is invalid; expected a positive integer" % args.epochs)

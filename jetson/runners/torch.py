@@ -1,0 +1,83 @@
+"""PyTorch eager runner: the FP32 reference.
+
+Rebuilds the architecture recorded in the bundle's manifest (``provenance["architecture"] = {"name": ...,
+"kwargs": {...}}``) from the architecture registry (or ``{"factory": "pkg.mod:fn"}`` for a bundle made by
+``jetseg export pkg.mod:fn --weights W.pt``) and loads ``weights.pt`` weights-only
+(``torch.load(..., weights_only=True)``: no pickled code runs). Runs in eval mode under ``no_grad``.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import numpy as np
+
+from jetseg.bundle import WEIGHTS_FILE
+from jetseg.errors import RunnerError
+from jetseg.jetson.runners.base import Runner
+from jetseg.optional import require
+
+
+class TorchRunner(Runner):
+    """Runs the bundle's PyTorch model on the CPU.
+
+    Args:
+        bundle: the bundle (or its path); it needs ``weights.pt`` and an architecture record.
+        threads: PyTorch intra-op threads (0 = leave PyTorch's setting alone).
+    """
+
+    name = "torch"
+
+    def __init__(self, bundle: Any, threads: int = 0, **options: Any) -> None:
+        super().__init__(bundle, **options)
+        self.threads = int(threads)
+        self.model: Any = None
+        self._torch: Any = None
+        if self.bundle.weights_path is None:
+            raise RunnerError("bundle %s has no %s; the torch backend needs the PyTorch weights (bundles from "
+                              "'jetseg train' have them), or use --backend onnxrt"
+                              % (self.bundle.path, WEIGHTS_FILE))
+        record = self.bundle.manifest.get("provenance", {}).get("architecture")
+        if not isinstance(record, dict) or not (isinstance(record.get("name"), str)
+                                                or isinstance(record.get("factory"), str)):
+            raise RunnerError("bundle %s does not record its architecture (manifest provenance.architecture); "
+                              "the torch backend cannot rebuild the model, use --backend onnxrt"
+                              % self.bundle.path)
+        self.architecture: Dict[str, Any] = {"name": record.get("name") or record["factory"],
+                                             "factory": record.get("factory"),
+                                             "kwargs": dict(record.get("kwargs") or {})}
+
+    def _activate(self) -> None:
+        torch = require("torch", "the torch backend")
+        from jetseg.errors import JetsegError
+        from jetseg.models.archs import build_model
+        from jetseg.models.export import load_factory, load_weights
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            if self.architecture["factory"]:  # exported by 'jetseg export pkg.mod:factory --weights W.pt'
+                model = load_factory(self.architecture["factory"], self.architecture["kwargs"])
+            else:
+                model = build_model(self.architecture["name"], **self.architecture["kwargs"])
+            load_weights(model, self.bundle.weights_path)
+        except JetsegError as exc:
+            raise RunnerError("cannot rebuild the model of %s: %s" % (self.bundle.path, exc)) from None
+        except TypeError as exc:  # kwargs the architecture does not take
+            raise RunnerError("cannot rebuild %s from %s: %s" % (self.architecture["name"], self.bundle.path,
+                                                                 exc)) from None
+        self.model = model.eval()
+        self._torch = torch
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(np.ascontiguousarray(batch)))
+        return out.numpy()
+
+    def _deactivate(self) -> None:
+        self.model = None
+
+    def describe(self) -> Dict[str, Any]:
+        info = super().describe()
+        info.update(architecture=self.architecture["name"], threads=self.threads or "default")
+        return info

@@ -1,0 +1,72 @@
+"""synthetic:// source: options, finite/endless streams, labels, ROI, loop cache, pacing, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cv2")
+
+from jetseg.errors import SourceError  # noqa: E402
+from jetseg.jetson.sources import open_source  # noqa: E402
+from jetseg.models.synthetic import field_of_view, make_frame  # noqa: E402
+
+SMALL = "width=160&height=120"
+
+
+def test_finite_stream_with_labels_and_roi():
+    with open_source("synthetic://ultrasound?frames=4&seed=2&start=5&" + SMALL) as src:
+        assert len(src) == 4
+        frames = list(src)
+        assert src.ended
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    image, mask = make_frame("ultrasound", 6, seed=2, size=(120, 160))
+    assert np.array_equal(frames[1].image, image) and np.array_equal(frames[1].label, mask)
+    assert frames[0].meta["roi"] == field_of_view("ultrasound", (120, 160))
+    assert frames[0].meta["classes"] == ["background", "lesion"]
+    assert src.read(timeout=0.1) is None
+
+
+def test_endless_without_frames():
+    src = open_source("synthetic://endoscopy?" + SMALL)
+    with pytest.raises(TypeError):
+        len(src)
+    with src:
+        for _ in range(3):
+            assert src.read(timeout=1.0) is not None
+        assert not src.ended
+
+
+def test_loop_renders_few_frames_and_cycles():
+    with open_source("synthetic://endoscopy?frames=7&loop=3&" + SMALL) as src:
+        frames = list(src)
+        assert len(src._cache) == 3
+    assert frames[0].image is frames[3].image is frames[6].image
+    assert not np.array_equal(frames[0].image, frames[1].image)
+    assert frames[6].index == 6
+    with pytest.raises(ValueError):
+        frames[0].image[0, 0, 0] = 1  # shared frames are read-only
+
+
+def test_keyword_options_override_the_query():
+    with open_source("synthetic://ultrasound?frames=2", width=128, height=96, realtime=False) as src:
+        frame = src.read()
+    assert frame.image.shape == (96, 128, 3)
+
+
+def test_realtime_timeout_returns_none_without_losing_the_frame():
+    with open_source("synthetic://ultrasound?frames=3&realtime=1&fps=1&" + SMALL) as src:
+        assert src.read(timeout=0.5) is not None  # first frame is due at once
+        assert src.read(timeout=0.0) is None  # the next is due in a second
+        assert not src.ended and src.delivered == 1
+
+
+@pytest.mark.parametrize("uri, text", [
+    ("synthetic://ultrasound?frame=3", "option 'frame' is unknown; known options: frames, seed"),
+    ("synthetic://ultrasound?frames=0", "frames='0' is invalid; expected an integer >= 1"),
+    ("synthetic://ultrasound?seed=x", "seed='x' is invalid"),
+    ("synthetic://mri", "kind 'mri' is unknown; expected synthetic://ultrasound or synthetic://endoscopy"),
+])
+def test_bad_options(uri, text):
+    with pytest.raises(SourceError) as err:
+        open_source(uri)
+    assert text in str(err.value)
