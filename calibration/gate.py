@@ -34,12 +34,14 @@ log = logging.getLogger("jetseg.calibration")
 RANK_FRAMES = 8
 
 
-def run_model(bundle: Any, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
+def run_model(bundle: Any, inputs: Sequence[np.ndarray], desc: str = "", progress: bool = False) -> List[np.ndarray]:
     """Logits ``(1, K, H, W)`` of ``bundle`` for each preprocessed input, through the onnxrt runner."""
     from jetseg.jetson.runners import open_runner
 
+    tqdm = require("tqdm", "progress bars").tqdm
     with open_runner("onnxrt", bundle) as runner:
-        return [np.asarray(runner.infer(x), dtype=np.float32) for x in inputs]
+        return [np.asarray(runner.infer(x), dtype=np.float32)
+                for x in tqdm(inputs, desc=desc, unit="frame", leave=False, disable=None if progress else True)]
 
 
 def stage(model_path: Path, spec: Spec, directory: Path, name: str) -> Bundle:
@@ -112,14 +114,15 @@ class Gate:
         self.threshold = float(threshold)
         self.work_dir = Path(work_dir)
         self.progress = progress
-        self.reference = run_model(fp32, self.inputs)
+        self.reference = run_model(fp32, self.inputs, "gating (FP32)", progress)
         self._staged = 0
 
     def score(self, model_path: Path) -> Dict[str, Any]:
         """Gate result for one candidate model: :func:`compare` plus ``passed`` and ``threshold``."""
         self._staged += 1
         bundle = stage(model_path, self.spec, self.work_dir, "candidate%d" % self._staged)
-        result = compare(self.spec, self.reference, run_model(bundle, self.inputs), self.labels)
+        result = compare(self.spec, self.reference, run_model(bundle, self.inputs, "gating (INT8)", self.progress),
+                         self.labels)
         result["threshold"] = self.threshold
         result["passed"] = bool(result["dice_drop"] <= self.threshold)
         return result

@@ -18,7 +18,9 @@ and the quantized model all refer to the prepared model's tensor names.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -142,10 +144,13 @@ def compute_ranges(model_path: Path, input_name: str, frames: Sequence[np.ndarra
     tqdm = require("tqdm", "progress bars").tqdm
     calibrator = calib.create_calibrator(Path(model_path), [], augmented_model_path=str(Path(work_dir) / "augmented.onnx"),
                                          calibrate_method=cmethod)
+    chatter = io.StringIO()  # ONNX Runtime's calibrators print() their progress: keep stdout for results
     with tqdm(total=len(frames), desc="calibrating", unit="frame", disable=None if progress else True,
-              leave=False) as bar:
+              leave=False) as bar, contextlib.redirect_stdout(chatter):
         calibrator.collect_data(FrameReader(input_name, frames, bar))
-    data = calibrator.compute_data()
+        data = calibrator.compute_data()
+    if chatter.getvalue().strip():
+        log.debug("onnxruntime: %s", " | ".join(chatter.getvalue().split("\n")))
     del calibrator
     return data
 
@@ -226,5 +231,6 @@ def quantize(model_path: Path, out_path: Path, tensors_data: Any, target: str,
         raise DependencyError("this onnxruntime's QDQQuantizer wants %s; jetseg supports onnxruntime %s to 1.32"
                               % (", ".join(missing), MIN_ORT))
     quantizer = QDQQuantizer(**{k: v for k, v in args.items() if k in params})
-    quantizer.quantize_model()
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantizer.quantize_model()
     quantizer.model.save_model_to_file(str(out_path), False)
