@@ -69,8 +69,10 @@ def render_markdown(report: Dict[str, Any]) -> str:
            % (data["source"], data["frames"], data["labelled_frames"], data["frame_shape"]),
            "- reference: %s (%s, %s)" % (report["reference"]["bundle"], report["reference"]["precision"],
                                          report["reference"]["backend"]),
-           "- timing: warm-up %s calls, then >= %s s and >= %s calls per row, rows interleaved round-robin"
-           % (s["warmup"], s["min_time"], s["min_runs"]),
+           "- timing: warm-up %s calls, then >= %s s and >= %s timed calls per row; rows interleaved in blocks "
+           "of <= %s s, each after %s s of untimed settling calls"
+           % (s["warmup"], s["min_time"], s["min_runs"], min(s["block_time"], s["min_time"] / 4.0),
+              s["settle_time"]),
            "", markdown_table(report["results"]), ""]
     if report.get("summary"):
         out += ["## Headline figures", ""]

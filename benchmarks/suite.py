@@ -43,6 +43,8 @@ class Settings:
     min_time: float = 3.0  # measured seconds each row must reach
     warmup: int = 5
     min_runs: int = 10
+    block_time: float = 0.5  # seconds per row and round (at most min_time / 4, so there are >= 4 rounds)
+    settle_time: float = 0.05  # untimed seconds at the start of every block
     max_time: Optional[float] = None  # cap on the whole speed measurement
     batch_sizes: List[int] = field(default_factory=lambda: [1])
     threads: int = 0  # ONNX Runtime intra-op threads (0 = its default)
@@ -242,7 +244,8 @@ def _measure_speed(rows: List[Row], frames: List[Any], settings: Settings) -> No
     try:
         stats = measure_interleaved(calls, warmup=settings.warmup, min_time=settings.min_time,
                                     min_runs=settings.min_runs, max_time=settings.max_time,
-                                    batch_sizes=sizes,
+                                    batch_sizes=sizes, block_time=min(settings.block_time, settings.min_time / 4.0),
+                                    settle_time=settings.settle_time,
                                     progress=(lambda n: bar.update(1)) if bar is not None else None)
     finally:
         if bar is not None:

@@ -1,9 +1,12 @@
 """The one timing helper for every jetseg benchmark.
 
-Each callable is warmed up, then called until its measured calls add up to at least ``min_time`` seconds
-(and at least ``min_runs`` calls). Several callables measured together are **interleaved**: every round
-calls each of them once, in turn, so that a noisy neighbour, thermal throttling or a frequency change hits
-all rows alike and their *ratios* stay meaningful even on a busy machine.
+Each callable is warmed up, then called until its timed calls add up to at least ``min_time`` seconds
+(and at least ``min_runs`` calls). Several callables measured together are **interleaved**: rounds give
+each of them, in turn, a block of about ``block_time`` seconds (0.5 s by default), so that a noisy
+neighbour, thermal throttling or a frequency change hits all rows alike and their *ratios* stay meaningful
+even on a busy machine. Each block starts with ``settle_time`` seconds of untimed calls: the previous
+callable's thread pools (ONNX Runtime, OpenMP) may still be spinning, which is a cost of the interleaving
+itself and not of the callable.
 
 Statistics are over the per-call latencies: p50 (median), p90, p99, mean, std, min, max, in milliseconds;
 throughput ``fps = batch_size * 1000 / mean_ms`` (frames per second of back-to-back calls).
@@ -66,48 +69,70 @@ def summarize(samples_ms: Sequence[float], batch_size: int = 1, warmup: int = 0)
 
 def measure_interleaved(fns: Dict[str, Callable[[], object]], warmup: int = 5, min_time: float = 2.0,
                         min_runs: int = 10, max_runs: Optional[int] = None, max_time: Optional[float] = None,
-                        batch_sizes: Optional[Dict[str, int]] = None, clock: Clock = time.perf_counter,
+                        batch_sizes: Optional[Dict[str, int]] = None, block_time: float = 0.5,
+                        settle_time: float = 0.05, clock: Clock = time.perf_counter,
                         progress: Optional[Callable[[int], None]] = None) -> Dict[str, TimingStats]:
-    """Measure several callables round-robin; return their statistics by name.
+    """Measure several callables in interleaved blocks; return their statistics by name.
+
+    Each round gives every callable, in turn, one block: first ``settle_time`` seconds of untimed calls (at
+    least one; only when there is more than one callable, so that the previous callable's thread pools
+    winding down are not charged to this one), then timed calls for about ``block_time`` seconds (at least
+    one). Rounds repeat until every callable has ``min_runs`` timed calls adding up to ``min_time``.
 
     Args:
         fns: name -> callable doing one unit of work (one batch).
-        warmup: untimed calls of each callable first (also round-robin).
-        min_time: seconds of measured calls every callable must reach.
-        min_runs: calls every callable must reach.
-        max_runs: stop after this many rounds even if ``min_time`` is not reached.
+        warmup: untimed calls of each callable first.
+        min_time: seconds of timed calls every callable must reach.
+        min_runs: timed calls every callable must reach.
+        max_runs: stop once every callable has this many timed calls, even short of ``min_time``.
         max_time: stop when the whole measurement (wall clock) has taken this long, once ``min_runs`` is reached.
         batch_sizes: name -> frames per call (for fps); default 1.
+        block_time: seconds of timed calls per callable and round (0: one call per round, strict round-robin).
+        settle_time: seconds of untimed calls before each block (0: none).
         clock: time source in seconds (tests pass a fake one).
         progress: called with the number of rounds done after each round.
     """
     if not fns:
         raise ValueError("nothing to measure")
-    if min_runs < 1 or warmup < 0 or min_time < 0:
-        raise ValueError("need min_runs >= 1, warmup >= 0, min_time >= 0")
+    if min_runs < 1 or warmup < 0 or min_time < 0 or block_time < 0 or settle_time < 0:
+        raise ValueError("need min_runs >= 1 and warmup, min_time, block_time, settle_time >= 0")
     names = list(fns)
-    for _ in range(warmup):
-        for name in names:
+    cost = {name: 0.0 for name in names}  # running estimate of one call's duration (s)
+    for name in names:
+        for _ in range(warmup):
+            t0 = clock()
             fns[name]()
+            cost[name] = clock() - t0
+    settle = settle_time if len(names) > 1 else 0.0
     samples: Dict[str, List[float]] = {name: [] for name in names}
     spent = {name: 0.0 for name in names}
     start = clock()
     rounds = 0
     while True:
         for name in names:
-            t0 = clock()
-            fns[name]()
-            dt = clock() - t0
-            samples[name].append(dt * 1e3)
-            spent[name] += dt
+            fn = fns[name]
+            if settle > 0:
+                t_settle = clock()
+                fn()
+                while clock() - t_settle < settle:
+                    fn()
+            calls = max(1, int(block_time / cost[name])) if block_time > 0 and cost[name] > 0 else 1
+            for _ in range(calls):
+                t0 = clock()
+                fn()
+                dt = clock() - t0
+                samples[name].append(dt * 1e3)
+                spent[name] += dt
+            cost[name] = spent[name] / len(samples[name])
         rounds += 1
         if progress is not None:
             progress(rounds)
-        if rounds < min_runs:
+        runs = min(len(v) for v in samples.values())
+        if runs < min_runs:
             continue
         if min(spent.values()) >= min_time:
             break
-        if max_runs is not None and rounds >= max_runs:
+        if max_runs is not None and runs >= max_runs:
             break
         if max_time is not None and clock() - start >= max_time:
             break
@@ -121,4 +146,4 @@ def measure(fn: Callable[[], object], warmup: int = 5, min_time: float = 2.0, mi
     """Measure one callable (see :func:`measure_interleaved`)."""
     return measure_interleaved({"fn": fn}, warmup=warmup, min_time=min_time, min_runs=min_runs,
                                max_runs=max_runs, max_time=max_time, batch_sizes={"fn": batch_size},
-                               clock=clock)["fn"]
+                               block_time=0.0, clock=clock)["fn"]

@@ -50,13 +50,13 @@ def test_max_runs_caps_a_slow_callable():
     assert stats.runs == 4
 
 
-def test_interleaved_round_robin_and_stop_on_slowest_accumulation():
+def test_strict_round_robin_and_stop_on_slowest_accumulation():
     clock = FakeClock()
     log = []
     fns = {"fast": _worker(clock, [0.125], log, "fast"), "slow": _worker(clock, [0.5], log, "slow")}
     stats = measure_interleaved(fns, warmup=1, min_time=2.5, min_runs=1, clock=clock,
-                                batch_sizes={"slow": 4})
-    # alternating calls, warm-up included
+                                batch_sizes={"slow": 4}, block_time=0, settle_time=0)
+    # one warm-up call each, then alternating timed calls
     assert log[:6] == ["fast", "slow", "fast", "slow", "fast", "slow"]
     # every row gets the same number of rounds; the fast one needs 20 x 0.125 s to reach 2.5 s
     assert stats["fast"].runs == stats["slow"].runs == 20
@@ -80,3 +80,23 @@ def test_empty_and_invalid_inputs_are_rejected():
         summarize([])
     with pytest.raises(ValueError, match="nothing to measure"):
         measure_interleaved({})
+
+
+def test_blocks_with_untimed_settle_calls():
+    clock = FakeClock()
+    log = []
+    fns = {"fast": _worker(clock, [0.125], log, "fast"), "slow": _worker(clock, [0.5], log, "slow")}
+    stats = measure_interleaved(fns, warmup=1, min_time=2.0, min_runs=1, clock=clock, block_time=1.0,
+                                settle_time=0.1)
+    # per round: fast gets 1 untimed + 8 timed calls (1 s), slow 1 untimed + 2 timed (1 s); 2 rounds reach 2 s
+    one_round = ["fast"] * 9 + ["slow"] * 3
+    assert log == ["fast", "slow"] + one_round * 2
+    assert stats["fast"].runs == 16 and stats["slow"].runs == 4
+    assert stats["fast"].total_s == pytest.approx(2.0) and stats["slow"].total_s == pytest.approx(2.0)
+
+
+def test_single_callable_has_no_settle_calls():
+    clock = FakeClock()
+    fn = _worker(clock, [0.5])
+    stats = measure_interleaved({"only": fn}, warmup=0, min_time=1.0, min_runs=1, clock=clock, settle_time=5.0)
+    assert stats["only"].runs == 2 and fn.state["i"] == 2
