@@ -225,6 +225,8 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
     timings["total_s"] = round(time.monotonic() - start, 3)
 
     runtime = trtcompat.make_runtime(trtcompat.logger(verbose))
+    if plan.dla_core is not None:
+        runtime.DLA_core = plan.dla_core
     engine = runtime.deserialize_cuda_engine(engine_bytes)
     if engine is None:
         raise DeviceError("TensorRT built an engine it cannot load back; run 'jetseg build --verbose' for details")

@@ -31,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
     outcome = build_engine(bundle, args.precision, dla_core=args.dla, workspace_mb=args.workspace,
                            timing_cache=Path(args.timing_cache) if args.timing_cache else None,
                            force=args.force, via=args.via, verbose=args.verbose)
-    for line in outcome.report:
-        print(line, file=sys.stderr)
-    if outcome.reused:
+    if outcome.reused:  # a fresh build printed its progress and DLA placement report while building
+        for line in outcome.report:
+            print(line, file=sys.stderr)
         print(outcome.engine_path)
         return 0
     timings = outcome.record.get("timings", {})

@@ -16,7 +16,8 @@ runtime's backend options):
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -109,6 +110,18 @@ class TensorRTRunner(Runner):
 
         self.key, engine_path = self._engine_key(trt.__version__)
         self._ctx = jcuda.CudaContext(self.device_index)
+        try:
+            self._load(engine_path)
+        except BaseException:
+            self._deactivate()  # free whatever was allocated before the failure
+            raise
+
+    def _load(self, engine_path: Path) -> None:
+        import tensorrt as trt
+
+        from jetseg import trtcompat
+        from jetseg.jetson.device import cuda as jcuda
+
         with self._ctx:
             runtime = trtcompat.make_runtime(trtcompat.logger())
             if self.dla is not None:
@@ -122,22 +135,18 @@ class TensorRTRunner(Runner):
             self._runtime, self._engine, self._context = runtime, engine, context
             self._stream = jcuda.Stream(self._ctx.cuda)
             self._buffers = jcuda.Buffers(self._ctx.cuda, self._stream)
-            inputs: List[str] = []
-            outputs: List[str] = []
-            for i in range(engine.num_io_tensors):
-                name = engine.get_tensor_name(i)
-                is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+            inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+            outputs = [n for n in names if n not in inputs]
+            for name in inputs:  # all input shapes first: output shapes follow from them
                 shape: Tuple[int, ...] = tuple(engine.get_tensor_shape(name))
-                if is_input:
-                    if any(d < 0 for d in shape):
-                        shape = (self.batch_size,) + tuple(self.expected_shape()[1:])
-                    context.set_input_shape(name, shape)
-                    inputs.append(name)
-                else:
-                    shape = tuple(context.get_tensor_shape(name))
-                    outputs.append(name)
+                if any(d < 0 for d in shape):
+                    shape = (self.batch_size,) + tuple(self.expected_shape()[1:])
+                if not context.set_input_shape(name, shape):
+                    raise RunnerError("engine input %r does not accept shape %s" % (name, shape))
+            for name in inputs + outputs:
                 dtype = jcuda.numpy_dtype(engine.get_tensor_dtype(name))
-                buf = self._buffers.add(name, shape, dtype, is_input)
+                buf = self._buffers.add(name, tuple(context.get_tensor_shape(name)), dtype, name in inputs)
                 if not context.set_tensor_address(name, buf.address):
                     raise RunnerError("TensorRT refused the buffer address of tensor %r" % name)
             self._input = self._pick(inputs, self.input_name, "input")
