@@ -100,11 +100,11 @@ def _frames(uri: str, options: Dict[str, Any], limit: Optional[int], progress: b
 
     tqdm = require("tqdm", "progress bars").tqdm
     source = open_source(uri, **options)
+    if getattr(source, "live", False):
+        raise ScanError("%s is a live source; calibrate from recorded scans (a video file, an image folder, "
+                        "DICOM, NIfTI or synthetic://)" % uri)
     with source, tqdm(total=limit, desc=desc, unit="frame", disable=None if progress else True,
                       leave=False) as bar:
-        if getattr(source, "live", False):
-            raise ScanError("%s is a live source; calibrate from recorded scans (a video file, an image folder, "
-                            "DICOM, NIfTI or synthetic://)" % uri)
         position = 0
         for frame in source:
             if limit is not None and position >= limit:

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from jetseg.bundle import Bundle, command_line, save_bundle, versions
 from jetseg.calibration import cache as trtcache
-from jetseg.calibration.check import check_qdq, format_violations, summary
+from jetseg.calibration.check import MAX_OPSET, check_qdq, format_violations, summary
 from jetseg.calibration.curate import split
 from jetseg.calibration.gate import Gate, rank_layers
 from jetseg.calibration.quantize import (
@@ -100,6 +100,11 @@ def calibrate(bundle: Union[str, Path], scans: str, out: Optional[Union[str, Pat
     if out.exists() and not overwrite:
         raise JetsegError("%s already exists; choose another --out or remove it first" % out)
     spec = fp32.spec
+    onnx = require("onnx", "INT8 calibration")
+    opset = opset_of(onnx.load(str(fp32.model_path), load_external_data=False))
+    if target == "tensorrt" and opset > MAX_OPSET:
+        raise JetsegError("%s has opset %d; TensorRT 8.5 parses opset <= %d: re-export the model with "
+                          "opset_version=%d (or use --target cpu)" % (fp32.model_path, opset, MAX_OPSET, MAX_OPSET))
 
     scanset = read_scans(scans, spec, max_frames=max_frames, memory_mb=memory_mb, progress=progress)
     calib_idx, held_idx = split(scanset.thumbs, count, holdout)
@@ -109,7 +114,6 @@ def calibrate(bundle: Union[str, Path], scans: str, out: Optional[Union[str, Pat
     log.info("calibrating on %d frame(s), gating on %d held-out frame(s) of %d read from %s",
              len(calib_idx), len(held_idx), len(scanset), scans)
 
-    onnx = require("onnx", "INT8 calibration")
     with tempfile.TemporaryDirectory(prefix="jetseg-calibrate.") as tmp:
         work = Path(tmp)
         prepared = work / FP32_MODEL_FILE

@@ -143,6 +143,9 @@ def test_cli_errors_are_one_line(make_bundle, png_folder, tmp_path, capsys):
         ([bundle, "--scans", scans, "--trt-version", "x.y"], "TensorRT version 'x.y' is not a version"),
         ([bundle, "--scans", tmp_path / "missing"], "does not exist"),
         ([bundle, "--scans", scans, "--target", "gpu"], "invalid choice: 'gpu'"),
+        ([make_bundle("opset18", opset=18), "--scans", scans], "has opset 18; TensorRT 8.5 parses opset <= 17: "
+                                                                "re-export the model with opset_version=17"),
+        ([bundle, "--scans", "v4l2:///dev/video9"], "v4l2:///dev/video9 is a live source; calibrate from recorded"),
     ]
     for argv, expected in cases:
         try:
@@ -150,7 +153,7 @@ def test_cli_errors_are_one_line(make_bundle, png_folder, tmp_path, capsys):
         except SystemExit as exc:  # argparse usage errors
             code, err = exc.code, capsys.readouterr().err
         assert code != 0 and expected in _one_line_error(err), (argv, err)
-    assert not (tmp_path / "fp32-int8").exists()
+    assert not (tmp_path / "fp32-int8").exists() and not (tmp_path / "opset18-int8").exists()
 
 
 def test_second_pass_reads_the_same_frames(png_folder):
