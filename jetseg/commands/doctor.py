@@ -132,6 +132,10 @@ def report() -> Dict[str, Any]:
     }
     if device.tensorrt:
         info["tensorrt_features"] = trtcompat.features(device.tensorrt).to_dict()
+    if device.is_jetson:
+        from jetseg.jetson.device.telemetry import sample_once
+
+        info["telemetry"]["now"] = sample_once()
     info["missing"] = todo(info)
     return info
 
@@ -144,6 +148,21 @@ def _show(value: Any) -> str:
     if isinstance(value, dict) and "name" in value:
         return "%s (mode %s)" % (value["name"], value.get("id"))
     return str(value)
+
+
+def _now(sample: Any) -> str:
+    """``9.1 W, GPU 12% @ 1377 MHz, hottest 41.5 C`` from a telemetry sample."""
+    if not sample:
+        return "-"
+    parts = []
+    if sample.get("power_total_mw") is not None:
+        parts.append("%.1f W" % (sample["power_total_mw"] / 1000.0))
+    if sample.get("gpu_load_pct") is not None:
+        freq = sample.get("gpu_freq_mhz")
+        parts.append("GPU %s%%%s" % (sample["gpu_load_pct"], " @ %s MHz" % freq if freq else ""))
+    if sample.get("temps_c"):
+        parts.append("hottest %.1f C" % max(sample["temps_c"].values()))
+    return ", ".join(parts) or "-"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
                 ("L4T / JetPack", "%s / %s" % (_show(dev["l4t"]), _show(dev["jetpack"]))),
                 ("power mode", dev["nvpmodel"]), ("jetson_clocks", dev["jetson_clocks"]),
                 ("DLA cores", dev["dla_cores"]), ("CUDA", dev["cuda"]), ("TensorRT", dev["tensorrt"]),
-                ("telemetry", ", ".join(k for k, v in info["telemetry"].items() if v) or "none")]
+                ("telemetry", ", ".join(k for k in ("tegrastats", "jtop") if info["telemetry"][k]) or "none"),
+                ("now", _now(info["telemetry"].get("now")))]
     else:
         rows = [("Jetson", "no (%s)" % info["machine"]),
                 ("NVIDIA GPU", ", ".join(dev["gpu_device_nodes"]) or "none"),

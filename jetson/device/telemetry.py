@@ -246,3 +246,18 @@ def open_sampler(interval_ms: int = 500, prefer: str = "auto") -> Optional[Sampl
     if shutil.which("tegrastats") is None:
         return None
     return TegrastatsSampler(interval_ms)
+
+
+def sample_once(timeout: float = 3.0) -> Optional[Dict[str, Any]]:
+    """One telemetry sample (for ``jetseg doctor``), or None off a Jetson or when none arrives in ``timeout`` s."""
+    sampler = open_sampler(interval_ms=200)
+    if sampler is None:
+        return None
+    sampler.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not sampler.samples and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return sampler.latest() or None
+    finally:
+        sampler.stop()

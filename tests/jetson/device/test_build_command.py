@@ -66,3 +66,25 @@ def test_doctor_describes_this_machine():
     assert info["packages"]["tensorrt"] == "not installed"
     assert {b["name"]: b["usable"] for b in info["backends"]}["trt"] is False
     assert any("GStreamer" in line for line in info["missing"]) == (not info["opencv_gstreamer"].startswith("YES"))
+
+
+def test_doctor_on_a_jetson_says_what_is_missing(monkeypatch, capsys):
+    import argparse
+
+    from jetseg.commands import doctor
+    from jetseg.jetson.device import info, telemetry
+
+    fake = info.DeviceInfo(is_jetson=True, model="Jetson-AGX", soc="xavier", soc_id="tegra194",
+                           compute_capability="72", l4t="35.3.1", jetpack="5.1.1",
+                           nvpmodel={"id": 2, "name": "MODE_15W"}, jetson_clocks=False, dla_cores=2,
+                           cuda="11.4.315", tensorrt=None)
+    monkeypatch.setattr(info, "describe", lambda root="/", run_tools=True: fake)
+    monkeypatch.setattr(telemetry, "sample_once", lambda timeout=3.0: {"power_total_mw": 9100})
+    assert doctor.run(argparse.Namespace(json=False)) == 0
+    out = capsys.readouterr().out
+    assert "SoC              xavier (tegra194, sm72)" in out
+    assert "L4T / JetPack    35.3.1 / 5.1.1" in out
+    assert "power mode       MODE_15W (mode 2)" in out and "jetson_clocks    no" in out
+    assert "DLA cores        2" in out and "now              9.1 W" in out
+    assert "tensorrt: TensorRT comes with JetPack (python3-libnvinfer)" in out
+    assert "clocks are not pinned: run 'sudo jetson_clocks' before benchmarking" in out

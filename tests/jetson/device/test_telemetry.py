@@ -65,3 +65,12 @@ def test_jtop_dicts_map_to_the_same_keys():
     out = from_jtop(stats, power)
     assert out == {"power_mw": {"VDD_GPU_SOC": 2000, "VDD_CPU_CV": 500}, "power_total_mw": 6000,
                    "gpu_load_pct": 42.0, "ram_used_fraction": 0.25, "temps_c": {"GPU": 40.5}}
+
+
+def test_doctor_summary_of_a_sample():
+    from jetseg.commands.doctor import _now
+    from jetseg.jetson.device.tegrastats import parse_line
+
+    sample = parse_line(LINE.format(load=12, gpu=2000))
+    assert _now(sample) == "5.0 W, GPU 12% @ 1377 MHz, hottest 35.0 C"
+    assert _now(None) == "-" and telemetry.sample_once() is None  # not a Jetson
