@@ -106,6 +106,17 @@ def io_signature(model: Any) -> Dict[str, Any]:
             "outputs": shapes(model.graph.output)}
 
 
+def strip_unused_domains(model: Any) -> bool:
+    """Drop opset imports of domains no node uses (ONNX Runtime's optimizer lists all it knows); True if any."""
+    used = {n.domain or "" for n in model.graph.node}
+    keep = [o for o in model.opset_import if (o.domain or "") in used or o.domain in ("", "ai.onnx")]
+    if len(keep) == len(model.opset_import):
+        return False
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    return True
+
+
 def prepare_model(src: Path, dst: Path) -> None:
     """Write the model with ONNX Runtime's basic optimisations applied (BN folded into Conv) to ``dst``."""
     onnx = require("onnx", "INT8 calibration")
@@ -117,7 +128,10 @@ def prepare_model(src: Path, dst: Path) -> None:
     except Exception as exc:  # ONNX Runtime's optimizer and ONNX's checker raise assorted types
         raise JetsegError("cannot prepare %s for quantization: %s; check that it loads in ONNX Runtime"
                           % (src, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from None
-    before, after = io_signature(onnx.load(str(src))), io_signature(onnx.load(str(dst)))
+    model = onnx.load(str(dst))
+    if strip_unused_domains(model):
+        onnx.save(model, str(dst))
+    before, after = io_signature(onnx.load(str(src))), io_signature(model)
     if before != after:  # pragma: no cover - ONNX Runtime keeps graph inputs and outputs
         raise JetsegError("preparing the model changed its inputs/outputs %s -> %s" % (before, after))
     del q
@@ -233,4 +247,5 @@ def quantize(model_path: Path, out_path: Path, tensors_data: Any, target: str,
     quantizer = QDQQuantizer(**{k: v for k, v in args.items() if k in params})
     with contextlib.redirect_stdout(io.StringIO()):
         quantizer.quantize_model()
+    strip_unused_domains(quantizer.model.model)
     quantizer.model.save_model_to_file(str(out_path), False)

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from jetseg.bundle import Bundle, sha256_file
@@ -53,6 +54,8 @@ def test_png_folder_to_tensorrt_int8_bundle(make_bundle, png_folder, tmp_path, c
     assert set(gate["int8_vs_fp32"]["per_class"]["target"]) == {"dice", "iou"}
     assert report["float_layers"] == [] and report["tensorrt_check"]["violations"] == []
     assert check_qdq(out / "model.onnx") == []
+    for name in ("model.onnx", "model.fp32.onnx"):  # only the opsets the nodes use
+        assert [(o.domain, o.version) for o in onnx.load(str(out / name)).opset_import] == [("", 17)]
     parsed = cache.read(out / "calibration.cache")
     assert parsed.header == "TRT-8502-EntropyCalibration2"
     assert list(parsed.scales)[0] == "input" and set(parsed.scales) == set(report["ranges"])
