@@ -87,13 +87,31 @@ def clocks() -> Dict[str, Any]:
     return out or {"note": "n/a (no cpufreq in this machine's /sys)"}
 
 
-def _version(module: str, attr: str = "__version__") -> str:
-    mod = sys.modules.get(module)
-    if mod is None and available(module):
-        import importlib
+DISTRIBUTIONS = {"numpy": ("numpy",), "onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "torch": ("torch",),
+                 "cv2": ("opencv-python-headless", "opencv-python", "opencv-contrib-python"),
+                 "tensorrt": ("tensorrt",)}
 
-        mod = importlib.import_module(module)
-    return str(getattr(mod, attr, "?")) if mod is not None else "not installed"
+
+def _version(module: str) -> str:
+    """A module's version without importing it when possible (importing torch alone adds ~300 MB RSS)."""
+    mod = sys.modules.get(module)
+    if mod is not None:
+        return str(getattr(mod, "__version__", "?"))
+    if not available(module):  # tensorrt-stubs' bare namespace package does not count
+        return "not installed"
+    try:
+        from importlib import metadata
+    except ImportError:  # Python < 3.8 has no importlib.metadata
+        metadata = None  # type: ignore[assignment]
+    if metadata is not None:
+        for dist in DISTRIBUTIONS.get(module, (module,)):
+            try:
+                return metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+    import importlib  # a system package without metadata (JetPack's cv2, tensorrt): ask the module
+
+    return str(getattr(importlib.import_module(module), "__version__", "?"))
 
 
 def versions() -> Dict[str, str]:
@@ -102,10 +120,8 @@ def versions() -> Dict[str, str]:
 
     out = {"python": platform.python_version(), "jetseg": jetseg.__version__}
     for name, module in (("numpy", "numpy"), ("onnxruntime", "onnxruntime"), ("torch", "torch"),
-                         ("opencv", "cv2")):
+                         ("opencv", "cv2"), ("tensorrt", "tensorrt")):
         out[name] = _version(module)
-    # tensorrt-stubs installs a namespace package without TensorRT; available() does not count it.
-    out["tensorrt"] = _version("tensorrt") if available("tensorrt") else "not installed"
     return out
 
 

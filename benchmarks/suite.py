@@ -426,6 +426,8 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
             if row.runner is not None:
                 row.runner.deactivate()
     conds["load_average_end"] = conditions.load_average()
+    conds["versions"] = conditions.versions()  # again at the end: now the modules that ran are loaded
+    conds["threads"] = conditions.threads()
     report: Dict[str, Any] = {
         "schema": SCHEMA,
         "conditions": conds,
