@@ -30,7 +30,8 @@ def _horizontal() -> Dict[str, Any]:
 
 def row_label(row: Dict[str, Any]) -> str:
     """How a row is named in plots: ``bundle / backend [precision] bN (kind)``."""
-    extra = row.get("peer") or ("" if row.get("kind") == "runner" else row.get("kind"))
+    parts = [p for p in (row.get("kind") if row.get("kind") != "runner" else None, row.get("peer")) if p]
+    extra = ", ".join(parts)
     return "%s / %s %s b%s%s" % (row["bundle"], row["backend"], row["precision"], row["batch"],
                                  " (%s)" % extra if extra else "")
 
@@ -59,34 +60,27 @@ def latency_plot(samples: Dict[str, List[float]], path: Path, title: str) -> Non
         plt.close(fig)
 
 
-def _colour(row: Dict[str, Any]) -> str:
-    if row.get("peer") == "naive-loop":
-        return "tab:red"
-    return "tab:blue" if row.get("precision") == "fp32" else "tab:green"
-
-
 def fps_dice_plot(results: List[Dict[str, Any]], path: Path, title: str) -> None:
     plt = _pyplot()
     use_labels = any(r.get("dice_vs_labels") is not None for r in results)
     key = "dice_vs_labels" if use_labels else "dice_vs_reference"
     points = [r for r in results if r.get(key) is not None and r.get("fps")]
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(8, 5.0 + 0.22 * len(points)))
     try:
         markers = {"runner": "o", "e2e": "s", "frame-to-mask": "^"}
-        for r in points:
-            ax.scatter([r["fps"]], [r[key]], marker=markers.get(r.get("kind"), "o"), s=50,
-                       color=_colour(r))
-            ax.annotate(row_label(r), (r["fps"], r[key]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        palette = plt.get_cmap("tab10")
+        for i, r in enumerate(points):
+            ax.scatter([r["fps"]], [r[key]], marker=markers.get(r.get("kind"), "o"), s=60, color=palette(i % 10),
+                       edgecolors="black", linewidths=0.5, label=row_label(r), zorder=3)
         ax.set_xlabel("throughput (frames/s)")
         ax.set_ylabel("mean Dice vs %s" % ("labels" if use_labels else "FP32 reference"))
-        ax.set_title(title + "\n(blue FP32, green INT8/other, red naive loop; o runner, s end-to-end, ^ frame to mask)",
-                     fontsize=9)
+        ax.set_title(title + "\n(o model alone, s end-to-end pipeline, ^ naive loop frame to mask)", fontsize=9)
         if points:
-            xs = [r["fps"] for r in points]
-            ax.set_xlim(0, max(xs) * 1.35)
+            ax.set_xlim(0, max(r["fps"] for r in points) * 1.1)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, ncol=1, frameon=False)
         ax.grid(True, alpha=0.3)
         fig.tight_layout()
-        fig.savefig(str(path), dpi=110)
+        fig.savefig(str(path), dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
 
