@@ -196,6 +196,8 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
     from jetseg.jetson.device.info import describe, identity
 
     soc, cc = identity()
+    if via == "torch2trt":
+        _torch2trt_preflight(bundle, plan)
     if plan.int8_mode == "cache" and not trtcompat.can_calibrate():
         raise DeviceError("TensorRT %s has no calibrator API, so INT8 from %s is impossible here; build INT8 on the "
                           "GPU from the Q/DQ model (drop --dla)" % (trt.__version__, store.CALIBRATION_CACHE))
@@ -345,13 +347,9 @@ def _build_torch2trt(bundle: Bundle, plan: BuildPlan, workspace_mb: int) -> byte
     """The torch2trt route: the bundle's PyTorch model converted module by module (FP32/FP16, GPU only)."""
     from jetseg.optional import require
 
-    if plan.precision == "int8" or plan.dla_core is not None:
-        raise JetsegError("--via torch2trt builds fp32/fp16 GPU engines only; use --via onnx for INT8 and DLA")
+    _torch2trt_preflight(bundle, plan)
     torch = require("torch", "the torch2trt route")
     t2t = require("torch2trt", "the torch2trt route")
-    if bundle.weights_path is None:
-        raise BundleError("bundle %s has no weights.pt; --via torch2trt needs the PyTorch weights (use --via onnx)"
-                          % bundle.path)
     from jetseg.jetson.runners import open_runner
 
     runner = open_runner("torch", bundle)
@@ -366,6 +364,14 @@ def _build_torch2trt(bundle: Bundle, plan: BuildPlan, workspace_mb: int) -> byte
                               input_names=[bundle.spec.input.name], output_names=[bundle.spec.output.name])
     runner.deactivate()
     return bytes(memoryview(converted.engine.serialize()))
+
+
+def _torch2trt_preflight(bundle: Bundle, plan: BuildPlan) -> None:
+    if plan.precision == "int8" or plan.dla_core is not None:
+        raise JetsegError("--via torch2trt builds fp32/fp16 GPU engines only; use --via onnx for INT8 and DLA")
+    if bundle.weights_path is None:
+        raise BundleError("bundle %s has no weights.pt; --via torch2trt needs the PyTorch weights (use --via onnx)"
+                          % bundle.path)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
