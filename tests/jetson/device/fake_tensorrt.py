@@ -1,18 +1,22 @@
-"""A stand-in for the ``tensorrt`` module, so the engine-building glue runs here without a GPU.
+"""Stand-ins for ``tensorrt`` and ``pycuda``, so the engine-building and runner glue run here without a GPU.
 
 It models only what jetseg calls (named-tensor API, builder config, ONNX parser, DLA queries) and records
 what it was asked to do; the "engine" it serializes is JSON of those settings. Behaviour that differs between
 TensorRT versions follows the version it is created with (EXPLICIT_BATCH before 10, no precision flags in 11,
-IProgressMonitor from 10). Real TensorRT is exercised by test_on_device.py on the Jetson.
+IProgressMonitor from 10). An engine "executes" its ONNX model with ONNX Runtime, reading and writing the
+stand-in device memory of :func:`make_pycuda`, so the runner's buffer handling is checked end to end.
+Real TensorRT and pycuda are exercised by test_on_device.py on the Jetson.
 """
 from __future__ import annotations
 
+import base64
 import enum
 import importlib.machinery
 import json
 import types
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import onnx
 from packaging.version import Version
 
@@ -38,7 +42,8 @@ def make(version: str = "8.5.2.2", dla_cores: int = 2, gpu: bool = True) -> type
     trt.DeviceType = _Enum("DeviceType", {"GPU": 0, "DLA": 1})
     trt.TensorIOMode = _Enum("TensorIOMode", {"NONE": 0, "INPUT": 1, "OUTPUT": 2})
     trt.DataType = _Enum("DataType", {"FLOAT": 0, "HALF": 1, "INT8": 2, "INT32": 3})
-    trt.float32 = trt.DataType.FLOAT
+    trt.float32, trt.float16, trt.int8, trt.int32 = (trt.DataType.FLOAT, trt.DataType.HALF, trt.DataType.INT8,
+                                                     trt.DataType.INT32)
 
     class Logger:
         INFO, WARNING = "INFO", "WARNING"
@@ -80,6 +85,7 @@ def make(version: str = "8.5.2.2", dla_cores: int = 2, gpu: bool = True) -> type
             self.network.io = ([{"name": v.name, "mode": "INPUT", "shape": shapes(v)} for v in model.graph.input]
                                + [{"name": v.name, "mode": "OUTPUT", "shape": shapes(v)} for v in model.graph.output])
             self.network.ops = sorted({n.op_type for n in model.graph.node})
+            self.network.onnx = bytes(data)
             return True
 
         @property
@@ -155,7 +161,8 @@ def make(version: str = "8.5.2.2", dla_cores: int = 2, gpu: bool = True) -> type
                       "device": config.default_device_type.name, "dla_core": config.DLA_core,
                       "gpu_layers": sorted(config.device_types), "ops": network.ops, "io": network.io,
                       "calibrator": type(calib).__mro__[1].__name__ if calib is not None else None,
-                      "calibration_cache": calib.read_calibration_cache().decode() if calib is not None else None}
+                      "calibration_cache": calib.read_calibration_cache().decode() if calib is not None else None,
+                      "onnx": base64.b64encode(network.onnx).decode()}
             trt.calls.append(record)
             return json.dumps(record).encode()
 
@@ -181,6 +188,41 @@ def make(version: str = "8.5.2.2", dla_cores: int = 2, gpu: bool = True) -> type
 
         def get_tensor_dtype(self, name: str) -> Any:
             return trt.DataType.FLOAT
+
+        def create_execution_context(self) -> ExecutionContext:
+            return ExecutionContext(self)
+
+    class ExecutionContext:
+        def __init__(self, engine: Engine) -> None:
+            import onnxruntime
+
+            self.engine = engine
+            self.session = onnxruntime.InferenceSession(base64.b64decode(engine.record["onnx"]),
+                                                        providers=["CPUExecutionProvider"])
+            self.addresses: Dict[str, int] = {}
+            self.shapes: Dict[str, List[int]] = {}
+
+        def set_input_shape(self, name: str, shape: Any) -> bool:
+            self.shapes[name] = list(shape)
+            return list(shape) == self.engine.get_tensor_shape(name)
+
+        def get_tensor_shape(self, name: str) -> List[int]:
+            return self.shapes.get(name, self.engine.get_tensor_shape(name))
+
+        def set_tensor_address(self, name: str, address: int) -> bool:
+            self.addresses[name] = address
+            return True
+
+        def execute_async_v3(self, stream_handle: int) -> bool:
+            assert isinstance(stream_handle, int)
+            trt.executions = getattr(trt, "executions", 0) + 1
+            io = self.engine.record["io"]
+            feeds = {t["name"]: MEMORY[self.addresses[t["name"]]].view(np.float32).reshape(t["shape"])
+                     for t in io if t["mode"] == "INPUT"}
+            outs = self.session.run([t["name"] for t in io if t["mode"] == "OUTPUT"], feeds)
+            for t, value in zip([t for t in io if t["mode"] == "OUTPUT"], outs):
+                MEMORY[self.addresses[t["name"]]][:] = np.ascontiguousarray(value, np.float32).view(np.uint8).ravel()
+            return True
 
     class Runtime:
         def __init__(self, logger: Logger) -> None:
@@ -213,3 +255,77 @@ def make(version: str = "8.5.2.2", dla_cores: int = 2, gpu: bool = True) -> type
 
         trt.IProgressMonitor = IProgressMonitor
     return trt
+
+
+#: The stand-in device memory: address -> bytes (uint8 array).
+MEMORY: Dict[int, np.ndarray] = {}
+
+
+def make_pycuda() -> Dict[str, types.ModuleType]:
+    """``{"pycuda": ..., "pycuda.driver": ...}`` backed by :data:`MEMORY`."""
+    pkg = types.ModuleType("pycuda")
+    pkg.__spec__ = importlib.machinery.ModuleSpec("pycuda", None, origin="fake_pycuda", is_package=True)
+    drv = types.ModuleType("pycuda.driver")
+    drv.__spec__ = importlib.machinery.ModuleSpec("pycuda.driver", None, origin="fake_pycuda")
+    pkg.driver = drv
+    drv.pushed = []
+
+    class Error(Exception):
+        pass
+
+    class Context:
+        def push(self) -> None:
+            drv.pushed.append(self)
+
+        @staticmethod
+        def pop() -> None:
+            drv.pushed.pop()
+
+    class Device:
+        def __init__(self, index: int) -> None:
+            self.index = index
+
+        @staticmethod
+        def count() -> int:
+            return 1
+
+        def name(self) -> str:
+            return "Xavier"
+
+        def compute_capability(self) -> Any:
+            return (7, 2)
+
+        def retain_primary_context(self) -> Context:
+            return Context()
+
+    class DeviceAllocation:
+        def __init__(self, nbytes: int) -> None:
+            self.address = 0x10000 + 0x1000 * len(MEMORY)
+            MEMORY[self.address] = np.zeros(nbytes, np.uint8)
+
+        def __int__(self) -> int:
+            return self.address
+
+        def free(self) -> None:
+            del MEMORY[self.address]
+
+    class Stream:
+        handle = 0x5EED
+
+        def synchronize(self) -> None:
+            pass
+
+    def memcpy_htod_async(dest: DeviceAllocation, src: np.ndarray, stream: Stream) -> None:
+        assert drv.pushed, "copy without a current CUDA context"
+        MEMORY[int(dest)][:] = np.ascontiguousarray(src).view(np.uint8).ravel()
+
+    def memcpy_dtoh_async(dest: np.ndarray, src: DeviceAllocation, stream: Stream) -> None:
+        assert drv.pushed, "copy without a current CUDA context"
+        dest.view(np.uint8).ravel()[:] = MEMORY[int(src)]
+
+    drv.Error, drv.Context, drv.Device, drv.Stream = Error, Context, Device, Stream
+    drv.init = lambda flags=0: None
+    drv.pagelocked_empty = lambda shape, dtype: np.empty(shape, dtype)
+    drv.mem_alloc = DeviceAllocation
+    drv.memcpy_htod_async, drv.memcpy_dtoh_async = memcpy_htod_async, memcpy_dtoh_async
+    return {"pycuda": pkg, "pycuda.driver": drv}

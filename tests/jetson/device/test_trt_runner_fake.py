@@ -1,0 +1,54 @@
+"""The trt runner end to end against stand-ins for TensorRT and pycuda (fake_tensorrt.py): engine lookup,
+buffers and addresses, copies, batching, clean-up. The real thing runs in test_on_device.py."""
+from __future__ import annotations
+
+import sys
+
+import fake_tensorrt
+import numpy as np
+import pytest
+
+from jetseg.calibration.engine.build import build_engine
+from jetseg.errors import DeviceError
+from jetseg.jetson.device import info
+from jetseg.jetson.runners import open_runner
+
+
+@pytest.fixture
+def device(monkeypatch):
+    monkeypatch.setattr(info, "identity", lambda root="/": ("xavier", "72"))
+    trt = fake_tensorrt.make("8.5.2.2")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    for name, module in fake_tensorrt.make_pycuda().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    fake_tensorrt.MEMORY.clear()
+    return trt
+
+
+def test_runner_matches_onnxruntime_and_frees_its_buffers(tiny_bundle, device):
+    build_engine(tiny_bundle, "fp16")
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, size=(48, 64), dtype=np.uint8) for _ in range(3)]
+    batch = tiny_bundle.spec.preprocess_batch(frames)
+    with open_runner("onnxrt", tiny_bundle) as ref:
+        expected = np.concatenate([ref.infer(batch[i:i + 1]) for i in range(3)])
+    runner = open_runner("trt", tiny_bundle, batch_size=3)
+    with runner:
+        assert len(fake_tensorrt.MEMORY) == 2  # one device buffer per I/O tensor
+        got = runner.infer(batch)  # an engine of batch 1 runs the three frames one by one
+        info_ = runner.describe()
+    np.testing.assert_array_equal(got, expected)
+    assert got.dtype == np.float32 and got.shape == (3, 2, 32, 32)
+    assert device.executions == 3
+    assert info_["engine"].startswith("xavier-sm72-trt8.5.2-fp16-gpu-") and info_["precision"] == "fp16"
+    assert fake_tensorrt.MEMORY == {}  # freed on deactivate
+    assert sys.modules["pycuda.driver"].pushed == []  # every context push was popped
+
+
+def test_failed_activation_frees_everything(tiny_bundle, device):
+    build_engine(tiny_bundle, "fp16")
+    runner = open_runner("trt", tiny_bundle, cuda_graph="1")
+    with pytest.raises(DeviceError, match="CUDA graph"):  # no libcuda here (or a fake stream where there is)
+        runner.activate()
+    assert not runner.is_active and fake_tensorrt.MEMORY == {}
+    assert sys.modules["pycuda.driver"].pushed == []
