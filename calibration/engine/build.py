@@ -23,6 +23,7 @@ import json
 import logging
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,46 +115,36 @@ def current_key(bundle: Bundle, plan: BuildPlan, trt_version: str, soc: str, cc:
                      calibration_sha256=calib)
 
 
-def cache_calibrator(cache: bytes) -> tensorrt.IInt8Calibrator:
-    """A calibrator that only replays a calibration cache (no data needed on the device).
+def check_calibration_cache(path: Path, trt_version: str) -> str:
+    """The calibrator method (``entropy`` or ``minmax``) of a calibration cache written for ``trt_version``.
 
-    The algorithm follows the cache header (``...-MinMaxCalibration`` or entropy).
+    Raises:
+        BundleError: the cache was written for another TensorRT version (whether TensorRT itself would accept
+            it is unconfirmed, so it is refused here with the command that writes the right one).
     """
-    import tensorrt as trt
+    from jetseg.calibration import cache as trtcache
 
-    header = cache.split(b"\n", 1)[0]
-    if b"MinMax" in header:
-        class MinMaxCache(trt.IInt8MinMaxCalibrator, _CacheReplay):
-            def __init__(self) -> None:
-                trt.IInt8MinMaxCalibrator.__init__(self)
-                self.cache = cache
-
-        return MinMaxCache()
-
-    class EntropyCache(trt.IInt8EntropyCalibrator2, _CacheReplay):
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            self.cache = cache
-
-    return EntropyCache()
+    parsed = trtcache.read(path)
+    wanted = trtcache.version_number(trtcompat.short_version(trt_version))
+    if parsed.version != wanted:
+        raise BundleError("%s starts with %s (written for another TensorRT) but this device has TensorRT %s "
+                          "(TRT-%d); re-run 'jetseg calibrate FP32_BUNDLE --target tensorrt --trt-version %s "
+                          "--out ...' and build that bundle" % (path, parsed.header, trt_version, wanted,
+                                                               trtcompat.short_version(trt_version)))
+    return "minmax" if parsed.algorithm == trtcache.ALGORITHMS["minmax"] else "entropy"
 
 
-class _CacheReplay:
-    """The calibrator methods: no batches, every scale comes from ``self.cache``."""
+def cache_calibrator(path: Path, trt_version: str, workdir: Path) -> tensorrt.IInt8Calibrator:
+    """The calibration engineer's calibrator, fed no batches: every scale comes from the cache.
 
-    cache = b""
+    TensorRT gets a copy of the cache in ``workdir``, so nothing it writes back can change the bundle.
+    """
+    from jetseg.calibration.calibrator import CacheStore, make_trt_calibrator
 
-    def get_batch_size(self) -> int:
-        return 1
-
-    def get_batch(self, names: List[str]) -> Optional[List[int]]:
-        return None
-
-    def read_calibration_cache(self) -> Optional[bytes]:
-        return self.cache
-
-    def write_calibration_cache(self, cache: Any) -> None:
-        return None
+    method = check_calibration_cache(path, trt_version)
+    copy = workdir / store.CALIBRATION_CACHE
+    shutil.copyfile(str(path), str(copy))
+    return make_trt_calibrator(None, CacheStore(copy, trtcompat.short_version(trt_version), method))
 
 
 def _parse_onnx(parser: tensorrt.OnnxParser, data: bytes) -> None:
@@ -201,6 +192,8 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
     if plan.int8_mode == "cache" and not trtcompat.can_calibrate():
         raise DeviceError("TensorRT %s has no calibrator API, so INT8 from %s is impossible here; build INT8 on the "
                           "GPU from the Q/DQ model (drop --dla)" % (trt.__version__, store.CALIBRATION_CACHE))
+    if plan.int8_mode == "cache" and plan.calibration_cache is not None:
+        check_calibration_cache(plan.calibration_cache, trt.__version__)
     key = current_key(bundle, plan, trt.__version__, soc, cc)
     state, reasons = store.status(bundle, key)
     folder = store.engine_dir(bundle, key)
@@ -222,8 +215,9 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
         engine_bytes = _build_torch2trt(bundle, plan, workspace_mb)
         cache_bytes, notes = b"", ["converted from the PyTorch weights with torch2trt"]
     else:
-        engine_bytes, cache_bytes, placement, notes, findings = _build_onnx(
-            feats, bundle, plan, key, workspace_mb, timing_cache, verbose, out, timings)
+        with tempfile.TemporaryDirectory(prefix="jetseg-build-") as workdir:
+            engine_bytes, cache_bytes, placement, notes, findings = _build_onnx(
+                feats, bundle, plan, key, workspace_mb, timing_cache, verbose, out, timings, Path(workdir))
     timings["total_s"] = round(time.monotonic() - start, 3)
 
     runtime = trtcompat.make_runtime(trtcompat.logger(verbose))
@@ -281,7 +275,7 @@ def bundle_has_qdq(bundle: Bundle) -> bool:
 
 def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key: EngineKey,
                 workspace_mb: int, timing_cache: Optional[Path], verbose: bool, out: TextIO,
-                timings: Dict[str, float]) -> Any:
+                timings: Dict[str, float], workdir: Path) -> Any:
     import tensorrt as trt
 
     t0 = time.monotonic()
@@ -298,7 +292,8 @@ def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key:
     notes = trtcompat.set_precision(config, feats, plan.precision, qdq=plan.int8_mode == "qdq")
     if plan.int8_mode == "cache":
         assert plan.calibration_cache is not None
-        config.int8_calibrator = cache_calibrator(plan.calibration_cache.read_bytes())
+        calibrator = cache_calibrator(plan.calibration_cache, trt.__version__, workdir)
+        config.int8_calibrator = calibrator
         notes.append("int8 scales from %s (implicit calibration)" % store.CALIBRATION_CACHE)
 
     placement: List[LayerPlacement] = []

@@ -181,3 +181,18 @@ def test_cli_prints_the_engine_path(tiny_bundle, xavier, capsys):
     assert main(["build", str(tiny_bundle.path), "--precision", "fp16"]) == 0
     second = capsys.readouterr()
     assert second.out.strip() == path and "is up to date (use --force to rebuild)" in second.err
+
+
+def test_calibration_cache_for_another_tensorrt_is_refused(tmp_path, xavier):
+    trt = xavier("10.3.0")
+    bundle = make_bundle(tmp_path / "int8", model=qdq_model(), precision="int8", extra={"calibration.cache": CACHE})
+    with pytest.raises(BundleError, match="starts with TRT-8502-EntropyCalibration2 .* this device has TensorRT "
+                                          "10.3.0 \\(TRT-100300\\); re-run 'jetseg calibrate FP32_BUNDLE --target "
+                                          "tensorrt --trt-version 10.3.0"):
+        build_engine(bundle, "int8", dla_core=0)
+    assert trt.calls == [] and not (bundle.path / "engines").exists()
+    minmax = make_bundle(tmp_path / "mm", model=qdq_model(), precision="int8",
+                         extra={"calibration.cache": b"TRT-100300-MinMaxCalibration\ninput: 3d4ccccd\n"})
+    build_engine(minmax, "int8", dla_core=0)
+    assert trt.calls[-1]["calibrator"] == "IInt8MinMaxCalibrator"
+    assert (minmax.path / "calibration.cache").read_bytes().startswith(b"TRT-100300-MinMax")  # untouched
