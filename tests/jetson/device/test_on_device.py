@@ -61,8 +61,10 @@ def fp32(source_bundle, tmp_path_factory) -> Bundle:
 def int8(source_bundle, fp32, tmp_path_factory) -> Bundle:
     out = tmp_path_factory.mktemp("int8") / (source_bundle.name + "-int8")
     kind = synthetic_kind(source_bundle)
+    from jetseg import trtcompat
+
     jetseg("calibrate", fp32.path, "--scans", "synthetic://%s?frames=120&seed=3" % kind, "--target", "tensorrt",
-           "--out", out)
+           "--trt-version", trtcompat.short_version(trtcompat.installed_version()), "--out", out)
     bundle = Bundle(out)
     assert (bundle.path / "calibration.cache").is_file()
     return bundle
