@@ -47,8 +47,10 @@ def copy_bundle(src: Path, dest: Path) -> Bundle:
     return Bundle(dest)
 
 
-@pytest.fixture(scope="module", params=BUNDLES, ids=[p.name for p in BUNDLES])
+@pytest.fixture(scope="module", params=BUNDLES or [None], ids=[p.name for p in BUNDLES] or ["no-bundles"])
 def source_bundle(request) -> Path:
+    if request.param is None:
+        pytest.fail("no bundled models under models/bundles/ to test with (git pull, or 'jetseg train')")
     return request.param
 
 
