@@ -18,7 +18,9 @@ model or calibration are removed (they can never be used again).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
+import hashlib
 import json
 import logging
 import shutil
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("jetseg.build")
 
 VIA = ("onnx", "torch2trt")
+#: The calibration hash of engines calibrated on the device (their cache is made during the build).
+DEVICE_CALIBRATED = hashlib.sha256(b"calibrated on the device").hexdigest()
 
 
 @dataclass
@@ -57,9 +61,11 @@ class BuildPlan:
 
     precision: str
     dla_core: Optional[int]
-    int8_mode: str  # "none", "qdq" (explicit) or "cache" (implicit, calibration.cache)
+    int8_mode: str  # "none", "qdq" (explicit), "cache" (implicit, calibration.cache) or "device" (calibrate here)
     strip_qdq: bool
     calibration_cache: Optional[Path]
+    calib_scans: Optional[str] = None  # "device": the source URI of the frames to calibrate with
+    calib_count: int = 0
 
 
 @dataclass
@@ -75,11 +81,14 @@ class BuildOutcome:
         return self.folder / store.ENGINE_FILE
 
 
-def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: bool) -> BuildPlan:
+def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: bool,
+               calib_scans: Optional[str] = None, calib_count: int = 100) -> BuildPlan:
     """Choose the network and the INT8 path; user mistakes raise one-line errors.
 
     Args:
         qdq: whether the bundle's model.onnx has Q/DQ nodes.
+        calib_scans: calibrate on the device from this source (implicit INT8, TensorRT's calibrator).
+        calib_count: frames to calibrate with.
     """
     if precision not in ("fp32", "fp16", "int8"):
         raise JetsegError("--precision %r is unknown; expected fp32, fp16 or int8" % precision)
@@ -88,6 +97,15 @@ def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: boo
                           "or drop --dla)" % dla_core)
     cache = bundle.file(store.CALIBRATION_CACHE)
     cache_path = cache if cache.is_file() else None
+    if calib_scans:
+        if precision != "int8":
+            raise JetsegError("--calib-scans calibrates INT8; got --precision %s" % precision)
+        if calib_count < 1:
+            raise JetsegError("--calib-count %d is invalid; expected a positive number of frames" % calib_count)
+        if qdq or cache_path is not None:
+            raise JetsegError("bundle %s already carries INT8 scales (%s); drop --calib-scans, or give the FP32 "
+                              "bundle" % (bundle.path, "Q/DQ nodes" if qdq else store.CALIBRATION_CACHE))
+        return BuildPlan(precision, dla_core, "device", False, None, calib_scans, calib_count)
     if precision != "int8":
         if qdq:
             raise BundleError("bundle %s is an INT8 (Q/DQ) bundle; build --precision int8 from it, or build %s "
@@ -104,12 +122,22 @@ def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: boo
     if cache_path is not None:
         return BuildPlan(precision, None, "cache", False, cache_path)
     raise BundleError("bundle %s is FP32 (no Q/DQ nodes, no %s); calibrate it first: 'jetseg calibrate %s "
-                      "--target tensorrt --out BUNDLE-int8', then build that bundle"
-                      % (bundle.path, store.CALIBRATION_CACHE, bundle.path))
+                      "--target tensorrt --out BUNDLE-int8', then build that bundle (or calibrate here with "
+                      "--calib-scans SOURCE)" % (bundle.path, store.CALIBRATION_CACHE, bundle.path))
+
+
+def runtime_plan(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: bool) -> BuildPlan:
+    """The plan an engine of ``precision`` was built with, as the runner reconstructs it: like
+    :func:`plan_build`, except that INT8 from an FP32 bundle means "calibrated on the device"."""
+    if precision == "int8" and not qdq and not bundle.file(store.CALIBRATION_CACHE).is_file():
+        return BuildPlan(precision, dla_core, "device", False, None, "(on the device)", 0)
+    return plan_build(bundle, precision, dla_core, qdq)
 
 
 def current_key(bundle: Bundle, plan: BuildPlan, trt_version: str, soc: str, cc: str) -> EngineKey:
     calib = sha256_file(plan.calibration_cache) if plan.int8_mode == "cache" and plan.calibration_cache else None
+    if plan.int8_mode == "device":  # the cache is made during the build (build.json records from what)
+        calib = DEVICE_CALIBRATED
     return EngineKey(soc=soc, compute_capability=cc, trt_version=trtcompat.short_version(trt_version),
                      precision=plan.precision, dla_core=plan.dla_core, model_sha256=bundle.model_sha256,
                      calibration_sha256=calib)
@@ -147,6 +175,32 @@ def cache_calibrator(path: Path, trt_version: str, workdir: Path) -> tensorrt.II
     return make_trt_calibrator(None, CacheStore(copy, trtcompat.short_version(trt_version), method))
 
 
+def device_calibrator(bundle: Bundle, plan: BuildPlan, trt_version: str, workdir: Path) -> Any:
+    """TensorRT's entropy calibrator over frames read here: ``(calibrator, uploader, feeder)``.
+
+    Frames come from ``plan.calib_scans`` through the one source layer and the bundle's own
+    ``Spec.preprocess``; batches reach the GPU through :class:`jetseg.jetson.device.cuda.DeviceUploader`.
+    """
+    from jetseg.calibration.calibrator import BatchFeeder, CacheStore, make_trt_calibrator
+    from jetseg.jetson.device.cuda import CudaContext, DeviceUploader
+    from jetseg.jetson.sources import open_source
+
+    assert plan.calib_scans is not None
+    frames = []
+    with open_source(plan.calib_scans) as source:
+        for frame in source:
+            frames.append(bundle.spec.preprocess(frame.image))
+            if len(frames) >= plan.calib_count:
+                break
+    if not frames:
+        raise JetsegError("--calib-scans %s gave no frames; expected a source with images" % plan.calib_scans)
+    feeder = BatchFeeder(frames, batch_size=bundle.spec.input_shape[0])
+    store_ = CacheStore(workdir / store.CALIBRATION_CACHE, trtcompat.short_version(trt_version), "entropy")
+    context = CudaContext(0)
+    uploader = DeviceUploader(context.cuda, context)
+    return make_trt_calibrator(feeder, store_, to_device=uploader), uploader, feeder
+
+
 def _parse_onnx(parser: tensorrt.OnnxParser, data: bytes) -> None:
     if parser.parse(data):
         return
@@ -174,7 +228,8 @@ def _findings(data: bytes) -> List[Finding]:
 
 def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None, workspace_mb: int = 1024,
                  timing_cache: Optional[Path] = None, force: bool = False, via: str = "onnx",
-                 verbose: bool = False, out: Optional[TextIO] = None) -> BuildOutcome:
+                 verbose: bool = False, out: Optional[TextIO] = None, calib_scans: Optional[str] = None,
+                 calib_count: int = 100) -> BuildOutcome:
     """Build (or reuse) the engine for this device; see the module docstring."""
     out = out or sys.stderr
     if via not in VIA:
@@ -183,13 +238,13 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
         raise JetsegError("--workspace %d MB is too small; expected at least 16 MB (default 1024)" % workspace_mb)
     trt = trtcompat.load("'jetseg build'")
     feats = trtcompat.features(trt.__version__)
-    plan = plan_build(bundle, precision, dla_core, bundle_has_qdq(bundle))
+    plan = plan_build(bundle, precision, dla_core, bundle_has_qdq(bundle), calib_scans, calib_count)
     from jetseg.jetson.device.info import describe, identity
 
     soc, cc = identity()
     if via == "torch2trt":
         _torch2trt_preflight(bundle, plan)
-    if plan.int8_mode == "cache" and not trtcompat.can_calibrate():
+    if plan.int8_mode in ("cache", "device") and not trtcompat.can_calibrate():
         raise DeviceError("TensorRT %s has no calibrator API, so INT8 from %s is impossible here; build INT8 on the "
                           "GPU from the Q/DQ model (drop --dla)" % (trt.__version__, store.CALIBRATION_CACHE))
     if plan.int8_mode == "cache" and plan.calibration_cache is not None:
@@ -211,13 +266,15 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
     start = time.monotonic()
     placement: List[LayerPlacement] = []
     findings: List[Finding] = []
+    extra_files: Dict[str, bytes] = {}
     if via == "torch2trt":
         engine_bytes = _build_torch2trt(bundle, plan, workspace_mb)
         cache_bytes, notes = b"", ["converted from the PyTorch weights with torch2trt"]
     else:
         with tempfile.TemporaryDirectory(prefix="jetseg-build-") as workdir:
             engine_bytes, cache_bytes, placement, notes, findings = _build_onnx(
-                feats, bundle, plan, key, workspace_mb, timing_cache, verbose, out, timings, Path(workdir))
+                feats, bundle, plan, key, workspace_mb, timing_cache, verbose, out, timings, Path(workdir),
+                extra_files)
     timings["total_s"] = round(time.monotonic() - start, 3)
 
     runtime = trtcompat.make_runtime(trtcompat.logger(verbose))
@@ -243,7 +300,8 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
                    "nvpmodel": device.nvpmodel, "jetson_clocks": device.jetson_clocks},
         "flags": {"precision": plan.precision, "int8": plan.int8_mode, "dla_core": plan.dla_core,
                   "gpu_fallback": plan.dla_core is not None, "workspace_mb": workspace_mb,
-                  "qdq_stripped": plan.strip_qdq, "features": feats.to_dict(), "notes": notes},
+                  "qdq_stripped": plan.strip_qdq, "calib_scans": plan.calib_scans,
+                  "calib_count": plan.calib_count or None, "features": feats.to_dict(), "notes": notes},
         "timings": timings,
         "placement": [row.to_dict() for row in placement],
         "io": io,
@@ -253,6 +311,8 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
         (tmp / store.ENGINE_FILE).write_bytes(engine_bytes)
         if cache_bytes:
             (tmp / store.TIMING_CACHE_FILE).write_bytes(cache_bytes)
+        for name, data in extra_files.items():  # the cache an on-device calibration produced
+            (tmp / name).write_bytes(data)
         record["engine_sha256"] = sha256_file(tmp / store.ENGINE_FILE)
         (tmp / store.BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     if cache_bytes:
@@ -275,7 +335,7 @@ def bundle_has_qdq(bundle: Bundle) -> bool:
 
 def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key: EngineKey,
                 workspace_mb: int, timing_cache: Optional[Path], verbose: bool, out: TextIO,
-                timings: Dict[str, float], workdir: Path) -> Any:
+                timings: Dict[str, float], workdir: Path, extra_files: Dict[str, bytes]) -> Any:
     import tensorrt as trt
 
     t0 = time.monotonic()
@@ -295,6 +355,11 @@ def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key:
         calibrator = cache_calibrator(plan.calibration_cache, trt.__version__, workdir)
         config.int8_calibrator = calibrator
         notes.append("int8 scales from %s (implicit calibration)" % store.CALIBRATION_CACHE)
+    uploader = None
+    if plan.int8_mode == "device":
+        calibrator, uploader, feeder = device_calibrator(bundle, plan, trt.__version__, workdir)
+        config.int8_calibrator = calibrator
+        notes.append("int8 calibrated on the device from %d frame(s) of %s" % (len(feeder.frames), plan.calib_scans))
 
     placement: List[LayerPlacement] = []
     findings: List[Finding] = []
@@ -324,16 +389,30 @@ def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key:
     label = "building %s engine for %s" % (plan.precision.upper(), key.device_part)
     print("%s (TensorRT %s; this can take minutes)" % (label, trt.__version__), file=out, flush=True)
     t1 = time.monotonic()
-    if feats.progress_monitor and hasattr(trt, "IProgressMonitor"):
-        monitor = make_monitor(out)
-        config.progress_monitor = monitor
-        serialized = builder.build_serialized_network(network, config)
-    else:
-        with Heartbeat(label, stream=out):
-            serialized = builder.build_serialized_network(network, config)
+    # On-device calibration copies batches with pycuda: its (primary) context must be current while building.
+    context: Any = uploader.context if uploader is not None else contextlib.nullcontext()
+    try:
+        with context:
+            if feats.progress_monitor and hasattr(trt, "IProgressMonitor"):
+                monitor = make_monitor(out)
+                config.progress_monitor = monitor
+                serialized = builder.build_serialized_network(network, config)
+            else:
+                with Heartbeat(label, stream=out):
+                    serialized = builder.build_serialized_network(network, config)
+            if uploader is not None:
+                uploader.free()
+    finally:
+        if uploader is not None:
+            uploader.context.release()
     timings["build_s"] = round(time.monotonic() - t1, 3)
     if serialized is None:
         raise DeviceError("TensorRT could not build the engine; run 'jetseg build --verbose' to see its messages")
+    produced = workdir / store.CALIBRATION_CACHE
+    if plan.int8_mode == "device":
+        if not produced.is_file():
+            raise DeviceError("TensorRT built the engine but wrote no calibration cache")
+        extra_files[store.CALIBRATION_CACHE] = produced.read_bytes()
     cache_bytes = bytes(memoryview(config.get_timing_cache().serialize()))
     return bytes(memoryview(serialized)), cache_bytes, placement, notes, findings
 

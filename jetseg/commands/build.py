@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timing-cache", metavar="PATH", default=None,
                         help="timing cache to reuse and update (default: one per device inside the bundle)")
     parser.add_argument("--force", action="store_true", help="rebuild even when the engine is up to date")
+    parser.add_argument("--calib-scans", metavar="SOURCE", default=None,
+                        help="INT8 only: calibrate here with TensorRT's calibrator on frames from SOURCE (instead "
+                             "of the INT8 bundle made by 'jetseg calibrate')")
+    parser.add_argument("--calib-count", type=int, default=100, metavar="N",
+                        help="frames for --calib-scans (default 100)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     bundle = Bundle(args.bundle)
     outcome = build_engine(bundle, args.precision, dla_core=args.dla, workspace_mb=args.workspace,
                            timing_cache=Path(args.timing_cache) if args.timing_cache else None,
-                           force=args.force, via=args.via, verbose=args.verbose)
+                           force=args.force, via=args.via, verbose=args.verbose, calib_scans=args.calib_scans,
+                           calib_count=args.calib_count)
     if outcome.reused:  # a fresh build printed its progress and DLA placement report while building
         for line in outcome.report:
             print(line, file=sys.stderr)

@@ -210,3 +210,36 @@ def device_name(index: int = 0) -> Optional[str]:
         return CudaContext(index).name
     except DeviceError:
         return None
+
+
+class DeviceUploader:
+    """``to_device(array) -> int``: copies a host array to one reused device allocation and returns its pointer.
+
+    For the on-device INT8 calibrator (calibration/calibrator.py): TensorRT reads the batch from the pointer
+    until the next call, so the allocation (and the last array) stay referenced here. Call with the CUDA context
+    current; :meth:`free` releases the memory.
+    """
+
+    def __init__(self, cuda: Any, context: Optional[CudaContext] = None) -> None:
+        self.cuda = cuda
+        self.context = context
+        self._mem: Any = None
+        self._nbytes = 0
+        self._last: Optional[np.ndarray] = None
+
+    def __call__(self, array: np.ndarray) -> int:
+        host = np.ascontiguousarray(array)
+        if self._mem is None or host.nbytes > self._nbytes:
+            if self._mem is not None:
+                self._mem.free()
+            self._mem = self.cuda.mem_alloc(max(1, host.nbytes))
+            self._nbytes = host.nbytes
+        self.cuda.memcpy_htod(self._mem, host)
+        self._last = host
+        return int(self._mem)
+
+    def free(self) -> None:
+        if self._mem is not None:
+            self._mem.free()
+            self._mem = None
+            self._last = None

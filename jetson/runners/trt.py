@@ -67,7 +67,7 @@ class TensorRTRunner(Runner):
     def _engine_key(self, trt_version: str) -> Any:
         from jetseg import trtcompat
         from jetseg.calibration.engine import store
-        from jetseg.calibration.engine.build import current_key, plan_build
+        from jetseg.calibration.engine.build import current_key, runtime_plan
         from jetseg.jetson.device.info import identity
         from jetseg.jetson.device.key import slug
 
@@ -86,7 +86,7 @@ class TensorRTRunner(Runner):
                         "choose one with the backend option precision=..." if precisions else
                         "build one here with 'jetseg build %s --precision fp16'" % self.bundle.path))
             precision = precisions[0]
-        plan = plan_build(self.bundle, precision, self.dla, qdq=_has_qdq(self.bundle))
+        plan = runtime_plan(self.bundle, precision, self.dla, qdq=_has_qdq(self.bundle))
         key = current_key(self.bundle, plan, trt_version, soc, cc)
         state, reasons = store.status(self.bundle, key)
         if state != store.OK:

@@ -87,3 +87,16 @@ def test_plan_for_int8_bundle(tmp_path):
     fp32_cached = make_bundle(tmp_path / "fp32c", model=tiny_model(),
                               extra={"calibration.cache": b"TRT-8502-EntropyCalibration2\n"})
     assert plan_build(fp32_cached, "int8", None, qdq=False).int8_mode == "cache"
+
+
+def test_plan_for_on_device_calibration(tmp_path, tiny_bundle):
+    plan = plan_build(tiny_bundle, "int8", 0, qdq=False, calib_scans="synthetic://ultrasound", calib_count=20)
+    assert (plan.int8_mode, plan.calib_scans, plan.calib_count, plan.dla_core) == ("device", "synthetic://ultrasound",
+                                                                                  20, 0)
+    with pytest.raises(JetsegError, match="--calib-scans calibrates INT8; got --precision fp16"):
+        plan_build(tiny_bundle, "fp16", None, qdq=False, calib_scans="synthetic://ultrasound")
+    with pytest.raises(JetsegError, match="--calib-count 0 is invalid"):
+        plan_build(tiny_bundle, "int8", None, qdq=False, calib_scans="synthetic://ultrasound", calib_count=0)
+    int8 = make_bundle(tmp_path / "int8", model=qdq_model(), precision="int8")
+    with pytest.raises(JetsegError, match="already carries INT8 scales \\(Q/DQ nodes\\); drop --calib-scans"):
+        plan_build(int8, "int8", None, qdq=True, calib_scans="synthetic://ultrasound")

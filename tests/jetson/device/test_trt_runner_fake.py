@@ -2,7 +2,9 @@
 buffers and addresses, copies, batching, clean-up. The real thing runs in test_on_device.py."""
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import fake_tensorrt
 import numpy as np
@@ -52,3 +54,22 @@ def test_failed_activation_frees_everything(tiny_bundle, device):
         runner.activate()
     assert not runner.is_active and fake_tensorrt.MEMORY == {}
     assert sys.modules["pycuda.driver"].pushed == []
+
+
+def test_on_device_calibration_then_the_runner_finds_the_engine(tiny_bundle, device, capsys):
+    from jetseg.cli import main
+
+    assert main(["build", str(tiny_bundle.path), "--precision", "int8", "--dla", "0",
+                 "--calib-scans", "synthetic://ultrasound?frames=7", "--calib-count", "5"]) == 0
+    folder = Path(capsys.readouterr().out.strip()).parent
+    call = device.calls[-1]
+    assert call["calibration_batches"] == 5 and call["calibrator"] == "IInt8EntropyCalibrator2"
+    assert (folder / "calibration.cache").read_bytes().startswith(b"TRT-8502-EntropyCalibration2\n")
+    record = json.loads((folder / "build.json").read_text())
+    assert record["flags"]["int8"] == "device" and record["flags"]["calib_scans"] == "synthetic://ultrasound?frames=7"
+    assert fake_tensorrt.MEMORY == {}  # the calibration buffer was freed
+    assert sys.modules["pycuda.driver"].pushed == []
+    with open_runner("trt", tiny_bundle, dla=0) as runner:
+        assert runner.key.name == folder.name
+        out = runner.infer(tiny_bundle.spec.preprocess(np.zeros((32, 32), np.uint8)))
+    assert out.shape == (1, 2, 32, 32)
