@@ -6,11 +6,11 @@ deserializes it, allocates page-locked host and device buffers for every I/O ten
 and one CUDA stream. Inference copies in, runs ``execute_async_v3(stream)``, copies out and synchronizes;
 with ``cuda_graph=True`` those three steps are captured once into a CUDA graph and replayed.
 
-Options (``open_runner("trt", bundle, precision="int8", dla=0)``; from the CLI ``--backend trt`` with the
+Options (``open_runner("trt", bundle, precision="int8", dla_core=0)``; from the CLI ``--backend trt`` with the
 runtime's backend options):
     precision: ``fp32``, ``fp16`` or ``int8``; default: the one engine built for this device (an error lists
         the choices when there are several).
-    dla: DLA core (0 or 1) or None for the GPU.
+    dla_core: DLA core (0 or 1) or None for the GPU.
     cuda_graph: capture the inference into a CUDA graph.
     device: CUDA device index (0 on a Jetson).
 """
@@ -36,16 +36,21 @@ class TensorRTRunner(Runner):
 
     name = "trt"
 
-    def __init__(self, bundle: Any, precision: Optional[str] = None, dla: Any = None, cuda_graph: Any = False,
-                 device: int = 0, **options: Any) -> None:
-        super().__init__(bundle, **options)
+    def __init__(self, bundle: Any, precision: Optional[str] = None, dla_core: Any = None, cuda_graph: Any = False,
+                 device: Any = 0, batch_size: int = 1, **unknown: Any) -> None:
+        super().__init__(bundle, batch_size=batch_size)
+        if unknown:
+            raise RunnerError("trt backend option %r is unknown; known options: precision, dla_core, cuda_graph, "
+                              "device" % sorted(unknown)[0])
+        dla = dla_core
         if precision is not None and precision not in ("fp32", "fp16", "int8"):
             raise RunnerError("trt precision %r is unknown; expected fp32, fp16 or int8" % (precision,))
         if dla not in (None, "", "none", "gpu"):
             try:
                 dla = int(dla)
             except (TypeError, ValueError):
-                raise RunnerError("trt option dla=%r: expected a DLA core number (0 or 1) or none" % (dla,)) from None
+                raise RunnerError("trt option dla_core=%r: expected a DLA core number (0 or 1) or none"
+                                  % (dla,)) from None
         else:
             dla = None
         self.precision = precision

@@ -118,7 +118,7 @@ def test_dla_int8_with_gpu_fallback_and_placement_report(fp32, int8, frames):
     assert outcome.report[0].startswith("DLA placement: ")
     assert outcome.record["flags"]["int8"] == "cache" and outcome.record["flags"]["gpu_fallback"]
     assert any(row["device"] == "DLA" for row in outcome.record["placement"])
-    assert dice_vs_fp32(int8, fp32, frames, precision="int8", dla=0) >= MIN_DICE["int8"]
+    assert dice_vs_fp32(int8, fp32, frames, precision="int8", dla_core=0) >= MIN_DICE["int8"]
 
 
 def test_cuda_graph_replay_gives_the_same_masks(fp32, frames):

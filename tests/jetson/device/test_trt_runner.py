@@ -14,7 +14,7 @@ from jetseg.jetson.runners import open_runner
 
 
 def test_constructs_without_tensorrt_and_fails_clearly_on_activate(tiny_bundle):
-    runner = open_runner("trt", tiny_bundle, precision="fp16", dla="0")
+    runner = open_runner("trt", tiny_bundle, precision="fp16", dla_core="0")
     assert runner.dla == 0 and runner.describe()["target"] == "dla0"
     with pytest.raises(DeviceError, match="TensorRT is not installed on this machine \\(needed for the trt backend\\)"):
         runner.activate()
@@ -24,9 +24,11 @@ def test_constructs_without_tensorrt_and_fails_clearly_on_activate(tiny_bundle):
 def test_bad_options(tiny_bundle):
     with pytest.raises(RunnerError, match="trt precision 'int4' is unknown; expected fp32, fp16 or int8"):
         open_runner("trt", tiny_bundle, precision="int4")
-    with pytest.raises(RunnerError, match="trt option dla='x': expected a DLA core number"):
-        open_runner("trt", tiny_bundle, dla="x")
-    assert open_runner("trt", tiny_bundle, dla="none").dla is None
+    with pytest.raises(RunnerError, match="trt option dla_core='x': expected a DLA core number"):
+        open_runner("trt", tiny_bundle, dla_core="x")
+    assert open_runner("trt", tiny_bundle, dla_core="none").dla is None
+    with pytest.raises(RunnerError, match="trt backend option 'dla' is unknown; known options: precision, dla_core"):
+        open_runner("trt", tiny_bundle, dla=0)  # never silently ignored (it would run on the GPU)
 
 
 @pytest.fixture
@@ -70,7 +72,7 @@ def test_engine_lookup_finds_the_one_engine(tiny_bundle, on_xavier):
     with pytest.raises(RunnerError, match="build one here"):
         open_runner("trt", tiny_bundle)._engine_key("8.6.1")
     _engine(tiny_bundle, dla_core=0)
-    assert open_runner("trt", tiny_bundle, dla=0)._engine_key("8.5.2")[0].dla_core == 0
+    assert open_runner("trt", tiny_bundle, dla_core=0)._engine_key("8.5.2")[0].dla_core == 0
     (store.engine_dir(tiny_bundle, key) / "engine.plan").write_bytes(b"other")
     with pytest.raises(RunnerError, match="damaged: engine.plan does not match .* --precision fp16 --force'"):
         open_runner("trt", tiny_bundle, precision="fp16")._engine_key("8.5.2")

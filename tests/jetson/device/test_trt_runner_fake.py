@@ -69,7 +69,7 @@ def test_on_device_calibration_then_the_runner_finds_the_engine(tiny_bundle, dev
     assert record["flags"]["int8"] == "device" and record["flags"]["calib_scans"] == "synthetic://ultrasound?frames=7"
     assert fake_tensorrt.MEMORY == {}  # the calibration buffer was freed
     assert sys.modules["pycuda.driver"].pushed == []
-    with open_runner("trt", tiny_bundle, dla=0) as runner:
+    with open_runner("trt", tiny_bundle, dla_core=0) as runner:
         assert runner.key.name == folder.name
         out = runner.infer(tiny_bundle.spec.preprocess(np.zeros((32, 32), np.uint8)))
     assert out.shape == (1, 2, 32, 32)
