@@ -128,10 +128,11 @@ def jetson_clocks_state(root: str = "/") -> Optional[bool]:
 
 
 def dla_cores(root: str = "/", soc: Optional[str] = None) -> int:
-    """Number of DLA cores: from sysfs (``*.nvdla0``, ``*.nvdla1``), else from the SoC table."""
+    """Number of DLA cores: from sysfs (``*.nvdla0``, ``*.nvdla1``), else from the SoC table (an estimate:
+    Orin Nano has none; ``jetseg build --dla`` asks TensorRT, which knows)."""
     found = set()
-    for pattern in ("sys/devices/platform/host1x/*nvdla*", "sys/devices/platform/*/*.host1x/*nvdla*",
-                    "sys/devices/platform/*nvdla*", "sys/devices/*nvdla*"):
+    for pattern in ("sys/devices/platform/host1x/*nvdla*", "sys/devices/platform/*.host1x/*nvdla*",
+                    "sys/devices/platform/*/*.host1x/*nvdla*", "sys/devices/platform/*nvdla*"):
         for path in glob.glob(os.path.join(root, pattern)):
             match = re.search(r"nvdla(\d+)$", path)
             if match:
