@@ -93,7 +93,7 @@ install_jetson() {
     local jp cuda="/usr/local/cuda" sys_py="/usr/bin/python3"
     jp="$(jetpack_major)"
     say "Jetson detected: $(head -n1 /etc/nv_tegra_release) (JetPack ${jp})"
-    [ "$jp" = 0 ] && say "warning: unknown L4T release; continuing as JetPack 5/6 (see docs/jetson.md)"
+    if [ "$jp" = 0 ]; then say "warning: unknown L4T release; continuing as JetPack 5/6 (see docs/jetson.md)"; fi
     # System packages: venv/build tools for pycuda, GStreamer for capture, ffmpeg for the tests.
     apt_install python3-venv python3-dev python3-pip build-essential ffmpeg \
         gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
