@@ -219,14 +219,16 @@ class WebConfig:
 
 @dataclass
 class DeviceConfig:
-    """``telemetry``: ``"module:function"`` returning ``{name: number}`` (power, temperatures, ...), exported
-    as ``jetseg_device_<name>`` gauges and in /health. The Jetson device module provides one."""
+    """``telemetry``: where device numbers (power per rail, temperatures, GPU load) come from, exported as
+    ``jetseg_device_*`` gauges and in ``/health``: ``auto`` (tegrastats / jtop on a Jetson, nothing
+    elsewhere), ``off``, or ``"package.module:function"`` returning ``{name: number}``."""
 
-    telemetry: Optional[str] = None
+    telemetry: Optional[str] = "auto"
 
     def validate(self) -> None:
-        _expect(self.telemetry is None or (isinstance(self.telemetry, str) and ":" in self.telemetry),
-                "device.telemetry", self.telemetry, "\"package.module:function\" or null")
+        value = self.telemetry
+        _expect(value is None or value in ("auto", "off") or (isinstance(value, str) and ":" in value),
+                "device.telemetry", value, "auto, off, or \"package.module:function\"")
 
 
 @dataclass

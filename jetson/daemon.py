@@ -133,8 +133,10 @@ class Daemon:
         self.config = config
         self.config_path = config_path
         self._reload_config = reload_config
-        hook = load_hook(config.device.telemetry) if config.device.telemetry else None
-        self.metrics = Metrics(device_telemetry=hook, stale_after_s=config.source.stall_timeout_s)
+        self._sampler: Any = None
+        self._sampler_started = False
+        self.metrics = Metrics(device_telemetry=self._telemetry_hook(config.device.telemetry),
+                               stale_after_s=config.source.stall_timeout_s)
         self.parts = _Components()
         self._stop = threading.Event()
         self._force = threading.Event()
@@ -145,6 +147,16 @@ class Daemon:
         self._swapping = False
 
     # ------------------------------------------------------------------ building
+    def _telemetry_hook(self, setting: Optional[str]) -> Optional[Callable[[], Dict[str, Any]]]:
+        if setting in (None, "off"):
+            return None
+        if setting != "auto":
+            return load_hook(str(setting))
+        from jetseg.jetson.device.telemetry import open_sampler
+
+        self._sampler = open_sampler(interval_ms=1000)  # None when this is not a Jetson
+        return self._sampler.latest if self._sampler is not None else None
+
     def _model_path(self, config: DaemonConfig) -> str:
         return config.model.path or default_bundle()
 
@@ -208,6 +220,9 @@ class Daemon:
     def start(self) -> None:
         """Build and start everything; on failure, close what was opened and raise."""
         config, parts = self.config, self.parts
+        if self._sampler is not None and not self._sampler_started:
+            self._sampler.start()
+            self._sampler_started = True
         try:
             sinks = self._build_sinks(config)  # URIs and options are checked before anything heavy starts
             capture = self._build_source(config)
@@ -351,6 +366,9 @@ class Daemon:
         self.metrics.stopped = True
         self.metrics.set_source_state("stopped")
         self._close(parts)
+        if self._sampler_started:
+            _close_quietly(self._sampler.stop, "telemetry sampler")
+            self._sampler_started = False
         summary = pipeline.summary() if pipeline is not None else {}
         log.info("stopped (%s): %d frames", self.exit_reason or "done", self.metrics.frames,
                  extra={"fields": {"event": "stopped", "reason": self.exit_reason,

@@ -317,10 +317,27 @@ class _DeviceCollector:
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
-        for name, value in sorted(self.metrics.telemetry().items()):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                metric = "jetseg_device_" + re.sub(r"[^a-zA-Z0-9_]", "_", str(name)).lower()
-                yield GaugeMetricFamily(metric, "Device telemetry: %s" % name, value=float(value))
+        for name, value in sorted(_flatten(self.metrics.telemetry()).items()):
+            metric = "jetseg_device_" + re.sub(r"[^a-zA-Z0-9_]", "_", name).lower()
+            yield GaugeMetricFamily(metric, "Device telemetry: %s" % name, value=value)
 
     def describe(self):
         return []
+
+
+def _flatten(data: Dict[str, Any], prefix: str = "") -> Dict[str, float]:
+    """``{"power_mw": {"GPU": 812}, "gpu_load_pct": 87, "cpu_load_pct": [5, 9]}`` ->
+    ``{"power_mw_GPU": 812.0, "gpu_load_pct": 87.0, "cpu_load_pct_0": 5.0, "cpu_load_pct_1": 9.0}``
+    (numbers only)."""
+    out: Dict[str, float] = {}
+    for key, value in data.items():
+        name = prefix + str(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, (int, float)):
+            out[name] = float(value)
+        elif isinstance(value, dict):
+            out.update(_flatten(value, name + "_"))
+        elif isinstance(value, (list, tuple)):
+            out.update(_flatten({str(i): v for i, v in enumerate(value)}, name + "_"))
+    return out

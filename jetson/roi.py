@@ -66,12 +66,18 @@ def detect_roi(frames: Sequence[np.ndarray], threshold: Optional[float] = None, 
     binary = (acc > threshold).astype(np.uint8)
     size = int(text_px) if text_px else max(5, int(round(min(height, width) * 0.015)) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    opened = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
     if count <= 1:
         raise RoiError("no image area found in the first frames (all dark); use --roi x,y,w,h or roi: spec")
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, w, h, area = (int(v) for v in stats[best, :5])
+    area = int(stats[best, cv2.CC_STAT_AREA])
+    # The opening also rounds off the sector's sharp apex and edges: take them back from the unopened
+    # image, but only next to the region found (text further away than the kernel stays out).
+    near = cv2.dilate((labels == best).astype(np.uint8), kernel)
+    ys, xs = np.nonzero(near & binary)
+    x, y = int(xs.min()), int(ys.min())
+    w, h = int(xs.max()) - x + 1, int(ys.max()) - y + 1
     if area < min_fraction * height * width:
         raise RoiError("the largest bright region found is %d px, under %.0f%% of the %dx%d frame; use --roi "
                        "x,y,w,h or roi: spec" % (area, 100 * min_fraction, width, height))

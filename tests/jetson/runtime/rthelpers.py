@@ -128,3 +128,104 @@ class GateSink(RecordingSink):
     def write(self, result: Any) -> None:
         self.release.wait(30)
         super().write(result)
+
+
+def scanner_frame(seed: int = 0, height: int = 480, width: int = 640, circle: bool = False):
+    """A scanner screen: an ultrasound fan sector (or an endoscope's circle) of speckle with a dark lesion,
+    on black, with burned-in patient text and a depth ruler around it. Returns ``(BGR image, true roi)``."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    area = np.zeros((height, width), np.uint8)
+    if circle:
+        cv2.circle(area, (width // 2, height // 2 + 10), 190, 1, -1)
+    else:  # a fan: apex at the top centre, 60 degrees either side, depth 380 px
+        cv2.ellipse(area, (width // 2, 60), (380, 380), 90, -40, 40, 1, -1)
+    speckle = np.clip(rng.rayleigh(55.0, (height, width)), 0, 255)
+    yy, xx = np.mgrid[0:height, 0:width]
+    lesion = (yy - 260) ** 2 / 40.0 ** 2 + (xx - width // 2 - 30) ** 2 / 55.0 ** 2 < 1
+    speckle[lesion] *= 0.15
+    grey = (speckle * area).astype(np.uint8)
+    ys, xs = np.nonzero(area)
+    roi = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+    image = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+    white = (235, 235, 235)
+    cv2.putText(image, "DOE^JANE  ID 0012345  1970-01-01", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, white, 1)
+    cv2.putText(image, "ST MARY HOSP  L12-5  MI 0.9 TIS 0.4", (8, 44), cv2.FONT_HERSHEY_SIMPLEX, 0.5, white, 1)
+    cv2.putText(image, "G 55  D 12cm  FR 31Hz", (width - 230, height - 14), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
+                white, 2)
+    for i in range(8):  # depth ruler ticks right of the image area
+        y = 70 + i * 48
+        cv2.line(image, (width - 22, y), (width - 12, y), white, 1)
+    return image, roi
+
+
+def write_cine(path: Path, frames: np.ndarray, spacing_mm: Optional[List[float]] = None) -> Path:
+    """A multi-frame ultrasound DICOM (uncompressed, MONOCHROME2 uint8) written with pydicom."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"  # Ultrasound Multi-frame Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientName, ds.PatientID = "US", "Test^Cine", "RT-0001"
+    ds.NumberOfFrames = int(frames.shape[0])
+    ds.Rows, ds.Columns = int(frames.shape[1]), int(frames.shape[2])
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.FrameTime = 40.0
+    if spacing_mm is not None:
+        ds.PixelSpacing = [float(v) for v in spacing_mm]
+    ds.PixelData = np.ascontiguousarray(frames, dtype=np.uint8).tobytes()
+    if "enforce_file_format" in pydicom.dcmwrite.__code__.co_varnames:
+        pydicom.dcmwrite(str(path), ds, enforce_file_format=True)
+    else:  # pydicom 2
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.save_as(str(path), write_like_original=False)
+    return path
+
+
+def free_port(kind: int = 1) -> int:
+    """A free 127.0.0.1 port (kind 1: TCP, 2: UDP)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == 1 else socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 5.0):
+    """``(status, body bytes)``; HTTP errors are returned, not raised."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def wait_for(predicate, timeout: float = 60.0, every: float = 0.1, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(every)
+
+
+def count_lines(path: Path) -> int:
+    try:
+        with open(str(path), "rb") as handle:
+            return sum(1 for _ in handle)
+    except FileNotFoundError:
+        return 0

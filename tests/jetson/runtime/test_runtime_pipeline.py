@@ -134,7 +134,7 @@ def test_max_frames_and_duration_stop_an_endless_source(runner):
 
 def test_auto_roi_holds_the_first_frames_and_keeps_their_order(runner):
     images = []
-    for i in range(6):
+    for _ in range(6):
         img = np.zeros((120, 160), np.uint8)
         img[20:100, 40:130] = 90 + (np.arange(90) % 7).astype(np.uint8)[None, :] * 10
         images.append(img)

@@ -1,0 +1,241 @@
+"""`jetseg run` as a user runs it: a subprocess with real sinks, real signals, ffmpeg, ffprobe and pydicom.
+
+Every wait is bounded by a deadline; every child process is killed in a finally block.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from rthelpers import count_lines, disc_frame, free_port, http_get, wait_for, write_cine
+
+JETSEG = [sys.executable, "-m", "jetseg"]
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
+                                  reason="needs ffmpeg and ffprobe (apt install ffmpeg)")
+
+
+@contextmanager
+def daemon(*args, env=None):
+    """``jetseg run ARGS`` in a subprocess (stderr to a file); killed if still running at the end."""
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / ("jetseg-run-%d-%d.log" % (os.getpid(), time.monotonic_ns()))
+    handle = open(str(log), "w+")
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    proc = subprocess.Popen(JETSEG + ["run"] + list(args), stdout=subprocess.PIPE, stderr=handle, env=full_env)
+    proc.log_path = log  # type: ignore[attr-defined]
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        handle.close()
+        log.unlink()
+
+
+def logtext(proc) -> str:
+    return proc.log_path.read_text()
+
+
+def stop(proc, sig=signal.SIGTERM, timeout=60) -> int:
+    proc.send_signal(sig)
+    return proc.wait(timeout)
+
+
+def health(port):
+    status, body = http_get("http://127.0.0.1:%d/health" % port)
+    return status, json.loads(body.decode())
+
+
+@needs_ffmpeg
+def test_done_when_run_serves_health_metrics_and_finalises_the_mp4_on_sigterm(tiny_bundle, tmp_path):
+    out = tmp_path / "out"
+    port = free_port()
+    with daemon("--model", str(tiny_bundle.path), "--source", "synthetic://ultrasound",
+                "--sink", "masks://%s" % out, "--sink", "http://127.0.0.1:%d" % port,
+                "--sink", "file://%s" % (out / "out.mp4"), "--backend-option", "threads=1") as proc:
+        wait_for(lambda: proc.poll() is not None or count_lines(out / "frames.jsonl") >= 10, timeout=120,
+                 what="masks from the daemon")
+        assert proc.poll() is None, logtext(proc)
+        status, body = wait_for(lambda: health(port) if health(port)[1]["frames"] > 0 else None,
+                                what="/health with frames")
+        assert status == 200 and body["status"] == "ok" and body["source_state"] == "running"
+        status, payload = http_get("http://127.0.0.1:%d/metrics" % port)
+        assert status == 200
+        families = {f.name: f for f in text_string_to_metric_families(payload.decode())}
+        frames = [s.value for s in families["jetseg_frames_processed"].samples if s.name.endswith("_total")]
+        assert frames and frames[0] > 0
+        assert "jetseg_capture_to_sink_latency_seconds" in families
+        assert stop(proc) == 0, logtext(proc)
+        log = logtext(proc)
+    assert "Traceback" not in log
+    assert "stopped (SIGTERM)" in log
+    result = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                             "stream=nb_read_frames", "-of", "csv=p=0", str(out / "out.mp4")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) > 0
+    assert len(list((out / "masks").glob("*.png"))) == count_lines(out / "frames.jsonl") > 0
+
+
+def test_dicom_cine_gives_one_mask_per_frame_and_ends_cleanly(tiny_bundle, tmp_path):
+    frames = np.stack([disc_frame(i, 96, 128) for i in range(7)])
+    cine = write_cine(tmp_path / "cine.dcm", frames, spacing_mm=[0.1, 0.2])
+    out = tmp_path / "masks"
+    with daemon("--model", str(tiny_bundle.path), "--source", "dicom://%s" % cine, "--sink", "masks://%s" % out,
+                "--backend-option", "threads=1") as proc:
+        code = proc.wait(120)
+        log = logtext(proc)
+    assert code == 0, log
+    assert "stopped (source ended): 7 frames" in log
+    records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(7))
+    assert len(list((out / "masks").glob("*.png"))) == 7
+    # areas in mm^2 from the DICOM's PixelSpacing
+    first = records[0]
+    assert first["areas_mm2"]["lesion"] == pytest.approx(first["areas_px"]["lesion"] * 0.02, rel=1e-3)
+
+
+@needs_ffmpeg
+def test_udp_stream_lost_and_back_daemon_reconnects_and_keeps_producing_masks(tiny_bundle, tmp_path):
+    udp, port = free_port(2), free_port()
+    out = tmp_path / "masks"
+    sender = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+              "testsrc=size=160x120:rate=15", "-f", "mpegts", "udp://127.0.0.1:%d?pkt_size=1316" % udp]
+    uri = "udp://127.0.0.1:%d?backend=ffmpeg&open_timeout=1&read_timeout=1&backoff=0.2&backoff_max=0.5" % udp
+    config = tmp_path / "daemon.yaml"
+    config.write_text("source: {stall_timeout_s: 1.5}\nlogging: {json: true, interval_s: 0}\n")
+    senders = []
+    try:
+        senders.append(subprocess.Popen(sender))
+        with daemon("--config", str(config), "--model", str(tiny_bundle.path), "--source", uri,
+                    "--sink", "masks://%s?png=0" % out, "--sink", "http://127.0.0.1:%d" % port,
+                    "--backend-option", "threads=1") as proc:
+            wait_for(lambda: proc.poll() is not None or count_lines(out / "frames.jsonl") >= 10, timeout=90,
+                     what="masks from the UDP stream")
+            assert proc.poll() is None, logtext(proc)
+            senders[-1].kill()
+            senders[-1].wait(10)
+            status, body = wait_for(lambda: health(port) if health(port)[1]["source_state"] == "reconnecting"
+                                    else None, timeout=30, what="the source to be reconnecting")
+            assert status == 200 and body["status"] == "degraded" and proc.poll() is None
+            assert any(reason.startswith("source lost, reconnecting") for reason in body["reasons"])
+            before = count_lines(out / "frames.jsonl")
+            senders.append(subprocess.Popen(sender))
+            wait_for(lambda: count_lines(out / "frames.jsonl") >= before + 10, timeout=90,
+                     what="masks after the sender came back")
+            wait_for(lambda: health(port)[1]["status"] == "ok", timeout=30, what="ok health again")
+            assert stop(proc, signal.SIGINT) == 0, logtext(proc)
+            lines = [json.loads(line) for line in logtext(proc).splitlines() if line.startswith("{")]
+    finally:
+        for s in senders:
+            if s.poll() is None:
+                s.kill()
+                s.wait(10)
+    events = [entry.get("event") for entry in lines]
+    assert "source_lost" in events and "stopped" in events
+    indices = [json.loads(line)["frame"] for line in (out / "frames.jsonl").read_text().splitlines()]
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)  # numbering continued
+
+
+def test_sighup_reloads_the_config_file(tiny_bundle, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    config = tmp_path / "daemon.yaml"
+    body = ("model: %s\nbackend: {options: {threads: 1}}\n"
+            "source: 'synthetic://ultrasound?width=160&height=120&fps=15&realtime=1'\nsinks: ['masks://%%s?png=0']\n"
+            "logging: {interval_s: 0}\n" % tiny_bundle.path)
+    config.write_text(body % first)
+    with daemon("--config", str(config)) as proc:
+        wait_for(lambda: proc.poll() is not None or count_lines(first / "frames.jsonl") >= 3, timeout=90,
+                 what="masks before the reload")
+        assert proc.poll() is None, logtext(proc)
+        config.write_text(body % second)
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: count_lines(second / "frames.jsonl") >= 3, timeout=60, what="masks after SIGHUP")
+        assert proc.poll() is None
+        assert stop(proc) == 0
+        log = logtext(proc)
+    assert "configuration reloaded (sinks)" in log
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source", "nope://x"], "jetseg run: error: unknown source 'nope'"),
+    (["--sink", "masks"], "jetseg run: error: config field 'sinks[0].uri' is 'masks'; expected a sink URI"),
+    (["--roi", "1,2"], "jetseg run: error: --roi '1,2': expected auto, spec, none or x,y,w,h"),
+    (["--smoothing", "3"], "jetseg run: error: config field 'postprocess.smoothing' is 3.0"),
+    (["--backend", "onxrt"], "jetseg run: error: unknown backend 'onxrt'; did you mean 'onnxrt'?"),
+    (["--source", "/no/such/video.mp4"], "jetseg run: error: source /no/such/video.mp4 does not exist"),
+])
+def test_user_errors_are_one_line_and_non_zero(tiny_bundle, args, message):
+    result = subprocess.run(JETSEG + ["run", "--model", str(tiny_bundle.path)] + args, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith(message), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_model_and_config_file_are_one_line(tmp_path):
+    result = subprocess.run(JETSEG + ["run", "--model", str(tmp_path / "missing")], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "is not a model bundle directory" in result.stderr.strip().splitlines()[-1]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sink: [null://]\n")
+    result = subprocess.run(JETSEG + ["run", "--config", str(bad)], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "jetseg run: error: %s: unknown config field 'sink' (did you mean 'sinks'?); known fields: backend, device, "
+        "logging, model, pipeline, postprocess, roi, sinks, source, web" % bad)
+
+
+def test_check_validates_without_running(tiny_bundle):
+    result = subprocess.run(JETSEG + ["run", "--model", str(tiny_bundle.path), "--sink", "null://", "--check"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["sinks"] == ["null"] and report["backend"]["backend"] == "onnxrt"
+
+
+@pytest.mark.slow
+def test_soak_memory_and_open_files_stay_flat(tiny_bundle, tmp_path):
+    """Runs the daemon for JETSEG_SOAK_SECONDS (default 600) at 30 fps with masks, web and mp4 sinks and
+    samples its resident memory and open file descriptors: both must stay flat after the warm-up."""
+    psutil = pytest.importorskip("psutil")
+    seconds = float(os.environ.get("JETSEG_SOAK_SECONDS", "600"))
+    port = free_port()
+    out = tmp_path / "soak"
+    samples = []
+    with daemon("--model", str(tiny_bundle.path), "--source", "synthetic://ultrasound?loop=30&fps=30&realtime=1",
+                "--sink", "masks://%s?png=0" % out, "--sink", "http://127.0.0.1:%d" % port,
+                "--sink", "file://%s" % (out / "soak.mp4"), "--backend-option", "threads=1") as proc:
+        child = psutil.Process(proc.pid)
+        wait_for(lambda: count_lines(out / "frames.jsonl") >= 30, timeout=120, what="the first frames")
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            assert proc.poll() is None, logtext(proc)
+            http_get("http://127.0.0.1:%d/metrics" % port)  # scrapes and viewers come and go
+            http_get("http://127.0.0.1:%d/stats" % port)
+            samples.append((time.monotonic() - start, child.memory_info().rss, child.num_fds()))
+            time.sleep(max(1.0, seconds / 120))
+        assert stop(proc) == 0, logtext(proc)
+    warm = [s for s in samples if s[0] >= min(60.0, seconds / 4)]
+    assert len(warm) >= 3
+    rss = [s[1] for s in warm]
+    fds = [s[2] for s in warm]
+    growth_mb = (np.mean(rss[-len(rss) // 3:]) - np.mean(rss[:len(rss) // 3])) / 2 ** 20
+    print("soak %.0f s: %d frames, RSS %.1f..%.1f MB (growth %.2f MB), open fds %d..%d"
+          % (seconds, count_lines(out / "frames.jsonl"), min(rss) / 2 ** 20, max(rss) / 2 ** 20, growth_mb,
+             min(fds), max(fds)))
+    assert growth_mb < 8.0, "RSS grew by %.1f MB: %s" % (growth_mb, [r // 2 ** 20 for r in rss])
+    assert max(fds) - min(fds) <= 4, "open files changed: %s" % fds
+    assert count_lines(out / "frames.jsonl") > 0

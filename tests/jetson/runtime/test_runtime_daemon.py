@@ -1,0 +1,200 @@
+"""The daemon in-process: finite runs, SIGHUP-style reload, systemd notifications, default model, errors."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+
+import pytest
+from rthelpers import count_lines, wait_for
+
+from jetseg.jetson.config import ConfigError, DaemonConfig, apply_overrides
+from jetseg.jetson.daemon import Daemon, default_bundle, sd_notify, watchdog_interval
+
+SMALL = "synthetic://ultrasound?width=160&height=120"
+
+
+def config_for(bundle, source, sinks, **more):
+    data = {"model": str(bundle.path), "backend": {"options": {"threads": 1}}, "source": source,
+            "sinks": sinks, "logging": {"interval_s": 0}, "device": {"telemetry": "off"}}
+    data.update(more)
+    return DaemonConfig.from_dict(data)
+
+
+def test_finite_source_runs_to_its_end_and_exits_0(tiny_bundle, tmp_path):
+    out = tmp_path / "masks"
+    daemon = Daemon(config_for(tiny_bundle, SMALL + "&frames=9", ["masks://%s" % out, "null://"]))
+    assert daemon.run() == 0
+    assert daemon.exit_reason == "source ended"
+    assert len(list((out / "masks").glob("*.png"))) == 9
+    records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(9))
+    assert set(records[0]["stamps"]) == {"captured", "preprocessed", "inferred", "postprocessed", "sink"}
+    assert daemon.metrics.health()["status"] == "stopped"
+
+
+def _start_in_thread(daemon):
+    result = {}
+
+    def target():
+        try:
+            result["code"] = daemon.run()
+        except BaseException as exc:  # reported to the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_reload_rebuilds_what_changed_and_survives_a_bad_file(tiny_bundle, tmp_path):
+    path = tmp_path / "daemon.yaml"
+    first, second = tmp_path / "a", tmp_path / "b"
+
+    def write(sink_dir, smoothing):
+        path.write_text("model: %s\nbackend: {options: {threads: 1}}\nsource: '%s&fps=20&realtime=1'\n"
+                        "sinks: ['masks://%s']\npostprocess: {smoothing: %s}\nlogging: {interval_s: 0}\n"
+                        "device: {telemetry: 'off'}\n" % (tiny_bundle.path, SMALL, sink_dir, smoothing))
+
+    write(first, 0.0)
+    daemon = Daemon(DaemonConfig.load(path), config_path=str(path))
+    thread, result = _start_in_thread(daemon)
+    try:
+        wait_for(lambda: count_lines(first / "frames.jsonl") >= 3, what="masks in the first directory")
+        runner_before = daemon.parts.runner
+        write(second, 0.5)
+        daemon.request_reload()
+        wait_for(lambda: count_lines(second / "frames.jsonl") >= 3, what="masks in the new directory")
+        assert daemon.reloads == 1
+        assert daemon.config.postprocess.smoothing == 0.5
+        assert daemon.parts.runner is runner_before  # model and backend unchanged: runner kept
+        done_in_first = count_lines(first / "frames.jsonl")
+        # a broken file is reported and the daemon keeps running on the previous configuration
+        path.write_text("postprocess: {smoothing: 7}\n")
+        daemon.request_reload()
+        before = count_lines(second / "frames.jsonl")
+        wait_for(lambda: count_lines(second / "frames.jsonl") >= before + 3, what="masks after a bad reload")
+        assert daemon.reloads == 1 and daemon.config.postprocess.smoothing == 0.5
+        assert count_lines(first / "frames.jsonl") == done_in_first
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+    assert result == {"code": 0}
+
+
+def test_reload_that_changes_the_model_swaps_the_runner(tiny_bundle, tmp_path):
+    from rthelpers import make_bundle
+
+    other = make_bundle(tmp_path / "other", size=16)
+    base = config_for(tiny_bundle, SMALL + "&fps=20&realtime=1", ["null://"])
+    configs = [base, apply_overrides(base, {"model.path": str(other)})]
+    daemon = Daemon(base, reload_config=lambda: configs[-1])
+    thread, result = _start_in_thread(daemon)
+    try:
+        wait_for(lambda: daemon.metrics.frames >= 3, what="frames")
+        old_runner = daemon.parts.runner
+        daemon.request_reload()
+        wait_for(lambda: daemon.reloads == 1, what="the reload")
+        assert daemon.parts.runner is not old_runner and not old_runner.is_active
+        assert daemon.parts.runner.spec.input.size == (16, 16)
+        frames = daemon.metrics.frames
+        wait_for(lambda: daemon.metrics.frames >= frames + 3, what="frames after the reload")
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+    assert result == {"code": 0}
+
+
+def test_systemd_notifications(tiny_bundle, tmp_path, monkeypatch):
+    address = str(tmp_path / "notify.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(address)
+    server.settimeout(10)
+    monkeypatch.setenv("NOTIFY_SOCKET", address)
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert watchdog_interval() == pytest.approx(0.1)
+    daemon = Daemon(config_for(tiny_bundle, SMALL + "&fps=20&realtime=1", ["null://"]))
+    thread, result = _start_in_thread(daemon)
+    messages = []
+    try:
+        while not any("WATCHDOG=1" in m for m in messages):
+            messages.append(server.recv(4096).decode())
+        assert messages[0].startswith("READY=1")
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+    while not any("STOPPING=1" in m for m in messages):
+        messages.append(server.recv(4096).decode())
+    server.close()
+    assert result == {"code": 0}
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert sd_notify("READY=1") is False  # not under systemd: nothing to do
+
+
+def test_watchdog_is_withheld_when_a_thread_is_stuck(tiny_bundle):
+    from rthelpers import GateSink
+
+    from jetseg.jetson.pipeline import Pipeline
+
+    daemon = Daemon(config_for(tiny_bundle, SMALL + "&fps=20&realtime=1", ["null://"]))
+    daemon.start()
+    try:
+        wait_for(lambda: daemon.metrics.frames >= 2, what="frames")
+        assert daemon.alive()
+        assert daemon.parts.pipeline.responsive(5.0)
+        # a pipeline whose sink never returns from write() is not responsive once its beat is old
+        gate = GateSink()
+        stuck = Pipeline(daemon.parts.capture, daemon.parts.runner, [("stuck", gate)])
+        daemon.parts.pipeline.stop()
+        daemon.parts.pipeline.wait(10)
+        stuck.start()
+        wait_for(lambda: gate.release.is_set() or stuck.beats["sink:stuck"] > stuck.started, what="a sink beat")
+        wait_for(lambda: not stuck.responsive(0.3), timeout=10, what="the stuck sink to be noticed")
+        gate.release.set()
+        stuck.stop()
+        stuck.wait(10)
+    finally:
+        daemon.parts.pipeline = None
+        daemon.shutdown()
+
+
+def test_default_model_is_the_bundled_one_or_a_clear_error(monkeypatch):
+    import jetseg.models as models
+
+    monkeypatch.delattr(models, "bundled", raising=False)
+    with pytest.raises(ConfigError, match="no --model given and this install has no bundled models; pass --model"):
+        default_bundle()
+
+    def missing(name):
+        from jetseg.errors import BundleError
+
+        raise BundleError("models/bundles/ultrasound-unet is not a model bundle directory")
+
+    monkeypatch.setattr(models, "bundled", missing, raising=False)
+    with pytest.raises(ConfigError, match="the bundled ultrasound model is not available .*; pass --model BUNDLE"):
+        default_bundle()
+    monkeypatch.setattr(models, "bundled", lambda name: "/opt/bundles/%s-unet" % name, raising=False)
+    assert default_bundle() == "/opt/bundles/ultrasound-unet"
+
+
+def test_startup_errors_close_what_was_opened(tiny_bundle, tmp_path):
+    from jetseg.errors import JetsegError
+
+    port_holder = socket.socket()
+    port_holder.bind(("127.0.0.1", 0))
+    port_holder.listen(1)
+    busy = port_holder.getsockname()[1]
+    masks = tmp_path / "m"
+    daemon = Daemon(config_for(tiny_bundle, SMALL, ["masks://%s" % masks, "http://127.0.0.1:%d" % busy]))
+    try:
+        with pytest.raises(JetsegError) as info:
+            daemon.start()
+    finally:
+        port_holder.close()
+    assert str(busy) in str(info.value)
+    assert daemon.parts.sinks_open is False
+    assert not daemon.parts.runner.is_active
+    with pytest.raises(ConfigError, match="config field 'device.telemetry' is 'nowhere:fn'; cannot import it"):
+        Daemon(config_for(tiny_bundle, SMALL, ["null://"], device={"telemetry": "nowhere:fn"}))

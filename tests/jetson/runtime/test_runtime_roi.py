@@ -1,0 +1,54 @@
+"""ROI: auto-detection of the scanner image area (ignoring burned-in text), fixed and spec ROIs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rthelpers import scanner_frame, tiny_spec
+
+from jetseg.jetson.roi import RoiError, RoiPolicy, clip_roi, detect_roi
+
+
+def _close(found, truth, tol=3):
+    return all(abs(a - b) <= tol for a, b in zip(found, truth))
+
+
+@pytest.mark.parametrize("circle", [False, True], ids=["ultrasound-sector", "endoscope-circle"])
+def test_auto_roi_finds_the_image_area_not_the_text(circle):
+    frames, truth = [], None
+    for seed in range(3):
+        image, truth = scanner_frame(seed, circle=circle)
+        frames.append(image)
+    found = detect_roi(frames)
+    assert _close(found, truth), (found, truth)
+    x, y, w, h = found
+    assert y > 44  # the burned-in patient text lines (y < 44) are outside
+    assert x + w < 640 - 22  # so is the depth ruler
+
+
+def test_auto_roi_works_on_grey_and_uint16_frames():
+    image, truth = scanner_frame(1)
+    grey = image[:, :, 0]
+    assert _close(detect_roi([grey] * 2), truth, tol=8)
+    assert _close(detect_roi([grey.astype(np.uint16) * 257] * 2), truth, tol=8)
+
+
+def test_auto_roi_on_black_frames_says_what_to_do():
+    with pytest.raises(RoiError, match="no image area found .* use --roi x,y,w,h or roi: spec"):
+        detect_roi([np.zeros((48, 64), np.uint8)])
+    with pytest.raises(RoiError, match="needs frames of one size"):
+        detect_roi([np.zeros((48, 64), np.uint8), np.zeros((40, 64), np.uint8)])
+
+
+def test_policies():
+    spec = tiny_spec(roi=[10, 5, 30, 20])
+    frame = np.zeros((48, 64), np.uint8)
+    assert RoiPolicy(spec, "spec").resolve([frame]) == (10, 5, 30, 20)
+    assert RoiPolicy(spec, "none").resolve([frame]) == (0, 0, 64, 48)
+    fixed = RoiPolicy(spec, [50, 40, 100, 100])
+    assert fixed.resolve([frame]) == (50, 40, 14, 8)  # clipped to the frame
+    assert fixed.current((48, 64)) == (50, 40, 14, 8)
+    assert fixed.current((96, 128)) is None  # a new frame size needs resolving again
+    with pytest.raises(RoiError, match=r"lies outside the 64x48 frame; expected x < 64 and y < 48"):
+        clip_roi([70, 0, 10, 10], (48, 64), "--roi")
+    with pytest.raises(RoiError, match="ROI mode 'sector' is unknown"):
+        RoiPolicy(spec, "sector")
