@@ -1,6 +1,8 @@
 """Tiny real ONNX models and bundles for the device tests (a uniquely named module, imported by the tests)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -9,6 +11,8 @@ from jetseg.bundle import save_bundle
 from jetseg.spec import Spec
 
 SIZE = 32
+#: This machine is a Jetson / has TensorRT: tests that describe a machine without them skip there.
+ON_JETSON = os.path.exists("/etc/nv_tegra_release")
 
 
 def tiny_model(seed: int = 0) -> onnx.ModelProto:

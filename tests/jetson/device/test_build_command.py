@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from device_models import ON_JETSON
 
 from jetseg.optional import available
 
@@ -53,6 +54,7 @@ def test_build_user_mistakes_are_one_line(tmp_path, tiny_bundle):
     assert done.returncode == 2 and "invalid choice: 'int4'" in done.stderr
 
 
+@pytest.mark.skipif(ON_JETSON, reason="describes a machine that is not a Jetson")
 def test_doctor_describes_this_machine():
     done = jetseg("doctor")
     assert done.returncode == 0, done.stderr
@@ -80,6 +82,9 @@ def test_doctor_on_a_jetson_says_what_is_missing(monkeypatch, capsys):
                            cuda="11.4.315", tensorrt=None)
     monkeypatch.setattr(info, "describe", lambda root="/", run_tools=True: fake)
     monkeypatch.setattr(telemetry, "sample_once", lambda timeout=3.0: {"power_total_mw": 9100})
+    versions = {name: "1.0" for name in doctor.PACKAGES}
+    versions.update(tensorrt="not installed", pycuda="not installed")
+    monkeypatch.setattr(doctor, "package_versions", lambda: dict(versions))
     assert doctor.run(argparse.Namespace(json=False)) == 0
     out = capsys.readouterr().out
     assert "SoC              xavier (tegra194, sm72)" in out
@@ -88,3 +93,5 @@ def test_doctor_on_a_jetson_says_what_is_missing(monkeypatch, capsys):
     assert "DLA cores        2" in out and "now              9.1 W" in out
     assert "tensorrt: TensorRT comes with JetPack (python3-libnvinfer)" in out
     assert "clocks are not pinned: run 'sudo jetson_clocks' before benchmarking" in out
+    assert "pycuda: on a Jetson: ./setup.sh builds pycuda against the CUDA toolkit" in out
+    assert "trt      no   needs tensorrt, pycuda" in out

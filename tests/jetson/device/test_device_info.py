@@ -88,6 +88,6 @@ def test_describe_a_fake_xavier(fake_xavier):
 
 def test_this_machine_is_not_a_jetson(tmp_path):
     d = info.describe(str(tmp_path), run_tools=False)
-    assert not d.is_jetson and d.soc is None and d.dla_cores == 0 and d.tensorrt is None
+    assert not d.is_jetson and d.soc is None and d.dla_cores == 0 and d.l4t is None
     with pytest.raises(DeviceError, match="no NVIDIA GPU found here"):
         info.identity(str(tmp_path))

@@ -11,8 +11,10 @@ from jetseg.errors import DeviceError, RunnerError
 from jetseg.jetson.device import info
 from jetseg.jetson.device.key import EngineKey
 from jetseg.jetson.runners import open_runner
+from jetseg.optional import available
 
 
+@pytest.mark.skipif(available("tensorrt"), reason="TensorRT is installed here")
 def test_constructs_without_tensorrt_and_fails_clearly_on_activate(tiny_bundle):
     runner = open_runner("trt", tiny_bundle, precision="fp16", dla_core="0")
     assert runner.dla == 0 and runner.describe()["target"] == "dla0"
