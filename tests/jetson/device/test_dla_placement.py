@@ -59,3 +59,20 @@ def test_report_lines():
     assert lines[1].split() == ["GPU", "up", "DECONVOLUTION", "padding"]
     static = format_report([], [Finding("n", "Softplus", "no DLA")])
     assert static[0] == "DLA placement (from the ONNX rules): 1 node(s) will run on the GPU"
+
+
+def test_the_project_unet_is_dla_friendly():
+    """The U-Net the bundled models use exports to layers the Xavier DLA can run (no GPU fallback by the rules)."""
+    import onnx
+    import pytest
+
+    pytest.importorskip("torch")  # optional on the Jetson
+    from device_models import tiny_spec
+
+    from jetseg.models.archs import build_model
+    from jetseg.models.export import torch_to_onnx
+
+    model = build_model("unet-small", input_size=(32, 32))
+    proto = onnx.load_from_string(torch_to_onnx(model, tiny_spec()))  # the project's one export path
+    assert {"Conv", "ConvTranspose", "Concat"} <= {n.op_type for n in proto.graph.node}
+    assert onnx_rules(proto) == []
