@@ -58,9 +58,11 @@ class Settings:
     def check(self) -> None:
         if self.frames < 1:
             raise JetsegError("--frames is %d; expected at least 1" % self.frames)
-        if self.min_time < 0 or self.warmup < 0 or self.min_runs < 1:
-            raise JetsegError("timing settings min_time=%s warmup=%s min_runs=%s; expected min_time >= 0, "
-                              "warmup >= 0, min_runs >= 1" % (self.min_time, self.warmup, self.min_runs))
+        if (self.min_time < 0 or self.warmup < 0 or self.min_runs < 1 or self.block_time < 0
+                or self.settle_time < 0):
+            raise JetsegError("timing settings min_time=%s warmup=%s min_runs=%s block_time=%s settle_time=%s; "
+                              "expected min_runs >= 1 and the others >= 0"
+                              % (self.min_time, self.warmup, self.min_runs, self.block_time, self.settle_time))
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise JetsegError("--batch %s; expected positive batch sizes such as 1 or 1,4" % self.batch_sizes)
         if self.e2e_frames < 1:
