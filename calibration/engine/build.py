@@ -10,7 +10,10 @@ fp16 (DLA)         the bundle's float model.onnx            - (GPU_FALLBACK for 
 int8 (GPU)         the INT8 bundle's Q/DQ model.onnx         explicit, from the Q/DQ nodes (TensorRT 8.5 - 11)
 int8 (DLA)         the Q/DQ model with Q/DQ stripped        implicit, from the bundle's calibration.cache
                    (or a float model + calibration.cache)   (calibrator API: TensorRT < 11)
+int8 --calib-scans the FP32 bundle's float model            implicit, calibrated here from a source's frames
 =================  =======================================  ==================================================
+
+INT8 details are in :mod:`.int8`, the torch2trt route in :mod:`.via_torch2trt`.
 
 The engine goes to ``BUNDLE/engines/<device-key>/`` with ``build.json`` and the timing cache; an engine that
 is up to date is reused unless ``force``; engines of the same device and precision left over from an older
@@ -33,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
 
 from jetseg import trtcompat
 from jetseg.bundle import Bundle, command_line, sha256_file, writing
-from jetseg.calibration.engine import store
+from jetseg.calibration.engine import int8, store, via_torch2trt
 from jetseg.calibration.engine.placement import (
     Finding,
     LayerPlacement,
@@ -143,64 +146,6 @@ def current_key(bundle: Bundle, plan: BuildPlan, trt_version: str, soc: str, cc:
                      calibration_sha256=calib)
 
 
-def check_calibration_cache(path: Path, trt_version: str) -> str:
-    """The calibrator method (``entropy`` or ``minmax``) of a calibration cache written for ``trt_version``.
-
-    Raises:
-        BundleError: the cache was written for another TensorRT version (whether TensorRT itself would accept
-            it is unconfirmed, so it is refused here with the command that writes the right one).
-    """
-    from jetseg.calibration import cache as trtcache
-
-    parsed = trtcache.read(path)
-    wanted = trtcache.version_number(trtcompat.short_version(trt_version))
-    if parsed.version != wanted:
-        raise BundleError("%s starts with %s (written for another TensorRT) but this device has TensorRT %s "
-                          "(TRT-%d); re-run 'jetseg calibrate FP32_BUNDLE --target tensorrt --trt-version %s "
-                          "--out ...' and build that bundle" % (path, parsed.header, trt_version, wanted,
-                                                               trtcompat.short_version(trt_version)))
-    return "minmax" if parsed.algorithm == trtcache.ALGORITHMS["minmax"] else "entropy"
-
-
-def cache_calibrator(path: Path, trt_version: str, workdir: Path) -> tensorrt.IInt8Calibrator:
-    """The calibration engineer's calibrator, fed no batches: every scale comes from the cache.
-
-    TensorRT gets a copy of the cache in ``workdir``, so nothing it writes back can change the bundle.
-    """
-    from jetseg.calibration.calibrator import CacheStore, make_trt_calibrator
-
-    method = check_calibration_cache(path, trt_version)
-    copy = workdir / store.CALIBRATION_CACHE
-    shutil.copyfile(str(path), str(copy))
-    return make_trt_calibrator(None, CacheStore(copy, trtcompat.short_version(trt_version), method))
-
-
-def device_calibrator(bundle: Bundle, plan: BuildPlan, trt_version: str, workdir: Path) -> Any:
-    """TensorRT's entropy calibrator over frames read here: ``(calibrator, uploader, feeder)``.
-
-    Frames come from ``plan.calib_scans`` through the one source layer and the bundle's own
-    ``Spec.preprocess``; batches reach the GPU through :class:`jetseg.jetson.device.cuda.DeviceUploader`.
-    """
-    from jetseg.calibration.calibrator import BatchFeeder, CacheStore, make_trt_calibrator
-    from jetseg.jetson.device.cuda import CudaContext, DeviceUploader
-    from jetseg.jetson.sources import open_source
-
-    assert plan.calib_scans is not None
-    frames = []
-    with open_source(plan.calib_scans) as source:
-        for frame in source:
-            frames.append(bundle.spec.preprocess(frame.image))
-            if len(frames) >= plan.calib_count:
-                break
-    if not frames:
-        raise JetsegError("--calib-scans %s gave no frames; expected a source with images" % plan.calib_scans)
-    feeder = BatchFeeder(frames, batch_size=bundle.spec.input_shape[0])
-    store_ = CacheStore(workdir / store.CALIBRATION_CACHE, trtcompat.short_version(trt_version), "entropy")
-    context = CudaContext(0)
-    uploader = DeviceUploader(context.cuda, context)
-    return make_trt_calibrator(feeder, store_, to_device=uploader), uploader, feeder
-
-
 def _parse_onnx(parser: tensorrt.OnnxParser, data: bytes) -> None:
     if parser.parse(data):
         return
@@ -243,12 +188,12 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
 
     soc, cc = identity()
     if via == "torch2trt":
-        _torch2trt_preflight(bundle, plan)
+        via_torch2trt.preflight(bundle, plan)
     if plan.int8_mode in ("cache", "device") and not trtcompat.can_calibrate():
         raise DeviceError("TensorRT %s has no calibrator API, so INT8 from %s is impossible here; build INT8 on the "
                           "GPU from the Q/DQ model (drop --dla)" % (trt.__version__, store.CALIBRATION_CACHE))
     if plan.int8_mode == "cache" and plan.calibration_cache is not None:
-        check_calibration_cache(plan.calibration_cache, trt.__version__)
+        int8.check_calibration_cache(plan.calibration_cache, trt.__version__)
     key = current_key(bundle, plan, trt.__version__, soc, cc)
     state, reasons = store.status(bundle, key)
     folder = store.engine_dir(bundle, key)
@@ -268,7 +213,7 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
     findings: List[Finding] = []
     extra_files: Dict[str, bytes] = {}
     if via == "torch2trt":
-        engine_bytes = _build_torch2trt(bundle, plan, workspace_mb)
+        engine_bytes = via_torch2trt.build_torch2trt(bundle, plan, workspace_mb)
         cache_bytes, notes = b"", ["converted from the PyTorch weights with torch2trt"]
     else:
         with tempfile.TemporaryDirectory(prefix="jetseg-build-") as workdir:
@@ -352,12 +297,12 @@ def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key:
     notes = trtcompat.set_precision(config, feats, plan.precision, qdq=plan.int8_mode == "qdq")
     if plan.int8_mode == "cache":
         assert plan.calibration_cache is not None
-        calibrator = cache_calibrator(plan.calibration_cache, trt.__version__, workdir)
+        calibrator = int8.cache_calibrator(plan.calibration_cache, trt.__version__, workdir)
         config.int8_calibrator = calibrator
         notes.append("int8 scales from %s (implicit calibration)" % store.CALIBRATION_CACHE)
     uploader = None
     if plan.int8_mode == "device":
-        calibrator, uploader, feeder = device_calibrator(bundle, plan, trt.__version__, workdir)
+        calibrator, uploader, feeder = int8.device_calibrator(bundle, plan, trt.__version__, workdir)
         config.int8_calibrator = calibrator
         notes.append("int8 calibrated on the device from %d frame(s) of %s" % (len(feeder.frames), plan.calib_scans))
 
@@ -415,37 +360,6 @@ def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key:
         extra_files[store.CALIBRATION_CACHE] = produced.read_bytes()
     cache_bytes = bytes(memoryview(config.get_timing_cache().serialize()))
     return bytes(memoryview(serialized)), cache_bytes, placement, notes, findings
-
-
-def _build_torch2trt(bundle: Bundle, plan: BuildPlan, workspace_mb: int) -> bytes:
-    """The torch2trt route: the bundle's PyTorch model converted module by module (FP32/FP16, GPU only)."""
-    from jetseg.optional import require
-
-    _torch2trt_preflight(bundle, plan)
-    torch = require("torch", "the torch2trt route")
-    t2t = require("torch2trt", "the torch2trt route")
-    from jetseg.jetson.runners import open_runner
-
-    runner = open_runner("torch", bundle)
-    runner.activate()
-    model = getattr(runner, "model", None)
-    if model is None:
-        raise JetsegError("the torch backend does not expose its module; use --via onnx")
-    model = model.cuda().eval()
-    example = torch.zeros(bundle.spec.input_shape, device="cuda")
-    converted = t2t.torch2trt(model, [example], fp16_mode=plan.precision == "fp16",
-                              max_workspace_size=int(workspace_mb) << 20,
-                              input_names=[bundle.spec.input.name], output_names=[bundle.spec.output.name])
-    runner.deactivate()
-    return bytes(memoryview(converted.engine.serialize()))
-
-
-def _torch2trt_preflight(bundle: Bundle, plan: BuildPlan) -> None:
-    if plan.precision == "int8" or plan.dla_core is not None:
-        raise JetsegError("--via torch2trt builds fp32/fp16 GPU engines only; use --via onnx for INT8 and DLA")
-    if bundle.weights_path is None:
-        raise BundleError("bundle %s has no weights.pt; --via torch2trt needs the PyTorch weights (use --via onnx)"
-                          % bundle.path)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -1,0 +1,82 @@
+"""Implicit INT8 for engine builds (the calibrator API of TensorRT < 11; needed for DLA INT8 on Xavier).
+
+Both routes use the calibration engineer's calibrator (calibration/calibrator.py):
+
+* from the bundle's ``calibration.cache`` (written by ``jetseg calibrate``): no batches, every scale from the
+  cache, which must have been written for this TensorRT version;
+* on the device (``--calib-scans``): frames from a source through the bundle's ``Spec.preprocess``, copied to
+  the GPU by :class:`jetseg.jetson.device.cuda.DeviceUploader`.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jetseg import trtcompat
+from jetseg.bundle import Bundle
+from jetseg.calibration.engine import store
+from jetseg.errors import BundleError, JetsegError
+
+if TYPE_CHECKING:
+    import tensorrt
+
+    from jetseg.calibration.engine.build import BuildPlan
+
+
+def check_calibration_cache(path: Path, trt_version: str) -> str:
+    """The calibrator method (``entropy`` or ``minmax``) of a calibration cache written for ``trt_version``.
+
+    Raises:
+        BundleError: the cache was written for another TensorRT version (whether TensorRT itself would accept
+            it is unconfirmed, so it is refused here with the command that writes the right one).
+    """
+    from jetseg.calibration import cache as trtcache
+
+    parsed = trtcache.read(path)
+    wanted = trtcache.version_number(trtcompat.short_version(trt_version))
+    if parsed.version != wanted:
+        raise BundleError("%s starts with %s (written for another TensorRT) but this device has TensorRT %s "
+                          "(TRT-%d); re-run 'jetseg calibrate FP32_BUNDLE --target tensorrt --trt-version %s "
+                          "--out ...' and build that bundle" % (path, parsed.header, trt_version, wanted,
+                                                               trtcompat.short_version(trt_version)))
+    return "minmax" if parsed.algorithm == trtcache.ALGORITHMS["minmax"] else "entropy"
+
+
+def cache_calibrator(path: Path, trt_version: str, workdir: Path) -> tensorrt.IInt8Calibrator:
+    """The calibration engineer's calibrator, fed no batches: every scale comes from the cache.
+
+    TensorRT gets a copy of the cache in ``workdir``, so nothing it writes back can change the bundle.
+    """
+    from jetseg.calibration.calibrator import CacheStore, make_trt_calibrator
+
+    method = check_calibration_cache(path, trt_version)
+    copy = workdir / store.CALIBRATION_CACHE
+    shutil.copyfile(str(path), str(copy))
+    return make_trt_calibrator(None, CacheStore(copy, trtcompat.short_version(trt_version), method))
+
+
+def device_calibrator(bundle: Bundle, plan: BuildPlan, trt_version: str, workdir: Path) -> Any:
+    """TensorRT's entropy calibrator over frames read here: ``(calibrator, uploader, feeder)``.
+
+    Frames come from ``plan.calib_scans`` through the one source layer and the bundle's own
+    ``Spec.preprocess``; batches reach the GPU through :class:`jetseg.jetson.device.cuda.DeviceUploader`.
+    """
+    from jetseg.calibration.calibrator import BatchFeeder, CacheStore, make_trt_calibrator
+    from jetseg.jetson.device.cuda import CudaContext, DeviceUploader
+    from jetseg.jetson.sources import open_source
+
+    assert plan.calib_scans is not None
+    frames = []
+    with open_source(plan.calib_scans) as source:
+        for frame in source:
+            frames.append(bundle.spec.preprocess(frame.image))
+            if len(frames) >= plan.calib_count:
+                break
+    if not frames:
+        raise JetsegError("--calib-scans %s gave no frames; expected a source with images" % plan.calib_scans)
+    feeder = BatchFeeder(frames, batch_size=bundle.spec.input_shape[0])
+    store_ = CacheStore(workdir / store.CALIBRATION_CACHE, trtcompat.short_version(trt_version), "entropy")
+    context = CudaContext(0)
+    uploader = DeviceUploader(context.cuda, context)
+    return make_trt_calibrator(feeder, store_, to_device=uploader), uploader, feeder
