@@ -106,3 +106,23 @@ def test_opset_scale_and_uint8_default(quantized):
     assert ("int8", "input_QuantizeLinear") in rules
     text = format_violations(check_qdq(model))
     assert "[opset] <model>: opset 18; TensorRT 8.5 parses opset <= 17" in text
+
+
+def test_methods_give_ranges_for_every_tensor(tmp_path: Path):
+    import conftest
+
+    onnx.save(conftest.build_model(), str(tmp_path / "fp32.onnx"))
+    q.prepare_model(tmp_path / "fp32.onnx", tmp_path / "prepared.onnx")
+    frames = [np.random.default_rng(i).random((1, 1, 32, 32)).astype(np.float32) for i in range(4)]
+    ranges = {m: q.ranges_of(q.compute_ranges(tmp_path / "prepared.onnx", "input", frames, m, tmp_path,
+                                              progress=False)) for m in q.METHODS}
+    names = {"input", "c1", "r1", "p1", "c2", "r2", "u1", "cat", "c3", "r3", "logits"}
+    for method, table in ranges.items():
+        assert names <= set(table), method
+        assert all(np.isfinite(v).all() and v[0] <= v[1] for v in table.values())
+    # min-max covers everything seen; the others may clip the tails
+    for name in names:
+        amax = max(abs(v) for v in ranges["minmax"][name])
+        assert max(abs(v) for v in ranges["percentile"][name]) <= amax * 1.01
+    with pytest.raises(Exception, match="calibration method 'kl' is unknown; expected one of entropy, minmax"):
+        q.compute_ranges(tmp_path / "prepared.onnx", "input", frames, "kl", tmp_path)
