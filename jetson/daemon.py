@@ -143,6 +143,7 @@ class Daemon:
         self._reload = threading.Event()
         self._wake = threading.Event()
         self.reloads = 0
+        self.restarts = 0  # reloads that failed midway and fell back to the previous configuration
         self.exit_reason = ""
         self._swapping = False
 
@@ -220,9 +221,6 @@ class Daemon:
     def start(self) -> None:
         """Build and start everything; on failure, close what was opened and raise."""
         config, parts = self.config, self.parts
-        if self._sampler is not None and not self._sampler_started:
-            self._sampler.start()
-            self._sampler_started = True
         try:
             sinks = self._build_sinks(config)  # URIs and options are checked before anything heavy starts
             capture = self._build_source(config)
@@ -236,6 +234,9 @@ class Daemon:
         except BaseException:
             self._close(parts)
             raise
+        if self._sampler is not None and not self._sampler_started:
+            self._sampler.start()
+            self._sampler_started = True
         log.info("running %s on %s: %s -> %s", parts.bundle.name, config.backend.name, config.source.uri,
                  ", ".join(s.uri for s in config.sinks),
                  extra={"fields": {"event": "started", "model": str(parts.bundle.path),
@@ -253,7 +254,7 @@ class Daemon:
             self._close(parts)
         return {"ok": True, "model": str(parts.bundle.path), "precision": parts.bundle.precision,
                 "backend": backend, "source": capture.source.uri, "live": capture.live,
-                "sinks": [name for name, _ in sinks], "config": config.to_dict()}
+                "sinks": [name for name, _ in sinks], "config": _redacted(config.to_dict())}
 
     def _describe(self, config: DaemonConfig, parts: _Components) -> None:
         self.metrics.set_info(model=parts.bundle.name, precision=parts.bundle.precision,
@@ -425,6 +426,7 @@ class Daemon:
             log.error("reload failed while switching (%s); restarting with the previous configuration", exc,
                       extra={"fields": {"event": "reload_failed"}})
             self._restart(old)
+            self.restarts += 1
             sd_notify("READY=1")
             return False
         self.reloads += 1
@@ -488,6 +490,18 @@ class Daemon:
         self.parts = _Components()
         self.config = config
         self.start()
+
+
+def _redacted(data: Dict[str, Any]) -> Dict[str, Any]:
+    """The config as a dict, without secrets (for printing)."""
+    if data.get("web", {}).get("token"):
+        data["web"]["token"] = "***"
+    for sink in data.get("sinks", []):
+        if sink.get("options", {}).get("token"):
+            sink["options"]["token"] = "***"
+        if "token=" in sink.get("uri", ""):
+            sink["uri"] = sink["uri"].split("?")[0] + "?***"
+    return data
 
 
 def _close_quietly(close: Callable[[], None], what: str) -> None:

@@ -199,11 +199,13 @@ def test_bad_model_and_config_file_are_one_line(tmp_path):
 
 
 def test_check_validates_without_running(tiny_bundle):
-    result = subprocess.run(JETSEG + ["run", "--model", str(tiny_bundle.path), "--sink", "null://", "--check"],
+    result = subprocess.run(JETSEG + ["run", "--model", str(tiny_bundle.path), "--sink", "null://",
+                                      "--sink", "http://127.0.0.1:1?token=abc", "--token", "s3cret", "--check"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["ok"] is True and report["sinks"] == ["null"] and report["backend"]["backend"] == "onnxrt"
+    assert report["ok"] is True and report["sinks"] == ["null", "http"] and report["backend"]["backend"] == "onnxrt"
+    assert "s3cret" not in result.stdout and "abc" not in result.stdout
 
 
 @pytest.mark.slow

@@ -198,3 +198,28 @@ def test_startup_errors_close_what_was_opened(tiny_bundle, tmp_path):
     assert not daemon.parts.runner.is_active
     with pytest.raises(ConfigError, match="config field 'device.telemetry' is 'nowhere:fn'; cannot import it"):
         Daemon(config_for(tiny_bundle, SMALL, ["null://"], device={"telemetry": "nowhere:fn"}))
+
+
+def test_reload_that_fails_midway_restarts_the_previous_configuration(tiny_bundle, tmp_path):
+    first = tmp_path / "a"
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    busy = holder.getsockname()[1]
+    base = config_for(tiny_bundle, SMALL + "&fps=20&realtime=1", ["masks://%s?png=0" % first])
+    broken = apply_overrides(base, {"sinks": ["masks://%s?png=0" % first, "http://127.0.0.1:%d" % busy]})
+    daemon = Daemon(base, reload_config=lambda: broken)
+    thread, result = _start_in_thread(daemon)
+    try:
+        wait_for(lambda: count_lines(first / "frames.jsonl") >= 3, what="masks")
+        daemon.request_reload()  # the http sink cannot bind: the switch fails after the old pipeline stopped
+        wait_for(lambda: daemon.restarts == 1, what="the fallback to the previous configuration")
+        before = count_lines(first / "frames.jsonl")
+        wait_for(lambda: count_lines(first / "frames.jsonl") >= before + 3, what="masks after the failed reload")
+        assert daemon.reloads == 0 and daemon.config == base
+        assert [name for name, _ in daemon.parts.sinks] == ["masks"]
+    finally:
+        holder.close()
+        daemon.request_stop()
+        thread.join(30)
+    assert result == {"code": 0}
