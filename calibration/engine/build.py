@@ -8,8 +8,8 @@ precision / target  network                                  how INT8 scales are
 fp32, fp16 (GPU)   the bundle's float model.onnx            -
 fp16 (DLA)         the bundle's float model.onnx            - (GPU_FALLBACK for unsupported layers)
 int8 (GPU)         the INT8 bundle's Q/DQ model.onnx         explicit, from the Q/DQ nodes (TensorRT 8.5 - 11)
-int8 (DLA)         the Q/DQ model with Q/DQ stripped        implicit, from the bundle's calibration.cache
-                   (or a float model + calibration.cache)   (calibrator API: TensorRT < 11)
+int8 (DLA)         the INT8 bundle's model.fp32.onnx, else   implicit, from the bundle's calibration.cache
+                   the Q/DQ model with Q/DQ stripped        (calibrator API: TensorRT < 11)
 int8 --calib-scans the FP32 bundle's float model            implicit, calibrated here from a source's frames
 =================  =======================================  ==================================================
 
@@ -69,6 +69,7 @@ class BuildPlan:
     calibration_cache: Optional[Path]
     calib_scans: Optional[str] = None  # "device": the source URI of the frames to calibrate with
     calib_count: int = 0
+    network: Optional[Path] = None  # the ONNX file to parse (None: the bundle's model.onnx)
 
 
 @dataclass
@@ -119,6 +120,9 @@ def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: boo
             raise BundleError("DLA INT8 needs a TensorRT calibration cache (%s) in bundle %s; make an INT8 bundle "
                               "with 'jetseg calibrate %s --target tensorrt --out BUNDLE-int8'"
                               % (store.CALIBRATION_CACHE, bundle.path, bundle.path))
+        fp32 = bundle.file(store.FP32_MODEL)
+        if fp32.is_file():  # the float model the cache was computed for (calibration/workflow.py writes it)
+            return BuildPlan(precision, dla_core, "cache", False, cache_path, network=fp32)
         return BuildPlan(precision, dla_core, "cache", qdq, cache_path)
     if qdq:
         return BuildPlan(precision, None, "qdq", False, None)
@@ -154,7 +158,7 @@ def _parse_onnx(parser: tensorrt.OnnxParser, data: bytes) -> None:
 
 
 def _load_model_bytes(bundle: Bundle, plan: BuildPlan) -> bytes:
-    data = bundle.model_path.read_bytes()
+    data = (plan.network or bundle.model_path).read_bytes()
     if not plan.strip_qdq:
         return data
     from jetseg.calibration.engine.qdq import strip_qdq
@@ -245,6 +249,7 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
                    "nvpmodel": device.nvpmodel, "jetson_clocks": device.jetson_clocks},
         "flags": {"precision": plan.precision, "int8": plan.int8_mode, "dla_core": plan.dla_core,
                   "gpu_fallback": plan.dla_core is not None, "workspace_mb": workspace_mb,
+                  "network": (plan.network or bundle.model_path).name,
                   "qdq_stripped": plan.strip_qdq, "calib_scans": plan.calib_scans,
                   "calib_count": plan.calib_count or None, "features": feats.to_dict(), "notes": notes},
         "timings": timings,

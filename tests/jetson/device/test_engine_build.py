@@ -10,6 +10,7 @@ import fake_tensorrt
 import pytest
 from device_models import make_bundle, qdq_model, tiny_model
 
+from jetseg.bundle import Bundle
 from jetseg.calibration.engine import store
 from jetseg.calibration.engine.build import build_engine
 from jetseg.errors import BundleError, DeviceError
@@ -196,3 +197,29 @@ def test_calibration_cache_for_another_tensorrt_is_refused(tmp_path, xavier):
     build_engine(minmax, "int8", dla_core=0)
     assert trt.calls[-1]["calibrator"] == "IInt8MinMaxCalibrator"
     assert (minmax.path / "calibration.cache").read_bytes().startswith(b"TRT-100300-MinMax")  # untouched
+
+
+def test_dla_int8_from_a_real_jetseg_calibrate_bundle(tmp_path, xavier):
+    """The INT8 bundle 'jetseg calibrate --target tensorrt' writes, built for the DLA: the float model it keeps
+    (model.fp32.onnx) is parsed, and every tensor of its calibration cache exists in that network; the Q/DQ model
+    with Q/DQ removed (the fallback for bundles without it) names the same tensors."""
+    import onnx
+
+    from jetseg.calibration.engine.qdq import strip_qdq
+    from jetseg.calibration.workflow import calibrate
+
+    trt = xavier("8.5.2.2")
+    fp32 = make_bundle(tmp_path / "fp32", model=tiny_model())
+    calibrate(fp32.path, "synthetic://ultrasound?frames=12", out=tmp_path / "int8", count=6, holdout=4,
+              target="tensorrt", progress=False)
+    bundle = Bundle(tmp_path / "int8")
+    outcome = build_engine(bundle, "int8", dla_core=0)
+    assert outcome.record["flags"]["network"] == "model.fp32.onnx" and not outcome.record["flags"]["qdq_stripped"]
+    assert trt.calls[-1]["ops"] == ["Conv"] and trt.calls[-1]["calibrator"] == "IInt8EntropyCalibrator2"
+    cache_names = {line.split(":")[0] for line in (bundle.path / "calibration.cache").read_text().splitlines()[1:]}
+
+    def tensors(model):
+        return {i.name for i in model.graph.input} | {o for n in model.graph.node for o in n.output}
+
+    assert cache_names and cache_names <= tensors(onnx.load(str(bundle.path / "model.fp32.onnx")))
+    assert cache_names <= tensors(strip_qdq(onnx.load(str(bundle.model_path))))

@@ -82,8 +82,13 @@ def test_plan_for_int8_bundle(tmp_path):
     cached = make_bundle(tmp_path / "int8c", model=qdq_model(), precision="int8",
                          extra={"calibration.cache": b"TRT-8502-EntropyCalibration2\ninput: 3ca3d70a\n"})
     plan = plan_build(cached, "int8", 1, qdq=True)
-    assert (plan.int8_mode, plan.strip_qdq, plan.dla_core) == ("cache", True, 1)
+    assert (plan.int8_mode, plan.strip_qdq, plan.dla_core, plan.network) == ("cache", True, 1, None)
     assert plan.calibration_cache == cached.path / "calibration.cache"
+    with_fp32 = make_bundle(tmp_path / "int8f", model=qdq_model(), precision="int8",
+                            extra={"calibration.cache": b"TRT-8502-EntropyCalibration2\n",
+                                   "model.fp32.onnx": tiny_model().SerializeToString()})
+    plan = plan_build(with_fp32, "int8", 0, qdq=True)
+    assert (plan.int8_mode, plan.strip_qdq, plan.network) == ("cache", False, with_fp32.path / "model.fp32.onnx")
     fp32_cached = make_bundle(tmp_path / "fp32c", model=tiny_model(),
                               extra={"calibration.cache": b"TRT-8502-EntropyCalibration2\n"})
     assert plan_build(fp32_cached, "int8", None, qdq=False).int8_mode == "cache"
