@@ -16,6 +16,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 VENV="${JETSEG_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
+# Flags that may come before the action: --with-torch2trt (Jetson: build torch2trt from source).
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --with-torch2trt) export JETSEG_WITH_TORCH2TRT=1; shift ;;
+        *) break ;;
+    esac
+done
 ACTION="${1:-install}"
 shift || true
 
@@ -46,7 +53,12 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-stamp_of() { cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/setup.sh" | sha256sum | cut -c1-16; }
+stamp_of() {
+    # What the install depends on: the project files and the optional Jetson steps asked for.
+    { cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/setup.sh"
+      echo "${JETSEG_TORCH_WHEEL:-}|${JETSEG_ORT_WHEEL:-}|${JETSEG_WITH_TORCH2TRT:-}|${JETSEG_PYCUDA:-}"
+    } | sha256sum | cut -c1-16
+}
 
 make_venv() {
     local extra_flags=("$@")
