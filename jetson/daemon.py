@@ -297,9 +297,7 @@ class Daemon:
             self.start()
         sd_notify("READY=1\nSTATUS=running")
         watchdog = watchdog_interval()
-        interval = self.config.logging.interval_s
-        next_status = time.monotonic() + interval if interval else None
-        next_ping = time.monotonic()
+        last_status = next_ping = time.monotonic()
         try:
             while not self._stop.is_set():
                 if self._reload.is_set():
@@ -316,9 +314,10 @@ class Daemon:
                     if self.alive():
                         sd_notify("WATCHDOG=1")
                     next_ping = now + watchdog
-                if next_status is not None and now >= next_status:
+                interval = self.config.logging.interval_s  # a reload may change it
+                if interval and now - last_status >= interval:
                     self.log_status()
-                    next_status = now + interval
+                    last_status = now
                 self._wake.wait(min(0.5, watchdog or 0.5))
                 self._wake.clear()
         finally:

@@ -223,3 +223,36 @@ def test_reload_that_fails_midway_restarts_the_previous_configuration(tiny_bundl
         daemon.request_stop()
         thread.join(30)
     assert result == {"code": 0}
+
+
+def test_periodic_status_line_has_structured_fields(tiny_bundle):
+    import logging
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    handler = Keep()
+    logger = logging.getLogger("jetseg.daemon")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    daemon = Daemon(config_for(tiny_bundle, SMALL + "&fps=20&realtime=1", ["null://"],
+                               logging={"interval_s": 0.2}))
+    thread, result = _start_in_thread(daemon)
+    try:
+        wait_for(lambda: any(getattr(r, "fields", {}).get("event") == "status" and r.fields["frames"] > 0
+                             for r in records), what="a status line")
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert result == {"code": 0}
+    status = [r for r in records if getattr(r, "fields", {}).get("event") == "status"][-1]
+    assert status.fields["status"] in ("ok", "degraded") and status.fields["sinks"]["null"]["written"] > 0
+    assert "fps" in status.getMessage() and "capture-to-sink p50" in status.getMessage()
+    events = [getattr(r, "fields", {}).get("event") for r in records]
+    assert events[0] == "sink_open" and "started" in events and events[-1] == "stopped"
