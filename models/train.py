@@ -379,12 +379,12 @@ def model_card(spec: Spec, prov: Dict[str, Any], model: Any) -> bytes:
         "- training: `%s`, one frame in %d, %d frames used (sha256 %s...)" % (
             prov["data"]["train"]["uri"], prov["data"]["train"]["every"], prov["data"]["train"]["frames_used"],
             prov["data"]["train"]["sha256"][:16]),
-        "- held out: `%s`, %d frames (sha256 %s...), never seen in training" % (
+        "- held out: `%s`, %d frames (sha256 %s...), never seen in training (used to pick the best step)" % (
             prov["data"]["validation"]["uri"], prov["data"]["validation"]["frames_used"],
             prov["data"]["validation"]["sha256"][:16]),
         "",
         "## Training", "",
-        "```", prov["command"], "```", "",
+        "```", _quoted_command(), "```", "",
         "%d steps, batch %d, AdamW lr %g (one-cycle), Dice + cross-entropy loss, augmentation (rotation, flips, "
         "zoom, elastic, intensity); best held-out step %d; %.0f s on this machine's CPU."
         % (tr["steps_run"], tr["batch"], tr["lr"], prov["best_step"], prov["seconds"]), "",
@@ -398,6 +398,45 @@ def model_card(spec: Spec, prov: Dict[str, Any], model: Any) -> bytes:
         "- Not a medical device; not for diagnosis or any clinical use.", "",
     ]
     return "\n".join(lines).encode("utf-8")
+
+
+def _quoted_command() -> str:
+    """The running command, shell-quoted so that it can be pasted (URIs contain '&')."""
+    import shlex
+    import sys
+
+    return " ".join(["jetseg"] + [shlex.quote(a) for a in sys.argv[1:]])
+
+
+def evaluate_uri(bundle: Any, uri: str, every: int = 10, backend: str = "onnxrt",
+                 threads: int = 0) -> Dict[str, Any]:
+    """Held-out Dice of a bundle on every ``every``-th labelled frame of ``uri``, on the run-time path.
+
+    Each frame goes through ``Spec.preprocess``, the runner and ``Spec.decode``, and is compared with
+    ``Spec.preprocess_mask(label)`` (model resolution) and, mapped back with ``Spec.mask_to_frame``, with the
+    full-size label (frame resolution).
+    """
+    from jetseg.benchmarks.metrics import mean_dice
+    from jetseg.jetson.runners import open_runner
+    from jetseg.jetson.sources import open_source
+
+    bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    spec = bundle.spec
+    pred, ref, full = [], [], []
+    options = {"threads": threads} if threads else {}
+    with open_runner(backend, bundle, **options) as runner, open_source(uri) as source:
+        for i, frame in enumerate(source):
+            if i % every or frame.label is None:
+                continue
+            mask = spec.decode(runner.infer(spec.preprocess(frame.image)))[0]
+            pred.append(mask)
+            ref.append(spec.preprocess_mask(frame.label))
+            full.append(mean_dice(spec.mask_to_frame(mask, frame.image.shape), frame.label, spec.num_classes))
+    if not pred:
+        raise TrainError("%s delivered no labelled frames to evaluate" % uri)
+    return {"data": uri, "every": every, "frames": len(pred), "backend": backend,
+            "dice": round(mean_dice(np.stack(pred), np.stack(ref), spec.num_classes), 4),
+            "dice_full_frame": round(float(np.mean(full)), 4)}
 
 
 def _arch_help(name: str) -> str:
