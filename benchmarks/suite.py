@@ -47,10 +47,11 @@ class Settings:
     settle_time: float = 0.05  # untimed seconds at the start of every block
     max_time: Optional[float] = None  # cap on the whole speed measurement
     batch_sizes: List[int] = field(default_factory=lambda: [1])
-    threads: int = 0  # ONNX Runtime intra-op threads (0 = its default)
+    threads: int = 0  # intra-op threads of ONNX Runtime and PyTorch (0 = their defaults: one per core)
     naive: bool = True
     e2e: bool = False
     e2e_frames: int = 300
+    e2e_segments: int = 3  # pipeline runs, alternating with bare runner timing
     hd95: bool = True
     plots: bool = True
     progress: bool = True
@@ -65,8 +66,9 @@ class Settings:
                               % (self.min_time, self.warmup, self.min_runs, self.block_time, self.settle_time))
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise JetsegError("--batch %s; expected positive batch sizes such as 1 or 1,4" % self.batch_sizes)
-        if self.e2e_frames < 1:
-            raise JetsegError("--e2e-frames is %d; expected at least 1" % self.e2e_frames)
+        if self.e2e_frames < 2 or self.e2e_segments < 1:
+            raise JetsegError("--e2e-frames is %d in %d segment(s); expected at least 2 frames and 1 segment"
+                              % (self.e2e_frames, self.e2e_segments))
         from jetseg.jetson.runners import RUNNERS
 
         for name in self.backends:
@@ -125,7 +127,7 @@ def _open(bundle: Bundle, backend: str, settings: Settings) -> Any:
     from jetseg.jetson.runners import open_runner
 
     options: Dict[str, Any] = {"batch_size": max(settings.batch_sizes)}
-    if backend == "onnxrt" and settings.threads:
+    if backend in ("onnxrt", "torch") and settings.threads:
         options["threads"] = settings.threads
     return open_runner(backend, bundle, **options)
 

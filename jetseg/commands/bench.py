@@ -40,11 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-runs", type=int, default=10, help="minimum timed calls per row (default 10)")
     parser.add_argument("--batch", type=_batches, default=[1], metavar="N[,N]", help="batch sizes (default 1)")
     parser.add_argument("--threads", type=int, default=0,
-                        help="ONNX Runtime intra-op threads (default 0: one per core)")
+                        help="intra-op threads of ONNX Runtime and PyTorch (default 0: their defaults, one per "
+                             "core)")
     parser.add_argument("--e2e", action="store_true",
                         help="also run the daemon pipeline source -> null sink per bundle (fps, capture-to-sink "
                              "latency, drops, pipeline efficiency)")
-    parser.add_argument("--e2e-frames", type=int, default=300, help="frames per end-to-end run (default 300)")
+    parser.add_argument("--e2e-frames", type=int, default=300,
+                        help="frames through the pipeline per bundle (default 300)")
+    parser.add_argument("--e2e-segments", type=int, default=3,
+                        help="pipeline runs those frames are split into, alternating with bare runner timing "
+                             "(default 3)")
     parser.add_argument("--no-naive", action="store_true", help="leave out the naive-loop peer row")
     parser.add_argument("--no-hd95", action="store_true", help="skip HD95 (the slowest accuracy metric)")
     parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
@@ -74,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(backends=args.backend, frames=args.frames, min_time=args.min_time, warmup=args.warmup,
                         min_runs=args.min_runs, batch_sizes=args.batch, threads=args.threads,
                         naive=not args.no_naive, e2e=args.e2e, e2e_frames=args.e2e_frames,
+                        e2e_segments=args.e2e_segments,
                         hd95=not args.no_hd95, plots=not args.no_plots, progress=sys.stderr.isatty())
     out = args.out or datetime.datetime.now().strftime("bench-%Y%m%d-%H%M%S")
     report = run_benchmark(args.bundles, args.reference, args.data, out_dir=out, settings=settings,

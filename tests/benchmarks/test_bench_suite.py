@@ -109,12 +109,14 @@ def test_end_to_end_rows_run_the_daemon_pipeline(tiny_bundles, tmp_path):
     e2e = [r for r in report["results"] if r["kind"] == "e2e"]
     assert [(r["bundle"], r["role"]) for r in e2e] == [("tiny-fp32", "reference"), ("tiny-int8", "candidate")]
     for row in e2e:
-        assert row["frames"] == 12
+        assert row["frames"] == 12 and len(row["segment_fps"]) == 3  # 3 pipeline runs of 4 frames
+        assert len(row["bare_segment_fps"]) == 4  # bare timing before, between and after them
         assert row["fps"] > 0 and row["bare_fps"] > 0
         assert row["pipeline_efficiency"] == pytest.approx(row["fps"] / row["bare_fps"], abs=2e-5)
         assert set(row["latency_ms"]) >= {"p50", "p90", "p99", "mean", "std"}
-        assert row["latency_basis"] == "capture to sink (null://)"
+        assert row["latency_basis"] == "capture to sink (null://), blocking queues"
         assert row["source"]["options"] == {"frames": 12, "loop": 12}
+        assert set(row["dropped_detail"]) == {"source", "pipeline", "sink"}
         assert isinstance(row["dropped"], int)
     assert "pipeline_efficiency" in report["summary"]["tiny-int8/onnxrt@1"]
     assert "efficiency" in (tmp_path / "e2e" / "report.md").read_text()
