@@ -39,6 +39,9 @@ TRT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 #: The oldest ONNX Runtime whose quantizer takes per-tensor overrides (used for ConvTranspose's axis).
 MIN_ORT = "1.17"
 
+#: Frames per collect_data call of ONNX Runtime's calibrators (bounds their memory).
+CHUNK = 8
+
 Ranges = Dict[str, Tuple[float, float]]
 
 
@@ -159,9 +162,13 @@ def compute_ranges(model_path: Path, input_name: str, frames: Sequence[np.ndarra
     calibrator = calib.create_calibrator(Path(model_path), [], augmented_model_path=str(Path(work_dir) / "augmented.onnx"),
                                          calibrate_method=cmethod)
     chatter = io.StringIO()  # ONNX Runtime's calibrators print() their progress: keep stdout for results
+    frames = list(frames)
     with tqdm(total=len(frames), desc="calibrating", unit="frame", disable=None if progress else True,
               leave=False) as bar, contextlib.redirect_stdout(chatter):
-        calibrator.collect_data(FrameReader(input_name, frames, bar))
+        # In chunks: ONNX Runtime holds every intermediate tensor of a collect_data call in memory (GBs for
+        # 64 frames of a U-Net); its collectors merge statistics across calls.
+        for start in range(0, len(frames), CHUNK):
+            calibrator.collect_data(FrameReader(input_name, frames[start:start + CHUNK], bar))
         data = calibrator.compute_data()
     if chatter.getvalue().strip():
         log.debug("onnxruntime: %s", " | ".join(chatter.getvalue().split("\n")))

@@ -126,7 +126,8 @@ def calibrate(bundle: Union[str, Path], scans: str, out: Optional[Union[str, Pat
         def attempt(exclude: List[str]) -> Dict[str, Any]:
             quantize(prepared, candidate, data, target, exclude=exclude)
             result = gate.score(candidate)
-            log.info("gate: mean Dice drop %.4f (threshold %.4f, %d layer(s) in float) -> %s", result["dice_drop"],
+            log.info("gate: mean Dice drop %.4f (threshold %.4f, %d layer(s) in float) -> %s",
+                     round(result["dice_drop"], 4) + 0.0,
                      gate_dice, len(exclude), "pass" if result["passed"] else "fail")
             return result
 
@@ -198,5 +199,5 @@ def calibrate(bundle: Union[str, Path], scans: str, out: Optional[Union[str, Pat
                                  REPORT_FILE: (json.dumps(report, indent=2) + "\n").encode("utf-8")})
     report["out"] = str(out)
     log.info("wrote %s (%s, %s; %d KB = %.0f%% of FP32; mean Dice drop %.4f)", out, target, method,
-             int8_size // 1024, 100.0 * int8_size / fp32_size, final["dice_drop"])
+             int8_size // 1024, 100.0 * int8_size / fp32_size, round(final["dice_drop"], 4) + 0.0)
     return report
