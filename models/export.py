@@ -88,6 +88,7 @@ def torch_to_onnx(model: Any, spec: Spec) -> bytes:
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter is what we want
+            warnings.filterwarnings("ignore", message="no signature found")  # ScriptModules have none
             torch.onnx.export(model, (example,), buffer, opset_version=OPSET, input_names=[spec.input.name],
                               output_names=[spec.output.name], do_constant_folding=True, dynamo=False)
     except Exception as exc:  # the exporter raises many types for unsupported models

@@ -54,11 +54,16 @@ def _static(size: Tuple[int, int]) -> Dict[str, Any]:
     vig8 = np.clip(vignette * 255, 0, 255).astype(np.uint8)
     text = np.zeros((h, w, 3), np.uint8)
     c = cv2()
-    scale = max(0.3, h / 960.0)
-    for i, line in enumerate(["ANON 0000", "CF-H190L", "EXP 1/60"]):
-        c.putText(text, line, (int(0.012 * w), int((0.04 + 0.035 * i) * h) + 4), c.FONT_HERSHEY_SIMPLEX,
-                  scale, (230, 230, 230), 1, c.LINE_AA)
-    text[inside] = 0
+    x0, y0, fw, fh = field_of_view(size)
+    lines = ["ANON 0000", "ID 0000", "CF-H190L", "EXP 1/60"]
+    font = c.FONT_HERSHEY_SIMPLEX
+    widest = max(c.getTextSize(t, font, 1.0, 1)[0][0] for t in lines)
+    scale = min(max(0.3, h / 1100.0), (x0 - 8) / float(widest))
+    if scale >= 0.25:  # the processor's text, left of the circle; none if the frame has no room
+        step = c.getTextSize("Ag", font, scale, 1)[0][1] + 6
+        for i, line in enumerate(lines):
+            c.putText(text, line, (4, y0 + step * (i + 1)), font, scale, (230, 230, 230), 1, c.LINE_AA)
+    text[y0:y0 + fh, x0:x0 + fw] = 0  # never inside the ROI crop
     ty, tx = np.nonzero(text.max(axis=2))
     return {"inside": inside, "vignette": c.merge([vig8, vig8, vig8]), "text_idx": (ty, tx),
             "text_val": text[ty, tx], "geometry": g}
@@ -135,16 +140,15 @@ def make_frame(index: int, seed: int = 0, size: Tuple[int, int] = (480, 640)) ->
         ys = (np.arange(y0, y1, dtype=np.float32)[:, None] - center[1]) / pol["axes"][1]
         xs = (np.arange(x0, x1, dtype=np.float32)[None, :] - center[0]) / pol["axes"][0]
         lx, ly = math.cos(pol["light"]), math.sin(pol["light"])
-        dome = np.sqrt(np.clip(1.0 - xs * xs - ys * ys, 0.0, 1.0))
-        shading = 0.8 + 0.35 * dome - 0.3 * (xs * lx + ys * ly)
-        box = img[y0:y1, x0:x1].astype(np.float32)
-        polyp = box * pol["tint"][None, None, :] * shading[:, :, None]
+        r2 = xs * xs + ys * ys
+        lit = xs * lx + ys * ly
+        shading = 0.8 + 0.35 * np.sqrt(np.clip(1.0 - r2, 0.0, 1.0)) - 0.3 * lit
+        outside = 1.0 - inside
         # a faint shadow just outside the rim, on the side away from the light
-        rim = np.clip(1.0 - inside, 0, 1) * np.exp(-((np.sqrt(xs * xs + ys * ys) - 1.05) / 0.12) ** 2)
-        rim *= np.clip(xs * lx + ys * ly, 0, 1)
-        wgt = inside[:, :, None]
-        out = polyp * wgt + box * (1.0 - wgt) * (1.0 - 0.35 * rim[:, :, None])
-        img[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)
+        rim = outside * np.exp(-((np.sqrt(r2) - 1.05) / 0.12) ** 2) * np.clip(lit, 0, 1)
+        factor = (inside * shading)[:, :, None] * pol["tint"][None, None, :] + (outside * (1.0 - 0.35 * rim))[:, :, None]
+        out = img[y0:y1, x0:x1] * factor
+        img[y0:y1, x0:x1] = np.minimum(out, 255.0).astype(np.uint8)
         mask[y0:y1, x0:x1][(inside > 0.5) & st["inside"][y0:y1, x0:x1]] = 1
         # specular highlight on the dome, towards the light
         hx = int(center[0] - 0.35 * pol["axes"][0] * lx)

@@ -65,32 +65,39 @@ def _static(size: Tuple[int, int]) -> Dict[str, Any]:
     gain = np.exp(-1.1 * np.clip(depth, 0, 1)) * 1.25 * lateral * radial * inside
     text = np.zeros((h, w), np.uint8)
     _draw_text(text, size, g)
-    text[inside] = 0
+    x0, y0, fw, fh = field_of_view(size)
+    text[y0:y0 + fh, x0:x0 + fw] = 0  # never inside the ROI crop
     ty, tx = np.nonzero(text)
     return {"inside": inside, "gain": gain.astype(np.float32), "text_idx": (ty, tx),
             "text_val": text[ty, tx], "geometry": g}
 
 
 def _draw_text(img: np.ndarray, size: Tuple[int, int], g: Dict[str, float]) -> None:
+    """Scanner overlay text, laid out around the sector's bounding box (the ROI crop removes all of it)."""
     c = cv2()
     h, w = size
-    scale = max(0.3, h / 960.0)
-    thick = 1
+    x0, y0, fw, fh = field_of_view(size)
+    scale = _text_scale(h)
     font = c.FONT_HERSHEY_SIMPLEX
-    lines = ["ANON 0000", "ID 00000000", "C5-2 5.0MHz"]
-    for i, line in enumerate(lines):
-        c.putText(img, line, (int(0.012 * w), int((0.035 + 0.035 * i) * h) + 4), font, scale, 200, thick,
-                  c.LINE_AA)
-    c.putText(img, "GAIN 52 DR 60", (int(0.78 * w), int(0.04 * h) + 4), font, scale, 200, thick, c.LINE_AA)
-    # depth scale along the right border: a tick per centimetre of a 16 cm field
-    x = int(w - 0.03 * w)
+    line = c.getTextSize("Ag", font, scale, 1)[0][1] + 4
+    left = int(0.012 * w)
+    c.putText(img, "ANON 0000  ID 00000000", (left, line), font, scale, 200, 1, c.LINE_AA)
+    c.putText(img, "C5-2 5.0MHz", (left, 2 * line), font, scale, 200, 1, c.LINE_AA)
+    gain = "GAIN 52 DR 60"
+    width = c.getTextSize(gain, font, scale, 1)[0][0]
+    c.putText(img, gain, (w - width - left, line), font, scale, 200, 1, c.LINE_AA)
+    # depth scale right of the sector: a tick per centimetre of a 16 cm field, labels every 5 cm
+    x = x0 + fw + 3
     top, bottom = g["cy"] + g["r0"], g["cy"] + g["r1"]
     for cm in range(0, 17):
         y = int(top + (bottom - top) * cm / 16.0)
-        length = 8 if cm % 5 == 0 else 4
-        c.line(img, (x, y), (x + length, y), 200, 1)
+        c.line(img, (x, y), (x + (8 if cm % 5 == 0 else 4), y), 200, 1)
         if cm % 5 == 0 and cm:
-            c.putText(img, str(cm), (x - int(22 * scale * 2), y + 4), font, scale, 200, thick, c.LINE_AA)
+            c.putText(img, str(cm), (x + 11, y + 4), font, scale, 200, 1, c.LINE_AA)
+
+
+def _text_scale(h: int) -> float:
+    return max(0.3, h / 1100.0)
 
 
 def _clip_scene(seed: int, clip: int, size: Tuple[int, int]) -> Dict[str, Any]:
@@ -191,9 +198,8 @@ def make_frame(index: int, seed: int = 0, size: Tuple[int, int] = (480, 640)) ->
     ty, tx = st["text_idx"]
     grey[ty, tx] = st["text_val"]
     c = cv2()
-    scale = max(0.3, h / 960.0)
-    c.putText(grey, "F %05d  %.1f s" % (index, index / 30.0), (int(0.012 * w), int(0.975 * h)),
-              c.FONT_HERSHEY_SIMPLEX, scale, 200, 1, c.LINE_AA)
+    c.putText(grey, "F %05d  %.1f s" % (index, index / 30.0), (int(0.012 * w), h - 3 - int(0.006 * h)),
+              c.FONT_HERSHEY_SIMPLEX, _text_scale(h), 200, 1, c.LINE_AA)
     return c.cvtColor(grey, c.COLOR_GRAY2BGR), mask
 
 
