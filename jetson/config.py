@@ -168,11 +168,12 @@ class PostprocessConfig:
 
 @dataclass
 class PipelineConfig:
-    """Queue sizes and run limits. ``queue_size`` bounds each hand-over between stages (finite sources);
-    live sources always use a single newest-wins slot. ``sink_queue`` bounds each sink's queue
-    (sinks with ``blocking_ok`` get ``sink_queue_blocking`` for finite sources)."""
+    """Queue sizes and run limits. ``queue_size`` bounds each hand-over between stages for non-live sources
+    (frames are read when there is room: 1 keeps latency lowest); live sources always use a single
+    newest-wins slot. ``sink_queue`` bounds each sink's queue (sinks with ``blocking_ok`` get
+    ``sink_queue_blocking`` for non-live sources)."""
 
-    queue_size: int = 2
+    queue_size: int = 1
     sink_queue: int = 4
     sink_queue_blocking: int = 16
     max_frames: Optional[int] = None

@@ -88,6 +88,17 @@ class Channel:
             self._cond.notify_all()
             return dropped
 
+    def wait_room(self, timeout: float = 0.1) -> bool:
+        """Wait up to ``timeout`` seconds until a ``put`` would not block; False if there is still no room.
+
+        A producer that waits *before* it makes its next item (reads the next frame) keeps that item fresh:
+        frames of a finite source are read just in time, not early, which keeps their latency low.
+        """
+        with self._cond:
+            if len(self._items) >= self.capacity and not self._closed:
+                self._cond.wait(timeout)
+            return len(self._items) < self.capacity or self._closed
+
     def get(self, timeout: float = 0.1) -> Any:
         """The next item, :data:`END` once closed and drained, or ``_EMPTY`` after ``timeout`` seconds."""
         with self._cond:
@@ -450,14 +461,16 @@ class Pipeline:
         roi: a :class:`RoiPolicy` (default: the spec's ROI).
         post: a :class:`PostProcessor` (default: decode only).
         metrics: where events go (default: a new :class:`Metrics`).
-        queue_size: capacity of the hand-overs between stages for finite sources.
+        queue_size: capacity of the hand-overs between stages for finite sources (frames are read when there
+            is room, so 1 keeps capture-to-sink latency near two inference periods while still overlapping
+            capture and preprocessing with inference).
         sink_queue / sink_queue_blocking: capacity of a sink's queue (dropping / blocking_ok with a finite source).
         max_frames / duration_s: stop capturing after this many frames / seconds (then drain).
     """
 
     def __init__(self, capture: Union[Capture, Source], runner: Any, sinks: Sequence[Tuple[str, Sink]],
                  spec: Optional[Spec] = None, roi: Optional[RoiPolicy] = None, post: Optional[PostProcessor] = None,
-                 metrics: Optional[Metrics] = None, queue_size: int = 2, sink_queue: int = 4,
+                 metrics: Optional[Metrics] = None, queue_size: int = 1, sink_queue: int = 4,
                  sink_queue_blocking: int = 16, max_frames: Optional[int] = None,
                  duration_s: Optional[float] = None) -> None:
         self.metrics = metrics if metrics is not None else Metrics()
@@ -603,6 +616,7 @@ class Pipeline:
         out = self._to_infer
         deadline = None if self.duration_s is None else self.started + self.duration_s  # type: ignore[operator]
         beats = self.beats
+        just_in_time = out.policy == "block"
         try:
             while not stop.is_set():
                 beats["capture"] = time.monotonic()
@@ -610,6 +624,8 @@ class Pipeline:
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     break
+                if just_in_time and not out.wait_room():
+                    continue  # inference is still busy: read the next frame when it can be taken
                 t0 = time.perf_counter()
                 frame = capture.read(stop)
                 if frame is END:
@@ -733,7 +749,7 @@ def run_pipeline(bundle: Any, source_uri: str, sink_uris: Sequence[str] = ("null
                  duration: Optional[float] = None, max_frames: Optional[int] = None,
                  backend_options: Optional[Dict[str, Any]] = None, source_options: Optional[Dict[str, Any]] = None,
                  realtime: bool = False, roi: Union[str, Sequence[int]] = "spec", smoothing: float = 0.0,
-                 min_area_px: int = 0, queue_size: int = 2, sink_queue: int = 4, runner: Any = None,
+                 min_area_px: int = 0, queue_size: int = 1, sink_queue: int = 4, runner: Any = None,
                  metrics: Optional[Metrics] = None, roi_only: bool = False) -> Dict[str, Any]:
     """Run the full pipeline once and return its statistics (see docs/runtime.md).
 

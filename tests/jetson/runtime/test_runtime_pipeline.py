@@ -121,6 +121,32 @@ def test_live_source_newest_frame_wins(runner):
     assert summary["sinks"]["rec"]["written"] == summary["frames"]  # blocking_ok does not matter when live
 
 
+def test_finite_source_frames_are_read_just_in_time(runner):
+    """With a slow model a file is not read ahead: a frame is read only when inference can take the last one,
+    so it does not wait in line (low capture-to-sink latency)."""
+    slow = SlowRunner(runner, 0.02)
+    finished = []
+    infer = slow.infer
+
+    def counting(batch):
+        out = infer(batch)
+        finished.append(1)
+        return out
+
+    slow.infer = counting
+    ahead = []
+
+    class Watched(ListSource):
+        def _read(self, timeout):
+            ahead.append(self._next - len(finished))  # frames read (this one included) but not inferred yet
+            return super()._read(timeout)
+
+    sink = RecordingSink()
+    _run(Pipeline(Watched([disc_frame(i) for i in range(12)]).open(), slow, [("rec", sink)]))
+    assert sink.indices == list(range(12))
+    assert max(ahead) <= 1, ahead
+
+
 def test_live_source_slow_sink_drops_too(runner):
     gate = GateSink()
     source = ListSource([disc_frame(i) for i in range(100)], live=True).open()
