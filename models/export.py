@@ -49,7 +49,7 @@ def load_weights(model: Any, path: Any) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).replace("\n", " ")[:200]
+        first = " ".join(str(exc).split())[:200]
         raise ExportError("weights %s do not fit the model: %s" % (path, first)) from None
 
 
@@ -196,8 +196,8 @@ def export_model(source: str, spec: Spec, weights: Optional[str] = None,
                               % source)
         if not path.is_file():
             raise ExportError("ONNX model %s does not exist" % source)
+        check_onnx(path, spec)
         data = path.read_bytes()
-        check_onnx(data, spec)
         info["route"] = "onnx"
         return data, info
     if path.suffix.lower() in (".ts", ".pt", ".pth", ".torchscript", ".jit"):
