@@ -8,7 +8,9 @@ Options:
     seed: the "patient" (default 0).
     width, height: frame size (default 640x480).
     fps: pacing rate with ``realtime=1`` (default 30), also reported as the native rate.
-    realtime: 1 paces frames at ``fps`` like a live scanner; 0 (default) delivers them as fast as asked.
+    realtime: 1 behaves like a live scanner: frame k appears at open time + k/fps; a reader that falls
+        behind gets the newest frame, and the skipped ones are counted in ``dropped`` (``Frame.index`` is
+        the stream position, so it jumps). 0 (default) delivers every frame as fast as asked.
     loop: render only ``L`` distinct frames (cached) and cycle them: cheap streaming for benchmarks.
     start: index of the first frame (held-out sets use other indices or seeds than training).
 """
@@ -65,6 +67,7 @@ class SyntheticSource(Source):
                                       int(_int(options, "width", 640, 64) or 640))
         self.rate = float(_int(options, "fps", 30, 1) or 30)
         self.realtime = bool(_int(options, "realtime", 0, 0))
+        self.live = self.realtime  # paced like a scanner: the newest frame wins, drops are counted
         self.loop = _int(options, "loop", None, 1)
         self.start = int(_int(options, "start", 0, 0) or 0)
         self._next = 0
@@ -86,7 +89,7 @@ class SyntheticSource(Source):
 
         self.roi = field_of_view(self.kind, self.size)
         self._next = 0
-        self._due = time.monotonic()
+        self._due = time.monotonic()  # the stream's start: frame k is due at _due + k / fps
 
     def _render(self, position: int) -> Tuple[np.ndarray, np.ndarray]:
         from jetseg.models.synthetic import make_frame
@@ -105,21 +108,27 @@ class SyntheticSource(Source):
         if self.frames is not None and self._next >= self.frames:
             self.ended = True
             return None
+        stamp = time.monotonic()
         if self.realtime:
-            wait = self._due - time.monotonic()
+            # a live scanner: frame k exists from start + k/fps on; the newest one wins
+            current = int((time.monotonic() - self._due) * self.rate)
+            if current > self._next:
+                last = current if self.frames is None else min(current, self.frames - 1)
+                self.dropped += last - self._next
+                self._next = last
+            stamp = self._due + self._next / self.rate
+            wait = stamp - time.monotonic()
             if timeout is not None and wait > timeout:
                 time.sleep(max(0.0, timeout))
                 return None
             if wait > 0:
                 time.sleep(wait)
-            # a slow reader does not build a backlog: the schedule restarts from now
-            self._due = max(self._due, time.monotonic() - 1.0 / self.rate) + 1.0 / self.rate
         position = self._next
         image, label = self._render(position)
         self._next += 1
         if self.frames is not None and self._next >= self.frames:
             self.ended = True
-        return Frame(index=position, image=image, timestamp=time.monotonic(), label=label,
+        return Frame(index=position, image=image, timestamp=stamp, label=label,
                      source_id="synthetic://%s?seed=%d#%d" % (self.kind, self.seed, self.start + position),
                      meta={"roi": self.roi, "classes": self._classes()})
 

@@ -60,6 +60,29 @@ def test_realtime_timeout_returns_none_without_losing_the_frame():
         assert not src.ended and src.delivered == 1
 
 
+def test_realtime_slow_reader_gets_the_newest_frame_and_drops_are_counted():
+    import time
+
+    with open_source("synthetic://ultrasound?realtime=1&fps=50&" + SMALL) as src:
+        assert src.live
+        first = src.read(timeout=1.0)
+        time.sleep(0.3)  # 15 frame periods: a live scanner does not wait
+        late = src.read(timeout=1.0)
+        assert late.index - first.index >= 10
+        assert src.dropped == late.index - first.index - 1
+        assert late.timestamp > first.timestamp
+
+
+def test_realtime_finite_stream_ends_after_its_last_frame():
+    import time
+
+    with open_source("synthetic://ultrasound?realtime=1&fps=100&frames=5&" + SMALL) as src:
+        src.read(timeout=1.0)
+        time.sleep(0.2)
+        last = src.read(timeout=1.0)
+        assert last.index == 4 and src.ended and src.dropped == 3
+
+
 @pytest.mark.parametrize("uri, text", [
     ("synthetic://ultrasound?frame=3", "option 'frame' is unknown; known options: frames, seed"),
     ("synthetic://ultrasound?frames=0", "frames='0' is invalid; expected an integer >= 1"),
