@@ -1,16 +1,136 @@
-"""`jetseg demo` (placeholder until its issue lands)."""
+"""`jetseg demo`: the whole story on bundled defaults, on any machine.
+
+1. calibrate the bundled ultrasound model to INT8 from synthetic scans (with the accuracy gate);
+2. run the streaming pipeline on a synthetic cine stream in real time: overlay video, web viewer, masks;
+3. benchmark FP32 against INT8 with the naive-loop peer and print the table.
+"""
 from __future__ import annotations
 
 import argparse
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict
 
-from jetseg.errors import JetsegError
+HELP = "the whole story on bundled defaults: calibrate INT8, stream with overlay, benchmark vs FP32"
 
-HELP = "demo (not implemented yet)"
+MARKER = ".jetseg-demo"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--out", default="jetseg-demo", metavar="DIR",
+                        help="where the demo writes its INT8 bundle, video, masks and report (default ./jetseg-demo;"
+                             " a previous demo there is replaced)")
+    parser.add_argument("--model", default="ultrasound", choices=["ultrasound", "endoscopy"],
+                        help="which bundled model to use (default ultrasound)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to stream (default 20)")
+    parser.add_argument("--port", type=int, default=0,
+                        help="web viewer port on 127.0.0.1 (default: a free port, printed)")
+    parser.add_argument("--bench-time", type=float, default=3.0, metavar="S",
+                        help="measured seconds per benchmark row (default 3)")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _prepare_out(out: Path) -> None:
+    from jetseg.errors import JetsegError
+
+    if out.exists():
+        if not (out / MARKER).is_file():
+            raise JetsegError("%s exists and is not a jetseg demo directory; choose another --out" % out)
+        shutil.rmtree(str(out))
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("written by jetseg demo; replaced by the next demo run\n")
+
+
+def _step(number: int, title: str) -> float:
+    print("\n[%d/3] %s" % (number, title), flush=True)
+    return time.monotonic()
+
+
+def _done(start: float) -> None:
+    print("      (%.0f s)" % (time.monotonic() - start), flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise JetsegError("'jetseg demo' is not implemented yet")
+    from jetseg.benchmarks.report import markdown_table
+    from jetseg.benchmarks.suite import Settings, run_benchmark
+    from jetseg.calibration.workflow import calibrate
+    from jetseg.errors import JetsegError
+    from jetseg.jetson.pipeline import run_pipeline
+    from jetseg.models import bundled
+
+    if args.seconds <= 0 or args.bench_time <= 0:
+        raise JetsegError("--seconds and --bench-time must be positive")
+    story_start = time.monotonic()
+    fp32 = bundled(args.model)
+    out = Path(args.out).resolve()
+    _prepare_out(out)
+    kind = args.model
+    print("jetseg demo: bundled %s model %s -> %s" % (kind, fp32, out))
+
+    # 1. Calibration: the same preprocessing as at run time, an accuracy gate against FP32.
+    start = _step(1, "calibrate INT8 (ONNX Runtime CPU form) from synthetic %s scans, gate: Dice drop <= 0.01" % kind)
+    int8 = out / ("%s-int8" % fp32.name)
+    cal = calibrate(fp32, "synthetic://%s?frames=160&seed=11" % kind, out=int8, target="cpu", method="entropy",
+                    count=32, holdout=24, max_frames=160)
+    gate = cal["gate"]["result"]
+    print("      INT8 bundle %s: %.0f%% of the FP32 file size; held-out Dice drop %.4f (gate passed, %d layer(s) "
+          "kept in float)" % (int8, 100.0 * cal["model"]["size_ratio"], gate["dice_drop"], len(cal["float_layers"])))
+    _done(start)
+
+    # 2. The streaming pipeline, as `jetseg run` runs it, paced like a live scanner.
+    port = args.port or _free_port()
+    video = out / "overlay.mp4"
+    start = _step(2, "stream synthetic %s cine in real time for %.0f s through the INT8 model" % (kind, args.seconds))
+    print("      web viewer: http://127.0.0.1:%d/  (open it now; it stops when the stream ends)" % port, flush=True)
+    stats = run_pipeline(int8, "synthetic://%s?seed=7&fps=30" % kind,
+                         sink_uris=["file://%s" % video, "http://127.0.0.1:%d" % port, "masks://%s?png=0" % (out / "masks")],
+                         duration=args.seconds, realtime=True)
+    e2e = stats["latency_ms"]["capture_to_sink"]
+    print("      %d frames at %.1f fps, capture-to-sink latency p50 %.1f ms / p99 %.1f ms, dropped %s" % (
+        stats["frames"], stats["fps"], e2e.get("p50", float("nan")), e2e.get("p99", float("nan")),
+        _drops(stats)))
+    print("      overlay video: %s; per-frame areas: %s" % (video, out / "masks" / "frames.jsonl"))
+    _done(start)
+
+    # 3. The benchmark: FP32 reference, INT8, the naive loop and the end-to-end pipeline, in one run.
+    start = _step(3, "benchmark FP32 vs INT8 (+ naive loop, + end-to-end pipeline) on held-out synthetic scans")
+    settings = Settings(frames=16, min_time=args.bench_time, warmup=2, min_runs=3, e2e=True, e2e_frames=90,
+                        e2e_segments=3, hd95=False, progress=sys.stderr.isatty())
+    report = run_benchmark([int8], fp32, "synthetic://%s?frames=24&seed=4242" % kind, out_dir=out / "bench",
+                           settings=settings)
+    print()
+    print(markdown_table(report["results"]))
+    print("\n      report: %s" % (out / "bench" / "report.md"))
+    _done(start)
+    for name, entry in report.get("summary", {}).items():
+        print("\n%s: %s" % (name, _headline(entry)))
+    print("\ndemo finished in %.0f s; everything it wrote is in %s" % (time.monotonic() - story_start, out))
+    return 0
+
+
+def _drops(stats: Dict[str, Any]) -> str:
+    dropped = stats.get("dropped", {})
+    return ", ".join("%s %s" % (k, v) for k, v in dropped.items()) or "none"
+
+
+def _headline(entry: Dict[str, Any]) -> str:
+    parts = []
+    if entry.get("speedup_vs_reference") is not None:
+        parts.append("%.2fx the FP32 throughput" % entry["speedup_vs_reference"])
+    if entry.get("dice_drop") is not None:
+        parts.append("Dice drop %.4f (vs %s)" % (entry["dice_drop"], entry.get("dice_drop_basis", "reference")))
+    if entry.get("size_ratio_vs_reference") is not None:
+        parts.append("%.0f%% of the FP32 size" % (100.0 * entry["size_ratio_vs_reference"]))
+    if entry.get("pipeline_efficiency") is not None:
+        parts.append("pipeline efficiency %.2f" % entry["pipeline_efficiency"])
+    if entry.get("speedup_vs_naive_loop") is not None:
+        parts.append("%.1fx the naive loop" % entry["speedup_vs_naive_loop"])
+    return ", ".join(parts)
