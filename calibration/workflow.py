@@ -80,7 +80,7 @@ def _ordered_ranges(model_path: Path, ranges: Dict[str, Any]) -> Dict[str, List[
     return out
 
 
-def calibrate(bundle: Union[str, Path], scans: str, out: Optional[Union[str, Path]] = None,
+def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[str, Path]] = None,
               method: str = "entropy", count: int = 64, holdout: int = 32, target: str = "tensorrt",
               gate_dice: float = 0.01, max_fallback: int = 8, max_frames: int = 300,
               trt_version: str = trtcache.DEFAULT_TRT_VERSION, memory_mb: float = 1024.0,
@@ -93,7 +93,7 @@ def calibrate(bundle: Union[str, Path], scans: str, out: Optional[Union[str, Pat
     """
     _check_options(method, target, count, holdout, gate_dice, max_fallback)
     trtcache.version_number(trt_version)  # validates the version string early
-    fp32 = Bundle(bundle)
+    fp32 = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     if fp32.precision != "fp32":
         raise BundleError("bundle %s is already %s; calibrate the FP32 bundle it came from" % (fp32.path, fp32.precision))
     out = Path(out) if out is not None else default_out(fp32.path)

@@ -203,5 +203,5 @@ def test_already_int8_bundle_is_refused(make_bundle, png_folder, tmp_path):
 
 
 def test_paths_are_reported(make_bundle, png_folder, tmp_path):
-    report = calibrate(make_bundle(), str(png_folder(8)), count=4, holdout=2, progress=False)
+    report = calibrate(Bundle(make_bundle()), str(png_folder(8)), count=4, holdout=2, progress=False)
     assert Path(report["out"]) == tmp_path / "fp32-int8" and (tmp_path / "fp32-int8" / "model.onnx").is_file()
