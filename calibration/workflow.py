@@ -153,8 +153,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
             raise GateError("INT8 fails the accuracy gate: mean Dice drop %.4f > --gate-dice %g on %d held-out frames "
                             "(%s); try --method percentile or minmax, more --count, a higher --max-fallback, or "
                             "a larger --gate-dice" % (final["dice_drop"], gate_dice, final["frames"], tried))
-        if exclude:
-            quantize(prepared, candidate, data, target, exclude=exclude)
+        # ``candidate`` now holds the model of the last (passing) attempt
 
         qmodel = onnx.load(str(candidate))
         violations = check_qdq(qmodel) if target == "tensorrt" else []
