@@ -45,7 +45,7 @@ def latency_plot(samples: Dict[str, List[float]], path: Path, title: str) -> Non
                    meanprops={"marker": "o", "markerfacecolor": "black", "markersize": 4}, **_horizontal())
         ax.set_yticks(range(1, len(labels) + 1))
         ax.set_yticklabels(labels, fontsize=8)
-        ax.set_xlabel("latency per call (ms); box: p25-p75, whiskers: p1-p99, dot: mean")
+        ax.set_xlabel("latency per call (ms; e2e rows: capture to sink); box: p25-p75, whiskers: p1-p99, dot: mean")
         import numpy as np
 
         lows = [float(np.percentile(samples[k], 1)) for k in labels]
@@ -74,7 +74,7 @@ def fps_dice_plot(results: List[Dict[str, Any]], path: Path, title: str) -> None
                        edgecolors="black", linewidths=0.5, label=row_label(r), zorder=3)
         ax.set_xlabel("throughput (frames/s)")
         ax.set_ylabel("mean Dice vs %s" % ("labels" if use_labels else "FP32 reference"))
-        ax.set_title(title + "\n(o model alone, s end-to-end pipeline, ^ naive loop frame to mask)", fontsize=9)
+        ax.set_title(title + " (o model alone, s end-to-end pipeline, ^ naive loop frame to mask)", fontsize=9)
         if points:
             ax.set_xlim(0, max(r["fps"] for r in points) * 1.1)
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, ncol=1, frameon=False)
@@ -88,7 +88,7 @@ def fps_dice_plot(results: List[Dict[str, Any]], path: Path, title: str) -> None
 def write_plots(report: Dict[str, Any], samples: Dict[str, List[float]], out_dir: Path) -> List[str]:
     """Write the plots into ``out_dir``; return their file names."""
     c = report["conditions"]
-    title = "%s - %s, %s cores - %s" % (c["date"][:10], c["machine"]["cpu"], c["machine"]["cores"],
+    title = "%s - %s, %s cores\n%s" % (c["date"][:10], c["machine"]["cpu"], c["machine"]["cores"],
                                         report["data"]["source"])
     names = []
     if samples:

@@ -342,8 +342,6 @@ def _complete_e2e(e2e: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> L
         row.setdefault("power_w", "n/a")
         row.setdefault("fps_per_watt", "n/a")
         row["speedup_vs_reference"] = _round(row["fps"] / ref["fps"], 4) if ref and ref["fps"] else None
-        if twin.get("peer") == ORT_PEER:
-            row["peer"] = ORT_PEER
     return e2e
 
 
