@@ -51,9 +51,8 @@ REPORT_FORMAT = 1
 
 
 def default_out(bundle: Union[str, Path]) -> Path:
-    """``<bundle>-int8`` next to the FP32 bundle."""
-    path = Path(bundle)
-    return path.with_name(path.name.rstrip("/") + "-int8")
+    """``./<bundle name>-int8`` in the working directory (never inside an installed package's bundles)."""
+    return Path.cwd() / (Path(bundle).resolve().name + "-int8")
 
 
 def _check_options(method: str, target: str, count: int, holdout: int, gate_dice: float, max_fallback: int) -> None:

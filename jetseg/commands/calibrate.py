@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scans", required=True, metavar="SOURCE",
                         help="representative scans: an image folder, a video, a DICOM or NIfTI file, "
                              "synthetic://ultrasound, ...")
-    parser.add_argument("--out", metavar="DIR", help="INT8 bundle to write (default: BUNDLE-int8)")
+    parser.add_argument("--out", metavar="DIR", help="INT8 bundle to write (default: ./<bundle name>-int8)")
     parser.add_argument("--method", default="entropy", choices=("entropy", "minmax", "percentile"),
                         help="how activation ranges are chosen (default: entropy)")
     parser.add_argument("--count", type=int, default=64, metavar="N",

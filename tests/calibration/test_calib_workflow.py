@@ -202,6 +202,7 @@ def test_already_int8_bundle_is_refused(make_bundle, png_folder, tmp_path):
         calibrate(out, str(tmp_path / "scans"), out=tmp_path / "again", progress=False)
 
 
-def test_paths_are_reported(make_bundle, png_folder, tmp_path):
+def test_paths_are_reported(make_bundle, png_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default --out is ./<bundle name>-int8
     report = calibrate(Bundle(make_bundle()), str(png_folder(8)), count=4, holdout=2, progress=False)
     assert Path(report["out"]) == tmp_path / "fp32-int8" and (tmp_path / "fp32-int8" / "model.onnx").is_file()
