@@ -90,9 +90,12 @@ def _read(uri: str, limit: Optional[int], every: int, spec: Optional[Spec],
         finite: Optional[int] = len(source)
     except TypeError:
         finite = None
-    if finite is None and limit is None:
-        raise TrainError("training source %s is endless; add frames=N to the URI" % uri)
-    total = min(finite, limit * every) if finite is not None and limit is not None else (finite or limit * every)
+    if limit is None:
+        if finite is None:
+            raise TrainError("training source %s is endless; add frames=N to the URI" % uri)
+        total = finite
+    else:
+        total = limit * every if finite is None else min(finite, limit * every)
     digest = hashlib.sha256()
     xs: List[np.ndarray] = []
     ys: List[np.ndarray] = []
