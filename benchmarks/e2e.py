@@ -106,15 +106,20 @@ def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple
         for where, n in r["dropped"].items():
             dropped[where] = dropped.get(where, 0) + int(n)
         dropped["sink"] += sum(int(s.get("dropped", 0)) for s in r["sinks"].values())
+    stages = runs[-1]["latency_ms"]["stages"]
+    outside = sum(v.get("mean", 0.0) for k, v in stages.items() if k != "infer")
+    infer_ms = stages.get("infer", {}).get("mean")
     item: Dict[str, Any] = {
         "bundle": row.name, "bundle_path": str(row.bundle.path), "backend": row.backend,
         "precision": row.bundle.precision, "kind": "e2e", "role": row.role, "batch": 1,
         "fps": round(e2e_fps, 3), "segment_fps": [r["fps"] for r in runs],
         "latency_ms": lat.latency_ms(), "latency_basis": "capture to sink (null://), blocking queues",
-        "stage_latency_ms": runs[-1]["latency_ms"]["stages"],
+        "stage_latency_ms": stages,
         "frames": sum(r["frames"] for r in runs), "dropped": sum(dropped.values()), "dropped_detail": dropped,
         "bare_fps": round(bare_stats.fps, 3), "bare_segment_fps": bare_fps,
         "pipeline_efficiency": round(e2e_fps / bare_stats.fps, 5),
+        # work per frame outside the model (capture, preprocess, postprocess, sink) relative to inference
+        "pipeline_overhead_ratio": round(outside / infer_ms, 5) if infer_ms else None,
         "source": e2e_source(data, settings.e2e_frames), "runner": row.runner.describe(),
     }
     return item, lat.samples_ms

@@ -304,7 +304,9 @@ def _row_dicts(rows: List[Row], reference: Row, power: Dict[str, Optional[float]
                 "bundle": row.name, "bundle_path": str(row.bundle.path), "backend": row.backend,
                 "precision": row.bundle.precision, "kind": row.kind, "role": row.role, "batch": batch,
                 "fps": _round(stats.fps, 3), "latency_ms": stats.latency_ms(), "runs": stats.runs,
+                "fps_median": _round(batch * 1000.0 / stats.p50, 3),
                 "speedup_vs_reference": _round(stats.fps / base.fps, 4) if base else None,
+                "speedup_vs_reference_median": _round(base.p50 / stats.p50, 4) if base else None,
                 "size_bytes": size, "size_ratio_vs_reference": _round(size / ref_size, 4),
                 "rss_added_bytes": row.rss_added_bytes,
                 "dice_vs_reference": _round(vs_ref["dice"]), "iou_vs_reference": _round(vs_ref["iou"]),
@@ -356,12 +358,14 @@ def _summary(results: List[Dict[str, Any]]) -> Dict[str, Any]:
         key = "%s/%s@%d" % (r["bundle"], r["backend"], r["batch"])
         entry = out.setdefault(key, {"precision": r["precision"]})
         if r["kind"] == "runner":
-            entry.update(speedup_vs_reference=r["speedup_vs_reference"], dice_drop=r["dice_drop"],
+            entry.update(speedup_vs_reference=r["speedup_vs_reference"],
+                         speedup_vs_reference_median=r["speedup_vs_reference_median"], dice_drop=r["dice_drop"],
                          dice_drop_basis=r["dice_drop_basis"], size_ratio_vs_reference=r["size_ratio_vs_reference"])
             if naive:
                 entry["speedup_vs_naive_loop"] = _round(r["fps"] / naive["fps"], 4)
         else:
-            entry.update(pipeline_efficiency=r["pipeline_efficiency"], e2e_fps=r["fps"])
+            entry.update(pipeline_efficiency=r["pipeline_efficiency"], e2e_fps=r["fps"],
+                         pipeline_overhead_ratio=r.get("pipeline_overhead_ratio"))
             if naive:
                 entry["e2e_speedup_vs_naive_loop"] = _round(r["fps"] / naive["fps"], 4)
     return out

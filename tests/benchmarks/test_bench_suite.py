@@ -32,6 +32,7 @@ def test_report_schema_and_files(tiny_bundles, frames, tmp_path):
             assert key in row, key
         assert set(row["latency_ms"]) >= {"p50", "p90", "p99", "mean", "std"}
         assert row["fps"] > 0 and row["runs"] >= 3
+        assert row["fps_median"] == pytest.approx(row["batch"] * 1000.0 / row["latency_ms"]["p50"], rel=1e-2)
     ref_row, cand_row = rows[0], rows[2]
     assert ref_row["peer"] == "onnxrt-fp32" and ref_row["role"] == "reference"
     assert ref_row["dice_vs_reference"] == 1.0 and ref_row["dice_drop"] == 0.0
@@ -118,6 +119,7 @@ def test_end_to_end_rows_run_the_daemon_pipeline(tiny_bundles, tmp_path):
         assert row["source"]["options"] == {"frames": 12, "loop": 12}
         assert set(row["dropped_detail"]) == {"source", "pipeline", "sink"}
         assert isinstance(row["dropped"], int)
+        assert row["pipeline_overhead_ratio"] >= 0
     assert "pipeline_efficiency" in report["summary"]["tiny-int8/onnxrt@1"]
     assert "efficiency" in (tmp_path / "e2e" / "report.md").read_text()
 
