@@ -77,6 +77,11 @@ def fps_dice_plot(results: List[Dict[str, Any]], path: Path, title: str) -> None
         ax.set_title(title + " (o model alone, s end-to-end pipeline, ^ naive loop frame to mask)", fontsize=9)
         if points:
             ax.set_xlim(0, max(r["fps"] for r in points) * 1.1)
+            # at least 0.05 of Dice in view: differences of 1e-4 must not look like a cliff
+            low, high = min(r[key] for r in points), max(r[key] for r in points)
+            pad = max(0.0, 0.05 - (high - low)) / 2.0 + 0.005
+            ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad) + 0.001)
+            ax.ticklabel_format(axis="y", useOffset=False, style="plain")
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, ncol=1, frameon=False)
         ax.grid(True, alpha=0.3)
         fig.tight_layout()
