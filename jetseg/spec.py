@@ -293,6 +293,8 @@ class Spec:
         if self.output.kind == "sigmoid":
             t = float(np.log(self.output.threshold / (1.0 - self.output.threshold)))
             return (output[:, 0] > t).astype(np.uint8)
+        if output.shape[1] == 2:  # the same as argmax (a tie gives 0), ~50x faster: the runtime's per-frame path
+            return (output[:, 1] > output[:, 0]).astype(np.uint8)
         return np.argmax(output, axis=1).astype(np.uint8)
 
     def probabilities(self, output: np.ndarray) -> np.ndarray:

@@ -109,3 +109,12 @@ def test_bad_settings_are_rejected_with_the_expected_range():
         PostProcessor(tiny_spec(), smoothing=1.0)
     with pytest.raises(JetsegError, match="min_area_px is -3; expected a non-negative integer"):
         PostProcessor(tiny_spec(), min_area_px=-3)
+
+
+def test_two_class_decode_equals_argmax_including_ties():
+    spec = tiny_spec(size=8)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 2, 8, 8)).astype(np.float32)
+    logits[0, 1, :2] = logits[0, 0, :2]  # ties go to class 0, as with argmax
+    assert np.array_equal(spec.decode(logits), np.argmax(logits, axis=1).astype(np.uint8))
+    assert spec.decode(logits).dtype == np.uint8 and spec.decode(logits[0]).shape == (1, 8, 8)
