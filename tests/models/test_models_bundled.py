@@ -1,0 +1,47 @@
+"""The bundled demo bundles: present, verified, documented, and accurate on held-out synthetic frames."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jetseg.bundle import Bundle
+from jetseg.errors import JetsegError
+from jetseg.models import bundled
+
+
+def test_unknown_name_is_a_clear_error():
+    with pytest.raises(JetsegError, match="no bundled model 'mri'; bundled models: endoscopy, ultrasound"):
+        bundled("mri")
+
+
+@pytest.mark.parametrize("kind", ["ultrasound", "endoscopy"])
+def test_bundle_is_complete(kind):
+    path = bundled(kind)
+    assert kind in path.name
+    bundle = Bundle(path)  # sha256 of every file checked against the manifest
+    assert bundle.weights_path is not None
+    assert (path / "MODEL_CARD.md").is_file() and "not for clinical use" in (path / "MODEL_CARD.md").read_text()
+    prov = bundle.manifest["provenance"]
+    assert prov["architecture"]["name"] == "unet"
+    assert prov["metrics"]["dice"] >= 0.90
+    assert bundle.spec.input.roi is not None  # burned-in text outside the field of view is cropped away
+
+
+@pytest.mark.parametrize("kind", ["ultrasound", "endoscopy"])
+def test_held_out_dice(kind):
+    """A few frames of a seed used neither for training (0) nor for the card's validation (1000)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("cv2")
+    from jetseg.benchmarks.metrics import mean_dice
+    from jetseg.jetson.runners import open_runner
+    from jetseg.jetson.sources import open_source
+
+    bundle = Bundle(bundled(kind))
+    spec = bundle.spec
+    preds, refs = [], []
+    with open_runner("onnxrt", bundle, threads=1) as runner, \
+            open_source("synthetic://%s?seed=4242&frames=6&start=37" % kind) as source:
+        for frame in source:
+            preds.append(spec.decode(runner.infer(spec.preprocess(frame.image, roi=frame.meta["roi"])))[0])
+            refs.append(spec.preprocess_mask(frame.label, roi=frame.meta["roi"]))
+    assert mean_dice(np.stack(preds), np.stack(refs), spec.num_classes) >= 0.85
