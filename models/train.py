@@ -60,7 +60,7 @@ class TrainConfig:
 
 @dataclass
 class Dataset:
-    x: np.ndarray  # (N, C, H, W) float16 preprocessed
+    x: np.ndarray  # (N, C, H, W) preprocessed: float16 (training) or float32 (held out)
     y: np.ndarray  # (N, H, W) uint8
     uri: str
     sha256: str
@@ -76,7 +76,7 @@ def _synthetic_kind(uri: str) -> Optional[str]:
 
 
 def _read(uri: str, limit: Optional[int], every: int, spec: Optional[Spec],
-          make: Optional[Callable[[Any], Spec]] = None) -> Tuple[Dataset, Spec]:
+          make: Optional[Callable[[Any], Spec]] = None, dtype: Any = np.float16) -> Tuple[Dataset, Spec]:
     """Labelled frames from ``uri`` (every ``every``-th, up to ``limit``), preprocessed as they arrive.
 
     ``spec`` (or ``make(first_frame)``) has mean 0 and std 1: the arrays hold the model input before
@@ -110,7 +110,7 @@ def _read(uri: str, limit: Optional[int], every: int, spec: Optional[Spec],
                     spec = make(frame)  # type: ignore[misc]
                 digest.update(np.ascontiguousarray(frame.image).tobytes())
                 digest.update(np.ascontiguousarray(frame.label).tobytes())
-                xs.append(spec.preprocess(frame.image).astype(np.float16))
+                xs.append(spec.preprocess(frame.image).astype(dtype))
                 ys.append(spec.preprocess_mask(frame.label))
             read += 1
             progress.update(1)
@@ -162,8 +162,8 @@ def _normalise(spec: Spec, sets: List[Dataset]) -> Spec:
     std = [max(0.01, round(float(v), 3)) for v in sample.std(axis=(0, 2, 3))]
     m = np.asarray(mean, np.float32)[None, :, None, None]
     sd = np.asarray(std, np.float32)[None, :, None, None]
-    for data in sets:
-        data.x = ((data.x.astype(np.float32) - m) / sd).astype(np.float16)
+    for data in sets:  # float16 keeps the training set small; held-out sets stay float32
+        data.x = ((data.x.astype(np.float32) - m) / sd).astype(data.x.dtype)
     out = spec.to_dict()
     out["input"]["mean"], out["input"]["std"] = mean, std
     return Spec.from_dict(out)
@@ -244,7 +244,7 @@ def train(cfg: TrainConfig) -> Bundle:
         train_set.x, train_set.y = train_set.x[:-n_val], train_set.y[:-n_val]
     else:
         val_every = cfg.val_every or (10 if _synthetic_kind(val_uri) else 1)
-        val_set, _ = _read(val_uri, cfg.val_frames, val_every, spec)
+        val_set, _ = _read(val_uri, cfg.val_frames, val_every, spec, dtype=np.float32)
         val_desc = val_uri
     spec = _normalise(spec, [train_set, val_set])
     kwargs = dict(cfg.arch_kwargs)
