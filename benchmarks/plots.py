@@ -45,7 +45,7 @@ def latency_plot(samples: Dict[str, List[float]], path: Path, title: str) -> Non
                    meanprops={"marker": "o", "markerfacecolor": "black", "markersize": 4}, **_horizontal())
         ax.set_yticks(range(1, len(labels) + 1))
         ax.set_yticklabels(labels, fontsize=8)
-        ax.set_xlabel("latency per call (ms; e2e rows: capture to sink); box: p25-p75, whiskers: p1-p99, dot: mean")
+        ax.set_xlabel("ms per call (e2e rows: capture to sink); box p25-p75, whiskers p1-p99, dot mean")
         import numpy as np
 
         lows = [float(np.percentile(samples[k], 1)) for k in labels]
@@ -55,7 +55,7 @@ def latency_plot(samples: Dict[str, List[float]], path: Path, title: str) -> Non
         ax.set_title(title, fontsize=10)
         ax.grid(True, axis="x", alpha=0.3)
         fig.tight_layout()
-        fig.savefig(str(path), dpi=110)
+        fig.savefig(str(path), dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
 
