@@ -18,7 +18,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return ("%." + str(digits) + "f") % value
+        return ("%." + str(digits) + "f") % (round(value, digits) + 0.0)  # + 0.0: no "-0.000"
     return str(value)
 
 

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                     count=32, holdout=24, max_frames=160)
     gate = cal["gate"]["result"]
     print("      INT8 bundle %s: %.0f%% of the FP32 file size; held-out Dice drop %.4f (gate passed, %d layer(s) "
-          "kept in float)" % (int8, 100.0 * cal["model"]["size_ratio"], gate["dice_drop"], len(cal["float_layers"])))
+          "kept in float)" % (int8, 100.0 * cal["model"]["size_ratio"], _zero(gate["dice_drop"]), len(cal["float_layers"])))
     _done(start)
 
     # 2. The streaming pipeline, as `jetseg run` runs it, paced like a live scanner.
@@ -121,12 +121,17 @@ def _drops(stats: Dict[str, Any]) -> str:
     return ", ".join("%s %s" % (k, v) for k, v in dropped.items()) or "none"
 
 
+def _zero(value: float) -> float:
+    """Round to the 4 printed decimals without a "-0.0000" (INT8 a hair better than FP32)."""
+    return round(float(value), 4) + 0.0
+
+
 def _headline(entry: Dict[str, Any]) -> str:
     parts = []
     if entry.get("speedup_vs_reference") is not None:
         parts.append("%.2fx the FP32 throughput" % entry["speedup_vs_reference"])
     if entry.get("dice_drop") is not None:
-        parts.append("Dice drop %.4f (vs %s)" % (entry["dice_drop"], entry.get("dice_drop_basis", "reference")))
+        parts.append("Dice drop %.4f (vs %s)" % (_zero(entry["dice_drop"]), entry.get("dice_drop_basis", "reference")))
     if entry.get("size_ratio_vs_reference") is not None:
         parts.append("%.0f%% of the FP32 size" % (100.0 * entry["size_ratio_vs_reference"]))
     if entry.get("pipeline_efficiency") is not None:
