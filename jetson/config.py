@@ -171,15 +171,19 @@ class PipelineConfig:
     """Queue sizes and run limits. ``queue_size`` bounds each hand-over between stages for non-live sources
     (frames are read when there is room: 1 keeps latency lowest); live sources always use a single
     newest-wins slot. ``sink_queue`` bounds each sink's queue (sinks with ``blocking_ok`` get
-    ``sink_queue_blocking`` for non-live sources)."""
+    ``sink_queue_blocking`` for non-live sources). ``post_thread``: post-processing in its own thread (true) or
+    in the inference thread (false); null picks the inference thread for CPU backends."""
 
     queue_size: int = 1
     sink_queue: int = 4
     sink_queue_blocking: int = 16
     max_frames: Optional[int] = None
     duration_s: Optional[float] = None
+    post_thread: Optional[bool] = None
 
     def validate(self) -> None:
+        _expect(self.post_thread is None or isinstance(self.post_thread, bool), "pipeline.post_thread",
+                self.post_thread, "true, false or null (null: its own thread unless the model runs on the CPU)")
         for key in ("queue_size", "sink_queue", "sink_queue_blocking"):
             value = getattr(self, key)
             _expect(isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024,

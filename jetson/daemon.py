@@ -216,7 +216,8 @@ class Daemon:
                         metrics=self.metrics, queue_size=config.pipeline.queue_size,
                         sink_queue=config.pipeline.sink_queue,
                         sink_queue_blocking=config.pipeline.sink_queue_blocking,
-                        max_frames=config.pipeline.max_frames, duration_s=config.pipeline.duration_s)
+                        max_frames=config.pipeline.max_frames, duration_s=config.pipeline.duration_s,
+                        post_thread=config.pipeline.post_thread)
 
     def start(self) -> None:
         """Build and start everything; on failure, close what was opened and raise."""

@@ -428,13 +428,43 @@ class Postprocess:
     def __call__(self, item: _Item) -> List[Result]:
         frame = item.frame
         spacing = frame.meta.get("pixel_spacing_mm") if frame.meta else None
-        mask, areas_px, areas_mm2 = self.post(item.logits, frame.image.shape, item.roi, spacing)
+        mask, areas_px, areas_mm2 = self.post.process(item.logits, frame.image.shape, item.roi, spacing)
         item.stamps["postprocessed"] = time.monotonic()
-        return [Result(frame=frame, mask=mask, roi=item.roi, spec=self.spec, areas_px=areas_px,
-                       areas_mm2=areas_mm2, stamps=item.stamps, inference_ms=item.inference_ms)]
+        cls = Result if isinstance(mask, np.ndarray) else _DeferredMaskResult
+        return [cls(frame=frame, mask=mask, roi=item.roi, spec=self.spec, areas_px=areas_px,
+                    areas_mm2=areas_mm2, stamps=item.stamps, inference_ms=item.inference_ms)]
+
+
+class _DeferredMaskResult(Result):
+    """A :class:`Result` whose full-frame ``mask`` is made on first use, once, by whichever sink reads it
+    first (in that sink's thread). Sinks that never look at the mask (``null://``, a web viewer nobody
+    watches) cost the pipeline nothing for it; the areas were computed from the model-size mask."""
+
+    @property  # type: ignore[override]
+    def mask(self) -> np.ndarray:
+        value = self.__dict__["_mask"]
+        if callable(value):
+            with _MASK_LOCK:
+                value = self.__dict__["_mask"]
+                if callable(value):
+                    value = value()
+                    self.__dict__["_mask"] = value
+        return value  # type: ignore[no-any-return]
+
+    @mask.setter
+    def mask(self, value: Any) -> None:
+        self.__dict__["_mask"] = value
+
+
+_MASK_LOCK = threading.Lock()
 
 
 # ====================================================================== the pipeline (threads and queues)
+def runs_on_cpu(runner: Any) -> bool:
+    """True when the runner computes on the CPU (ONNX Runtime's CPU provider, PyTorch eager)."""
+    return getattr(runner, "provider", None) == "cpu" or getattr(runner, "name", "") == "torch"
+
+
 def sink_names(uris: Sequence[str]) -> List[str]:
     """Metric labels for sinks: the URI scheme, numbered when repeated (``file``, ``file-2``)."""
     names: List[str] = []
@@ -466,13 +496,17 @@ class Pipeline:
             capture and preprocessing with inference).
         sink_queue / sink_queue_blocking: capacity of a sink's queue (dropping / blocking_ok with a finite source).
         max_frames / duration_s: stop capturing after this many frames / seconds (then drain).
+        post_thread: post-process in a thread of its own (True) or right after inference in the inference
+            thread (False). None (default): its own thread when the model runs on an accelerator, where it
+            overlaps with inference for free; in the inference thread when the model runs on the CPU,
+            where a separate thread would only take cores from the inference (measured: a few % of fps).
     """
 
     def __init__(self, capture: Union[Capture, Source], runner: Any, sinks: Sequence[Tuple[str, Sink]],
                  spec: Optional[Spec] = None, roi: Optional[RoiPolicy] = None, post: Optional[PostProcessor] = None,
                  metrics: Optional[Metrics] = None, queue_size: int = 1, sink_queue: int = 4,
                  sink_queue_blocking: int = 16, max_frames: Optional[int] = None,
-                 duration_s: Optional[float] = None) -> None:
+                 duration_s: Optional[float] = None, post_thread: Optional[bool] = None) -> None:
         self.metrics = metrics if metrics is not None else Metrics()
         if not isinstance(capture, Capture):
             capture = Capture(capture, metrics=self.metrics)
@@ -496,6 +530,9 @@ class Pipeline:
             blocking = not live and bool(getattr(sink, "blocking_ok", False))
             self._to_sinks.append(Channel(sink_queue_blocking if blocking else sink_queue,
                                           "block" if blocking else "latest"))
+        self.post_thread = (not runs_on_cpu(runner)) if post_thread is None else bool(post_thread)
+        self._sink_channels = list(zip([name for name, _ in self.sinks], self._to_sinks))
+        self._fan_out = _FanOut(self)
         for name in ("capture", "preprocess", "infer", "postprocess"):
             self.metrics.add_stage(name)
         for name, _ in self.sinks:
@@ -517,11 +554,12 @@ class Pipeline:
             raise PipelineError("this pipeline was already started; build a new one")
         self.started = time.monotonic()
         self.capture.resume()
-        targets: List[Tuple[str, Callable[[], None]]] = [
-            ("capture", self._capture_loop),
-            ("infer", lambda: self._stage_loop(self._to_infer, self.infer, self._to_post)),
-            ("postprocess", self._post_loop),
-        ]
+        targets: List[Tuple[str, Callable[[], None]]] = [("capture", self._capture_loop)]
+        if self.post_thread:
+            targets.append(("infer", lambda: self._stage_loop(self._to_infer, self.infer, self._to_post)))
+            targets.append(("postprocess", self._post_loop))
+        else:  # post-processing right after inference, in the same thread (no hand-over)
+            targets.append(("infer", lambda: self._stage_loop(self._to_infer, self.infer, self._fan_out)))
         for (name, sink), channel in zip(self.sinks, self._to_sinks):
             targets.append(("sink:" + name, self._sink_loop_for(name, sink, channel)))
         for name, target in targets:
@@ -668,9 +706,7 @@ class Pipeline:
             outbox.close()
 
     def _post_loop(self) -> None:
-        metrics, stage, inbox = self.metrics, self.postprocess, self._to_post
-        outs = list(zip([name for name, _ in self.sinks], self._to_sinks))
-        beats = self.beats
+        inbox, beats = self._to_post, self.beats
         try:
             while True:
                 item = inbox.get()
@@ -679,19 +715,24 @@ class Pipeline:
                     continue
                 if item is END:
                     return
-                t0 = time.perf_counter()
-                result = stage(item)[0]
-                now = time.monotonic()
-                metrics.stage("postprocess", time.perf_counter() - t0)
-                metrics.frame(now)
-                result.stamps["sink"] = now
-                for name, channel in outs:
-                    dropped = channel.put(result)
-                    if dropped:
-                        metrics.sink_dropped(name, dropped)
+                self._deliver(item)
         finally:
-            for _, channel in outs:
-                channel.close()
+            self._fan_out.close()
+
+    def _deliver(self, item: _Item) -> int:
+        """Post-process one item and hand the Result to every sink's queue (drops counted per sink)."""
+        metrics = self.metrics
+        t0 = time.perf_counter()
+        result = self.postprocess(item)[0]
+        now = time.monotonic()
+        metrics.stage("postprocess", time.perf_counter() - t0)
+        metrics.frame(now)
+        result.stamps["sink"] = now
+        for name, channel in self._sink_channels:
+            dropped = channel.put(result)
+            if dropped:
+                metrics.sink_dropped(name, dropped)
+        return 0
 
     def _sink_loop_for(self, name: str, sink: Sink, inbox: Channel) -> Callable[[], None]:
         def loop() -> None:
@@ -744,13 +785,28 @@ class Pipeline:
         }
 
 
+class _FanOut:
+    """The infer thread's outbox when post-processing runs in that thread: deliver at once."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def put(self, item: Any) -> int:
+        return self.pipeline._deliver(item)
+
+    def close(self) -> None:
+        for _, channel in self.pipeline._sink_channels:
+            channel.close()
+
+
 # ====================================================================== one-call form (benchmarks)
 def run_pipeline(bundle: Any, source_uri: str, sink_uris: Sequence[str] = ("null://",), backend: str = "onnxrt",
                  duration: Optional[float] = None, max_frames: Optional[int] = None,
                  backend_options: Optional[Dict[str, Any]] = None, source_options: Optional[Dict[str, Any]] = None,
                  realtime: bool = False, roi: Union[str, Sequence[int]] = "spec", smoothing: float = 0.0,
                  min_area_px: int = 0, queue_size: int = 1, sink_queue: int = 4, runner: Any = None,
-                 metrics: Optional[Metrics] = None, roi_only: bool = False) -> Dict[str, Any]:
+                 metrics: Optional[Metrics] = None, roi_only: bool = False,
+                 post_thread: Optional[bool] = None) -> Dict[str, Any]:
     """Run the full pipeline once and return its statistics (see docs/runtime.md).
 
     Args:
@@ -762,6 +818,7 @@ def run_pipeline(bundle: Any, source_uri: str, sink_uris: Sequence[str] = ("null
         duration / max_frames: stop after this many seconds / frames; a source without an end needs one.
         realtime: pace the source at its frame rate and drop frames like a live source.
         roi, smoothing, min_area_px: as in the daemon config.
+        post_thread: see :class:`Pipeline` (None: chosen from where the runner computes).
 
     Returns:
         ``{"frames", "captured", "elapsed_s", "fps", "fps_wall", "latency_ms": {"stages": {name: {count,
@@ -801,7 +858,7 @@ def run_pipeline(bundle: Any, source_uri: str, sink_uris: Sequence[str] = ("null
         pipeline = Pipeline(capture, runner, sinks, spec=bundle.spec,
                             roi=RoiPolicy(bundle.spec, roi), post=PostProcessor(bundle.spec, smoothing, min_area_px),
                             metrics=metrics, queue_size=queue_size, sink_queue=sink_queue,
-                            max_frames=max_frames, duration_s=duration)
+                            max_frames=max_frames, duration_s=duration, post_thread=post_thread)
         pipeline.start()
         try:
             pipeline.wait()

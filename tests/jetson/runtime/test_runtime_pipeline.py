@@ -20,11 +20,14 @@ def _run(pipeline: Pipeline, timeout: float = 60.0) -> None:
     assert pipeline.wait(timeout), "pipeline did not finish"
 
 
-def test_finite_source_delivers_every_frame_in_order(runner):
+@pytest.mark.parametrize("post_thread", [None, True, False], ids=["auto", "post-thread", "in-infer-thread"])
+def test_finite_source_delivers_every_frame_in_order(runner, post_thread):
     source = ListSource([disc_frame(i) for i in range(40)]).open()
     first, second = RecordingSink(), RecordingSink()
-    pipeline = Pipeline(source, runner, [("first", first), ("second", second)])
+    pipeline = Pipeline(source, runner, [("first", first), ("second", second)], post_thread=post_thread)
+    assert pipeline.post_thread is (post_thread if post_thread is not None else False)  # onnxrt on the CPU
     _run(pipeline)
+    assert ("postprocess" in pipeline.beats) is pipeline.post_thread
     assert first.indices == list(range(40))
     assert second.indices == list(range(40))
     summary = pipeline.summary()

@@ -118,3 +118,29 @@ def test_two_class_decode_equals_argmax_including_ties():
     logits[0, 1, :2] = logits[0, 0, :2]  # ties go to class 0, as with argmax
     assert np.array_equal(spec.decode(logits), np.argmax(logits, axis=1).astype(np.uint8))
     assert spec.decode(logits).dtype == np.uint8 and spec.decode(logits[0]).shape == (1, 8, 8)
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_areas_from_the_model_size_mask_equal_counting_the_full_frame(classes):
+    names = ["background"] + ["c%d" % i for i in range(1, classes)]
+    spec = Spec.from_dict({"input": {"size": [20, 24]}, "classes": names, "pixel_spacing_mm": [0.5, 0.25]})
+    post = PostProcessor(spec)
+    rng = np.random.default_rng(classes)
+    for frame_shape, roi in [((480, 640), (49, 34, 542, 422)), ((100, 90), (0, 0, 90, 100)),
+                             ((37, 1001), (3, 1, 995, 35)), ((30, 40), (5, 5, 7, 3))]:
+        small = rng.integers(0, classes, size=(20, 24)).astype(np.uint8)
+        full = spec.mask_to_frame(small, frame_shape, roi=roi)
+        assert post.areas_from_small(small, roi) == post.areas(full)
+        px, mm2 = post.areas_from_small(small, roi, spacing_mm=[0.1, 0.1])
+        assert mm2 == pytest.approx({k: v * 0.01 for k, v in px.items()})
+
+
+def test_process_defers_the_full_frame_mask_unless_components_are_removed():
+    spec = tiny_spec(size=8)
+    fg = np.zeros((8, 8), bool)
+    fg[:4] = True
+    make, px, _ = PostProcessor(spec).process(logits_for(fg), (40, 40), (0, 0, 40, 40))
+    assert callable(make) and px == {"lesion": 800}
+    assert make().sum() == 800 and make().shape == (40, 40)
+    mask, px, _ = PostProcessor(spec, min_area_px=5).process(logits_for(fg), (40, 40), (0, 0, 40, 40))
+    assert isinstance(mask, np.ndarray) and px == {"lesion": 800}
