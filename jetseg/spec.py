@@ -107,15 +107,9 @@ class Spec:
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> Spec:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SpecError("cannot read spec %s: %s" % (path, exc.strerror or exc)) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SpecError("%s is not valid YAML: %s" % (path, str(exc).splitlines()[0])) from None
+        from jetseg.yamlfile import read_yaml
+
+        data = read_yaml(path, SpecError, "spec")
         try:
             return cls.from_dict(data)
         except SpecError as exc:

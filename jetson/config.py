@@ -285,16 +285,9 @@ class DaemonConfig:
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> DaemonConfig:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("cannot read config %s: %s; pass an existing YAML file to --config"
-                              % (path, exc.strerror or exc)) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError("%s is not valid YAML: %s" % (path, str(exc).splitlines()[0])) from None
+        from jetseg.yamlfile import read_yaml
+
+        data = read_yaml(path, ConfigError, "config", "; pass an existing YAML file to --config")
         try:
             return cls.from_dict(data)
         except ConfigError as exc:
