@@ -7,7 +7,8 @@ top-level ``jetson``, ``models`` or ``calibration`` name is ever installed (JetP
 from setuptools import find_packages, setup
 
 FOLDERS = {"jetseg": "jetseg", "jetson": "jetseg.jetson", "calibration": "jetseg.calibration",
-           "benchmarks": "jetseg.benchmarks", "models": "jetseg.models"}
+           "benchmarks": "jetseg.benchmarks", "models": "jetseg.models",
+           "training": "jetseg.training"}
 
 package_dir = {}
 packages = []

@@ -192,7 +192,11 @@ static_checks() {
     "$VENV/bin/ruff" check .
     say "vermin --target=3.8- (shipped code must run on JetPack 5's Python 3.8)"
     "$VENV/bin/vermin" -q --no-tips --violations --target=3.8- --eval-annotations \
-        --exclude-regex '(^|/)(\.venv|build|tests)/' jetseg jetson calibration benchmarks models
+        --exclude-regex '(^|/)(\.venv|build|tests)/' jetseg jetson calibration benchmarks models training tools
+    say "import-linter (layers: cli > apps > runtime > models > core; pyproject [tool.importlinter])"
+    rm -rf "$ROOT/build/tree"
+    "$VENV/bin/python" "$ROOT/tools/package_tree.py" "$ROOT/build/tree" >/dev/null
+    (cd "$ROOT/build/tree" && PYTHONPATH=. "$VENV/bin/lint-imports" --no-cache "$ROOT/pyproject.toml")
     if [ -f "$ROOT/mypy.ini" ]; then
         say "mypy (TensorRT/pycuda adapters against tensorrt-stubs)"
         "$VENV/bin/mypy" --config-file "$ROOT/mypy.ini"

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from jetseg.benchmarks.metrics import SegmentationScores
+from jetseg.scores import SegmentationScores
 from jetseg.spec import Spec
 
 
@@ -48,7 +48,7 @@ def evaluate(candidate: Outputs, reference: Outputs, frames: Sequence[Any], hd95
     """Scores of ``candidate`` against ``reference`` (always) and against labels (frames that have one).
 
     Returns ``{"vs_reference": summary, "vs_labels": summary or None}`` (see
-    :meth:`~jetseg.benchmarks.metrics.SegmentationScores.summary`).
+    :meth:`~jetseg.scores.SegmentationScores.summary`).
     """
     spec = candidate.spec
     vs_ref = SegmentationScores(spec.classes, hd95=hd95)

@@ -1,7 +1,7 @@
 """The accuracy gate: INT8 against FP32 on held-out frames, with layer fallback when INT8 hurts.
 
 Both models run through the one runner layer (``open_runner("onnxrt", bundle)``) on the same preprocessed
-held-out frames. Scores come from :mod:`jetseg.benchmarks.metrics` (the project's one Dice/IoU):
+held-out frames. Scores come from :mod:`jetseg.scores` (the project's one Dice/IoU):
 
 - against the labels when every held-out frame has one: mean foreground Dice of FP32 and of INT8; the
   *Dice drop* is FP32's minus INT8's;
@@ -67,11 +67,11 @@ def _rounded(value: Any) -> Any:
 def compare(spec: Spec, fp32: Sequence[np.ndarray], int8: Sequence[np.ndarray],
             labels: Optional[Sequence[np.ndarray]] = None) -> Dict[str, Any]:
     """Scores of INT8 outputs against FP32 outputs (and labels): see the module docstring."""
-    from jetseg.benchmarks import metrics
+    from jetseg import scores
 
-    agreement = metrics.SegmentationScores(spec.classes, hd95=False)
-    fp32_vs_label = metrics.SegmentationScores(spec.classes, hd95=False)
-    int8_vs_label = metrics.SegmentationScores(spec.classes, hd95=False)
+    agreement = scores.SegmentationScores(spec.classes, hd95=False)
+    fp32_vs_label = scores.SegmentationScores(spec.classes, hd95=False)
+    int8_vs_label = scores.SegmentationScores(spec.classes, hd95=False)
     use_labels = labels is not None and len(labels) == len(fp32) and all(lab is not None for lab in labels)
     for i, (ref_out, out) in enumerate(zip(fp32, int8)):
         ref_mask, mask = spec.decode(ref_out)[0], spec.decode(out)[0]

@@ -1,4 +1,4 @@
-"""Models: the U-Net family (:mod:`jetseg.models.archs`), training (:mod:`jetseg.models.train`), export
+"""Models: the U-Net family (:mod:`jetseg.models.archs`), export
 (:mod:`jetseg.models.export`), synthetic scans (:mod:`jetseg.models.synthetic`) and the bundled demo bundles.
 
 Importing this package is light (no torch): the submodules import what they need.

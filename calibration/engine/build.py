@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import json
 import logging
 import shutil
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
 
 from jetseg import trtcompat
 from jetseg.bundle import Bundle, command_line, sha256_file, writing
-from jetseg.calibration.engine import int8, store, via_torch2trt
+from jetseg.calibration.engine import int8, via_torch2trt
 from jetseg.calibration.engine.placement import (
     Finding,
     LayerPlacement,
@@ -45,8 +44,15 @@ from jetseg.calibration.engine.placement import (
     onnx_rules,
 )
 from jetseg.calibration.engine.progress import Heartbeat, make_monitor
-from jetseg.errors import BundleError, DeviceError, JetsegError
-from jetseg.jetson.device.key import EngineKey
+from jetseg.errors import DeviceError, JetsegError
+from jetseg.jetson.trt import store
+from jetseg.jetson.trt.key import EngineKey
+from jetseg.jetson.trt.plan import (
+    BuildPlan,
+    bundle_has_qdq,
+    current_key,
+    plan_build,
+)
 
 if TYPE_CHECKING:
     import tensorrt
@@ -54,22 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("jetseg.build")
 
 VIA = ("onnx", "torch2trt")
-#: The calibration hash of engines calibrated on the device (their cache is made during the build).
-DEVICE_CALIBRATED = hashlib.sha256(b"calibrated on the device").hexdigest()
-
-
-@dataclass
-class BuildPlan:
-    """What will be built, decided before any TensorRT call (unit-testable)."""
-
-    precision: str
-    dla_core: Optional[int]
-    int8_mode: str  # "none", "qdq" (explicit), "cache" (implicit, calibration.cache) or "device" (calibrate here)
-    strip_qdq: bool
-    calibration_cache: Optional[Path]
-    calib_scans: Optional[str] = None  # "device": the source URI of the frames to calibrate with
-    calib_count: int = 0
-    network: Optional[Path] = None  # the ONNX file to parse (None: the bundle's model.onnx)
 
 
 @dataclass
@@ -84,70 +74,6 @@ class BuildOutcome:
     def engine_path(self) -> Path:
         return self.folder / store.ENGINE_FILE
 
-
-def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: bool,
-               calib_scans: Optional[str] = None, calib_count: int = 100) -> BuildPlan:
-    """Choose the network and the INT8 path; user mistakes raise one-line errors.
-
-    Args:
-        qdq: whether the bundle's model.onnx has Q/DQ nodes.
-        calib_scans: calibrate on the device from this source (implicit INT8, TensorRT's calibrator).
-        calib_count: frames to calibrate with.
-    """
-    if precision not in ("fp32", "fp16", "int8"):
-        raise JetsegError("--precision %r is unknown; expected fp32, fp16 or int8" % precision)
-    if dla_core is not None and precision == "fp32":
-        raise JetsegError("the DLA runs FP16 and INT8 only; got --precision fp32 with --dla %d (use fp16 or int8, "
-                          "or drop --dla)" % dla_core)
-    cache = bundle.file(store.CALIBRATION_CACHE)
-    cache_path = cache if cache.is_file() else None
-    if calib_scans:
-        if precision != "int8":
-            raise JetsegError("--calib-scans calibrates INT8; got --precision %s" % precision)
-        if calib_count < 1:
-            raise JetsegError("--calib-count %d is invalid; expected a positive number of frames" % calib_count)
-        if qdq or cache_path is not None:
-            raise JetsegError("bundle %s already carries INT8 scales (%s); drop --calib-scans, or give the FP32 "
-                              "bundle" % (bundle.path, "Q/DQ nodes" if qdq else store.CALIBRATION_CACHE))
-        return BuildPlan(precision, dla_core, "device", False, None, calib_scans, calib_count)
-    if precision != "int8":
-        if qdq:
-            raise BundleError("bundle %s is an INT8 (Q/DQ) bundle; build --precision int8 from it, or build %s "
-                              "from the FP32 bundle it was calibrated from" % (bundle.path, precision))
-        return BuildPlan(precision, dla_core, "none", False, None)
-    if dla_core is not None:
-        if cache_path is None:
-            raise BundleError("DLA INT8 needs a TensorRT calibration cache (%s) in bundle %s; make an INT8 bundle "
-                              "with 'jetseg calibrate %s --target tensorrt --out BUNDLE-int8'"
-                              % (store.CALIBRATION_CACHE, bundle.path, bundle.path))
-        fp32 = bundle.file(store.FP32_MODEL)
-        if fp32.is_file():  # the float model the cache was computed for (calibration/workflow.py writes it)
-            return BuildPlan(precision, dla_core, "cache", False, cache_path, network=fp32)
-        return BuildPlan(precision, dla_core, "cache", qdq, cache_path)
-    if qdq:
-        return BuildPlan(precision, None, "qdq", False, None)
-    if cache_path is not None:
-        return BuildPlan(precision, None, "cache", False, cache_path)
-    raise BundleError("bundle %s is FP32 (no Q/DQ nodes, no %s); calibrate it first: 'jetseg calibrate %s "
-                      "--target tensorrt --out BUNDLE-int8', then build that bundle (or calibrate here with "
-                      "--calib-scans SOURCE)" % (bundle.path, store.CALIBRATION_CACHE, bundle.path))
-
-
-def runtime_plan(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: bool) -> BuildPlan:
-    """The plan an engine of ``precision`` was built with, as the runner reconstructs it: like
-    :func:`plan_build`, except that INT8 from an FP32 bundle means "calibrated on the device"."""
-    if precision == "int8" and not qdq and not bundle.file(store.CALIBRATION_CACHE).is_file():
-        return BuildPlan(precision, dla_core, "device", False, None, "(on the device)", 0)
-    return plan_build(bundle, precision, dla_core, qdq)
-
-
-def current_key(bundle: Bundle, plan: BuildPlan, trt_version: str, soc: str, cc: str) -> EngineKey:
-    calib = sha256_file(plan.calibration_cache) if plan.int8_mode == "cache" and plan.calibration_cache else None
-    if plan.int8_mode == "device":  # the cache is made during the build (build.json records from what)
-        calib = DEVICE_CALIBRATED
-    return EngineKey(soc=soc, compute_capability=cc, trt_version=trtcompat.short_version(trt_version),
-                     precision=plan.precision, dla_core=plan.dla_core, model_sha256=bundle.model_sha256,
-                     calibration_sha256=calib)
 
 
 def _parse_onnx(parser: tensorrt.OnnxParser, data: bytes) -> None:
@@ -268,19 +194,6 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
     if cache_bytes:
         _write_atomic(Path(timing_cache) if timing_cache else store.shared_timing_cache(bundle, key), cache_bytes)
     return BuildOutcome(key, folder, False, record, report)
-
-
-def bundle_has_qdq(bundle: Bundle) -> bool:
-    """Whether the bundle's model.onnx has Q/DQ nodes (the manifest's precision when onnx is missing)."""
-    from jetseg.optional import available
-
-    if available("onnx"):
-        import onnx
-
-        from jetseg.calibration.engine.qdq import has_qdq
-
-        return has_qdq(onnx.load(str(bundle.model_path), load_external_data=False))
-    return bundle.precision == "int8"
 
 
 def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key: EngineKey,

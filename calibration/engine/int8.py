@@ -5,7 +5,7 @@ Both routes use the calibration engineer's calibrator (calibration/calibrator.py
 * from the bundle's ``calibration.cache`` (written by ``jetseg calibrate``): no batches, every scale from the
   cache, which must have been written for this TensorRT version;
 * on the device (``--calib-scans``): frames from a source through the bundle's ``Spec.preprocess``, copied to
-  the GPU by :class:`jetseg.jetson.device.cuda.DeviceUploader`.
+  the GPU by :class:`jetseg.jetson.trt.cuda.DeviceUploader`.
 """
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from jetseg import trtcompat
 from jetseg.bundle import Bundle
-from jetseg.calibration.engine import store
 from jetseg.errors import BundleError, JetsegError
+from jetseg.jetson.trt import store
 
 if TYPE_CHECKING:
     import tensorrt
 
-    from jetseg.calibration.engine.build import BuildPlan
+    from jetseg.jetson.trt.plan import BuildPlan
 
 
 def check_calibration_cache(path: Path, trt_version: str) -> str:
@@ -60,11 +60,11 @@ def device_calibrator(bundle: Bundle, plan: BuildPlan, trt_version: str, workdir
     """TensorRT's entropy calibrator over frames read here: ``(calibrator, uploader, feeder)``.
 
     Frames come from ``plan.calib_scans`` through the one source layer and the bundle's own
-    ``Spec.preprocess``; batches reach the GPU through :class:`jetseg.jetson.device.cuda.DeviceUploader`.
+    ``Spec.preprocess``; batches reach the GPU through :class:`jetseg.jetson.trt.cuda.DeviceUploader`.
     """
     from jetseg.calibration.calibrator import BatchFeeder, CacheStore, make_trt_calibrator
-    from jetseg.jetson.device.cuda import CudaContext, DeviceUploader
     from jetseg.jetson.sources import open_source
+    from jetseg.jetson.trt.cuda import CudaContext, DeviceUploader
 
     assert plan.calib_scans is not None
     frames = []

@@ -15,13 +15,6 @@ import numpy as np
 from jetseg.errors import BundleError
 from jetseg.optional import require
 
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
-
-
-def has_qdq(model: Any) -> bool:
-    """True when the ONNX model (a ModelProto) contains QuantizeLinear/DequantizeLinear nodes."""
-    return any(node.op_type in QDQ_OPS for node in model.graph.node)
-
 
 def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int) -> np.ndarray:
     q = q.astype(np.float32)

@@ -8,7 +8,7 @@ from jetseg.bundle import Bundle
 from jetseg.errors import BundleError, JetsegError
 
 if TYPE_CHECKING:
-    from jetseg.calibration.engine.build import BuildPlan
+    from jetseg.jetson.trt.plan import BuildPlan
 
 
 def build_torch2trt(bundle: Bundle, plan: BuildPlan, workspace_mb: int) -> bytes:

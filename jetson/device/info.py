@@ -227,7 +227,7 @@ def identity(root: str = "/") -> Tuple[str, str]:
     when there is no GPU at all.
     """
     from jetseg.errors import DeviceError
-    from jetseg.jetson.device.key import slug
+    from jetseg.jetson.trt.key import slug
 
     soc_id = soc_from_compatible(_read(root, "proc/device-tree/compatible") or "")
     if soc_id in SOCS:
@@ -236,7 +236,7 @@ def identity(root: str = "/") -> Tuple[str, str]:
     from jetseg.optional import available
 
     if available("pycuda"):
-        from jetseg.jetson.device.cuda import CudaContext
+        from jetseg.jetson.trt.cuda import CudaContext
 
         ctx = CudaContext(0)
         major, minor = ctx.compute_capability

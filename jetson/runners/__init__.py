@@ -14,7 +14,7 @@ RUNNERS = Registry("backend")
 RUNNERS.register("onnxrt", "jetseg.jetson.runners.onnxrt:OnnxRuntimeRunner",
                  "ONNX Runtime (CPU here; CUDA/TensorRT providers with onnxruntime-gpu)")
 RUNNERS.register("torch", "jetseg.jetson.runners.torch:TorchRunner", "PyTorch eager FP32 reference")
-RUNNERS.register("trt", "jetseg.jetson.runners.trt:TensorRTRunner", "native TensorRT engine (Jetson)")
+RUNNERS.register("trt", "jetseg.jetson.trt.runner:TensorRTRunner", "native TensorRT engine (Jetson)")
 
 
 def open_runner(name: str, bundle: Any, **options: Any) -> Any:

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from jetseg.benchmarks.metrics import (
+from jetseg.scores import (
     SegmentationScores,
     dice_per_class,
     hd95_per_class,

@@ -32,9 +32,9 @@ def test_held_out_dice(kind):
     """A few frames of a seed used neither for training (0) nor for the card's validation (1000)."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("cv2")
-    from jetseg.benchmarks.metrics import mean_dice
     from jetseg.jetson.runners import open_runner
     from jetseg.jetson.sources import open_source
+    from jetseg.scores import mean_dice
 
     bundle = Bundle(bundled(kind))
     spec = bundle.spec

@@ -73,7 +73,7 @@ def test_doctor_describes_this_machine():
 def test_doctor_on_a_jetson_says_what_is_missing(monkeypatch, capsys):
     import argparse
 
-    from jetseg.commands import doctor
+    from jetseg.cli import doctor
     from jetseg.jetson.device import info, telemetry
 
     fake = info.DeviceInfo(is_jetson=True, model="Jetson-AGX", soc="xavier", soc_id="tegra194",

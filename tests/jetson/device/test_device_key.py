@@ -6,7 +6,7 @@ import re
 import pytest
 
 from jetseg.errors import JetsegError
-from jetseg.jetson.device.key import EngineKey, normalise_cc, slug, stale_reasons
+from jetseg.jetson.trt.key import EngineKey, normalise_cc, slug, stale_reasons
 
 MODEL = "a" * 64
 CALIB = "b" * 64

@@ -11,10 +11,10 @@ import pytest
 from device_models import make_bundle, qdq_model, tiny_model
 
 from jetseg.bundle import Bundle
-from jetseg.calibration.engine import store
 from jetseg.calibration.engine.build import build_engine
 from jetseg.errors import BundleError, DeviceError
 from jetseg.jetson.device import info
+from jetseg.jetson.trt import store
 
 CACHE = b"TRT-8502-EntropyCalibration2\ninput: 3d4ccccd\nlogits: 3e4ccccd\n"
 

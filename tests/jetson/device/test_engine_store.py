@@ -7,10 +7,10 @@ import pytest
 from device_models import make_bundle, qdq_model, tiny_model
 
 from jetseg.bundle import Bundle, sha256_file
-from jetseg.calibration.engine import store
-from jetseg.calibration.engine.build import plan_build
 from jetseg.errors import BundleError, JetsegError
-from jetseg.jetson.device.key import EngineKey
+from jetseg.jetson.trt import store
+from jetseg.jetson.trt.key import EngineKey
+from jetseg.jetson.trt.plan import plan_build
 
 
 def _key(bundle, **kw):

@@ -84,7 +84,7 @@ def masks(backend: str, bundle: Bundle, images, **opts) -> np.ndarray:
 
 
 def dice_vs_fp32(bundle: Bundle, reference: Bundle, images, **opts) -> float:
-    from jetseg.benchmarks.metrics import mean_dice
+    from jetseg.scores import mean_dice
 
     ref = masks("onnxrt", reference, images)
     got = masks("trt", bundle, images, **opts)

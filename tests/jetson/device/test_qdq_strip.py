@@ -7,8 +7,9 @@ import pytest
 from device_models import qdq_model
 from onnx import TensorProto, helper, numpy_helper
 
-from jetseg.calibration.engine.qdq import has_qdq, strip_qdq
+from jetseg.calibration.engine.qdq import strip_qdq
 from jetseg.errors import BundleError
+from jetseg.jetson.trt.plan import has_qdq
 
 
 def _run(model, x):

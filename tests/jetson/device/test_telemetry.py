@@ -70,7 +70,7 @@ def test_jtop_dicts_map_to_the_same_keys():
 
 
 def test_doctor_summary_of_a_sample():
-    from jetseg.commands.doctor import _now
+    from jetseg.cli.doctor import _now
     from jetseg.jetson.device.tegrastats import parse_line
 
     sample = parse_line(LINE.format(load=12, gpu=2000))

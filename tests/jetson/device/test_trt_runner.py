@@ -6,11 +6,11 @@ import json
 import pytest
 
 from jetseg.bundle import sha256_file
-from jetseg.calibration.engine import store
 from jetseg.errors import DeviceError, RunnerError
 from jetseg.jetson.device import info
-from jetseg.jetson.device.key import EngineKey
 from jetseg.jetson.runners import open_runner
+from jetseg.jetson.trt import store
+from jetseg.jetson.trt.key import EngineKey
 from jetseg.optional import available
 
 

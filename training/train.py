@@ -4,7 +4,7 @@ Frames come from any labelled source (``synthetic://...``, an image folder with 
 ``masks/``) through :func:`jetseg.jetson.sources.open_source`, and become model input through
 :meth:`Spec.preprocess` / :meth:`Spec.preprocess_mask`, exactly as at run time. Loss: cross-entropy plus
 soft Dice over the foreground classes. The held-out set (other seeds for synthetic data, the last files of
-a folder) is scored with the project's Dice (:mod:`jetseg.benchmarks.metrics`), on the PyTorch model
+a folder) is scored with the project's Dice (:mod:`jetseg.scores`), on the PyTorch model
 during training and on the exported ONNX model through the ``onnxrt`` runner at the end.
 """
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _read(uri: str, limit: Optional[int], every: int, spec: Optional[Spec],
     normalisation, so the mean/std can be measured afterwards (:func:`_normalise`). Frames are not kept.
     """
     from jetseg.jetson.sources import open_source
-    from jetseg.models.progress import bar
+    from jetseg.training.progress import bar
 
     source = open_source(uri)
     try:
@@ -216,11 +216,11 @@ def train(cfg: TrainConfig) -> Bundle:
     from jetseg.optional import require
 
     torch = require("torch", "training")
-    from jetseg.benchmarks.metrics import mean_dice
     from jetseg.models.archs import ARCHITECTURES, build_model, describe
-    from jetseg.models.augment import Augment
     from jetseg.models.export import compare_with_torch, torch_to_onnx
-    from jetseg.models.progress import bar
+    from jetseg.scores import mean_dice
+    from jetseg.training.augment import Augment
+    from jetseg.training.progress import bar
 
     ARCHITECTURES.check(cfg.arch)
     if Path(cfg.out).exists() and not cfg.overwrite:
@@ -342,8 +342,8 @@ def _state_bytes(model: Any) -> bytes:
 
 def evaluate_bundle(bundle: Any, data: Dataset, backend: str = "onnxrt") -> Dict[str, Any]:
     """Held-out Dice of a bundle run through a runner on preprocessed frames (model resolution)."""
-    from jetseg.benchmarks.metrics import dice_per_class, mean_dice
     from jetseg.jetson.runners import open_runner
+    from jetseg.scores import dice_per_class, mean_dice
 
     masks = []
     with open_runner(backend, bundle) as runner:
@@ -419,9 +419,9 @@ def evaluate_uri(bundle: Any, uri: str, every: int = 10, backend: str = "onnxrt"
     ``Spec.preprocess_mask(label)`` (model resolution) and, mapped back with ``Spec.mask_to_frame``, with the
     full-size label (frame resolution).
     """
-    from jetseg.benchmarks.metrics import mean_dice
     from jetseg.jetson.runners import open_runner
     from jetseg.jetson.sources import open_source
+    from jetseg.scores import mean_dice
 
     bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     spec = bundle.spec

@@ -2,7 +2,7 @@
 
 Activation finds the engine that matches this device, TensorRT version, precision, DLA core and the bundle's
 model (and calibration cache), refuses anything stale with the reason and the command that rebuilds it,
-deserializes it, allocates page-locked host and device buffers for every I/O tensor (jetson/device/cuda.py)
+deserializes it, allocates page-locked host and device buffers for every I/O tensor (jetson/trt/cuda.py)
 and one CUDA stream. Inference copies in, runs ``execute_async_v3(stream)``, copies out and synchronizes;
 with ``cuda_graph=True`` those three steps are captured once into a CUDA graph and replayed.
 
@@ -71,10 +71,10 @@ class TensorRTRunner(Runner):
     # ------------------------------------------------------------------ engine lookup
     def _engine_key(self, trt_version: str) -> Any:
         from jetseg import trtcompat
-        from jetseg.calibration.engine import store
-        from jetseg.calibration.engine.build import current_key, runtime_plan
         from jetseg.jetson.device.info import identity
-        from jetseg.jetson.device.key import slug
+        from jetseg.jetson.trt import store
+        from jetseg.jetson.trt.key import slug
+        from jetseg.jetson.trt.plan import current_key, runtime_plan
 
         soc, cc = identity()
         precision = self.precision
@@ -108,7 +108,7 @@ class TensorRTRunner(Runner):
     # ------------------------------------------------------------------ lifecycle hooks
     def _activate(self) -> None:
         from jetseg import trtcompat
-        from jetseg.jetson.device import cuda as jcuda
+        from jetseg.jetson.trt import cuda as jcuda
 
         trtcompat.load("the trt backend")
         import tensorrt as trt
@@ -125,7 +125,7 @@ class TensorRTRunner(Runner):
         import tensorrt as trt
 
         from jetseg import trtcompat
-        from jetseg.jetson.device import cuda as jcuda
+        from jetseg.jetson.trt import cuda as jcuda
 
         with self._ctx:
             runtime = trtcompat.make_runtime(trtcompat.logger())
@@ -216,6 +216,6 @@ class TensorRTRunner(Runner):
 
 
 def _has_qdq(bundle: Any) -> bool:
-    from jetseg.calibration.engine.build import bundle_has_qdq
+    from jetseg.jetson.trt.plan import bundle_has_qdq
 
     return bundle_has_qdq(bundle)

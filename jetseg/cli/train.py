@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jetseg.models.train import TrainConfig, train
+    from jetseg.training.train import TrainConfig, train
 
     for name in ("steps", "batch", "frames", "every", "val_frames", "val_every", "eval_interval", "threads"):
         value = getattr(args, name)

@@ -1,6 +1,6 @@
 """The ``jetseg`` command line.
 
-Each subcommand lives in ``jetseg/commands/<name>.py`` and provides ``HELP`` (one line),
+Each subcommand lives in ``jetseg/cli/<name>.py`` (the CLI is the only code that imports the apps) and provides ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Command modules import only argparse-level things at
 module level; heavy imports happen inside ``run`` so that ``jetseg --help`` stays fast.
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", help="show details and tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        module = importlib.import_module("jetseg.commands." + name)
+        module = importlib.import_module("jetseg.cli." + name)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from jetseg.bundle import ENGINES_DIR, Bundle, sha256_file
-from jetseg.jetson.device.key import EngineKey, stale_reasons
+from jetseg.jetson.trt.key import EngineKey, stale_reasons
 
 ENGINE_FILE = "engine.plan"
 BUILD_FILE = "build.json"

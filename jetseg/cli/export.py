@@ -44,7 +44,7 @@ def build_spec(args: argparse.Namespace) -> Any:
     """The spec from --spec, or from the flags (which also override fields of --spec)."""
     from pathlib import Path
 
-    from jetseg.commands.train import parse_classes, parse_size
+    from jetseg.cli.train import parse_classes, parse_size
     from jetseg.spec import Spec
 
     if args.spec:
