@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-from device_models import qdq_model
 from onnx import TensorProto, helper, numpy_helper
 
 from jetseg.calibration.engine.qdq import has_qdq, strip_qdq
 from jetseg.errors import BundleError
+from tests.fixtures.models import qdq_model
 
 
 def _run(model, x):
