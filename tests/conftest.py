@@ -10,28 +10,22 @@ still fails.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from jetseg.optional import available
+from tests.fixtures.hardware import ON_JETSON, has_gpu
 
 
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow (soak tests)")
 
 
-def _has_gpu() -> bool:
-    return any(os.path.exists(p) for p in ("/dev/nvidia0", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu/igpu0"))
-
-
 def _reasons(config):
     return {
-        "jetson": (Path("/etc/nv_tegra_release").exists(), "needs a Jetson (no /etc/nv_tegra_release); "
+        "jetson": (ON_JETSON, "needs a Jetson (no /etc/nv_tegra_release); "
                    "run ./setup.sh test-device on the device"),
         "trt": (available("tensorrt"), "needs TensorRT (tensorrt module not found)"),
-        "gpu": (_has_gpu(), "needs an NVIDIA GPU (no device node found)"),
+        "gpu": (has_gpu(), "needs an NVIDIA GPU (no device node found)"),
         "slow": (config.getoption("--run-slow"), "slow test; run with --run-slow"),
     }
 

@@ -1,14 +1,13 @@
 """The on-device calibrator's plain-Python parts and its TensorRT adapter, against a stand-in tensorrt module."""
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pytest
 
 from jetseg.calibration import cache
 from jetseg.calibration.calibrator import BatchFeeder, CacheStore, make_trt_calibrator
 from jetseg.errors import DeviceError, JetsegError
+from tests.fixtures import fake_tensorrt
 
 
 def _frames(n, shape=(1, 1, 4, 6)):
@@ -54,19 +53,8 @@ def test_feeder_errors():
         BatchFeeder([])
 
 
-class _Base:
-    """Stands in for trt.IInt8EntropyCalibrator2 (TensorRT's pybind base class)."""
-
-    def __init__(self):
-        self.base_initialised = True
-
-
-def _fake_trt(version="8.5.2.2", with_calibrators=True):
-    trt = types.SimpleNamespace(__version__=version)
-    if with_calibrators:
-        trt.IInt8EntropyCalibrator2 = type("IInt8EntropyCalibrator2", (_Base,), {})
-        trt.IInt8MinMaxCalibrator = type("IInt8MinMaxCalibrator", (_Base,), {})
-    return trt
+def _fake_trt(version="8.5.2.2"):
+    return fake_tensorrt.make(version)
 
 
 def test_adapter_serves_device_pointers_and_the_cache(tmp_path):
@@ -97,6 +85,6 @@ def test_adapter_errors(tmp_path):
     store = CacheStore(tmp_path / "c.cache", "11.0.0")
     with pytest.raises(DeviceError, match="TensorRT 11.0.0 has no IInt8EntropyCalibrator2 .*use the INT8 bundle's "
                                           "Q/DQ model.onnx instead"):
-        make_trt_calibrator(None, store, trt=_fake_trt("11.0.0", with_calibrators=False))
+        make_trt_calibrator(None, store, trt=_fake_trt("11.0.0"))
     with pytest.raises(DeviceError, match="needs a to_device function"):
         make_trt_calibrator(BatchFeeder(_frames(1)), store, trt=_fake_trt())

@@ -15,10 +15,10 @@ from jetseg.calibration.check import check_qdq, format_violations
 @pytest.fixture(scope="module")
 def quantized(tmp_path_factory):
     """{target: quantized ModelProto} of the tiny U-Net."""
-    import calhelpers
+    from tests.fixtures.models import unet_like
 
     work = tmp_path_factory.mktemp("check")
-    onnx.save(calhelpers.build_model(), str(work / "fp32.onnx"))
+    onnx.save(unet_like(), str(work / "fp32.onnx"))
     q.prepare_model(work / "fp32.onnx", work / "prepared.onnx")
     frames = [np.random.default_rng(i).random((1, 1, 32, 32)).astype(np.float32) for i in range(4)]
     data = q.compute_ranges(work / "prepared.onnx", "input", frames, "minmax", work, progress=False)
@@ -109,9 +109,9 @@ def test_opset_scale_and_uint8_default(quantized):
 
 
 def test_methods_give_ranges_for_every_tensor(tmp_path: Path):
-    import calhelpers
+    from tests.fixtures.models import unet_like
 
-    onnx.save(calhelpers.build_model(), str(tmp_path / "fp32.onnx"))
+    onnx.save(unet_like(), str(tmp_path / "fp32.onnx"))
     q.prepare_model(tmp_path / "fp32.onnx", tmp_path / "prepared.onnx")
     frames = [np.random.default_rng(i).random((1, 1, 32, 32)).astype(np.float32) for i in range(4)]
     ranges = {m: q.ranges_of(q.compute_ranges(tmp_path / "prepared.onnx", "input", frames, m, tmp_path,

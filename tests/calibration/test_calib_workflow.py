@@ -15,7 +15,6 @@ from jetseg.calibration.scans import ScanError, read_scans
 from jetseg.calibration.workflow import calibrate
 from jetseg.cli import main
 from jetseg.errors import GateError
-from jetseg.spec import Spec
 
 
 def _cli(capsys, *argv):
@@ -66,10 +65,11 @@ def test_png_folder_to_tensorrt_int8_bundle(make_bundle, png_folder, tmp_path, c
 
 
 def test_dicom_cine_to_cpu_int8_bundle(make_bundle, tmp_path):
-    import calhelpers
+    from tests.fixtures.dicom import write_cine
+    from tests.fixtures.media import scene
 
-    frames = np.stack([calhelpers.scene(i)[0] for i in range(20)])
-    dcm = calhelpers.write_dicom_cine(tmp_path / "cine.dcm", frames)
+    frames = np.stack([scene(i)[0] for i in range(20)])
+    dcm = write_cine(tmp_path / "cine.dcm", frames)
     report = calibrate(make_bundle(), str(dcm), out=tmp_path / "cpu", target="cpu", method="minmax", count=10,
                        holdout=5, progress=False)
     assert report["gate"]["result"]["reference"] == "fp32"  # DICOM has no labels: INT8 vs FP32 masks
@@ -160,9 +160,9 @@ def test_cli_errors_are_one_line(make_bundle, png_folder, tmp_path, capsys):
 
 
 def test_second_pass_reads_the_same_frames(png_folder):
-    import calhelpers
+    from tests.fixtures.specs import tiny_spec
 
-    spec = Spec.from_dict(calhelpers.SPEC)
+    spec = tiny_spec()
     scans = str(png_folder(10))
     in_memory = read_scans(scans, spec, progress=False)
     streamed = read_scans(scans, spec, memory_mb=0.001, progress=False)
@@ -175,9 +175,9 @@ def test_second_pass_reads_the_same_frames(png_folder):
 
 
 def test_synthetic_provenance_records_generator_params():
-    import calhelpers
+    from tests.fixtures.specs import tiny_spec
 
-    scans = read_scans("synthetic://ultrasound?frames=5&width=64&height=64&seed=3", Spec.from_dict(calhelpers.SPEC),
+    scans = read_scans("synthetic://ultrasound?frames=5&width=64&height=64&seed=3", tiny_spec(),
                        progress=False)
     assert len(scans) == 5 and scans.labels[0] is not None and scans.labels[0].shape == (32, 32)
     assert scans.files == [{"uri": "synthetic://ultrasound?frames=5&width=64&height=64&seed=3",
@@ -186,9 +186,9 @@ def test_synthetic_provenance_records_generator_params():
 
 
 def test_endless_source_is_capped(make_bundle):
-    import calhelpers
+    from tests.fixtures.specs import tiny_spec
 
-    scans = read_scans("synthetic://ultrasound?width=64&height=64", Spec.from_dict(calhelpers.SPEC), max_frames=4,
+    scans = read_scans("synthetic://ultrasound?width=64&height=64", tiny_spec(), max_frames=4,
                        progress=False)
     assert len(scans) == 4 and scans.truncated
 

@@ -13,18 +13,19 @@ from jetseg.registry import Registry
 HEAVY = ("torch", "onnxruntime", "onnx", "cv2", "tensorrt", "pycuda", "pydicom", "nibabel", "matplotlib")
 
 
+def _heavy_modules_after(code: str) -> str:
+    """Run ``code`` in a fresh interpreter; the HEAVY modules it left imported, comma-separated."""
+    code += "\nimport sys\nprint(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    return out.stdout.strip()
+
+
 def test_import_jetseg_is_light():
-    code = ("import sys, jetseg, jetseg.spec, jetseg.bundle, jetseg.cli; "
-            "print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    assert _heavy_modules_after("import sys, jetseg, jetseg.spec, jetseg.bundle, jetseg.cli") == ""
 
 
 def test_cli_help_imports_nothing_heavy():
-    code = ("import sys\nfrom jetseg.cli import build_parser\nbuild_parser()\n"
-            "print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    assert _heavy_modules_after("from jetseg.cli import build_parser\nbuild_parser()") == ""
 
 
 def test_registry_suggests_the_closest_name():
@@ -52,7 +53,7 @@ def test_namespace_stub_does_not_count_as_tensorrt(tmp_path, monkeypatch):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "jetseg", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "jetseg", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_version_and_help():

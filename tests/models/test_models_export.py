@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +17,7 @@ from jetseg.models.export import ExportError, check_onnx, compare_with_torch, to
 from jetseg.spec import Spec  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.onnx legacy exporter
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import models_factory  # noqa: E402
+from tests.fixtures import torch_models  # noqa: E402
 
 
 def _spec(channels=1, classes=("background", "lesion"), size=(32, 32)):
@@ -51,7 +48,7 @@ def test_unet_export_parity_pytorch_vs_onnxruntime():
 
 def test_parity_failure_is_reported():
     spec = _spec()
-    model = models_factory.build().eval()
+    model = torch_models.build().eval()
     data = torch_to_onnx(model, spec)
     with torch.no_grad():
         model.body[2].bias += 1.0  # PyTorch now differs from the exported graph
@@ -61,7 +58,7 @@ def test_parity_failure_is_reported():
 
 def test_export_torchscript_with_flags(tmp_path, capsys):
     ts = tmp_path / "model.ts"
-    torch.jit.save(torch.jit.script(models_factory.build_rgb().eval()), str(ts))
+    torch.jit.save(torch.jit.script(torch_models.build_rgb().eval()), str(ts))
     out = tmp_path / "bundle"
     code, stdout, err = _cli(capsys, "export", str(ts), "--input-size", "32x48", "--channels", "3", "--classes",
                              "background,polyp,tool", "--mean", "0.5", "--std", "0.25", "--out", str(out))
@@ -76,15 +73,14 @@ def test_export_torchscript_with_flags(tmp_path, capsys):
     assert session.run(None, {"input": np.zeros((1, 3, 32, 48), np.float32)})[0].shape == (1, 3, 32, 48)
 
 
-def test_export_factory_with_weights_and_torch_runner(tmp_path, capsys, monkeypatch):
-    monkeypatch.syspath_prepend(str(HERE))
+def test_export_factory_with_weights_and_torch_runner(tmp_path, capsys):
     torch.manual_seed(1)
-    trained = models_factory.build()
+    trained = torch_models.build()
     weights = tmp_path / "w.pt"
     torch.save(trained.state_dict(), str(weights))
     out = tmp_path / "bundle"
-    code, _, err = _cli(capsys, "export", "models_factory:build", "--weights", str(weights), "--input-size", "16x16",
-                        "--channels", "1", "--out", str(out))
+    code, _, err = _cli(capsys, "export", "tests.fixtures.torch_models:build", "--weights", str(weights),
+                        "--input-size", "16x16", "--channels", "1", "--out", str(out))
     assert code == 0, err
     bundle = Bundle(out)
     assert (out / "weights.pt").is_file()
@@ -102,7 +98,7 @@ def test_export_factory_with_weights_and_torch_runner(tmp_path, capsys, monkeypa
 def test_export_onnx_is_checked_and_copied(tmp_path, capsys):
     spec = _spec(size=(16, 16))
     src = tmp_path / "m.onnx"
-    src.write_bytes(torch_to_onnx(models_factory.build(), spec))
+    src.write_bytes(torch_to_onnx(torch_models.build(), spec))
     code, stdout, err = _cli(capsys, "export", str(src), "--input-size", "16x16", "--channels", "1",
                              "--out", str(tmp_path / "b"))
     assert code == 0, err
@@ -112,7 +108,7 @@ def test_export_onnx_is_checked_and_copied(tmp_path, capsys):
 def _onnx_file(tmp_path, dynamic=False, opset=17, name="input"):
     path = tmp_path / ("m_%s_%d_%s.onnx" % (dynamic, opset, name))
     kwargs = {"dynamic_axes": {name: {0: "n", 2: "h", 3: "w"}}} if dynamic else {}
-    torch.onnx.export(models_factory.build().eval(), (torch.zeros(1, 1, 16, 16),), str(path), opset_version=opset,
+    torch.onnx.export(torch_models.build().eval(), (torch.zeros(1, 1, 16, 16),), str(path), opset_version=opset,
                       input_names=[name], output_names=["logits"], dynamo=False, **kwargs)
     return path
 
@@ -142,7 +138,7 @@ def test_onnx_opset_above_17_is_rejected(tmp_path):
 def test_cli_errors_are_one_line(tmp_path):
     def run(*argv):
         proc = subprocess.run([sys.executable, "-m", "jetseg", "export", *argv], capture_output=True, text=True,
-                              cwd=str(tmp_path))
+                              cwd=str(tmp_path), timeout=120)
         return proc.returncode, proc.stderr.strip()
 
     code, err = run("nothing.onnx", "--input-size", "16x16", "--channels", "1", "--out", "b")

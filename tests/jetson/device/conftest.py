@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from device_models import make_bundle
+
+from tests.fixtures.bundles import conv_bundle
 
 
 @pytest.fixture
 def tiny_bundle(tmp_path):
-    return make_bundle(tmp_path / "tiny")
+    """A bundle of one 3x3 convolution (input 32x32 grey, 2 classes)."""
+    return conv_bundle(tmp_path / "tiny")

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from device_models import ON_JETSON
 
 from jetseg.optional import available
+from tests.fixtures.hardware import ON_JETSON
 
 REPO = Path(__file__).resolve().parents[3]
 

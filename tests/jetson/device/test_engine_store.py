@@ -4,13 +4,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from device_models import make_bundle, qdq_model, tiny_model
 
 from jetseg.bundle import Bundle, sha256_file
 from jetseg.errors import BundleError, JetsegError
 from jetseg.jetson.trt import store
 from jetseg.jetson.trt.key import EngineKey
 from jetseg.jetson.trt.plan import plan_build
+from tests.fixtures.bundles import conv_bundle as make_bundle
+from tests.fixtures.models import conv_model as tiny_model
+from tests.fixtures.models import qdq_model
 
 
 def _key(bundle, **kw):

@@ -5,11 +5,11 @@ import sys
 import time
 
 import pytest
-from device_models import ON_JETSON
 
 from jetseg.errors import DeviceError
 from jetseg.jetson.device import telemetry
 from jetseg.jetson.device.telemetry import TegrastatsSampler, from_jtop, open_sampler
+from tests.fixtures.hardware import ON_JETSON
 
 LINE = ("RAM 2337/31920MB (lfb 6820x4MB) CPU [2%@1190,1%@1190] GR3D_FREQ {load}%@1377 GPU@35C "
         "GPU {gpu}mW/0mW CPU 300mW/300mW SOC 1000mW/1000mW CV 0mW/0mW VDDRQ 200mW/200mW SYS5V 1500mW/1500mW")

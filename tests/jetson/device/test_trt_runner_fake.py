@@ -6,7 +6,6 @@ import json
 import sys
 from pathlib import Path
 
-import fake_tensorrt
 import numpy as np
 import pytest
 
@@ -14,17 +13,13 @@ from jetseg.calibration.engine.build import build_engine
 from jetseg.errors import DeviceError
 from jetseg.jetson.device import info
 from jetseg.jetson.runners import open_runner
+from tests.fixtures import fake_tensorrt
 
 
 @pytest.fixture
 def device(monkeypatch):
     monkeypatch.setattr(info, "identity", lambda root="/": ("xavier", "72"))
-    trt = fake_tensorrt.make("8.5.2.2")
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    for name, module in fake_tensorrt.make_pycuda().items():
-        monkeypatch.setitem(sys.modules, name, module)
-    fake_tensorrt.MEMORY.clear()
-    return trt
+    return fake_tensorrt.install(monkeypatch, "8.5.2.2", pycuda=True)
 
 
 def test_runner_matches_onnxruntime_and_frees_its_buffers(tiny_bundle, device):

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import pytest
-from rthelpers import make_bundle
 
 from jetseg.bundle import Bundle
+from tests.fixtures.bundles import threshold_bundle
 
 
 @pytest.fixture
 def tiny_bundle(tmp_path):
     """A bundle whose model marks pixels brighter than 0.5 as class 1 (input 32x32 grey)."""
-    return Bundle(make_bundle(tmp_path / "tiny"))
+    return Bundle(threshold_bundle(tmp_path / "tiny"))
 
 
 @pytest.fixture

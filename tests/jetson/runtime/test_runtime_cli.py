@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from rthelpers import count_lines, disc_frame, free_port, http_get, wait_for, write_cine
+
+from tests.fixtures.dicom import write_cine
+from tests.fixtures.media import disc_frame
+from tests.fixtures.waiting import count_lines, free_port, http_get, wait_for
 
 JETSEG = [sys.executable, "-m", "jetseg"]
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,

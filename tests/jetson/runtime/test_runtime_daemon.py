@@ -7,10 +7,10 @@ import socket
 import threading
 
 import pytest
-from rthelpers import count_lines, wait_for
 
 from jetseg.jetson.config import ConfigError, DaemonConfig, apply_overrides
 from jetseg.jetson.daemon import Daemon, default_bundle, sd_notify, watchdog_interval
+from tests.fixtures.waiting import count_lines, wait_for
 
 SMALL = "synthetic://ultrasound?width=160&height=120"
 
@@ -84,7 +84,7 @@ def test_reload_rebuilds_what_changed_and_survives_a_bad_file(tiny_bundle, tmp_p
 
 
 def test_reload_that_changes_the_model_swaps_the_runner(tiny_bundle, tmp_path):
-    from rthelpers import make_bundle
+    from tests.fixtures.bundles import threshold_bundle as make_bundle
 
     other = make_bundle(tmp_path / "other", size=16)
     base = config_for(tiny_bundle, SMALL + "&fps=20&realtime=1", ["null://"])
@@ -134,9 +134,8 @@ def test_systemd_notifications(tiny_bundle, tmp_path, monkeypatch):
 
 
 def test_watchdog_is_withheld_when_a_thread_is_stuck(tiny_bundle):
-    from rthelpers import GateSink
-
     from jetseg.jetson.pipeline import Pipeline
+    from tests.fixtures.streams import GateSink
 
     daemon = Daemon(config_for(tiny_bundle, SMALL + "&fps=20&realtime=1", ["null://"]))
     daemon.start()

@@ -6,13 +6,15 @@ import time
 
 import numpy as np
 import pytest
-from rthelpers import GateSink, ListSource, RecordingSink, disc_frame, wait_for
 
 from jetseg.errors import JetsegError, SourceError
 from jetseg.jetson.metrics import Metrics
 from jetseg.jetson.pipeline import END, Capture, Channel, Pipeline, PipelineError, run_pipeline, sink_names
 from jetseg.jetson.roi import RoiPolicy
 from jetseg.jetson.sources.base import Frame, Source
+from tests.fixtures.media import disc_frame
+from tests.fixtures.streams import GateSink, ListSource, RecordingSink
+from tests.fixtures.waiting import wait_for
 
 
 def _run(pipeline: Pipeline, timeout: float = 60.0) -> None:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rthelpers import tiny_spec
 
 from jetseg.errors import JetsegError
 from jetseg.jetson.postprocess import PostProcessor, class_pixels, remove_small_components
 from jetseg.spec import Spec
+from tests.fixtures.specs import tiny_spec
 
 
 def logits_for(fg: np.ndarray, strength: float = 4.0) -> np.ndarray:

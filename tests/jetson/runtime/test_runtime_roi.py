@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rthelpers import scanner_frame, tiny_spec
 
 from jetseg.jetson.roi import RoiError, RoiPolicy, clip_roi, detect_roi
+from tests.fixtures.media import scanner_frame
+from tests.fixtures.specs import tiny_spec
 
 
 def _close(found, truth, tol=3):

@@ -1,12 +1,12 @@
-"""Fixtures for the sink tests (the helpers themselves live in sinkhelpers.py)."""
+"""Fixtures for the sink tests."""
 from __future__ import annotations
 
 import pytest
-from sinkhelpers import make_spec
 
 from jetseg.spec import Spec
+from tests.fixtures.specs import overlay_spec
 
 
 @pytest.fixture
 def spec() -> Spec:
-    return make_spec()
+    return overlay_spec()

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from sinkhelpers import make_result
 
 from jetseg.errors import SinkError
 from jetseg.jetson.sinks import SinkContext, open_sink
 from jetseg.jetson.sinks.display import DisplaySink, gui_backend
+from tests.fixtures.media import make_result
 
 
 class FakeBuild:

@@ -5,12 +5,13 @@ import json
 
 import numpy as np
 import pytest
-from sinkhelpers import make_result, make_spec
 
 from jetseg.errors import SinkError
 from jetseg.jetson.sinks import SinkContext, open_sink
 from jetseg.jetson.sinks.masks import MaskSink, read_mask
 from jetseg.jetson.sinks.null import NullSink
+from tests.fixtures.media import make_result
+from tests.fixtures.specs import overlay_spec as make_spec
 
 
 def _lines(path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -13,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sinkhelpers import ROI, make_result
 
 from jetseg.errors import SinkError
 from jetseg.jetson.sinks import SinkContext, open_sink
 from jetseg.jetson.sinks.video import VideoFileSink
+from tests.fixtures.media import make_result
+from tests.fixtures.specs import ROI
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[3]  # the folder holding tests/, for the child to import tests.fixtures
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
                                   reason="needs ffmpeg and ffprobe (apt-get install ffmpeg)")
 
@@ -124,7 +126,7 @@ def test_encoder_killed_leaves_no_file(tmp_path, spec):
     sink.open(SinkContext(spec=spec))
     sink.write(make_result(0, spec))
     sink._proc.kill()  # the encoder dies abruptly (out of memory, crash)
-    sink._proc.wait()
+    sink._proc.wait(timeout=60)
     with pytest.raises(SinkError, match=r"ffmpeg stopped while recording .*crash.mp4 \(exit code -9\)"):
         for i in range(1, 50):
             sink.write(make_result(i, spec))
@@ -143,7 +145,10 @@ def test_encoder_signalled_by_service_manager_still_finishes_file(tmp_path, spec
     for i in range(8):
         sink.write(make_result(i, spec))
     sink._proc.send_signal(signal.SIGTERM)
-    sink._proc.wait()
+    try:
+        sink._proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass  # ffmpeg was blocked reading its stdin (the read restarts after the signal): the next frame wakes it
     for i in range(8, 12):
         sink.write(make_result(i, spec))  # no error: the rest is dropped
     sink.close()
@@ -154,11 +159,12 @@ def test_encoder_signalled_by_service_manager_still_finishes_file(tmp_path, spec
 CHILD = r"""
 import signal, sys, threading
 sys.path.insert(0, sys.argv[2])
-from sinkhelpers import make_result, make_spec
+from tests.fixtures.media import make_result
+from tests.fixtures.specs import overlay_spec
 from jetseg.jetson.sinks import SinkContext, open_sink
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *a: stop.set())
-spec = make_spec()
+spec = overlay_spec()
 sink = open_sink("file://" + sys.argv[1])
 sink.open(SinkContext(spec=spec, fps=25))
 i = 0
@@ -175,9 +181,10 @@ print("closed", sink.written, flush=True)
 @needs_ffmpeg
 def test_sigterm_to_the_process_group_finishes_a_playable_file(tmp_path):
     out = tmp_path / "daemon.mp4"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(out), str(HERE)], stdout=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(out), str(ROOT)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, start_new_session=True, text=True)
     try:
+        assert select.select([child.stdout], [], [], 120)[0], "the child did not start recording within 120 s"
         assert child.stdout.readline().strip() == "recording"
         assert not out.exists()  # still being written under a temporary name
         os.killpg(child.pid, signal.SIGTERM)  # like Ctrl+C / kill of the job: the whole group

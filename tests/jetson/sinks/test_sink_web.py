@@ -13,11 +13,12 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import pytest
-from sinkhelpers import ROI, make_result
 
 from jetseg.errors import SinkError
 from jetseg.jetson.sinks import SinkContext, open_sink
 from jetseg.jetson.sinks.web import WebSink, parse_address
+from tests.fixtures.media import make_result
+from tests.fixtures.specs import ROI
 
 TOKEN = "s3cret-Token_1"
 # shaped like jetseg.jetson.metrics.Metrics.stats()

@@ -1,10 +1,11 @@
-"""Fixtures for the source tests (the file writers live in srchelpers.py)."""
+"""Fixtures for the source tests."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from srchelpers import write_video
+
+from tests.fixtures.media import write_video
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
-from srchelpers import gradient, write_dicom
 
 from jetseg.errors import SourceError
 from jetseg.jetson.sources import open_source
 from jetseg.jetson.sources.dicom import DicomSource
+from tests.fixtures.dicom import write_dicom
+from tests.fixtures.media import gradient
 
 
 def _read_all(uri: str):

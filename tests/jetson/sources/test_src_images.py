@@ -7,11 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from srchelpers import gradient
 
 from jetseg.errors import SourceError
 from jetseg.jetson.sources import open_source
 from jetseg.jetson.sources.images import ImageFolderSource, natural_key
+from tests.fixtures.media import gradient
 
 
 def _frames(uri: str, **options):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,21 +18,10 @@ import pytest
 from jetseg.errors import SourceError
 from jetseg.jetson.sources import Frame, open_source
 from jetseg.jetson.sources.live import GstSource, LiveSource, UDPSource, V4L2Source, has_gstreamer
+from tests.fixtures.waiting import free_port, wait_for
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg program (apt install ffmpeg)")
 FAST = "backend=ffmpeg&open_timeout=1&read_timeout=1&backoff=0.2&backoff_max=0.5"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def gst_elements(*names: str) -> bool:
@@ -68,18 +56,9 @@ def read_frames(src: LiveSource, count: int, within: float) -> List[Frame]:
     return frames
 
 
-def wait_for(predicate, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 @needs_ffmpeg
 def test_udp_receives_then_reconnects_after_sender_restart() -> None:
-    port = free_udp_port()
+    port = free_port(2)
     src = open_source("udp://127.0.0.1:%d?%s" % (port, FAST))
     assert isinstance(src, UDPSource)
     try:
@@ -92,7 +71,7 @@ def test_udp_receives_then_reconnects_after_sender_restart() -> None:
             assert src.stats()["state"] == "running" and src.stats()["backend"] == "ffmpeg"
             assert src.fps == pytest.approx(25.0)
         # sender gone: the source notices, keeps returning None, retries with backoff
-        assert wait_for(lambda: src.failures >= 1, within=10), src.stats()
+        assert wait_for(lambda: src.failures >= 1, timeout=10, every=0.05), src.stats()
         for _ in range(100):  # drain frames still buffered in the decoder
             if src.read(timeout=0.1) is None:
                 break
@@ -110,7 +89,7 @@ def test_udp_receives_then_reconnects_after_sender_restart() -> None:
 
 @needs_ffmpeg
 def test_newest_frame_wins_with_a_slow_reader() -> None:
-    port = free_udp_port()
+    port = free_port(2)
     with udp_sender(port):
         with open_source("udp://127.0.0.1:%d?%s" % (port, FAST)) as src:
             assert read_frames(src, 2, within=20), src.stats()
@@ -124,12 +103,12 @@ def test_newest_frame_wins_with_a_slow_reader() -> None:
 
 
 def test_unreachable_rtsp_retries_without_leaking_the_password() -> None:
-    port = free_tcp_port()  # nothing listens there
+    port = free_port(1)  # nothing listens there
     src = open_source("rtsp://admin:s3cret@127.0.0.1:%d/live?%s" % (port, FAST))
     try:
         src.open()
         assert src.read(timeout=0.5) is None
-        assert wait_for(lambda: src.failures >= 2, within=10), src.stats()
+        assert wait_for(lambda: src.failures >= 2, timeout=10, every=0.05), src.stats()
         stats = src.stats()
         assert stats["state"] == "reconnecting" and stats["reconnects"] == 0 and stats["delivered"] == 0
         assert "s3cret" not in repr(stats) and "admin:***@127.0.0.1" in stats["uri"]
@@ -143,7 +122,7 @@ def test_missing_v4l2_device_is_retried() -> None:
     assert isinstance(src, V4L2Source) and src.device == "/dev/video97"
     with src:
         assert src.read(timeout=0.3) is None
-        assert wait_for(lambda: src.failures >= 1, within=5)
+        assert wait_for(lambda: src.failures >= 1, timeout=5, every=0.05)
         assert src.stats()["backend"] == "v4l2"
     assert open_source("v4l2://3", backend="v4l2").device == "/dev/video3"
 
@@ -199,14 +178,15 @@ def test_import_stays_light() -> None:
                     reason="needs OpenCV with GStreamer and the udpsrc, tsdemux, h264parse, avdec_h264 elements")
 def test_udp_over_gstreamer_resumes_after_sender_restart() -> None:
     """The x86 GStreamer pipeline for udp://: udpsrc keeps listening, so a restarted sender resumes the stream."""
-    port = free_udp_port()
+    port = free_port(2)
     src = open_source("udp://127.0.0.1:%d?read_timeout=1" % port)
     try:
         with udp_sender(port, h264=True):
             src.open()
             frames = read_frames(src, 5, within=20)
             assert len(frames) == 5 and src.stats()["backend"] == "gstreamer", src.stats()
-        assert wait_for(lambda: src.stats()["state"] in ("stalled", "reconnecting"), within=10), src.stats()
+        assert wait_for(lambda: src.stats()["state"] in ("stalled", "reconnecting"), timeout=10,
+                        every=0.05), src.stats()
         with udp_sender(port, h264=True):
             after = read_frames(src, 5, within=20)
             assert len(after) == 5, src.stats()

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from srchelpers import write_video
 
 from jetseg.errors import SourceError
 from jetseg.jetson.sources import open_source
 from jetseg.jetson.sources.video import VideoFileSource
+from tests.fixtures.media import write_video
 
 
 def test_every_frame_in_order(video_file: Path) -> None:

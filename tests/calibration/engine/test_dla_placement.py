@@ -67,10 +67,9 @@ def test_the_project_unet_is_dla_friendly():
     import pytest
 
     pytest.importorskip("torch")  # optional on the Jetson
-    from device_models import tiny_spec
-
     from jetseg.models.archs import build_model
     from jetseg.models.export import torch_to_onnx
+    from tests.fixtures.specs import tiny_spec
 
     model = build_model("unet-small", input_size=(32, 32))
     proto = onnx.load_from_string(torch_to_onnx(model, tiny_spec()))  # the project's one export path

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-from device_models import qdq_model
 from onnx import TensorProto, helper, numpy_helper
 
 from jetseg.calibration.engine.qdq import strip_qdq
 from jetseg.errors import BundleError
 from jetseg.jetson.trt.plan import has_qdq
+from tests.fixtures.models import qdq_model
 
 
 def _run(model, x):

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 
-import fake_tensorrt
 import pytest
-from device_models import make_bundle, qdq_model, tiny_model
 
 from jetseg.bundle import Bundle
 from jetseg.calibration.engine.build import build_engine
 from jetseg.errors import BundleError, DeviceError
 from jetseg.jetson.device import info
 from jetseg.jetson.trt import store
+from tests.fixtures import fake_tensorrt
+from tests.fixtures.bundles import conv_bundle as make_bundle
+from tests.fixtures.models import conv_model as tiny_model
+from tests.fixtures.models import qdq_model
 
 CACHE = b"TRT-8502-EntropyCalibration2\ninput: 3d4ccccd\nlogits: 3e4ccccd\n"
 
@@ -24,9 +25,7 @@ def xavier(monkeypatch):
     monkeypatch.setattr(info, "identity", lambda root="/": ("xavier", "72"))
 
     def install(version="8.5.2.2", **kw):
-        trt = fake_tensorrt.make(version, **kw)
-        monkeypatch.setitem(sys.modules, "tensorrt", trt)
-        return trt
+        return fake_tensorrt.install(monkeypatch, version, **kw)
 
     return install
 

@@ -1,14 +1,12 @@
 """Version handling and feature decisions for TensorRT 8.5 / 8.6 / 10.x / 11.x (no TensorRT needed)."""
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 
 from jetseg import trtcompat
 from jetseg.errors import DeviceError, JetsegError
 from jetseg.optional import available
+from tests.fixtures import fake_tensorrt
 
 
 def test_versions_compare_as_versions_not_strings():
@@ -50,31 +48,10 @@ def test_no_tensorrt_here_is_one_clear_line():
     assert "python3-libnvinfer" in msg and "\n" not in msg
 
 
-class _Flag:
-    def __init__(self, name):
-        self.name = name
-
-    def __int__(self):
-        return {"EXPLICIT_BATCH": 0}[self.name]
-
-    def __repr__(self):
-        return self.name
-
-
 @pytest.fixture
 def fake_trt(monkeypatch):
-    """A stand-in tensorrt module with just the enums set_precision/network_flags touch."""
-    mod = types.ModuleType("tensorrt")
-    mod.__version__ = "8.5.2.2"
-    mod.BuilderFlag = types.SimpleNamespace(FP16=_Flag("FP16"), INT8=_Flag("INT8"))
-    mod.NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=_Flag("EXPLICIT_BATCH"))
-
-    def builder(log):
-        raise TypeError("pybind11::init(): factory function returned nullptr")
-
-    mod.Builder = builder
-    monkeypatch.setitem(sys.modules, "tensorrt", mod)
-    return mod
+    """The stand-in tensorrt (8.5.2.2) on a machine without a usable GPU (its builder cannot be created)."""
+    return fake_tensorrt.install(monkeypatch, "8.5.2.2", gpu=False)
 
 
 class _Config:
@@ -82,7 +59,7 @@ class _Config:
         self.flags = []
 
     def set_flag(self, flag):
-        self.flags.append(repr(flag))
+        self.flags.append(flag.name)
 
 
 def test_precision_flags_on_8_5_and_10(fake_trt):

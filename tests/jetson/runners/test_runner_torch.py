@@ -1,7 +1,6 @@
 """torch runner: rebuilds the architecture from the manifest, loads weights-only, matches ONNX Runtime."""
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -10,29 +9,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from jetseg.bundle import save_bundle  # noqa: E402
 from jetseg.errors import RunnerError  # noqa: E402
 from jetseg.jetson.runners import open_runner  # noqa: E402
-from jetseg.models.archs import build_model, describe  # noqa: E402
-from jetseg.models.export import torch_to_onnx  # noqa: E402
-from jetseg.spec import Spec  # noqa: E402
-
-
-def _spec():
-    return Spec.from_dict({"name": "t", "input": {"size": [32, 32], "channels": 1},
-                           "classes": ["background", "lesion"]})
+from tests.fixtures.bundles import torch_unet_bundle  # noqa: E402
 
 
 def _bundle(tmp_path, with_weights=True, architecture=True):
-    spec = _spec()
-    kwargs = {"input_size": [32, 32], "in_channels": 1, "num_classes": 2}
-    torch.manual_seed(0)
-    model = build_model("unet-tiny", **kwargs).eval()
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    prov = {"architecture": describe("unet-tiny", kwargs)} if architecture else {}
-    extra = {"weights.pt": buf.getvalue()} if with_weights else {}
-    return save_bundle(tmp_path / "b", torch_to_onnx(model, spec), spec, extra_files=extra, provenance=prov)
+    return torch_unet_bundle(tmp_path / "b", weights=with_weights, architecture=architecture)
 
 
 def test_torch_matches_onnxrt(tmp_path):
