@@ -36,3 +36,11 @@ def pytest_collection_modifyitems(config, items):
         for marker, (ok, why) in reasons.items():
             if item.get_closest_marker(marker) is not None and not ok:
                 item.add_marker(pytest.mark.skip(reason=why))
+
+
+@pytest.fixture
+def tiny_bundle(tmp_path):
+    """A bundle of one 3x3 convolution (input 32x32 grey, 2 classes): engine build, store and runner tests."""
+    from tests.fixtures.bundles import conv_bundle
+
+    return conv_bundle(tmp_path / "tiny")

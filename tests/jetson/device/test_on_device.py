@@ -19,10 +19,10 @@ from jetseg.bundle import ENGINES_DIR, Bundle
 from jetseg.calibration.engine.build import build_engine
 from jetseg.jetson.runners import open_runner
 from jetseg.jetson.sources import open_source
+from tests.fixtures.paths import REPO
 
 pytestmark = [pytest.mark.jetson, pytest.mark.trt, pytest.mark.gpu]
 
-REPO = Path(__file__).resolve().parents[3]
 BUNDLES = sorted(p for p in (REPO / "models" / "bundles").glob("*") if (p / "spec.yaml").is_file())
 FRAMES = 16
 # Minimum mean foreground Dice against ONNX Runtime FP32 masks on the same frames.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from jetseg.jetson.config import ConfigError, DaemonConfig, apply_overrides, parse_options, parse_roi
+from tests.fixtures.paths import REPO
 
 
 def load(tmp_path, text):
@@ -97,7 +98,7 @@ def test_flag_parsers():
         parse_options(["threads"], "--backend-option")
 
 
-SERVICE_DIR = __import__("pathlib").Path(__file__).resolve().parents[3] / "jetson" / "service"
+SERVICE_DIR = REPO / "jetson" / "service"
 
 
 def test_the_example_config_is_valid():

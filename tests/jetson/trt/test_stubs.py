@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.fixtures.paths import REPO
+
 LOCAL = REPO / "typings" / "tensorrt" / "__init__.pyi"
 
 
