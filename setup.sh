@@ -4,7 +4,9 @@
 #   ./setup.sh            install into ./.venv (idempotent; re-runs only what changed)
 #   ./setup.sh demo       install if needed, then run `jetseg demo`
 #   ./setup.sh test       install with the dev tools, then static checks and the whole test suite
-#   ./setup.sh test-device  on a Jetson: the on-device tests (markers jetson, trt, gpu)
+#   ./setup.sh test-jetpack5  the JetPack 5 twin: Python 3.8 venv (.venv-jp5) with requirements/jetpack5.txt,
+#                           then the whole test suite there (runs on any x86 host; CI runs it)
+#   ./setup.sh test-device  on a Jetson: `jetseg selftest`, then the on-device tests (markers jetson, trt, gpu)
 #
 # On x86 hosts: CPU PyTorch (torch==2.13.0), ONNX Runtime, OpenCV headless from PyPI, and the apt packages
 # the tests use (ffmpeg, GStreamer tools, chromium). On a Jetson (/etc/nv_tegra_release): a venv with
@@ -31,6 +33,11 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
 is_jetson() { [ -f /etc/nv_tegra_release ]; }
 
+#: JetPack 5's Python stack: pinned in ONE file, shared by the Jetson install and its twin (test-jetpack5).
+JP5_CONSTRAINTS="$ROOT/requirements/jetpack5.txt"
+#: What the Jetson install takes from PyPI (versions from $JP5_CONSTRAINTS on JetPack 5).
+JETSON_PY_PACKAGES="numpy PyYAML packaging onnx pydicom nibabel tqdm prometheus-client matplotlib psutil pytest"
+
 APT_PACKAGES="ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav chromium"
 
 apt_install() {
@@ -55,7 +62,7 @@ apt_install() {
 
 stamp_of() {
     # What the install depends on: the project files and the optional Jetson steps asked for.
-    { cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/setup.sh"
+    { cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/setup.sh" "$ROOT/requirements/jetpack5.txt"
       echo "${JETSEG_TORCH_WHEEL:-}|${JETSEG_ORT_WHEEL:-}|${JETSEG_WITH_TORCH2TRT:-}|${JETSEG_PYCUDA:-}"
     } | sha256sum | cut -c1-16
 }
@@ -106,10 +113,18 @@ install_jetson() {
     jp="$(jetpack_major)"
     say "Jetson detected: $(head -n1 /etc/nv_tegra_release) (JetPack ${jp})"
     if [ "$jp" = 0 ]; then say "warning: unknown L4T release; continuing as JetPack 5/6 (see docs/jetson.md)"; fi
-    # System packages: venv/build tools for pycuda, GStreamer for capture, ffmpeg for the tests.
-    apt_install python3-venv python3-dev python3-pip build-essential ffmpeg \
-        gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
-        gstreamer1.0-libav
+    # Required first: the venv module and the headers/compiler pycuda builds with. A fresh JetPack image may
+    # lack python3-venv and python3-dev; without them nothing below can work, so stop here and say so.
+    local required=(python3-venv python3-dev python3-pip build-essential)
+    apt_install "${required[@]}"
+    local pkg
+    for pkg in "${required[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || die "$pkg is required on the Jetson and missing: sudo apt-get install ${required[*]}, then ./setup.sh"
+    done
+    # Optional: GStreamer for capture, ffmpeg for the tests.
+    apt_install ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+        gstreamer1.0-plugins-bad gstreamer1.0-libav
     # TensorRT's Python bindings and GStreamer-enabled OpenCV come from JetPack, for the system Python only.
     if ! "$sys_py" -c "import tensorrt" 2>/dev/null; then
         apt_install python3-libnvinfer
@@ -128,16 +143,18 @@ install_jetson() {
     done
     $pip install -q --upgrade pip setuptools wheel
     $pip install -q --no-deps -e .
-    # numpy < 1.25: the last line for Python 3.8 and what JetPack 5's TensorRT/OpenCV were built against.
-    $pip install -q "numpy<1.25" PyYAML packaging onnx pydicom nibabel tqdm prometheus-client matplotlib psutil \
-        pytest ruff vermin mypy
+    # JetPack 5: the pinned stack (numpy 1.23.5: TensorRT 8.5.2's nptype breaks on numpy >= 1.24).
+    local cons=()
+    if [ "$jp" = 5 ]; then cons=(-c "$JP5_CONSTRAINTS"); fi
+    # shellcheck disable=SC2086
+    $pip install -q ${cons[@]+"${cons[@]}"} $JETSON_PY_PACKAGES ruff vermin mypy
     # ONNX Runtime: a GPU build if given, else PyPI's CPU wheel (calibration and the onnxrt backend need it).
     if [ -n "${JETSEG_ORT_WHEEL:-}" ]; then
         say "pip: onnxruntime-gpu from $JETSEG_ORT_WHEEL"
         $pip install -q "$JETSEG_ORT_WHEEL"
     elif ! "$VENV/bin/python" -c "import onnxruntime" 2>/dev/null; then
         say "pip: onnxruntime (CPU); for the CUDA/TensorRT providers set JETSEG_ORT_WHEEL to a Jetson build"
-        $pip install -q onnxruntime || say "no onnxruntime wheel for this Python on PyPI; see docs/jetson.md"
+        $pip install -q ${cons[@]+"${cons[@]}"} onnxruntime || say "no onnxruntime wheel for this Python on PyPI; see docs/jetson.md"
     fi
     # pycuda: built from source against the JetPack CUDA toolkit (device memory for the trt backend).
     if ! "$VENV/bin/python" -c "import pycuda.driver" 2>/dev/null; then
@@ -145,10 +162,10 @@ install_jetson() {
             say "pip: building ${JETSEG_PYCUDA:-pycuda==2024.1.2} against $cuda (a few minutes)"
             CUDA_ROOT="$cuda" PATH="$cuda/bin:$PATH" CPATH="$cuda/include:${CPATH:-}" \
                 LIBRARY_PATH="$cuda/lib64:${LIBRARY_PATH:-}" \
-                $pip install -q "${JETSEG_PYCUDA:-pycuda==2024.1.2}" \
-                || say "pycuda did not build; the trt backend needs it (see docs/jetson.md)"
+                $pip install -q ${cons[@]+"${cons[@]}"} "${JETSEG_PYCUDA:-pycuda==2024.1.2}" \
+                || die "pycuda did not build against $cuda (the trt backend needs it): check python3-dev and nvcc, then re-run ./setup.sh (docs/jetson.md)"
         else
-            say "no CUDA toolkit at $cuda (nvcc): sudo apt-get install nvidia-jetpack, then re-run ./setup.sh"
+            die "no CUDA toolkit at $cuda (nvcc), needed to build pycuda: sudo apt-get install nvidia-jetpack, then ./setup.sh"
         fi
     fi
     # PyTorch: NVIDIA's wheel for this JetPack (optional: training, the torch backend, torch2trt).
@@ -203,6 +220,49 @@ static_checks() {
     fi
 }
 
+find_python38() {
+    # A Python 3.8 interpreter for the JetPack 5 twin: $JETSEG_PY38, python3.8 on PATH, or pyenv's newest 3.8.
+    local cand
+    for cand in "${JETSEG_PY38:-}" "$(command -v python3.8 || true)" \
+                $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.8.*/bin/python3.8 2>/dev/null | sort -V -r); do
+        if [ -n "$cand" ] && [ -x "$cand" ] \
+                && "$cand" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 8))' 2>/dev/null; then
+            echo "$cand"
+            return 0
+        fi
+    done
+    return 1
+}
+
+test_jetpack5() {
+    # The JetPack 5 twin: the Jetson's Python 3.8 stack (requirements/jetpack5.txt) on this x86 host, whole suite.
+    local py38 venv="${JETSEG_JP5_VENV:-$ROOT/.venv-jp5}" stamp
+    py38="$(find_python38)" || die "no Python 3.8 interpreter found (tried \$JETSEG_PY38, python3.8 on PATH, pyenv versions/3.8.*); install one, e.g. 'pyenv install 3.8', then ./setup.sh test-jetpack5"
+    stamp="$( { echo "$py38"; cat "$JP5_CONSTRAINTS" "$ROOT/pyproject.toml" "$ROOT/setup.py"; } | sha256sum | cut -c1-16)"
+    if [ ! -f "$venv/.jetseg-stamp" ] || [ "$(cat "$venv/.jetseg-stamp")" != "$stamp" ]; then
+        rm -rf "$venv"
+        say "JetPack 5 twin: creating $venv with $py38"
+        "$py38" -m venv "$venv"
+        # shellcheck disable=SC2086
+        "$venv/bin/python" -m pip install -q -c "$JP5_CONSTRAINTS" $JETSON_PY_PACKAGES onnxruntime opencv-python-headless
+        "$venv/bin/python" -m pip install -q --no-deps -e .
+        echo "$stamp" > "$venv/.jetseg-stamp"
+    fi
+    say "JetPack 5 twin: $("$venv/bin/python" - <<'PY'
+import importlib, platform, sys
+names = ("numpy", "onnx", "onnxruntime", "cv2", "yaml", "matplotlib", "pydicom", "nibabel")
+versions = []
+for name in names:
+    try:
+        versions.append("%s %s" % (name, importlib.import_module(name).__version__))
+    except ImportError:
+        versions.append("%s missing" % name)
+print("Python %s (%s); %s" % (platform.python_version(), sys.executable, ", ".join(versions)))
+PY
+)"
+    "$venv/bin/python" -m pytest -p no:cacheprovider "$@"
+}
+
 case "$ACTION" in
     install) install ;;
     demo) install; exec "$VENV/bin/jetseg" demo "$@" ;;
@@ -212,12 +272,15 @@ case "$ACTION" in
         say "pytest"
         "$VENV/bin/python" -m pytest "$@"
         ;;
+    test-jetpack5) test_jetpack5 "$@" ;;
     test-device)
         is_jetson || die "test-device runs on a Jetson (no /etc/nv_tegra_release here); on this machine use ./setup.sh test"
         install
         "$VENV/bin/jetseg" doctor
+        # The report to attach to an issue: every check with passed / failed / skipped and why.
+        "$VENV/bin/jetseg" selftest --out "${JETSEG_SELFTEST_OUT:-$ROOT/selftest-report}"
         # -rP prints each passing test's output: Dice per engine, the DLA placement report.
         "$VENV/bin/python" -m pytest -m "jetson or trt or gpu" -rP "$@"
         ;;
-    *) die "unknown action '$ACTION' (use: install, demo, test, test-device)" ;;
+    *) die "unknown action '$ACTION' (use: install, demo, test, test-jetpack5, test-device)" ;;
 esac
