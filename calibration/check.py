@@ -10,6 +10,9 @@ Rules checked (docs/calibration.md explains each):
 - ``per-channel``: per-channel scales only on weights (constants); activations are per-tensor.
 - ``convtranspose-axis``: ConvTranspose weights are per-tensor or per-channel on axis 0.
 - ``bias``: biases of Conv / ConvTranspose / Gemm stay float (not dequantized from int32).
+- ``int8-weights`` (TensorRT < 10 only): no INT8 initializer feeds a DequantizeLinear. onnx-tensorrt 8.5 makes
+  such an initializer an INT8 constant, which TensorRT 8.x rejects ("invalid weights type of Int8",
+  NVIDIA/TensorRT#2163); weights must be float initializers through QuantizeLinear -> DequantizeLinear.
 
     violations = check_qdq("model.onnx")
     if violations:
@@ -26,6 +29,8 @@ import numpy as np
 from jetseg.optional import require
 
 MAX_OPSET = 17
+#: The TensorRT checked for when none is given: JetPack 5.1's (Jetson AGX Xavier).
+DEFAULT_TRT_VERSION = "8.5.2"
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
 _BIASED = ("Conv", "ConvTranspose", "Gemm")
 
@@ -67,9 +72,17 @@ def _axis(node: Any) -> int:
     return 1  # the ONNX default
 
 
-def check_qdq(model: Union[str, Path, Any], max_opset: int = MAX_OPSET) -> List[Violation]:
-    """Return every violation of TensorRT's Q/DQ rules in ``model`` (a path or a ModelProto); empty = passes."""
+def check_qdq(model: Union[str, Path, Any], max_opset: int = MAX_OPSET,
+              trt_version: str = DEFAULT_TRT_VERSION) -> List[Violation]:
+    """Return every violation of TensorRT's Q/DQ rules in ``model`` (a path or a ModelProto); empty = passes.
+
+    Args:
+        trt_version: the TensorRT the model is meant for; INT8 weight initializers are refused below 10.
+    """
+    from packaging.version import Version
+
     onnx = require("onnx", "the Q/DQ checker")
+    int8_constants_ok = Version(trt_version).release[0] >= 10
     if not hasattr(model, "graph"):
         model = onnx.load(str(model))
     out: List[Violation] = []
@@ -117,6 +130,13 @@ def check_qdq(model: Union[str, Path, Any], max_opset: int = MAX_OPSET) -> List[
             if np.any(zero != 0):
                 out.append(Violation("zero-point", name, "zero-point is not 0 (found %s); TensorRT needs "
                                      "symmetric quantization" % _brief(zero)))
+        if (node.op_type == "DequantizeLinear" and not int8_constants_ok and node.input[0] in consts
+                and consts[node.input[0]].dtype in (np.int8, np.uint8)):
+            out.append(Violation("int8-weights", name, "initializer %r is %s data feeding DequantizeLinear; "
+                                 "TensorRT %s rejects INT8 constants (NVIDIA/TensorRT#2163): keep weights float "
+                                 "with a QuantizeLinear -> DequantizeLinear pair ('jetseg calibrate --target "
+                                 "tensorrt' writes that)" % (node.input[0], consts[node.input[0]].dtype,
+                                                             trt_version)))
         per_channel = scale is not None and scale.size > 1
         if per_channel and not is_weight(node):
             out.append(Violation("per-channel", name, "activation %r has %d per-channel scales; TensorRT "

@@ -8,7 +8,10 @@ Two steps, so that the accuracy gate can re-quantize cheaply with different laye
 
    - ``tensorrt``: TensorRT's explicit-quantization rules: int8 activations and weights, zero-point 0
      (symmetric), per-channel scales for weights only (ConvTranspose on axis 0), per-tensor activations,
-     float biases, Q/DQ on the inputs of weighted layers only (NVIDIA's recommended placement).
+     float biases, Q/DQ on the inputs of weighted layers only (NVIDIA's recommended placement). Weights stay
+     float initializers feeding a QuantizeLinear -> DequantizeLinear pair (ONNX Runtime's
+     ``AddQDQPairToWeight``): onnx-tensorrt 8.5 turns an INT8 initializer into an INT8 constant, which
+     TensorRT 8.x rejects ("invalid weights type of Int8", NVIDIA/TensorRT#2163); the pair parses on 8.5 to 10.x.
    - ``cpu``: what ONNX Runtime's CPU kernels run fastest: uint8 activations (asymmetric), int8
      per-channel weights, int32 biases, Q/DQ around every supported operator (fused to QLinearConv & co).
 
@@ -36,8 +39,11 @@ METHODS = ("entropy", "minmax", "percentile")
 TARGETS = ("tensorrt", "cpu")
 #: Operators whose weights and inputs are quantized for TensorRT (Q/DQ on their inputs only).
 TRT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-#: The oldest ONNX Runtime whose quantizer takes per-tensor overrides (used for ConvTranspose's axis).
-MIN_ORT = "1.17"
+#: The oldest ONNX Runtime jetseg calibrates with: 1.19.2 is the newest onnxruntime with a cp38 aarch64 wheel
+#: (JetPack 5) and is what the JetPack 5 twin (./setup.sh test-jetpack5) tests; x86 tests the newest release.
+MIN_ORT = "1.19"
+#: The newest ONNX Runtime jetseg's calibration has been tested with.
+MAX_TESTED_ORT = "1.32"
 
 #: Frames per collect_data call of ONNX Runtime's calibrators (bounds their memory).
 CHUNK = 8
@@ -209,6 +215,7 @@ def _settings(q: Any, model: Any, target: str) -> Dict[str, Any]:
         return dict(per_channel=True, reduce_range=False, weight_type=q.QuantType.QInt8,
                     activation_type=q.QuantType.QInt8, op_types=list(TRT_OPS),
                     extra={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                           "AddQDQPairToWeight": True,
                            "QDQDisableWeightAdjustForInt32Bias": True,
                            "OpTypesToExcludeOutputQuantization": list(TRT_OPS),
                            "TensorQuantOverrides": overrides})
@@ -216,6 +223,14 @@ def _settings(q: Any, model: Any, target: str) -> Dict[str, Any]:
         return dict(per_channel=True, reduce_range=False, weight_type=q.QuantType.QInt8,
                     activation_type=q.QuantType.QUInt8, op_types=None, extra={})
     raise JetsegError("target %r is unknown; expected one of %s" % (target, ", ".join(TARGETS)))
+
+
+def _update_opset(qu: Any, model: Any, weight_type: Any) -> Any:
+    """ONNX Runtime >= 1.23 wants the caller to raise the opset for the quantization types first
+    (``quant_utils.update_opset_version``); before 1.23 that function does not exist and the quantizer's own
+    ``check_opset_version`` does it. jetseg quantizes to int8 at opset 13-17, where both leave the model as is."""
+    update = getattr(qu, "update_opset_version", None)
+    return update(model, weight_type) if update is not None else model
 
 
 def quantize(model_path: Path, out_path: Path, tensors_data: Any, target: str,
@@ -241,7 +256,7 @@ def quantize(model_path: Path, out_path: Path, tensors_data: Any, target: str,
         # so that the sensitivity analysis sees their own damage.
         s["extra"] = dict(s["extra"], ForceQuantizeNoInputCheck=True)
     op_types = s["op_types"] or _cpu_op_types()
-    model = qu.update_opset_version(model, s["weight_type"])
+    model = _update_opset(qu, model, s["weight_type"])
     args = {"model": model, "per_channel": s["per_channel"], "reduce_range": s["reduce_range"],
             "weight_qType": s["weight_type"], "activation_qType": s["activation_type"],
             "tensors_range": tensors_data, "nodes_to_quantize": list(only or []),
@@ -249,8 +264,8 @@ def quantize(model_path: Path, out_path: Path, tensors_data: Any, target: str,
     params = inspect.signature(QDQQuantizer.__init__).parameters
     missing = [p for p in params if p != "self" and p not in args and params[p].default is inspect.Parameter.empty]
     if missing:  # pragma: no cover - depends on the installed onnxruntime
-        raise DependencyError("this onnxruntime's QDQQuantizer wants %s; jetseg supports onnxruntime %s to 1.32"
-                              % (", ".join(missing), MIN_ORT))
+        raise DependencyError("this onnxruntime's QDQQuantizer wants %s; jetseg supports onnxruntime %s to %s"
+                              % (", ".join(missing), MIN_ORT, MAX_TESTED_ORT))
     quantizer = QDQQuantizer(**{k: v for k, v in args.items() if k in params})
     with contextlib.redirect_stdout(io.StringIO()):
         quantizer.quantize_model()

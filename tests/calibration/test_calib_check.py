@@ -47,7 +47,8 @@ def test_tensorrt_output_passes(quantized, tmp_path: Path):
     onnx.save(quantized["tensorrt"], str(tmp_path / "m.onnx"))
     assert check_qdq(tmp_path / "m.onnx") == []  # also from a path
     ops = [n.op_type for n in quantized["tensorrt"].graph.node]
-    assert ops.count("QuantizeLinear") == 5  # inputs of the weighted layers only: enc, mid, up, dec, head
+    # Inputs of the weighted layers only (enc, mid, up, dec, head), and their float weights through Q -> DQ.
+    assert ops.count("QuantizeLinear") == 10
 
 
 def test_cpu_output_breaks_tensorrt_rules(quantized):
@@ -84,7 +85,7 @@ def test_convtranspose_axis_one_is_caught(quantized):
     model = onnx.ModelProto()
     model.CopyFrom(quantized["tensorrt"])
     dq = next(n for n in model.graph.node if n.name == "wt_DequantizeLinear")
-    weights = numpy_helper.to_array(_initializer(model, "wt_quantized"))  # (cin=8, cout=4, 2, 2), axis 0 now
+    weights = numpy_helper.to_array(_initializer(model, "wt"))  # float (cin=8, cout=4, 2, 2) through Q/DQ, axis 0
     assert weights.shape == (8, 4, 2, 2) and numpy_helper.to_array(_initializer(model, "wt_scale")).shape == (8,)
     _set(model, "wt_scale", np.full(4, 0.01, dtype=np.float32))
     _set(model, "wt_zero_point", np.zeros(4, dtype=np.int8))
