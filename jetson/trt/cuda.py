@@ -63,7 +63,10 @@ class CudaContext:
         self.cuda.Context.pop()
 
     def release(self) -> None:
-        self.context = None
+        """Give the primary context back (``detach``: pycuda's release of a retained primary context)."""
+        if self.context is not None:
+            self.context.detach()
+            self.context = None
 
 
 class Stream:
@@ -186,18 +189,20 @@ class CudaGraph:
             self.graph = ctypes.c_void_p()
 
 
-def numpy_dtype(dtype: tensorrt.DataType) -> Any:
-    """A TensorRT DataType as a numpy dtype (``trt.nptype`` where it exists)."""
-    import tensorrt as trt
+#: TensorRT DataType member name -> numpy dtype. Our own table, never ``trt.nptype``: in TensorRT 8.5.2
+#: (python/packaging/tensorrt/__init__.py) ``nptype`` builds a dict containing ``np.bool``, which numpy 1.24
+#: removed, so every call raises under numpy >= 1.24 (NVIDIA/TensorRT#2557, fixed in 8.6).
+_NUMPY_OF_TRT = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32,
+                 "BOOL": np.bool_, "UINT8": np.uint8, "INT64": np.int64}
 
-    nptype = getattr(trt, "nptype", None)
-    if nptype is not None:
-        return np.dtype(nptype(dtype))
-    table: Dict[Any, Any] = {trt.float32: np.float32, trt.float16: np.float16, trt.int32: np.int32,
-                             trt.int8: np.int8}
-    if dtype not in table:
-        raise DeviceError("engine tensor type %s has no numpy equivalent here" % dtype)
-    return np.dtype(table[dtype])
+
+def numpy_dtype(dtype: tensorrt.DataType) -> Any:
+    """A TensorRT DataType (``trt.float32``, ``trt.DataType.HALF``, ...) as a numpy dtype."""
+    name = getattr(dtype, "name", None) or str(dtype).split(".")[-1]
+    if name not in _NUMPY_OF_TRT:
+        raise DeviceError("engine tensor type %s has no numpy equivalent here; expected one of %s"
+                          % (dtype, ", ".join(sorted(_NUMPY_OF_TRT))))
+    return np.dtype(_NUMPY_OF_TRT[name])
 
 
 def device_name(index: int = 0) -> Optional[str]:
