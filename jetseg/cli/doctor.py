@@ -8,6 +8,8 @@ import shutil
 import sys
 from typing import Any, Dict, List, Tuple
 
+from jetseg.jetson.device.tegrastats import hottest
+
 HELP = "describe this machine: platform, versions, backends, GPU/DLA/TensorRT, OpenCV GStreamer, power mode"
 
 PACKAGES = ("numpy", "yaml", "cv2", "onnx", "onnxruntime", "torch", "pydicom", "nibabel",
@@ -151,7 +153,8 @@ def _show(value: Any) -> str:
 
 
 def _now(sample: Any) -> str:
-    """``9.1 W, GPU 12% @ 1377 MHz, hottest 41.5 C`` from a telemetry sample."""
+    """``9.1 W, GPU 12% @ 1377 MHz, hottest 41.5 C (GPU)`` from a telemetry sample (Xavier's constant PMIC
+    reading is not a sensor and never counts)."""
     if not sample:
         return "-"
     parts = []
@@ -160,8 +163,9 @@ def _now(sample: Any) -> str:
     if sample.get("gpu_load_pct") is not None:
         freq = sample.get("gpu_freq_mhz")
         parts.append("GPU %s%%%s" % (sample["gpu_load_pct"], " @ %s MHz" % freq if freq else ""))
-    if sample.get("temps_c"):
-        parts.append("hottest %.1f C" % max(sample["temps_c"].values()))
+    top = hottest(sample.get("temps_c") or {})
+    if top is not None:
+        parts.append("hottest %.1f C (%s)" % (top[1], top[0]))
     return ", ".join(parts) or "-"
 
 

@@ -15,7 +15,7 @@ Parsing is tolerant: unknown fields are ignored, a missing field is simply absen
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 # Rails that already are the board's total input power; when present they are the total instead of a sum.
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN", "VIN")
@@ -84,6 +84,19 @@ def parse_line(line: str) -> Dict[str, Any]:
         out["power_mw"], out["power_avg_mw"] = rails, averages
         out["power_total_mw"] = total_power(rails)
     return out
+
+
+#: Thermal zones that are not measurements: on AGX Xavier the PMIC zone reports a constant (``PMIC@100C``
+#: under any load, ``PMIC@50C`` on some releases), so it must never be shown as the hottest part of the board.
+PLACEHOLDER_ZONES = ("PMIC",)
+
+
+def hottest(temps: Dict[str, float]) -> Optional[Tuple[str, float]]:
+    """``(zone, degrees)`` of the hottest real sensor in ``temps_c``; None when there is none."""
+    real = [(name, value) for name, value in temps.items() if name.upper() not in PLACEHOLDER_ZONES]
+    if not real:
+        return None
+    return max(real, key=lambda item: item[1])
 
 
 def total_power(rails: Dict[str, int]) -> int:

@@ -61,3 +61,14 @@ def test_garbage_gives_empty_sample():
     assert parse_line("") == {}
     assert parse_line("tegrastats: command not found") == {}
     assert total_power({"POM_5V_IN": 5000, "POM_5V_GPU": 100}) == 5000
+
+
+def test_hottest_skips_xaviers_constant_pmic_zone():
+    from jetseg.cli.doctor import _now
+    from jetseg.jetson.device.tegrastats import hottest
+
+    sample = parse_line(XAVIER_JP4)  # PMIC@100C: a constant, not a sensor
+    assert sample["temps_c"]["PMIC"] == 100.0
+    assert hottest(sample["temps_c"]) == ("Tdiode", 41.75)
+    assert _now(sample).endswith("hottest 41.8 C (Tdiode)")
+    assert hottest({"PMIC": 100.0}) is None

@@ -74,7 +74,7 @@ def test_doctor_summary_of_a_sample():
     from jetseg.jetson.device.tegrastats import parse_line
 
     sample = parse_line(LINE.format(load=12, gpu=2000))
-    assert _now(sample) == "5.0 W, GPU 12% @ 1377 MHz, hottest 35.0 C"
+    assert _now(sample) == "5.0 W, GPU 12% @ 1377 MHz, hottest 35.0 C (GPU)"
     assert _now(None) == "-"
     if not ON_JETSON:
         assert telemetry.sample_once() is None
