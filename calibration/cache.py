@@ -8,8 +8,10 @@ Format (a text file)::
     ...
 
 The header names the TensorRT version and the calibrator algorithm; each following line is
-``<tensor name>: <scale>`` where the scale is ``amax / 127`` written as the 8 hex digits of its big-endian
-IEEE-754 float32 bit pattern. Tensor names are the ONNX tensor names (TensorRT's ONNX parser names each
+``<tensor name>: <scale>`` where the scale is ``amax / 127`` written as the hex digits of its big-endian
+IEEE-754 float32 bit pattern (jetseg writes 8 digits; TensorRT writes them without zero padding, ``0`` for a
+tensor it never saw). Names are whatever TensorRT calls the tensor, e.g. ``(Unnamed Layer* 64) [Shuffle]_output``,
+``onnx::Relu_5`` or ``input_1:0``: a line is split at its last ``:``. Tensor names are the ONNX tensor names (TensorRT's ONNX parser names each
 layer output after the ONNX tensor it produces), including the network input.
 
 Version number in the header (from published caches and NVIDIA's version macros):
@@ -82,10 +84,12 @@ def scale_to_hex(scale: float) -> str:
 
 
 def hex_to_scale(text: str) -> float:
+    """A cache value as a float. TensorRT prints the bit pattern in hex without zero padding (``0`` for a
+    tensor it never saw during calibration), so 1 to 8 hex digits are accepted."""
     text = text.strip()
-    if not re.match(r"^[0-9a-fA-F]{8}$", text):
-        raise CacheError("calibration cache value %r is not 8 hex digits" % text)
-    return float(struct.unpack(">f", bytes.fromhex(text))[0])
+    if not re.match(r"^[0-9a-fA-F]{1,8}$", text):
+        raise CacheError("calibration cache value %r is not a hex float32 bit pattern (1 to 8 hex digits)" % text)
+    return float(struct.unpack(">f", struct.pack(">I", int(text, 16)))[0])
 
 
 def scales_from_ranges(ranges: Mapping[str, Tuple[float, float]]) -> Dict[str, float]:
@@ -107,9 +111,11 @@ def dumps(scales: Mapping[str, float], trt_version: str = DEFAULT_TRT_VERSION, m
                          % (method, ", ".join(sorted(ALGORITHMS))))
     lines = ["TRT-%d-%s" % (version_number(trt_version), ALGORITHMS[method])]
     for name, scale in scales.items():
-        if ":" in name or "\n" in name:
-            raise CacheError("tensor name %r cannot be written to a calibration cache (contains ':' or a "
-                             "newline); rename it in the model" % name)
+        # A ':' inside a name is fine (TensorRT writes names like ``input_1:0``; readers split at the last
+        # ': '); a line break is not.
+        if "\n" in name or "\r" in name or not name.strip():
+            raise CacheError("tensor name %r cannot be written to a calibration cache (empty or contains a line "
+                             "break); rename it in the model" % name)
         lines.append("%s: %s" % (name, scale_to_hex(scale)))
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -128,7 +134,7 @@ def loads(data: Union[bytes, str]) -> CalibrationCache:
             continue
         name, sep, value = line.rpartition(":")
         if not sep or not name.strip():
-            raise CacheError("calibration cache line %d is %r; expected '<tensor>: <8 hex digits>'"
+            raise CacheError("calibration cache line %d is %r; expected '<tensor>: <hex digits>'"
                              % (number, line[:80]))
         cache.scales[name.strip()] = hex_to_scale(value)
     return cache

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -23,8 +24,12 @@ def test_scale_hex_is_big_endian_float32_bits():
     assert cache.scale_to_hex(2.0) == "40000000"
     assert cache.scale_to_hex(1.0 / 127.0) == "3c010204"
     assert cache.hex_to_scale("3c010204") == struct.unpack(">f", bytes.fromhex("3c010204"))[0]
-    with pytest.raises(cache.CacheError, match="'3c01' is not 8 hex digits"):
-        cache.hex_to_scale("3c01")
+    assert cache.hex_to_scale("0") == 0.0  # TensorRT does not zero-pad
+    assert cache.hex_to_scale("3c01") == struct.unpack(">f", bytes.fromhex("00003c01"))[0]
+    with pytest.raises(cache.CacheError, match=r"'3c01020405' is not a hex float32 bit pattern \(1 to 8 hex digits\)"):
+        cache.hex_to_scale("3c01020405")
+    with pytest.raises(cache.CacheError, match="'zz' is not a hex float32 bit pattern"):
+        cache.hex_to_scale("zz")
 
 
 def test_scales_from_ranges_use_amax_over_127():
@@ -55,7 +60,7 @@ def test_round_trip_exact_text(tmp_path):
 def test_bad_caches_are_named():
     with pytest.raises(cache.CacheError, match="header is 'hello'; expected TRT-<version>-<algorithm>"):
         cache.loads(b"hello\nx: 3f800000\n")
-    with pytest.raises(cache.CacheError, match="line 2 is 'no colon here'; expected '<tensor>: <8 hex digits>'"):
+    with pytest.raises(cache.CacheError, match="line 2 is 'no colon here'; expected '<tensor>: <hex digits>'"):
         cache.loads(b"TRT-8502-EntropyCalibration2\nno colon here\n")
     with pytest.raises(cache.CacheError, match="method 'kl' has no TensorRT calibrator"):
         cache.dumps({}, "8.5.2", "kl")
@@ -74,3 +79,25 @@ def test_store_ignores_a_stale_cache(tmp_path, caplog):
     store.write(good)
     assert store.read() == good
     assert [p.name for p in tmp_path.iterdir()] == ["c.cache"]  # atomic write left no temp file
+
+
+CACHES = Path(__file__).parent / "caches"  # caches TensorRT wrote, with their sources in caches/SOURCES.md
+
+
+@pytest.mark.parametrize("name, header, count, probe, value", [
+    ("trt8601_segformer.cache", "TRT-8601-EntropyCalibration2", 8, "(Unnamed Layer* 5) [Constant]_output", "3bdd84da"),
+    ("trt7000_mnist.cache", "TRT-7000-EntropyCalibration2", 8, "prob", "3c010a14"),
+    ("trt8401_unpadded_zero.cache", "TRT-8401-EntropyCalibration2", 7, "(Unnamed Layer* 64) [Shuffle]_output", "0"),
+    ("trt100300_colon_names.cache", "TRT-100300-EntropyCalibration2", 3, "input_1:0", "3c010a14"),
+    ("trt8502_onnx_names.cache", "TRT-8502-MinMaxCalibration", 3, "onnx::Relu_5", "3d0b7086"),
+])
+def test_reads_caches_tensorrt_wrote(name, header, count, probe, value):
+    parsed = cache.read(CACHES / name)
+    assert parsed.header == header
+    assert len(parsed.scales) == count
+    assert cache.scale_to_hex(parsed.scales[probe]) == value.rjust(8, "0")
+    # Written back by jetseg, it reads the same (zero-padded values, names unchanged).
+    method = "minmax" if "MinMax" in header else "entropy"
+    version = {8601: "8.6.1", 7000: "7.0.0", 8401: "8.4.1", 100300: "10.3.0", 8502: "8.5.2"}[parsed.version]
+    again = cache.loads(cache.dumps(parsed.scales, version, method))
+    assert again.header == header and again.scales == parsed.scales
