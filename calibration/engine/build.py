@@ -114,7 +114,7 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
     trt = trtcompat.load("'jetseg build'")
     feats = trtcompat.features(trt.__version__)
     plan = plan_build(bundle, precision, dla_core, bundle_has_qdq(bundle), calib_scans, calib_count)
-    from jetseg.jetson.device.info import describe, identity
+    from jetseg.jetson.device.info import describe, identity, module_name
 
     soc, cc = identity()
     if via == "torch2trt":
@@ -124,7 +124,7 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
                           "GPU from the Q/DQ model (drop --dla)" % (trt.__version__, store.CALIBRATION_CACHE))
     if plan.int8_mode == "cache" and plan.calibration_cache is not None:
         int8.check_calibration_cache(plan.calibration_cache, trt.__version__)
-    key = current_key(bundle, plan, trt.__version__, soc, cc)
+    key = current_key(bundle, plan, trt.__version__, soc, cc, module_name(), via)
     state, reasons = store.status(bundle, key)
     folder = store.engine_dir(bundle, key)
     if state == store.OK and not force:

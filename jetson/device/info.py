@@ -243,3 +243,28 @@ def identity(root: str = "/") -> Tuple[str, str]:
         return slug(ctx.name), "%d%d" % (major, minor)
     raise DeviceError("no NVIDIA GPU found here (not a Jetson, and pycuda is not installed to ask CUDA); "
                       "TensorRT engines are built and run on the device")
+
+
+def module_name(root: str = "/") -> str:
+    """Which module (not only which SoC) engines are built on, as a key part: AGX Xavier and Xavier NX are both
+    sm_72 Xavier SoCs with different SM counts (8 and 6), so an engine tuned on one must not be reused on the
+    other. On a Jetson the device tree's model (``jetson-agx-xavier-developer-kit``); elsewhere the CUDA
+    device's name and SM count via pycuda (``nvidia-a10-72sm``); ``unknown`` when neither can be read."""
+    from jetseg.jetson.trt.key import slug
+
+    model = _read(root, "proc/device-tree/model")
+    if model and model.strip():
+        return slug(model.replace("\x00", " ").splitlines()[0])
+    from jetseg.optional import available
+
+    if available("pycuda"):
+        from jetseg.errors import DeviceError
+        from jetseg.jetson.trt.cuda import CudaContext
+
+        try:
+            ctx = CudaContext(0)
+        except DeviceError:
+            return "unknown"
+        count = ctx.multiprocessors
+        return slug(ctx.name) + ("-%dsm" % count if count else "")
+    return "unknown"

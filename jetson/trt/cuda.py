@@ -51,6 +51,14 @@ class CudaContext:
         return str(self.device.name())
 
     @property
+    def multiprocessors(self) -> int:
+        """The GPU's SM count (0 when the driver does not say)."""
+        attrs = getattr(self.cuda, "device_attribute", None)
+        if attrs is None or not hasattr(attrs, "MULTIPROCESSOR_COUNT"):
+            return 0
+        return int(self.device.get_attribute(attrs.MULTIPROCESSOR_COUNT))
+
+    @property
     def compute_capability(self) -> Tuple[int, int]:
         major, minor = self.device.compute_capability()
         return int(major), int(minor)

@@ -56,6 +56,10 @@ class EngineKey:
         dla_core: the DLA core, or None for the GPU.
         model_sha256: sha256 of the ONNX model the engine was built from.
         calibration_sha256: sha256 of the TensorRT calibration cache used (DLA INT8), else None.
+        module: the module (``jetson-agx-xavier-developer-kit``; AGX Xavier and Xavier NX share sm_72 but not
+            the SM count), see :func:`jetseg.jetson.device.info.module_name`.
+        via: the build route (``onnx`` or ``torch2trt``).
+        flags: the builder flags and INT8 path (``fp16``, ``fp16+int8:qdq``, ``fp16+int8:cache+gpu_fallback``).
     """
 
     soc: str
@@ -65,6 +69,9 @@ class EngineKey:
     dla_core: Optional[int]
     model_sha256: str
     calibration_sha256: Optional[str] = None
+    module: str = "unknown"
+    via: str = "onnx"
+    flags: str = ""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -87,8 +94,10 @@ class EngineKey:
 
     @property
     def content_hash(self) -> str:
-        """8 hex digits over the model's and the calibration cache's sha256."""
-        digest = hashlib.sha256(("%s:%s" % (self.model_sha256, self.calibration_sha256 or "")).encode("ascii"))
+        """8 hex digits over the model's and the calibration cache's sha256, the module, route and flags."""
+        text = "%s:%s:%s:%s:%s" % (self.model_sha256, self.calibration_sha256 or "", self.module, self.via,
+                                   self.flags)
+        digest = hashlib.sha256(text.encode("utf-8"))
         return digest.hexdigest()[:8]
 
     @property
@@ -111,7 +120,9 @@ class EngineKey:
                        trt_version=str(data["trt_version"]), precision=str(data["precision"]),
                        dla_core=None if data.get("dla_core") is None else int(data["dla_core"]),
                        model_sha256=str(data["model_sha256"]),
-                       calibration_sha256=data.get("calibration_sha256"))
+                       calibration_sha256=data.get("calibration_sha256"),
+                       module=str(data.get("module", "unknown")), via=str(data.get("via", "onnx")),
+                       flags=str(data.get("flags", "")))
         except KeyError as exc:
             raise JetsegError("engine record lacks field %s; rebuild the engine with 'jetseg build --force'"
                               % exc) from None
@@ -126,6 +137,9 @@ _FIELDS = (
     ("dla_core", "DLA core"),
     ("model_sha256", "model"),
     ("calibration_sha256", "calibration cache"),
+    ("module", "module"),
+    ("via", "build route (--via)"),
+    ("flags", "builder flags"),
 )
 
 

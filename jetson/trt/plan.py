@@ -93,13 +93,23 @@ def runtime_plan(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: b
     return plan_build(bundle, precision, dla_core, qdq)
 
 
-def current_key(bundle: Bundle, plan: BuildPlan, trt_version: str, soc: str, cc: str) -> EngineKey:
+def build_flags(plan: BuildPlan) -> str:
+    """The builder flags and INT8 path of a plan as one key part: ``fp16``, ``fp16+int8:qdq``,
+    ``fp16+int8:cache+gpu_fallback`` (FP16 is always allowed with INT8; GPU_FALLBACK with a DLA core)."""
+    parts = {"fp32": [], "fp16": ["fp16"], "int8": ["fp16", "int8:%s" % plan.int8_mode]}[plan.precision]
+    if plan.dla_core is not None:
+        parts.append("gpu_fallback")
+    return "+".join(parts) or "none"
+
+
+def current_key(bundle: Bundle, plan: BuildPlan, trt_version: str, soc: str, cc: str, module: str = "unknown",
+                via: str = "onnx") -> EngineKey:
     calib = sha256_file(plan.calibration_cache) if plan.int8_mode == "cache" and plan.calibration_cache else None
     if plan.int8_mode == "device":  # the cache is made during the build (build.json records from what)
         calib = DEVICE_CALIBRATED
     return EngineKey(soc=soc, compute_capability=cc, trt_version=trtcompat.short_version(trt_version),
                      precision=plan.precision, dla_core=plan.dla_core, model_sha256=bundle.model_sha256,
-                     calibration_sha256=calib)
+                     calibration_sha256=calib, module=module, via=via, flags=build_flags(plan))
 
 
 

@@ -71,7 +71,7 @@ class TensorRTRunner(Runner):
     # ------------------------------------------------------------------ engine lookup
     def _engine_key(self, trt_version: str) -> Any:
         from jetseg import trtcompat
-        from jetseg.jetson.device.info import identity
+        from jetseg.jetson.device.info import identity, module_name
         from jetseg.jetson.trt import store
         from jetseg.jetson.trt.key import slug
         from jetseg.jetson.trt.plan import current_key, runtime_plan
@@ -92,8 +92,14 @@ class TensorRTRunner(Runner):
                         "build one here with 'jetseg build %s --precision fp16'" % self.bundle.path))
             precision = precisions[0]
         plan = runtime_plan(self.bundle, precision, self.dla, qdq=_has_qdq(self.bundle))
-        key = current_key(self.bundle, plan, trt_version, soc, cc)
+        module = module_name()
+        # An engine built either way (jetseg build --via onnx, the default, or --via torch2trt) is usable.
+        key = current_key(self.bundle, plan, trt_version, soc, cc, module, "onnx")
         state, reasons = store.status(self.bundle, key)
+        if state != store.OK:
+            other = current_key(self.bundle, plan, trt_version, soc, cc, module, "torch2trt")
+            if store.status(self.bundle, other)[0] == store.OK:
+                key, state, reasons = other, store.OK, []
         if state != store.OK:
             rebuild = "jetseg build %s --precision %s%s%s" % (
                 self.bundle.path, key.precision, "" if key.dla_core is None else " --dla %d" % key.dla_core,

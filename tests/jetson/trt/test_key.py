@@ -69,3 +69,39 @@ def test_every_field_is_a_reason():
 def test_slug():
     assert slug("Jetson AGX Xavier") == "jetson-agx-xavier"
     assert slug("///") == "unknown"
+
+
+def test_module_route_and_flags_separate_engines():
+    """AGX Xavier and Xavier NX are both sm72 Xavier; the build route and flags change the engine too."""
+    from jetseg.jetson.trt.key import EngineKey, stale_reasons
+
+    base = dict(soc="xavier", compute_capability="72", trt_version="8.5.2", precision="int8", dla_core=0,
+                model_sha256="a" * 64, calibration_sha256="b" * 64)
+    agx = EngineKey(module="jetson-agx-xavier-developer-kit", via="onnx", flags="fp16+int8:cache+gpu_fallback",
+                    **base)
+    nx = EngineKey(module="nvidia-jetson-xavier-nx-developer-kit", via="onnx",
+                   flags="fp16+int8:cache+gpu_fallback", **base)
+    t2t = EngineKey(module=agx.module, via="torch2trt", flags=agx.flags, **base)
+    assert len({agx.name, nx.name, t2t.name}) == 3
+    assert stale_reasons(agx.to_dict(), nx) == ["module: engine jetson-agx-xavier-developer-kit, here "
+                                                 "nvidia-jetson-xavier-nx-developer-kit"]
+    assert stale_reasons(agx.to_dict(), t2t) == ["build route (--via): engine onnx, here torch2trt"]
+    old_record = {k: v for k, v in agx.to_dict().items() if k not in ("module", "via", "flags")}
+    assert "module: engine none, here jetson-agx-xavier-developer-kit" in stale_reasons(old_record, agx)
+    assert EngineKey.from_dict(agx.to_dict()) == agx
+
+
+def test_build_flags_of_a_plan():
+    from jetseg.jetson.trt.plan import BuildPlan, build_flags
+
+    assert build_flags(BuildPlan("fp32", None, "none", False, None)) == "none"
+    assert build_flags(BuildPlan("fp16", 0, "none", False, None)) == "fp16+gpu_fallback"
+    assert build_flags(BuildPlan("int8", None, "qdq", False, None)) == "fp16+int8:qdq"
+
+
+def test_module_name_from_the_device_tree(tmp_path):
+    from jetseg.jetson.device.info import module_name
+
+    (tmp_path / "proc" / "device-tree").mkdir(parents=True)
+    (tmp_path / "proc" / "device-tree" / "model").write_text("NVIDIA Jetson Xavier NX Developer Kit\x00")
+    assert module_name(str(tmp_path)) == "nvidia-jetson-xavier-nx-developer-kit"

@@ -42,6 +42,7 @@ def _engine(bundle, **kw):
     base = dict(soc="xavier", compute_capability="72", trt_version="8.5.2", precision="fp16", dla_core=None,
                 model_sha256=bundle.model_sha256)
     base.update(kw)
+    base.setdefault("flags", "fp16" + ("+gpu_fallback" if base["dla_core"] is not None else ""))
     key = EngineKey(**base)
     folder = store.engine_dir(bundle, key)
     folder.mkdir(parents=True)
