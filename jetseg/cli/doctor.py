@@ -8,8 +8,6 @@ import shutil
 import sys
 from typing import Any, Dict, List, Tuple
 
-from jetseg.jetson.device.tegrastats import hottest
-
 HELP = "describe this machine: platform, versions, backends, GPU/DLA/TensorRT, OpenCV GStreamer, power mode"
 
 PACKAGES = ("numpy", "yaml", "cv2", "onnx", "onnxruntime", "torch", "pydicom", "nibabel",
@@ -155,6 +153,8 @@ def _show(value: Any) -> str:
 def _now(sample: Any) -> str:
     """``9.1 W, GPU 12% @ 1377 MHz, hottest 41.5 C (GPU)`` from a telemetry sample (Xavier's constant PMIC
     reading is not a sensor and never counts)."""
+    from jetseg.jetson.device.tegrastats import hottest
+
     if not sample:
         return "-"
     parts = []

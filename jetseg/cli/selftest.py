@@ -1,0 +1,201 @@
+"""`jetseg selftest --out DIR`: what works on this machine, as a report to attach to an issue.
+
+Portable checks run everywhere (bundled models, preprocessing, ONNX Runtime, INT8 calibration with the
+TensorRT Q/DQ checker and the calibration cache). Device checks run on a Jetson with TensorRT (engines FP32 /
+FP16 / INT8, DLA INT8 with the placement TensorRT chose, the trt runner against ONNX Runtime, the daemon on trt,
+power and nvpmodel); elsewhere they are skipped with the reason. Writes DIR/report.json and DIR/report.md.
+Exit status: 0 when no check failed.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+HELP = "check what works on this machine (portable and device checks); writes report.json and report.md"
+
+Check = Tuple[str, str, Callable[[], Any]]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="directory for report.json and report.md")
+    parser.add_argument("--model", default="ultrasound", help="bundled model for the checks (default ultrasound)")
+    parser.add_argument("--calib-count", type=int, default=16, help="frames to calibrate with (default 16)")
+
+
+class _State:
+    """What earlier checks produced for later ones (the INT8 bundle, the work folder)."""
+
+    def __init__(self, work: Path, model: str, calib_count: int) -> None:
+        self.work = work
+        self.model = model
+        self.calib_count = calib_count
+        self.int8: Optional[Path] = None
+        self.frame: Any = None
+
+
+def portable_checks(state: _State) -> List[Check]:
+    from jetseg.bundle import Bundle
+    from jetseg.models import bundled, bundled_names
+
+    def bundles() -> Any:
+        names = bundled_names()
+        for name in names:
+            Bundle(bundled(name), verify=True)
+        return "%d bundled model(s) verified against their manifests: %s" % (len(names), ", ".join(names))
+
+    def preprocessing() -> Any:
+        from jetseg.jetson.sources import open_source
+
+        bundle = Bundle(bundled(state.model))
+        with open_source("synthetic://%s?frames=2&seed=3" % state.model) as source:
+            frame = next(iter(source))
+        state.frame = bundle.spec.preprocess(frame.image)
+        expected = tuple(bundle.spec.input_shape)
+        if tuple(state.frame.shape) != expected or str(state.frame.dtype) != "float32":
+            raise AssertionError("preprocess gave %s %s; expected %s float32"
+                                 % (state.frame.shape, state.frame.dtype, expected))
+        return "synthetic frame %s -> %s float32" % (frame.image.shape, expected)
+
+    def onnxruntime() -> Any:
+        import onnxruntime as ort
+
+        from jetseg.jetson.runners import open_runner
+
+        if state.frame is None:
+            preprocessing()
+        with open_runner("onnxrt", Bundle(bundled(state.model))) as runner:
+            out = runner.infer(state.frame)
+        return "onnxruntime %s: output %s" % (ort.__version__, tuple(out.shape)), {"onnxruntime": ort.__version__}
+
+    def calibration() -> Any:
+        from jetseg.calibration import cache
+        from jetseg.calibration.check import check_qdq, format_violations
+        from jetseg.calibration.workflow import calibrate
+
+        out = state.work / ("%s-int8" % state.model)
+        report = calibrate(bundled(state.model), "synthetic://%s?frames=64&seed=11" % state.model, out=out,
+                           target="tensorrt", count=state.calib_count, holdout=8, gate_dice=0.05,
+                           max_fallback=2, max_frames=64, progress=False)
+        violations = check_qdq(out / "model.onnx")
+        if violations:
+            raise AssertionError("Q/DQ checker: " + format_violations(violations, limit=3))
+        parsed = cache.read(out / "calibration.cache")
+        state.int8 = out
+        drop = report["gate"]["result"]["dice_drop"]
+        return ("INT8 (tensorrt target) passes the Q/DQ checker; %s with %d tensors; held-out Dice drop %s"
+                % (parsed.header, len(parsed.scales), "%.4f" % drop if drop is not None else "n/a"),
+                {"dice_drop": drop, "float_layers": report.get("float_layers")})
+
+    return [("bundles", "portable", bundles), ("preprocessing", "portable", preprocessing),
+            ("onnxruntime", "portable", onnxruntime), ("calibration", "portable", calibration)]
+
+
+def device_checks(state: _State) -> List[Check]:
+    """The checks that need the Jetson's GPU, DLA and TensorRT. Unverified on a device so far: their report is
+    what this command exists to collect."""
+    from jetseg import selftest, trtcompat
+    from jetseg.bundle import Bundle
+    from jetseg.jetson.device.info import describe
+    from jetseg.models import bundled
+
+    info = describe(run_tools=False)
+    why = selftest.reason_not_on_device(trtcompat.installed_version(), info.is_jetson)
+
+    def needs_device(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def wrapped() -> Any:
+            if why is not None:
+                raise selftest.Skip(why)
+            return fn()
+        return wrapped
+
+    def needs_int8() -> Path:
+        if state.int8 is None:
+            raise selftest.Skip("the calibration check did not produce an INT8 bundle")
+        return state.int8
+
+    def engine(precision: str) -> Callable[[], Any]:
+        def build() -> Any:
+            from jetseg.calibration.engine.build import build_engine
+
+            path = needs_int8() if precision == "int8" else bundled(state.model)
+            outcome = build_engine(Bundle(path), precision, force=True)
+            return "%s engine %s built in %.1f s" % (precision.upper(), outcome.key, outcome.record["timings"]
+                                                     ["total_s"]), {"build": outcome.record}
+        return build
+
+    def dla_int8() -> Any:
+        from jetseg.calibration.engine.build import build_engine
+
+        if info.dla_cores < 1:
+            raise selftest.Skip("this device has no DLA core")
+        outcome = build_engine(Bundle(needs_int8()), "int8", dla_core=0, force=True)
+        placement = outcome.record.get("placement") or []
+        on_dla = sum(1 for row in placement if row.get("device") == "DLA")
+        return ("DLA INT8 engine %s: %d of %d layers on the DLA" % (outcome.key, on_dla, len(placement)),
+                {"placement": placement, "report": outcome.report})
+
+    def trt_runner() -> Any:
+        import numpy as np
+
+        from jetseg.jetson.runners import open_runner
+
+        bundle = Bundle(bundled(state.model))
+        frame = state.frame if state.frame is not None else np.zeros(bundle.spec.input_shape, np.float32)
+        with open_runner("onnxrt", bundle) as ref, open_runner("trt", bundle, precision="fp32") as trt:
+            expected, got = ref.infer(frame), trt.infer(frame)
+        agree = float(np.mean(np.argmax(expected, axis=1) == np.argmax(got, axis=1)))
+        if agree < 0.99:
+            raise AssertionError("trt FP32 and ONNX Runtime agree on %.1f%% of pixels; expected >= 99%%" % (100 * agree))
+        return "trt FP32 vs ONNX Runtime: %.2f%% of pixels agree" % (100 * agree), {"pixel_agreement": agree}
+
+    def daemon_on_trt() -> Any:
+        from jetseg.jetson.pipeline import run_pipeline
+
+        stats = run_pipeline(bundled(state.model), "synthetic://%s?seed=7" % state.model, backend="trt",
+                             backend_options={"precision": "fp16"}, max_frames=120)
+        return "pipeline on trt FP16: %d frames at %.1f fps" % (stats["frames"], stats["fps"]), {"stats": stats}
+
+    def power() -> Any:
+        from jetseg.jetson.device import telemetry
+        from jetseg.jetson.device.info import nvpmodel_mode
+
+        sample = telemetry.sample_once()
+        mode = nvpmodel_mode()
+        if sample is None:
+            raise AssertionError("no tegrastats/jtop sample within 3 s (install nvidia-l4t-tools)")
+        return ("power %s mW, nvpmodel %s" % (sample.get("power_total_mw"), mode),
+                {"telemetry": sample, "nvpmodel": mode})
+
+    checks = [("engine-fp32", engine("fp32")), ("engine-fp16", engine("fp16")), ("engine-int8", engine("int8")),
+              ("dla-int8", dla_int8), ("trt-runner", trt_runner), ("daemon-trt", daemon_on_trt),
+              ("power-nvpmodel", power)]
+    return [(name, "device", needs_device(fn)) for name, fn in checks]
+
+
+def main_checks(state: _State) -> List[Check]:
+    return portable_checks(state) + device_checks(state)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jetseg import selftest
+    from jetseg.errors import JetsegError
+    from jetseg.jetson.device.info import describe
+
+    if args.calib_count < 8:
+        raise JetsegError("--calib-count %d is too small; expected at least 8 frames" % args.calib_count)
+    out = Path(args.out)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="jetseg-selftest-") as work:
+        state = _State(Path(work), args.model, args.calib_count)
+        for name, group, fn in main_checks(state):
+            result = selftest.run_check(name, group, fn, verbose=getattr(args, "verbose", False))
+            print("%-8s %-22s %s" % (result.status, name, result.detail), flush=True)
+            results.append(result)
+    machine: Dict[str, Any] = describe().to_dict()
+    report = selftest.write_report(out, results, machine)
+    counts = report["summary"]
+    print("selftest: %d passed, %d failed, %d skipped; report: %s, %s" % (
+        counts["passed"], counts["failed"], counts["skipped"], out / "report.json", out / "report.md"))
+    return selftest.exit_code(results)

@@ -1,0 +1,103 @@
+"""The self-test report: named checks with a status (passed, failed, skipped with the reason), written as
+``report.json`` and ``report.md`` for a user to attach to an issue. The checks themselves are composed by
+``jetseg selftest`` (jetseg/cli/selftest.py) from the layers they test; this module only runs and reports.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from jetseg.errors import JetsegError
+
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+
+
+class Skip(Exception):
+    """Raised by a check that cannot run on this machine; the message is the reason."""
+
+
+@dataclass
+class CheckResult:
+    """One check: its name, group (``portable`` or ``device``), status, what it found and how long it took."""
+
+    name: str
+    group: str
+    status: str
+    detail: str = ""
+    seconds: float = 0.0
+    data: Dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+#: A check returns (one-line detail, data for report.json) or raises Skip / an error.
+CheckFn = Callable[[], Any]
+
+
+def run_check(name: str, group: str, fn: CheckFn, verbose: bool = False) -> CheckResult:
+    """Run one check. Skip -> skipped; any exception -> failed with its message (a self-test reports every
+    failure and goes on to the next check; ``verbose`` adds the traceback to the data)."""
+    start = time.monotonic()
+    try:
+        outcome = fn()
+    except Skip as exc:
+        return CheckResult(name, group, SKIPPED, str(exc), round(time.monotonic() - start, 3))
+    except Exception as exc:  # a failing check is a result, reported with its message (and traceback on request)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        detail = first if isinstance(exc, JetsegError) else "%s: %s" % (type(exc).__name__, first)
+        data = {"traceback": traceback.format_exc()} if verbose else {}
+        return CheckResult(name, group, FAILED, detail, round(time.monotonic() - start, 3), data)
+    detail, data = outcome if isinstance(outcome, tuple) else (str(outcome or ""), {})
+    return CheckResult(name, group, PASSED, detail, round(time.monotonic() - start, 3), dict(data))
+
+
+def summary(results: List[CheckResult]) -> Dict[str, int]:
+    return {status: sum(1 for r in results if r.status == status) for status in (PASSED, FAILED, SKIPPED)}
+
+
+def write_report(out: Path, results: List[CheckResult], machine: Dict[str, Any]) -> Dict[str, Any]:
+    """Write ``out/report.json`` and ``out/report.md``; return the report."""
+    import jetseg
+
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"jetseg": jetseg.__version__, "python": platform.python_version(), "platform": platform.platform(),
+              "argv": sys.argv[1:], "machine": machine, "summary": summary(results),
+              "checks": [r.to_dict() for r in results]}
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(markdown(report), encoding="utf-8")
+    return report
+
+
+def markdown(report: Dict[str, Any]) -> str:
+    counts = report["summary"]
+    lines = ["# jetseg selftest", "",
+             "jetseg %s, Python %s, %s" % (report["jetseg"], report["python"], report["platform"]), "",
+             "**%d passed, %d failed, %d skipped**" % (counts[PASSED], counts[FAILED], counts[SKIPPED]), "",
+             "| check | group | status | seconds | detail |", "|---|---|---|---|---|"]
+    for check in report["checks"]:
+        detail = str(check["detail"]).replace("|", "\\|")
+        lines.append("| %s | %s | %s | %.1f | %s |" % (check["name"], check["group"], check["status"],
+                                                       check["seconds"], detail))
+    lines += ["", "## Machine", "", "```json", json.dumps(report["machine"], indent=2, default=str), "```", ""]
+    return "\n".join(lines)
+
+
+def exit_code(results: List[CheckResult]) -> int:
+    """0 when nothing failed (skipped checks are fine), else 1."""
+    return 1 if any(r.status == FAILED for r in results) else 0
+
+
+def reason_not_on_device(tensorrt_version: Optional[str], is_jetson: bool) -> Optional[str]:
+    """Why the device checks cannot run here, or None when they can."""
+    if not is_jetson:
+        return "not a Jetson (no /etc/nv_tegra_release); run 'jetseg selftest' on the device"
+    if tensorrt_version is None:
+        return "TensorRT is not importable (JetPack's python3-libnvinfer; ./setup.sh makes the venv see it)"
+    return None
