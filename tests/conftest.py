@@ -44,3 +44,18 @@ def tiny_bundle(tmp_path):
     from tests.fixtures.bundles import conv_bundle
 
     return conv_bundle(tmp_path / "tiny")
+
+
+@pytest.fixture(autouse=True)
+def _reset_jetseg_logging():
+    """The CLI binds the ``jetseg`` logger to the (captured) stderr of the test that ran it and stops it
+    propagating; undo that afterwards, so that later tests' caplog sees jetseg's records (pytest 8, the
+    JetPack 5 twin's, does not undo it for us)."""
+    import logging
+
+    yield
+    logger = logging.getLogger("jetseg")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
