@@ -10,19 +10,6 @@ from tests.fixtures.bundles import unet_like_bundle
 from tests.fixtures.media import write_png_scans
 
 
-@pytest.fixture(autouse=True)
-def _reset_jetseg_logging():
-    """The CLI binds its log handler to the (captured) stderr of the test that ran it; undo that afterwards."""
-    import logging
-
-    yield
-    logger = logging.getLogger("jetseg")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-    logger.propagate = True
-    logger.setLevel(logging.NOTSET)
-
-
 @pytest.fixture
 def make_bundle(tmp_path: Path) -> Callable[..., Path]:
     """``make_bundle(name, outlier=False, opset=17)`` -> path of an FP32 U-Net-like bundle in tmp_path."""

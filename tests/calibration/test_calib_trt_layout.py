@@ -18,10 +18,10 @@ from jetseg.calibration.check import check_qdq
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    import calhelpers
+    from tests.fixtures.models import unet_like
 
     work = tmp_path_factory.mktemp("layout")
-    onnx.save(calhelpers.build_model(), str(work / "fp32.onnx"))
+    onnx.save(unet_like(), str(work / "fp32.onnx"))
     q.prepare_model(work / "fp32.onnx", work / "prepared.onnx")
     frames = [np.random.default_rng(i).random((1, 1, 32, 32)).astype(np.float32) for i in range(4)]
     data = q.compute_ranges(work / "prepared.onnx", "input", frames, "minmax", work, progress=False)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import sys
 
-import fake_tensorrt
 import numpy as np
 import pytest
 
 from jetseg.errors import DeviceError
 from jetseg.jetson.trt import cuda as jcuda
+from tests.fixtures import fake_tensorrt
 
 
 @pytest.fixture
