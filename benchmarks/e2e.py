@@ -1,7 +1,7 @@
 """End-to-end mode: the real daemon pipeline from the source to a ``null://`` sink, per bundle and backend.
 
 For each bundle the already activated runner of its speed row is reused. ``e2e_frames`` frames go
-through :func:`jetseg.jetson.pipeline.run_pipeline` (capture + preprocess | infer | postprocess | sink
+through :func:`jetseg.jetson.assembly.run_pipeline` (capture + preprocess | infer | postprocess | sink
 threads) in ``e2e_segments`` runs, alternating with bare ``runner.infer`` timing segments of the same
 expected duration (bare, pipeline, bare, pipeline, ..., bare), so that machine noise hits both alike.
 End-to-end fps = processed frames / time over the pipeline runs (each from its first to its last processed
@@ -60,8 +60,8 @@ def run_e2e(rows: Sequence[Any], data: Any, frames: Sequence[Any], settings: Any
 
 
 def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple[Dict[str, Any], List[float]]:
+    from jetseg.jetson.assembly import run_pipeline
     from jetseg.jetson.metrics import Metrics
-    from jetseg.jetson.pipeline import run_pipeline
 
     inputs = [row.bundle.spec.preprocess(f.image) for f in frames]
     state = {"i": 0}

@@ -1,13 +1,14 @@
 """The daemon behind ``jetseg run``: a pipeline kept running next to the scanner, as a service.
 
 - Builds the runner, source, sinks and :class:`~jetseg.jetson.pipeline.Pipeline` from a
-  :class:`~jetseg.jetson.config.DaemonConfig`.
+  :class:`~jetseg.jetson.config.DaemonConfig` with :mod:`jetseg.jetson.assembly`.
 - SIGTERM / SIGINT: stop capturing, drain the frames in flight, close the sinks (recordings are finalised
   so they play), exit 0. A second signal skips the drain.
-- SIGHUP: reload the config file (CLI flags still override it) and rebuild only what changed; a bad
-  file is reported and the daemon keeps running on the old one.
-- A lost live source does not stop the daemon: ``/health`` says degraded while the source reconnects with
-  backoff.
+- SIGHUP: reload the config file (CLI flags still override it), build a new set of parts (the unchanged
+  ones are taken over) and swap it in; a bad file or a part that cannot be built is reported and the
+  daemon keeps running on the old set.
+- A lost live source does not stop the daemon: ``/health`` says degraded while the source (the source
+  layer, not the daemon) reconnects with backoff.
 - systemd: ``READY=1`` once running, ``WATCHDOG=1`` while every pipeline thread is alive and not stuck,
   ``RELOADING=1`` / ``STOPPING=1``, ``STATUS=...``; sent to ``$NOTIFY_SOCKET`` with the stdlib socket module.
 - A finite source (a file, a DICOM cine, ``synthetic://...?frames=N``) ends the run cleanly at its end.
@@ -22,18 +23,15 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional
 
 from jetseg.errors import JetsegError
+from jetseg.jetson.assembly import Assembly, build, close_quietly, finish
 from jetseg.jetson.config import ConfigError, DaemonConfig
 from jetseg.jetson.metrics import Metrics
-from jetseg.jetson.pipeline import Capture, Pipeline, sink_names
-from jetseg.jetson.postprocess import PostProcessor
-from jetseg.jetson.roi import RoiPolicy
+from jetseg.jetson.pipeline import Pipeline
 
 log = logging.getLogger("jetseg.daemon")
-
-TOKEN_ENV = "JETSEG_WEB_TOKEN"
 
 
 # ====================================================================== systemd notification
@@ -68,21 +66,6 @@ def watchdog_interval() -> Optional[float]:
 
 
 # ====================================================================== helpers
-def default_bundle() -> str:
-    """The bundled ultrasound demo bundle (``jetseg.models.bundled("ultrasound")``), or a clear error."""
-    import jetseg.models as models
-
-    bundled = getattr(models, "bundled", None)
-    hint = "pass --model BUNDLE (make one with 'jetseg train' or 'jetseg export')"
-    if bundled is None:
-        raise ConfigError("no --model given and this install has no bundled models; " + hint)
-    try:
-        return str(bundled("ultrasound"))
-    except JetsegError as exc:
-        raise ConfigError("no --model given and the bundled ultrasound model is not available (%s); %s"
-                          % (exc, hint)) from None
-
-
 def load_hook(target: str) -> Callable[[], Dict[str, float]]:
     """Import ``"package.module:function"`` (the device telemetry hook)."""
     module, _, attr = target.partition(":")
@@ -105,18 +88,6 @@ def apply_logging(config: DaemonConfig, verbose: bool = False) -> None:
         logging.getLogger("jetseg").setLevel(config.logging.level.upper())
 
 
-class _Components:
-    """What a running configuration holds open: runner, capture (source), sinks, pipeline."""
-
-    def __init__(self) -> None:
-        self.bundle: Any = None
-        self.runner: Any = None
-        self.capture: Optional[Capture] = None
-        self.sinks: List[Tuple[str, Any]] = []
-        self.sinks_open = False
-        self.pipeline: Optional[Pipeline] = None
-
-
 # ====================================================================== the daemon
 class Daemon:
     """Runs one :class:`DaemonConfig` until stopped (or a finite source ends).
@@ -137,7 +108,7 @@ class Daemon:
         self._sampler_started = False
         self.metrics = Metrics(device_telemetry=self._telemetry_hook(config.device.telemetry),
                                stale_after_s=config.source.stall_timeout_s)
-        self.parts = _Components()
+        self.parts = Assembly(config)  # what is open; replaced by start() and by each reload
         self._stop = threading.Event()
         self._force = threading.Event()
         self._reload = threading.Event()
@@ -145,9 +116,7 @@ class Daemon:
         self.reloads = 0
         self.restarts = 0  # reloads that failed midway and fell back to the previous configuration
         self.exit_reason = ""
-        self._swapping = False
 
-    # ------------------------------------------------------------------ building
     def _telemetry_hook(self, setting: Optional[str]) -> Optional[Callable[[], Dict[str, Any]]]:
         if setting in (None, "off"):
             return None
@@ -158,82 +127,17 @@ class Daemon:
         self._sampler = open_sampler(interval_ms=1000)  # None when this is not a Jetson
         return self._sampler.latest if self._sampler is not None else None
 
-    def _model_path(self, config: DaemonConfig) -> str:
-        return config.model.path or default_bundle()
-
-    def _build_runner(self, config: DaemonConfig) -> Tuple[Any, Any]:
-        from jetseg.bundle import Bundle
-        from jetseg.jetson.runners import open_runner
-
-        bundle = Bundle(self._model_path(config))
-        runner = open_runner(config.backend.name, bundle, **config.backend.options)
-        runner.activate()
-        return bundle, runner
-
-    def _build_source(self, config: DaemonConfig) -> Capture:
-        from jetseg.jetson.sources import open_source
-
-        src = config.source
-        source = open_source(src.uri, **src.options)
-        return Capture(source, realtime=src.realtime, fps=src.fps, stall_timeout_s=src.stall_timeout_s,
-                       reconnect_initial_s=src.reconnect_initial_s, reconnect_max_s=src.reconnect_max_s,
-                       metrics=self.metrics)
-
-    def _build_sinks(self, config: DaemonConfig) -> List[Tuple[str, Any]]:
-        from jetseg.jetson.sinks import open_sink
-
-        uris = [s.uri for s in config.sinks]
-        return [(name, open_sink(s.uri, **s.options)) for name, s in zip(sink_names(uris), config.sinks)]
-
-    def _open_sinks(self, config: DaemonConfig, parts: _Components) -> None:
-        from jetseg.jetson.sinks import SinkContext
-
-        token = config.web.token or os.environ.get(TOKEN_ENV) or None
-        context = SinkContext(spec=parts.bundle.spec, fps=parts.capture.fps if parts.capture else None,
-                              roi_only=config.roi.roi_only, health=self.metrics.health,
-                              metrics=self.metrics.exposition, stats=self.metrics.stats,
-                              extra={"token": token} if token else {})
-        opened = []
-        try:
-            for name, sink in parts.sinks:
-                sink.open(context)
-                opened.append(sink)
-                log.info("sink %s open: %s", name, getattr(sink, "url", None) or sink.uri or name,
-                         extra={"fields": {"event": "sink_open", "sink": name}})
-        except BaseException:
-            for sink in opened:
-                _close_quietly(sink.close, "sink")
-            raise
-        for name, _ in parts.sinks:
-            self.metrics.add_sink(name)
-        parts.sinks_open = True
-
-    def _new_pipeline(self, config: DaemonConfig, parts: _Components) -> Pipeline:
-        spec = parts.bundle.spec
-        return Pipeline(parts.capture, parts.runner, parts.sinks, spec=spec,
-                        roi=RoiPolicy(spec, config.roi.mode, config.roi.auto_frames),
-                        post=PostProcessor(spec, config.postprocess.smoothing, config.postprocess.min_area_px),
-                        metrics=self.metrics, queue_size=config.pipeline.queue_size,
-                        sink_queue=config.pipeline.sink_queue,
-                        sink_queue_blocking=config.pipeline.sink_queue_blocking,
-                        max_frames=config.pipeline.max_frames, duration_s=config.pipeline.duration_s,
-                        post_thread=config.pipeline.post_thread)
-
+    # ------------------------------------------------------------------ building
     def start(self) -> None:
         """Build and start everything; on failure, close what was opened and raise."""
-        config, parts = self.config, self.parts
+        config = self.config
+        self.parts = parts = build(config, self.metrics)  # kept even on failure: it says what was closed
         try:
-            sinks = self._build_sinks(config)  # URIs and options are checked before anything heavy starts
-            capture = self._build_source(config)
-            parts.bundle, parts.runner = self._build_runner(config)
-            parts.capture = capture
-            capture.open()
-            parts.sinks = sinks
-            self._open_sinks(config, parts)
-            self._describe(config, parts)
-            parts.pipeline = self._new_pipeline(config, parts).start()
+            finish(parts, self.metrics)
+            assert parts.pipeline is not None
+            parts.pipeline.start()
         except BaseException:
-            self._close(parts)
+            parts.close()
             raise
         if self._sampler is not None and not self._sampler_started:
             self._sampler.start()
@@ -245,21 +149,16 @@ class Daemon:
 
     def check(self) -> Dict[str, Any]:
         """Validate everything without running: sink and source URIs, the bundle, the backend (activated once)."""
-        config, parts = self.config, _Components()
+        config = self.config
+        parts = build(config, self.metrics)
         try:
-            sinks = self._build_sinks(config)
-            capture = self._build_source(config)
-            parts.bundle, parts.runner = self._build_runner(config)
             backend = parts.runner.describe()
         finally:
-            self._close(parts)
+            parts.close()
+        assert parts.reader is not None
         return {"ok": True, "model": str(parts.bundle.path), "precision": parts.bundle.precision,
-                "backend": backend, "source": capture.source.uri, "live": capture.live,
-                "sinks": [name for name, _ in sinks], "config": _redacted(config.to_dict())}
-
-    def _describe(self, config: DaemonConfig, parts: _Components) -> None:
-        self.metrics.set_info(model=parts.bundle.name, precision=parts.bundle.precision,
-                              backend=config.backend.name, source=config.source.uri)
+                "backend": backend, "source": parts.reader.source.uri, "live": parts.reader.live,
+                "sinks": [name for name, _ in parts.sinks], "config": _redacted(config.to_dict())}
 
     # ------------------------------------------------------------------ signals and control
     def install_signal_handlers(self) -> Dict[int, Any]:
@@ -326,7 +225,7 @@ class Daemon:
         return 0
 
     def _finished_reason(self, pipeline: Pipeline) -> str:
-        if pipeline.capture.state == "ended":
+        if pipeline.reader.state == "ended":
             return "source ended"
         if pipeline.max_frames is not None and pipeline.captured >= pipeline.max_frames:
             return "max frames reached"
@@ -366,9 +265,9 @@ class Daemon:
                     log.debug("pipeline abort: %s", exc)
         self.metrics.stopped = True
         self.metrics.set_source_state("stopped")
-        self._close(parts)
+        parts.close()
         if self._sampler_started:
-            _close_quietly(self._sampler.stop, "telemetry sampler")
+            close_quietly(self._sampler.stop, "telemetry sampler")
             self._sampler_started = False
         summary = pipeline.summary() if pipeline is not None else {}
         log.info("stopped (%s): %d frames", self.exit_reason or "done", self.metrics.frames,
@@ -376,16 +275,6 @@ class Daemon:
                                    "frames": self.metrics.frames, "dropped": summary.get("dropped"),
                                    "sinks": {k: {"written": v["written"], "dropped": v["dropped"]}
                                              for k, v in summary.get("sinks", {}).items()}}})
-
-    def _close(self, parts: _Components, sinks: bool = True, capture: bool = True, runner: bool = True) -> None:
-        if sinks and parts.sinks_open:
-            for name, sink in parts.sinks:
-                _close_quietly(sink.close, "sink " + name)
-            parts.sinks_open = False
-        if capture and parts.capture is not None:
-            _close_quietly(parts.capture.source.close, "source")
-        if runner and parts.runner is not None:
-            _close_quietly(parts.runner.deactivate, "runner")
 
     def log_status(self) -> None:
         stats = self.metrics.stats(recent=True)
@@ -403,59 +292,43 @@ class Daemon:
 
     # ------------------------------------------------------------------ reload (SIGHUP)
     def reload(self) -> bool:
-        """Re-read the configuration and rebuild what changed; keep the old one if the new one is bad."""
+        """Re-read the configuration, build a new set of parts (taking over the unchanged ones) and swap it
+        in. A bad file or a part that cannot be built is reported and the running set keeps running; a
+        failure while switching restarts the previous configuration."""
         sd_notify("RELOADING=1")
         try:
             new = self._reload_config() if self._reload_config else (
                 DaemonConfig.load(self.config_path) if self.config_path else self.config)
+            fresh = build(new, self.metrics, reuse=self.parts)
         except JetsegError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc,
                       extra={"fields": {"event": "reload_failed"}})
             sd_notify("READY=1")
             return False
         old = self.config
-        self._swapping = False
+        changed = [f.name for f in dataclasses.fields(DaemonConfig) if getattr(old, f.name) != getattr(new, f.name)]
         try:
-            changed = self._apply(new)
+            self._swap(fresh)
         except JetsegError as exc:
-            if not self._swapping:
-                log.error("reload failed, keeping the running configuration: %s", exc,
-                          extra={"fields": {"event": "reload_failed"}})
-                sd_notify("READY=1")
-                return False
             log.error("reload failed while switching (%s); restarting with the previous configuration", exc,
                       extra={"fields": {"event": "reload_failed"}})
+            fresh.close()
             self._restart(old)
             self.restarts += 1
             sd_notify("READY=1")
             return False
+        if new.logging != old.logging:
+            apply_logging(new)
         self.reloads += 1
         log.info("configuration reloaded (%s)", ", ".join(changed) or "nothing changed",
                  extra={"fields": {"event": "reloaded", "changed": changed}})
         sd_notify("READY=1")
         return True
 
-    def _apply(self, new: DaemonConfig) -> List[str]:
-        old, parts = self.config, self.parts
-        changed = [f.name for f in dataclasses.fields(DaemonConfig) if getattr(old, f.name) != getattr(new, f.name)]
-        if new.logging != old.logging:
-            apply_logging(new)
-        new_runner = bool({"model", "backend"} & set(changed))
-        new_source = "source" in changed
-        new_sinks = bool({"sinks", "web"} & set(changed)) or new.roi.roi_only != old.roi.roi_only or new_source
-        # Build (and so validate) the new parts before touching the running ones.
-        fresh = _Components()
-        try:
-            fresh.sinks = self._build_sinks(new) if new_sinks else []
-            fresh.capture = self._build_source(new) if new_source else None
-            if new_runner:
-                fresh.bundle, fresh.runner = self._build_runner(new)
-        except BaseException:
-            self._close(fresh)
-            raise
-        # Swap: drain the running pipeline, replace what changed, start a new pipeline.
-        self._swapping = True
-        pipeline = parts.pipeline
+    def _swap(self, fresh: Assembly) -> None:
+        """Drain the running pipeline, close the parts ``fresh`` does not take over, start ``fresh``."""
+        old = self.parts
+        pipeline = old.pipeline
         if pipeline is not None:
             pipeline.stop()
             try:
@@ -464,30 +337,20 @@ class Daemon:
                 log.warning("the old pipeline ended with: %s", exc)
             if pipeline.running:
                 pipeline.abort()
-        self._close(parts, sinks=new_sinks, capture=new_source, runner=new_runner)
-        if new_runner:
-            parts.bundle, parts.runner = fresh.bundle, fresh.runner
-        if new_source:
-            parts.capture = fresh.capture
-            assert parts.capture is not None
-            parts.capture.open()
-        if new_sinks:
-            parts.sinks = fresh.sinks
-            self._open_sinks(new, parts)
-        self.config = new
-        self.metrics.stale_after_s = new.source.stall_timeout_s
-        self._describe(new, parts)
-        parts.pipeline = self._new_pipeline(new, parts).start()
-        return changed
-
+        old.close(sinks="sinks" not in fresh.shared, source="source" not in fresh.shared,
+                  runner="runner" not in fresh.shared)
+        self.parts, self.config = fresh, fresh.config
+        self.metrics.stale_after_s = fresh.config.source.stall_timeout_s
+        finish(fresh, self.metrics)
+        assert fresh.pipeline is not None
+        fresh.pipeline.start()
 
     def _restart(self, config: DaemonConfig) -> None:
         """Close everything and start again from ``config`` (raises if even that fails)."""
         pipeline = self.parts.pipeline
         if pipeline is not None and pipeline.running:
             pipeline.abort()
-        self._close(self.parts)
-        self.parts = _Components()
+        self.parts.close()
         self.config = config
         self.start()
 
@@ -502,11 +365,3 @@ def _redacted(data: Dict[str, Any]) -> Dict[str, Any]:
         if "token=" in sink.get("uri", ""):
             sink["uri"] = sink["uri"].split("?")[0] + "?***"
     return data
-
-
-def _close_quietly(close: Callable[[], None], what: str) -> None:
-    """Close one component during shutdown; a failure is logged and the other components still close."""
-    try:
-        close()
-    except Exception as exc:  # one failing close must not leave the other recordings unfinished
-        log.error("closing the %s failed: %s", what, exc, exc_info=not isinstance(exc, JetsegError))

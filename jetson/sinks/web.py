@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 from jetseg.errors import SinkError
 from jetseg.jetson.sinks.base import Sink, SinkContext
 from jetseg.jetson.sinks.options import require_positive, take_options
+from jetseg.jetson.slot import Slot
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sinks.web")
@@ -98,9 +99,8 @@ class WebSink(Sink):
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
         self._stopping = threading.Event()
-        self._cond = threading.Condition()
-        self._latest: Any = None
-        self._seq = 0
+        self._lock = threading.Lock()  # the viewer's figures below
+        self._newest = Slot()  # the newest Result; viewers peek at it (version = frames written)
         self._times: Deque[float] = collections.deque(maxlen=60)
         self._latency_ms: Optional[float] = None
         self._last_write = 0.0
@@ -156,19 +156,17 @@ class WebSink(Sink):
 
     def write(self, result: Any) -> None:
         now = time.monotonic()
-        with self._cond:
-            previous = self._latest
+        with self._lock:
+            previous = self._newest.peek()[1]
             if previous is not None and result.index > previous.index + 1:
                 self.skipped += result.index - previous.index - 1
-            self._latest = result
-            self._seq += 1
             self._times.append(now)
             captured = result.stamps.get("captured", result.frame.timestamp)
             latency = (now - captured) * 1000.0
             self._latency_ms = latency if self._latency_ms is None else 0.8 * self._latency_ms + 0.2 * latency
             self._last_write = now
             self.written += 1
-            self._cond.notify_all()
+            self._newest.put(result)
 
     def close(self) -> None:
         """Stop serving, drop every client and release the port (returns within about a second)."""
@@ -176,8 +174,7 @@ class WebSink(Sink):
         if server is None:
             return
         self._stopping.set()
-        with self._cond:
-            self._cond.notify_all()
+        self._newest.wake()
         with self._clients_lock:
             clients = list(self._clients)
         for conn in clients:
@@ -197,8 +194,8 @@ class WebSink(Sink):
     def viewer_stats(self) -> Dict[str, Any]:
         """This sink's own figures: what the viewer receives, measured here."""
         now = time.monotonic()
-        with self._cond:
-            result, times, latency = self._latest, list(self._times), self._latency_ms
+        with self._lock:
+            result, times, latency = self._newest.peek()[1], list(self._times), self._latency_ms
             last_write = self._last_write
         fps = 0.0
         if len(times) >= 2 and now - times[-1] < max(2.0, 3.0 * (times[-1] - times[-2])):
@@ -233,8 +230,7 @@ class WebSink(Sink):
     def newest_jpeg(self) -> Optional[Tuple[int, bytes]]:
         """``(seq, jpeg)`` of the newest overlay, encoded at most once per frame and ``max_fps`` times a second."""
         with self._encode_lock:
-            with self._cond:
-                result, seq = self._latest, self._seq
+            seq, result = self._newest.peek()
             if result is None:
                 return None
             cached = self._jpeg
@@ -252,10 +248,9 @@ class WebSink(Sink):
 
     def wait_newer(self, seq: int, timeout: float) -> bool:
         """Wait until a frame newer than ``seq`` exists (True) or ``timeout`` passes / the sink closes (False)."""
-        with self._cond:
-            if self._seq <= seq and not self._stopping.is_set():
-                self._cond.wait(timeout)
-            return self._seq > seq and not self._stopping.is_set()
+        if self._stopping.is_set():
+            return False
+        return self._newest.wait_newer(seq, timeout) and not self._stopping.is_set()
 
     def authorised(self, handler: BaseHTTPRequestHandler, query: Dict[str, Any]) -> bool:
         if not self.token:

@@ -1,9 +1,10 @@
 """Live capture: V4L2 cameras and capture cards, Jetson CSI cameras, RTSP, UDP MPEG-TS, GStreamer pipelines.
 
 All of them share one machinery (:class:`LiveSource`): a grabber thread reads frames as fast as the device
-delivers them into a one-slot mailbox, so ``read(timeout)`` always returns the *newest* unseen frame (or
+delivers them into a :class:`~jetseg.jetson.slot.Slot` (newest wins), so ``read(timeout)`` always returns the *newest* unseen frame (or
 None on timeout) and a frame overwritten before anyone read it is counted in ``dropped``. A lost source
-(open failure, read failure, end of stream) is reopened with exponential backoff while ``read()`` keeps
+(open failure, read failure, end of stream) is reopened with exponential backoff
+(:class:`~jetseg.jetson.sources.reconnect.Backoff`) while ``read()`` keeps
 returning None; ``stats()`` reports the state and the ``reconnects`` / ``failures`` counters.
 
 Backends: OpenCV's CAP_GSTREAMER with the pipelines of :mod:`jetseg.jetson.sources.pipelines` when this
@@ -24,9 +25,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from jetseg.errors import SourceError
+from jetseg.jetson.slot import EMPTY, Slot
 from jetseg.jetson.sources import pipelines
 from jetseg.jetson.sources.base import Frame, Source
 from jetseg.jetson.sources.options import Options
+from jetseg.jetson.sources.reconnect import Backoff
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sources.live")
@@ -113,8 +116,7 @@ class LiveSource(Source):
         self.captured = 0
         self.last_error = ""
         self._capture: Optional[Capture] = None
-        self._cond = threading.Condition()
-        self._slot: Optional[Tuple[np.ndarray, float, int]] = None
+        self._slot = Slot(1)  # (image, capture time, capture number); the newest frame wins
         self._last_capture = 0.0
         self._native_fps: Optional[float] = None
         self._stop = threading.Event()
@@ -156,22 +158,21 @@ class LiveSource(Source):
         self._capture = self._select()
         self.backend = self._capture.backend
         self._stop = threading.Event()
-        self._slot = None
+        self._slot = Slot(1)
         self.state = "connecting"
         self._thread = threading.Thread(target=self._grab_loop, name="jetseg-capture-%s" % self.kind, daemon=True)
         self._thread.start()
 
     def _close(self) -> None:
         self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
+        self._slot.wake()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=1.0)
             if thread.is_alive():
                 log.debug("%s: capture thread is still inside OpenCV; it exits after its timeout", self.display_uri)
         self.state = "closed"
-        self._slot = None
+        self._slot.clear()
 
     # ------------------------------------------------------------------ grabber thread
     def _open_capture(self) -> Any:
@@ -197,13 +198,12 @@ class LiveSource(Source):
             self.state = "failed"
             self.last_error = "capture thread failed: %s: %s" % (type(exc).__name__, exc)
             log.exception("%s: capture thread failed", self.display_uri)
-            with self._cond:
-                self._cond.notify_all()
+            self._slot.wake()
 
     def _grab(self) -> None:
         cv2 = require("cv2", "live capture")
         capture_errors = (OSError, cv2.error)
-        wait = self.backoff
+        backoff = Backoff(self.backoff, self.backoff_max)
         ever_opened = False
         stop = self._stop
         while not stop.is_set():
@@ -211,9 +211,8 @@ class LiveSource(Source):
                 cap = self._open_capture()
             except capture_errors as exc:
                 self._lost(" ".join(str(exc).split()) or type(exc).__name__)
-                if stop.wait(wait):
+                if stop.wait(backoff.next()):
                     break
-                wait = min(wait * 2.0, self.backoff_max)
                 continue
             native = cap.get(cv2.CAP_PROP_FPS)
             if native and 0 < native < 1000:
@@ -239,11 +238,10 @@ class LiveSource(Source):
             if stop.is_set():
                 break
             if got_frame:
-                wait = self.backoff
+                backoff.reset()
             self._lost("%s: %s" % (self.display_uri, why))
-            if stop.wait(wait):
+            if stop.wait(backoff.next()):
                 break
-            wait = min(wait * 2.0, self.backoff_max)
         self.state = "closed"
 
     def _lost(self, why: str) -> None:
@@ -254,29 +252,28 @@ class LiveSource(Source):
 
     def _put(self, image: np.ndarray) -> None:
         now = time.monotonic()
-        with self._cond:
-            if self._slot is not None:
-                self.dropped += 1
-            self.captured += 1
-            self._slot = (image, now, self.captured)
-            self._last_capture = now
-            self._cond.notify_all()
+        self.captured += 1
+        self._last_capture = now
+        self.dropped += self._slot.put((image, now, self.captured))
 
     # ------------------------------------------------------------------ reading
     def _read(self, timeout: Optional[float]) -> Optional[Frame]:
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while self._slot is None:
-                if self._stop.is_set():
-                    return None
-                if self.state == "failed":
-                    raise SourceError("%s: %s" % (self.display_uri, self.last_error))
-                remaining = 0.5 if deadline is None else deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-            image, stamp, seq = self._slot
-            self._slot = None
+        while True:
+            item = self._slot.get(0.0)
+            if item is not EMPTY:
+                break
+            if self._stop.is_set():
+                return None
+            if self.state == "failed":
+                raise SourceError("%s: %s" % (self.display_uri, self.last_error))
+            remaining = 0.5 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            item = self._slot.get(remaining)
+            if item is not EMPTY:
+                break
+        image, stamp, seq = item
         return Frame(index=self.delivered, image=image, timestamp=stamp, source_id=self.display_uri,
                      meta={"seq": seq, "backend": self.backend})
 

@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
+from jetseg.jetson.assembly import default_bundle
 from jetseg.jetson.config import ConfigError, DaemonConfig, apply_overrides
-from jetseg.jetson.daemon import Daemon, default_bundle, sd_notify, watchdog_interval
+from jetseg.jetson.daemon import Daemon, sd_notify, watchdog_interval
 from tests.fixtures.waiting import count_lines, wait_for
 
 SMALL = "synthetic://ultrasound?width=160&height=120"
@@ -145,7 +146,7 @@ def test_watchdog_is_withheld_when_a_thread_is_stuck(tiny_bundle):
         assert daemon.parts.pipeline.responsive(5.0)
         # a pipeline whose sink never returns from write() is not responsive once its beat is old
         gate = GateSink()
-        stuck = Pipeline(daemon.parts.capture, daemon.parts.runner, [("stuck", gate)])
+        stuck = Pipeline(daemon.parts.reader, daemon.parts.runner, [("stuck", gate)])
         daemon.parts.pipeline.stop()
         daemon.parts.pipeline.wait(10)
         stuck.start()

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from jetseg.errors import JetsegError, SourceError
+from jetseg.jetson.assembly import run_pipeline
 from jetseg.jetson.metrics import Metrics
-from jetseg.jetson.pipeline import END, Capture, Channel, Pipeline, PipelineError, run_pipeline, sink_names
+from jetseg.jetson.pipeline import Pipeline, PipelineError, SourceReader, sink_names
 from jetseg.jetson.roi import RoiPolicy
+from jetseg.jetson.slot import END, Queue, Slot
 from jetseg.jetson.sources.base import Frame, Source
+from jetseg.jetson.sources.reconnect import Reconnecting
 from tests.fixtures.media import disc_frame
 from tests.fixtures.streams import GateSink, ListSource, RecordingSink
 from tests.fixtures.waiting import wait_for
@@ -36,7 +39,7 @@ def test_finite_source_delivers_every_frame_in_order(runner, post_thread):
     assert summary["frames"] == 40 and summary["captured"] == 40
     assert summary["dropped"] == {"source": 0, "pipeline": 0}
     assert summary["sinks"]["first"]["written"] == 40 and summary["sinks"]["first"]["dropped"] == 0
-    assert pipeline.capture.state == "ended"
+    assert pipeline.reader.state == "ended"
     # per-stage stamps, in stage order, on every frame
     for stamps in first.stamps:
         order = [stamps[k] for k in ("captured", "preprocessed", "inferred", "postprocessed", "sink")]
@@ -251,25 +254,27 @@ class _Flaky(Source):
         return Frame(index=self._served, image=disc_frame(self._served), timestamp=time.monotonic())
 
 
-def test_capture_reopens_a_lost_live_source_with_backoff():
+def test_reader_gets_a_lost_live_source_reopened_with_backoff():
+    """A live source without its own reconnection is wrapped in the source layer's Reconnecting."""
     source = _Flaky()
     metrics = Metrics()
-    capture = Capture(source, reconnect_initial_s=0.01, reconnect_max_s=0.02, metrics=metrics)
+    capture = SourceReader(source, reconnect_initial_s=0.01, reconnect_max_s=0.02, metrics=metrics)
+    assert isinstance(capture.source, Reconnecting) and capture.source.inner is source
     capture.open()
-    stop = threading.Event()
     indices = []
     deadline = time.monotonic() + 10
     while len(indices) < 10 and time.monotonic() < deadline:
-        frame = capture.read(stop)
+        frame = capture.read()
         assert frame is not END
         if frame is not None:
             indices.append(frame.index)
     assert indices == list(range(10))  # renumbered across reconnections
     assert source.opens >= 4 and metrics.reconnects >= 3
+    assert capture.source.reconnects == metrics.reconnects and capture.source.failures >= 3
     assert capture.state == "running"
 
 
-def test_capture_mirrors_a_self_healing_source():
+def test_reader_mirrors_a_self_healing_source():
     class Healing(Source):
         live = True
 
@@ -287,25 +292,26 @@ def test_capture_mirrors_a_self_healing_source():
 
     source = Healing()
     metrics = Metrics()
-    capture = Capture(source, stall_timeout_s=0.05, metrics=metrics)
+    capture = SourceReader(source, stall_timeout_s=0.05, metrics=metrics)
+    assert capture.source is source  # it reconnects by itself: not wrapped
     capture.open()
-    stop = threading.Event()
     for _ in range(10):
-        assert capture.read(stop) is None
+        assert capture.read() is None
     assert capture.state == "reconnecting" and metrics.health()["status"] == "degraded"
     assert "stream lost" in metrics.health()["reasons"][0]
     source.reconnects, source.silent = 1, False
-    assert capture.read(stop) is not None
+    assert capture.read() is not None
     assert capture.state == "running" and metrics.reconnects == 1
 
 
-def test_channel_policies():
-    latest = Channel(2, "latest")
+def test_pipeline_hand_over_policies():
+    """Live sources: newest wins (drops counted); finite sources: backpressure (the producer waits)."""
+    latest = Slot(2)
     assert [latest.put(i) for i in range(5)] == [0, 0, 1, 1, 1]
     assert latest.dropped == 3 and latest.get() == 3 and latest.get() == 4
     latest.close()
     assert latest.get() is END
-    block = Channel(1, "block")
+    block = Queue(1)
     block.put("a")
     done = threading.Event()
 
@@ -318,7 +324,8 @@ def test_channel_policies():
     assert not done.wait(0.2)  # backpressure: the producer waits for room
     assert block.get() == "a"
     assert done.wait(5) and block.get() == "b"
-    thread.join()
+    thread.join(5)
+    assert not thread.is_alive()
 
 
 def test_sink_names_are_unique_labels():

@@ -1,0 +1,251 @@
+"""From a configuration to a running pipeline, written once for the daemon, ``run_pipeline`` and the demo.
+
+:func:`assemble` builds the runner, the source (a :class:`SourceReader`), the sinks and the
+:class:`Pipeline` from a :class:`DaemonConfig`, opens them and returns them as an :class:`Assembly` (the
+pipeline is not started). It is :func:`build` (construct and validate everything, activate the runner) then
+:func:`finish` (open the source and the sinks, make the pipeline); a config reload runs the two halves
+apart, so that a bad new configuration is found before the running one is stopped.
+
+:func:`run_pipeline` is the one-call form used by the benchmarks and the demo.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
+
+from jetseg.bundle import Bundle
+from jetseg.errors import JetsegError
+from jetseg.jetson.config import ConfigError, DaemonConfig
+from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.pipeline import Pipeline, PipelineError, SourceReader, sink_names
+from jetseg.jetson.postprocess import PostProcessor
+from jetseg.jetson.roi import RoiPolicy
+from jetseg.jetson.runners import open_runner
+from jetseg.jetson.sinks import SinkContext, open_sink
+from jetseg.jetson.sinks.base import Sink
+from jetseg.jetson.sources import open_source
+
+log = logging.getLogger("jetseg.daemon")
+
+TOKEN_ENV = "JETSEG_WEB_TOKEN"
+
+
+def default_bundle() -> str:
+    """The bundled ultrasound demo bundle (``jetseg.models.bundled("ultrasound")``), or a clear error."""
+    import jetseg.models as models  # only needed when no --model is given
+
+    bundled = getattr(models, "bundled", None)
+    hint = "pass --model BUNDLE (make one with 'jetseg train' or 'jetseg export')"
+    if bundled is None:
+        raise ConfigError("no --model given and this install has no bundled models; " + hint)
+    try:
+        return str(bundled("ultrasound"))
+    except JetsegError as exc:
+        raise ConfigError("no --model given and the bundled ultrasound model is not available (%s); %s"
+                          % (exc, hint)) from None
+
+
+class Assembly:
+    """What one configuration holds open: bundle, runner, reader (the source), sinks and the pipeline.
+
+    ``shared`` names the parts taken over from a previous assembly (``runner``, ``source``, ``sinks``):
+    :meth:`close` with ``shared=False`` leaves those to their first owner.
+    """
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.bundle: Any = None
+        self.runner: Any = None
+        self.own_runner = True
+        self.reader: Optional[SourceReader] = None
+        self.sinks: List[Tuple[str, Sink]] = []
+        self.sinks_open = False
+        self.pipeline: Optional[Pipeline] = None
+        self.shared: Set[str] = set()
+
+    def close(self, sinks: bool = True, source: bool = True, runner: bool = True, shared: bool = True) -> None:
+        """Close the parts asked for; a failing close is logged and the other parts still close."""
+        if sinks and self.sinks_open and (shared or "sinks" not in self.shared):
+            for name, sink in self.sinks:
+                close_quietly(sink.close, "sink " + name)
+            self.sinks_open = False
+        if source and self.reader is not None and (shared or "source" not in self.shared):
+            close_quietly(self.reader.source.close, "source")
+        if runner and self.runner is not None and self.own_runner and (shared or "runner" not in self.shared):
+            close_quietly(self.runner.deactivate, "runner")
+
+
+def changed_parts(old: DaemonConfig, new: DaemonConfig) -> Set[str]:
+    """Which parts a switch from ``old`` to ``new`` has to rebuild: ``runner``, ``source``, ``sinks``."""
+    out = set()
+    if old.model != new.model or old.backend != new.backend:
+        out.add("runner")
+    if old.source != new.source:
+        out.update(("source", "sinks"))  # a recording follows its source
+    if old.sinks != new.sinks or old.web != new.web or old.roi.roi_only != new.roi.roi_only:
+        out.add("sinks")
+    return out
+
+
+def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = None,
+          bundle: Optional[Bundle] = None, runner: Any = None) -> Assembly:
+    """Construct and validate everything for ``config`` and activate the runner; open nothing else.
+
+    Args:
+        reuse: a running assembly whose unchanged parts are taken over (see :func:`changed_parts`).
+        bundle, runner: an activated runner (and its bundle) to use as is; the caller deactivates it.
+    """
+    parts = Assembly(config)
+    parts.shared = {"runner", "source", "sinks"} - changed_parts(reuse.config, config) if reuse else set()
+    keep = parts.shared
+    try:
+        if reuse is not None and "sinks" in keep:
+            parts.sinks, parts.sinks_open = reuse.sinks, reuse.sinks_open
+        else:  # URIs and options are checked before anything heavy starts
+            uris = [s.uri for s in config.sinks]
+            parts.sinks = [(name, open_sink(s.uri, **s.options)) for name, s in zip(sink_names(uris), config.sinks)]
+        if reuse is not None and "source" in keep:
+            parts.reader = reuse.reader
+        else:
+            src = config.source
+            parts.reader = SourceReader(open_source(src.uri, **src.options), realtime=src.realtime, fps=src.fps,
+                                        stall_timeout_s=src.stall_timeout_s,
+                                        reconnect_initial_s=src.reconnect_initial_s,
+                                        reconnect_max_s=src.reconnect_max_s, metrics=metrics)
+        if runner is not None:
+            parts.runner, parts.own_runner = runner, False
+            parts.bundle = bundle if bundle is not None else Bundle(config.model.path or default_bundle())
+        elif reuse is not None and "runner" in keep:
+            parts.bundle, parts.runner = reuse.bundle, reuse.runner
+        else:
+            parts.bundle = bundle if bundle is not None else Bundle(config.model.path or default_bundle())
+            parts.runner = open_runner(config.backend.name, parts.bundle, **config.backend.options)
+            parts.runner.activate()
+    except BaseException:
+        parts.close(sinks=False, shared=False)
+        raise
+    return parts
+
+
+def finish(parts: Assembly, metrics: Metrics) -> Assembly:
+    """Open the source and the sinks of a built assembly and make its pipeline (not started)."""
+    config, reader = parts.config, parts.reader
+    assert reader is not None
+    if "source" not in parts.shared:
+        reader.open()
+    if not parts.sinks_open:
+        open_sinks(parts, metrics)
+    metrics.set_info(model=parts.bundle.name, precision=parts.bundle.precision,
+                     backend=getattr(parts.runner, "name", config.backend.name), source=config.source.uri)
+    spec, pipe = parts.bundle.spec, config.pipeline
+    parts.pipeline = Pipeline(reader, parts.runner, parts.sinks, spec=spec,
+                              roi=RoiPolicy(spec, config.roi.mode, config.roi.auto_frames),
+                              post=PostProcessor(spec, config.postprocess.smoothing, config.postprocess.min_area_px),
+                              metrics=metrics, queue_size=pipe.queue_size, sink_queue=pipe.sink_queue,
+                              sink_queue_blocking=pipe.sink_queue_blocking, max_frames=pipe.max_frames,
+                              duration_s=pipe.duration_s, post_thread=pipe.post_thread)
+    return parts
+
+
+def assemble(config: DaemonConfig, metrics: Metrics, bundle: Optional[Bundle] = None,
+             runner: Any = None) -> Assembly:
+    """Build, open and wire everything for ``config``; on failure close what was opened and raise."""
+    parts = build(config, metrics, bundle=bundle, runner=runner)
+    try:
+        return finish(parts, metrics)
+    except BaseException:
+        parts.close()
+        raise
+
+
+def open_sinks(parts: Assembly, metrics: Metrics) -> None:
+    """Open the sinks with the context they share (spec, fps, ROI-only, the metrics' endpoints, token)."""
+    config = parts.config
+    token = config.web.token or os.environ.get(TOKEN_ENV) or None
+    context = SinkContext(spec=parts.bundle.spec, fps=parts.reader.fps if parts.reader else None,
+                          roi_only=config.roi.roi_only, health=metrics.health, metrics=metrics.exposition,
+                          stats=metrics.stats, extra={"token": token} if token else {})
+    opened = []
+    try:
+        for name, sink in parts.sinks:
+            sink.open(context)
+            opened.append(sink)
+            log.info("sink %s open: %s", name, getattr(sink, "url", None) or sink.uri or name,
+                     extra={"fields": {"event": "sink_open", "sink": name}})
+    except BaseException:
+        for sink in opened:
+            close_quietly(sink.close, "sink")
+        raise
+    parts.sinks_open = True
+
+
+def close_quietly(close: Any, what: str) -> None:
+    """Close one component during shutdown; a failure is logged and the other components still close."""
+    try:
+        close()
+    except Exception as exc:  # one failing close must not leave the other recordings unfinished
+        log.error("closing the %s failed: %s", what, exc, exc_info=not isinstance(exc, JetsegError))
+
+
+def run_pipeline(bundle: Union[Bundle, str], source_uri: str, sink_uris: Sequence[str] = ("null://",),
+                 backend: str = "onnxrt", duration: Optional[float] = None, max_frames: Optional[int] = None,
+                 backend_options: Optional[Dict[str, Any]] = None, source_options: Optional[Dict[str, Any]] = None,
+                 realtime: bool = False, roi: Union[str, Sequence[int]] = "spec", smoothing: float = 0.0,
+                 min_area_px: int = 0, queue_size: int = 1, sink_queue: int = 4, runner: Any = None,
+                 metrics: Optional[Metrics] = None, roi_only: bool = False,
+                 post_thread: Optional[bool] = None) -> Dict[str, Any]:
+    """Run the full pipeline once and return its statistics (see docs/runtime.md).
+
+    Args:
+        bundle: a :class:`~jetseg.bundle.Bundle` or its path.
+        source_uri: any source URI (``synthetic://ultrasound?frames=200``, a video file, ...).
+        sink_uris: sink URIs (``null://`` measures the pipeline itself).
+        backend: runner name; ``backend_options`` are passed to it. Ignored when ``runner`` is given
+            (an already activated runner, reused as is, e.g. the one the bare-runner timing used).
+        duration / max_frames: stop after this many seconds / frames; a source without an end needs one.
+        realtime: pace the source at its frame rate and drop frames like a live source.
+        roi, smoothing, min_area_px, roi_only, queue_size, sink_queue, post_thread: as in the daemon config.
+
+    Returns:
+        ``{"frames", "captured", "elapsed_s", "fps", "fps_wall", "latency_ms": {"stages": {name: {count,
+        mean, p50, p90, p95, p99, max}}, "capture_to_sink": {...}}, "dropped": {"source", "pipeline"},
+        "sinks": {name: {"written", "dropped", "errors", "latency_ms"}}, "roi", "live", "source",
+        "backend"}``. ``fps`` is the steady rate from the first to the last processed frame.
+    """
+    bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    config = DaemonConfig.from_dict({
+        "model": str(bundle.path), "backend": {"name": backend, "options": dict(backend_options or {})},
+        "source": {"uri": source_uri, "options": dict(source_options or {}), "realtime": bool(realtime)},
+        "sinks": list(sink_uris), "roi": {"mode": roi if isinstance(roi, str) else [int(v) for v in roi],
+                                          "roi_only": bool(roi_only)},
+        "postprocess": {"smoothing": float(smoothing), "min_area_px": int(min_area_px)},
+        "pipeline": {"queue_size": queue_size, "sink_queue": sink_queue, "max_frames": max_frames,
+                     "duration_s": duration, "post_thread": post_thread},
+        "device": {"telemetry": "off"}})
+    if duration is None and max_frames is None:
+        try:
+            len(open_source(source_uri, **dict(source_options or {})))
+        except TypeError:
+            raise PipelineError("source %s has no end; give duration or max_frames" % source_uri) from None
+    metrics = metrics if metrics is not None else Metrics(info={"model": bundle.name, "backend": backend,
+                                                                "source": source_uri})
+    parts = assemble(config, metrics, bundle=bundle, runner=runner)
+    pipeline = parts.pipeline
+    assert pipeline is not None
+    try:
+        pipeline.start()
+        try:
+            pipeline.wait()
+        except KeyboardInterrupt:
+            pipeline.stop()
+            pipeline.wait(timeout=10.0)
+            raise
+    finally:
+        if pipeline.running:
+            pipeline.abort()
+        metrics.stopped = True
+        parts.close()
+    summary = pipeline.summary()
+    summary["backend"] = parts.runner.describe()
+    return summary

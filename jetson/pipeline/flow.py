@@ -1,0 +1,192 @@
+"""The pipeline: source -> preprocess -> infer -> postprocess -> sinks, as a graph run by a scheduler."""
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from jetseg.errors import JetsegError
+from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.pipeline.graph import Node, chain
+from jetseg.jetson.pipeline.reader import SourceReader
+from jetseg.jetson.pipeline.schedulers import Scheduler, SerialScheduler, ThreadedScheduler
+from jetseg.jetson.pipeline.stages import Infer, Postprocess, Preprocess, ReadFrames, SinkWriter
+from jetseg.jetson.postprocess import PostProcessor
+from jetseg.jetson.roi import RoiPolicy
+from jetseg.jetson.sinks.base import Sink, parse_sink_uri
+from jetseg.jetson.sources.base import Source
+from jetseg.spec import Spec
+
+SCHEDULERS = ("threaded", "serial")
+
+
+class PipelineError(JetsegError):
+    """The pipeline was misconfigured or a stage failed."""
+
+
+def runs_on_cpu(runner: Any) -> bool:
+    """True when the runner computes on the CPU (ONNX Runtime's CPU provider, PyTorch eager)."""
+    return getattr(runner, "provider", None) == "cpu" or getattr(runner, "name", "") == "torch"
+
+
+def sink_names(uris: Sequence[str]) -> List[str]:
+    """Metric labels for sinks: the URI scheme, numbered when repeated (``file``, ``file-2``)."""
+    names: List[str] = []
+    for uri in uris:
+        kind = parse_sink_uri(uri)[0]
+        name, n = kind, 2
+        while name in names:
+            name, n = "%s-%d" % (kind, n), n + 1
+        names.append(name)
+    return names
+
+
+class Pipeline:
+    """Runs source -> preprocess -> infer -> postprocess -> sinks until stopped or the source is exhausted.
+
+    The pipeline does not own its components: the caller opens the source (or :class:`SourceReader`),
+    activates the runner and opens the sinks before :meth:`start`, and closes them after :meth:`wait`
+    (:mod:`jetseg.jetson.assembly` does all of that from a config).
+
+    Args:
+        source: a :class:`SourceReader` (or a plain :class:`Source`, read with defaults).
+        runner: an activated runner (``jetseg.jetson.runners``).
+        sinks: ``[(name, sink), ...]`` of opened sinks.
+        spec: the model's spec (default: the runner's).
+        roi: a :class:`RoiPolicy` (default: the spec's ROI).
+        post: a :class:`PostProcessor` (default: decode only).
+        metrics: where events go (default: a new :class:`Metrics`).
+        queue_size: capacity of the hand-overs between stages for finite sources (frames are read when there
+            is room, so 1 keeps capture-to-sink latency near two inference periods while still overlapping
+            capture and preprocessing with inference).
+        sink_queue / sink_queue_blocking: capacity of a sink's queue (dropping / blocking_ok with a finite source).
+        max_frames / duration_s: stop reading after this many frames / seconds (then drain).
+        post_thread: post-process in a thread of its own (True) or right after inference in the inference
+            thread (False). None (default): its own thread when the model runs on an accelerator, where it
+            overlaps with inference for free; in the inference thread when the model runs on the CPU,
+            where a separate thread would only take cores from the inference (measured: a few % of fps).
+        scheduler: ``threaded`` (default), ``serial`` (every stage in the thread that calls :meth:`start`,
+            which returns at the end of the stream), or a :class:`Scheduler`.
+    """
+
+    def __init__(self, source: Union[SourceReader, Source], runner: Any, sinks: Sequence[Tuple[str, Sink]],
+                 spec: Optional[Spec] = None, roi: Optional[RoiPolicy] = None, post: Optional[PostProcessor] = None,
+                 metrics: Optional[Metrics] = None, queue_size: int = 1, sink_queue: int = 4,
+                 sink_queue_blocking: int = 16, max_frames: Optional[int] = None,
+                 duration_s: Optional[float] = None, post_thread: Optional[bool] = None,
+                 scheduler: Union[str, Scheduler] = "threaded") -> None:
+        self.metrics = metrics if metrics is not None else Metrics()
+        reader = source if isinstance(source, SourceReader) else SourceReader(source, metrics=self.metrics)
+        if reader.metrics is None:
+            reader.metrics = self.metrics
+        self.reader = reader
+        self.runner = runner
+        self.spec = spec if spec is not None else runner.spec
+        self.sinks = list(sinks)
+        self.max_frames = max_frames
+        self.duration_s = duration_s
+        self.post_thread = (not runs_on_cpu(runner)) if post_thread is None else bool(post_thread)
+        m = self.metrics
+        self.read = ReadFrames(reader, max_frames, duration_s, m)
+        self.graph: Node = chain(
+            self.read,
+            Preprocess(self.spec, roi if roi is not None else RoiPolicy(self.spec), m),
+            Infer(runner, m),
+            Postprocess(self.spec, post if post is not None else PostProcessor(self.spec), m),
+            fan_out=[SinkWriter(name, sink, m) for name, sink in self.sinks])
+        for name in ("capture", "preprocess", "infer", "postprocess"):
+            m.add_stage(name)
+        for name, _ in self.sinks:
+            m.add_sink(name)
+        self.scheduler = self._scheduler(scheduler, queue_size, sink_queue, sink_queue_blocking)
+        self.started: Optional[float] = None
+        self.finished: Optional[float] = None
+
+    def _scheduler(self, choice: Union[str, Scheduler], queue_size: int, sink_queue: int,
+                   sink_queue_blocking: int) -> Scheduler:
+        if isinstance(choice, Scheduler):
+            return choice
+        if choice == "serial":
+            return SerialScheduler()
+        if choice == "threaded":
+            own = ("infer", "postprocess") if self.post_thread else ("infer",)
+            return ThreadedScheduler(self.reader.live, queue_size, sink_queue, sink_queue_blocking, own)
+        raise PipelineError("pipeline scheduler %r: expected one of %s" % (choice, ", ".join(SCHEDULERS)))
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> Pipeline:
+        """Start (threaded: returns at once; serial: returns at the end of the stream)."""
+        if self.started is not None:
+            raise PipelineError("this pipeline was already started; build a new one")
+        self.started = time.monotonic()
+        self.scheduler.start(self.graph, self.metrics)
+        return self
+
+    def run(self) -> Dict[str, Any]:
+        """Start, wait for the end, return :meth:`summary`."""
+        self.start()
+        self.wait()
+        return self.summary()
+
+    def stop(self) -> None:
+        """Stop reading; frames already read still go through every stage (drain)."""
+        self.scheduler.stop()
+
+    def abort(self) -> None:
+        """Stop at once, dropping frames in flight."""
+        self.scheduler.abort()
+
+    @property
+    def running(self) -> bool:
+        return self.scheduler.running
+
+    @property
+    def error(self) -> Optional[BaseException]:
+        return self.scheduler.error
+
+    @property
+    def beats(self) -> Dict[str, float]:
+        """Last time each part of the pipeline went round its loop (``capture``, ``infer``, ``sink:NAME``)."""
+        return self.scheduler.beats
+
+    @property
+    def captured(self) -> int:
+        return self.read.captured
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait for the end (source exhausted, or stopped and drained); False if still running after
+        ``timeout`` seconds. Raises the first stage failure."""
+        if not self.scheduler.wait(timeout):
+            return False
+        if self.finished is None:
+            self.finished = time.monotonic()
+        return True
+
+    def responsive(self, limit: float) -> bool:
+        """Every thread is alive and went round its loop within ``limit`` seconds (for the systemd watchdog).
+        A source thread waiting for a source that is reconnecting is not counted as stuck."""
+        excused = ("capture",) if self.reader.state == "reconnecting" else ()
+        return self.scheduler.responsive(limit, excused)
+
+    # ------------------------------------------------------------------ results
+    def summary(self) -> Dict[str, Any]:
+        """Frames, elapsed seconds, fps, latency percentiles (ms), drops, per-sink counts."""
+        m = self.metrics
+        stats = m.stats(recent=False)
+        end = self.finished or time.monotonic()
+        elapsed = end - self.started if self.started is not None else 0.0
+        span = (m.last_frame - m.first_frame) if m.first_frame is not None and m.last_frame is not None else 0.0
+        steady = (m.frames - 1) / span if m.frames > 1 and span > 0 else 0.0
+        return {
+            "frames": m.frames,
+            "captured": self.captured,
+            "elapsed_s": round(elapsed, 4),
+            "fps": round(steady, 3),
+            "fps_wall": round(m.frames / elapsed, 3) if elapsed > 0 else 0.0,
+            "latency_ms": stats["latency_ms"],
+            "dropped": dict(stats["dropped"]),
+            "sinks": stats["sinks"],
+            "roi": stats["roi"],
+            "live": self.reader.live,
+            "source": {"uri": self.reader.source.uri, "state": self.reader.state,
+                       "reconnects": m.reconnects},
+        }

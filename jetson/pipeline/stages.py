@@ -1,0 +1,294 @@
+"""The pipeline's stages: each turns one item into zero or more items and knows nothing about threads.
+
+A stage has one shape (as a Holoscan operator): :meth:`Stage.start`, :meth:`Stage.process` (one item in, a
+list out), :meth:`Stage.flush` (at the end of the stream: items still held back), :meth:`Stage.stop`. The
+loop in :mod:`jetseg.jetson.pipeline.loop` runs every stage; a scheduler decides which stages share a thread.
+
+    ReadFrames -> Preprocess -> Infer -> Postprocess -> SinkWriter (one per sink)
+    (None -> Item)  (Item -> Item)  (Item -> Item)  (Item -> Result)  (Result -> nothing)
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from jetseg.errors import JetsegError
+from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.pipeline.reader import SourceReader
+from jetseg.jetson.postprocess import PostProcessor
+from jetseg.jetson.result import Result
+from jetseg.jetson.roi import RoiError, RoiPolicy
+from jetseg.jetson.sinks.base import Sink
+from jetseg.jetson.slot import END
+from jetseg.jetson.sources.base import Frame
+from jetseg.spec import Spec
+
+log = logging.getLogger("jetseg.pipeline")
+
+
+class Item:
+    """One frame on its way through the pipeline: the frame, its ROI, tensors and per-stage time stamps."""
+
+    __slots__ = ("frame", "roi", "tensor", "logits", "stamps", "inference_ms")
+
+    def __init__(self, frame: Frame, stamps: Dict[str, float]) -> None:
+        self.frame = frame
+        self.roi: Tuple[int, int, int, int] = (0, 0, 0, 0)
+        self.tensor: Optional[np.ndarray] = None
+        self.logits: Optional[np.ndarray] = None
+        self.stamps = stamps
+        self.inference_ms = 0.0
+
+
+class Stage:
+    """Base of the stages. ``name`` labels the stage's metrics and heartbeat.
+
+    Attributes:
+        timed: the loop records the time :meth:`process` took per item it produced (``metrics.stage``).
+        ended: a source stage (one without input) sets it when there is nothing more to read.
+    """
+
+    name = "stage"
+    timed = True
+    ended = False
+
+    def __init__(self, metrics: Optional[Metrics] = None) -> None:
+        self.metrics = metrics
+
+    def start(self) -> None:
+        """Called once, in the stage's thread, before the first item."""
+
+    def process(self, item: Any) -> List[Any]:
+        """Turn one item into zero or more items (a source stage gets None and reads one)."""
+        raise NotImplementedError
+
+    def flush(self) -> List[Any]:
+        """At the end of the stream: the items still held back."""
+        return []
+
+    def stop(self) -> None:
+        """Called once, in the stage's thread, after the last item (also after a failure)."""
+
+    def inbox_dropped(self, count: int) -> None:
+        """``count`` items meant for this stage were dropped (newest wins)."""
+        if self.metrics is not None:
+            self.metrics.drop("pipeline", count)
+
+
+class ReadFrames(Stage):
+    """Source stage: one frame from a :class:`SourceReader` per call, until the source ends or a limit
+    (``max_frames`` frames, ``duration_s`` seconds) is reached."""
+
+    name = "capture"
+
+    def __init__(self, reader: SourceReader, max_frames: Optional[int] = None,
+                 duration_s: Optional[float] = None, metrics: Optional[Metrics] = None) -> None:
+        super().__init__(metrics)
+        self.reader = reader
+        self.max_frames = max_frames
+        self.duration_s = duration_s
+        self.captured = 0
+        self.ended = False
+        self._deadline: Optional[float] = None
+
+    def start(self) -> None:
+        self.reader.resume()
+        if self.duration_s is not None:
+            self._deadline = time.monotonic() + self.duration_s
+
+    def process(self, item: Any = None) -> List[Item]:
+        if self.max_frames is not None and self.captured >= self.max_frames:
+            self.ended = True
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self.ended = True
+        if self.ended:
+            return []
+        frame = self.reader.read()
+        if frame is END:
+            self.ended = True
+            return []
+        if not isinstance(frame, Frame):
+            return []
+        self.captured += 1
+        now = time.monotonic()
+        stamp = frame.timestamp
+        return [Item(frame, {"captured": stamp if stamp and abs(now - stamp) < 300.0 else now})]
+
+    def stop(self) -> None:
+        self.reader.stop()
+
+
+class Preprocess(Stage):
+    """ROI and :meth:`Spec.preprocess`: frame -> ``(1, C, H, W) float32``.
+
+    With ``roi: auto`` the first frames are held back until the ROI is detected from them; they are then
+    sent on in order. If no image area is found (black frames while a scanner starts), the spec's ROI is
+    used for those frames and detection is retried on the next ones.
+    """
+
+    name = "preprocess"
+
+    def __init__(self, spec: Spec, roi: RoiPolicy, metrics: Optional[Metrics] = None) -> None:
+        super().__init__(metrics)
+        self.spec = spec
+        self.roi = roi
+        self._held: List[Item] = []
+        self._warned = False
+
+    def process(self, item: Item) -> List[Item]:
+        image = item.frame.image
+        roi = self.roi.current(image.shape)
+        if roi is None:
+            if self.roi.is_auto:
+                if self._held and self._held[0].frame.image.shape != image.shape:
+                    out = self.flush()
+                    return out + self.process(item)
+                self._held.append(item)
+                if len(self._held) < self.roi.auto_frames:
+                    return []
+                return self.flush()
+            roi = self._resolve([image])
+        item.roi = roi
+        item.tensor = self.spec.preprocess(image, roi=roi)
+        item.stamps["preprocessed"] = time.monotonic()
+        return [item]
+
+    def _resolve(self, images: List[np.ndarray]) -> Tuple[int, int, int, int]:
+        try:
+            roi = self.roi.resolve(images)
+        except RoiError as exc:
+            if not self.roi.is_auto:
+                raise
+            if not self._warned:
+                log.warning("ROI auto-detection failed (%s); using the spec's ROI until it succeeds", exc)
+                self._warned = True
+            return self.spec.roi_for(images[0].shape)
+        log.info("ROI %s for %dx%d frames (%s)", list(roi), images[0].shape[1], images[0].shape[0],
+                 self.roi.mode if isinstance(self.roi.mode, str) else "fixed",
+                 extra={"fields": {"event": "roi", "roi": list(roi)}})
+        if self.metrics is not None:
+            self.metrics.roi = roi
+        return roi
+
+    def flush(self) -> List[Item]:
+        """Release frames held back for ROI detection (at the end of the stream or when the size changes)."""
+        held, self._held = self._held, []
+        if not held:
+            return []
+        roi = self._resolve([h.frame.image for h in held])
+        now = time.monotonic()
+        for h in held:
+            h.roi = roi
+            h.tensor = self.spec.preprocess(h.frame.image, roi=roi)
+            h.stamps["preprocessed"] = now
+        return held
+
+
+class Infer(Stage):
+    """Runs the (activated) runner on the preprocessed tensor."""
+
+    name = "infer"
+
+    def __init__(self, runner: Any, metrics: Optional[Metrics] = None) -> None:
+        super().__init__(metrics)
+        self.runner = runner
+
+    def process(self, item: Item) -> List[Item]:
+        item.logits = self.runner.infer(item.tensor)
+        item.inference_ms = self.runner.last_inference_ms
+        item.tensor = None
+        item.stamps["inferred"] = time.monotonic()
+        return [item]
+
+
+class Postprocess(Stage):
+    """Logits -> :class:`Result` (mask, areas) with a :class:`PostProcessor`; counts the frame as processed."""
+
+    name = "postprocess"
+
+    def __init__(self, spec: Spec, post: PostProcessor, metrics: Optional[Metrics] = None) -> None:
+        super().__init__(metrics)
+        self.spec = spec
+        self.post = post
+
+    def process(self, item: Item) -> List[Result]:
+        frame = item.frame
+        spacing = frame.meta.get("pixel_spacing_mm") if frame.meta else None
+        mask, areas_px, areas_mm2 = self.post.process(item.logits, frame.image.shape, item.roi, spacing)
+        now = item.stamps["postprocessed"] = time.monotonic()
+        cls = Result if isinstance(mask, np.ndarray) else DeferredMaskResult
+        result = cls(frame=frame, mask=mask, roi=item.roi, spec=self.spec, areas_px=areas_px,
+                     areas_mm2=areas_mm2, stamps=item.stamps, inference_ms=item.inference_ms)
+        if self.metrics is not None:
+            self.metrics.frame(now)
+        result.stamps["sink"] = now
+        return [result]
+
+
+class SinkWriter(Stage):
+    """Writes each :class:`Result` to one sink. A failing write is counted, logged and skipped: one broken
+    sink must not stop the others."""
+
+    timed = False  # writes are recorded per sink (write time and capture-to-sink latency)
+
+    def __init__(self, label: str, sink: Sink, metrics: Metrics) -> None:
+        super().__init__(metrics)
+        self.label = label
+        self.name = "sink:" + label
+        self.sink = sink
+        self.failures = 0
+
+    @property
+    def blocking_ok(self) -> bool:
+        """The sink wants every frame of a finite source (recordings, mask writers)."""
+        return bool(getattr(self.sink, "blocking_ok", False))
+
+    def process(self, result: Result) -> List[Any]:
+        metrics = self.metrics
+        assert metrics is not None
+        t0 = time.perf_counter()
+        try:
+            self.sink.write(result)
+        except Exception as exc:  # a failing sink must not stop the others; counted, logged, degraded
+            self.failures += 1
+            metrics.sink_error(self.label)
+            if self.failures == 1 or self.failures % 100 == 0:
+                log.error("sink %s failed to write frame %d (%d failures so far): %s", self.label, result.index,
+                          self.failures, exc, exc_info=self.failures == 1 and not isinstance(exc, JetsegError),
+                          extra={"fields": {"event": "sink_error", "sink": self.label}})
+            return []
+        done = time.monotonic()
+        metrics.sink_written(self.label, time.perf_counter() - t0, done - result.stamps["captured"])
+        return []
+
+    def inbox_dropped(self, count: int) -> None:
+        assert self.metrics is not None
+        self.metrics.sink_dropped(self.label, count)
+
+
+class DeferredMaskResult(Result):
+    """A :class:`Result` whose full-frame ``mask`` is made on first use, once, by whichever sink reads it
+    first (in that sink's thread). Sinks that never look at the mask (``null://``, a web viewer nobody
+    watches) cost the pipeline nothing for it; the areas were computed from the model-size mask."""
+
+    @property  # type: ignore[override]
+    def mask(self) -> np.ndarray:
+        value = self.__dict__["_mask"]
+        if callable(value):
+            with _MASK_LOCK:
+                value = self.__dict__["_mask"]
+                if callable(value):
+                    value = value()
+                    self.__dict__["_mask"] = value
+        return value  # type: ignore[no-any-return]
+
+    @mask.setter
+    def mask(self, value: Any) -> None:
+        self.__dict__["_mask"] = value
+
+
+_MASK_LOCK = threading.Lock()
