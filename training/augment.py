@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 from jetseg.optional import require
 
@@ -49,6 +49,17 @@ class Augment:
 
     def __call__(self, x: Any, y: Any, gen: Any) -> Tuple[Any, Any]:
         """Augment a batch: ``x (N, C, H, W) float32``, ``y (N, H, W) int64``; returns new tensors."""
+        x, y, _ = self.apply(x, gen, y=y)
+        return x, y
+
+    def apply(self, x: Any, gen: Any, y: Optional[Any] = None,
+              soft: Optional[Any] = None) -> Tuple[Any, Optional[Any], Optional[Any]]:
+        """Augment ``x (N, C, H, W) float32`` and move masks and soft targets with it.
+
+        ``y (N, H, W) int64`` masks are resampled nearest; ``soft (N, K, H, W) float32`` maps (a teacher's
+        logits) bilinearly with the same grid. Intensity changes apply to ``x`` only. The random draws do
+        not depend on which of ``y`` / ``soft`` are given, so a seed gives the same geometry either way.
+        """
         n, _, h, w = x.shape
         u = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
         angle = (u(n) * 2 - 1) * math.radians(self.rotate_deg)
@@ -64,8 +75,11 @@ class Augment:
             field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)
             grid = grid + field.permute(0, 2, 3, 1)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        y = F.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="border",
-                          align_corners=False)[:, 0].long()
+        if y is not None:
+            y = F.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="border",
+                              align_corners=False)[:, 0].long().contiguous()
+        if soft is not None:
+            soft = F.grid_sample(soft, grid, mode="bilinear", padding_mode="border", align_corners=False).contiguous()
         if self.gamma > 0:
             lo = x.amin(dim=(1, 2, 3), keepdim=True)
             hi = x.amax(dim=(1, 2, 3), keepdim=True)
@@ -75,4 +89,4 @@ class Augment:
         x = x * (1.0 + (u(n, 1, 1, 1) * 2 - 1) * self.contrast) + (u(n, 1, 1, 1) * 2 - 1) * self.brightness
         if self.noise > 0:
             x = x + torch.randn(x.shape, generator=gen) * self.noise * u(n, 1, 1, 1)
-        return x.contiguous(), y.contiguous()
+        return x.contiguous(), y, soft

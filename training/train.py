@@ -9,26 +9,21 @@ during training and on the exported ONNX model through the ``onnxrt`` runner at 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from jetseg.bundle import WEIGHTS_FILE, Bundle, command_line, save_bundle
-from jetseg.errors import JetsegError
 from jetseg.spec import Spec
+from jetseg.training.data import Dataset, TrainError, held_out_uri, read_frames, split_tail, synthetic_kind
 
 log = logging.getLogger("jetseg.train")
-
-
-class TrainError(JetsegError):
-    """Training data or options are unusable."""
 
 
 @dataclass
@@ -58,76 +53,9 @@ class TrainConfig:
     overwrite: bool = False
 
 
-@dataclass
-class Dataset:
-    x: np.ndarray  # (N, C, H, W) preprocessed: float16 (training) or float32 (held out)
-    y: np.ndarray  # (N, H, W) uint8
-    uri: str
-    sha256: str
-    read: int
-
-
-# ---------------------------------------------------------------------------------------------- data
-def _synthetic_kind(uri: str) -> Optional[str]:
-    from jetseg.jetson.sources import parse_uri
-
-    kind, target, _ = parse_uri(uri)
-    return target.strip("/") if kind == "synthetic" else None
-
-
-def _read(uri: str, limit: Optional[int], every: int, spec: Optional[Spec],
-          make: Optional[Callable[[Any], Spec]] = None, dtype: Any = np.float16) -> Tuple[Dataset, Spec]:
-    """Labelled frames from ``uri`` (every ``every``-th, up to ``limit``), preprocessed as they arrive.
-
-    ``spec`` (or ``make(first_frame)``) has mean 0 and std 1: the arrays hold the model input before
-    normalisation, so the mean/std can be measured afterwards (:func:`_normalise`). Frames are not kept.
-    """
-    from jetseg.jetson.sources import open_source
-    from jetseg.training.progress import bar
-
-    source = open_source(uri)
-    try:
-        finite: Optional[int] = len(source)
-    except TypeError:
-        finite = None
-    if limit is None:
-        if finite is None:
-            raise TrainError("training source %s is endless; add frames=N to the URI" % uri)
-        total = finite
-    else:
-        total = limit * every if finite is None else min(finite, limit * every)
-    digest = hashlib.sha256()
-    xs: List[np.ndarray] = []
-    ys: List[np.ndarray] = []
-    read = 0
-    with source, bar(total=total, desc="read " + uri[:40], unit="frame") as progress:
-        for frame in source:
-            if frame.label is None:
-                raise TrainError("frame %s of %s has no label; training needs masks (a folder with images/ and "
-                                 "masks/, or synthetic://...)" % (frame.source_id or frame.index, uri))
-            if read % every == 0:
-                if spec is None:
-                    spec = make(frame)  # type: ignore[misc]
-                digest.update(np.ascontiguousarray(frame.image).tobytes())
-                digest.update(np.ascontiguousarray(frame.label).tobytes())
-                xs.append(spec.preprocess(frame.image).astype(dtype))
-                ys.append(spec.preprocess_mask(frame.label))
-            read += 1
-            progress.update(1)
-            if limit is not None and len(xs) >= limit:
-                break
-    if not xs or spec is None:
-        raise TrainError("source %s delivered no frames" % uri)
-    y = np.stack(ys)
-    if int(y.max()) >= spec.num_classes:
-        raise TrainError("labels of %s contain class %d but the model has %d classes (%s); pass --classes"
-                         % (uri, int(y.max()), spec.num_classes, ",".join(spec.classes)))
-    return Dataset(x=np.concatenate(xs), y=y, uri=uri, sha256=digest.hexdigest(), read=read), spec
-
-
 def make_spec(cfg: TrainConfig, sample: Any, name: str) -> Spec:
     """The bundle's spec from the first frame: channels, classes, ROI (the synthetic field of view)."""
-    kind = _synthetic_kind(cfg.data)
+    kind = synthetic_kind(cfg.data)
     classes = cfg.classes or sample.meta.get("classes") or ["background", "target"]
     if cfg.channels is not None:
         channels = cfg.channels
@@ -171,46 +99,10 @@ def _normalise(spec: Spec, sets: List[Dataset]) -> Spec:
 
 def default_val_uri(cfg: TrainConfig) -> Optional[str]:
     """Synthetic data: the same kind from seed + 1000 (other "patients"); otherwise None (split)."""
-    kind = _synthetic_kind(cfg.data)
-    if kind is None:
-        return None
-    from jetseg.jetson.sources import parse_uri
-
-    _, _, query = parse_uri(cfg.data)
-    seed = int(query.get("seed", 0)) + 1000
-    extra = "".join("&%s=%s" % (k, query[k]) for k in ("width", "height") if k in query)
-    return "synthetic://%s?seed=%d&frames=%d%s" % (kind, seed, cfg.val_frames * (cfg.val_every or 10), extra)
+    return held_out_uri(cfg.data, cfg.val_frames, cfg.val_every or 10)
 
 
 # ---------------------------------------------------------------------------------------------- training
-def dice_ce_loss(logits: Any, target: Any, num_classes: int) -> Any:
-    """Cross-entropy plus (1 - soft Dice) averaged over the foreground classes."""
-    import torch
-
-    F = torch.nn.functional
-    ce = F.cross_entropy(logits, target)
-    prob = logits.softmax(dim=1)
-    onehot = F.one_hot(target, num_classes).permute(0, 3, 1, 2).float()
-    dims = (0, 2, 3)
-    inter = (prob * onehot).sum(dims)
-    denom = prob.sum(dims) + onehot.sum(dims)
-    dice = (2 * inter + 1.0) / (denom + 1.0)
-    return ce + (1.0 - dice[1:].mean())
-
-
-def predict(model: Any, x: np.ndarray, batch: int = 16) -> np.ndarray:
-    """Argmax masks ``(N, H, W) uint8`` of a PyTorch model on preprocessed input."""
-    import torch
-
-    out = []
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            logits = model(torch.from_numpy(x[i:i + batch].astype(np.float32)))
-            out.append(logits.argmax(dim=1).to(torch.uint8).numpy())
-    return np.concatenate(out)
-
-
 def train(cfg: TrainConfig) -> Bundle:
     """Run a training job described by ``cfg`` and write the bundle to ``cfg.out``."""
     from jetseg.optional import require
@@ -220,7 +112,8 @@ def train(cfg: TrainConfig) -> Bundle:
     from jetseg.models.export import compare_with_torch, torch_to_onnx
     from jetseg.scores import mean_dice
     from jetseg.training.augment import Augment
-    from jetseg.training.progress import bar
+    from jetseg.training.loop import fit, predict, state_bytes
+    from jetseg.training.losses import dice_ce_loss
 
     ARCHITECTURES.check(cfg.arch)
     if Path(cfg.out).exists() and not cfg.overwrite:
@@ -230,21 +123,15 @@ def train(cfg: TrainConfig) -> Bundle:
     started = time.time()
 
     val_uri = cfg.val_data or default_val_uri(cfg)
-    every = cfg.every or (4 if _synthetic_kind(cfg.data) else 1)
-    train_set, spec = _read(cfg.data, cfg.frames, every, None,
+    every = cfg.every or (4 if synthetic_kind(cfg.data) else 1)
+    train_set, spec = read_frames(cfg.data, cfg.frames, every, None,
                             lambda frame: make_spec(cfg, frame, Path(cfg.out).name))
     if val_uri is None:
-        total = len(train_set.x)
-        if total < 5:
-            raise TrainError("%s has %d labelled frames; at least 5 are needed to hold some out" % (cfg.data, total))
-        n_val = max(1, int(round(total * cfg.val_fraction)))
-        val_desc = "%s (last %d frames held out)" % (cfg.data, n_val)
-        val_set = Dataset(x=train_set.x[-n_val:], y=train_set.y[-n_val:], uri=val_desc, sha256=train_set.sha256,
-                          read=n_val)
-        train_set.x, train_set.y = train_set.x[:-n_val], train_set.y[:-n_val]
+        train_set, val_set = split_tail(train_set, cfg.val_fraction)
+        val_desc = val_set.uri
     else:
-        val_every = cfg.val_every or (10 if _synthetic_kind(val_uri) else 1)
-        val_set, _ = _read(val_uri, cfg.val_frames, val_every, spec, dtype=np.float32)
+        val_every = cfg.val_every or (10 if synthetic_kind(val_uri) else 1)
+        val_set, _ = read_frames(val_uri, cfg.val_frames, val_every, spec, dtype=np.float32)
         val_desc = val_uri
     spec = _normalise(spec, [train_set, val_set])
     kwargs = dict(cfg.arch_kwargs)
@@ -255,48 +142,25 @@ def train(cfg: TrainConfig) -> Bundle:
     steps = cfg.steps if cfg.epochs is None else cfg.epochs * int(math.ceil(n / float(cfg.batch)))
     if steps < 1:
         raise TrainError("nothing to train: %d steps; give --steps or --epochs >= 1" % steps)
-    kind = _synthetic_kind(cfg.data) or ""
+    kind = synthetic_kind(cfg.data) or ""
     augment = Augment.for_kind(kind)
     gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    if steps >= 20:
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
-    else:  # too short for a warm-up: constant learning rate (smoke runs)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    best: Tuple[float, Optional[Dict[str, Any]], int] = (-1.0, None, 0)
-    history: List[Dict[str, Any]] = []
-    order = np.random.default_rng(cfg.seed)
-    perm = order.permutation(n)
-    cursor = 0
-    with bar(total=steps, desc="train " + cfg.arch, unit="step") as progress:
-        for step in range(1, steps + 1):
-            if cursor + cfg.batch > n:
-                perm, cursor = order.permutation(n), 0
-            idx = perm[cursor:cursor + cfg.batch]
-            cursor += cfg.batch
-            x = torch.from_numpy(train_set.x[idx].astype(np.float32))
-            y = torch.from_numpy(train_set.y[idx].astype(np.int64))
-            x, y = augment(x, y, gen)
-            model.train()
-            loss = dice_ce_loss(model(x), y, spec.num_classes)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            progress.update(1)
-            if step % cfg.eval_interval == 0 or step == steps:
-                dice = mean_dice(predict(model, val_set.x), val_set.y, spec.num_classes)
-                history.append({"step": step, "loss": round(float(loss.item()), 4), "val_dice": round(dice, 4)})
-                progress.set_postfix(loss="%.3f" % loss.item(), val_dice="%.3f" % dice)
-                log.info("step %d loss %.4f held-out Dice %.4f", step, loss.item(), dice)
-                if dice > best[0]:
-                    best = (dice, {k: v.detach().clone() for k, v in model.state_dict().items()}, step)
-    if best[1] is not None:
-        model.load_state_dict(best[1])
-    model.eval()
+    assert train_set.y is not None and val_set.y is not None  # labels="required"
+
+    def step_loss(idx: np.ndarray) -> Any:
+        x = torch.from_numpy(train_set.x[idx].astype(np.float32))
+        y = torch.from_numpy(train_set.y[idx].astype(np.int64))
+        x, y = augment(x, y, gen)
+        return dice_ce_loss(model(x), y, spec.num_classes)
+
+    def val_dice() -> float:
+        return mean_dice(spec.decode(predict(model, val_set.x)), val_set.y, spec.num_classes)
+
+    result = fit(model, step_loss, val_dice, n=n, steps=steps, batch=cfg.batch, lr=cfg.lr, seed=cfg.seed,
+                 eval_interval=cfg.eval_interval, desc="train " + cfg.arch)
     onnx_bytes = torch_to_onnx(model, spec)
     max_diff = compare_with_torch(model, onnx_bytes, spec)
-    weights = _state_bytes(model)
+    weights = state_bytes(model)
     arch_record = describe(cfg.arch, kwargs)
     provenance: Dict[str, Any] = {
         "command": command_line(),
@@ -308,8 +172,8 @@ def train(cfg: TrainConfig) -> Bundle:
             "validation": {"uri": val_desc, "frames_used": int(len(val_set.x)), "sha256": val_set.sha256},
         },
         "training": {k: v for k, v in asdict(cfg).items() if k not in ("out", "overwrite")},
-        "history": history,
-        "best_step": best[2],
+        "history": result.history,
+        "best_step": result.best_step,
         "onnx_max_abs_diff_vs_torch": max_diff,
         "seconds": round(time.time() - started, 1),
     }
@@ -328,16 +192,6 @@ def train(cfg: TrainConfig) -> Bundle:
                          provenance=provenance, overwrite=cfg.overwrite)
     log.info("wrote %s: held-out Dice %.4f (onnxrt)", cfg.out, metrics["dice"])
     return bundle
-
-
-def _state_bytes(model: Any) -> bytes:
-    import io
-
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, buffer)
-    return buffer.getvalue()
 
 
 def evaluate_bundle(bundle: Any, data: Dataset, backend: str = "onnxrt") -> Dict[str, Any]:
@@ -368,7 +222,7 @@ def model_card(spec: Spec, prov: Dict[str, Any], model: Any) -> bytes:
     lines = [
         "# %s" % spec.name, "",
         "Segmentation of %s in synthetic %s frames. **Synthetic data only: not for clinical use.**"
-        % (", ".join(spec.classes[1:]), _synthetic_kind(tr["data"]) or "labelled"), "",
+        % (", ".join(spec.classes[1:]), synthetic_kind(tr["data"]) or "labelled"), "",
         "## Architecture", "",
         "- `%s` (%s), %d parameters, kwargs `%s`" % (arch["name"], _arch_help(arch["name"]), params,
                                                      arch["kwargs"]),
