@@ -113,11 +113,11 @@ def read_frames(uri: str, limit: Optional[int], every: int, spec: Optional[Spec]
     return Dataset(x=np.concatenate(xs), y=y, uri=uri, sha256=digest.hexdigest(), read=read), spec
 
 
-def split_tail(data: Dataset, fraction: float, what: str = "held out") -> Tuple[Dataset, Dataset]:
+def split_tail(data: Dataset, fraction: float, what: str = "held out", minimum: int = 5) -> Tuple[Dataset, Dataset]:
     """Split off the last ``fraction`` of a finite source's frames (later files / later in the sequence)."""
     total = len(data.x)
-    if total < 5:
-        raise TrainError("%s has %d frames; at least 5 are needed to hold some out" % (data.uri, total))
+    if total < minimum:
+        raise TrainError("%s has %d frames; at least %d are needed to hold some out" % (data.uri, total, minimum))
     n = max(1, int(round(total * fraction)))
     tail = Dataset(x=data.x[-n:], y=None if data.y is None else data.y[-n:],
                    uri="%s (last %d frames %s)" % (data.uri, n, what), sha256=data.sha256, read=n)

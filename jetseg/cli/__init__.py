@@ -18,7 +18,7 @@ from typing import List, Optional
 from jetseg import __version__
 from jetseg.errors import JetsegError
 
-COMMANDS = ("demo", "train", "export", "calibrate", "build", "run", "bench", "doctor", "selftest")
+COMMANDS = ("demo", "train", "distill", "export", "calibrate", "build", "run", "bench", "doctor", "selftest")
 
 
 class _Parser(argparse.ArgumentParser):
