@@ -6,8 +6,6 @@ import contextlib
 import signal
 from typing import Any, Iterator
 
-from jetseg.errors import JetsegError
-
 HELP = "distill a teacher bundle into a small real-time student (soft targets, gate on Dice vs teacher)"
 
 
@@ -67,21 +65,11 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jetseg.cli.train import check_loop_options, unet_kwargs
     from jetseg.training.distill import DistillConfig, distill
 
-    for name in ("steps", "batch", "frames", "every", "val_frames", "val_every", "eval_interval", "threads"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise JetsegError("--%s %d is invalid; expected a positive integer" % (name.replace("_", "-"), value))
-    if not 0.0 < args.val_fraction < 1.0:
-        raise JetsegError("--val-fraction %g is invalid; expected a number between 0 and 1" % args.val_fraction)
-    if not args.lr > 0:
-        raise JetsegError("--lr %g is invalid; expected a positive number" % args.lr)
-    arch_kwargs = {}
-    if args.depth is not None:
-        arch_kwargs["depth"] = args.depth
-    if args.base_width is not None:
-        arch_kwargs["base_width"] = args.base_width
+    check_loop_options(args)
+    arch_kwargs = unet_kwargs(args)
     cfg = DistillConfig(teacher=args.teacher, scans=args.scans, student=args.student, out=args.out,
                         labels=args.labels, label_weight=args.label_weight, temperature=args.temperature,
                         dice_weight=args.dice_weight, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from jetseg.errors import JetsegError
 
@@ -70,24 +70,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
-def run(args: argparse.Namespace) -> int:
-    from jetseg.training.train import TrainConfig, train
-
+def check_loop_options(args: argparse.Namespace) -> None:
+    """The options ``jetseg train`` and ``jetseg distill`` share: counts, --val-fraction, --lr (one-line errors)."""
     for name in ("steps", "batch", "frames", "every", "val_frames", "val_every", "eval_interval", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise JetsegError("--%s %d is invalid; expected a positive integer" % (name.replace("_", "-"), value))
-    if args.epochs is not None and args.epochs < 1:
-        raise JetsegError("--epochs %d is invalid; expected a positive integer" % args.epochs)
     if not 0.0 < args.val_fraction < 1.0:
         raise JetsegError("--val-fraction %g is invalid; expected a number between 0 and 1" % args.val_fraction)
     if not args.lr > 0:
         raise JetsegError("--lr %g is invalid; expected a positive number" % args.lr)
-    arch_kwargs = {}
-    if args.depth is not None:
-        arch_kwargs["depth"] = args.depth
-    if args.base_width is not None:
-        arch_kwargs["base_width"] = args.base_width
+
+
+def unet_kwargs(args: argparse.Namespace) -> Dict[str, int]:
+    """Architecture keyword arguments from --depth / --base-width (only those given)."""
+    return {k: getattr(args, k) for k in ("depth", "base_width") if getattr(args, k) is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    from jetseg.training.train import TrainConfig, train
+
+    check_loop_options(args)
+    if args.epochs is not None and args.epochs < 1:
+        raise JetsegError("--epochs %d is invalid; expected a positive integer" % args.epochs)
+    arch_kwargs = unet_kwargs(args)
     cfg = TrainConfig(data=args.data, arch=args.arch, out=args.out, input_size=parse_size(args.input_size),
                       steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
                       frames=args.frames, every=args.every, val_data=args.val_data, val_frames=args.val_frames,
