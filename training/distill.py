@@ -55,7 +55,7 @@ class DistillConfig:
     eval_interval: int = 100
     gate_dice: float = 0.95
     backend: str = "onnxrt"
-    threads: int = 2
+    threads: int = 1
     arch_kwargs: Dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False
 

@@ -46,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=int, default=None, help="student U-Net depth (architecture default)")
     parser.add_argument("--base-width", type=int, default=None, help="student U-Net base width (architecture default)")
     parser.add_argument("--backend", default="onnxrt", help="runner for the teacher and the student check (onnxrt)")
-    parser.add_argument("--threads", type=int, default=2, help="PyTorch and ONNX Runtime CPU threads (default 2)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="PyTorch and ONNX Runtime CPU threads (default 1: a small student gains little from "
+                             "more, and a shared machine loses)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
