@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.2,
                         help="fraction of a finite source held out when no --val-scans is given (default 0.2)")
     parser.add_argument("--eval-interval", type=int, default=100, help="steps between held-out evaluations")
-    parser.add_argument("--depth", type=int, default=None, help="student U-Net depth (architecture default)")
+    parser.add_argument("--depth", type=int, default=None,
+                        help="student U-Net depth (default: 3 for unet-tiny, else the architecture's)")
     parser.add_argument("--base-width", type=int, default=None, help="student U-Net base width (architecture default)")
     parser.add_argument("--backend", default="onnxrt", help="runner for the teacher and the student check (onnxrt)")
     parser.add_argument("--threads", type=int, default=1,
