@@ -92,8 +92,9 @@ def check_config(cfg: DistillConfig) -> None:
             raise TrainError("--%s %g is invalid; expected 0 or more" % (name.replace("_", "-"), getattr(cfg, name)))
 
 
-def teacher_outputs(teacher: Bundle, x: np.ndarray, backend: str, threads: int, desc: str) -> np.ndarray:
-    """The teacher's raw outputs ``(N, K, H, W) float32`` on preprocessed frames, through a runner."""
+def teacher_outputs(teacher: Bundle, x: np.ndarray, backend: str, threads: int, desc: str,
+                    dtype: Any = np.float32) -> np.ndarray:
+    """The teacher's raw outputs ``(N, K, H, W)`` (``dtype``) on preprocessed frames, through a runner."""
     from jetseg.jetson.runners import open_runner
     from jetseg.training.progress import bar
 
@@ -105,7 +106,7 @@ def teacher_outputs(teacher: Bundle, x: np.ndarray, backend: str, threads: int, 
     with open_runner(backend, teacher, **options) as runner, bar(total=len(x), desc=desc, unit="frame") as progress:
         for i in range(0, len(x), batch):
             chunk = x[i:i + batch].astype(np.float32)
-            out.append(np.asarray(runner.infer(chunk), dtype=np.float32))
+            out.append(np.asarray(runner.infer(chunk), dtype=dtype))
             progress.update(len(chunk))
     return np.concatenate(out)
 
@@ -161,7 +162,7 @@ def distill(cfg: DistillConfig) -> Bundle:
     train_set, select_set, report_set = _held_out_sets(cfg, spec, train_set)
     if not cfg.labels:
         train_set.y = None  # labels are used only when asked for; held-out labels are still reported
-    soft = teacher_outputs(teacher, train_set.x, cfg.backend, cfg.threads, "teacher").astype(np.float16)
+    soft = teacher_outputs(teacher, train_set.x, cfg.backend, cfg.threads, "teacher", dtype=np.float16)
     select = HeldOut(select_set, spec.decode(teacher_outputs(teacher, select_set.x, cfg.backend, cfg.threads,
                                                              "teacher (held out)")))
     report = HeldOut(report_set, spec.decode(teacher_outputs(teacher, report_set.x, cfg.backend, cfg.threads,
