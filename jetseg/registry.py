@@ -1,23 +1,31 @@
-"""Name -> implementation registries (backends, sources, sinks, architectures).
+"""Name -> implementation registries: runners (by backend name), sources and sinks (by URI scheme), architectures.
 
 Entries are registered as ``"package.module:attribute"`` strings so that looking a name up imports only
-what that name needs. An unknown name raises an error that lists the known ones and suggests the
-closest (``unknown backend 'onxrt'; did you mean 'onnxrt'? known: onnxrt, torch, trt``).
+what that name needs. An unknown name raises the registry's error (SourceError for sources, ...) naming the
+closest known name and all of them (``unknown backend 'onxrt'; did you mean 'onnxrt'? known: onnxrt, torch, trt``).
 """
 from __future__ import annotations
 
 import difflib
 import importlib
-from typing import Any, Dict, List
+from typing import Any, Dict, Generic, List, Type, TypeVar, cast
 
 from jetseg.errors import JetsegError
 
+T = TypeVar("T")
 
-class Registry:
-    """A table of named, lazily imported implementations of one kind of component."""
 
-    def __init__(self, kind: str) -> None:
+class Registry(Generic[T]):
+    """A table of named, lazily imported implementations of one kind of component.
+
+    Args:
+        kind: the user-facing word for one entry (``backend``, ``source``, ``sink``), for messages.
+        error: the error raised for an unknown name.
+    """
+
+    def __init__(self, kind: str, error: Type[JetsegError] = JetsegError) -> None:
         self.kind = kind
+        self.error = error
         self._entries: Dict[str, str] = {}
         self._help: Dict[str, str] = {}
 
@@ -38,15 +46,16 @@ class Registry:
         return name in self._entries
 
     def check(self, name: str) -> str:
-        """Return ``name`` if known, else raise a JetsegError with a suggestion."""
+        """Return ``name`` if known, else raise the registry's error with a suggestion."""
         if name in self._entries:
             return name
         close = difflib.get_close_matches(name, self.names(), n=1)
         hint = "; did you mean %r?" % close[0] if close else ""
-        raise JetsegError("unknown %s %r%s known: %s" % (self.kind, name, hint + (" " if hint else "; "),
-                                                          ", ".join(self.names())))
+        raise self.error("unknown %s %r%s known: %s" % (self.kind, name, hint + (" " if hint else "; "),
+                                                         ", ".join(self.names())))
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str) -> T:
         """Import and return the implementation registered under ``name``."""
         module, _, attr = self._entries[self.check(name)].partition(":")
-        return getattr(importlib.import_module(module), attr)
+        found: Any = getattr(importlib.import_module(module), attr)
+        return cast(T, found)

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-import yaml
-
 from jetseg.errors import JetsegError
+from jetseg.options import parse_assignments
 
 ROI_MODES = ("spec", "auto", "none")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -354,18 +353,9 @@ def parse_roi(text: str) -> Union[str, List[int]]:
 
 
 def parse_options(items: Optional[List[str]], flag: str) -> Dict[str, Any]:
-    """``["provider=cpu", "threads=2"]`` -> ``{"provider": "cpu", "threads": 2}`` (values parsed as YAML scalars)."""
-    out: Dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError("%s %r: expected key=value, e.g. %s threads=2" % (flag, item, flag))
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            parsed = value
-        out[key.strip()] = parsed if isinstance(parsed, (int, float, bool, str)) or parsed is None else value
-    return out
+    """``--backend-option`` / ``--source-option`` items -> keyword options (:func:`jetseg.options.parse_assignments`,
+    raising ConfigError): ``["provider=cpu", "threads=2"]`` -> ``{"provider": "cpu", "threads": 2}``."""
+    return parse_assignments(items, flag, ConfigError)
 
 
 def apply_overrides(config: DaemonConfig, overrides: Dict[str, Any]) -> DaemonConfig:

@@ -1,65 +1,78 @@
 """The runner lifecycle, shared by every backend (a template method, as in Polygraphy).
 
-The base class owns ``activate`` / ``infer`` / ``deactivate`` and the context-manager protocol, and checks
-every input against the spec (name, shape, dtype) with an error that says what it received and what it
-expected. A backend overrides only the small hooks ``_activate``, ``_infer`` and ``_deactivate``, and
-imports its heavy dependency inside ``_activate``, so runners can be constructed without it.
+The base class owns ``activate`` / ``infer`` / ``deactivate`` and the context-manager protocol (through
+:class:`~jetseg.component.Component`), and checks every input against the spec (name, shape, dtype) with an
+error that says what it received and what it expected. A runner implementation reads its options in
+``__init__`` (``self.read_options(options)``: unknown or malformed options raise a RunnerError), overrides
+only the small hooks ``_activate``, ``_infer`` and ``_deactivate``, and imports its heavy dependency inside
+``_activate``, so runners can be constructed without it.
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, Tuple, Union
 
 import numpy as np
 
 from jetseg.bundle import Bundle
+from jetseg.component import Component
 from jetseg.errors import RunnerError
 
+#: What a runner accepts as its model: a loaded bundle or the bundle's directory.
+BundleLike = Union[Bundle, str, Path]
 
-class Runner:
+
+class Runner(Component):
     """Runs one segmentation model: ``(N, C, H, W) float32`` in, ``(N, K, H, W) float32`` logits out.
 
     Args:
         bundle: a :class:`~jetseg.bundle.Bundle` or its path.
         batch_size: the largest N this runner will be given (models are exported with a fixed batch of 1
             unless they say otherwise; backends that support it run larger batches).
+
+    Class attributes:
+        name: the backend name the runner is registered under (``--backend NAME``).
     """
 
     name = "base"
+    family = "backend"
+    error = RunnerError
 
-    def __init__(self, bundle: Any, batch_size: int = 1, **options: Any) -> None:
+    def __init__(self, bundle: BundleLike, batch_size: int = 1) -> None:
+        super().__init__()
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
         self.spec = self.bundle.spec
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise RunnerError("batch_size must be a positive integer, got %r" % (batch_size,))
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise RunnerError("%s option batch_size=%r: expected an integer >= 1" % (self.label, batch_size))
         self.batch_size = batch_size
-        self.options = options
-        self.is_active = False
         self.last_inference_ms = 0.0
 
+    @property
+    def label(self) -> str:
+        return "%s backend" % self.name
+
     # ------------------------------------------------------------------ lifecycle
+    @property
+    def is_active(self) -> bool:
+        return self.started
+
     def activate(self) -> Runner:
-        if not self.is_active:
-            self._activate()
-            self.is_active = True
+        self._open_with(self._activate)
         return self
 
     def deactivate(self) -> None:
-        if self.is_active:
-            self.is_active = False
-            self._deactivate()
+        self._close_with(self._deactivate)
 
-    def __enter__(self) -> Runner:
-        return self.activate()
+    def _enter(self) -> None:
+        self.activate()
 
-    def __exit__(self, *exc: Any) -> None:
+    def _exit(self) -> None:
         self.deactivate()
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run the model on a preprocessed batch and return its logits."""
-        if not self.is_active:
-            raise RunnerError("runner %r is not active; use it as a context manager or call activate()"
-                              % self.name)
+        self._require_started("active; use it as a context manager or call activate()")
         self.check_input(batch)
         start = time.perf_counter()
         out = self._infer(batch)
@@ -99,14 +112,3 @@ class Runner:
     def _deactivate(self) -> None:
         pass
 
-
-def provider_options(value: Optional[str]) -> Dict[str, str]:
-    """Parse ``key=value,key=value`` option strings from the command line."""
-    out: Dict[str, str] = {}
-    for item in (value or "").split(","):
-        if item.strip():
-            key, sep, val = item.partition("=")
-            if not sep:
-                raise RunnerError("backend option %r is not key=value" % item)
-            out[key.strip()] = val.strip()
-    return out

@@ -1,16 +1,17 @@
 """ONNX Runtime runner: the CPU provider here, CUDA or TensorRT providers with onnxruntime-gpu on a Jetson.
 
-Provider options are passed through, e.g. ``trt_int8_enable``, ``trt_fp16_enable``,
+Options: ``provider`` (cpu, cuda, tensorrt), ``threads`` and ``provider_options`` (a mapping, from daemon.yaml
+or Python keywords), passed through to the provider, e.g. ``trt_int8_enable``, ``trt_fp16_enable``,
 ``trt_engine_cache_enable``, ``trt_engine_cache_path`` for the TensorRT execution provider.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 
 from jetseg.errors import RunnerError
-from jetseg.jetson.runners.base import Runner
+from jetseg.jetson.runners.base import BundleLike, Runner
 from jetseg.optional import require
 
 PROVIDERS = {
@@ -25,6 +26,9 @@ class OnnxRuntimeRunner(Runner):
 
     Args:
         bundle: the bundle (or its path).
+        batch_size: the largest batch this runner will be given.
+
+    Options:
         provider: ``cpu``, ``cuda`` or ``tensorrt`` (ONNX Runtime falls back to the CPU for unsupported nodes).
         threads: intra-op threads (0 = ONNX Runtime's default: one per core).
         provider_options: options for the chosen provider.
@@ -32,15 +36,13 @@ class OnnxRuntimeRunner(Runner):
 
     name = "onnxrt"
 
-    def __init__(self, bundle: Any, provider: str = "cpu", threads: int = 0,
-                 provider_options: Optional[Dict[str, Any]] = None, **options: Any) -> None:
-        super().__init__(bundle, **options)
-        if provider not in PROVIDERS:
-            raise RunnerError("onnxrt provider %r is unknown; expected one of %s"
-                              % (provider, ", ".join(sorted(PROVIDERS))))
-        self.provider = provider
-        self.threads = int(threads)
-        self.provider_options = dict(provider_options or {})
+    def __init__(self, bundle: BundleLike, batch_size: int = 1, **options: Any) -> None:
+        super().__init__(bundle, batch_size)
+        opts = self.read_options(options)
+        self.provider = opts.choice("provider", sorted(PROVIDERS), "cpu")
+        self.threads = opts.integer("threads", 0, minimum=0)
+        self.provider_options = opts.mapping("provider_options")
+        opts.done()
         self.session: Any = None
         self._output_name = self.spec.output.name
 

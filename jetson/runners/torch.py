@@ -13,7 +13,7 @@ import numpy as np
 
 from jetseg.bundle import WEIGHTS_FILE
 from jetseg.errors import RunnerError
-from jetseg.jetson.runners.base import Runner
+from jetseg.jetson.runners.base import BundleLike, Runner
 from jetseg.optional import require
 
 
@@ -22,14 +22,19 @@ class TorchRunner(Runner):
 
     Args:
         bundle: the bundle (or its path); it needs ``weights.pt`` and an architecture record.
+        batch_size: the largest batch this runner will be given.
+
+    Options:
         threads: PyTorch intra-op threads (0 = leave PyTorch's setting alone).
     """
 
     name = "torch"
 
-    def __init__(self, bundle: Any, threads: int = 0, **options: Any) -> None:
-        super().__init__(bundle, **options)
-        self.threads = int(threads)
+    def __init__(self, bundle: BundleLike, batch_size: int = 1, **options: Any) -> None:
+        super().__init__(bundle, batch_size)
+        opts = self.read_options(options)
+        self.threads = opts.integer("threads", 0, minimum=0)
+        opts.done()
         self.model: Any = None
         self._torch: Any = None
         if self.bundle.weights_path is None:

@@ -1,5 +1,10 @@
 """The sink interface. Sinks are plain and synchronous: ``open(context)``, ``write(result)``, ``close()``.
 
+A sink implementation reads its options in ``__init__`` (``self.read_options(options)``: unknown or malformed
+options raise a SinkError naming the option) and overrides the hooks ``_open(context)``, ``_write(result)``
+and ``_close()``; the base runs ``_open`` and ``_close`` once each and refuses ``write()`` outside
+``open()`` .. ``close()``.
+
 The pipeline, not the sink, decides threading: each sink runs in its own worker with a bounded queue, so
 a slow sink drops frames (counted) instead of stalling capture or inference. ``close()`` must leave
 finished files (an mp4 that plays) even when called from a SIGTERM handler's shutdown path.
@@ -7,10 +12,11 @@ finished files (an mp4 that plays) even when called from a SIGTERM handler's shu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Callable, Dict, Optional, Tuple, Type
 
+from jetseg.component import Component, split_uri
 from jetseg.errors import SinkError
+from jetseg.jetson.result import Result
 from jetseg.registry import Registry
 from jetseg.spec import Spec
 
@@ -45,32 +51,63 @@ class SinkContext:
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
-class Sink:
+class Sink(Component):
     """Base class of all sinks.
 
-    Attributes:
+    Class attributes:
+        kind: the sink's URI scheme (``masks``), for messages.
         blocking_ok: True for sinks that must see every frame of a finite source (recordings, masks);
             the pipeline then gives them a larger queue, but still never lets them stall a live source.
     """
 
+    kind = ""
     blocking_ok = False
+    family = "sink"
+    error = SinkError
 
-    def __init__(self, uri: str, **options: Any) -> None:
+    def __init__(self, uri: str) -> None:
+        super().__init__()
         self.uri = uri
-        self.options = options
         self.written = 0
+        self.context: Optional[SinkContext] = None
 
-    def open(self, context: SinkContext) -> None:
+    @property
+    def label(self) -> str:
+        return "%s:// sink" % self.kind if self.kind else "sink"
+
+    def open(self, context: SinkContext) -> Sink:
+        """Start the sink for a run described by ``context``; ``with sink.open(context):`` closes it at the end."""
         self.context = context
+        self._open_with(lambda: self._open(context))
+        return self
 
-    def write(self, result: Any) -> None:
-        raise NotImplementedError
+    def write(self, result: Result) -> None:
+        """Hand one :class:`~jetseg.jetson.result.Result` to the sink."""
+        self._require_started("open; write() came before open() or after close()")
+        self._write(result)
 
     def close(self) -> None:
+        self._close_with(self._close)
+
+    def _enter(self) -> None:
+        self._require_started("open; use it as 'with sink.open(context):'")
+
+    def _exit(self) -> None:
+        self.close()
+
+    # hooks
+    def _open(self, context: SinkContext) -> None:
+        pass
+
+    def _write(self, result: Result) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
         pass
 
 
-SINKS = Registry("sink")
+#: Sink classes by URI scheme.
+SINKS: Registry[Type[Sink]] = Registry("sink", SinkError)
 SINKS.register("display", "jetseg.jetson.sinks.display:DisplaySink", "OpenCV window")
 SINKS.register("file", "jetseg.jetson.sinks.video:VideoFileSink", "overlay video (mp4)")
 SINKS.register("http", "jetseg.jetson.sinks.web:WebSink", "web viewer, /metrics, /health")
@@ -83,9 +120,8 @@ def parse_sink_uri(uri: str) -> Tuple[str, str, Dict[str, str]]:
     if not isinstance(uri, str) or "://" not in uri:
         raise SinkError("sink %r is not a URI; expected one of display://, file://out.mp4, "
                         "http://127.0.0.1:8080, masks://DIR, null://" % (uri,))
-    parts = urlsplit(uri)
-    kind = SINKS.check(parts.scheme.lower())
-    return kind, parts.netloc + parts.path, dict(parse_qsl(parts.query))
+    kind, target, query = split_uri(uri)
+    return SINKS.check(kind), target, query
 
 
 def open_sink(uri: str, **options: Any) -> Sink:

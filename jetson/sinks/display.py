@@ -16,12 +16,10 @@ from typing import Any
 
 from jetseg.errors import SinkError
 from jetseg.jetson.sinks.base import Sink, SinkContext
-from jetseg.jetson.sinks.options import take_options
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sinks.display")
 
-OPTIONS = {"roi": (bool, None), "title": (str, None)}
 NOT_BACKENDS = ("VTK support", "Built-in Unicode font", "GThread", "OpenGL support")
 QUIT_KEYS = (ord("q"), ord("Q"), 27)
 INSTEAD = "use http://127.0.0.1:8080 (web viewer) or file://out.mp4 instead"
@@ -50,17 +48,21 @@ def gui_backend(cv2: Any) -> str:
 class DisplaySink(Sink):
     """An OpenCV window; sets ``quit_requested`` when the user presses q or Esc or closes the window."""
 
+    kind = "display"
+
     def __init__(self, uri: str = "", **options: Any) -> None:
-        super().__init__(uri, **options)
-        self.opts = take_options("display", options, OPTIONS)
+        super().__init__(uri)
+        opts = self.read_options(options)
+        self.roi = opts.flag("roi", None)
+        self.title_option = opts.text("title", None)
+        opts.done()
         self.quit_requested = False
         self.title = ""
         self.roi_only = False
         self._window = False
         self._cv2: Any = None
 
-    def open(self, context: SinkContext) -> None:
-        super().open(context)
+    def _open(self, context: SinkContext) -> None:
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise SinkError("display:// needs a desktop session but $DISPLAY is not set (ssh without -X, a "
                             "service, or a headless machine); %s" % INSTEAD)
@@ -70,13 +72,11 @@ class DisplaySink(Sink):
                             "(opencv-python-headless); on a Jetson use JetPack's python3-opencv, or %s"
                             % (cv2.__version__, INSTEAD))
         self._cv2 = cv2
-        self.title = self.opts["title"] or "jetseg: %s" % context.spec.name
-        self.roi_only = bool(context.roi_only if self.opts["roi"] is None else self.opts["roi"])
+        self.title = self.title_option or "jetseg: %s" % context.spec.name
+        self.roi_only = context.roi_only if self.roi is None else self.roi
 
-    def write(self, result: Any) -> None:
+    def _write(self, result: Any) -> None:
         cv2 = self._cv2
-        if cv2 is None:
-            raise SinkError("display:// was written to before open() or after close()")
         if not self._window:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
             self._window = True
@@ -88,7 +88,7 @@ class DisplaySink(Sink):
             self.quit_requested = True
         self.written += 1
 
-    def close(self) -> None:
+    def _close(self) -> None:
         if self._cv2 is not None and self._window:
             self._cv2.destroyWindow(self.title)
             self._cv2.waitKey(1)

@@ -23,10 +23,7 @@ import numpy as np
 
 from jetseg.errors import SinkError
 from jetseg.jetson.sinks.base import Sink, SinkContext
-from jetseg.jetson.sinks.options import require_positive, take_options
 from jetseg.optional import require
-
-OPTIONS = {"every": (int, 1), "png": (bool, True), "scale": (bool, False)}
 
 
 class MaskSink(Sink):
@@ -34,22 +31,23 @@ class MaskSink(Sink):
 
     blocking_ok = True
 
+    kind = "masks"
+
     def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri, **options)
-        opts = take_options("masks", options, OPTIONS)
-        require_positive("masks", "every", opts["every"])
+        super().__init__(uri)
+        opts = self.read_options(options)
+        self.every = opts.integer("every", 1, minimum=1)
+        self.png = opts.flag("png", True)
+        self.scale = opts.flag("scale", False)
+        opts.done()
         if not uri:
             raise SinkError("masks:// needs a directory, for example masks://out/run1")
         self.directory = Path(uri).expanduser()
-        self.every = int(opts["every"])
-        self.png = bool(opts["png"])
-        self.scale = bool(opts["scale"])
         self.received = 0
         self._lines: Optional[IO[str]] = None
         self._cv2: Any = None
 
-    def open(self, context: SinkContext) -> None:
-        super().open(context)
+    def _open(self, context: SinkContext) -> None:
         if self.png:
             self._cv2 = require("cv2", "writing mask PNGs")
         try:
@@ -59,9 +57,8 @@ class MaskSink(Sink):
             raise SinkError("cannot write masks to %s: %s; choose a writable directory"
                             % (self.directory, exc.strerror or exc)) from None
 
-    def write(self, result: Any) -> None:
-        if self._lines is None:
-            raise SinkError("masks://%s was written to before open() or after close()" % self.directory)
+    def _write(self, result: Any) -> None:
+        assert self._lines is not None, "opened by _open"
         self.received += 1
         if (self.received - 1) % self.every:
             return
@@ -89,7 +86,7 @@ class MaskSink(Sink):
             handle.write(buf.tobytes())
         os.replace(str(tmp), str(path))
 
-    def close(self) -> None:
+    def _close(self) -> None:
         if self._lines is not None:
             self._lines.close()
             self._lines = None

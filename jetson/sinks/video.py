@@ -27,13 +27,10 @@ import numpy as np
 
 from jetseg.errors import SinkError
 from jetseg.jetson.sinks.base import Sink, SinkContext
-from jetseg.jetson.sinks.options import require_positive, take_options
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sinks.video")
 
-OPTIONS = {"fps": (float, None), "roi": (bool, None), "crf": (int, 23), "preset": (str, "veryfast"),
-           "encoder": (str, "auto")}
 SUFFIXES = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}  # suffix -> OpenCV fourcc
 ENCODERS = ("auto", "ffmpeg", "opencv")
 DEFAULT_FPS = 30.0
@@ -61,19 +58,22 @@ class VideoFileSink(Sink):
 
     blocking_ok = True
 
+    kind = "file"
+
     def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri, **options)
-        opts = take_options("file", options, OPTIONS)
-        require_positive("file", "fps", opts["fps"])
-        if opts["encoder"] not in ENCODERS:
-            raise SinkError("file:// option encoder=%r is not known; expected one of %s"
-                            % (opts["encoder"], ", ".join(ENCODERS)))
+        super().__init__(uri)
+        opts = self.read_options(options)
+        self.fps_option = opts.number("fps", None, positive=True)
+        self.roi = opts.flag("roi", None)
+        self.crf = opts.integer("crf", 23, minimum=0, maximum=51)
+        self.preset = opts.text("preset", "veryfast")
+        self.encoder_choice = opts.choice("encoder", ENCODERS, "auto")
+        opts.done()
         if not uri:
             raise SinkError("file:// needs a file name, for example file://out.mp4")
         if Path(uri).suffix.lower() not in SUFFIXES:
             raise SinkError("file://%s: cannot record to a %r file; expected a name ending in %s"
                             % (uri, Path(uri).suffix, ", ".join(sorted(SUFFIXES))))
-        self.opts = opts
         self.path = Path(uri)
         self.tmp_path: Optional[Path] = None
         self.encoder = ""
@@ -89,10 +89,9 @@ class VideoFileSink(Sink):
         self._encoder_stopped = False
 
     # ------------------------------------------------------------------ lifecycle
-    def open(self, context: SinkContext) -> None:
-        super().open(context)
-        self.fps = float(self.opts["fps"] or context.fps or DEFAULT_FPS)
-        self.roi_only = bool(context.roi_only if self.opts["roi"] is None else self.opts["roi"])
+    def _open(self, context: SinkContext) -> None:
+        self.fps = float(self.fps_option or context.fps or DEFAULT_FPS)
+        self.roi_only = context.roi_only if self.roi is None else self.roi
         self.path = Path(time.strftime(str(Path(self.uri).expanduser())))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +100,7 @@ class VideoFileSink(Sink):
         self.tmp_path = self.path.with_name(".%s.%d.partial%s" % (self.path.stem, os.getpid(), self.path.suffix))
         self._cv2 = require("cv2", "recording video")
         ffmpeg = shutil.which("ffmpeg")
-        choice = self.opts["encoder"]
+        choice = self.encoder_choice
         if choice == "ffmpeg" and ffmpeg is None:
             raise SinkError("file:// encoder=ffmpeg was asked for but ffmpeg is not installed; "
                             "install it (apt-get install ffmpeg) or use encoder=opencv")
@@ -118,12 +117,12 @@ class VideoFileSink(Sink):
         log.info("recording %s (%s, %.3g fps%s)", self.path, self.encoder, self.fps,
                  ", ROI only" if self.roi_only else "")
 
-    def write(self, result: Any) -> None:
+    def _write(self, result: Any) -> None:
         image = result.overlay(roi_only=self.roi_only)
         with self._lock:
             if self._failed or self.tmp_path is None:
                 raise SinkError("file://%s is not recording (%s)" % (
-                    self.path, "it failed earlier" if self._failed else "write() before open() or after close()"))
+                    self.path, "it failed earlier" if self._failed else "it was closed"))
             if self._encoder_stopped:
                 return  # ffmpeg was stopped by a signal and has finished the file; close() keeps it
             if self.size is None:
@@ -139,7 +138,7 @@ class VideoFileSink(Sink):
                 self._writer.write(np.ascontiguousarray(image))
             self.written += 1
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """Finish the file and give it its name; on failure remove the partial file and raise SinkError."""
         with self._lock:
             if self.tmp_path is None:
@@ -194,7 +193,7 @@ class VideoFileSink(Sink):
                "-i", "pipe:0", "-an",
                # yuv420p needs even sizes: pad odd ones by one black row/column
                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
-               "-c:v", "libx264", "-preset", str(self.opts["preset"]), "-crf", str(self.opts["crf"]),
+               "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
                "-pix_fmt", "yuv420p"]
         if self.path.suffix.lower() in (".mp4", ".mov"):
             cmd += ["-movflags", "+faststart"]

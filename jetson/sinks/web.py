@@ -36,14 +36,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from jetseg.errors import SinkError
 from jetseg.jetson.sinks.base import Sink, SinkContext
-from jetseg.jetson.sinks.options import require_positive, take_options
 from jetseg.jetson.slot import Slot
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sinks.web")
 
-OPTIONS = {"token": (str, None), "max_fps": (float, 15.0), "quality": (int, 80), "roi": (bool, None),
-           "max_clients": (int, 8)}
 DEFAULT_PORT = 8080
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
@@ -86,13 +83,17 @@ def parse_address(target: str) -> Tuple[str, int]:
 class WebSink(Sink):
     """The web viewer. Thread-safe: ``write()`` runs in the pipeline's worker, requests in server threads."""
 
+    kind = "http"
+
     def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri, **options)
-        self.opts = take_options("http", options, OPTIONS)
-        require_positive("http", "max_fps", self.opts["max_fps"])
-        require_positive("http", "max_clients", self.opts["max_clients"])
-        if not 1 <= self.opts["quality"] <= 100:
-            raise SinkError("http:// option quality=%r must be from 1 to 100" % self.opts["quality"])
+        super().__init__(uri)
+        opts = self.read_options(options)
+        self.token_option = opts.text("token", None)
+        self.max_fps = opts.number("max_fps", 15.0, positive=True)
+        self.quality = opts.integer("quality", 80, minimum=1, maximum=100)
+        self.roi = opts.flag("roi", None)
+        self.max_clients = opts.integer("max_clients", 8, minimum=1)
+        opts.done()
         self.host, self.port = parse_address(uri)
         self.token: Optional[str] = None
         self.roi_only = False
@@ -126,15 +127,14 @@ class WebSink(Sink):
         host, port = self.address
         return "http://%s:%d/" % ("[%s]" % host if ":" in host else host, port)
 
-    def open(self, context: SinkContext) -> None:
-        super().open(context)
+    def _open(self, context: SinkContext) -> None:
         self._cv2 = require("cv2", "the web viewer's JPEG stream")
-        self.token = self.opts["token"] or context.extra.get("token") or None
+        self.token = self.token_option or context.extra.get("token") or None
         if self.token is not None and not TOKEN_CHARS.issuperset(self.token):
             raise SinkError("the web viewer's token may use letters, digits and - . _ ~ only (it travels in "
                             "URLs and a cookie); generate one with: python3 -c 'import secrets; "
                             "print(secrets.token_urlsafe(24))'")
-        self.roi_only = bool(context.roi_only if self.opts["roi"] is None else self.opts["roi"])
+        self.roi_only = context.roi_only if self.roi is None else self.roi
         for name in set(STATIC.values()):
             if not (WEB_DIR / name[0]).is_file():
                 raise SinkError("the web viewer's page %s is missing; reinstall jetseg" % (WEB_DIR / name[0]))
@@ -154,7 +154,7 @@ class WebSink(Sink):
                         "to protect patient images", self.url)
         log.info("web viewer at %s", self.url)
 
-    def write(self, result: Any) -> None:
+    def _write(self, result: Any) -> None:
         now = time.monotonic()
         with self._lock:
             previous = self._newest.peek()[1]
@@ -168,7 +168,7 @@ class WebSink(Sink):
             self.written += 1
             self._newest.put(result)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """Stop serving, drop every client and release the port (returns within about a second)."""
         server, self._server = self._server, None
         if server is None:
@@ -211,7 +211,7 @@ class WebSink(Sink):
             "frames": self.written, "skipped": self.skipped, "fps": round(fps, 2),
             "latency_ms": None if latency is None else round(latency, 2),
             "age_s": None if result is None else round(now - last_write, 3),
-            "stream_clients": clients, "encoded": self.encoded, "max_fps": self.opts["max_fps"],
+            "stream_clients": clients, "encoded": self.encoded, "max_fps": self.max_fps,
             "roi_only": self.roi_only,
         }
         if result is not None:
@@ -234,11 +234,11 @@ class WebSink(Sink):
             if result is None:
                 return None
             cached = self._jpeg
-            fresh = time.monotonic() - self._encoded_at >= 1.0 / float(self.opts["max_fps"])
+            fresh = time.monotonic() - self._encoded_at >= 1.0 / self.max_fps
             if cached is None or (cached[0] != seq and fresh):
                 image = result.overlay(roi_only=self.roi_only)
                 ok, buf = self._cv2.imencode(".jpg", image, [int(self._cv2.IMWRITE_JPEG_QUALITY),
-                                                             int(self.opts["quality"])])
+                                                             self.quality])
                 if not ok:
                     raise SinkError("could not encode frame %d as JPEG" % result.index)
                 self._jpeg = cached = (seq, buf.tobytes())
@@ -268,7 +268,7 @@ class WebSink(Sink):
 
     def enter_client(self, conn: socket.socket) -> bool:
         with self._clients_lock:
-            if len(self._clients) >= int(self.opts["max_clients"]):
+            if len(self._clients) >= self.max_clients:
                 return False
             self._clients.add(conn)
             return True
@@ -358,7 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.send_header("Pragma", "no-cache")
             self.end_headers()
-            interval = 1.0 / float(sink.opts["max_fps"])
+            interval = 1.0 / sink.max_fps
             sent, next_at = 0, 0.0
             while not sink._stopping.is_set():
                 if not sink.wait_newer(sent, timeout=1.0):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Dict, Iterator, Optional, Tuple, Type
 
 import numpy as np
 
+from jetseg.component import Component, split_uri
 from jetseg.errors import SourceError
 from jetseg.registry import Registry
 
@@ -38,19 +38,36 @@ class Frame:
     meta: Dict[str, Any] = field(default_factory=dict)
 
 
-class Source:
-    """Base class of all frame sources. Subclasses implement ``_open``, ``_read`` and ``_close``."""
+class Source(Component):
+    """Base of all frame sources. Subclasses implement ``_open``, ``_read`` and ``_close``.
 
-    #: True for cameras and network streams (drops allowed, reconnects), False for files.
+    A subclass reads its options in ``__init__`` with ``opts = self.read_options(options)`` ... ``opts.done()``
+    (unknown or malformed options raise a SourceError naming the option).
+
+    Class attributes:
+        kind: how messages name the source (``video``, ``image folder``, ``v4l2``).
+        live: True for cameras and network streams (drops allowed, reconnects), False for files.
+    """
+
+    kind = ""
     live = False
+    family = "source"
+    error = SourceError
 
     def __init__(self, uri: str, **options: Any) -> None:
+        super().__init__()
         self.uri = uri
-        self.options = options
         self.ended = False
         self.dropped = 0
         self.delivered = 0
-        self.is_open = False
+
+    @property
+    def label(self) -> str:
+        return "%s source" % self.kind if self.kind else "source"
+
+    @property
+    def is_open(self) -> bool:
+        return self.started
 
     @property
     def fps(self) -> Optional[float]:
@@ -62,20 +79,16 @@ class Source:
         raise TypeError("%s has no fixed length" % type(self).__name__)
 
     def open(self) -> Source:
-        if not self.is_open:
-            self._open()
-            self.is_open = True
+        self._open_with(self._open)
         return self
 
     def close(self) -> None:
-        if self.is_open:
-            self.is_open = False
-            self._close()
+        self._close_with(self._close)
 
-    def __enter__(self) -> Source:
-        return self.open()
+    def _enter(self) -> None:
+        self.open()
 
-    def __exit__(self, *exc: Any) -> None:
+    def _exit(self) -> None:
         self.close()
 
     def read(self, timeout: Optional[float] = None) -> Optional[Frame]:
@@ -89,7 +102,7 @@ class Source:
             self.delivered += 1
         return frame
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Frame]:
         """Iterate a finite source to its end (live sources: until closed)."""
         while True:
             frame = self.read(timeout=1.0)
@@ -113,8 +126,8 @@ class Source:
         pass
 
 
-SOURCES = Registry("source")
-# Filled in by the source modules' authors; kinds are looked up by URI scheme (see parse_uri).
+#: Source classes by URI scheme (``parse_uri`` maps plain paths and ``file://`` to file, folder, dicom or nifti).
+SOURCES: Registry[Type[Source]] = Registry("source", SourceError)
 SOURCES.register("synthetic", "jetseg.jetson.sources.synthetic:SyntheticSource", "synthetic scans with labels")
 SOURCES.register("file", "jetseg.jetson.sources.video:VideoFileSource", "a video file")
 SOURCES.register("folder", "jetseg.jetson.sources.images:ImageFolderSource", "a folder of images (+ masks)")
@@ -144,12 +157,9 @@ def parse_uri(uri: str) -> Tuple[str, str, Dict[str, str]]:
     if uri.startswith("gst://"):  # a pipeline is not a URL: keep it verbatim
         return "gst", uri[len("gst://"):], {}
     if "://" in uri:
-        parts = urlsplit(uri)
-        kind = parts.scheme.lower()
-        options = dict(parse_qsl(parts.query))
+        kind, target, options = split_uri(uri)
         if kind in ("rtsp", "udp"):  # network URLs are passed on whole
             return kind, uri, {}
-        target = parts.netloc + parts.path
         if kind == "file":
             return _path_kind(target), target, options
         SOURCES.check(kind)

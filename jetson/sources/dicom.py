@@ -26,7 +26,6 @@ import numpy as np
 from jetseg.errors import SourceError
 from jetseg.jetson.sources.base import Frame, Source
 from jetseg.jetson.sources.images import natural_key
-from jetseg.jetson.sources.options import Options
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sources.dicom")
@@ -158,9 +157,11 @@ class DicomSource(Source):
         skipped: files of a folder that are not DICOM images (not DICOM, or no pixel data).
     """
 
+    kind = "dicom"
+
     def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri, **options)
-        Options("dicom", options).done()
+        super().__init__(uri)
+        self.read_options(options).done()
         self.path = Path(uri)
         self.items: List[_Item] = []
         self.skipped = 0

@@ -29,7 +29,6 @@ import numpy as np
 
 from jetseg.errors import SourceError
 from jetseg.jetson.sources.base import Frame, Source
-from jetseg.jetson.sources.options import Options
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sources.images")
@@ -98,9 +97,11 @@ class ImageFolderSource(Source):
         unlabelled: images of a labelled folder that have no mask (delivered with ``label=None``).
     """
 
+    kind = "image folder"
+
     def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri, **options)
-        opts = Options("image folder", options)
+        super().__init__(uri)
+        opts = self.read_options(options)
         masks = opts.text("masks", None)
         self.loop = opts.flag("loop", False)
         opts.done()

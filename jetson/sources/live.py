@@ -28,9 +28,9 @@ from jetseg.errors import SourceError
 from jetseg.jetson.slot import EMPTY, Slot
 from jetseg.jetson.sources import pipelines
 from jetseg.jetson.sources.base import Frame, Source
-from jetseg.jetson.sources.options import Options
 from jetseg.jetson.sources.reconnect import Backoff
 from jetseg.optional import require
+from jetseg.options import OptionReader
 
 log = logging.getLogger("jetseg.sources.live")
 
@@ -100,13 +100,13 @@ class LiveSource(Source):
     extra_options: Tuple[str, ...] = ()
 
     def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri, **options)
-        opts = Options(self.kind, options)
+        super().__init__(uri)
+        opts = self.read_options(options)
         self.backend_choice = opts.choice("backend", self.backends, "auto")
-        self.open_timeout = float(opts.number("open_timeout", 5.0, positive=True))  # type: ignore[arg-type]
-        self.read_timeout = float(opts.number("read_timeout", 2.0, positive=True))  # type: ignore[arg-type]
-        self.backoff = float(opts.number("backoff", 0.5, positive=True))  # type: ignore[arg-type]
-        self.backoff_max = float(opts.number("backoff_max", 10.0, positive=True))  # type: ignore[arg-type]
+        self.open_timeout = opts.number("open_timeout", 5.0, positive=True)
+        self.read_timeout = opts.number("read_timeout", 2.0, positive=True)
+        self.backoff = opts.number("backoff", 0.5, positive=True)
+        self.backoff_max = opts.number("backoff_max", 10.0, positive=True)
         self._configure(opts)
         opts.done()
         self.backend = ""
@@ -123,7 +123,7 @@ class LiveSource(Source):
         self._thread: Optional[threading.Thread] = None
 
     # ------------------------------------------------------------------ subclass hooks
-    def _configure(self, opts: Options) -> None:
+    def _configure(self, opts: OptionReader) -> None:
         """Read the subclass's own options."""
 
     def _gstreamer_pipeline(self, jetson: bool) -> str:
@@ -327,8 +327,8 @@ class RTSPSource(_NetworkSource):
     kind = "rtsp"
     extra_options = ("latency", "transport", "codec")
 
-    def _configure(self, opts: Options) -> None:
-        self.latency = int(opts.integer("latency", 200, minimum=0))  # type: ignore[arg-type]
+    def _configure(self, opts: OptionReader) -> None:
+        self.latency = opts.integer("latency", 200, minimum=0)
         self.transport = opts.choice("transport", ("tcp", "udp"), "tcp")
         self.codec = opts.choice("codec", pipelines.CODECS, "h264")
 
@@ -347,7 +347,7 @@ class UDPSource(_NetworkSource):
     kind = "udp"
     extra_options = ("codec",)
 
-    def _configure(self, opts: Options) -> None:
+    def _configure(self, opts: OptionReader) -> None:
         self.codec = opts.choice("codec", pipelines.CODECS, "h264")
         parts = urlsplit(self.uri)
         try:
@@ -374,7 +374,7 @@ class V4L2Source(LiveSource):
     kind = "v4l2"
     backends = ("auto", "gstreamer", "v4l2")
 
-    def _configure(self, opts: Options) -> None:
+    def _configure(self, opts: OptionReader) -> None:
         self.width = opts.integer("width", None, minimum=1)
         self.height = opts.integer("height", None, minimum=1)
         self.rate = opts.number("fps", None, positive=True)
@@ -406,11 +406,11 @@ class CSISource(LiveSource):
 
     kind = "csi"
 
-    def _configure(self, opts: Options) -> None:
-        self.width = int(opts.integer("width", 1280, minimum=1))  # type: ignore[arg-type]
-        self.height = int(opts.integer("height", 720, minimum=1))  # type: ignore[arg-type]
-        self.rate = float(opts.number("fps", 30.0, positive=True))  # type: ignore[arg-type]
-        self.flip = int(opts.integer("flip", 0, minimum=0))  # type: ignore[arg-type]
+    def _configure(self, opts: OptionReader) -> None:
+        self.width = opts.integer("width", 1280, minimum=1)
+        self.height = opts.integer("height", 720, minimum=1)
+        self.rate = opts.number("fps", 30.0, positive=True)
+        self.flip = opts.integer("flip", 0, minimum=0)
         target = self.uri.strip() or "0"
         if not target.isdigit():
             raise SourceError("csi source %r: expected a sensor number such as csi://0" % self.uri)
@@ -428,7 +428,7 @@ class GstSource(LiveSource):
 
     kind = "gst"
 
-    def _configure(self, opts: Options) -> None:
+    def _configure(self, opts: OptionReader) -> None:
         self.pipeline = pipelines.check_appsink(self.uri)
 
     @property

@@ -24,7 +24,6 @@ import numpy as np
 
 from jetseg.errors import SourceError
 from jetseg.jetson.sources.base import Frame, Source
-from jetseg.jetson.sources.options import Options
 from jetseg.optional import require
 
 
@@ -35,19 +34,21 @@ def _slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
 class NiftiSource(Source):
     """Slices of a 3-D (or one volume of a 4-D) NIfTI image as ``HxW uint16`` frames."""
 
+    kind = "nifti"
+
     def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri, **options)
-        opts = Options("nifti", options)
+        super().__init__(uri)
+        opts = self.read_options(options)
         self.axis = opts.integer("axis", 2, minimum=0)
         if self.axis not in (0, 1, 2):
-            raise SourceError("nifti source option axis=%r: expected 0, 1 or 2" % self.axis)
+            raise opts.fail("axis", self.axis, "0, 1 or 2")
         labels = opts.text("labels", None)
         self.vmin = opts.number("vmin", None)
         self.vmax = opts.number("vmax", None)
         self.volume_index = opts.integer("volume", 0, minimum=0)
         opts.done()
         if self.vmin is not None and self.vmax is not None and not self.vmax > self.vmin:
-            raise SourceError("nifti source options vmin=%g, vmax=%g: expected vmin < vmax" % (self.vmin, self.vmax))
+            raise SourceError("%s options vmin=%g, vmax=%g: expected vmin < vmax" % (self.label, self.vmin, self.vmax))
         self.path = Path(uri)
         self.labels_path = Path(labels) if labels else None
         self._data: Optional[np.ndarray] = None

@@ -24,52 +24,34 @@ import numpy as np
 from jetseg.errors import SourceError
 from jetseg.jetson.sources.base import Frame, Source
 
-_OPTIONS = ("frames", "seed", "width", "height", "fps", "realtime", "loop", "start")
-
-
-def _int(options: Dict[str, Any], key: str, default: Optional[int], low: int) -> Optional[int]:
-    value = options.get(key)
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        value = int(value)
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = None
-    if number is None or number < low:
-        raise SourceError("synthetic source option %s=%r is invalid; expected an integer >= %d"
-                          % (key, value, low))
-    return number
-
 
 class SyntheticSource(Source):
     """Frames from :func:`jetseg.models.synthetic.make_frame`, with labels and the field of view."""
 
+    kind = "synthetic"
     live = False
 
-    def __init__(self, kind: str, **options: Any) -> None:
+    def __init__(self, scene: str, **options: Any) -> None:
         from jetseg.models.synthetic import KINDS
 
-        super().__init__("synthetic://" + kind, **options)
-        kind = kind.strip("/")
-        if kind not in KINDS:
+        super().__init__("synthetic://" + scene)
+        scene = scene.strip("/")
+        if scene not in KINDS:
             raise SourceError("synthetic source kind %r is unknown; expected synthetic://%s"
-                              % (kind, " or synthetic://".join(KINDS)))
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise SourceError("synthetic source option %r is unknown; known options: %s"
-                              % (unknown[0], ", ".join(_OPTIONS)))
-        self.kind = kind
-        self.frames = _int(options, "frames", None, 1)
-        self.seed = int(_int(options, "seed", 0, 0) or 0)
-        self.size: Tuple[int, int] = (int(_int(options, "height", 480, 64) or 480),
-                                      int(_int(options, "width", 640, 64) or 640))
-        self.rate = float(_int(options, "fps", 30, 1) or 30)
-        self.realtime = bool(_int(options, "realtime", 0, 0))
+                              % (scene, " or synthetic://".join(KINDS)))
+        #: ``ultrasound`` or ``endoscopy``
+        self.scene = scene
+        opts = self.read_options(options)
+        self.frames = opts.integer("frames", None, minimum=1)
+        self.seed = opts.integer("seed", 0, minimum=0)
+        self.size: Tuple[int, int] = (opts.integer("height", 480, minimum=64),
+                                      opts.integer("width", 640, minimum=64))
+        self.rate = float(opts.integer("fps", 30, minimum=1))
+        self.realtime = opts.flag("realtime", False)
         self.live = self.realtime  # paced like a scanner: the newest frame wins, drops are counted
-        self.loop = _int(options, "loop", None, 1)
-        self.start = int(_int(options, "start", 0, 0) or 0)
+        self.loop = opts.integer("loop", None, minimum=1)
+        self.start = opts.integer("start", 0, minimum=0)
+        opts.done()
         self._next = 0
         self._due = 0.0
         self._cache: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
@@ -81,13 +63,13 @@ class SyntheticSource(Source):
 
     def __len__(self) -> int:
         if self.frames is None:
-            raise TypeError("synthetic://%s without frames= is endless" % self.kind)
+            raise TypeError("synthetic://%s without frames= is endless" % self.scene)
         return self.frames
 
     def _open(self) -> None:
         from jetseg.models.synthetic import field_of_view
 
-        self.roi = field_of_view(self.kind, self.size)
+        self.roi = field_of_view(self.scene, self.size)
         self._next = 0
         self._due = time.monotonic()  # the stream's start: frame k is due at _due + k / fps
 
@@ -95,10 +77,10 @@ class SyntheticSource(Source):
         from jetseg.models.synthetic import make_frame
 
         if self.loop is None:
-            return make_frame(self.kind, self.start + position, self.seed, self.size)
+            return make_frame(self.scene, self.start + position, self.seed, self.size)
         slot = position % self.loop
         if slot not in self._cache:
-            image, label = make_frame(self.kind, self.start + slot, self.seed, self.size)
+            image, label = make_frame(self.scene, self.start + slot, self.seed, self.size)
             image.setflags(write=False)  # shared by every pass of the loop
             label.setflags(write=False)
             self._cache[slot] = (image, label)
@@ -129,13 +111,13 @@ class SyntheticSource(Source):
         if self.frames is not None and self._next >= self.frames:
             self.ended = True
         return Frame(index=position, image=image, timestamp=stamp, label=label,
-                     source_id="synthetic://%s?seed=%d#%d" % (self.kind, self.seed, self.start + position),
+                     source_id="synthetic://%s?seed=%d#%d" % (self.scene, self.seed, self.start + position),
                      meta={"roi": self.roi, "classes": self._classes()})
 
     def _classes(self) -> List[str]:
         from jetseg.models.synthetic import CLASSES
 
-        return list(CLASSES[self.kind])
+        return list(CLASSES[self.scene])
 
     def _close(self) -> None:
         self._cache.clear()

@@ -19,7 +19,6 @@ import numpy as np
 
 from jetseg.errors import SourceError
 from jetseg.jetson.sources.base import Frame, Source
-from jetseg.jetson.sources.options import Options
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sources.video")
@@ -33,9 +32,11 @@ class VideoFileSource(Source):
     ``pos_ms`` (the frame's time in the file).
     """
 
+    kind = "video"
+
     def __init__(self, uri: str, **options: Any) -> None:
-        super().__init__(uri, **options)
-        opts = Options("video", options)
+        super().__init__(uri)
+        opts = self.read_options(options)
         self.realtime = opts.flag("realtime", False)
         self.loop = opts.flag("loop", False)
         opts.done()

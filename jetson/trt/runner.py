@@ -22,13 +22,21 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from jetseg.errors import RunnerError
-from jetseg.jetson.runners.base import Runner
+from jetseg.jetson.runners.base import BundleLike, Runner
+from jetseg.options import OptionReader
+
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+def _dla_core(opts: OptionReader) -> Optional[int]:
+    """The ``dla_core`` option: a DLA core number, or None (also ``none``, ``gpu``, empty) for the GPU."""
+    value = opts.text("dla_core", "none")
+    if value.strip().lower() in ("", "none", "gpu"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise opts.fail("dla_core", value, "a DLA core number (0 or 1) or none") from None
 
 
 class TensorRTRunner(Runner):
@@ -36,27 +44,14 @@ class TensorRTRunner(Runner):
 
     name = "trt"
 
-    def __init__(self, bundle: Any, precision: Optional[str] = None, dla_core: Any = None, cuda_graph: Any = False,
-                 device: Any = 0, batch_size: int = 1, **unknown: Any) -> None:
-        super().__init__(bundle, batch_size=batch_size)
-        if unknown:
-            raise RunnerError("trt backend option %r is unknown; known options: precision, dla_core, cuda_graph, "
-                              "device" % sorted(unknown)[0])
-        dla = dla_core
-        if precision is not None and precision not in ("fp32", "fp16", "int8"):
-            raise RunnerError("trt precision %r is unknown; expected fp32, fp16 or int8" % (precision,))
-        if dla not in (None, "", "none", "gpu"):
-            try:
-                dla = int(dla)
-            except (TypeError, ValueError):
-                raise RunnerError("trt option dla_core=%r: expected a DLA core number (0 or 1) or none"
-                                  % (dla,)) from None
-        else:
-            dla = None
-        self.precision = precision
-        self.dla = dla
-        self.cuda_graph = _as_bool(cuda_graph)
-        self.device_index = int(device)
+    def __init__(self, bundle: BundleLike, batch_size: int = 1, **options: Any) -> None:
+        super().__init__(bundle, batch_size)
+        opts = self.read_options(options)
+        self.precision: Optional[str] = opts.choice("precision", PRECISIONS, "") or None
+        self.dla = _dla_core(opts)
+        self.cuda_graph = opts.flag("cuda_graph", False)
+        self.device_index = opts.integer("device", 0, minimum=0)
+        opts.done()
         self.key: Any = None
         self._ctx: Any = None
         self._engine: Any = None

@@ -25,7 +25,7 @@ def test_no_display_is_a_clear_error(spec, monkeypatch):
     with pytest.raises(SinkError, match=r"display:// needs a desktop session but \$DISPLAY is not set .*; use "
                                         r"http://127.0.0.1:8080 \(web viewer\) or file://out.mp4 instead"):
         sink.open(SinkContext(spec=spec))
-    with pytest.raises(SinkError, match=r"display:// was written to before open\(\) or after close\(\)"):
+    with pytest.raises(SinkError, match=r"display:// sink is not open; write\(\) came before open\(\) or after close\(\)"):
         sink.write(make_result(0, spec))
 
 
@@ -52,5 +52,5 @@ def test_gui_backend_from_build_information(text, expected):
 
 
 def test_display_options(spec):
-    with pytest.raises(SinkError, match=r"display:// sink got unknown option 'fps'; known options: roi, title"):
+    with pytest.raises(SinkError, match=r"unknown display:// sink option 'fps'; known options: roi, title"):
         open_sink("display://?fps=3")

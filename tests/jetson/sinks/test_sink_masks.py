@@ -87,12 +87,12 @@ def test_masks_json_only_without_spacing(tmp_path):
 
 
 def test_masks_errors(tmp_path, spec):
-    with pytest.raises(SinkError, match=r"masks:// sink got unknown option 'evry' \(did you mean 'every'\?\); "
+    with pytest.raises(SinkError, match=r"unknown masks:// sink option 'evry' \(did you mean 'every'\?\); "
                                         r"known options: every, png, scale"):
         open_sink("masks://%s?evry=2" % tmp_path)
-    with pytest.raises(SinkError, match=r"masks:// option every=0 must be greater than 0"):
+    with pytest.raises(SinkError, match=r"masks:// sink option every=0: expected an integer >= 1"):
         open_sink("masks://%s?every=0" % tmp_path)
-    with pytest.raises(SinkError, match=r"masks:// option png='maybe' is not 0 or 1; for example png=1"):
+    with pytest.raises(SinkError, match=r"masks:// sink option png='maybe': expected 1/0 \(true/false\)"):
         open_sink("masks://%s?png=maybe" % tmp_path)
     with pytest.raises(SinkError, match=r"masks:// needs a directory"):
         open_sink("masks://")
@@ -101,7 +101,7 @@ def test_masks_errors(tmp_path, spec):
     sink = open_sink("masks://%s" % (blocker / "sub"))
     with pytest.raises(SinkError, match=r"cannot write masks to .*file/sub: .*; choose a writable directory"):
         sink.open(SinkContext(spec=spec))
-    with pytest.raises(SinkError, match=r"was written to before open\(\) or after close\(\)"):
+    with pytest.raises(SinkError, match=r"masks:// sink is not open; write\(\) came before open\(\) or after close\(\)"):
         sink.write(make_result(0, spec))
 
 

@@ -132,7 +132,7 @@ def test_encoder_killed_leaves_no_file(tmp_path, spec):
             sink.write(make_result(i, spec))
     sink.close()
     assert list(tmp_path.iterdir()) == []  # neither the target nor a partial file
-    with pytest.raises(SinkError, match=r"is not recording \(it failed earlier\)"):
+    with pytest.raises(SinkError, match=r"file:// sink is not open; write\(\) came before open\(\) or after close\(\)"):
         sink.write(make_result(99, spec))
 
 
@@ -249,11 +249,11 @@ def test_video_option_errors(tmp_path, spec):
     with pytest.raises(SinkError, match=r"file://.*out.txt: cannot record to a '.txt' file; expected a name "
                                         r"ending in .avi, .mkv, .mov, .mp4"):
         open_sink("file://%s/out.txt" % tmp_path)
-    with pytest.raises(SinkError, match=r"file:// option fps=-1.0 must be greater than 0"):
+    with pytest.raises(SinkError, match=r"file:// sink option fps=-1.0: expected a number > 0"):
         open_sink("file://out.mp4?fps=-1")
-    with pytest.raises(SinkError, match=r"file:// option encoder='x264' is not known; expected one of auto, "
+    with pytest.raises(SinkError, match=r"file:// sink option encoder='x264': expected one of auto, "
                                         r"ffmpeg, opencv"):
         open_sink("file://out.mp4?encoder=x264")
     sink = open_sink("file://%s/x.mp4" % tmp_path)
-    with pytest.raises(SinkError, match=r"is not recording \(write\(\) before open\(\) or after close\(\)\)"):
+    with pytest.raises(SinkError, match=r"file:// sink is not open; write\(\) came before open\(\) or after close\(\)"):
         sink.write(make_result(0, spec))

@@ -96,7 +96,7 @@ def test_address_errors():
         open_sink("http://host:http")
     with pytest.raises(SinkError, match=r"http://127.0.0.1:80/view: the web viewer takes no path"):
         open_sink("http://127.0.0.1:80/view")
-    with pytest.raises(SinkError, match=r"http:// option max_fps=0.0 must be greater than 0"):
+    with pytest.raises(SinkError, match=r"http:// sink option max_fps=0.0: expected a number > 0"):
         open_sink("http://:0?max_fps=0")
 
 

@@ -84,9 +84,10 @@ def test_realtime_finite_stream_ends_after_its_last_frame():
 
 
 @pytest.mark.parametrize("uri, text", [
-    ("synthetic://ultrasound?frame=3", "option 'frame' is unknown; known options: frames, seed"),
-    ("synthetic://ultrasound?frames=0", "frames='0' is invalid; expected an integer >= 1"),
-    ("synthetic://ultrasound?seed=x", "seed='x' is invalid"),
+    ("synthetic://ultrasound?frame=3", "unknown synthetic source option 'frame' (did you mean 'frames'?); known "
+                                       "options: fps, frames, height, loop, realtime, seed, start, width"),
+    ("synthetic://ultrasound?frames=0", "synthetic source option frames=0: expected an integer >= 1"),
+    ("synthetic://ultrasound?seed=x", "synthetic source option seed='x': expected an integer"),
     ("synthetic://mri", "kind 'mri' is unknown; expected synthetic://ultrasound or synthetic://endoscopy"),
 ])
 def test_bad_options(uri, text):

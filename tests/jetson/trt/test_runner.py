@@ -24,12 +24,12 @@ def test_constructs_without_tensorrt_and_fails_clearly_on_activate(tiny_bundle):
 
 
 def test_bad_options(tiny_bundle):
-    with pytest.raises(RunnerError, match="trt precision 'int4' is unknown; expected fp32, fp16 or int8"):
+    with pytest.raises(RunnerError, match="trt backend option precision='int4': expected one of fp32, fp16, int8"):
         open_runner("trt", tiny_bundle, precision="int4")
-    with pytest.raises(RunnerError, match="trt option dla_core='x': expected a DLA core number"):
+    with pytest.raises(RunnerError, match="trt backend option dla_core='x': expected a DLA core number"):
         open_runner("trt", tiny_bundle, dla_core="x")
     assert open_runner("trt", tiny_bundle, dla_core="none").dla is None
-    with pytest.raises(RunnerError, match="trt backend option 'dla' is unknown; known options: precision, dla_core"):
+    with pytest.raises(RunnerError, match="unknown trt backend option 'dla'; known options: cuda_graph, device, dla_core, precision"):
         open_runner("trt", tiny_bundle, dla=0)  # never silently ignored (it would run on the GPU)
 
 
