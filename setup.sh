@@ -90,7 +90,7 @@ install_x86() {
     $pip install -q --no-deps tensorrt-stubs
 }
 
-# --- install_jetson: owned by the jetson-device work (docs/jetson.md explains every step) -------------------
+# --- install_jetson: JetPack 5/6 devices (docs/jetson.md explains every step) ------------------------------
 # Optional steps, switched on by environment variables (on an installed venv, remove .venv/.jetseg-stamp first
 # so that ./setup.sh runs the install again):
 #   JETSEG_TORCH_WHEEL=URL|FILE  NVIDIA's PyTorch wheel for this JetPack (not on PyPI)
@@ -214,10 +214,8 @@ static_checks() {
     rm -rf "$ROOT/build/tree"
     "$VENV/bin/python" "$ROOT/tools/package_tree.py" "$ROOT/build/tree" >/dev/null
     (cd "$ROOT/build/tree" && PYTHONPATH=. "$VENV/bin/lint-imports" --no-cache "$ROOT/pyproject.toml")
-    if [ -f "$ROOT/mypy.ini" ]; then
-        say "mypy (TensorRT/pycuda adapters against tensorrt-stubs)"
-        "$VENV/bin/mypy" --config-file "$ROOT/mypy.ini"
-    fi
+    say "mypy (the whole package as laid out in build/tree; TensorRT/pycuda against typings/)"
+    "$VENV/bin/mypy" --config-file "$ROOT/mypy.ini"
 }
 
 find_python38() {

@@ -94,6 +94,7 @@ class Gates:
         return out
 
     def _dice(self, row: Dict[str, Any]) -> Dict[str, Any]:
+        assert self.max_dice_drop is not None, "called only with the max-dice-drop gate set"
         drop = row.get("dice_drop")
         if drop is None:
             return _verdict("max-dice-drop", row, False,
@@ -105,6 +106,7 @@ class Gates:
                            self.max_dice_drop))
 
     def _baseline(self, rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        assert self.baseline is not None, "called only with a baseline"
         base = {_key(r): r for r in self.baseline["results"] if isinstance(r, dict) and "bundle" in r}
         where = self.baseline.get("_path", "the baseline")
         out = []

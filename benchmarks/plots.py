@@ -70,7 +70,7 @@ def fps_dice_plot(results: List[Dict[str, Any]], path: Path, title: str) -> None
         markers = {"runner": "o", "e2e": "s", "frame-to-mask": "^"}
         palette = plt.get_cmap("tab10")
         for i, r in enumerate(points):
-            ax.scatter([r["fps"]], [r[key]], marker=markers.get(r.get("kind"), "o"), s=60, color=palette(i % 10),
+            ax.scatter([r["fps"]], [r[key]], marker=markers.get(str(r.get("kind")), "o"), s=60, color=palette(i % 10),
                        edgecolors="black", linewidths=0.5, label=row_label(r), zorder=3)
         ax.set_xlabel("throughput (frames/s)")
         ax.set_ylabel("mean Dice vs %s" % ("labels" if use_labels else "FP32 reference"))

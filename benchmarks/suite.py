@@ -12,6 +12,7 @@ interleaved round-robin (see :mod:`jetseg.benchmarks.timing`), so their ratios h
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,7 +198,9 @@ def _measure_accuracy(rows: List[Row], frames: List[Any], settings: Settings) ->
     finally:
         if bar is not None:
             bar.close()
+    assert reference.outputs is not None
     for row in rows:
+        assert row.outputs is not None, "every row ran the frames above"
         row.scores = accuracy.evaluate(row.outputs, reference.outputs, frames, hd95=settings.hd95)
     return reference
 
@@ -272,9 +275,9 @@ def _power(rows: List[Row], settings: Settings, conds: Dict[str, Any]) -> Dict[s
             if row.kind != "runner":
                 continue
             x = row.bundle.spec.preprocess(np.zeros((8, 8), np.uint8))
-            measure(lambda r=row, x=x: r.runner.infer(x), warmup=1, min_time=0.5, min_runs=1)
+            measure(functools.partial(row.runner.infer, x), warmup=1, min_time=0.5, min_runs=1)
             sampler.reset()
-            measure(lambda r=row, x=x: r.runner.infer(x), warmup=0, min_time=duration, min_runs=1)
+            measure(functools.partial(row.runner.infer, x), warmup=0, min_time=duration, min_runs=1)
             out[row.key] = sampler.mean_power_w()
     finally:
         sampler.stop()

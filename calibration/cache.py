@@ -28,7 +28,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Union
 
 from jetseg.errors import JetsegError
 
@@ -92,7 +92,7 @@ def hex_to_scale(text: str) -> float:
     return float(struct.unpack(">f", struct.pack(">I", int(text, 16)))[0])
 
 
-def scales_from_ranges(ranges: Mapping[str, Tuple[float, float]]) -> Dict[str, float]:
+def scales_from_ranges(ranges: Mapping[str, Sequence[float]]) -> Dict[str, float]:
     """``{tensor: amax / 127}`` with ``amax = max(|low|, |high|)`` (symmetric int8, as TensorRT uses)."""
     out = {}
     for name, (low, high) in ranges.items():

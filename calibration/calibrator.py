@@ -170,7 +170,7 @@ def make_trt_calibrator(feeder: Optional[BatchFeeder], store: CacheStore,
 
     class JetsegCalibrator(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
-            base.__init__(self)
+            super().__init__()
             self.feeder = feeder
             self.store = store
             self._alive: List[Any] = []  # keep the current device buffer referenced while TensorRT reads it

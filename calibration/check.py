@@ -83,17 +83,16 @@ def check_qdq(model: Union[str, Path, Any], max_opset: int = MAX_OPSET,
 
     onnx = require("onnx", "the Q/DQ checker")
     int8_constants_ok = Version(trt_version).release[0] >= 10
-    if not hasattr(model, "graph"):
-        model = onnx.load(str(model))
+    proto: Any = model if hasattr(model, "graph") else onnx.load(str(model))
     out: List[Violation] = []
-    for entry in model.opset_import:
+    for entry in proto.opset_import:
         if entry.domain in ("", "ai.onnx") and entry.version > max_opset:
             out.append(Violation("opset", "", "opset %d; TensorRT 8.5 parses opset <= %d (re-export with "
                                               "opset_version=%d)" % (entry.version, max_opset, max_opset)))
-    consts = _constants(model)
-    producers = {o: n for n in model.graph.node for o in n.output}
+    consts = _constants(proto)
+    producers = {o: n for n in proto.graph.node for o in n.output}
     consumers: Dict[str, List[Any]] = {}
-    for node in model.graph.node:
+    for node in proto.graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
 
@@ -105,7 +104,7 @@ def check_qdq(model: Union[str, Path, Any], max_opset: int = MAX_OPSET,
         prev = producers.get(src)
         return prev is not None and prev.op_type == "QuantizeLinear" and prev.input[0] in consts
 
-    for node in model.graph.node:
+    for node in proto.graph.node:
         if node.op_type not in _QDQ:
             continue
         name = node.name or node.output[0]
@@ -138,7 +137,7 @@ def check_qdq(model: Union[str, Path, Any], max_opset: int = MAX_OPSET,
                                  "tensorrt' writes that)" % (node.input[0], consts[node.input[0]].dtype,
                                                              trt_version)))
         per_channel = scale is not None and scale.size > 1
-        if per_channel and not is_weight(node):
+        if scale is not None and per_channel and not is_weight(node):
             out.append(Violation("per-channel", name, "activation %r has %d per-channel scales; TensorRT "
                                  "needs per-tensor scales for activations" % (node.input[0], scale.size)))
         if per_channel and node.op_type == "DequantizeLinear":
@@ -147,7 +146,7 @@ def check_qdq(model: Union[str, Path, Any], max_opset: int = MAX_OPSET,
                     out.append(Violation("convtranspose-axis", name, "ConvTranspose %r weights are per-channel on "
                                          "axis %d; TensorRT needs axis 0 or per-tensor"
                                          % (user.name, _axis(node))))
-    for node in model.graph.node:
+    for node in proto.graph.node:
         if node.op_type in _BIASED and len(node.input) > 2 and node.input[2]:
             prev = producers.get(node.input[2])
             if prev is not None and prev.op_type == "DequantizeLinear":

@@ -65,7 +65,7 @@ def _rounded(value: Any) -> Any:
 
 
 def compare(spec: Spec, fp32: Sequence[np.ndarray], int8: Sequence[np.ndarray],
-            labels: Optional[Sequence[np.ndarray]] = None) -> Dict[str, Any]:
+            labels: Optional[Sequence[Optional[np.ndarray]]] = None) -> Dict[str, Any]:
     """Scores of INT8 outputs against FP32 outputs (and labels): see the module docstring."""
     from jetseg import scores
 

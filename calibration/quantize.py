@@ -70,7 +70,9 @@ class FrameReader:
     def __new__(cls, input_name: str, frames: Sequence[np.ndarray], progress: Any = None) -> Any:
         q = _ort_quantization()
 
-        class _Reader(q.CalibrationDataReader):
+        reader_base: Any = q.CalibrationDataReader
+
+        class _Reader(reader_base):
             def __init__(self) -> None:
                 self.frames = list(frames)
                 self.pos = 0

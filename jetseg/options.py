@@ -128,12 +128,13 @@ class OptionReader:
         return self._in_range(name, number, minimum, None, "a number")
 
     def _in_range(self, name: str, number: N, minimum: Optional[N], maximum: Optional[N], what: str) -> N:
-        low = minimum is not None and number < minimum
-        high = maximum is not None and number > maximum
-        if low or high:
-            if minimum is not None and maximum is not None:
+        if minimum is not None and maximum is not None:
+            if not minimum <= number <= maximum:
                 raise self.fail(name, number, "%s from %g to %g" % (what, minimum, maximum))
-            raise self.fail(name, number, "%s >= %g" % (what, minimum) if low else "%s <= %g" % (what, maximum))
+        elif minimum is not None and number < minimum:
+            raise self.fail(name, number, "%s >= %g" % (what, minimum))
+        elif maximum is not None and number > maximum:
+            raise self.fail(name, number, "%s <= %g" % (what, maximum))
         return number
 
     @overload

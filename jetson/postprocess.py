@@ -12,7 +12,7 @@ Steps for one frame, all optional except decoding and mapping:
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -169,7 +169,8 @@ def class_pixels(mask: np.ndarray, num_classes: int) -> List[int]:
     mask = np.ascontiguousarray(mask, dtype=np.uint8)
     if num_classes == 2:  # decoded masks hold 0 and 1 only
         return [int(cv2.countNonZero(mask))]
-    return [int(cv2.countNonZero(cv2.compare(mask, cls, cv2.CMP_EQ))) for cls in range(1, num_classes)]
+    # a scalar second operand is valid for cv2.compare; OpenCV's type stubs declare arrays only
+    return [int(cv2.countNonZero(cv2.compare(mask, cast(Any, cls), cv2.CMP_EQ))) for cls in range(1, num_classes)]
 
 
 def remove_small_components(mask: np.ndarray, min_area_px: int, num_classes: int) -> np.ndarray:

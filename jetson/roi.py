@@ -147,6 +147,7 @@ class RoiPolicy:
             except JetsegError as exc:
                 raise RoiError(str(exc)) from None
         else:
+            assert isinstance(self.mode, list), "validated in __init__: auto, none, spec or [x, y, w, h]"
             roi = clip_roi(self.mode, shape, "--roi / roi.mode")
         self.roi = roi
         self._shape = (int(shape[0]), int(shape[1]))

@@ -1,6 +1,6 @@
 """Implicit INT8 for engine builds (the calibrator API of TensorRT < 11; needed for DLA INT8 on Xavier).
 
-Both routes use the calibration engineer's calibrator (calibration/calibrator.py):
+Both routes use the calibrator of calibration/calibrator.py (``make_trt_calibrator``):
 
 * from the bundle's ``calibration.cache`` (written by ``jetseg calibrate``): no batches, every scale from the
   cache, which must have been written for this TensorRT version;
@@ -44,7 +44,7 @@ def check_calibration_cache(path: Path, trt_version: str) -> str:
 
 
 def cache_calibrator(path: Path, trt_version: str, workdir: Path) -> tensorrt.IInt8Calibrator:
-    """The calibration engineer's calibrator, fed no batches: every scale comes from the cache.
+    """A calibrator (``make_trt_calibrator``) fed no batches: every scale comes from the cache.
 
     TensorRT gets a copy of the cache in ``workdir``, so nothing it writes back can change the bundle.
     """

@@ -221,9 +221,15 @@ class WebSink(Sink):
                 k: round(float(v), 3) for k, v in result.areas_mm2.items()}
         return out
 
+    @property
+    def run_context(self) -> SinkContext:
+        """The context given to ``open()`` (the server runs only while the sink is open)."""
+        assert self.context is not None, "the web viewer serves only between open() and close()"
+        return self.context
+
     def stats(self) -> Dict[str, Any]:
         """``context.stats()`` with this sink's figures under ``"viewer"`` (the ``/stats`` payload)."""
-        out = dict(self.context.stats() or {})
+        out = dict(self.run_context.stats() or {})
         out["viewer"] = self.viewer_stats()
         return out
 
@@ -325,7 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif route == "/stats":
                 self._json(200, sink.stats())
             elif route == "/metrics":
-                payload, ctype = sink.context.metrics()
+                payload, ctype = sink.run_context.metrics()
                 self._send(200, payload, ctype or "text/plain; version=0.0.4; charset=utf-8")
             else:
                 self._send(404, b"not found; try / /stream.mjpg /frame.jpg /stats /metrics /health\n",
@@ -334,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.debug("viewer %s left during %s", self.client_address[0], route)
 
     def _health(self, sink: WebSink) -> None:
-        health = dict(sink.context.health() or {})
+        health = dict(sink.run_context.health() or {})
         failed = health.get("ok") is False or str(health.get("status", "")).lower() in (
             "error", "failed", "down", "unhealthy", "stopped")
         self._json(503 if failed else 200, health)

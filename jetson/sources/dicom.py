@@ -212,7 +212,7 @@ class DicomSource(Source):
                 raise SourceError("no DICOM image in %s (%d files, none a readable DICOM image); expected .dcm "
                                   "files" % (self.path, len(files)))
             if all(item.instance is not None for item in items):
-                items.sort(key=lambda item: item.instance)  # stable: name order within equal numbers
+                items.sort(key=lambda item: item.instance or 0)  # stable: name order within equal numbers
         elif self.path.is_file():
             items = [self._header(self.path, strict=True)]  # type: ignore[list-item]
         else:

@@ -8,11 +8,12 @@ Every architecture is built to deploy: static shapes, ONNX opset 17, upsampling 
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 from jetseg.registry import Registry
 
-ARCHITECTURES = Registry("architecture")
+#: Architecture factories by name: ``factory(**kwargs)`` returns a ``torch.nn.Module``.
+ARCHITECTURES: Registry[Callable[..., Any]] = Registry("architecture")
 ARCHITECTURES.register("unet", "jetseg.models.archs.unet:unet",
                        "classic U-Net: Conv-BN-ReLU x2 per level, depth 4, base width 16")
 ARCHITECTURES.register("unet-small", "jetseg.models.archs.unet:unet_small",

@@ -10,6 +10,7 @@ smoothly (a cine loop); each scene has its own tissue, lesions or polyps. Differ
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
@@ -24,13 +25,9 @@ CLASSES: Dict[str, List[str]] = {"ultrasound": ["background", "lesion"], "endosc
 
 
 def _module(kind: str) -> Any:
-    if kind == "ultrasound":
-        from jetseg.models.synthetic import ultrasound as mod
-    elif kind == "endoscopy":
-        from jetseg.models.synthetic import endoscopy as mod
-    else:
+    if kind not in KINDS:
         raise JetsegError("unknown synthetic kind %r; expected one of %s" % (kind, ", ".join(KINDS)))
-    return mod
+    return importlib.import_module("jetseg.models.synthetic." + kind)
 
 
 def _check_size(size: Any) -> Tuple[int, int]:
