@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from jetseg.benchmarks.timing import measure
 
 log = logging.getLogger("jetseg.bench")
 
@@ -49,3 +51,25 @@ def open_power_sampler() -> Any:
 
     sampler = open_sampler(interval_ms=100)
     return sampler.start() if sampler is not None else None
+
+
+def mean_power_w(calls: Mapping[str, Callable[[], Any]], duration: float,
+                 conds: Dict[str, Any]) -> Dict[str, Optional[float]]:
+    """Mean board power while each call runs alone for ``duration`` seconds; empty without telemetry.
+
+    The telemetry's own conditions go into ``conds["telemetry"]``.
+    """
+    sampler = open_power_sampler()
+    if sampler is None:
+        return {}
+    out: Dict[str, Optional[float]] = {}
+    try:
+        conds["telemetry"] = sampler.conditions()
+        for key, call in calls.items():
+            measure(call, warmup=1, min_time=0.5, min_runs=1)
+            sampler.reset()
+            measure(call, warmup=0, min_time=duration, min_runs=1)
+            out[key] = sampler.mean_power_w()
+    finally:
+        sampler.stop()
+    return out

@@ -13,6 +13,7 @@ interleaved round-robin (see :mod:`jetseg.benchmarks.timing`), so their ratios h
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from jetseg.benchmarks import accuracy, conditions, cost
-from jetseg.benchmarks.timing import TimingStats, measure, measure_interleaved
+from jetseg.benchmarks.timing import TimingStats, measure_interleaved
 from jetseg.bundle import Bundle
 from jetseg.errors import JetsegError, RunnerError
+from jetseg.jetson.runners.base import Runner
 
 log = logging.getLogger("jetseg.bench")
 
@@ -85,12 +87,18 @@ class Row:
     role: str  # reference | candidate | peer
     peer: Optional[str] = None
     kind: str = "runner"  # runner: runner.infer only; frame-to-mask: preprocess + infer + decode
-    runner: Any = None
+    runner: Optional[Runner] = None
     rss_added_bytes: Optional[int] = None
     outputs: Optional[accuracy.Outputs] = None
     scores: Dict[str, Any] = field(default_factory=dict)
     timings: Dict[int, TimingStats] = field(default_factory=dict)
     name: str = ""  # how the bundle is called in the report (its directory name, made unique)
+
+    @property
+    def active_runner(self) -> Runner:
+        """The runner, once the suite has opened it (rows are planned before any runner exists)."""
+        assert self.runner is not None, "opened by run_suite before measuring"
+        return self.runner
 
     @property
     def key(self) -> str:
@@ -124,7 +132,7 @@ def load_frames(data: str, count: int) -> List[Any]:
     return frames
 
 
-def _open(bundle: Bundle, backend: str, settings: Settings) -> Any:
+def _open(bundle: Bundle, backend: str, settings: Settings) -> Runner:
     from jetseg.jetson.runners import open_runner
 
     options: Dict[str, Any] = {"batch_size": max(settings.batch_sizes)}
@@ -191,16 +199,15 @@ def _measure_accuracy(rows: List[Row], frames: List[Any], settings: Settings) ->
     bar = _bar(settings, len(frames) * len(rows), "accuracy")
     tick = (lambda: bar.update(1)) if bar is not None else None
     try:
-        reference.outputs = accuracy.run_frames(reference.bundle.spec, reference.runner.infer, frames, tick)
+        reference.outputs = accuracy.run_frames(reference.bundle.spec, reference.active_runner.infer, frames, tick)
         for row in rows:
             if row is not reference:
-                row.outputs = accuracy.run_frames(row.bundle.spec, row.runner.infer, frames, tick)
+                row.outputs = accuracy.run_frames(row.bundle.spec, row.active_runner.infer, frames, tick)
     finally:
         if bar is not None:
             bar.close()
-    assert reference.outputs is not None
     for row in rows:
-        assert row.outputs is not None, "every row ran the frames above"
+        assert row.outputs is not None and reference.outputs is not None, "every row ran the frames above"
         row.scores = accuracy.evaluate(row.outputs, reference.outputs, frames, hd95=settings.hd95)
     return reference
 
@@ -221,23 +228,19 @@ def _timed_calls(rows: List[Row], frames: List[Any], settings: Settings) -> Dict
             else:
                 batches = [np.concatenate([inputs[(i + j) % len(inputs)] for j in range(batch)])
                            for i in range(0, len(inputs), batch)]
-            calls["%s@%d" % (row.key, batch)] = _cycle(row.runner.infer, batches)
+            calls["%s@%d" % (row.key, batch)] = _cycle(row.active_runner.infer, batches)
     return calls
 
 
 def _cycle(fn: Callable[[Any], Any], items: List[Any]) -> Callable[[], Any]:
-    state = {"i": 0}
-
-    def step() -> Any:
-        item = items[state["i"] % len(items)]
-        state["i"] += 1
-        return fn(item)
-    return step
+    """``fn`` on the next item at each call, round and round."""
+    feed = itertools.cycle(items)
+    return lambda: fn(next(feed))
 
 
 def _naive_step(row: Row, frames: List[Any]) -> Callable[[], Any]:
     """The loop a user writes first: take a frame, preprocess it, run PyTorch eager FP32, argmax; repeat."""
-    spec, runner = row.bundle.spec, row.runner
+    spec, runner = row.bundle.spec, row.active_runner
 
     def one(frame: Any) -> Any:
         return spec.decode(runner.infer(spec.preprocess(frame.image)))[0]
@@ -264,24 +267,9 @@ def _measure_speed(rows: List[Row], frames: List[Any], settings: Settings) -> No
 
 def _power(rows: List[Row], settings: Settings, conds: Dict[str, Any]) -> Dict[str, Optional[float]]:
     """Mean board power per runner row, each row run alone for a short while; empty without telemetry."""
-    sampler = cost.open_power_sampler()
-    if sampler is None:
-        return {}
-    out: Dict[str, Optional[float]] = {}
-    duration = max(1.0, settings.min_time / 2.0)
-    try:
-        conds["telemetry"] = sampler.conditions()
-        for row in rows:
-            if row.kind != "runner":
-                continue
-            x = row.bundle.spec.preprocess(np.zeros((8, 8), np.uint8))
-            measure(functools.partial(row.runner.infer, x), warmup=1, min_time=0.5, min_runs=1)
-            sampler.reset()
-            measure(functools.partial(row.runner.infer, x), warmup=0, min_time=duration, min_runs=1)
-            out[row.key] = sampler.mean_power_w()
-    finally:
-        sampler.stop()
-    return out
+    calls = {row.key: functools.partial(row.active_runner.infer, row.bundle.spec.preprocess(np.zeros((8, 8), np.uint8)))
+             for row in rows if row.kind == "runner"}
+    return cost.mean_power_w(calls, max(1.0, settings.min_time / 2.0), conds)
 
 
 def _round(value: Any, digits: int = 5) -> Any:
@@ -324,7 +312,7 @@ def _row_dicts(rows: List[Row], reference: Row, power: Dict[str, Optional[float]
                 "dice_drop": _round(drop["dice_drop"]), "dice_drop_basis": drop["dice_drop_basis"],
                 "power_w": _round(watts, 3) if watts else "n/a",
                 "fps_per_watt": _round(stats.fps / watts, 3) if watts else "n/a",
-                "runner": row.runner.describe(),
+                "runner": row.active_runner.describe(),
             }
             if row.peer:
                 item["peer"] = row.peer

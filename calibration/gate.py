@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from jetseg.bundle import Bundle, save_bundle
+from jetseg.bundle import Bundle, BundleLike, save_bundle
 from jetseg.optional import require
 from jetseg.spec import Spec
 
@@ -34,7 +34,7 @@ log = logging.getLogger("jetseg.calibration")
 RANK_FRAMES = 8
 
 
-def run_model(bundle: Any, inputs: Sequence[np.ndarray], desc: str = "", progress: bool = False) -> List[np.ndarray]:
+def run_model(bundle: BundleLike, inputs: Sequence[np.ndarray], desc: str = "", progress: bool = False) -> List[np.ndarray]:
     """Logits ``(1, K, H, W)`` of ``bundle`` for each preprocessed input, through the onnxrt runner."""
     from jetseg.jetson.runners import open_runner
 

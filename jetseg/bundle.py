@@ -123,6 +123,10 @@ class Bundle:
         return "Bundle(%r, precision=%r)" % (str(self.path), self.precision)
 
 
+#: What runners and the apps accept as a model: a loaded bundle or its directory.
+BundleLike = Union[Bundle, str, Path]
+
+
 def versions() -> Dict[str, str]:
     """Versions of the interpreter and the packages that shape a model (recorded in manifests)."""
     import importlib

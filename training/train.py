@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from jetseg.bundle import WEIGHTS_FILE, Bundle, command_line, save_bundle
+from jetseg.bundle import WEIGHTS_FILE, Bundle, BundleLike, command_line, save_bundle
 from jetseg.spec import Spec
 from jetseg.training.data import Dataset, TrainError, held_out_uri, read_frames, split_tail, synthetic_kind
 
@@ -194,7 +194,7 @@ def train(cfg: TrainConfig) -> Bundle:
     return bundle
 
 
-def evaluate_bundle(bundle: Any, data: Dataset, backend: str = "onnxrt") -> Dict[str, Any]:
+def evaluate_bundle(bundle: BundleLike, data: Dataset, backend: str = "onnxrt") -> Dict[str, Any]:
     """Held-out Dice of a bundle run through a runner on preprocessed frames (model resolution)."""
     from jetseg.jetson.runners import open_runner
     from jetseg.scores import dice_per_class, mean_dice
@@ -265,7 +265,7 @@ def _quoted_command() -> str:
     return " ".join(["jetseg"] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
-def evaluate_uri(bundle: Any, uri: str, every: int = 10, backend: str = "onnxrt",
+def evaluate_uri(bundle: BundleLike, uri: str, every: int = 10, backend: str = "onnxrt",
                  threads: int = 0) -> Dict[str, Any]:
     """Held-out Dice of a bundle on every ``every``-th labelled frame of ``uri``, on the run-time path.
 

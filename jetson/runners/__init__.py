@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any, Type
 
+from jetseg.bundle import BundleLike
 from jetseg.errors import RunnerError
-from jetseg.jetson.runners.base import BundleLike, Runner
+from jetseg.jetson.runners.base import Runner
 from jetseg.registry import Registry
 
 #: Runner implementations by backend name.

@@ -10,17 +10,13 @@ only the small hooks ``_activate``, ``_infer`` and ``_deactivate``, and imports 
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from jetseg.bundle import Bundle
+from jetseg.bundle import Bundle, BundleLike
 from jetseg.component import Component
 from jetseg.errors import RunnerError
-
-#: What a runner accepts as its model: a loaded bundle or the bundle's directory.
-BundleLike = Union[Bundle, str, Path]
 
 
 class Runner(Component):

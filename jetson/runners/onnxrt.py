@@ -10,8 +10,9 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from jetseg.bundle import BundleLike
 from jetseg.errors import RunnerError
-from jetseg.jetson.runners.base import BundleLike, Runner
+from jetseg.jetson.runners.base import Runner
 from jetseg.optional import require
 
 PROVIDERS = {

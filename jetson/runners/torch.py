@@ -11,9 +11,9 @@ from typing import Any, Dict
 
 import numpy as np
 
-from jetseg.bundle import WEIGHTS_FILE
+from jetseg.bundle import WEIGHTS_FILE, BundleLike
 from jetseg.errors import RunnerError
-from jetseg.jetson.runners.base import BundleLike, Runner
+from jetseg.jetson.runners.base import Runner
 from jetseg.optional import require
 
 

@@ -21,8 +21,10 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
+from jetseg.bundle import Bundle, BundleLike
 from jetseg.errors import RunnerError
-from jetseg.jetson.runners.base import BundleLike, Runner
+from jetseg.jetson.runners.base import Runner
+from jetseg.jetson.trt.key import EngineKey
 from jetseg.options import OptionReader
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -52,7 +54,7 @@ class TensorRTRunner(Runner):
         self.cuda_graph = opts.flag("cuda_graph", False)
         self.device_index = opts.integer("device", 0, minimum=0)
         opts.done()
-        self.key: Any = None
+        self.key: Optional[EngineKey] = None
         self._ctx: Any = None
         self._engine: Any = None
         self._context: Any = None
@@ -64,7 +66,7 @@ class TensorRTRunner(Runner):
         self._output: Any = None
 
     # ------------------------------------------------------------------ engine lookup
-    def _engine_key(self, trt_version: str) -> Any:
+    def _engine_key(self, trt_version: str) -> Tuple[EngineKey, Path]:
         from jetseg import trtcompat
         from jetseg.jetson.device.info import identity, module_name
         from jetseg.jetson.trt import store
@@ -134,9 +136,10 @@ class TensorRTRunner(Runner):
                 runtime.DLA_core = self.dla
             engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
             if engine is None:
+                precision = self.key.precision if self.key is not None else "fp16"
                 raise RunnerError("TensorRT %s cannot deserialize %s (built by another TensorRT or damaged); "
                                   "rebuild it with 'jetseg build %s --precision %s --force'"
-                                  % (trt.__version__, engine_path, self.bundle.path, self.key.precision))
+                                  % (trt.__version__, engine_path, self.bundle.path, precision))
             context = engine.create_execution_context()
             self._runtime, self._engine, self._context = runtime, engine, context
             self._stream = jcuda.Stream(self._ctx.cuda)
@@ -216,7 +219,7 @@ class TensorRTRunner(Runner):
         return info
 
 
-def _has_qdq(bundle: Any) -> bool:
+def _has_qdq(bundle: Bundle) -> bool:
     from jetseg.jetson.trt.plan import bundle_has_qdq
 
     return bundle_has_qdq(bundle)
