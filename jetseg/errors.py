@@ -34,7 +34,7 @@ class SinkError(JetsegError):
 
 
 class RunnerError(JetsegError):
-    """A backend cannot run, or was given input that does not match the model."""
+    """A runner cannot run (bad backend option, unusable model or device), or got input that does not match."""
 
 
 class DeviceError(JetsegError):

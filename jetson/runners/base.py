@@ -1,4 +1,4 @@
-"""The runner lifecycle, shared by every backend (a template method, as in Polygraphy).
+"""The runner lifecycle, shared by every runner implementation (a template method, as in Polygraphy).
 
 The base class owns ``activate`` / ``infer`` / ``deactivate`` and the context-manager protocol (through
 :class:`~jetseg.component.Component`), and checks every input against the spec (name, shape, dtype) with an
@@ -25,7 +25,7 @@ class Runner(Component):
     Args:
         bundle: a :class:`~jetseg.bundle.Bundle` or its path.
         batch_size: the largest N this runner will be given (models are exported with a fixed batch of 1
-            unless they say otherwise; backends that support it run larger batches).
+            unless they say otherwise; implementations that support it run larger batches).
 
     Class attributes:
         name: the backend name the runner is registered under (``--backend NAME``).
@@ -95,7 +95,7 @@ class Runner(Component):
                               % (self.input_name, tuple(batch.shape), self.expected_shape(), self.batch_size))
 
     def describe(self) -> Dict[str, Any]:
-        """What this runner is (for reports): backend, providers/devices, precision."""
+        """What this runner is (for reports): its backend name, providers/devices, precision."""
         return {"backend": self.name, "precision": self.bundle.precision}
 
     # ------------------------------------------------------------------ hooks
