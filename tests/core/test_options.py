@@ -1,14 +1,13 @@
 """The one option reader of runners, sources and sinks: conversions, messages, each family's error class."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from jetseg.errors import JetsegError, RunnerError, SinkError, SourceError
 from jetseg.options import OptionReader, parse_assignments, unknown_message
+from tests.fixtures.paths import REPO
 
-BUNDLE = Path(__file__).resolve().parents[2] / "models" / "bundles" / "ultrasound-unet"
+BUNDLE = REPO / "models" / "bundles" / "ultrasound-unet"
 
 
 def reader(**options):
