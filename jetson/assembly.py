@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from jetseg.bundle import Bundle
+from jetseg.bundle import Bundle, BundleLike
 from jetseg.errors import JetsegError
 from jetseg.jetson.config import ConfigError, DaemonConfig
 from jetseg.jetson.metrics import Metrics
@@ -188,7 +188,7 @@ def close_quietly(close: Any, what: str) -> None:
         log.error("closing the %s failed: %s", what, exc, exc_info=not isinstance(exc, JetsegError))
 
 
-def run_pipeline(bundle: Union[Bundle, str], source_uri: str, sink_uris: Sequence[str] = ("null://",),
+def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Sequence[str] = ("null://",),
                  backend: str = "onnxrt", duration: Optional[float] = None, max_frames: Optional[int] = None,
                  backend_options: Optional[Dict[str, Any]] = None, source_options: Optional[Dict[str, Any]] = None,
                  realtime: bool = False, roi: Union[str, Sequence[int]] = "spec", smoothing: float = 0.0,
