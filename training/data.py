@@ -97,7 +97,7 @@ def read_frames(uri: str, limit: Optional[int], every: int, spec: Optional[Spec]
                 xs.append(spec.preprocess(frame.image).astype(dtype))
                 if ys is not None and frame.label is None:
                     ys = None
-                elif ys is not None:
+                elif ys is not None and frame.label is not None:
                     digest.update(np.ascontiguousarray(frame.label).tobytes())
                     ys.append(spec.preprocess_mask(frame.label))
             read += 1

@@ -7,11 +7,11 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from jetseg.bundle import WEIGHTS_FILE, Bundle, save_bundle
+from jetseg.bundle import WEIGHTS_FILE, Bundle, BundleLike, save_bundle
 from jetseg.spec import Spec
 
 
-def _masks(bundle: Any, x: np.ndarray, backend: str) -> np.ndarray:
+def _masks(bundle: BundleLike, x: np.ndarray, backend: str) -> np.ndarray:
     from jetseg.jetson.runners import open_runner
 
     with open_runner(backend, bundle) as runner:

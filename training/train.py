@@ -146,15 +146,16 @@ def train(cfg: TrainConfig) -> Bundle:
     augment = Augment.for_kind(kind)
     gen = torch.Generator().manual_seed(cfg.seed)
     assert train_set.y is not None and val_set.y is not None  # labels="required"
+    train_y, val_y = train_set.y, val_set.y
 
     def step_loss(idx: np.ndarray) -> Any:
         x = torch.from_numpy(train_set.x[idx].astype(np.float32))
-        y = torch.from_numpy(train_set.y[idx].astype(np.int64))
+        y = torch.from_numpy(train_y[idx].astype(np.int64))
         x, y = augment(x, y, gen)
         return dice_ce_loss(model(x), y, spec.num_classes)
 
     def val_dice() -> float:
-        return mean_dice(spec.decode(predict(model, val_set.x)), val_set.y, spec.num_classes)
+        return mean_dice(spec.decode(predict(model, val_set.x)), val_y, spec.num_classes)
 
     result = fit(model, step_loss, val_dice, n=n, steps=steps, batch=cfg.batch, lr=cfg.lr, seed=cfg.seed,
                  eval_interval=cfg.eval_interval, desc="train " + cfg.arch)
@@ -199,6 +200,8 @@ def evaluate_bundle(bundle: BundleLike, data: Dataset, backend: str = "onnxrt") 
     from jetseg.jetson.runners import open_runner
     from jetseg.scores import dice_per_class, mean_dice
 
+    if data.y is None:
+        raise TrainError("held-out data %s has no masks; evaluation needs labelled frames" % data.uri)
     masks = []
     with open_runner(backend, bundle) as runner:
         for i in range(len(data.x)):
