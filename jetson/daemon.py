@@ -76,7 +76,7 @@ def load_hook(target: str) -> Callable[[], Dict[str, float]]:
                           "\"package.module:function\"" % (target, exc)) from None
     if not callable(fn):
         raise ConfigError("config field 'device.telemetry' is %r, which is not callable" % target)
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def apply_logging(config: DaemonConfig, verbose: bool = False) -> None:

@@ -4,14 +4,21 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from jetseg.errors import JetsegError
 from jetseg.jetson.metrics import Metrics
 from jetseg.jetson.pipeline.graph import Node, chain
 from jetseg.jetson.pipeline.reader import SourceReader
 from jetseg.jetson.pipeline.schedulers import Scheduler, SerialScheduler, ThreadedScheduler
-from jetseg.jetson.pipeline.stages import Infer, Postprocess, Preprocess, ReadFrames, SinkWriter
+from jetseg.jetson.pipeline.stages import (
+    Infer,
+    PipelineError,
+    Postprocess,
+    Preprocess,
+    ReadFrames,
+    SinkWriter,
+)
 from jetseg.jetson.postprocess import PostProcessor
 from jetseg.jetson.roi import RoiPolicy
+from jetseg.jetson.runners.base import Runner
 from jetseg.jetson.sinks.base import Sink, parse_sink_uri
 from jetseg.jetson.sources.base import Source
 from jetseg.spec import Spec
@@ -19,11 +26,7 @@ from jetseg.spec import Spec
 SCHEDULERS = ("threaded", "serial")
 
 
-class PipelineError(JetsegError):
-    """The pipeline was misconfigured or a stage failed."""
-
-
-def runs_on_cpu(runner: Any) -> bool:
+def runs_on_cpu(runner: Runner) -> bool:
     """True when the runner computes on the CPU (ONNX Runtime's CPU provider, PyTorch eager)."""
     return getattr(runner, "provider", None) == "cpu" or getattr(runner, "name", "") == "torch"
 
@@ -68,7 +71,7 @@ class Pipeline:
             which returns at the end of the stream), or a :class:`Scheduler`.
     """
 
-    def __init__(self, source: Union[SourceReader, Source], runner: Any, sinks: Sequence[Tuple[str, Sink]],
+    def __init__(self, source: Union[SourceReader, Source], runner: Runner, sinks: Sequence[Tuple[str, Sink]],
                  spec: Optional[Spec] = None, roi: Optional[RoiPolicy] = None, post: Optional[PostProcessor] = None,
                  metrics: Optional[Metrics] = None, queue_size: int = 1, sink_queue: int = 4,
                  sink_queue_blocking: int = 16, max_frames: Optional[int] = None,

@@ -22,12 +22,17 @@ from jetseg.jetson.pipeline.reader import SourceReader
 from jetseg.jetson.postprocess import PostProcessor
 from jetseg.jetson.result import Result
 from jetseg.jetson.roi import RoiError, RoiPolicy
+from jetseg.jetson.runners.base import Runner
 from jetseg.jetson.sinks.base import Sink
 from jetseg.jetson.slot import END
 from jetseg.jetson.sources.base import Frame
 from jetseg.spec import Spec
 
 log = logging.getLogger("jetseg.pipeline")
+
+
+class PipelineError(JetsegError):
+    """The pipeline was misconfigured or a stage failed."""
 
 
 class Item:
@@ -193,11 +198,13 @@ class Infer(Stage):
 
     name = "infer"
 
-    def __init__(self, runner: Any, metrics: Optional[Metrics] = None) -> None:
+    def __init__(self, runner: Runner, metrics: Optional[Metrics] = None) -> None:
         super().__init__(metrics)
         self.runner = runner
 
     def process(self, item: Item) -> List[Item]:
+        if item.tensor is None:
+            raise PipelineError("frame %d reached inference without an input tensor" % item.frame.index)
         item.logits = self.runner.infer(item.tensor)
         item.inference_ms = self.runner.last_inference_ms
         item.tensor = None
@@ -218,6 +225,8 @@ class Postprocess(Stage):
     def process(self, item: Item) -> List[Result]:
         frame = item.frame
         spacing = frame.meta.get("pixel_spacing_mm") if frame.meta else None
+        if item.logits is None:
+            raise PipelineError("frame %d reached post-processing without model outputs" % frame.index)
         mask, areas_px, areas_mm2 = self.post.process(item.logits, frame.image.shape, item.roi, spacing)
         now = item.stamps["postprocessed"] = time.monotonic()
         cls = Result if isinstance(mask, np.ndarray) else DeferredMaskResult
@@ -275,7 +284,7 @@ class DeferredMaskResult(Result):
     first (in that sink's thread). Sinks that never look at the mask (``null://``, a web viewer nobody
     watches) cost the pipeline nothing for it; the areas were computed from the model-size mask."""
 
-    @property  # type: ignore[override]
+    @property
     def mask(self) -> np.ndarray:
         value = self.__dict__["_mask"]
         if callable(value):
@@ -284,7 +293,7 @@ class DeferredMaskResult(Result):
                 if callable(value):
                     value = value()
                     self.__dict__["_mask"] = value
-        return value  # type: ignore[no-any-return]
+        return value
 
     @mask.setter
     def mask(self, value: Any) -> None:
