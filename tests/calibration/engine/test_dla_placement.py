@@ -5,7 +5,13 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from jetseg.calibration.engine import engine_info
-from jetseg.calibration.engine.placement import Finding, LayerPlacement, format_report, onnx_rules, scale_findings
+from jetseg.calibration.engine.placement import (
+    Finding,
+    LayerPlacement,
+    format_report,
+    onnx_rules,
+    scale_findings,
+)
 from tests.fixtures import fake_tensorrt_dla
 
 
