@@ -109,13 +109,13 @@ def test_int8_equal_range_rules_warn_on_unequal_cache_scales():
     model = _concat_add_pool()
     equal = {"a": 0.01, "b": 0.01, "c": 0.01, "s": 0.02, "p": 0.01}
     assert scale_findings(model, equal) == []
-    found = {f.node: f.reason for f in scale_findings(model, {"a": 0.01, "b": 0.03, "c": 0.03, "p": 0.02})}
+    found = {f.node: f.reason for f in scale_findings(model, {"a": 0.01, "b": 0.03, "c": 0.03, "s": 0.03, "p": 0.02})}
     assert set(found) == {"cat", "add", "pool"}
     assert found["cat"] == ("INT8 on the DLA needs equal ranges for the inputs (unconfirmed for Concat); the cache "
                             "gives a 1.27, b 3.81")
     assert found["add"].startswith("INT8 on the DLA needs equal ranges for the inputs (confirmed)")
     assert found["pool"].startswith("INT8 on the DLA needs equal ranges for the input and output (confirmed)")
-    assert scale_findings(model, {"a": 0.01}) == []  # a tensor without a scale is not INT8: nothing to compare
+    assert scale_findings(model, {"a": 0.01, "b": 0.03}) == []  # outputs without a scale: the layers are FP16
 
 
 def test_engine_inspector_json_gives_the_real_placement():
