@@ -36,7 +36,8 @@ is_jetson() { [ -f /etc/nv_tegra_release ]; }
 #: JetPack 5's Python stack: pinned in ONE file, shared by the Jetson install and its twin (test-jetpack5).
 JP5_CONSTRAINTS="$ROOT/requirements/jetpack5.txt"
 #: What the Jetson install takes from PyPI (versions from $JP5_CONSTRAINTS on JetPack 5).
-JETSON_PY_PACKAGES="numpy PyYAML packaging onnx pydicom nibabel tqdm prometheus-client matplotlib psutil pytest"
+#: polygraphy: NVIDIA's cross-check of jetseg's engines in the on-device tests (tests/jetson/trt/test_polygraphy.py).
+JETSON_PY_PACKAGES="numpy PyYAML packaging onnx pydicom nibabel tqdm prometheus-client matplotlib psutil pytest polygraphy"
 
 APT_PACKAGES="ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav chromium"
 

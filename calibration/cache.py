@@ -17,9 +17,12 @@ layer output after the ONNX tensor it produces), including the network input.
 Version number in the header (from published caches and NVIDIA's version macros):
 ``major * 1000 + minor * 100 + patch`` for TensorRT < 10 (8.5.2 -> 8502, 8.6.1 -> 8601); TensorRT 10
 caches show ``major * 10000 + minor * 100 + patch`` (10.3.0 -> 100300) (unconfirmed by NVIDIA documentation).
-What TensorRT does with a cache whose header does not match (unconfirmed, from NVIDIA's answers on the
-issue tracker): it ignores the cache and calibrates again, which needs calibration data on the device;
-so a cache must be written for the TensorRT version of the device (``--trt-version``).
+What TensorRT does with a cache whose header does not match: TensorRT 8.5's ``IInt8Calibrator.read_calibration_cache``
+documentation (``python/docstrings/infer/pyInt8Doc.h``) says a cache "will not be used if these [its settings] do
+not match the settings of the current calibrator", and NVIDIA answered on NVIDIA/TensorRT#1378 that TensorRT
+"will skip the file if it is incompatible"; it then calibrates from batches, which needs calibration data on
+the device. The builder itself is closed source, so the exact header comparison is not confirmed. A cache must
+therefore be written for the TensorRT version of the device (``--trt-version``); jetseg refuses another one.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, Iterable, Mapping, Optional, Sequence, Union
 
 from jetseg.errors import JetsegError
 
@@ -153,6 +156,17 @@ def read(path: Union[str, Path]) -> CalibrationCache:
     except OSError as exc:
         raise CacheError("cannot read calibration cache %s: %s" % (path, exc.strerror or exc)) from None
     return loads(data)
+
+
+def without(data: Union[bytes, str], names: Iterable[str]) -> bytes:
+    """The cache ``data`` with the lines of the tensors ``names`` removed; every other line is kept as written
+    (TensorRT's own unpadded values included). A tensor without a scale gets no INT8 implementation."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    loads(text)  # refuses a malformed cache before anything is dropped
+    drop = set(names)
+    lines = text.split("\n")
+    kept = [lines[0]] + [ln for ln in lines[1:] if ln.rstrip("\r").rpartition(":")[0].strip() not in drop]
+    return "\n".join(kept).encode("utf-8")
 
 
 def matches(cache: CalibrationCache, trt_version: str, method: Optional[str] = None) -> bool:

@@ -10,8 +10,10 @@ INT8 bundle layout::
 
     model.onnx          Q/DQ INT8 model for the target (same input/output names and static shapes)
     model.fp32.onnx     the prepared FP32 model the ranges and the cache refer to (implicit INT8 / DLA builds)
-    calibration.cache   TensorRT calibration cache (TRT-<version>-EntropyCalibration2 or MinMaxCalibration)
-    calibration.json    method, target, frames and hashes, ranges, gate results, layers kept in float, versions
+    calibration.cache   TensorRT calibration cache (TRT-<version>-EntropyCalibration2 or MinMaxCalibration), without
+                        the tensors the accepted model keeps in float (the logits, inputs read by float layers only)
+    calibration.json    method, target, frames and hashes, ranges, gate results, layers kept in float (and, under
+                        implicit_int8, the tensors a calibration-cache build keeps in FP16), versions
     spec.yaml, manifest.json
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ from jetseg.bundle import Bundle, command_line, save_bundle, versions
 from jetseg.calibration import cache as trtcache
 from jetseg.calibration.check import MAX_OPSET, check_qdq, format_violations, summary
 from jetseg.calibration.curate import split
+from jetseg.calibration.engine.precision import float_keep
 from jetseg.calibration.gate import Gate, rank_layers
 from jetseg.calibration.quantize import (
     METHODS,
@@ -164,7 +167,11 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         if before != after:
             raise JetsegError("quantization changed the model's inputs/outputs %s -> %s" % (before, after))
 
-        cache_bytes = trtcache.dumps(trtcache.scales_from_ranges(ranges), trt_version, method)
+        # The cache leaves out what the accepted model never quantizes (logits, inputs read by float layers
+        # only), so that implicit INT8 (DLA) builds the model the gate accepted (engine/precision.py).
+        keep = float_keep(onnx.load(str(prepared)), exclude)
+        cache_bytes = trtcache.dumps({name: scale for name, scale in trtcache.scales_from_ranges(ranges).items()
+                                      if name not in set(keep.uncached)}, trt_version, method)
         fp32_size, int8_size = fp32.model_path.stat().st_size, candidate.stat().st_size
         report: Dict[str, Any] = {
             "format": REPORT_FORMAT,
@@ -184,8 +191,8 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                       "int8_size_bytes": int8_size, "size_ratio": round(int8_size / float(fp32_size), 4),
                       "io": after},
             "tensorrt_check": {"checked": target == "tensorrt", "violations": [str(v) for v in violations]},
-            "implicit_int8": {"model": FP32_MODEL_FILE, "cache": CACHE_FILE,
-                              "header": trtcache.loads(cache_bytes).header},
+            "implicit_int8": dict({"model": FP32_MODEL_FILE, "cache": CACHE_FILE,
+                                   "header": trtcache.loads(cache_bytes).header}, **keep.to_dict()),
             "ranges": ranges,
             "versions": versions(),
         }

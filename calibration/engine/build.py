@@ -13,7 +13,10 @@ int8 (DLA)         the INT8 bundle's model.fp32.onnx, else   implicit, from the 
 int8 --calib-scans the FP32 bundle's float model            implicit, calibrated here from a source's frames
 =================  =======================================  ==================================================
 
-INT8 details are in :mod:`.int8`, the torch2trt route in :mod:`.via_torch2trt`.
+INT8 details are in :mod:`.int8`, the torch2trt route in :mod:`.via_torch2trt`. INT8 from the calibration
+cache builds the model the accuracy gate accepted: what it kept in float stays FP16 (:mod:`.precision`).
+A DLA build reports where layers should go before the build (:mod:`.placement`, an estimate) and where
+TensorRT put them (:mod:`.engine_info`, read from the engine); both are in ``build.json``.
 
 The engine goes to ``BUNDLE/engines/<device-key>/`` with ``build.json`` and the timing cache; an engine that
 is up to date is reused unless ``force``; engines of the same device and precision left over from an older
@@ -35,14 +38,17 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
 
 from jetseg import trtcompat
 from jetseg.bundle import Bundle, command_line, sha256_file, writing
-from jetseg.calibration.engine import int8, via_torch2trt
+from jetseg.calibration import cache as trtcache
+from jetseg.calibration.engine import engine_info, int8, via_torch2trt
 from jetseg.calibration.engine.placement import (
     Finding,
     LayerPlacement,
     format_report,
     network_placement,
     onnx_rules,
+    scale_findings,
 )
+from jetseg.calibration.engine.precision import constrain, float_keep, recorded_float_layers
 from jetseg.calibration.engine.progress import Heartbeat, make_monitor
 from jetseg.errors import DeviceError, JetsegError
 from jetseg.jetson.trt import store
@@ -163,7 +169,20 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
            "shape": [int(d) for d in engine.get_tensor_shape(engine.get_tensor_name(i))],
            "dtype": str(engine.get_tensor_dtype(engine.get_tensor_name(i))).split(".")[-1]}
           for i in range(engine.num_io_tensors)]
-    report = format_report(placement, findings) if plan.dla_core is not None else []
+    report: List[str] = []
+    actual: Dict[str, Any] = {}
+    if plan.dla_core is not None:
+        rules = [f for f in findings if not f.reason.startswith("INT8 on the DLA")]
+        warnings = [f for f in findings if f.reason.startswith("INT8 on the DLA")]
+        layers, why = engine_info.read_engine(engine, trt)
+        rows = engine_info.actual_placement(placement, layers)
+        after = (engine_info.format_actual(layers, rows) + engine_info.differences(placement, rows) if not why
+                 else ["DLA placement in the built engine unknown: %s" % why])
+        for line in after:  # the estimate was printed before the build
+            print(line, file=out)
+        report = format_report(placement, rules) + _format_warnings(warnings) + after
+        actual = {"engine_layers": [x.to_dict() for x in layers], "layers": [r.to_dict() for r in rows],
+                  "unknown_because": why, "int8_range_warnings": [w.to_dict() for w in warnings]}
     record = {
         "key": key.to_dict(),
         "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
@@ -179,7 +198,8 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
                   "qdq_stripped": plan.strip_qdq, "calib_scans": plan.calib_scans,
                   "calib_count": plan.calib_count or None, "features": feats.to_dict(), "notes": notes},
         "timings": timings,
-        "placement": [row.to_dict() for row in placement],
+        "placement": [row.to_dict() for row in placement],  # the estimate, before the build
+        "placement_actual": actual,  # what TensorRT decided (engine inspector)
         "io": io,
         "engine_bytes": len(engine_bytes),
     }
@@ -213,11 +233,21 @@ def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key:
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     notes = trtcompat.set_precision(config, feats, plan.precision, qdq=plan.int8_mode == "qdq")
+    # The engine inspector's layer details (engine_info.py). tensorrt-stubs 10.13 lacks both names; TensorRT
+    # 8.5's python/src/infer/pyCore.cpp binds them.
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # type: ignore[attr-defined]
+    warnings: List[Finding] = []
     if plan.int8_mode == "cache":
         assert plan.calibration_cache is not None
-        calibrator = int8.cache_calibrator(plan.calibration_cache, trt.__version__, workdir)
+        model = _onnx_model(data)
+        keep = float_keep(model, recorded_float_layers(bundle))
+        calibrator = int8.cache_calibrator(plan.calibration_cache, trt.__version__, workdir, keep.uncached)
         config.int8_calibrator = calibrator
-        notes.append("int8 scales from %s (implicit calibration)" % store.CALIBRATION_CACHE)
+        notes.append("int8 scales from %s (implicit calibration)%s" % (
+            store.CALIBRATION_CACHE, "; left out: %s" % ", ".join(keep.uncached) if keep.uncached else ""))
+        notes.extend(constrain(network, config, keep, trt))
+        if plan.dla_core is not None:
+            warnings = scale_findings(model, trtcache.read(workdir / store.CALIBRATION_CACHE).scales)
     uploader = None
     if plan.int8_mode == "device":
         calibrator, uploader, feeder = int8.device_calibrator(bundle, plan, trt.__version__, workdir)
@@ -236,7 +266,7 @@ def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key:
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
         findings = _findings(data)
         placement = network_placement(network, config, findings)
-        for line in format_report(placement, findings):
+        for line in format_report(placement, findings) + _format_warnings(warnings):
             print(line, file=out)
 
     cache_path = Path(timing_cache) if timing_cache else store.shared_timing_cache(bundle, key)
@@ -277,7 +307,17 @@ def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key:
             raise DeviceError("TensorRT built the engine but wrote no calibration cache")
         extra_files[store.CALIBRATION_CACHE] = produced.read_bytes()
     cache_bytes = bytes(memoryview(config.get_timing_cache().serialize()))
-    return bytes(memoryview(serialized)), cache_bytes, placement, notes, findings
+    return bytes(memoryview(serialized)), cache_bytes, placement, notes, findings + warnings
+
+
+def _onnx_model(data: bytes) -> Any:
+    from jetseg.optional import require
+
+    return require("onnx", "INT8 from a calibration cache").load_from_string(data)
+
+
+def _format_warnings(warnings: List[Finding]) -> List[str]:
+    return ["warning: DLA INT8 %s %s: %s" % (w.op, w.node, w.reason) for w in warnings]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

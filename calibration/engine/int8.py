@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from jetseg import trtcompat
 from jetseg.bundle import Bundle
@@ -43,16 +43,22 @@ def check_calibration_cache(path: Path, trt_version: str) -> str:
     return "minmax" if parsed.algorithm == trtcache.ALGORITHMS["minmax"] else "entropy"
 
 
-def cache_calibrator(path: Path, trt_version: str, workdir: Path) -> tensorrt.IInt8Calibrator:
+def cache_calibrator(path: Path, trt_version: str, workdir: Path,
+                     drop: Sequence[str] = ()) -> tensorrt.IInt8Calibrator:
     """A calibrator (``make_trt_calibrator``) fed no batches: every scale comes from the cache.
 
-    TensorRT gets a copy of the cache in ``workdir``, so nothing it writes back can change the bundle.
+    TensorRT gets a copy of the cache in ``workdir`` without the tensors ``drop`` (those the accepted model
+    keeps in float, :mod:`.precision`), so nothing it writes back can change the bundle.
     """
+    from jetseg.calibration import cache as trtcache
     from jetseg.calibration.calibrator import CacheStore, make_trt_calibrator
 
     method = check_calibration_cache(path, trt_version)
     copy = workdir / store.CALIBRATION_CACHE
-    shutil.copyfile(str(path), str(copy))
+    if drop:
+        copy.write_bytes(trtcache.without(path.read_bytes(), drop))
+    else:
+        shutil.copyfile(str(path), str(copy))
     return make_trt_calibrator(None, CacheStore(copy, trtcompat.short_version(trt_version), method))
 
 

@@ -6,8 +6,11 @@ Two sources of truth are combined:
    Xavier; PLATFORM.md): ConvTranspose only with padding 0; Concat only along channels; Resize only with
    integer scales (nearest <= 32, linear <= 4), never with ``sizes``, linear not with ``align_corners``;
    plus operators the DLA does not implement. This runs anywhere (tested without TensorRT).
-2. On the device, TensorRT's own ``config.can_run_on_DLA(layer)`` decides per network layer; the report
-   attaches the ONNX rule (if any) as the reason for each GPU layer.
+2. On the device, TensorRT's own ``config.can_run_on_DLA(layer)`` answers per network layer before the build;
+   the report attaches the ONNX rule (if any) as the reason for each GPU layer. This is an *estimate*: what
+   TensorRT decided (the 16-loadables-per-core limit, INT8 range rules, precision constraints) is read from
+   the built engine by :mod:`.engine_info`.
+3. :func:`scale_findings` checks the DLA's INT8 equal-range rules against the calibration cache.
 """
 from __future__ import annotations
 
@@ -118,6 +121,50 @@ def onnx_rules(model: Any) -> List[Finding]:
     return out
 
 
+#: DLA INT8 rules on equal ranges, from TensorRT 8.5's include/NvInfer.h: IElementWiseLayer "When running this
+#: layer on the DLA with Int8 data type, the dynamic ranges of two input tensors shall be equal" (confirmed);
+#: IPoolingLayer "in Int8 mode, the dynamic ranges for input and output tensors must be equal" (confirmed).
+#: Concat: the header states only the channel-axis rule; that its INT8 inputs need equal ranges on the DLA is
+#: the same rule as ElementWise as PLATFORM.md states it (unconfirmed for Concat), so it is a warning.
+EQUAL_INPUTS = {"Add": "confirmed", "Sub": "confirmed", "Mul": "confirmed", "Max": "confirmed",
+                "Min": "confirmed", "Sum": "confirmed", "Concat": "unconfirmed for Concat"}
+EQUAL_IN_OUT = {"MaxPool": "confirmed", "AveragePool": "confirmed"}
+#: Relative difference of two scales that counts as unequal.
+SCALE_TOLERANCE = 1e-4
+
+
+def _unequal(values: List[float]) -> bool:
+    return max(values) - min(values) > SCALE_TOLERANCE * max(values)
+
+
+def scale_findings(model: Any, scales: Dict[str, float]) -> List[Finding]:
+    """DLA layers whose INT8 tensors get unequal scales from the calibration cache ``{tensor: scale}``.
+
+    Only layers whose output has a scale are INT8, and only tensors with a scale count. TensorRT then either runs
+    the layer with requantization, moves it to the GPU or rejects the build; the report says which rule is
+    at stake so that the user can act (a shared range for the inputs, or the layer in FP16).
+    """
+    out: List[Finding] = []
+    for node in model.graph.node:
+        name = node.name or (node.output[0] if node.output else node.op_type)
+        if node.op_type in EQUAL_INPUTS:
+            tensors = [t for t in node.input if t in scales]
+            rule, status = "inputs", EQUAL_INPUTS[node.op_type]
+        elif node.op_type in EQUAL_IN_OUT:
+            tensors = [t for t in list(node.input[:1]) + list(node.output[:1]) if t in scales]
+            rule, status = "input and output", EQUAL_IN_OUT[node.op_type]
+        else:
+            continue
+        if not node.output or node.output[0] not in scales:
+            continue  # an output without a scale: TensorRT runs the layer in FP16, not INT8
+        values = [scales[t] for t in tensors]
+        if len(values) >= 2 and _unequal(values):
+            pairs = ", ".join("%s %.4g" % (t, v * 127.0) for t, v in zip(tensors, values))
+            out.append(Finding(name, node.op_type, "INT8 on the DLA needs equal ranges for the %s (%s); the "
+                                                   "cache gives %s" % (rule, status, pairs)))
+    return out
+
+
 @dataclass
 class LayerPlacement:
     """Where one TensorRT network layer runs."""
@@ -156,13 +203,14 @@ def network_placement(network: tensorrt.INetworkDefinition, config: tensorrt.IBu
 
 
 def format_report(rows: List[LayerPlacement], findings: Optional[List[Finding]] = None) -> List[str]:
-    """Human-readable lines: a summary, then each GPU layer with its reason."""
+    """Human-readable lines of the estimate (before the build): a summary, then each GPU layer with its reason."""
     if not rows and findings is not None:
         lines = ["DLA placement (from the ONNX rules): %d node(s) will run on the GPU" % len(findings)]
         lines += ["  GPU  %-40s %-14s %s" % (f.node, f.op, f.reason) for f in findings]
         return lines
     dla = sum(1 for r in rows if r.device == "DLA")
-    lines = ["DLA placement: %d of %d layers on the DLA, %d on the GPU (GPU_FALLBACK)"
+    lines = ["DLA placement estimate (can_run_on_DLA, before the build): %d of %d layers on the DLA, %d on the "
+             "GPU (GPU_FALLBACK)"
              % (dla, len(rows), len(rows) - dla)]
     lines += ["  GPU  %-40s %-14s %s" % (r.layer, r.type, r.reason) for r in rows if r.device == "GPU"]
     return lines

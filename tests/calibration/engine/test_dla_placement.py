@@ -4,7 +4,15 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from jetseg.calibration.engine.placement import Finding, LayerPlacement, format_report, onnx_rules
+from jetseg.calibration.engine import engine_info
+from jetseg.calibration.engine.placement import (
+    Finding,
+    LayerPlacement,
+    format_report,
+    onnx_rules,
+    scale_findings,
+)
+from tests.fixtures import fake_tensorrt_dla
 
 
 def unet_like():
@@ -55,7 +63,8 @@ def test_unet_rules():
 def test_report_lines():
     rows = [LayerPlacement("conv1", "CONVOLUTION", "DLA"), LayerPlacement("up", "DECONVOLUTION", "GPU", "padding")]
     lines = format_report(rows)
-    assert lines[0] == "DLA placement: 1 of 2 layers on the DLA, 1 on the GPU (GPU_FALLBACK)"
+    assert lines[0] == ("DLA placement estimate (can_run_on_DLA, before the build): 1 of 2 layers on the DLA, 1 on "
+                        "the GPU (GPU_FALLBACK)")
     assert lines[1].split() == ["GPU", "up", "DECONVOLUTION", "padding"]
     static = format_report([], [Finding("n", "Softplus", "no DLA")])
     assert static[0] == "DLA placement (from the ONNX rules): 1 node(s) will run on the GPU"
@@ -75,3 +84,60 @@ def test_the_project_unet_is_dla_friendly():
     proto = onnx.load_from_string(torch_to_onnx(model, tiny_spec()))  # the project's one export path
     assert {"Conv", "ConvTranspose", "Concat"} <= {n.op_type for n in proto.graph.node}
     assert onnx_rules(proto) == []
+
+
+def test_jetseg_rules_agree_with_the_double_built_from_nvinfer_h():
+    """jetseg's ONNX rules and the TensorRT double's (written from TensorRT 8.5's NvInfer.h) agree per node."""
+    model = unet_like()
+    constants = {i.name: numpy_helper.to_array(i).reshape(-1).tolist() for i in model.graph.initializer}
+    gpu = {f.node for f in onnx_rules(model)}
+    for node in model.graph.node:
+        assert fake_tensorrt_dla.can_run_on_dla(node, constants) == (node.name not in gpu), node.name
+
+
+def _concat_add_pool():
+    nodes = [helper.make_node("Concat", ["a", "b"], ["c"], name="cat", axis=1),
+             helper.make_node("Add", ["a", "b"], ["s"], name="add"),
+             helper.make_node("MaxPool", ["a"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2])]
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("c", "s", "p")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4, 8, 8])
+                                           for n in ("a", "b")], vi)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_int8_equal_range_rules_warn_on_unequal_cache_scales():
+    model = _concat_add_pool()
+    equal = {"a": 0.01, "b": 0.01, "c": 0.01, "s": 0.02, "p": 0.01}
+    assert scale_findings(model, equal) == []
+    found = {f.node: f.reason for f in scale_findings(model, {"a": 0.01, "b": 0.03, "c": 0.03, "s": 0.03, "p": 0.02})}
+    assert set(found) == {"cat", "add", "pool"}
+    assert found["cat"] == ("INT8 on the DLA needs equal ranges for the inputs (unconfirmed for Concat); the cache "
+                            "gives a 1.27, b 3.81")
+    assert found["add"].startswith("INT8 on the DLA needs equal ranges for the inputs (confirmed)")
+    assert found["pool"].startswith("INT8 on the DLA needs equal ranges for the input and output (confirmed)")
+    assert scale_findings(model, {"a": 0.01, "b": 0.03}) == []  # outputs without a scale: the layers are FP16
+
+
+def test_engine_inspector_json_gives_the_real_placement():
+    rows = [LayerPlacement(n, "X", "DLA") for n in ("conv1", "relu1", "up", "cat", "conv2")]
+    layers = [{"name": n, "type": "X", "device": d, "inputs": ["t_" + n], "outputs": ["o_" + n], "precision": "INT8"}
+              for n, d in (("conv1", "DLA"), ("relu1", "DLA"), ("up", "GPU"), ("cat", "DLA"), ("conv2", "DLA"))]
+    for detailed in (True, False):
+        parsed = engine_info.parse(fake_tensorrt_dla.engine_layers(layers, detailed))
+        assert [(x.name, x.device) for x in parsed if x.device != "glue"] == [
+            ("{ForeignNode[conv1...relu1]}", "DLA"), ("up", "GPU"), ("{ForeignNode[cat...conv2]}", "DLA")]
+        actual = engine_info.actual_placement(rows, parsed)
+        assert [r.device for r in actual] == ["DLA", "DLA", "GPU", "DLA", "DLA"]
+        assert engine_info.differences(rows, actual) == ["DLA placement: 1 layer(s) differ from the estimate",
+                                                         "  up: estimated DLA, built on the GPU"]
+
+
+def test_inspector_names_as_tensorrt_writes_them():
+    """GPU fusions ``A + B``, Myelin ForeignNodes on the GPU, reformats (trex's example engine graph JSON)."""
+    info = ('{"Layers": [{"Name": "Reformatting CopyNode for Input Tensor 0 to conv1 + relu1", "LayerType": '
+            '"Reformat"}, {"Name": "conv1 + relu1", "LayerType": "CaskConvolution"}, {"Name": '
+            '"{ForeignNode[up...cat]}", "LayerType": "Myelin"}, {"Name": "{ForeignNode[conv2]}", "LayerType": "X"}],'
+            ' "Bindings": ["input", "logits"]}')
+    parsed = engine_info.parse(info)
+    assert [(x.device, x.members) for x in parsed] == [("glue", []), ("GPU", ["conv1", "relu1"]),
+                                                       ("GPU", ["up", "cat"]), ("DLA", ["conv2"])]

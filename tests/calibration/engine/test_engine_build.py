@@ -103,13 +103,21 @@ def test_dla_int8_from_the_calibration_cache(tmp_path, xavier):
     outcome = build_engine(bundle, "int8", dla_core=1, out=out)
     call = trt.calls[-1]
     assert call["device"] == "DLA" and call["dla_core"] == 1
-    assert call["flags"] == ["FP16", "INT8", "GPU_FALLBACK"]
-    assert call["calibrator"] == "IInt8EntropyCalibrator2" and call["calibration_cache"] == CACHE.decode()
+    assert call["flags"] == ["FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS", "GPU_FALLBACK"]
+    # The logits stay float as in the Q/DQ model: left out of the cache, written in FP16 by their layer.
+    assert call["calibrator"] == "IInt8EntropyCalibrator2"
+    assert call["calibration_cache"] == "TRT-8502-EntropyCalibration2\ninput: 3d4ccccd\n"
+    assert call["constraints"] == {"conv": {"precision": None, "outputs": {"0": "HALF"}}}
     assert call["ops"] == ["Conv"]  # Q/DQ removed: the DLA cannot run a Q/DQ network
     assert outcome.key.name.startswith("xavier-sm72-trt8.5.2-int8-dla1-") and outcome.key.calibration_sha256
-    assert outcome.report[0] == "DLA placement: 1 of 1 layers on the DLA, 0 on the GPU (GPU_FALLBACK)"
-    assert outcome.report[0] in out.getvalue()
-    assert outcome.record["placement"] == [{"layer": "conv", "type": "CONV", "device": "DLA", "reason": ""}]
+    assert outcome.report[0] == ("DLA placement estimate (can_run_on_DLA, before the build): 1 of 1 layers on the "
+                                 "DLA, 0 on the GPU (GPU_FALLBACK)")
+    assert outcome.report[1] == "DLA placement in the built engine (engine inspector): 1 DLA subgraph(s), 0 GPU layer(s)"
+    assert outcome.report[0] in out.getvalue() and outcome.report[1] in out.getvalue()
+    assert outcome.record["placement"] == [{"layer": "conv", "type": "CONVOLUTION", "device": "DLA", "reason": ""}]
+    assert outcome.record["placement_actual"]["layers"] == outcome.record["placement"]
+    assert [x["name"] for x in outcome.record["placement_actual"]["engine_layers"]] == [
+        "input to nvm", "{ForeignNode[conv]}", "logits from nvm"]
     # A new calibration cache makes it stale: another key, the old engine removed as superseded.
     (bundle.path / "calibration.cache").write_bytes(CACHE.replace(b"3d4ccccd", b"3d000000"))
     assert build_engine(bundle, "int8", dla_core=1).key != outcome.key

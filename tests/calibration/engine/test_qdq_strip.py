@@ -18,7 +18,7 @@ def _run(model, x):
 
 
 def test_strip_keeps_names_and_dequantizes_weights():
-    model = qdq_model()
+    model = qdq_model(int8_weights=True)  # the older layout: INT8 weight initializers
     assert has_qdq(model)
     flat = strip_qdq(model)
     assert not has_qdq(flat) and has_qdq(model)  # the input model is untouched

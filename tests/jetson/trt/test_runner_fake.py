@@ -13,7 +13,7 @@ from jetseg.calibration.engine.build import build_engine
 from jetseg.errors import DeviceError
 from jetseg.jetson.device import info
 from jetseg.jetson.runners import open_runner
-from tests.fixtures import fake_tensorrt
+from tests.fixtures import fake_pycuda, fake_tensorrt
 
 
 @pytest.fixture
@@ -31,14 +31,14 @@ def test_runner_matches_onnxruntime_and_frees_its_buffers(tiny_bundle, device):
         expected = np.concatenate([ref.infer(batch[i:i + 1]) for i in range(3)])
     runner = open_runner("trt", tiny_bundle, batch_size=3)
     with runner:
-        assert len(fake_tensorrt.MEMORY) == 2  # one device buffer per I/O tensor
+        assert len(fake_pycuda.MEMORY) == 2  # one device buffer per I/O tensor
         got = runner.infer(batch)  # an engine of batch 1 runs the three frames one by one
         info_ = runner.describe()
     np.testing.assert_array_equal(got, expected)
     assert got.dtype == np.float32 and got.shape == (3, 2, 32, 32)
     assert device.executions == 3
     assert info_["engine"].startswith("xavier-sm72-trt8.5.2-fp16-gpu-") and info_["precision"] == "fp16"
-    assert fake_tensorrt.MEMORY == {}  # freed on deactivate
+    assert fake_pycuda.MEMORY == {}  # freed on deactivate
     assert sys.modules["pycuda.driver"].pushed == []  # every context push was popped
 
 
@@ -47,7 +47,7 @@ def test_failed_activation_frees_everything(tiny_bundle, device):
     runner = open_runner("trt", tiny_bundle, cuda_graph="1")
     with pytest.raises(DeviceError, match="CUDA graph"):  # no libcuda here (or a fake stream where there is)
         runner.activate()
-    assert not runner.is_active and fake_tensorrt.MEMORY == {}
+    assert not runner.is_active and fake_pycuda.MEMORY == {}
     assert sys.modules["pycuda.driver"].pushed == []
 
 
@@ -62,7 +62,7 @@ def test_on_device_calibration_then_the_runner_finds_the_engine(tiny_bundle, dev
     assert (folder / "calibration.cache").read_bytes().startswith(b"TRT-8502-EntropyCalibration2\n")
     record = json.loads((folder / "build.json").read_text())
     assert record["flags"]["int8"] == "device" and record["flags"]["calib_scans"] == "synthetic://ultrasound?frames=7"
-    assert fake_tensorrt.MEMORY == {}  # the calibration buffer was freed
+    assert fake_pycuda.MEMORY == {}  # the calibration buffer was freed
     assert sys.modules["pycuda.driver"].pushed == []
     with open_runner("trt", tiny_bundle, dla_core=0) as runner:
         assert runner.key.name == folder.name

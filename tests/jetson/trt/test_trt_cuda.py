@@ -8,7 +8,7 @@ import pytest
 
 from jetseg.errors import DeviceError
 from jetseg.jetson.trt import cuda as jcuda
-from tests.fixtures import fake_tensorrt
+from tests.fixtures import fake_pycuda, fake_tensorrt
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_numpy_dtype_names_an_unknown_type():
 
 
 def test_release_detaches_the_primary_context(monkeypatch):
-    modules = fake_tensorrt.make_pycuda()
+    modules = fake_pycuda.make_pycuda()
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     ctx = jcuda.CudaContext(0)
