@@ -265,9 +265,10 @@ def _measure_speed(rows: List[Row], frames: List[Any], settings: Settings) -> No
             row.timings[batch] = stats["%s@%d" % (row.key, batch)]
 
 
-def _power(rows: List[Row], settings: Settings, conds: Dict[str, Any]) -> Dict[str, Optional[float]]:
-    """Mean board power per runner row, each row run alone for a short while; empty without telemetry."""
-    calls = {row.key: functools.partial(row.active_runner.infer, row.bundle.spec.preprocess(np.zeros((8, 8), np.uint8)))
+def _power(rows: List[Row], frames: List[Any], settings: Settings,
+           conds: Dict[str, Any]) -> Dict[str, Optional[float]]:
+    """Mean board power per runner row, each alone on the first benchmark frame; empty without telemetry."""
+    calls = {row.key: functools.partial(row.active_runner.infer, row.bundle.spec.preprocess(frames[0].image))
              for row in rows if row.kind == "runner"}
     return cost.mean_power_w(calls, max(1.0, settings.min_time / 2.0), conds)
 
@@ -410,7 +411,7 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
             row.rss_added_bytes = max(0, cost.rss_bytes() - before)
         ref_row = _measure_accuracy(rows, frames, settings)
         _measure_speed(rows, frames, settings)
-        power = _power(rows, settings, conds)
+        power = _power(rows, frames, settings, conds)
         samples: Dict[str, List[float]] = {}
         results = _row_dicts(rows, ref_row, power, samples)
         if settings.e2e:

@@ -9,6 +9,7 @@ from jetseg.benchmarks.gates import Gates, failures
 from jetseg.benchmarks.report import markdown_table, render_markdown
 from jetseg.benchmarks.suite import Settings, run_benchmark
 from jetseg.errors import JetsegError
+from tests.fixtures.bundles import threshold_bundle
 
 FAST = dict(min_time=0.02, warmup=1, min_runs=3, progress=False)
 
@@ -153,3 +154,12 @@ def test_naive_loop_skipped_with_reason_without_weights(tiny_bundles, frames):
     assert ("tiny-int8", "torch", "tiny-int8 is int8; PyTorch eager runs FP32 weights only") not in reasons
     assert any(r[2].startswith("naive-loop peer skipped: ") for r in reasons)
     assert all(r["backend"] == "onnxrt" for r in report["results"])
+
+
+def test_bench_runs_a_bundle_whose_spec_roi_is_larger_than_a_toy_frame(tmp_path, frames):
+    """Every row is fed real benchmark frames (an 8x8 placeholder once broke the power step on pixel ROIs)."""
+    roi = [2, 2, 28, 20]  # fits the 32x24 frames, not an 8x8 placeholder
+    ref = threshold_bundle(tmp_path / "roi-fp32", 16, 0.5, roi=roi, classes=("background", "blob"))
+    cand = threshold_bundle(tmp_path / "roi-int8", 16, 0.56, "int8", roi=roi, classes=("background", "blob"))
+    report = run_benchmark([cand], ref, frames, settings=Settings(plots=False, hd95=False, **FAST))
+    assert {r["bundle"] for r in report["results"]} >= {"roi-fp32", "roi-int8"}
