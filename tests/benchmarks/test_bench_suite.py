@@ -158,7 +158,7 @@ def test_naive_loop_skipped_with_reason_without_weights(tiny_bundles, frames):
 
 def test_bench_runs_a_bundle_whose_spec_roi_is_larger_than_a_toy_frame(tmp_path, frames):
     """Every row is fed real benchmark frames (an 8x8 placeholder once broke the power step on pixel ROIs)."""
-    roi = [2, 2, 28, 20]  # fits the 32x24 frames, not an 8x8 placeholder
+    roi = [10, 9, 20, 14]  # inside the 32x24 frames, outside an 8x8 placeholder
     ref = threshold_bundle(tmp_path / "roi-fp32", 16, 0.5, roi=roi, classes=("background", "blob"))
     cand = threshold_bundle(tmp_path / "roi-int8", 16, 0.56, "int8", roi=roi, classes=("background", "blob"))
     report = run_benchmark([cand], ref, frames, settings=Settings(plots=False, hd95=False, **FAST))
