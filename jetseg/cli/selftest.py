@@ -131,10 +131,15 @@ def device_checks(state: _State) -> List[Check]:
         if info.dla_cores < 1:
             raise selftest.Skip("this device has no DLA core")
         outcome = build_engine(Bundle(needs_int8()), "int8", dla_core=0, force=True)
-        placement = outcome.record.get("placement") or []
+        actual = outcome.record.get("placement_actual") or {}
+        if actual.get("unknown_because"):
+            raise RuntimeError("DLA INT8 engine %s built, but its placement is unknown: %s"
+                                   % (outcome.key, actual["unknown_because"]))
+        placement = actual.get("layers") or []
         on_dla = sum(1 for row in placement if row.get("device") == "DLA")
-        return ("DLA INT8 engine %s: %d of %d layers on the DLA" % (outcome.key, on_dla, len(placement)),
-                {"placement": placement, "report": outcome.report})
+        return ("DLA INT8 engine %s: %d of %d layers on the DLA (as TensorRT placed them)"
+                % (outcome.key, on_dla, len(placement)),
+                {"placement": placement, "estimate": outcome.record.get("placement"), "report": outcome.report})
 
     def trt_runner() -> Any:
         import numpy as np
