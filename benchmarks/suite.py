@@ -21,10 +21,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from jetseg.benchmarks import accuracy, conditions, cost
+from jetseg.benchmarks import conditions, cost
 from jetseg.benchmarks.timing import TimingStats, measure_interleaved
 from jetseg.bundle import Bundle
 from jetseg.errors import JetsegError, RunnerError
+from jetseg.jetson import evaluate
 from jetseg.jetson.runners.base import Runner
 
 log = logging.getLogger("jetseg.bench")
@@ -42,7 +43,7 @@ class Settings:
     """How to measure. Times in seconds."""
 
     backends: List[str] = field(default_factory=lambda: ["onnxrt"])
-    frames: int = 50  # frames read from the source for accuracy (and cycled for timing)
+    frames: int = evaluate.BENCH_FRAMES  # frames read from the source for accuracy (and cycled for timing)
     min_time: float = 3.0  # measured seconds each row must reach
     warmup: int = 5
     min_runs: int = 10
@@ -89,7 +90,7 @@ class Row:
     kind: str = "runner"  # runner: runner.infer only; frame-to-mask: preprocess + infer + decode
     runner: Optional[Runner] = None
     rss_added_bytes: Optional[int] = None
-    outputs: Optional[accuracy.Outputs] = None
+    outputs: Optional[evaluate.Outputs] = None
     scores: Dict[str, Any] = field(default_factory=dict)
     timings: Dict[int, TimingStats] = field(default_factory=dict)
     name: str = ""  # how the bundle is called in the report (its directory name, made unique)
@@ -199,16 +200,16 @@ def _measure_accuracy(rows: List[Row], frames: List[Any], settings: Settings) ->
     bar = _bar(settings, len(frames) * len(rows), "accuracy")
     tick = (lambda: bar.update(1)) if bar is not None else None
     try:
-        reference.outputs = accuracy.run_frames(reference.bundle.spec, reference.active_runner.infer, frames, tick)
+        reference.outputs = evaluate.run_frames(reference.bundle.spec, reference.active_runner.infer, frames, tick)
         for row in rows:
             if row is not reference:
-                row.outputs = accuracy.run_frames(row.bundle.spec, row.active_runner.infer, frames, tick)
+                row.outputs = evaluate.run_frames(row.bundle.spec, row.active_runner.infer, frames, tick)
     finally:
         if bar is not None:
             bar.close()
     for row in rows:
         assert row.outputs is not None and reference.outputs is not None, "every row ran the frames above"
-        row.scores = accuracy.evaluate(row.outputs, reference.outputs, frames, hd95=settings.hd95)
+        row.scores = evaluate.score_frames(row.outputs, reference.outputs, frames, hd95=settings.hd95)
     return reference
 
 
@@ -282,12 +283,11 @@ def _row_dicts(rows: List[Row], reference: Row, power: Dict[str, Optional[float]
     """The report's rows (one per row and batch size); latency samples go into ``samples`` by plot label."""
     from jetseg.benchmarks.plots import row_label
 
-    ref_ref = reference.scores
     ref_size = cost.file_size(reference.bundle.model_path)
     out = []
     for row in rows:
         vs_ref, vs_labels = row.scores["vs_reference"], row.scores["vs_labels"]
-        drop = accuracy.dice_drop(row.scores, ref_ref)
+        drop = evaluate.dice_drop(row.scores)
         size = cost.file_size(row.bundle.model_path)
         for batch, stats in sorted(row.timings.items()):
             base = reference.timings.get(batch)

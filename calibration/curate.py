@@ -1,7 +1,14 @@
 """Choosing the calibration set and the held-out gate set from all frames, deterministically.
 
-- Held-out set (for the accuracy gate) first: ``holdout`` frames evenly spaced over the stream, so it
-  represents the whole recording rather than its most unusual frames.
+- Held-out set (for the accuracy gate) first, never next to a calibration frame of the same sequence
+  (adjacent cine frames are near copies, and a gate on them measures nothing):
+
+  - ``by-file``: the frames come from several files or sequences (``groups``): whole files are held out,
+    evenly spaced over the files, until about ``holdout`` frames are held out (at least one file is left
+    for calibration);
+  - ``block``: one sequence (a cine loop, a video, one stream): the last ``holdout`` frames, and a gap of
+    :data:`GAP` frames before them that neither set uses;
+  - ``per-frame``: every frame is its own file (an image folder): ``holdout`` frames evenly spaced.
 - Calibration set from the rest: ``count`` frames by k-center greedy on the thumbnails (each next frame is
   the one farthest from every frame chosen so far), so that rare views are covered and near-duplicate video
   frames are not chosen twice. The first center is the frame closest to the mean thumbnail; ties go to the
@@ -10,13 +17,17 @@
 from __future__ import annotations
 
 import logging
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from jetseg.errors import JetsegError
 
 log = logging.getLogger("jetseg.calibration")
+
+#: Frames left out between calibration and held-out frames of one sequence (``block`` split).
+GAP = 4
+SPLIT_METHODS = ("by-file", "block", "per-frame")
 
 
 def k_center_greedy(features: np.ndarray, k: int, pool: Sequence[int]) -> List[int]:
@@ -49,11 +60,19 @@ def evenly_spaced(n: int, k: int) -> List[int]:
     return sorted({int((i + 0.5) * n / k) for i in range(k)})
 
 
-def split(features: np.ndarray, count: int, holdout: int) -> Tuple[List[int], List[int]]:
-    """``(calibration, holdout)`` index lists, disjoint, both sorted in stream order.
+def group_of(source_id: str) -> str:
+    """The file or sequence a frame belongs to: its source id without the ``#frame`` suffix."""
+    return str(source_id).split("#", 1)[0]
 
-    With fewer frames than ``count + holdout`` the held-out set is shrunk first (to a quarter of the frames,
-    at least one) and the calibration set takes the rest.
+
+def split(features: np.ndarray, count: int, holdout: int,
+          groups: Optional[Sequence[str]] = None) -> Tuple[List[int], List[int], str]:
+    """``(calibration, holdout, method)``: index lists, disjoint, both sorted in stream order, and the split
+    method (one of :data:`SPLIT_METHODS`, see the module docstring).
+
+    ``groups`` names each frame's file or sequence (default: all frames are one sequence). With fewer frames
+    than ``count + holdout`` the held-out set is shrunk first (to a quarter of the frames, at least one) and
+    the calibration set takes the rest.
 
     Raises:
         JetsegError: fewer than two frames, or a non-positive count.
@@ -66,14 +85,38 @@ def split(features: np.ndarray, count: int, holdout: int) -> Tuple[List[int], Li
     if n < 2:
         raise JetsegError("only %d usable frame; calibration needs at least 2 (calibration + held-out for the "
                           "accuracy gate); give more scans" % n)
+    names = [str(g) for g in groups] if groups is not None else ["sequence"] * n
+    if len(names) != n:
+        raise JetsegError("split: %d group names for %d frames" % (len(names), n))
+    order: Dict[str, List[int]] = {}
+    for i, name in enumerate(names):
+        order.setdefault(name, []).append(i)
     if n < count + holdout:
         new_holdout = min(holdout, max(1, n // 4))
         new_count = min(count, n - new_holdout)
         log.warning("only %d usable frames for --count %d + --holdout %d; using %d for calibration and %d held out",
                     n, count, holdout, new_count, new_holdout)
         count, holdout = new_count, new_holdout
-    held = evenly_spaced(n, holdout)
-    taken = set(held)
-    pool = [i for i in range(n) if i not in taken]
+    if len(order) == n:
+        method, held = "per-frame", evenly_spaced(n, holdout)
+        pool = [i for i in range(n) if i not in set(held)]
+    elif len(order) >= 2:
+        method, held = "by-file", _held_files(list(order.values()), holdout)
+        pool = [i for i in range(n) if i not in set(held)]
+    else:
+        method = "block"
+        gap = min(GAP, max(0, n - holdout - count))
+        held = list(range(n - holdout, n))
+        pool = list(range(0, n - holdout - gap))
     calib = k_center_greedy(features, count, pool)
-    return sorted(calib), held
+    return sorted(calib), sorted(held), method
+
+
+def _held_files(files: List[List[int]], holdout: int) -> List[int]:
+    """Whole files, evenly spaced over the files, until ``holdout`` frames are held out; one file stays."""
+    held: List[int] = []
+    for k in range(1, len(files)):
+        held = [i for f in evenly_spaced(len(files), k) for i in files[f]]
+        if len(held) >= holdout:
+            break
+    return held

@@ -1,19 +1,21 @@
 """The accuracy gate: INT8 against FP32 on held-out frames, with layer fallback when INT8 hurts.
 
-Both models run through the one runner layer (``open_runner("onnxrt", bundle)``) on the same preprocessed
-held-out frames. Scores come from :mod:`jetseg.scores` (the project's one Dice/IoU):
+Both models run through the one runner layer (``open_runner("onnxrt", bundle)``) and are scored by the one
+evaluation path, :mod:`jetseg.jetson.evaluate`, exactly as ``jetseg bench`` scores them:
 
-- against the labels when every held-out frame has one: mean foreground Dice of FP32 and of INT8; the
-  *Dice drop* is FP32's minus INT8's;
-- otherwise against the FP32 masks: the drop is ``1 - Dice(INT8 mask, FP32 mask)``;
-- always: per-class Dice and IoU, pixel agreement of INT8 with FP32, and the logit error (mean/max |diff|).
+- always against the FP32 masks: Dice, IoU and pixel agreement of INT8 with FP32, and the logit error;
+- also against the labels when every held-out frame has one: FP32's and INT8's Dice;
+- the *Dice drop* is the worst of both bases (:func:`~jetseg.jetson.evaluate.dice_drop`), so an INT8
+  model that disagrees with FP32 does not pass because both are equally far from the labels; the pixel
+  disagreement with FP32 must not exceed the threshold either.
 
-A mean Dice that is undefined (no structure in either mask anywhere) counts as 1.0: nothing to find and
-nothing invented.
+``check`` frames (the first :data:`~jetseg.jetson.evaluate.BENCH_FRAMES` frames of the scans, what ``jetseg
+bench`` reads by default) are scored too, and the gate passes only when both sets pass: if ``jetseg
+calibrate --gate-dice D`` passes on scans S, ``jetseg bench --max-dice-drop D`` on S passes.
 
-When the drop exceeds the threshold, :func:`rank_layers` measures each quantizable layer's own damage
-(the model with *only that layer* quantized, its mean |logit error| against FP32) and the fallback keeps the
-worst layers in float, one more per round, until the gate passes or ``max_fallback`` is reached.
+When the gate fails, :func:`rank_layers` measures each quantizable layer's own damage (the model with
+*only that layer* quantized, its mean |logit error| against FP32) and the fallback keeps the worst layers
+in float, one more per round, until the gate passes or ``max_fallback`` is reached.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from jetseg.bundle import Bundle, BundleLike, save_bundle
+from jetseg.jetson import evaluate
 from jetseg.optional import require
 from jetseg.spec import Spec
 
@@ -34,24 +37,20 @@ log = logging.getLogger("jetseg.calibration")
 RANK_FRAMES = 8
 
 
-def run_model(bundle: BundleLike, inputs: Sequence[np.ndarray], desc: str = "", progress: bool = False) -> List[np.ndarray]:
-    """Logits ``(1, K, H, W)`` of ``bundle`` for each preprocessed input, through the onnxrt runner."""
+def run_model(bundle: BundleLike, inputs: Sequence[np.ndarray], desc: str = "",
+              progress: bool = False) -> evaluate.Outputs:
+    """Outputs and masks of ``bundle`` for each preprocessed input, through the onnxrt runner."""
     from jetseg.jetson.runners import open_runner
 
     tqdm = require("tqdm", "progress bars").tqdm
     with open_runner("onnxrt", bundle) as runner:
-        return [np.asarray(runner.infer(x), dtype=np.float32)
-                for x in tqdm(inputs, desc=desc, unit="frame", leave=False, disable=None if progress else True)]
+        with tqdm(total=len(inputs), desc=desc, unit="frame", leave=False, disable=None if progress else True) as bar:
+            return evaluate.run_inputs(runner.spec, runner.infer, inputs, lambda: bar.update(1))
 
 
 def stage(model_path: Path, spec: Spec, directory: Path, name: str) -> Bundle:
     """A throw-away bundle around a candidate model, so that it runs through the runner layer like any other."""
     return save_bundle(Path(directory) / name, model_path, spec, precision="int8", overwrite=True)
-
-
-def _dice_or_one(summary: Optional[Dict[str, Any]]) -> float:
-    value = None if summary is None else summary.get("dice")
-    return 1.0 if value is None else float(value)
 
 
 def _rounded(value: Any) -> Any:
@@ -64,34 +63,28 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def compare(spec: Spec, fp32: Sequence[np.ndarray], int8: Sequence[np.ndarray],
+def compare(fp32: evaluate.Outputs, int8: evaluate.Outputs,
             labels: Optional[Sequence[Optional[np.ndarray]]] = None) -> Dict[str, Any]:
     """Scores of INT8 outputs against FP32 outputs (and labels): see the module docstring."""
-    from jetseg import scores
-
-    agreement = scores.SegmentationScores(spec.classes, hd95=False)
-    fp32_vs_label = scores.SegmentationScores(spec.classes, hd95=False)
-    int8_vs_label = scores.SegmentationScores(spec.classes, hd95=False)
-    use_labels = labels is not None and len(labels) == len(fp32) and all(lab is not None for lab in labels)
-    for i, (ref_out, out) in enumerate(zip(fp32, int8)):
-        ref_mask, mask = spec.decode(ref_out)[0], spec.decode(out)[0]
-        agreement.add(mask, ref_mask, out, ref_out)
-        if use_labels:
-            label = np.asarray(labels[i])  # type: ignore[index]
-            fp32_vs_label.add(ref_mask, label)
-            int8_vs_label.add(mask, label)
-    result: Dict[str, Any] = {"frames": len(fp32), "reference": "labels" if use_labels else "fp32",
-                              "int8_vs_fp32": agreement.summary()}
-    if use_labels:
-        result["fp32_vs_labels"] = fp32_vs_label.summary()
-        result["int8_vs_labels"] = int8_vs_label.summary()
-        drop = _dice_or_one(result["fp32_vs_labels"]) - _dice_or_one(result["int8_vs_labels"])
-    else:
-        drop = 1.0 - _dice_or_one(result["int8_vs_fp32"])
-    result["dice_drop"] = float(drop)
-    result["pixel_agreement"] = result["int8_vs_fp32"]["pixel_agreement"]
+    scores = evaluate.score(int8, fp32, labels)
+    drop = evaluate.dice_drop(scores)
+    result: Dict[str, Any] = {"frames": scores["frames"], "int8_vs_fp32": scores["vs_reference"],
+                              "bases": ["fp32"] + (["labels"] if scores["reference_vs_labels"] else [])}
+    if scores["reference_vs_labels"]:
+        result["fp32_vs_labels"] = scores["reference_vs_labels"]
+        result["int8_vs_labels"] = scores["vs_labels"]
+    result["dice_drop"] = float(drop["dice_drop"])
+    result["dice_drop_basis"] = "fp32" if drop["dice_drop_basis"] == "reference" else "labels"
+    result["drop_vs_fp32"] = drop["drop_vs_reference"]
+    result["drop_vs_labels"] = drop["drop_vs_labels"]
+    result["pixel_agreement"] = drop["pixel_agreement"]
     result["logit_error"] = result["int8_vs_fp32"].get("logit_error")
     return _rounded(result)
+
+
+def verdict(result: Dict[str, Any], threshold: float) -> bool:
+    """Pass when the Dice drop and the pixel disagreement with FP32 are both within ``threshold``."""
+    return bool(result["dice_drop"] <= threshold and 1.0 - float(result["pixel_agreement"]) <= threshold)
 
 
 class Gate:
@@ -106,25 +99,36 @@ class Gate:
     """
 
     def __init__(self, fp32: Bundle, inputs: Sequence[np.ndarray], labels: Sequence[Optional[np.ndarray]],
-                 threshold: float, work_dir: Path, progress: bool = True) -> None:
+                 threshold: float, work_dir: Path, progress: bool = True,
+                 check_inputs: Sequence[np.ndarray] = (),
+                 check_labels: Sequence[Optional[np.ndarray]] = ()) -> None:
         self.fp32 = fp32
         self.spec = fp32.spec
         self.inputs = list(inputs)
         self.labels = list(labels)
+        self.check_inputs = list(check_inputs)
+        self.check_labels = list(check_labels)
         self.threshold = float(threshold)
         self.work_dir = Path(work_dir)
         self.progress = progress
         self.reference = run_model(fp32, self.inputs, "gating (FP32)", progress)
+        self.check_reference = run_model(fp32, self.check_inputs, "gating (FP32)", progress)
         self._staged = 0
 
     def score(self, model_path: Path) -> Dict[str, Any]:
-        """Gate result for one candidate model: :func:`compare` plus ``passed`` and ``threshold``."""
+        """Gate result for one candidate model: :func:`compare` on the held-out frames plus ``passed``,
+        ``threshold`` and ``bench_frames`` (the same on the check frames)."""
         self._staged += 1
         bundle = stage(model_path, self.spec, self.work_dir, "candidate%d" % self._staged)
-        result = compare(self.spec, self.reference, run_model(bundle, self.inputs, "gating (INT8)", self.progress),
-                         self.labels)
+        result = compare(self.reference, run_model(bundle, self.inputs, "gating (INT8)", self.progress), self.labels)
         result["threshold"] = self.threshold
-        result["passed"] = bool(result["dice_drop"] <= self.threshold)
+        result["passed"] = verdict(result, self.threshold)
+        if self.check_inputs:
+            check = compare(self.check_reference, run_model(bundle, self.check_inputs, "gating (INT8)",
+                                                            self.progress), self.check_labels)
+            check["passed"] = verdict(check, self.threshold)
+            result["bench_frames"] = check
+            result["passed"] = result["passed"] and check["passed"]
         return result
 
     def layer_error(self, model_path: Path, frames: int = RANK_FRAMES) -> float:
@@ -132,7 +136,7 @@ class Gate:
         self._staged += 1
         bundle = stage(model_path, self.spec, self.work_dir, "probe%d" % self._staged)
         outs = run_model(bundle, self.inputs[:frames])
-        return float(np.mean([np.abs(a - b).mean() for a, b in zip(outs, self.reference[:frames])]))
+        return float(np.mean([np.abs(a - b).mean() for a, b in zip(outs.outputs, self.reference.outputs[:frames])]))
 
 
 def rank_layers(gate: Gate, candidates: Sequence[str], quantize_only: Callable[[str, Path], None],

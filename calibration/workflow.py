@@ -27,9 +27,9 @@ from typing import Any, Dict, List, Optional, Union
 from jetseg.bundle import Bundle, command_line, save_bundle, versions
 from jetseg.calibration import cache as trtcache
 from jetseg.calibration.check import MAX_OPSET, check_qdq, format_violations, summary
-from jetseg.calibration.curate import split
+from jetseg.calibration.curate import group_of, split
 from jetseg.calibration.engine.precision import float_keep
-from jetseg.calibration.gate import Gate, rank_layers
+from jetseg.calibration.gate import Gate, rank_layers, verdict
 from jetseg.calibration.quantize import (
     METHODS,
     TARGETS,
@@ -43,6 +43,7 @@ from jetseg.calibration.quantize import (
 )
 from jetseg.calibration.scans import read_scans
 from jetseg.errors import BundleError, GateError, JetsegError
+from jetseg.jetson.evaluate import BENCH_FRAMES
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.calibration")
@@ -109,10 +110,14 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                           "opset_version=%d (or use --target cpu)" % (fp32.model_path, opset, MAX_OPSET, MAX_OPSET))
 
     scanset = read_scans(scans, spec, max_frames=max_frames, memory_mb=memory_mb, progress=progress)
-    calib_idx, held_idx = split(scanset.thumbs, count, holdout)
-    tensors = scanset.tensors(calib_idx + held_idx, progress=progress)
-    calib_x, held_x = tensors[:len(calib_idx)], tensors[len(calib_idx):]
+    groups = [group_of(item["source"]) for item in scanset.ids]
+    calib_idx, held_idx, split_method = split(scanset.thumbs, count, holdout, groups)
+    check_idx = list(range(min(len(scanset), BENCH_FRAMES)))
+    tensors = scanset.tensors(calib_idx + held_idx + check_idx, progress=progress)
+    calib_x, held_x = tensors[:len(calib_idx)], tensors[len(calib_idx):len(calib_idx) + len(held_idx)]
+    check_x = tensors[len(calib_idx) + len(held_idx):]
     held_labels = [scanset.labels[i] for i in held_idx]
+    check_labels = [scanset.labels[i] for i in check_idx]
     log.info("calibrating on %d frame(s), gating on %d held-out frame(s) of %d read from %s",
              len(calib_idx), len(held_idx), len(scanset), scans)
 
@@ -122,7 +127,8 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         prepare_model(fp32.model_path, prepared)
         data = compute_ranges(prepared, spec.input.name, calib_x, method, work, progress=progress)
         ranges = _ordered_ranges(prepared, ranges_of(data))
-        gate = Gate(fp32, held_x, held_labels, gate_dice, work, progress=progress)
+        gate = Gate(fp32, held_x, held_labels, gate_dice, work, progress=progress, check_inputs=check_x,
+                    check_labels=check_labels)
         candidate = work / "int8.onnx"
 
         def attempt(exclude: List[str]) -> Dict[str, Any]:
@@ -152,9 +158,13 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                 tried = "no layer fallback (--max-fallback 0)"
             else:
                 tried = "kept in float: %s" % ", ".join(exclude)
-            raise GateError("INT8 fails the accuracy gate: mean Dice drop %.4f > --gate-dice %g on %d held-out frames "
-                            "(%s); try --method percentile or minmax, more --count, a higher --max-fallback, or "
-                            "a larger --gate-dice" % (final["dice_drop"], gate_dice, final["frames"], tried))
+            failed = final if not verdict(final, gate_dice) else final["bench_frames"]
+            where = "held-out" if failed is final else "first (as jetseg bench reads them)"
+            raise GateError("INT8 fails the accuracy gate: mean Dice drop %.4f (basis %s; pixel agreement with FP32 "
+                            "%.4f) > --gate-dice %g on %d %s frames (%s); try --method percentile or minmax, more "
+                            "--count, a higher --max-fallback, or a larger --gate-dice"
+                            % (failed["dice_drop"], failed["dice_drop_basis"], failed["pixel_agreement"], gate_dice,
+                               failed["frames"], where, tried))
         # ``candidate`` now holds the model of the last (passing) attempt
 
         qmodel = onnx.load(str(candidate))
@@ -181,10 +191,16 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
             "fp32_bundle": {"path": str(fp32.path), "model_sha256": fp32.model_sha256},
             "scans": {"uri": scans, "frames_read": len(scanset), "skipped_files": scanset.skipped,
                       "truncated_at_max_frames": scanset.truncated, "files": scanset.files},
-            "curation": {"strategy": "holdout evenly spaced; calibration k-center greedy on 16x16 thumbnails",
+            "curation": {"strategy": "calibration k-center greedy on 16x16 thumbnails",
+                         "split": {"method": split_method, "files": len(set(groups)),
+                                   "heldout_files": sorted({groups[i] for i in held_idx})},
                          "calibration_frames": [scanset.ids[i] for i in calib_idx],
-                         "holdout_frames": [scanset.ids[i] for i in held_idx]},
-            "gate": {"threshold": gate_dice, "passed": True, "result": final, "attempts": history,
+                         "holdout_frames": [scanset.ids[i] for i in held_idx],
+                         "bench_frames": len(check_idx)},
+            "gate": {"threshold": gate_dice, "passed": True, "bases": final["bases"],
+                     "int8_vs_fp32": {"dice": final["int8_vs_fp32"]["dice"],
+                                      "pixel_agreement": final["pixel_agreement"]},
+                     "result": final, "attempts": history,
                      "sensitivity": ranking or []},
             "float_layers": list(exclude),
             "model": {"opset": opset_of(qmodel), "qdq": summary(qmodel), "fp32_size_bytes": fp32_size,

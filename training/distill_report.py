@@ -12,10 +12,11 @@ from jetseg.spec import Spec
 
 
 def _masks(bundle: BundleLike, x: np.ndarray, backend: str) -> np.ndarray:
+    from jetseg.jetson import evaluate
     from jetseg.jetson.runners import open_runner
 
     with open_runner(backend, bundle) as runner:
-        return np.stack([runner.spec.decode(runner.infer(x[i:i + 1].astype(np.float32)))[0] for i in range(len(x))])
+        return np.stack(evaluate.run_inputs(runner.spec, runner.infer, [x[i:i + 1] for i in range(len(x))]).masks)
 
 
 def evaluate_student(onnx_bytes: bytes, spec: Spec, weights: bytes, provenance: Dict[str, Any], teacher: Bundle,

@@ -196,23 +196,21 @@ def train(cfg: TrainConfig) -> Bundle:
 
 
 def evaluate_bundle(bundle: BundleLike, data: Dataset, backend: str = "onnxrt") -> Dict[str, Any]:
-    """Held-out Dice of a bundle run through a runner on preprocessed frames (model resolution)."""
+    """Held-out Dice of a bundle run through a runner on preprocessed frames (model resolution), scored by
+    the one evaluation path (:mod:`jetseg.jetson.evaluate`)."""
+    from jetseg.jetson import evaluate
     from jetseg.jetson.runners import open_runner
-    from jetseg.scores import dice_per_class, mean_dice
 
     if data.y is None:
         raise TrainError("held-out data %s has no masks; evaluation needs labelled frames" % data.uri)
-    masks = []
     with open_runner(backend, bundle) as runner:
-        for i in range(len(data.x)):
-            masks.append(runner.spec.decode(runner.infer(data.x[i:i + 1].astype(np.float32)))[0])
-    pred = np.stack(masks)
+        outputs = evaluate.run_inputs(runner.spec, runner.infer, [data.x[i:i + 1] for i in range(len(data.x))])
     spec = runner.spec
-    per_frame = np.stack([dice_per_class(p, r, spec.num_classes) for p, r in zip(pred, data.y)])
-    per_class = {spec.classes[k + 1]: round(float(np.nanmean(per_frame[:, k])), 4)
-                 for k in range(spec.num_classes - 1)}
-    return {"dice": round(mean_dice(pred, data.y, spec.num_classes), 4), "per_class": per_class,
-            "frames": int(len(pred)), "backend": backend, "data": data.uri,
+    vs_labels = evaluate.score(outputs, None, list(data.y))["vs_labels"]
+    per_class = {name: round(float(v["dice"]) if v["dice"] is not None else float("nan"), 4)
+                 for name, v in vs_labels["per_class"].items()}
+    return {"dice": round(evaluate.dice_or_one(vs_labels), 4), "per_class": per_class,
+            "frames": int(len(outputs.masks)), "backend": backend, "data": data.uri,
             "resolution": "model input (%dx%d), labels via Spec.preprocess_mask" % tuple(spec.input.size)}
 
 
@@ -272,30 +270,28 @@ def evaluate_uri(bundle: BundleLike, uri: str, every: int = 10, backend: str = "
                  threads: int = 0) -> Dict[str, Any]:
     """Held-out Dice of a bundle on every ``every``-th labelled frame of ``uri``, on the run-time path.
 
-    Each frame goes through ``Spec.preprocess``, the runner and ``Spec.decode``, and is compared with
-    ``Spec.preprocess_mask(label)`` (model resolution) and, mapped back with ``Spec.mask_to_frame``, with the
-    full-size label (frame resolution).
+    Each frame goes through ``Spec.preprocess``, the runner and ``Spec.decode`` (:mod:`jetseg.jetson.evaluate`),
+    and is compared with ``Spec.preprocess_mask(label)`` (model resolution) and, mapped back with
+    ``Spec.mask_to_frame``, with the full-size label (frame resolution).
     """
+    from jetseg.jetson import evaluate
     from jetseg.jetson.runners import open_runner
     from jetseg.jetson.sources import open_source
     from jetseg.scores import mean_dice
 
     bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     spec = bundle.spec
-    pred, ref, full = [], [], []
     options = {"threads": threads} if threads else {}
     with open_runner(backend, bundle, **options) as runner, open_source(uri) as source:
-        for i, frame in enumerate(source):
-            if i % every or frame.label is None:
-                continue
-            mask = spec.decode(runner.infer(spec.preprocess(frame.image)))[0]
-            pred.append(mask)
-            ref.append(spec.preprocess_mask(frame.label))
-            full.append(mean_dice(spec.mask_to_frame(mask, frame.image.shape), frame.label, spec.num_classes))
-    if not pred:
+        frames = [frame for i, frame in enumerate(source) if not i % every and frame.label is not None]
+        outputs = evaluate.run_frames(spec, runner.infer, frames)
+    if not frames:
         raise TrainError("%s delivered no labelled frames to evaluate" % uri)
-    return {"data": uri, "every": every, "frames": len(pred), "backend": backend,
-            "dice": round(mean_dice(np.stack(pred), np.stack(ref), spec.num_classes), 4),
+    full = [mean_dice(spec.mask_to_frame(mask, frame.image.shape), frame.label, spec.num_classes)
+            for mask, frame in zip(outputs.masks, frames)]
+    vs_labels = evaluate.score_frames(outputs, None, frames, hd95=False)["vs_labels"]
+    return {"data": uri, "every": every, "frames": len(frames), "backend": backend,
+            "dice": round(evaluate.dice_or_one(vs_labels), 4),
             "dice_full_frame": round(float(np.mean(full)), 4)}
 
 

@@ -5,6 +5,8 @@ import argparse
 import sys
 from typing import List
 
+from jetseg.jetson.evaluate import BENCH_FRAMES
+
 HELP = "benchmark bundles: speed, accuracy vs FP32, cost; report.json/md + plots; CI gates"
 
 
@@ -33,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="report directory (default: bench-YYYYmmdd-HHMMSS)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
-    parser.add_argument("--frames", type=int, default=50, help="frames read for accuracy and timing (default 50)")
+    parser.add_argument("--frames", type=int, default=BENCH_FRAMES,
+                        help="frames read for accuracy and timing (default %d)" % BENCH_FRAMES)
     parser.add_argument("--min-time", type=float, default=3.0, metavar="S",
                         help="measured seconds per row, rows interleaved (default 3)")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up calls per row (default 5)")

@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
              len(report["curation"]["holdout_frames"]), report["scans"]["frames_read"],
              report["scans"]["skipped_files"]))
     print("  gate: mean Dice drop %.4f <= %g (vs %s), pixel agreement %.4f, layers kept in float: %s"
-          % (round(gate["dice_drop"], 4) + 0.0, report["gate"]["threshold"], gate["reference"], gate["pixel_agreement"] or 0.0,
-             ", ".join(report["float_layers"]) or "none"))
+          % (round(gate["dice_drop"], 4) + 0.0, report["gate"]["threshold"], " and ".join(gate["bases"]),
+             gate["pixel_agreement"] or 0.0, ", ".join(report["float_layers"]) or "none"))
     print("  model.onnx %.0f KB = %.0f%% of FP32; calibration cache %s"
           % (model["int8_size_bytes"] / 1024.0, 100.0 * model["size_ratio"], report["implicit_int8"]["header"]))
     return 0

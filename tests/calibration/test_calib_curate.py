@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetseg.calibration.curate import evenly_spaced, k_center_greedy, split
+from jetseg.calibration.curate import GAP, evenly_spaced, group_of, k_center_greedy, split
 from jetseg.errors import JetsegError
 
 
@@ -24,21 +24,40 @@ def test_k_center_covers_rare_views():
     assert clusters == {(0, 0), (1, 0), (0, 1), (1, 1)}
 
 
-def test_split_is_deterministic_and_disjoint():
+def test_split_per_frame_is_deterministic_and_disjoint():
     feats = np.random.default_rng(3).normal(size=(100, 8))
-    calib, held = split(feats, 20, 10)
-    assert (calib, held) == split(feats.copy(), 20, 10)
+    names = ["img%03d.png" % i for i in range(100)]
+    calib, held, method = split(feats, 20, 10, names)
+    assert (calib, held, method) == split(feats.copy(), 20, 10, names)
+    assert method == "per-frame"
     assert len(calib) == 20 and len(held) == 10 and not set(calib) & set(held)
     assert held == evenly_spaced(100, 10) == [5, 15, 25, 35, 45, 55, 65, 75, 85, 95]
     assert calib == sorted(calib)
 
 
+def test_split_one_sequence_holds_out_a_block_with_a_gap():
+    feats = np.random.default_rng(3).normal(size=(100, 8))
+    calib, held, method = split(feats, 20, 10, ["cine.dcm"] * 100)
+    assert method == "block" and held == list(range(90, 100))
+    assert max(calib) < 90 - GAP  # no calibration frame next to a held-out one
+
+
+def test_split_several_files_holds_out_whole_files():
+    feats = np.random.default_rng(3).normal(size=(60, 8))
+    groups = [group_of("cine%d.dcm#%d" % (i // 20, i % 20)) for i in range(60)]
+    calib, held, method = split(feats, 20, 10, groups)
+    assert method == "by-file"
+    held_files = {groups[i] for i in held}
+    assert len(held_files) == 1 and not held_files & {groups[i] for i in calib}
+    assert len(held) == 20
+
+
 def test_split_shrinks_when_frames_are_few(caplog):
     feats = np.random.default_rng(0).normal(size=(10, 4))
-    calib, held = split(feats, 64, 32)
+    calib, held, _ = split(feats, 64, 32)
     assert len(held) == 2 and len(calib) == 8 and not set(calib) & set(held)
     assert "only 10 usable frames for --count 64 + --holdout 32; using 8 for calibration and 2 held out" in caplog.text
-    calib, held = split(feats[:2], 64, 32)
+    calib, held, _ = split(feats[:2], 64, 32)
     assert len(calib) == 1 and len(held) == 1
 
 

@@ -48,7 +48,7 @@ def test_png_folder_to_tensorrt_int8_bundle(make_bundle, png_folder, tmp_path, c
     assert len(calib) == 12 and len(held) == 6 and not set(calib) & set(held)
     assert report["curation"]["holdout_frames"][0]["source"] == "scan002.png"
     gate = report["gate"]["result"]
-    assert gate["reference"] == "labels" and gate["passed"] and gate["dice_drop"] <= 0.01
+    assert gate["bases"] == ["fp32", "labels"] and gate["passed"] and gate["dice_drop"] <= 0.01
     assert gate["fp32_vs_labels"]["dice"] > 0.9  # the tiny model really segments the disks
     assert set(gate["int8_vs_fp32"]["per_class"]["target"]) == {"dice", "iou"}
     assert report["float_layers"] == [] and report["tensorrt_check"]["violations"] == []
@@ -74,7 +74,7 @@ def test_dicom_cine_to_cpu_int8_bundle(make_bundle, tmp_path):
     dcm = write_cine(tmp_path / "cine.dcm", frames)
     report = calibrate(make_bundle(), str(dcm), out=tmp_path / "cpu", target="cpu", method="minmax", count=10,
                        holdout=5, progress=False)
-    assert report["gate"]["result"]["reference"] == "fp32"  # DICOM has no labels: INT8 vs FP32 masks
+    assert report["gate"]["result"]["bases"] == ["fp32"]  # DICOM has no labels: INT8 vs FP32 masks
     assert report["gate"]["passed"] and report["scans"]["frames_read"] == 20
     assert report["scans"]["files"] == [{"path": "cine.dcm", "sha256": sha256_file(dcm)}]
     assert report["curation"]["calibration_frames"][0]["source"].startswith("cine.dcm#")
@@ -104,8 +104,9 @@ def test_gate_keeps_the_outlier_layer_in_float(make_bundle, png_folder, tmp_path
 
 def test_gate_failure_writes_nothing(make_bundle, png_folder, tmp_path, capsys):
     bundle, scans, out = make_bundle("outlier", outlier=True), png_folder(16), tmp_path / "int8"
-    with pytest.raises(GateError, match=r"INT8 fails the accuracy gate: mean Dice drop 0\.\d+ > --gate-dice 0\.01 on "
-                                        r"4 held-out frames \(no layer fallback \(--max-fallback 0\)\)"):
+    with pytest.raises(GateError, match=r"INT8 fails the accuracy gate: mean Dice drop [01]\.\d+ \(basis (fp32|labels); "
+                                        r"pixel agreement with FP32 0\.\d+\) > --gate-dice 0\.01 on 4 held-out frames "
+                                        r"\(no layer fallback \(--max-fallback 0\)\)"):
         calibrate(bundle, str(scans), out=out, count=8, holdout=4, max_fallback=0, progress=False)
     assert not out.exists()
     code, _, err = _cli(capsys, bundle, "--scans", scans, "--out", out, "--count", 8, "--holdout", 4,
