@@ -164,7 +164,8 @@ def open_sinks(parts: Assembly, metrics: Metrics) -> None:
     config = parts.config
     token = config.web.token or os.environ.get(TOKEN_ENV) or None
     context = SinkContext(spec=parts.bundle.spec, fps=parts.reader.fps if parts.reader else None,
-                          roi_only=config.roi.roi_only, health=metrics.health, metrics=metrics.exposition,
+                          roi_only=config.roi.roi_only, live=bool(parts.reader and parts.reader.live),
+                          health=metrics.health, metrics=metrics.exposition,
                           stats=metrics.stats, extra={"token": token} if token else {})
     opened = []
     try:

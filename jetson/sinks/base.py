@@ -37,6 +37,7 @@ class SinkContext:
         spec: the model's spec.
         fps: the source's native frame rate if known (recordings use it), else None.
         roi_only: record/serve only the ROI (no burned-in patient text).
+        live: the source is live (frames may be dropped): recordings keep real time from the capture stamps.
         health: returns the daemon's health as a JSON-able dict (``/health``).
         metrics: returns ``(payload, content_type)`` in Prometheus text format (``/metrics``).
         stats: returns live statistics (fps, latencies, drops) as a JSON-able dict (web viewer).
@@ -45,6 +46,7 @@ class SinkContext:
     spec: Spec
     fps: Optional[float] = None
     roi_only: bool = False
+    live: bool = False
     health: Callable[[], Dict[str, Any]] = _empty
     metrics: Callable[[], Tuple[bytes, str]] = _no_metrics
     stats: Callable[[], Dict[str, Any]] = _empty

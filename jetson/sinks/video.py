@@ -10,6 +10,11 @@ patient text around the image), ``crf=`` and ``preset=`` (libx264 quality and sp
 ``veryfast``), ``encoder=auto|ffmpeg|opencv``. The target may contain ``strftime`` fields
 (``file://rec-%Y%m%d-%H%M%S.mp4``), expanded at ``open()``; an existing file of the same name is replaced.
 The frame size is fixed by the first frame; later frames of another size are resized to it.
+
+Real time: from a live source (frames dropped when the pipeline is behind, gaps while reconnecting) each
+frame is placed by its capture time (``stamps["captured"]``), repeating the previous frame over the gaps,
+so that 20 s of stream is 20 s of video. Frames of a file source are all recorded, one after the other, at
+the file's rate.
 """
 from __future__ import annotations
 
@@ -87,11 +92,16 @@ class VideoFileSink(Sink):
         self._lock = threading.Lock()
         self._failed = False
         self._encoder_stopped = False
+        self.live = False
+        self._t0: Optional[float] = None
+        self.video_frames = 0  # frames in the video (repeats over gaps included)
 
     # ------------------------------------------------------------------ lifecycle
     def _open(self, context: SinkContext) -> None:
         self.fps = float(self.fps_option or context.fps or DEFAULT_FPS)
         self.roi_only = context.roi_only if self.roi is None else self.roi
+        self.live = bool(context.live)
+        self._t0, self.video_frames = None, 0
         self.path = Path(time.strftime(str(Path(self.uri).expanduser())))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +127,21 @@ class VideoFileSink(Sink):
         log.info("recording %s (%s, %.3g fps%s)", self.path, self.encoder, self.fps,
                  ", ROI only" if self.roi_only else "")
 
+    def _copies(self, result: Any) -> int:
+        """How many video frames this result fills: 1 for a file source; for a live one, up to its capture
+        time (0 when it arrives faster than the recording's rate)."""
+        if not self.live:
+            return 1
+        stamp = float(result.stamps.get("captured", result.frame.timestamp))
+        if self._t0 is None:
+            self._t0 = stamp
+        slot = int(round((stamp - self._t0) * self.fps))
+        return max(0, slot + 1 - self.video_frames)
+
     def _write(self, result: Any) -> None:
+        copies = self._copies(result)
+        if copies == 0:
+            return
         image = result.overlay(roi_only=self.roi_only)
         with self._lock:
             if self._failed or self.tmp_path is None:
@@ -130,12 +154,15 @@ class VideoFileSink(Sink):
                 self._start()
             if (image.shape[1], image.shape[0]) != self.size:
                 image = self._cv2.resize(image, self.size, interpolation=self._cv2.INTER_AREA)
-            if self.encoder == "ffmpeg":
-                self._pipe(np.ascontiguousarray(image))
-                if self._encoder_stopped:
-                    return
-            else:
-                self._writer.write(np.ascontiguousarray(image))
+            image = np.ascontiguousarray(image)
+            for _ in range(copies):
+                if self.encoder == "ffmpeg":
+                    self._pipe(image)
+                    if self._encoder_stopped:
+                        return
+                else:
+                    self._writer.write(image)
+                self.video_frames += 1
             self.written += 1
 
     def _close(self) -> None:
