@@ -167,14 +167,31 @@ def parse_uri(uri: str) -> Tuple[str, str, Dict[str, str]]:
     return _path_kind(uri), uri, {}
 
 
+def is_dicom_file(path: Path) -> bool:
+    """True when ``path`` starts like a DICOM Part 10 file: 128 bytes of preamble, then ``DICM``."""
+    try:
+        with open(str(path), "rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def is_dicom_folder(folder: Path, probe: int = 8) -> bool:
+    """True when the first files of ``folder`` (by name, at most ``probe``) are DICOM by content, whatever
+    their names (scanners export ``IM0001``, ``I0000023`` or ``.dcm``)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))[:probe]
+    return bool(files) and sum(is_dicom_file(p) for p in files) * 2 > len(files)
+
+
 def _path_kind(target: str) -> str:
     path = Path(target)
     if path.is_dir():
-        return "folder"
+        return "dicom" if is_dicom_folder(path) else "folder"
     name = path.name.lower()
     if any(name.endswith(s) for s in NIFTI_SUFFIXES):
         return "nifti"
-    if path.suffix.lower() in DICOM_SUFFIXES:
+    if path.suffix.lower() in DICOM_SUFFIXES or (path.is_file() and is_dicom_file(path)):
         return "dicom"
     if not path.exists():
         raise SourceError("source %s does not exist (expected a video file, an image folder, a DICOM or NIfTI "

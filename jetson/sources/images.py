@@ -130,7 +130,8 @@ class ImageFolderSource(Source):
         self.files = list_images(self.image_folder)
         if not self.files:
             raise SourceError("no images in %s: expected PNG, JPEG, TIFF or BMP files (or images/ and masks/ "
-                              "folders)" % self.image_folder)
+                              "folders); for other files name the reader: dicom://%s (DICOM), nifti://FILE.nii.gz "
+                              "(NIfTI), or a video file" % (self.image_folder, self.folder))
         self._masks = {}
         if self.mask_folder is not None:
             for path in list_images(self.mask_folder):
