@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
+from jetseg.errors import SinkError
 from jetseg.jetson.sources.base import Frame
 from jetseg.spec import Spec
 
@@ -23,6 +24,8 @@ class Result:
         areas_mm2: the same in mm^2 when the spec gives pixel spacing, else None.
         stamps: ``time.monotonic()`` per stage: captured, preprocessed, inferred, postprocessed.
         inference_ms: time inside the runner.
+        roi_trusted: False when ``roi: auto`` was not sure and fell back to the whole frame: a ROI-only view
+            would show the whole screen, burned-in patient text included, so :meth:`overlay` refuses it.
     """
 
     frame: Frame
@@ -33,6 +36,7 @@ class Result:
     areas_mm2: Optional[Dict[str, float]] = None
     stamps: Dict[str, float] = field(default_factory=dict)
     inference_ms: float = 0.0
+    roi_trusted: bool = True
     _overlay: Optional[np.ndarray] = field(default=None, repr=False)
 
     @property
@@ -47,6 +51,10 @@ class Result:
         if self._overlay is None:
             self._overlay = render_overlay(self.frame.image, self.mask, self.spec)
         if roi_only:
+            if not self.roi_trusted:
+                raise SinkError("roi=1 refused for frame %d: auto ROI found no imaging area it is sure of, and the "
+                               "whole frame would record burned-in patient text; set roi: [x, y, w, h] (or --roi "
+                               "x,y,w,h) or drop roi=1" % self.frame.index)
             x, y, w, h = self.roi
             return self._overlay[y:y + h, x:x + w]
         return self._overlay

@@ -12,7 +12,7 @@ frame (``Spec.mask_to_frame``). It comes from, in order of precedence:
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -60,28 +60,66 @@ def detect_roi(frames: Sequence[np.ndarray], threshold: Optional[float] = None, 
         acc = grey if acc is None else np.maximum(acc, grey)
     assert acc is not None
     height, width = shape
+    size = int(text_px) if text_px else max(5, int(round(min(height, width) * 0.015)) | 1)
+    # Averaged over the kernel, low-gain speckle (an OB sector that is mostly fluid) stays above the dark
+    # level as one region, and isolated text strokes fade.
     if threshold is None:
         dark = float(np.percentile(acc, 5))
         threshold = min(dark + 12.0, 128.0)
-    binary = (acc > threshold).astype(np.uint8)
-    size = int(text_px) if text_px else max(5, int(round(min(height, width) * 0.015)) | 1)
+    raw = (acc > threshold).astype(np.uint8)
+    binary = (cv2.blur(acc, (size, size)) > threshold).astype(np.uint8)
+    binary[_bar_rows(binary, cv2)] = 0  # header and footer bars (patient text on a grey band) span the width
+    binary[:, _bar_rows(binary.T, cv2)] = 0  # side bars (a colour map legend) span the height
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
     opened = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
     if count <= 1:
         raise RoiError("no image area found in the first frames (all dark); use --roi x,y,w,h or roi: spec")
-    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    colour = _saturation(cv2, frames[0])
+    candidates = [i for i in range(1, count) if _imaging_area(stats[i], labels == i, colour, height, width, cv2)]
+    if not candidates:
+        raise RoiError("no imaging area found: the bright regions are text bands, colour bars or strips; use "
+                       "--roi x,y,w,h or roi: spec")
+    best = max(candidates, key=lambda i: int(stats[i, cv2.CC_STAT_AREA]))
     area = int(stats[best, cv2.CC_STAT_AREA])
-    # The opening also rounds off the sector's sharp apex and edges: take them back from the unopened
-    # image, but only next to the region found (text further away than the kernel stays out).
-    near = cv2.dilate((labels == best).astype(np.uint8), kernel)
-    ys, xs = np.nonzero(near & binary)
+    # The blur widens the region by half a kernel, which gives back what the opening rounded off (the
+    # sector's apex and edges); its bright pixels are the image area (text further away stays out).
+    ys, xs = np.nonzero((labels == best) & (raw > 0))
     x, y = int(xs.min()), int(ys.min())
     w, h = int(xs.max()) - x + 1, int(ys.max()) - y + 1
     if area < min_fraction * height * width:
         raise RoiError("the largest bright region found is %d px, under %.0f%% of the %dx%d frame; use --roi "
                        "x,y,w,h or roi: spec" % (area, 100 * min_fraction, width, height))
     return x, y, w, h
+
+
+def _bar_rows(binary: np.ndarray, cv2: Any) -> np.ndarray:
+    """Rows that are bright over more than 90% of the width: bands, never part of a sector or a circle."""
+    return np.asarray(binary.mean(axis=1) > 0.9)
+
+
+def _saturation(cv2: Any, image: np.ndarray) -> Optional[np.ndarray]:
+    """Per-pixel colour saturation (0..255) of a BGR frame, None for grey frames."""
+    if image.ndim != 3 or image.shape[2] < 3:
+        return None
+    bgr = image[:, :, :3]
+    if bgr.dtype != np.uint8:
+        bgr = _grey8(cv2, bgr[:, :, 0])[:, :, None].repeat(3, axis=2)
+    return cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2HSV)[:, :, 1]
+
+
+def _imaging_area(stat: np.ndarray, region: np.ndarray, colour: Optional[np.ndarray], height: int, width: int,
+                  cv2: Any) -> bool:
+    """False for what is not an imaging area: a text band (wide and low), a strip (thin in one direction),
+    a colour bar (mostly saturated colour)."""
+    w, h = int(stat[cv2.CC_STAT_WIDTH]), int(stat[cv2.CC_STAT_HEIGHT])
+    if w < 0.15 * width or h < 0.15 * height:
+        return False  # a strip, a ruler, a text line, a small icon
+    if w > 4 * h or h > 4 * w:
+        return False  # a band
+    if colour is not None and float(np.mean(colour[region] > 80)) > 0.5:
+        return False  # a colour map legend or a Doppler colour box on its own
+    return True
 
 
 def _grey8(cv2, image: np.ndarray) -> np.ndarray:

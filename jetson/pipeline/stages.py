@@ -38,11 +38,12 @@ class PipelineError(JetsegError):
 class Item:
     """One frame on its way through the pipeline: the frame, its ROI, tensors and per-stage time stamps."""
 
-    __slots__ = ("frame", "roi", "tensor", "logits", "stamps", "inference_ms")
+    __slots__ = ("frame", "roi", "roi_trusted", "tensor", "logits", "stamps", "inference_ms")
 
     def __init__(self, frame: Frame, stamps: Dict[str, float]) -> None:
         self.frame = frame
         self.roi: Tuple[int, int, int, int] = (0, 0, 0, 0)
+        self.roi_trusted = True
         self.tensor: Optional[np.ndarray] = None
         self.logits: Optional[np.ndarray] = None
         self.stamps = stamps
@@ -131,8 +132,9 @@ class Preprocess(Stage):
     """ROI and :meth:`Spec.preprocess`: frame -> ``(1, C, H, W) float32``.
 
     With ``roi: auto`` the first frames are held back until the ROI is detected from them; they are then
-    sent on in order. If no image area is found (black frames while a scanner starts), the spec's ROI is
-    used for those frames and detection is retried on the next ones.
+    sent on in order. If no image area is found for sure (black frames while a scanner starts, a screen of
+    text and bars), the whole frame is used for those frames, marked untrusted (``roi=1`` sinks refuse
+    them rather than record burned-in text), and detection is retried on the next ones.
     """
 
     name = "preprocess"
@@ -143,6 +145,7 @@ class Preprocess(Stage):
         self.roi = roi
         self._held: List[Item] = []
         self._warned = False
+        self._trusted = True
 
     def process(self, item: Item) -> List[Item]:
         image = item.frame.image
@@ -158,20 +161,24 @@ class Preprocess(Stage):
                 return self.flush()
             roi = self._resolve([image])
         item.roi = roi
+        item.roi_trusted = self._trusted
         item.tensor = self.spec.preprocess(image, roi=roi)
         item.stamps["preprocessed"] = time.monotonic()
         return [item]
 
     def _resolve(self, images: List[np.ndarray]) -> Tuple[int, int, int, int]:
+        self._trusted = True
         try:
             roi = self.roi.resolve(images)
         except RoiError as exc:
             if not self.roi.is_auto:
                 raise
             if not self._warned:
-                log.warning("ROI auto-detection failed (%s); using the spec's ROI until it succeeds", exc)
+                log.warning("ROI auto-detection is not sure (%s); using the whole frame until it is (roi=1 sinks "
+                            "refuse these frames)", exc)
                 self._warned = True
-            return self.spec.roi_for(images[0].shape)
+            self._trusted = False
+            return (0, 0, int(images[0].shape[1]), int(images[0].shape[0]))
         log.info("ROI %s for %dx%d frames (%s)", list(roi), images[0].shape[1], images[0].shape[0],
                  self.roi.mode if isinstance(self.roi.mode, str) else "fixed",
                  extra={"fields": {"event": "roi", "roi": list(roi)}})
@@ -188,6 +195,7 @@ class Preprocess(Stage):
         now = time.monotonic()
         for h in held:
             h.roi = roi
+            h.roi_trusted = self._trusted
             h.tensor = self.spec.preprocess(h.frame.image, roi=roi)
             h.stamps["preprocessed"] = now
         return held
@@ -231,7 +239,8 @@ class Postprocess(Stage):
         now = item.stamps["postprocessed"] = time.monotonic()
         cls = Result if isinstance(mask, np.ndarray) else DeferredMaskResult
         result = cls(frame=frame, mask=mask, roi=item.roi, spec=self.spec, areas_px=areas_px,
-                     areas_mm2=areas_mm2, stamps=item.stamps, inference_ms=item.inference_ms)
+                     areas_mm2=areas_mm2, stamps=item.stamps, inference_ms=item.inference_ms,
+                     roi_trusted=item.roi_trusted)
         if self.metrics is not None:
             self.metrics.frame(now)
         result.stamps["sink"] = now

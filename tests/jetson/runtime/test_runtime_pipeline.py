@@ -196,7 +196,7 @@ def test_auto_roi_holds_the_first_frames_and_keeps_their_order(runner):
     assert pipeline.summary()["roi"] == [40, 20, 90, 80]
 
 
-def test_auto_roi_on_black_frames_falls_back_to_the_spec_roi(runner):
+def test_auto_roi_on_black_frames_falls_back_to_the_whole_frame(runner):
     sink = RecordingSink()
     pipeline = Pipeline(ListSource([np.zeros((48, 64), np.uint8)] * 3).open(), runner, [("rec", sink)],
                         roi=RoiPolicy(runner.spec, "auto", auto_frames=2))

@@ -6,6 +6,7 @@ import pytest
 
 from jetseg.jetson.roi import RoiError, RoiPolicy, clip_roi, detect_roi
 from tests.fixtures.media import scanner_frame
+from tests.fixtures.scanner import KINDS, scanner_screen
 from tests.fixtures.specs import tiny_spec
 
 
@@ -53,3 +54,23 @@ def test_policies():
         clip_roi([70, 0, 10, 10], (48, 64), "--roi")
     with pytest.raises(RoiError, match="ROI mode 'sector' is unknown"):
         RoiPolicy(spec, "sector")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_auto_roi_on_real_looking_scanner_screens(kind):
+    frames, truth = [], None
+    for seed in range(3):
+        image, truth = scanner_screen(kind, seed)
+        frames.append(image)
+    x, y, w, h = detect_roi(frames)
+    assert _close((x, y, w, h), truth, tol=6), ((x, y, w, h), truth)
+    assert y >= 56  # never the header bar with the patient text
+    assert x + w < 640 - 40  # nor the ruler
+
+
+def test_auto_roi_refuses_frames_without_an_imaging_area():
+    image, _ = scanner_screen("colour-bar")
+    image[80:] = 0
+    image[80:300, 20:38] = 200  # only text, a header bar and a bar left
+    with pytest.raises(RoiError, match="no imaging area found"):
+        detect_roi([image])
