@@ -34,6 +34,7 @@ from jetseg.errors import SpecError
 
 TASKS = ("segmentation",)
 OUTPUT_KINDS = ("softmax", "sigmoid")
+ACTIVATIONS = ("logits", "probabilities")
 COLOR_ORDERS = {1: ("gray",), 3: ("rgb", "bgr")}
 LAYOUTS = ("NCHW",)
 INTERPOLATIONS = ("linear", "area", "nearest")
@@ -71,8 +72,11 @@ class OutputSpec:
     """How the model's output becomes a mask."""
 
     name: str = "logits"
-    kind: str = "softmax"  # softmax: N-class logits, argmax; sigmoid: one logit, threshold
+    kind: str = "softmax"  # softmax: one channel per class, argmax; sigmoid: one channel per foreground class
     threshold: float = 0.5  # sigmoid only, on the probability
+    # What the model's last layer gives: logits (the decoder applies the activation) or probabilities (the
+    # model ends in Sigmoid/Softmax; applying it again would mark every pixel). Old bundles: logits.
+    activation: str = "logits"
 
 
 @dataclass
@@ -154,15 +158,14 @@ class Spec:
                     "input.roi", inp.roi, "[x, y, width, height] in frame pixels, or null")
             inp.roi = [int(v) for v in inp.roi]
         _expect(out.kind in OUTPUT_KINDS, "output.kind", out.kind, "one of %s" % ", ".join(OUTPUT_KINDS))
+        _expect(out.activation in ACTIVATIONS, "output.activation", out.activation,
+                "one of %s" % ", ".join(ACTIVATIONS))
         _expect(isinstance(out.threshold, (int, float)) and 0.0 < out.threshold < 1.0,
                 "output.threshold", out.threshold, "a probability between 0 and 1")
         _expect(isinstance(self.classes, list) and len(self.classes) >= 2
                 and all(isinstance(c, str) and c for c in self.classes)
                 and len(set(self.classes)) == len(self.classes),
                 "classes", self.classes, "a list of at least two distinct names, background first")
-        if out.kind == "sigmoid":
-            _expect(len(self.classes) == 2, "classes", self.classes,
-                    "exactly two names (background, target) for output.kind sigmoid")
         if self.colors is None:
             self.colors = default_colors(len(self.classes))
         _expect(isinstance(self.colors, list) and len(self.colors) == len(self.classes)
@@ -188,7 +191,13 @@ class Spec:
 
     @property
     def output_channels(self) -> int:
-        return 1 if self.output.kind == "sigmoid" else self.num_classes
+        """softmax: one channel per class; sigmoid: one per foreground class (multi-label when several)."""
+        return self.num_classes - 1 if self.output.kind == "sigmoid" else self.num_classes
+
+    @property
+    def multilabel(self) -> bool:
+        """Sigmoid outputs with several foreground classes: each pixel may belong to several classes."""
+        return self.output.kind == "sigmoid" and self.num_classes > 2
 
     @property
     def output_shape(self) -> Tuple[int, int, int, int]:
@@ -276,7 +285,12 @@ class Spec:
 
     # ------------------------------------------------------------------ decoding
     def decode(self, output: np.ndarray) -> np.ndarray:
-        """Model output ``(N, K, H, W)`` (or ``(K, H, W)``) to masks ``(N, H, W) uint8`` of class indices."""
+        """Model output ``(N, K, H, W)`` (or ``(K, H, W)``) to masks ``(N, H, W) uint8`` of class indices.
+
+        Multi-label sigmoid outputs give, per pixel, the last class (in ``classes`` order) above the threshold,
+        so a lesion listed after its organ shows inside it (the mask that overlays, sinks and scores share);
+        :meth:`decode_labels` gives every class's own, overlapping mask.
+        """
         output = np.asarray(output)
         if output.ndim == 3:
             output = output[None]
@@ -285,20 +299,43 @@ class Spec:
                             "%d classes" % (tuple(output.shape), self.output_channels, self.output.kind,
                                             self.num_classes))
         if self.output.kind == "sigmoid":
-            t = float(np.log(self.output.threshold / (1.0 - self.output.threshold)))
-            return (output[:, 0] > t).astype(np.uint8)
+            t = self._threshold()
+            if output.shape[1] == 1:
+                return (output[:, 0] > t).astype(np.uint8)
+            above = output > t  # painter's order: a later class is drawn over an earlier one it lies in
+            last = output.shape[1] - np.argmax(above[:, ::-1], axis=1)
+            return np.where(above.any(axis=1), last, 0).astype(np.uint8)
         if output.shape[1] == 2:  # the same as argmax (a tie gives 0), ~50x faster: the runtime's per-frame path
             return (output[:, 1] > output[:, 0]).astype(np.uint8)
         return np.argmax(output, axis=1).astype(np.uint8)
 
-    def probabilities(self, output: np.ndarray) -> np.ndarray:
-        """Per-class probabilities ``(N, K, H, W) float32`` (sigmoid outputs give K=2)."""
-        output = np.asarray(output, dtype=np.float32)
+    def decode_labels(self, output: np.ndarray) -> np.ndarray:
+        """Per-class masks ``(N, K-1, H, W) bool`` of the foreground classes (overlapping for multi-label)."""
+        output = np.asarray(output)
         if output.ndim == 3:
             output = output[None]
         if self.output.kind == "sigmoid":
-            p = 1.0 / (1.0 + np.exp(-output[:, :1]))
-            return np.concatenate([1.0 - p, p], axis=1)
+            return output > self._threshold()
+        masks = self.decode(output)
+        return np.stack([masks == k for k in range(1, self.num_classes)], axis=1)
+
+    def _threshold(self) -> float:
+        """The sigmoid threshold on the output's own scale (a logit, or the probability itself)."""
+        p = float(self.output.threshold)
+        return p if self.output.activation == "probabilities" else float(np.log(p / (1.0 - p)))
+
+    def probabilities(self, output: np.ndarray) -> np.ndarray:
+        """Per-class probabilities ``(N, K, H, W) float32``; sigmoid outputs give background first
+        (``1 - max`` over the foreground channels), then each foreground class's own probability."""
+        output = np.asarray(output, dtype=np.float32)
+        if output.ndim == 3:
+            output = output[None]
+        given = self.output.activation == "probabilities"
+        if self.output.kind == "sigmoid":
+            p = output if given else 1.0 / (1.0 + np.exp(-output))
+            return np.concatenate([1.0 - p.max(axis=1, keepdims=True), p], axis=1)
+        if given:
+            return output
         e = np.exp(output - output.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 

@@ -71,10 +71,11 @@ class PostProcessor:
     def _as_logits(self, probs: np.ndarray) -> np.ndarray:
         """Smoothed probabilities in the form Spec.decode takes (so decoding stays in one place)."""
         eps = 1e-6
+        given = self.spec.output.activation == "probabilities"
         if self.spec.output.kind == "sigmoid":
-            p = np.clip(probs[:, 1:2], eps, 1.0 - eps)
-            return np.log(p / (1.0 - p))
-        return np.log(probs + eps)
+            p = np.clip(probs[:, 1:], eps, 1.0 - eps)
+            return p if given else np.log(p / (1.0 - p))
+        return probs if given else np.log(probs + eps)
 
     def to_frame(self, mask: np.ndarray, frame_shape: Sequence[int], roi: Sequence[int]) -> np.ndarray:
         """Model-size mask onto the full frame; then small components are removed."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import logging
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -17,6 +18,8 @@ import numpy as np
 from jetseg.errors import JetsegError
 from jetseg.optional import require
 from jetseg.spec import Spec
+
+log = logging.getLogger("jetseg.export")
 
 OPSET = 17
 MAX_OPSET = 17
@@ -122,8 +125,10 @@ def check_onnx(model: Any, spec: Spec) -> Any:
     inputs = [i for i in proto.graph.input if i.name not in initializers]
     names = [i.name for i in inputs]
     if names != [spec.input.name]:
-        raise ExportError("%s has inputs %s; the spec expects exactly one input named %r (set input.name in "
-                          "the spec to the model's input name)" % (_where(model), names, spec.input.name))
+        hint = " (use --input-name %s, or set input.name in the spec)" % names[0] if len(names) == 1 else \
+            " (set input.name in the spec to the model's input name)"
+        raise ExportError("%s has inputs %s; the spec expects exactly one input named %r%s"
+                          % (_where(model), names, spec.input.name, hint))
     shape = _shape(inputs[0])
     if any(not isinstance(d, int) for d in shape):
         raise ExportError("%s input %r has a dynamic shape %s; jetseg needs a static shape such as %s (export "
@@ -142,6 +147,28 @@ def check_onnx(model: Any, spec: Spec) -> Any:
                           % (_where(model), spec.output.name, out_shape[1], spec.output.kind, spec.num_classes,
                              spec.output_channels))
     return proto
+
+
+def output_activation(proto: Any, name: str) -> str:
+    """``probabilities`` when the node producing output ``name`` is a Sigmoid or Softmax, else ``logits``.
+
+    LogSoftmax counts as logits (argmax and the softmax of log-probabilities are what the decoder does).
+    """
+    for node in proto.graph.node:
+        if name in node.output:
+            return "probabilities" if node.op_type in ("Sigmoid", "Softmax") else "logits"
+    return "logits"
+
+
+def record_activation(proto: Any, spec: Spec, info: Dict[str, Any]) -> None:
+    """Set ``spec.output.activation`` from the model's last node and note it in ``info``."""
+    found = output_activation(proto, spec.output.name)
+    if found != spec.output.activation:
+        log.info("output %r comes from a %s node: output.activation is %s (the decoder does not apply the "
+                 "activation again)", spec.output.name, "Sigmoid/Softmax" if found == "probabilities"
+                 else "non-activation", found)
+    spec.output.activation = found
+    info["output_activation"] = found
 
 
 def _shape(value_info: Any) -> list:
@@ -196,7 +223,8 @@ def export_model(source: str, spec: Spec, weights: Optional[str] = None,
                               % source)
         if not path.is_file():
             raise ExportError("ONNX model %s does not exist" % source)
-        check_onnx(path, spec)
+        proto = check_onnx(path, spec)
+        record_activation(proto, spec, info)
         data = path.read_bytes()
         info["route"] = "onnx"
         return data, info
@@ -215,6 +243,6 @@ def export_model(source: str, spec: Spec, weights: Optional[str] = None,
         load_weights(model, weights)
         info["weights"] = str(weights)
     data = torch_to_onnx(model, spec)
-    check_onnx(data, spec)
+    record_activation(check_onnx(data, spec), spec, info)
     info["max_abs_diff_vs_torch"] = compare_with_torch(model, data, spec)
     return data, info

@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mean", default=None, help="normalisation mean (one number or one per channel, on [0,1])")
     parser.add_argument("--std", default=None, help="normalisation std (one number or one per channel, on [0,1])")
     parser.add_argument("--output-kind", choices=("softmax", "sigmoid"), default=None,
-                        help="softmax logits over the classes (default) or one sigmoid logit")
+                        help="softmax over the classes (default) or sigmoid, one channel per foreground class "
+                        "(multi-label when several); whether the model gives logits or probabilities is read "
+                        "from its last node")
     parser.add_argument("--input-name", default=None, help="ONNX input name (default input)")
     parser.add_argument("--output-name", default=None, help="ONNX output name (default logits)")
     parser.add_argument("--roi", default=None, metavar="X,Y,W,H", help="crop applied to frames before resizing")

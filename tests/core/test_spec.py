@@ -25,7 +25,7 @@ def make_spec(**input_overrides):
     ({"input": {"roi": [0, 0, -1, 5]}}, "spec field 'input.roi'"),
     ({"output": {"kind": "softplus"}}, "spec field 'output.kind' is 'softplus'; expected one of softmax, sigmoid"),
     ({"classes": ["bg"]}, "spec field 'classes' is ['bg']; expected a list of at least two distinct names"),
-    ({"classes": ["bg", "a", "b"], "output": {"kind": "sigmoid"}}, "exactly two names"),
+    ({"output": {"activation": "softmax"}}, "'output.activation' is 'softmax'; expected one of logits, probabilities"),
     ({"colors": [[0, 0, 0]]}, "spec field 'colors'"),
     ({"input": {"rio": [0, 0, 1, 1]}}, "(did you mean 'input.roi'?)"),
     ({"input": 5}, "spec field 'input' is 5; expected a mapping"),
@@ -127,3 +127,26 @@ def test_decode_softmax_and_sigmoid():
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
     with pytest.raises(SpecError, match=r"model output has shape \(1, 3, 2, 2\); spec expects \(N, 2, H, W\)"):
         spec.decode(np.zeros((1, 3, 2, 2)))
+
+
+def test_probabilities_are_not_activated_twice():
+    logits = Spec.from_dict({"output": {"kind": "sigmoid"}, "classes": ["bg", "lesion"]})
+    probs = Spec.from_dict({"output": {"kind": "sigmoid", "activation": "probabilities"}, "classes": ["bg", "lesion"]})
+    p = np.full((1, 1, 2, 2), 0.3, np.float32)  # a model ending in Sigmoid: 0.3 means "no"
+    assert probs.decode(p).sum() == 0 and logits.decode(p).sum() == 4  # as a logit 0.3 -> p 0.57 -> "yes"
+    assert np.allclose(probs.probabilities(p)[:, 1], 0.3)
+    soft = Spec.from_dict({"output": {"activation": "probabilities"}})
+    q = np.array([[[[0.2]], [[0.8]]]], np.float32)
+    assert soft.decode(q)[0, 0, 0] == 1 and np.allclose(soft.probabilities(q), q)
+
+
+def test_multilabel_sigmoid_decodes_overlapping_classes():
+    spec = Spec.from_dict({"output": {"kind": "sigmoid"}, "classes": ["bg", "organ", "lesion"]})
+    assert spec.multilabel and spec.output_channels == 2 and spec.output_shape[1] == 2
+    out = np.full((1, 2, 1, 3), -5.0, np.float32)
+    out[0, 0, 0, :2] = 3.0  # organ on pixels 0 and 1
+    out[0, 1, 0, 1] = 4.0  # lesion on pixel 1, inside the organ
+    labels = spec.decode_labels(out)
+    assert labels[0, 0, 0].tolist() == [True, True, False] and labels[0, 1, 0].tolist() == [False, True, False]
+    assert spec.decode(out)[0, 0].tolist() == [1, 2, 0]  # the last class above the threshold per pixel
+    assert spec.probabilities(out).shape == (1, 3, 1, 3)

@@ -115,7 +115,7 @@ def _onnx_file(tmp_path, dynamic=False, opset=17, name="input"):
 
 @pytest.mark.parametrize("kind, text", [
     ("dynamic", "has a dynamic shape"),
-    ("name", "has inputs ['image']; the spec expects exactly one input named 'input'"),
+    ("name", "has inputs ['image']; the spec expects exactly one input named 'input' (use --input-name image"),
     ("size", "has shape [1, 1, 16, 16]; the spec expects [1, 1, 32, 32]"),
 ])
 def test_onnx_checks(tmp_path, kind, text):
