@@ -217,8 +217,10 @@ def test_dla_int8_from_a_real_jetseg_calibrate_bundle(tmp_path, xavier):
 
     trt = xavier("8.5.2.2")
     fp32 = make_bundle(tmp_path / "fp32", model=tiny_model())
+    # gate_dice 0.1: the tiny model's INT8 masks differ from FP32's by ~0.05 Dice on its few foreground
+    # pixels; this test is about the DLA build of the quantized Conv, not the gate
     calibrate(fp32.path, "synthetic://ultrasound?frames=12", out=tmp_path / "int8", count=6, holdout=4,
-              target="tensorrt", progress=False)
+              target="tensorrt", gate_dice=0.1, progress=False)
     bundle = Bundle(tmp_path / "int8")
     outcome = build_engine(bundle, "int8", dla_core=0)
     assert outcome.record["flags"]["network"] == "model.fp32.onnx" and not outcome.record["flags"]["qdq_stripped"]
