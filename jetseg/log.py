@@ -6,6 +6,8 @@ import logging
 import sys
 import time
 
+from jetseg.redact import RedactingFormatter
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line (for journald and log shippers)."""
@@ -22,17 +24,29 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(verbose: bool = False, json_lines: bool = False) -> None:
-    """Configure the ``jetseg`` logger once (INFO, or DEBUG with ``verbose``)."""
+    """Configure the ``jetseg`` logger once (INFO, or DEBUG with ``verbose``), and the root logger (WARNING)
+    for everything else; every line of both is redacted (:mod:`jetseg.redact`: URL passwords, tokens)."""
     logger = logging.getLogger("jetseg")
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    if json_lines:
-        handler.setFormatter(JsonFormatter())
-    else:
-        fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
-        fmt.converter = time.localtime
-        handler.setFormatter(fmt)
+    handler.setFormatter(_formatter(json_lines))
     logger.addHandler(handler)
     logger.propagate = False
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "jetseg", False)]:
+        root.removeHandler(old)
+    other = logging.StreamHandler(sys.stderr)
+    other.setFormatter(_formatter(json_lines))
+    other.setLevel(logging.WARNING)
+    other.jetseg = True  # type: ignore[attr-defined]
+    root.addHandler(other)
+
+
+def _formatter(json_lines: bool) -> logging.Formatter:
+    if json_lines:
+        return RedactingFormatter(JsonFormatter())
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    fmt.converter = time.localtime
+    return RedactingFormatter(fmt)

@@ -32,6 +32,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from jetseg.optional import require
+from jetseg.redact import redact
 
 SOURCE_STATES = ("opening", "running", "reconnecting", "ended", "stopped")
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -105,7 +106,7 @@ class Metrics:
         prom = require("prometheus_client", "the daemon's metrics")
         self._prom = prom
         self.registry = prom.CollectorRegistry()
-        self.info: Dict[str, str] = dict(info or {})
+        self.info: Dict[str, str] = {k: redact(v) for k, v in (info or {}).items()}
         self.device_telemetry = device_telemetry
         self.stale_after_s = float(stale_after_s)
         self.started = time.monotonic()
@@ -168,7 +169,8 @@ class Metrics:
             self.add_stage("sink:" + name)
 
     def set_info(self, **info: str) -> None:
-        self.info.update(info)
+        """Labels of ``jetseg_info`` (also in ``stats()``); URL credentials and tokens are redacted."""
+        self.info.update({k: redact(v) for k, v in info.items()})
         self._info.info({k: str(v) for k, v in self.info.items()})
 
     # ------------------------------------------------------------------ events (from worker threads)
@@ -212,7 +214,7 @@ class Metrics:
 
     def set_source_state(self, state: str, note: str = "") -> None:
         self.source_state = state
-        self.source_note = note
+        self.source_note = redact(note) if note else note
         self._state.state(state)
 
     def reconnected(self) -> None:
@@ -220,6 +222,10 @@ class Metrics:
         self._reconnects.inc()
 
     # ------------------------------------------------------------------ reading
+    def lost_sinks(self) -> List[str]:
+        """Sinks that failed on every frame they were given (errors, nothing written)."""
+        return sorted(name for name, c in list(self.sinks.items()) if c["errors"] and not c["written"])
+
     def uptime(self) -> float:
         return time.monotonic() - self.started
 
@@ -248,7 +254,7 @@ class Metrics:
         return dict(values or {})
 
     def health(self) -> Dict[str, Any]:
-        """``{status: ok|degraded|stopped, uptime_s, fps, last_frame_age_s, source_state, reasons, ...}``."""
+        """``{status: starting|ok|degraded|stopped, uptime_s, fps, last_frame_age_s, source_state, reasons, ...}``."""
         reasons: List[str] = []
         age = self.last_frame_age()
         if self.stopped:
@@ -264,6 +270,11 @@ class Metrics:
             if failing:
                 reasons.append("sink errors: " + ", ".join(failing))
             status = "degraded" if reasons else "ok"
+            if status == "ok" and (self.source_state == "opening" or age < 0):
+                # not ok before the source has opened and delivered a frame
+                reasons.append("the source is not open yet" if self.source_state == "opening"
+                               else "waiting for the first frame")
+                status = "starting"
         out: Dict[str, Any] = {"status": status, "uptime_s": round(self.uptime(), 3), "fps": round(self.fps(), 2),
                                "last_frame_age_s": None if age < 0 else round(age, 3),
                                "source_state": self.source_state, "frames": self.frames,

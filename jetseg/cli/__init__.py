@@ -17,6 +17,7 @@ from typing import List, Optional
 
 from jetseg import __version__
 from jetseg.errors import JetsegError
+from jetseg.redact import redact
 
 COMMANDS = ("demo", "train", "distill", "export", "calibrate", "build", "run", "bench", "doctor", "selftest")
 
@@ -56,7 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except JetsegError as exc:
         if args.verbose:
             logging.getLogger("jetseg").exception("details")
-        print("jetseg %s: error: %s" % (args.command, exc), file=sys.stderr)
+        print("jetseg %s: error: %s" % (args.command, redact(exc)), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("jetseg %s: interrupted" % args.command, file=sys.stderr)
