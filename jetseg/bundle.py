@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Union
 
 from jetseg.errors import BundleError, JetsegError
+from jetseg.optional import available
 from jetseg.spec import Spec
 
 MODEL_FILE = "model.onnx"
@@ -68,6 +69,7 @@ class Bundle:
         self.manifest = self._read_manifest()
         if verify:
             self.verify()
+        self.check_model()
 
     # ------------------------------------------------------------------ reading
     @property
@@ -108,7 +110,8 @@ class Bundle:
         return data
 
     def verify(self) -> None:
-        """Raise BundleError if a listed file is missing or its sha256 differs from the manifest."""
+        """Raise BundleError if a listed file is missing or its sha256 differs from the manifest, or if the
+        manifest does not list model.onnx and spec.yaml."""
         for name, expected in sorted(self.manifest["files"].items()):
             path = self.path / name
             if not path.is_file():
@@ -118,9 +121,66 @@ class Bundle:
                 raise BundleError("bundle %s: %s has sha256 %s.. but the manifest says %s..; the file was "
                                   "changed after the bundle was made (re-export it)"
                                   % (self.path, name, actual[:12], expected[:12]))
+        for name in (MODEL_FILE, SPEC_FILE):
+            if name not in self.manifest["files"]:
+                raise BundleError("bundle %s: the manifest does not list %s, so it cannot be verified; "
+                                  "re-create the bundle with 'jetseg export'" % (self.path, name))
+
+    def check_model(self) -> None:
+        """Raise BundleError if model.onnx's input/output names or static shapes differ from spec.yaml.
+
+        Needs the ``onnx`` package; without it (or for a file onnx cannot parse) the onnxrt runner makes
+        the same check at activation.
+        """
+        if not available("onnx"):
+            return
+        import onnx
+
+        try:
+            graph = onnx.load(str(self.model_path), load_external_data=False).graph
+        except Exception:  # protobuf's DecodeError: not an ONNX file; the runner says so when it loads it
+            return
+        if not graph.node:  # bytes that happen to parse, not a model: likewise left to the runner
+            return
+        initialisers = {t.name for t in graph.initializer}
+        inputs = {i.name: _dims(i) for i in graph.input if i.name not in initialisers}
+        outputs = {o.name: _dims(o) for o in graph.output}
+        spec = self.spec
+        check_shapes(str(self.path), inputs, outputs, spec.input.name, spec.input_shape,
+                     spec.output.name, spec.output_shape)
 
     def __repr__(self) -> str:
         return "Bundle(%r, precision=%r)" % (str(self.path), self.precision)
+
+
+def _dims(value_info: Any) -> List[Any]:
+    """An ONNX tensor's dims: ints where static, None where symbolic or unknown."""
+    dims = value_info.type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else None for d in dims]
+
+
+def check_shapes(where: str, inputs: Dict[str, Any], outputs: Dict[str, Any], input_name: str,
+                 input_shape: Any, output_name: str, output_shape: Any) -> None:
+    """Compare a model's input/output names and shapes (None: dynamic) with the spec's; raise BundleError.
+
+    The batch dimension is not compared (a model may be exported with a fixed batch or a dynamic one).
+    """
+    for kind, found, name, expected, fields in (
+            ("input", inputs, input_name, input_shape, "input.channels and input.size"),
+            ("output", outputs, output_name, output_shape, "output.kind and classes")):
+        if name not in found:
+            raise BundleError("bundle %s: spec.yaml names %s %r but model.onnx has %ss %s; fix %s.name in "
+                              "spec.yaml or re-export the model" % (where, kind, name, kind, sorted(found), kind))
+        dims = found[name]
+        if dims is None:
+            continue
+        dims = list(dims)
+        want = list(expected)
+        same = len(dims) == len(want) and all(d is None or int(d) == w for d, w in zip(dims[1:], want[1:]))
+        if not same:
+            shown = [d if d is not None else "?" for d in dims]
+            raise BundleError("bundle %s: model.onnx %s %r has shape %s but spec.yaml expects %s (from %s); "
+                              "re-export the model or fix spec.yaml" % (where, kind, name, shown, want, fields))
 
 
 #: What runners and the apps accept as a model: a loaded bundle or its directory.

@@ -10,7 +10,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from jetseg.bundle import BundleLike
+from jetseg.bundle import BundleLike, check_shapes
 from jetseg.errors import RunnerError
 from jetseg.jetson.runners.base import Runner
 from jetseg.optional import require
@@ -65,12 +65,9 @@ class OnnxRuntimeRunner(Runner):
         except Exception as exc:  # ORT raises its own exception types for invalid models
             raise RunnerError("ONNX Runtime cannot load %s: %s" % (self.bundle.model_path,
                                                                     str(exc).splitlines()[0])) from None
-        inputs = [i.name for i in self.session.get_inputs()]
-        outputs = [o.name for o in self.session.get_outputs()]
-        if self.input_name not in inputs:
-            raise RunnerError("model has inputs %s but spec.yaml names input %r" % (inputs, self.input_name))
-        if self._output_name not in outputs:
-            raise RunnerError("model has outputs %s but spec.yaml names output %r" % (outputs, self._output_name))
+        # The bundle checked names and shapes at load when onnx is installed; this is the check without it.
+        check_shapes(str(self.bundle.path), _shapes(self.session.get_inputs()), _shapes(self.session.get_outputs()),
+                     self.input_name, self.spec.input_shape, self._output_name, self.spec.output_shape)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape[0] == 1 or self._static_batch() != 1:
@@ -91,3 +88,9 @@ class OnnxRuntimeRunner(Runner):
         if self.session is not None:
             info["providers"] = self.session.get_providers()
         return info
+
+
+def _shapes(args: Any) -> Dict[str, Any]:
+    """ONNX Runtime's ``NodeArg`` shapes as lists with None for dynamic dimensions (or None if unknown)."""
+    return {a.name: [d if isinstance(d, int) else None for d in a.shape] if isinstance(a.shape, list) else None
+            for a in args}
