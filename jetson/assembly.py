@@ -23,8 +23,9 @@ from jetseg.jetson.postprocess import PostProcessor
 from jetseg.jetson.roi import RoiPolicy
 from jetseg.jetson.runners import open_runner
 from jetseg.jetson.sinks import SinkContext, open_sink
-from jetseg.jetson.sinks.base import Sink
+from jetseg.jetson.sinks.base import Sink, check_targets
 from jetseg.jetson.sources import open_source
+from jetseg.redact import add_secret
 
 log = logging.getLogger("jetseg.daemon")
 
@@ -105,6 +106,7 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
         else:  # URIs and options are checked before anything heavy starts
             uris = [s.uri for s in config.sinks]
             parts.sinks = [(name, open_sink(s.uri, **s.options)) for name, s in zip(sink_names(uris), config.sinks)]
+            check_targets([sink for _, sink in parts.sinks])
         if reuse is not None and "source" in keep:
             parts.reader = reuse.reader
         else:
@@ -163,6 +165,7 @@ def open_sinks(parts: Assembly, metrics: Metrics) -> None:
     """Open the sinks with the context they share (spec, fps, ROI-only, the metrics' endpoints, token)."""
     config = parts.config
     token = config.web.token or os.environ.get(TOKEN_ENV) or None
+    add_secret(token)  # never logged, whatever prints it
     context = SinkContext(spec=parts.bundle.spec, fps=parts.reader.fps if parts.reader else None,
                           roi_only=config.roi.roi_only, live=bool(parts.reader and parts.reader.live),
                           health=metrics.health, metrics=metrics.exposition,

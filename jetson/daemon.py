@@ -25,11 +25,12 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional
 
-from jetseg.errors import JetsegError
+from jetseg.errors import JetsegError, SinkError
 from jetseg.jetson.assembly import Assembly, build, close_quietly, finish
 from jetseg.jetson.config import ConfigError, DaemonConfig
 from jetseg.jetson.metrics import Metrics
 from jetseg.jetson.pipeline import Pipeline
+from jetseg.redact import redact_data
 
 log = logging.getLogger("jetseg.daemon")
 
@@ -156,9 +157,9 @@ class Daemon:
         finally:
             parts.close()
         assert parts.reader is not None
-        return {"ok": True, "model": str(parts.bundle.path), "precision": parts.bundle.precision,
-                "backend": backend, "source": parts.reader.source.uri, "live": parts.reader.live,
-                "sinks": [name for name, _ in parts.sinks], "config": _redacted(config.to_dict())}
+        return redact_data({"ok": True, "model": str(parts.bundle.path), "precision": parts.bundle.precision,
+                            "backend": backend, "source": parts.reader.source.uri, "live": parts.reader.live,
+                            "sinks": [name for name, _ in parts.sinks], "config": _redacted(config.to_dict())})
 
     # ------------------------------------------------------------------ signals and control
     def install_signal_handlers(self) -> Dict[int, Any]:
@@ -191,7 +192,8 @@ class Daemon:
     def run(self) -> int:
         """Start (unless started), serve until stopped or the source is exhausted, shut down; return 0.
 
-        Raises the pipeline's error (a JetsegError for user-fixable failures) after shutting down.
+        Raises the pipeline's error (a JetsegError for user-fixable failures) after shutting down, and a
+        SinkError when a sink failed on every frame (the command then exits non-zero).
         """
         if self.parts.pipeline is None:
             self.start()
@@ -222,6 +224,11 @@ class Daemon:
                 self._wake.clear()
         finally:
             self.shutdown()
+        lost = self.metrics.lost_sinks()
+        if lost:
+            raise SinkError("sink %s failed on every frame (%s); nothing was written there, see the log above"
+                            % (", ".join(lost), ", ".join("%d errors" % self.metrics.sinks[n]["errors"]
+                                                          for n in lost)))
         return 0
 
     def _finished_reason(self, pipeline: Pipeline) -> str:
@@ -300,9 +307,11 @@ class Daemon:
             new = self._reload_config() if self._reload_config else (
                 DaemonConfig.load(self.config_path) if self.config_path else self.config)
             fresh = build(new, self.metrics, reuse=self.parts)
-        except JetsegError as exc:
-            log.error("reload failed, keeping the running configuration: %s", exc,
-                      extra={"fields": {"event": "reload_failed"}})
+        except Exception as exc:  # anything the new parts raise: reported, the running set keeps running
+            reason = str(exc) if isinstance(exc, JetsegError) else "%s: %s" % (type(exc).__name__, exc)
+            log.error("reload failed, keeping the running configuration: %s", reason.splitlines()[0] if reason
+                      else type(exc).__name__, exc_info=not isinstance(exc, JetsegError) and log.isEnabledFor(logging.DEBUG),
+                      extra={"fields": {"event": "reload_failed", "reason": reason}})
             sd_notify("READY=1")
             return False
         old = self.config
@@ -340,6 +349,8 @@ class Daemon:
         old.close(sinks="sinks" not in fresh.shared, source="source" not in fresh.shared,
                   runner="runner" not in fresh.shared)
         self.parts, self.config = fresh, fresh.config
+        if fresh.reader is not None and old.reader is not None and fresh.reader is not old.reader:
+            fresh.reader.continue_after(old.reader)  # frame numbers (mask files) go on, never restart
         self.metrics.stale_after_s = fresh.config.source.stall_timeout_s
         finish(fresh, self.metrics)
         assert fresh.pipeline is not None

@@ -34,11 +34,13 @@ class SourceReader:
         realtime, fps: pace a finite source (see above).
         stall_timeout_s: a live source without a frame for this long is reported as reconnecting.
         metrics: where the source state, drops and reconnections go.
+        first_index: added to every frame index, so that a source swapped in by a config reload continues
+            the numbering of the one before it (mask files and JSON lines are never overwritten).
     """
 
     def __init__(self, source: Source, realtime: bool = False, fps: Optional[float] = None,
                  stall_timeout_s: float = 5.0, reconnect_initial_s: float = 0.5, reconnect_max_s: float = 10.0,
-                 metrics: Optional[Metrics] = None) -> None:
+                 metrics: Optional[Metrics] = None, first_index: int = 0) -> None:
         self.source = self_healing(source, reconnect_initial_s, reconnect_max_s, stall_timeout_s)
         self.realtime = bool(realtime)
         self._fps = fps
@@ -46,6 +48,8 @@ class SourceReader:
         self.metrics = metrics
         self.state = "opening"
         self.seq = 0
+        self.first_index = int(first_index)
+        self.next_index = self.first_index  # one past the highest index handed out
         self._last_frame = 0.0
         self._seen_dropped = 0
         self._seen_reconnects = 0
@@ -98,9 +102,12 @@ class SourceReader:
             return self._nothing(live)
         self._last_frame = time.monotonic()
         if live:
-            frame.index = self.seq
+            frame.index = self.first_index + self.seq
             if self.state != "running":
                 self._set_state("running")
+        else:
+            frame.index += self.first_index
+        self.next_index = max(self.next_index, frame.index + 1)
         self.seq += 1
         return frame
 
@@ -137,6 +144,10 @@ class SourceReader:
             for _ in range(reconnects - self._seen_reconnects):
                 self.metrics.reconnected()
         self._seen_dropped, self._seen_reconnects = dropped, reconnects
+
+    def continue_after(self, previous: SourceReader) -> None:
+        """Number frames on from ``previous`` (a reload's new reader, set once the old pipeline has stopped)."""
+        self.first_index = self.next_index = previous.next_index
 
     def stop(self) -> None:
         """The pipeline stopped reading (the source stays open for a following pipeline)."""

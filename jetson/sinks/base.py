@@ -12,7 +12,7 @@ finished files (an mp4 that plays) even when called from a SIGTERM handler's shu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type
 
 from jetseg.component import Component, split_uri
 from jetseg.errors import SinkError
@@ -77,6 +77,12 @@ class Sink(Component):
     def label(self) -> str:
         return "%s:// sink" % self.kind if self.kind else "sink"
 
+    @property
+    def target(self) -> Optional[str]:
+        """What the sink writes to (a resolved file or folder path), for refusing two sinks on one target;
+        None for sinks without one."""
+        return None
+
     def open(self, context: SinkContext) -> Sink:
         """Start the sink for a run described by ``context``; ``with sink.open(context):`` closes it at the end."""
         self.context = context
@@ -124,6 +130,19 @@ def parse_sink_uri(uri: str) -> Tuple[str, str, Dict[str, str]]:
                         "http://127.0.0.1:8080, masks://DIR, null://" % (uri,))
     kind, target, query = split_uri(uri)
     return SINKS.check(kind), target, query
+
+
+def check_targets(sinks: Sequence[Sink]) -> None:
+    """Refuse two sinks writing to the same file or folder (they would corrupt each other's output)."""
+    seen: Dict[str, str] = {}
+    for sink in sinks:
+        target = sink.target
+        if target is None:
+            continue
+        if target in seen:
+            raise SinkError("sinks %s and %s both write to %s; give each sink its own file or folder"
+                            % (seen[target], sink.kind + "://" + sink.uri, target))
+        seen[target] = sink.kind + "://" + sink.uri
 
 
 def open_sink(uri: str, **options: Any) -> Sink:

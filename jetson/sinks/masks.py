@@ -47,6 +47,10 @@ class MaskSink(Sink):
         self._lines: Optional[IO[str]] = None
         self._cv2: Any = None
 
+    @property
+    def target(self) -> Optional[str]:
+        return str(self.directory.resolve())
+
     def _open(self, context: SinkContext) -> None:
         if self.png:
             self._cv2 = require("cv2", "writing mask PNGs")
@@ -82,9 +86,14 @@ class MaskSink(Sink):
         if not ok:
             raise SinkError("could not encode the mask of frame %s as PNG" % path.stem)
         tmp = path.with_name("." + path.name + ".tmp")
-        with open(str(tmp), "wb") as handle:
-            handle.write(buf.tobytes())
-        os.replace(str(tmp), str(path))
+        try:
+            with open(str(tmp), "wb") as handle:
+                handle.write(buf.tobytes())
+            os.replace(str(tmp), str(path))
+        except BaseException:  # a full disk: no empty or half-written temporary file is left behind
+            if tmp.exists():
+                tmp.unlink()
+            raise
 
     def _close(self) -> None:
         if self._lines is not None:

@@ -8,7 +8,10 @@ it) OpenCV's ``VideoWriter`` (``mp4v``) records instead, which players handle bu
 Options: ``fps=`` (default: the source's rate, else 30), ``roi=1`` records the ROI only (no burned-in
 patient text around the image), ``crf=`` and ``preset=`` (libx264 quality and speed, default 23 and
 ``veryfast``), ``encoder=auto|ffmpeg|opencv``. The target may contain ``strftime`` fields
-(``file://rec-%Y%m%d-%H%M%S.mp4``), expanded at ``open()``; an existing file of the same name is replaced.
+(``file://rec-%Y%m%d-%H%M%S.mp4``), expanded at ``open()``. An existing recording is never replaced: if
+the name is taken (an earlier run, or the segment before a config reload reopened the sinks), the sink
+records to the next free segment name, ``out.mp4`` -> ``out-001.mp4``, ``out-002.mp4``, ... The target's
+folder is checked for writability at ``open()``.
 The frame size is fixed by the first frame; later frames of another size are resized to it.
 
 Real time: from a live source (frames dropped when the pipeline is behind, gaps while reconnecting) each
@@ -58,6 +61,16 @@ def ffmpeg_has_x264(ffmpeg: str) -> bool:
     return _X264
 
 
+def free_segment(path: Path) -> Path:
+    """``path`` if nothing has that name, else the first free ``<stem>-NNN<suffix>`` (never replaces a file)."""
+    number = 0
+    candidate = path
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name("%s-%03d%s" % (path.stem, number, path.suffix))
+    return candidate
+
+
 class VideoFileSink(Sink):
     """Overlay video recorder. ``write()`` blocks while the encoder is busy (the pipeline's queue absorbs it)."""
 
@@ -96,6 +109,10 @@ class VideoFileSink(Sink):
         self._t0: Optional[float] = None
         self.video_frames = 0  # frames in the video (repeats over gaps included)
 
+    @property
+    def target(self) -> Optional[str]:
+        return str(Path(self.uri).expanduser().resolve())
+
     # ------------------------------------------------------------------ lifecycle
     def _open(self, context: SinkContext) -> None:
         self.fps = float(self.fps_option or context.fps or DEFAULT_FPS)
@@ -105,8 +122,12 @@ class VideoFileSink(Sink):
         self.path = Path(time.strftime(str(Path(self.uri).expanduser())))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=str(self.path.parent), prefix=".jetseg-probe-")
+            probe.close()
         except OSError as exc:
-            raise SinkError("cannot record to %s: %s" % (self.path, exc.strerror or exc)) from None
+            raise SinkError("cannot record to %s: %s; choose a writable folder"
+                            % (self.path, exc.strerror or exc)) from None
+        self.path = free_segment(self.path)
         self.tmp_path = self.path.with_name(".%s.%d.partial%s" % (self.path.stem, os.getpid(), self.path.suffix))
         self._cv2 = require("cv2", "recording video")
         ffmpeg = shutil.which("ffmpeg")
