@@ -91,7 +91,7 @@ def split_uri(uri: str) -> Tuple[str, str, Dict[str, str]]:
     """``masks://out/dir?every=2`` -> ``("masks", "out/dir", {"every": "2"})``; the scheme in lower case.
 
     The target is the URI's host and path joined (``http://127.0.0.1:8080`` -> ``127.0.0.1:8080``); query
-    values stay strings, for each component's :class:`~jetseg.options.OptionReader` to convert.
+    values stay strings (an empty one too: ``?token=`` is an error, not "no token"), for each component's :class:`~jetseg.options.OptionReader` to convert.
     """
     parts = urlsplit(uri)
-    return parts.scheme.lower(), parts.netloc + parts.path, dict(parse_qsl(parts.query))
+    return parts.scheme.lower(), parts.netloc + parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))

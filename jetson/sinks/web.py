@@ -6,7 +6,8 @@ Routes:
     ``/frame.jpg``    the newest overlay as one JPEG (503 until the first frame)
     ``/stats``        JSON: the pipeline's ``context.stats()`` plus ``"viewer"``, this sink's own figures
     ``/metrics``      the pipeline's ``context.metrics()`` (Prometheus text format)
-    ``/health``       JSON from ``context.health()``; 503 when it reports a failure or a stop (``"degraded"``
+    ``/health``       JSON from ``context.health()``; 503 when it reports a failure, a stop or that it is still
+                      starting (the source not open yet; ``"degraded"``
                       stays 200: the process works, its reasons say what is wrong); never needs the token
 
 The server binds exactly the host given: ``http://:8080`` and ``http://localhost:8080`` mean 127.0.0.1,
@@ -38,6 +39,7 @@ from jetseg.errors import SinkError
 from jetseg.jetson.sinks.base import Sink, SinkContext
 from jetseg.jetson.slot import Slot
 from jetseg.optional import require
+from jetseg.redact import add_secret
 
 log = logging.getLogger("jetseg.sinks.web")
 
@@ -89,6 +91,8 @@ class WebSink(Sink):
         super().__init__(uri)
         opts = self.read_options(options)
         self.token_option = opts.text("token", None)
+        if self.token_option is not None and not self.token_option.strip():
+            raise SinkError("http://%s: token= is empty; give a token (or leave token= out for no token)" % uri)
         self.max_fps = opts.number("max_fps", 15.0, positive=True)
         self.quality = opts.integer("quality", 80, minimum=1, maximum=100)
         self.roi = opts.flag("roi", None)
@@ -130,6 +134,7 @@ class WebSink(Sink):
     def _open(self, context: SinkContext) -> None:
         self._cv2 = require("cv2", "the web viewer's JPEG stream")
         self.token = self.token_option or context.extra.get("token") or None
+        add_secret(self.token)
         if self.token is not None and not TOKEN_CHARS.issuperset(self.token):
             raise SinkError("the web viewer's token may use letters, digits and - . _ ~ only (it travels in "
                             "URLs and a cookie); generate one with: python3 -c 'import secrets; "
@@ -305,6 +310,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "jetseg"
     sys_version = ""
     protocol_version = "HTTP/1.0"
+    # Malformed requests (binary garbage, a TLS hello) are answered as HTTP/1.0, with a status line, not
+    # as HTTP/0.9 (a bare body).
+    default_request_version = "HTTP/1.0"
     timeout = CLIENT_TIMEOUT_S
 
     def do_GET(self) -> None:
@@ -342,7 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _health(self, sink: WebSink) -> None:
         health = dict(sink.run_context.health() or {})
         failed = health.get("ok") is False or str(health.get("status", "")).lower() in (
-            "error", "failed", "down", "unhealthy", "stopped")
+            "error", "failed", "down", "unhealthy", "stopped", "starting")
         self._json(503 if failed else 200, health)
 
     def _static(self, sink: WebSink, route: str, query: Dict[str, Any]) -> None:
@@ -399,11 +407,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        # The path only: a query may hold the token.
-        log.debug("%s %s %s %s", self.client_address[0], self.command, urlsplit(self.path).path, code)
+        # The path only: a query may hold the token. A malformed request has no path (nor command).
+        path = getattr(self, "path", None)
+        log.debug("%s %s %s %s", self.client_address[0], getattr(self, "command", None) or "-",
+                  urlsplit(path).path if isinstance(path, str) else "-", code)
 
     def log_error(self, format: str, *args: Any) -> None:
-        log.debug("viewer request error: " + format, *args)
+        # send_error() (400 bad request, 414 URI too long, 408 timeout) logs through here: one line, no
+        # request text (it may hold a token or binary garbage).
+        log.warning("viewer request from %s refused: %s", self.client_address[0],
+                    (format % args).split(" (")[0][:120] if args else format[:120])
 
 
 def _jsonable(value: Any) -> Any:
