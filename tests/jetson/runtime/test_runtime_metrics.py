@@ -65,7 +65,7 @@ def test_two_instances_do_not_collide():
 
 def test_health_ok_degraded_stopped(monkeypatch):
     m = Metrics(stale_after_s=5.0)
-    assert m.health()["status"] == "ok" and m.health()["last_frame_age_s"] is None
+    assert m.health()["status"] == "starting" and m.health()["last_frame_age_s"] is None  # source not open
     import time
 
     m.frame(time.monotonic())
