@@ -23,6 +23,7 @@ Example ``spec.yaml``::
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -147,8 +148,8 @@ class Spec:
             if isinstance(value, (int, float)):
                 value = [float(value)] * inp.channels
             _expect(isinstance(value, (list, tuple)) and len(value) in (1, inp.channels)
-                    and all(isinstance(v, (int, float)) for v in value),
-                    "input." + key, value, "a number or a list of %d numbers" % inp.channels)
+                    and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value),
+                    "input." + key, value, "a finite number or a list of %d finite numbers" % inp.channels)
             setattr(inp, key, [float(v) for v in value])
         _expect(all(v > 0 for v in inp.std), "input.std", inp.std, "positive numbers")
         if inp.roi is not None:

@@ -66,11 +66,28 @@ def load_factory(target: str, kwargs: Optional[Dict[str, Any]] = None) -> Any:
     except ImportError as exc:
         raise ExportError("cannot import %s for %s: %s; is it installed or on PYTHONPATH?"
                           % (module_name, target, exc)) from None
+    except Exception as exc:  # the user's module failed while importing: say so in one line
+        raise ExportError("importing %s for %s failed: %s: %s" % (module_name, target, type(exc).__name__,
+                                                                  _first_line(exc))) from None
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         raise ExportError("%s has no callable %r; expected a function or class that returns the model"
                           % (module_name, attr))
-    return factory(**(kwargs or {}))
+    try:
+        model = factory(**(kwargs or {}))
+    except Exception as exc:  # the user's factory raised: one line, the traceback with --verbose
+        raise ExportError("%s raised %s: %s; fix the factory"
+                          % (target, type(exc).__name__, _first_line(exc))) from exc
+    torch = require("torch", "exporting a PyTorch model")
+    if not isinstance(model, torch.nn.Module):
+        raise ExportError("%s returned %s; expected a torch.nn.Module (the model to export)"
+                          % (target, type(model).__name__))
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
 
 
 def load_torchscript(path: Any) -> Any:
