@@ -19,9 +19,9 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Union
 
@@ -211,7 +211,7 @@ def writing(out: PathLike, overwrite: bool = False) -> Iterator[Path]:
     if out.exists() and not overwrite:
         raise JetsegError("%s already exists; choose another --out or remove it first" % out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="." + out.name + ".", dir=str(out.parent)))
+    tmp = _make_dir_like_mkdir(out.parent, "." + out.name + ".")
     try:
         yield tmp
         if out.exists():
@@ -225,6 +225,19 @@ def writing(out: PathLike, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(str(tmp), ignore_errors=True)
         raise
+
+
+def _make_dir_like_mkdir(parent: Path, prefix: str) -> Path:
+    """A new uniquely named directory with the mode ``mkdir`` gives (0777 minus the umask), unlike
+    ``tempfile.mkdtemp``'s 0700: a bundle must be readable by the service user when the umask allows it."""
+    for _ in range(100):
+        path = parent / (prefix + secrets.token_hex(4))
+        try:
+            os.mkdir(str(path))
+        except FileExistsError:
+            continue
+        return path
+    raise JetsegError("cannot create a temporary folder in %s" % parent)
 
 
 def write_manifest(directory: PathLike, precision: str = "fp32", provenance: Optional[Dict[str, Any]] = None,
