@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from jetseg.bundle import Bundle, command_line, save_bundle, versions
+from jetseg.bundle import MANIFEST_FILE, Bundle, command_line, save_bundle, versions
 from jetseg.calibration import cache as trtcache
 from jetseg.calibration.check import MAX_OPSET, check_qdq, format_violations, summary
 from jetseg.calibration.curate import group_of, split
@@ -52,11 +54,68 @@ FP32_MODEL_FILE = "model.fp32.onnx"
 CACHE_FILE = "calibration.cache"
 REPORT_FILE = "calibration.json"
 REPORT_FORMAT = 1
+#: Work folders in the temporary directory: ``jetseg-calibrate.<pid>.<random>``.
+WORK_PREFIX = "jetseg-calibrate."
 
 
 def default_out(bundle: Union[str, Path]) -> Path:
     """``./<bundle name>-int8`` in the working directory (never inside an installed package's bundles)."""
     return Path.cwd() / (Path(bundle).resolve().name + "-int8")
+
+
+def _scan_path(scans: str) -> Optional[Path]:
+    """The local file or folder behind a scans URI (``dicom://x.dcm`` -> ``x.dcm``), if there is one."""
+    rest = scans.split("://", 1)[1].split("?")[0] if "://" in scans else scans
+    return Path(rest) if rest and Path(rest).exists() else None
+
+
+def check_out(out: Path, inputs: List[Optional[Path]], overwrite: bool) -> None:
+    """Refuse an ``--out`` that would destroy something: the working folder or one above it, an input (the
+    FP32 bundle, the scans) or a folder holding one, and, with ``--overwrite``, anything that is not an
+    earlier ``jetseg calibrate`` output (a bundle with manifest.json and calibration.json)."""
+    target = out.resolve()
+    here = Path.cwd().resolve()
+    if target == here or target in here.parents:
+        raise JetsegError("--out %s is the working folder or one above it; give a new folder such as ./model-int8"
+                          % out)
+    for item in inputs:
+        if item is not None and (target == item.resolve() or target in item.resolve().parents):
+            raise JetsegError("--out %s is or holds an input (%s); write the INT8 bundle elsewhere" % (out, item))
+    if not out.exists():
+        return
+    if not overwrite:
+        raise JetsegError("%s already exists; choose another --out or remove it first" % out)
+    if not (out / MANIFEST_FILE).is_file() or not (out / REPORT_FILE).is_file():
+        raise JetsegError("--overwrite replaces only an earlier 'jetseg calibrate' output (with %s and %s); %s is "
+                          "not one, so it is left alone: choose another --out" % (MANIFEST_FILE, REPORT_FILE, out))
+
+
+def remove_stale_work_folders() -> List[Path]:
+    """Remove work folders of calibrations whose process is gone (killed before it could clean up)."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(WORK_PREFIX + "*"):
+        pid = path.name[len(WORK_PREFIX):].split(".")[0]
+        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(str(path), ignore_errors=True)
+            log.info("removed %s, left by an interrupted calibration", path)
+            removed.append(path)
+    return removed
+
+
+def remove_own_work_folders() -> None:
+    """Remove this process's work folders (on SIGTERM, before exiting)."""
+    for path in Path(tempfile.gettempdir()).glob("%s%d.*" % (WORK_PREFIX, os.getpid())):
+        shutil.rmtree(str(path), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _check_options(method: str, target: str, count: int, holdout: int, gate_dice: float, max_fallback: int) -> None:
@@ -100,8 +159,8 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
     if fp32.precision != "fp32":
         raise BundleError("bundle %s is already %s; calibrate the FP32 bundle it came from" % (fp32.path, fp32.precision))
     out = Path(out) if out is not None else default_out(fp32.path)
-    if out.exists() and not overwrite:
-        raise JetsegError("%s already exists; choose another --out or remove it first" % out)
+    check_out(out, [fp32.path, _scan_path(scans)], overwrite)
+    remove_stale_work_folders()
     spec = fp32.spec
     onnx = require("onnx", "INT8 calibration")
     opset = opset_of(onnx.load(str(fp32.model_path), load_external_data=False))
@@ -121,7 +180,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
     log.info("calibrating on %d frame(s), gating on %d held-out frame(s) of %d read from %s",
              len(calib_idx), len(held_idx), len(scanset), scans)
 
-    with tempfile.TemporaryDirectory(prefix="jetseg-calibrate.") as tmp:
+    with tempfile.TemporaryDirectory(prefix="%s%d." % (WORK_PREFIX, os.getpid())) as tmp:
         work = Path(tmp)
         prepared = work / FP32_MODEL_FILE
         prepare_model(fp32.model_path, prepared)

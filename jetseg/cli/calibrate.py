@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 HELP = "make an INT8 bundle from representative scans, with an accuracy gate against FP32"
 
@@ -35,9 +36,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
+def _stop_on_sigterm(signum: int, _frame: Any) -> None:
+    # SIGTERM's default action would leave the work folder (model copies, ranges: megabytes) on disk. An
+    # exception raised here could land inside an import or a library call and turn into another error, so
+    # the folder is removed here and the process ends at once; nothing has been written to --out before
+    # the final atomic rename. A folder left by SIGKILL is removed by the next calibration.
+    import os
+    import sys
+
+    from jetseg.calibration.workflow import remove_own_work_folders
+
+    remove_own_work_folders()
+    sys.stderr.write("jetseg calibrate: stopped by SIGTERM; work folder removed, nothing written\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
 def run(args: argparse.Namespace) -> int:
+    import signal
+
     from jetseg.calibration.workflow import calibrate
 
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     report = calibrate(args.bundle, args.scans, out=args.out, method=args.method, count=args.count,
                        holdout=args.holdout, target=args.target, gate_dice=args.gate_dice,
                        max_fallback=args.max_fallback, max_frames=args.max_frames, trt_version=args.trt_version,
