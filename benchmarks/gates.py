@@ -6,6 +6,7 @@ when no candidate was given). Every gate yields one line saying what was measure
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -63,7 +64,7 @@ class Gates:
     dice_tolerance: float = 0.005
 
     def __post_init__(self) -> None:
-        if self.min_fps is not None and self.min_fps <= 0:
+        if self.min_fps is not None and not (math.isfinite(self.min_fps) and self.min_fps > 0):  # nan too
             raise JetsegError("--min-fps is %s; expected a positive number of frames per second" % self.min_fps)
         if self.max_dice_drop is not None and not 0 <= self.max_dice_drop <= 1:
             raise JetsegError("--max-dice-drop is %s; expected a Dice difference between 0 and 1, e.g. 0.01"

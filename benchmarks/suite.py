@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -44,6 +45,7 @@ class Settings:
 
     backends: List[str] = field(default_factory=lambda: ["onnxrt"])
     frames: int = evaluate.BENCH_FRAMES  # frames read from the source for accuracy (and cycled for timing)
+    frames_given: bool = False  # --frames was given: a live --data source may be read (that many frames)
     min_time: float = 3.0  # measured seconds each row must reach
     warmup: int = 5
     min_runs: int = 10
@@ -106,6 +108,30 @@ class Row:
         return "%s/%s%s" % (self.name, self.backend, "/" + self.peer if self.peer == NAIVE else "")
 
 
+#: How long a live --data source may stay silent while bench reads its frames.
+LIVE_TIMEOUT_S = 30.0
+
+
+def check_same_task(reference: Bundle, candidates: Sequence[Bundle]) -> None:
+    """Refuse candidates whose spec turns frames into other inputs or other classes than the reference's:
+    their Dice against it would be meaningless."""
+    ref = reference.spec
+    for cand in candidates:
+        spec = cand.spec
+        for what, mine, theirs in (("classes", spec.classes, ref.classes),
+                                   ("output.kind", spec.output.kind, ref.output.kind),
+                                   ("input.size", list(spec.input.size), list(ref.input.size)),
+                                   ("input.channels", spec.input.channels, ref.input.channels),
+                                   ("input.color_order", spec.input.color_order, ref.input.color_order),
+                                   ("input.mean", spec.input.mean, ref.input.mean),
+                                   ("input.std", spec.input.std, ref.input.std),
+                                   ("input.roi", spec.input.roi, ref.input.roi)):
+            if mine != theirs:
+                raise JetsegError("bundle %s has %s %s but the --reference %s has %s; compare bundles of the same "
+                                  "model (the reference is the FP32 bundle the others were made from)"
+                                  % (cand.path, what, mine, reference.path, theirs))
+
+
 def bundle_names(bundles: Sequence[Bundle]) -> List[str]:
     """Report names for bundles: the directory name (an INT8 sibling keeps its FP32 spec's name), made unique."""
     names: List[str] = []
@@ -118,16 +144,29 @@ def bundle_names(bundles: Sequence[Bundle]) -> List[str]:
     return names
 
 
-def load_frames(data: str, count: int) -> List[Any]:
-    """Read up to ``count`` frames from a source URI (through the one source layer)."""
+def load_frames(data: str, count: int, live_ok: bool = False) -> List[Any]:
+    """Read up to ``count`` frames from a source URI (through the one source layer).
+
+    A live source (camera, stream) never ends by itself: it is refused unless ``live_ok`` (the user bounded
+    the read with ``--frames N``), and then a stream silent for ``LIVE_TIMEOUT_S`` is an error.
+    """
     from jetseg.jetson.sources import open_source
 
-    frames = []
-    with open_source(data) as source:
-        for frame in source:
-            frames.append(frame)
-            if len(frames) >= count:
-                break
+    frames: List[Any] = []
+    source = open_source(data)
+    if source.live and not live_ok:
+        raise JetsegError("--data %s is a live source, which never ends; give --frames N to read N frames from "
+                          "it, or record it to a video file first" % data)
+    with source:
+        deadline = time.monotonic() + LIVE_TIMEOUT_S
+        while len(frames) < count and not source.ended:
+            frame = source.read(timeout=0.5)
+            if frame is not None:
+                frames.append(frame)
+                deadline = time.monotonic() + LIVE_TIMEOUT_S
+            elif time.monotonic() > deadline:
+                raise JetsegError("--data %s delivered no frame for %.0f s (%d of %d read); check the stream"
+                                  % (data, LIVE_TIMEOUT_S, len(frames), count))
     if not frames:
         raise JetsegError("source %s delivered no frames; give a source with at least one frame" % data)
     return frames
@@ -387,7 +426,9 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
     conds = conditions.collect(command)
     ref_bundle = Bundle(reference)
     candidates = [b for b in (Bundle(p) for p in bundles) if b.path.resolve() != ref_bundle.path.resolve()]
-    frames = load_frames(data, settings.frames) if isinstance(data, str) else list(data)[:settings.frames]
+    check_same_task(ref_bundle, candidates)
+    frames = (load_frames(data, settings.frames, live_ok=settings.frames_given) if isinstance(data, str)
+              else list(data)[:settings.frames])
     if not frames:
         raise JetsegError("no frames to benchmark on; give --data a source with at least one frame")
     skipped: List[Dict[str, str]] = []

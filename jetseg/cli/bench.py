@@ -35,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="report directory (default: bench-YYYYmmdd-HHMMSS)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
-    parser.add_argument("--frames", type=int, default=BENCH_FRAMES,
-                        help="frames read for accuracy and timing (default %d)" % BENCH_FRAMES)
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames read for accuracy and timing (default %d; required for a live --data source)"
+                        % BENCH_FRAMES)
     parser.add_argument("--min-time", type=float, default=3.0, metavar="S",
                         help="measured seconds per row, rows interleaved (default 3)")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up calls per row (default 5)")
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     gates = Gates(min_fps=args.min_fps, max_dice_drop=args.max_dice_drop,
                   baseline=load_baseline(args.baseline) if args.baseline else None,
                   fps_tolerance=args.tolerance, dice_tolerance=args.dice_tolerance)
-    settings = Settings(backends=args.backend, frames=args.frames, min_time=args.min_time, warmup=args.warmup,
+    settings = Settings(backends=args.backend, frames=BENCH_FRAMES if args.frames is None else args.frames,
+                        frames_given=args.frames is not None, min_time=args.min_time, warmup=args.warmup,
                         min_runs=args.min_runs, batch_sizes=args.batch, threads=args.threads,
                         naive=not args.no_naive, e2e=args.e2e, e2e_frames=args.e2e_frames,
                         e2e_segments=args.e2e_segments,
