@@ -1,0 +1,186 @@
+"""Hostile and careless input to the commands (issue 12): each case ends with one line and a non-zero exit,
+destroys nothing, and starts no work it cannot finish. The daemon's faults are in
+tests/jetson/runtime/test_faults.py."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixtures.bundles import threshold_bundle, unet_like_bundle
+from tests.fixtures.media import write_png_scans
+from tests.fixtures.processes import JETSEG, jetseg, last_line
+from tests.fixtures.waiting import free_port, wait_for
+
+
+@pytest.fixture
+def fp32(tmp_path):
+    return unet_like_bundle(tmp_path / "fp32")
+
+
+# --------------------------------------------------------------- 4. calibrate --overwrite, --out ., SIGTERM
+def test_calibrate_overwrite_never_replaces_inputs_or_foreign_folders(fp32, tmp_path, tmp_path_factory):
+    scans = write_png_scans(tmp_path / "scans", n=8)
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("years of work")
+    here = tmp_path_factory.mktemp("cwd")
+    before = time.monotonic()
+    for out, message in ((scans, "is or holds an input"), (fp32, "is or holds an input"),
+                         (tmp_path, "is or holds an input"), (mine, "replaces only an earlier 'jetseg calibrate'"),
+                         (".", "is the working folder")):
+        line = last_line(jetseg("calibrate", fp32, "--scans", scans, "--out", out, "--overwrite", cwd=here))
+        assert message in line, line
+    assert time.monotonic() - before < 60  # refused before any work
+    assert (mine / "thesis.txt").read_text() == "years of work"
+    assert len(list(scans.rglob("*.png"))) >= 8 and (fp32 / "model.onnx").is_file()
+
+
+def test_calibrate_cleans_its_work_folder_on_sigterm_and_stale_ones_next_run(fp32, tmp_path):
+    scans = write_png_scans(tmp_path / "scans", n=48)
+    work = tmp_path / "tmp"
+    work.mkdir()
+    stale = work / "jetseg-calibrate.999999999.abc"  # a process that no longer exists (SIGKILLed)
+    stale.mkdir()
+    (stale / "model.fp32.onnx").write_bytes(b"x" * 1000)
+    env = dict(os.environ, TMPDIR=str(work))
+    proc = subprocess.Popen(JETSEG + ["calibrate", str(fp32), "--scans", str(scans), "--out", str(tmp_path / "o"),
+                                      "--count", "32", "--holdout", "8"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        mine = "jetseg-calibrate.%d." % proc.pid
+        wait_for(lambda: proc.poll() is not None or any(p.name.startswith(mine) for p in work.iterdir()),
+                 timeout=120, every=0.02, what="the calibration's work folder")
+        assert proc.poll() is None, proc.communicate()[1]
+        assert not stale.exists()  # removed at the start of this run
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM, proc.communicate()[1][-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert list(work.glob("jetseg-calibrate.*")) == []
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
+
+
+# ------------------------------------------------------------------------------- 5. duplicate sink targets
+@pytest.mark.parametrize("sinks", [("file://{d}/rec.mp4", "file://{d}/./rec.mp4"), ("masks://{d}/m", "masks://{d}/m/")])
+def test_two_sinks_on_one_target_are_refused(tmp_path, sinks):
+    bundle = threshold_bundle(tmp_path / "tiny")
+    args = []
+    for sink in sinks:
+        args += ["--sink", sink.format(d=tmp_path)]
+    line = last_line(jetseg("run", "--model", bundle, "--source", "synthetic://ultrasound?frames=3", *args))
+    assert "both write to" in line and "give each sink its own file or folder" in line
+
+
+# -------------------------------------------------------------------------------------- 6. non-finite mean/std
+@pytest.mark.parametrize("flag, value", [("--mean", "nan"), ("--std", "inf"), ("--std", "0.5,nan,0.5")])
+def test_export_refuses_non_finite_normalisation(tmp_path, flag, value):
+    model = tmp_path / "m.onnx"
+    from tests.fixtures.models import threshold_onnx
+
+    model.write_bytes(threshold_onnx(32))
+    channels = "3" if "," in value else "1"
+    line = last_line(jetseg("export", model, "--input-size", "32x32", "--channels", channels, "--classes", "bg,fg",
+                            flag, value, "--out", tmp_path / "b"))
+    assert "finite" in line and "input.%s" % flag[2:] in line
+    assert not (tmp_path / "b").exists()
+
+
+def test_spec_with_nan_std_is_refused_at_load(tmp_path):
+    bundle = threshold_bundle(tmp_path / "tiny")
+    spec = yaml.safe_load((bundle / "spec.yaml").read_text())
+    spec["input"]["std"] = [float("nan")]
+    (bundle / "spec.yaml").write_text(yaml.safe_dump(spec))
+    line = last_line(jetseg("run", "--model", bundle, "--check"))
+    assert "input.std" in line and "finite" in line
+
+
+# ------------------------------------------------------------------------------ 10, 11, 12. bench input
+def test_bench_refuses_a_live_source_without_a_bound(tmp_path):
+    bundle = threshold_bundle(tmp_path / "tiny")
+    done = jetseg("bench", bundle, "--reference", bundle, "--data", "udp://127.0.0.1:%d" % free_port(2),
+                  "--out", tmp_path / "r", timeout=60)
+    assert "is a live source, which never ends; give --frames N" in last_line(done)
+
+
+def test_bench_refuses_a_reference_of_another_model(tmp_path):
+    ref = threshold_bundle(tmp_path / "ref")
+    other = threshold_bundle(tmp_path / "other", classes=["background", "cyst"])
+    line = last_line(jetseg("bench", other, "--reference", ref, "--data", "synthetic://ultrasound?frames=3",
+                            "--out", tmp_path / "r"))
+    assert "has classes ['background', 'cyst'] but the --reference" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_bench_refuses_min_fps_nan(tmp_path):
+    bundle = threshold_bundle(tmp_path / "tiny")
+    line = last_line(jetseg("bench", bundle, "--reference", bundle, "--data", "synthetic://ultrasound?frames=3",
+                            "--min-fps", "nan", "--out", tmp_path / "r"))
+    assert "--min-fps is nan; expected a positive number" in line
+
+
+# ------------------------------------------------------------------------------------- 12. the smaller ones
+FACTORIES = '''
+import torch
+def raises():
+    raise RuntimeError("weights server unreachable")
+def not_a_module():
+    return {"conv": 1}
+'''
+
+
+@pytest.mark.parametrize("name, message", [("raises", "raised RuntimeError: weights server unreachable"),
+                                           ("not_a_module", "returned dict; expected a torch.nn.Module")])
+def test_export_factory_that_raises_or_returns_no_module_is_one_line(tmp_path, name, message):
+    pytest.importorskip("torch")
+    (tmp_path / "userfactories.py").write_text(FACTORIES)
+    done = jetseg("export", "userfactories:%s" % name, "--input-size", "32x32", "--channels", "1", "--classes",
+                  "bg,fg", "--out", tmp_path / "b", env={"PYTHONPATH": str(tmp_path)})
+    assert message in last_line(done)
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "spec.yaml"])
+def test_manifest_that_omits_model_or_spec_fails_verification(tmp_path, name):
+    bundle = threshold_bundle(tmp_path / "tiny")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    del manifest["files"][name]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert "the manifest does not list %s" % name in last_line(jetseg("run", "--model", bundle, "--check"))
+
+
+def test_bundles_are_created_with_the_mode_the_umask_gives(tmp_path):
+    model = tmp_path / "m.onnx"
+    from tests.fixtures.models import threshold_onnx
+
+    model.write_bytes(threshold_onnx(32))
+    old = os.umask(0o022)
+    try:
+        done = jetseg("export", model, "--input-size", "32x32", "--channels", "1", "--classes", "bg,fg",
+                      "--out", tmp_path / "b")
+    finally:
+        os.umask(old)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o755  # a service user can read it
+
+
+@pytest.mark.parametrize("option, message", [("threads=-3", "threads"), ("thread=2", "thread")])
+def test_bad_backend_options_are_refused(tmp_path, option, message):
+    bundle = threshold_bundle(tmp_path / "tiny")
+    line = last_line(jetseg("run", "--model", bundle, "--backend-option", option, "--check"))
+    assert message in line and "onnxrt" in line
+
+
+def test_paths_in_the_default_temporary_folder_are_untouched(tmp_path):
+    # remove_stale_work_folders only touches jetseg-calibrate.<dead pid>.* folders
+    from jetseg.calibration.workflow import remove_stale_work_folders
+
+    assert all(Path(p).name.startswith("jetseg-calibrate.") for p in remove_stale_work_folders())
