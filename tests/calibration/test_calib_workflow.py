@@ -143,7 +143,7 @@ def test_cli_errors_are_one_line(make_bundle, png_folder, tmp_path, capsys):
     bundle, scans = make_bundle(), png_folder(8)
     cases = [
         ([tmp_path / "nope", "--scans", scans], "is not a model bundle directory"),
-        ([bundle, "--scans", scans, "--out", bundle], "already exists; choose another --out or remove it first"),
+        ([bundle, "--scans", scans, "--out", bundle], "is or holds an input"),
         ([bundle, "--scans", scans, "--gate-dice", "2"], "--gate-dice 2.0 is invalid; expected a Dice drop between"),
         ([bundle, "--scans", scans, "--count", "0"], "--count 0 is invalid; expected a positive number of frames"),
         ([bundle, "--scans", scans, "--trt-version", "x.y"], "TensorRT version 'x.y' is not a version"),
