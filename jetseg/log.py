@@ -23,6 +23,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (not the stream of the moment it was
+    made, which a test's capture or a redirect may have closed since)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+    def flush(self) -> None:
+        self.stream = sys.stderr
+        super().flush()
+
+
 def setup_logging(verbose: bool = False, json_lines: bool = False) -> None:
     """Configure the ``jetseg`` logger once (INFO, or DEBUG with ``verbose``), and the root logger (WARNING)
     for everything else; every line of both is redacted (:mod:`jetseg.redact`: URL passwords, tokens)."""
@@ -30,14 +46,14 @@ def setup_logging(verbose: bool = False, json_lines: bool = False) -> None:
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(_formatter(json_lines))
     logger.addHandler(handler)
     logger.propagate = False
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "jetseg", False)]:
         root.removeHandler(old)
-    other = logging.StreamHandler(sys.stderr)
+    other = StderrHandler()
     other.setFormatter(_formatter(json_lines))
     other.setLevel(logging.WARNING)
     other.jetseg = True  # type: ignore[attr-defined]
