@@ -8,8 +8,8 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -179,8 +179,23 @@ def test_bad_backend_options_are_refused(tmp_path, option, message):
     assert message in line and "onnxrt" in line
 
 
-def test_paths_in_the_default_temporary_folder_are_untouched(tmp_path):
-    # remove_stale_work_folders only touches jetseg-calibrate.<dead pid>.* folders
-    from jetseg.calibration.workflow import remove_stale_work_folders
+def test_stale_work_folder_cleanup_removes_only_dead_calibrations(tmp_path, monkeypatch):
+    """Only jetseg-calibrate.<pid>.* folders of processes that are gone are removed; live ones, files and
+    other folders in the temporary folder stay."""
+    import tempfile
 
-    assert all(Path(p).name.startswith("jetseg-calibrate.") for p in remove_stale_work_folders())
+    from jetseg.calibration.workflow import WORK_PREFIX, remove_stale_work_folders
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=30)
+    stale = tmp_path / ("%s%d.abc" % (WORK_PREFIX, dead.pid))
+    live = tmp_path / ("%s%d.abc" % (WORK_PREFIX, os.getpid()))
+    for folder in (stale, live, tmp_path / (WORK_PREFIX + "notes"), tmp_path / "user-data"):
+        folder.mkdir()
+        (folder / "f.txt").write_text("x")
+    (tmp_path / ("%s%d.file" % (WORK_PREFIX, dead.pid))).write_text("a file, not a work folder")
+    assert remove_stale_work_folders() == [stale]
+    assert not stale.exists()
+    assert live.is_dir() and (tmp_path / (WORK_PREFIX + "notes")).is_dir() and (tmp_path / "user-data").is_dir()
+    assert (tmp_path / ("%s%d.file" % (WORK_PREFIX, dead.pid))).is_file()
