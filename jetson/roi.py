@@ -6,7 +6,8 @@ cropped before preprocessing (``Spec.preprocess(frame, roi=...)``) and masks are
 frame (``Spec.mask_to_frame``). It comes from, in order of precedence:
 
 - the config / ``--roi x,y,w,h`` (frame pixels),
-- ``auto``: detected from the first frames by :func:`detect_roi`,
+- ``auto``: the imaging area the source knows (``Frame.meta["roi"]`` with a ``roi_source``: DICOM's validated
+  SequenceOfUltrasoundRegions), else detected from the first frames by :func:`detect_roi`,
 - ``spec``: the bundle's ``input.roi`` (or the whole frame),
 - ``none``: the whole frame.
 """
@@ -172,10 +173,16 @@ class RoiPolicy:
             return self.roi
         return None
 
-    def resolve(self, frames: Sequence[np.ndarray]) -> Roi:
-        """Fix the ROI from these frames (``auto`` uses all of them, the other modes only their shape)."""
+    def resolve(self, frames: Sequence[np.ndarray], known: Optional[Sequence[int]] = None) -> Roi:
+        """Fix the ROI from these frames (``auto`` uses all of them, the other modes only their shape).
+
+        ``known``: the imaging area the source reports (DICOM ultrasound regions); ``auto`` uses it instead
+        of detecting one.
+        """
         shape = frames[0].shape[:2]
-        if self.mode == "auto":
+        if self.mode == "auto" and known is not None:
+            roi = clip_roi(known, shape, "the source's imaging area")
+        elif self.mode == "auto":
             roi = detect_roi(frames)
         elif self.mode == "none":
             roi = (0, 0, int(shape[1]), int(shape[0]))

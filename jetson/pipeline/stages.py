@@ -159,17 +159,20 @@ class Preprocess(Stage):
                 if len(self._held) < self.roi.auto_frames:
                     return []
                 return self.flush()
-            roi = self._resolve([image])
+            roi = self._resolve([item])
         item.roi = roi
         item.roi_trusted = self._trusted
         item.tensor = self.spec.preprocess(image, roi=roi)
         item.stamps["preprocessed"] = time.monotonic()
         return [item]
 
-    def _resolve(self, images: List[np.ndarray]) -> Tuple[int, int, int, int]:
+    def _resolve(self, items: List[Item]) -> Tuple[int, int, int, int]:
         self._trusted = True
+        images = [i.frame.image for i in items]
+        meta = items[0].frame.meta or {}
+        known = meta.get("roi") if meta.get("roi_source") else None
         try:
-            roi = self.roi.resolve(images)
+            roi = self.roi.resolve(images, known=known)
         except RoiError as exc:
             if not self.roi.is_auto:
                 raise
@@ -180,7 +183,8 @@ class Preprocess(Stage):
             self._trusted = False
             return (0, 0, int(images[0].shape[1]), int(images[0].shape[0]))
         log.info("ROI %s for %dx%d frames (%s)", list(roi), images[0].shape[1], images[0].shape[0],
-                 self.roi.mode if isinstance(self.roi.mode, str) else "fixed",
+                 ("auto: from %s" % meta["roi_source"] if known is not None and self.roi.is_auto else
+                  self.roi.mode if isinstance(self.roi.mode, str) else "fixed"),
                  extra={"fields": {"event": "roi", "roi": list(roi)}})
         if self.metrics is not None:
             self.metrics.roi = roi
@@ -191,7 +195,7 @@ class Preprocess(Stage):
         held, self._held = self._held, []
         if not held:
             return []
-        roi = self._resolve([h.frame.image for h in held])
+        roi = self._resolve(held)
         now = time.monotonic()
         for h in held:
             h.roi = roi

@@ -9,8 +9,10 @@ Pixels (see docs/sources.md):
     BitsStored <= 8 gives uint8; more gives uint16 scaled by ``2**(16 - BitsStored)`` (a 12-bit 0..4095
     becomes 0..65520, so full scale stays full scale); signed data is offset by ``2**(BitsStored-1)`` first.
 
-Frame ``meta``: ``pixel_spacing_mm`` ([row, column], from PixelSpacing, or from the ultrasound regions'
-PhysicalDeltaY/X in cm), ``fps`` (FrameTime, CineRate or RecommendedDisplayFrameRate), ``file_frame``.
+Frame ``meta``: ``pixel_spacing_mm`` ([row, column], from PixelSpacing, or from the valid ultrasound
+regions' PhysicalDeltaY/X in cm), ``roi`` (the imaging area from SequenceOfUltrasoundRegions, validated and
+scaled to the pixels by :mod:`usregions`; ``roi_source`` is then ``"dicom-regions"``), ``fps`` (FrameTime,
+CineRate or RecommendedDisplayFrameRate), ``file_frame``.
 Patient tags are never logged or copied.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from jetseg.errors import SourceError
 from jetseg.jetson.sources.base import Frame, Source
 from jetseg.jetson.sources.images import natural_key
+from jetseg.jetson.sources.usregions import Regions, read_regions
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sources.dicom")
@@ -55,20 +58,15 @@ def frame_rate(ds: Any) -> Optional[float]:
     return None
 
 
-def pixel_spacing(ds: Any) -> Optional[List[float]]:
-    """``[row_mm, column_mm]`` from PixelSpacing, else from the first ultrasound region measured in cm."""
+def pixel_spacing(ds: Any, regions: Optional[Regions] = None) -> Optional[List[float]]:
+    """``[row_mm, column_mm]`` from PixelSpacing, else from the valid ultrasound regions measured in cm."""
     spacing = ds.get("PixelSpacing")
     if spacing is not None and len(spacing) == 2:
         values = [_number(v) for v in spacing]
         if all(values):
             return [float(v) for v in values]  # type: ignore[arg-type]
-    for region in ds.get("SequenceOfUltrasoundRegions") or []:
-        # PhysicalUnits 3 = cm (DICOM PS3.3 C.8.5.5.1.15)
-        if region.get("PhysicalUnitsXDirection") == 3 and region.get("PhysicalUnitsYDirection") == 3:
-            dx, dy = _number(region.get("PhysicalDeltaX")), _number(region.get("PhysicalDeltaY"))
-            if dx and dy:
-                return [dy * 10.0, dx * 10.0]
-    return None
+    regions = read_regions(ds) if regions is None else regions
+    return regions.spacing_mm
 
 
 def _pixels_api() -> Any:
@@ -170,6 +168,8 @@ class DicomSource(Source):
         self._ds_item: Optional[_Item] = None
         self._whole: Optional[np.ndarray] = None
         self._pos: Tuple[int, int] = (0, 0)
+        self._regions = Regions([])
+        self._warned_regions = self._noted_scale = False
 
     # ------------------------------------------------------------------ discovery
     def _header(self, path: Path, strict: bool) -> Optional[_Item]:
@@ -239,7 +239,22 @@ class DicomSource(Source):
         if problem:
             raise SourceError("cannot decode %s: %s" % (item.path.name, problem))
         self._ds, self._ds_item, self._whole = ds, item, None
+        self._regions = self._check_regions(item, ds)
         return ds
+
+    def _check_regions(self, item: _Item, ds: Any) -> Regions:
+        """The file's ultrasound regions; says once per source when they were scaled or ignored."""
+        regions = read_regions(ds)
+        if regions.problem and not self._warned_regions:
+            self._warned_regions = True
+            log.warning("%s: ignoring SequenceOfUltrasoundRegions (%s); no ROI or pixel spacing from them",
+                        item.path.name, regions.problem)
+        elif regions.tagged_size and not self._noted_scale:
+            self._noted_scale = True
+            log.info("%s: ultrasound regions were tagged for a %dx%d frame; scaled by %.3g to the %dx%d pixels",
+                     item.path.name, regions.tagged_size[0], regions.tagged_size[1], regions.scale,
+                     int(ds.Columns), int(ds.Rows))
+        return regions
 
     def _decode(self, item: _Item, index: int) -> np.ndarray:
         ds = self._ds if self._ds_item is item else self._load(item)
@@ -279,8 +294,11 @@ class DicomSource(Source):
         self._pos = (file_index, frame_index + 1)
         name = item.path.name if item.frames == 1 else "%s#%d" % (item.path.name, frame_index)
         meta: Dict[str, Any] = {"file_frame": frame_index, "fps": frame_rate(self._ds),
-                                "pixel_spacing_mm": pixel_spacing(self._ds),
+                                "pixel_spacing_mm": pixel_spacing(self._ds, self._regions),
                                 "photometric": str(self._ds.get("PhotometricInterpretation", ""))}
+        roi = self._regions.roi
+        if roi is not None:  # the imaging area as the scanner tagged it (RoiPolicy "auto" prefers it)
+            meta["roi"], meta["roi_source"] = roi, "dicom-regions"
         return Frame(index=self.delivered, image=image, timestamp=time.monotonic(), source_id=name, meta=meta)
 
     def _close(self) -> None:

@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset
 
 from jetseg.errors import SourceError
 from jetseg.jetson.sources import open_source
 from jetseg.jetson.sources.dicom import DicomSource
-from tests.fixtures.dicom import write_dicom
+from tests.fixtures.dicom import us_region, write_dicom
 from tests.fixtures.media import gradient
 
 
@@ -90,14 +89,11 @@ def test_ybr_full_is_converted_to_bgr(tmp_path: Path) -> None:
 
 
 def test_ultrasound_region_spacing_in_cm(tmp_path: Path) -> None:
-    region = Dataset()
-    region.PhysicalUnitsXDirection = 3
-    region.PhysicalUnitsYDirection = 3
-    region.PhysicalDeltaX = 0.02
-    region.PhysicalDeltaY = 0.015
+    region = us_region((0, 0, 8, 8), delta_cm=(0.02, 0.015))
     path = write_dicom(tmp_path / "us.dcm", gradient(8, 8), SequenceOfUltrasoundRegions=[region])
     frames, _ = _read_all(str(path))
     assert frames[0].meta["pixel_spacing_mm"] == pytest.approx([0.15, 0.2])
+    assert frames[0].meta["roi"] == (0, 0, 8, 8) and frames[0].meta["roi_source"] == "dicom-regions"
     assert frames[0].meta["fps"] is None and frames[0].source_id == "us.dcm"
 
 
