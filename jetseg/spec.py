@@ -14,7 +14,7 @@ Example ``spec.yaml``::
     name: ultrasound-unet
     task: segmentation
     input: {name: input, size: [128, 128], channels: 1, color_order: gray,
-            mean: [0.0], std: [1.0], roi: [80, 40, 480, 400]}
+            mean: [0.0], std: [1.0], roi: {relative: [0.125, 0.083, 0.75, 0.833]}}
     output: {name: logits, kind: softmax}
     classes: [background, lesion]
     colors: [[0, 0, 0], [255, 64, 64]]
@@ -23,6 +23,7 @@ Example ``spec.yaml``::
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ import numpy as np
 import yaml
 
 from jetseg.errors import SpecError
+
+log = logging.getLogger("jetseg.spec")
 
 TASKS = ("segmentation",)
 OUTPUT_KINDS = ("softmax", "sigmoid")
@@ -63,8 +66,9 @@ class InputSpec:
     layout: str = "NCHW"
     mean: List[float] = field(default_factory=lambda: [0.0])
     std: List[float] = field(default_factory=lambda: [1.0])
-    # Crop [x, y, width, height] in frame pixels, applied before resizing; None = whole frame.
-    roi: Optional[List[int]] = None
+    # Crop applied before resizing: [x, y, width, height] in frame pixels, or {relative: [x, y, w, h]} as
+    # fractions (0..1) of the frame's width and height; None = whole frame.
+    roi: Optional[Union[List[int], Dict[str, List[float]]]] = None
     interpolation: str = "linear"
 
 
@@ -152,11 +156,21 @@ class Spec:
                     "input." + key, value, "a finite number or a list of %d finite numbers" % inp.channels)
             setattr(inp, key, [float(v) for v in value])
         _expect(all(v > 0 for v in inp.std), "input.std", inp.std, "positive numbers")
-        if inp.roi is not None:
+        if isinstance(inp.roi, dict):
+            rel = inp.roi.get("relative")
+            _expect(set(inp.roi) == {"relative"} and isinstance(rel, (list, tuple)) and len(rel) == 4
+                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rel)
+                    and all(0.0 <= v < 1.0 for v in rel[:2]) and all(0.0 < v <= 1.0 for v in rel[2:])
+                    and rel[0] + rel[2] <= 1.0 + 1e-6 and rel[1] + rel[3] <= 1.0 + 1e-6,
+                    "input.roi", inp.roi, "{relative: [x, y, width, height]} as fractions of the frame (x, y "
+                    "in [0, 1), width, height in (0, 1], x + width and y + height at most 1)")
+            inp.roi = {"relative": [float(v) for v in rel]}
+        elif inp.roi is not None:
             _expect(isinstance(inp.roi, (list, tuple)) and len(inp.roi) == 4
-                    and all(isinstance(v, int) for v in inp.roi) and inp.roi[0] >= 0 and inp.roi[1] >= 0
-                    and inp.roi[2] > 0 and inp.roi[3] > 0,
-                    "input.roi", inp.roi, "[x, y, width, height] in frame pixels, or null")
+                    and all(isinstance(v, int) and not isinstance(v, bool) for v in inp.roi)
+                    and inp.roi[0] >= 0 and inp.roi[1] >= 0 and inp.roi[2] > 0 and inp.roi[3] > 0,
+                    "input.roi", inp.roi, "[x, y, width, height] in frame pixels, {relative: [x, y, width, "
+                    "height]} as fractions of the frame, or null")
             inp.roi = [int(v) for v in inp.roi]
         _expect(out.kind in OUTPUT_KINDS, "output.kind", out.kind, "one of %s" % ", ".join(OUTPUT_KINDS))
         _expect(out.activation in ACTIVATIONS, "output.activation", out.activation,
@@ -205,15 +219,26 @@ class Spec:
         return (1, self.output_channels, self.input.size[0], self.input.size[1])
 
     def roi_for(self, frame_shape: Sequence[int]) -> Tuple[int, int, int, int]:
-        """The crop ``(x, y, w, h)`` for a frame of this shape, clipped to the frame."""
+        """The crop ``(x, y, w, h)`` for a frame of this shape: a relative ROI scaled to the frame, a pixel
+        ROI clipped to it (with one warning per frame size when clipping changes it)."""
         height, width = int(frame_shape[0]), int(frame_shape[1])
-        if self.input.roi is None:
+        roi = self.input.roi
+        if roi is None:
             return 0, 0, width, height
-        x, y, w, h = self.input.roi
+        if isinstance(roi, dict):
+            fx, fy, fw, fh = roi["relative"]
+            x, y = min(width - 1, int(round(fx * width))), min(height - 1, int(round(fy * height)))
+            w = max(1, min(width - x, int(round(fw * width))))
+            return x, y, w, max(1, min(height - y, int(round(fh * height))))
+        x, y, w, h = roi
         if x >= width or y >= height:
             raise SpecError("input.roi %s lies outside the %dx%d frame; fix the ROI in spec.yaml or the "
-                            "config" % (self.input.roi, width, height))
-        return x, y, min(w, width - x), min(h, height - y)
+                            "config, or give it relative to the frame ({relative: [x, y, w, h]})"
+                            % (roi, width, height))
+        clipped = (x, y, min(w, width - x), min(h, height - y))
+        if clipped[2:] != (w, h):
+            warn_clipped("input.roi", list(roi), clipped, width, height)
+        return clipped
 
     # ------------------------------------------------------------------ preprocessing
     def preprocess(self, frame: np.ndarray, roi: Optional[Sequence[int]] = None) -> np.ndarray:
@@ -385,3 +410,16 @@ def _build(cls: Any, data: Dict[str, Any], prefix: str) -> Any:
         return cls(**data)
     except TypeError as exc:  # wrong type for a nested section, e.g. input: 5
         raise SpecError("spec section %r is malformed: %s" % (prefix or cls.__name__, exc)) from None
+
+
+_clip_warned: set = set()  # (what, roi, width, height) already warned about: one warning per frame size
+
+
+def warn_clipped(what: str, roi: Sequence[int], clipped: Sequence[int], width: int, height: int) -> None:
+    """Log once per ROI and frame size that a pixel ROI did not fit the frame and was clipped."""
+    key = (what, tuple(roi), width, height)
+    if key in _clip_warned:
+        return
+    _clip_warned.add(key)
+    log.warning("%s %s does not fit the %dx%d frame; clipped to %s (written for another frame size? give it "
+                "relative to the frame: {relative: [x, y, w, h]})", what, list(roi), width, height, list(clipped))

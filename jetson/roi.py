@@ -18,7 +18,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from jetseg.errors import JetsegError
-from jetseg.spec import Spec
+from jetseg.spec import Spec, warn_clipped
 
 Roi = Tuple[int, int, int, int]
 
@@ -143,7 +143,10 @@ def clip_roi(roi: Sequence[int], frame_shape: Sequence[int], what: str = "ROI") 
     if x >= width or y >= height or w <= 0 or h <= 0:
         raise RoiError("%s %s lies outside the %dx%d frame; expected x < %d and y < %d (fix --roi or roi.mode)"
                        % (what, [x, y, w, h], width, height, width, height))
-    return x, y, min(w, width - x), min(h, height - y)
+    clipped = (x, y, min(w, width - x), min(h, height - y))
+    if clipped[2:] != (w, h):
+        warn_clipped(what, [x, y, w, h], clipped, width, height)
+    return clipped
 
 
 class RoiPolicy:

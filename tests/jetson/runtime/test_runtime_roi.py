@@ -74,3 +74,15 @@ def test_auto_roi_refuses_frames_without_an_imaging_area():
     image[80:300, 20:38] = 200  # only text, a header bar and a bar left
     with pytest.raises(RoiError, match="no imaging area found"):
         detect_roi([image])
+
+
+def test_fixed_roi_clipped_warns_once_per_size(caplog) -> None:
+    import logging
+
+    policy = RoiPolicy(tiny_spec(), [10, 10, 100, 100])
+    with caplog.at_level(logging.WARNING, logger="jetseg"):
+        for _ in range(3):
+            assert policy.resolve([np.zeros((60, 80), np.uint8)]) == (10, 10, 70, 50)
+    assert [r.getMessage() for r in caplog.records] == [
+        "--roi / roi.mode [10, 10, 100, 100] does not fit the 80x60 frame; clipped to [10, 10, 70, 50] (written "
+        "for another frame size? give it relative to the frame: {relative: [x, y, w, h]})"]
