@@ -21,15 +21,14 @@ and the quantized model all refer to the prepared model's tensor names.
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
-import io
 import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from jetseg.calibration.ortquiet import quiet_onnxruntime
 from jetseg.errors import DependencyError, JetsegError
 from jetseg.optional import require
 
@@ -135,7 +134,8 @@ def prepare_model(src: Path, dst: Path) -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
-        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+        with quiet_onnxruntime():
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
     except Exception as exc:  # ONNX Runtime's optimizer and ONNX's checker raise assorted types
         raise JetsegError("cannot prepare %s for quantization: %s; check that it loads in ONNX Runtime"
                           % (src, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from None
@@ -167,19 +167,18 @@ def compute_ranges(model_path: Path, input_name: str, frames: Sequence[np.ndarra
     cmethod = {"entropy": q.CalibrationMethod.Entropy, "minmax": q.CalibrationMethod.MinMax,
                "percentile": q.CalibrationMethod.Percentile}[method]
     tqdm = require("tqdm", "progress bars").tqdm
-    calibrator = calib.create_calibrator(Path(model_path), [], augmented_model_path=str(Path(work_dir) / "augmented.onnx"),
-                                         calibrate_method=cmethod)
-    chatter = io.StringIO()  # ONNX Runtime's calibrators print() their progress: keep stdout for results
     frames = list(frames)
-    with tqdm(total=len(frames), desc="calibrating", unit="frame", disable=None if progress else True,
-              leave=False) as bar, contextlib.redirect_stdout(chatter):
+    # ONNX Runtime's calibrators print() their progress and log warnings: to DEBUG (-v), stdout is for results
+    with quiet_onnxruntime(), tqdm(total=len(frames), desc="calibrating", unit="frame",
+                                   disable=None if progress else True, leave=False) as bar:
+        calibrator = calib.create_calibrator(Path(model_path), [],
+                                             augmented_model_path=str(Path(work_dir) / "augmented.onnx"),
+                                             calibrate_method=cmethod)
         # In chunks: ONNX Runtime holds every intermediate tensor of a collect_data call in memory (GBs for
         # 64 frames of a U-Net); its collectors merge statistics across calls.
         for start in range(0, len(frames), CHUNK):
             calibrator.collect_data(FrameReader(input_name, frames[start:start + CHUNK], bar))
         data = calibrator.compute_data()
-    if chatter.getvalue().strip():
-        log.debug("onnxruntime: %s", " | ".join(chatter.getvalue().split("\n")))
     del calibrator
     return data
 
@@ -251,7 +250,8 @@ def quantize(model_path: Path, out_path: Path, tensors_data: Any, target: str,
     qu = require("onnxruntime.quantization.quant_utils", "INT8 calibration")
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
 
-    model = qu.load_model_with_shape_infer(Path(model_path))
+    with quiet_onnxruntime():
+        model = qu.load_model_with_shape_infer(Path(model_path))
     s = _settings(q, model, target)
     if only:
         # Alone, ops such as MaxPool or Concat are quantized only when their input already is; force them,
@@ -268,8 +268,8 @@ def quantize(model_path: Path, out_path: Path, tensors_data: Any, target: str,
     if missing:  # pragma: no cover - depends on the installed onnxruntime
         raise DependencyError("this onnxruntime's QDQQuantizer wants %s; jetseg supports onnxruntime %s to %s"
                               % (", ".join(missing), MIN_ORT, MAX_TESTED_ORT))
-    quantizer = QDQQuantizer(**{k: v for k, v in args.items() if k in params})
-    with contextlib.redirect_stdout(io.StringIO()):
+    with quiet_onnxruntime():
+        quantizer = QDQQuantizer(**{k: v for k, v in args.items() if k in params})
         quantizer.quantize_model()
     strip_unused_domains(quantizer.model.model)
     quantizer.model.save_model_to_file(str(out_path), False)

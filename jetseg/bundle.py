@@ -33,6 +33,8 @@ MODEL_FILE = "model.onnx"
 SPEC_FILE = "spec.yaml"
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "weights.pt"
+#: a TorchScript model kept by ``jetseg export MODEL.ts``: the PyTorch reference (torch runner, naive loop)
+TORCHSCRIPT_FILE = "model.ts"
 ENGINES_DIR = "engines"
 FORMAT_VERSION = 1
 
@@ -83,6 +85,12 @@ class Bundle:
     @property
     def weights_path(self) -> Optional[Path]:
         p = self.path / WEIGHTS_FILE
+        return p if p.is_file() else None
+
+    @property
+    def torchscript_path(self) -> Optional[Path]:
+        """The bundle's TorchScript model (``model.ts``), or None."""
+        p = self.path / TORCHSCRIPT_FILE
         return p if p.is_file() else None
 
     @property

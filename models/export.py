@@ -6,12 +6,14 @@ random input. Weights are loaded with ``torch.load(..., weights_only=True)``: no
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import logging
+import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -56,16 +58,41 @@ def load_weights(model: Any, path: Any) -> None:
         raise ExportError("weights %s do not fit the model: %s" % (path, first)) from None
 
 
-def load_factory(target: str, kwargs: Optional[Dict[str, Any]] = None) -> Any:
-    """Call ``package.module:factory`` (a function or class returning a ``torch.nn.Module``)."""
+@contextlib.contextmanager
+def _importable_from(module_path: Optional[str]) -> Iterator[None]:
+    """Make ``module_path`` importable for the duration of the block (first on ``sys.path``, then removed)."""
+    if not module_path:
+        yield
+        return
+    folder = str(Path(module_path).resolve())
+    if not Path(folder).is_dir():
+        raise ExportError("--module-path %s is not a folder; expected the folder that holds the model's package"
+                          % module_path)
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+
+
+def load_factory(target: str, kwargs: Optional[Dict[str, Any]] = None, module_path: Optional[str] = None) -> Any:
+    """Call ``package.module:factory`` (a function or class returning a ``torch.nn.Module``).
+
+    ``module_path``: a folder to import the package from (the user's source tree), instead of PYTHONPATH.
+    """
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise ExportError("model %r is not a file or 'package.module:factory'" % target)
     try:
-        module = importlib.import_module(module_name)
+        with _importable_from(module_path):
+            module = importlib.import_module(module_name)
+    except ExportError:  # --module-path is not a folder
+        raise
     except ImportError as exc:
-        raise ExportError("cannot import %s for %s: %s; is it installed or on PYTHONPATH?"
-                          % (module_name, target, exc)) from None
+        where = "in --module-path %s" % module_path if module_path else \
+            "installed or on PYTHONPATH? (or give --module-path DIR)"
+        raise ExportError("cannot import %s for %s: %s; is it %s" % (module_name, target, exc, where)) from None
     except Exception as exc:  # the user's module failed while importing: say so in one line
         raise ExportError("importing %s for %s failed: %s: %s" % (module_name, target, type(exc).__name__,
                                                                   _first_line(exc))) from None
@@ -226,9 +253,23 @@ def compare_with_torch(model: Any, onnx_bytes: bytes, spec: Spec, seed: int = 0,
 
 
 # ---------------------------------------------------------------------------------------------- routes
+def torchscript_bytes(model: Any) -> bytes:
+    """``model`` (a ScriptModule, weights loaded) serialized with ``torch.jit.save``."""
+    torch = require("torch", "TorchScript models")
+    buffer = io.BytesIO()
+    torch.jit.save(model, buffer)
+    return buffer.getvalue()
+
+
 def export_model(source: str, spec: Spec, weights: Optional[str] = None,
-                 factory_kwargs: Optional[Dict[str, Any]] = None) -> Tuple[bytes, Dict[str, Any]]:
+                 factory_kwargs: Optional[Dict[str, Any]] = None, module_path: Optional[str] = None,
+                 keep: Optional[Dict[str, bytes]] = None) -> Tuple[bytes, Dict[str, Any]]:
     """Produce checked ONNX bytes from ``MODEL.onnx``, ``MODEL.ts`` / ``.pt`` TorchScript or ``pkg.mod:factory``.
+
+    Args:
+        module_path: folder to import ``pkg.mod`` from (else it must be installed or on PYTHONPATH).
+        keep: when given, receives the files a bundle keeps besides the ONNX model: for TorchScript,
+            ``{"model.ts": bytes}`` (the ScriptModule with ``weights`` loaded), the PyTorch reference.
 
     Returns ``(onnx_bytes, info)`` where ``info`` records the route, the source and the parity check.
     """
@@ -251,7 +292,7 @@ def export_model(source: str, spec: Spec, weights: Optional[str] = None,
         model = load_torchscript(path)
         info["route"] = "torchscript"
     elif ":" in source and not path.exists():
-        model = load_factory(source, factory_kwargs)
+        model = load_factory(source, factory_kwargs, module_path)
         info["route"] = "factory"
     else:
         raise ExportError("model %r is not supported; expected MODEL.onnx, MODEL.ts (TorchScript) or "
@@ -262,4 +303,8 @@ def export_model(source: str, spec: Spec, weights: Optional[str] = None,
     data = torch_to_onnx(model, spec)
     record_activation(check_onnx(data, spec), spec, info)
     info["max_abs_diff_vs_torch"] = compare_with_torch(model, data, spec)
+    if keep is not None and info["route"] == "torchscript":
+        from jetseg.bundle import TORCHSCRIPT_FILE
+
+        keep[TORCHSCRIPT_FILE] = torchscript_bytes(model)
     return data, info

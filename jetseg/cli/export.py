@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
     parser.add_argument("--weights", default=None, metavar="W.pt",
                         help="state_dict for a TorchScript or factory model (loaded weights-only)")
+    parser.add_argument("--module-path", default=None, metavar="DIR",
+                        help="folder to import pkg.mod of a pkg.mod:factory model from (instead of PYTHONPATH)")
     parser.add_argument("--spec", default=None, metavar="spec.yaml", help="the model's spec (else the flags below)")
     parser.add_argument("--input-size", default=None, metavar="HxW", help="model input size, e.g. 256x256")
     parser.add_argument("--channels", type=int, choices=(1, 3), default=None, help="input channels (1 grey, 3 colour)")
@@ -94,22 +96,28 @@ def build_spec(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jetseg.bundle import WEIGHTS_FILE, command_line, save_bundle, sha256_file
+    from pathlib import Path
+
+    from jetseg.bundle import TORCHSCRIPT_FILE, WEIGHTS_FILE, command_line, save_bundle, sha256_file
     from jetseg.models.export import export_model
 
     if args.weights is not None:
-        from pathlib import Path
-
         if not Path(args.weights).is_file():
             raise JetsegError("--weights %s does not exist; expected a PyTorch state_dict file" % args.weights)
     spec = build_spec(args)
-    data, info = export_model(args.model, spec, weights=args.weights)
+    keep: Dict[str, bytes] = {}
+    module_path = str(Path(args.module_path).resolve()) if args.module_path else None
+    data, info = export_model(args.model, spec, weights=args.weights, module_path=module_path, keep=keep)
     provenance: Dict[str, Any] = {"command": command_line(), "tool": "jetseg export", "export": info}
-    extra = {}
+    extra: Dict[str, Any] = dict(keep)
+    if TORCHSCRIPT_FILE in keep:  # the torch runner and the naive-loop row run it as the PyTorch reference
+        provenance["architecture"] = {"torchscript": TORCHSCRIPT_FILE}
     if args.weights:
         provenance["export"]["weights_sha256"] = sha256_file(args.weights)
         if info.get("route") == "factory":
             provenance["architecture"] = {"factory": args.model}
+            if module_path:
+                provenance["architecture"]["module_path"] = module_path
         extra[WEIGHTS_FILE] = args.weights
     bundle = save_bundle(args.out, data, spec, extra_files=extra, provenance=provenance, overwrite=args.overwrite)
     diff = info.get("max_abs_diff_vs_torch")

@@ -1,9 +1,12 @@
-"""PyTorch eager runner: the FP32 reference.
+"""PyTorch runner: the FP32 reference.
 
-Rebuilds the architecture recorded in the bundle's manifest (``provenance["architecture"] = {"name": ...,
-"kwargs": {...}}``) from the architecture registry (or ``{"factory": "pkg.mod:fn"}`` for a bundle made by
-``jetseg export pkg.mod:fn --weights W.pt``) and loads ``weights.pt`` weights-only
-(``torch.load(..., weights_only=True)``: no pickled code runs). Runs in eval mode under ``no_grad``.
+Runs, in this order of preference:
+- the bundle's TorchScript model (``model.ts``, kept by ``jetseg export MODEL.ts``; weights included), or
+- the architecture recorded in the bundle's manifest (``provenance["architecture"] = {"name": ...,
+  "kwargs": {...}}``) from the architecture registry (or ``{"factory": "pkg.mod:fn", "module_path": DIR}``
+  for a bundle made by ``jetseg export pkg.mod:fn --weights W.pt``) with ``weights.pt`` loaded weights-only
+  (``torch.load(..., weights_only=True)``: no pickled code runs).
+Runs in eval mode under ``no_grad``.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from jetseg.bundle import WEIGHTS_FILE, BundleLike
+from jetseg.bundle import TORCHSCRIPT_FILE, WEIGHTS_FILE, BundleLike
 from jetseg.errors import RunnerError
 from jetseg.jetson.runners.base import Runner
 from jetseg.optional import require
@@ -21,7 +24,7 @@ class TorchRunner(Runner):
     """Runs the bundle's PyTorch model on the CPU.
 
     Args:
-        bundle: the bundle (or its path); it needs ``weights.pt`` and an architecture record.
+        bundle: the bundle (or its path); it needs ``model.ts``, or ``weights.pt`` and an architecture record.
         batch_size: the largest batch this runner will be given.
 
     Options:
@@ -37,6 +40,9 @@ class TorchRunner(Runner):
         opts.done()
         self.model: Any = None
         self._torch: Any = None
+        self.architecture: Dict[str, Any] = {"name": TORCHSCRIPT_FILE, "factory": None, "kwargs": {}}
+        if self.bundle.torchscript_path is not None:
+            return
         if self.bundle.weights_path is None:
             raise RunnerError("bundle %s has no %s; the torch backend needs the PyTorch weights (bundles from "
                               "'jetseg train' have them), or use --backend onnxrt"
@@ -47,24 +53,27 @@ class TorchRunner(Runner):
             raise RunnerError("bundle %s does not record its architecture (manifest provenance.architecture); "
                               "the torch backend cannot rebuild the model, use --backend onnxrt"
                               % self.bundle.path)
-        self.architecture: Dict[str, Any] = {"name": record.get("name") or record["factory"],
-                                             "factory": record.get("factory"),
-                                             "kwargs": dict(record.get("kwargs") or {})}
+        self.architecture = {"name": record.get("name") or record["factory"], "factory": record.get("factory"),
+                             "module_path": record.get("module_path"), "kwargs": dict(record.get("kwargs") or {})}
 
     def _activate(self) -> None:
         torch = require("torch", "the torch backend")
         from jetseg.errors import JetsegError
         from jetseg.models.archs import build_model
-        from jetseg.models.export import load_factory, load_weights
+        from jetseg.models.export import load_factory, load_torchscript, load_weights
 
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            if self.architecture["factory"]:  # exported by 'jetseg export pkg.mod:factory --weights W.pt'
-                model = load_factory(self.architecture["factory"], self.architecture["kwargs"])
+            if self.bundle.torchscript_path is not None:  # kept by 'jetseg export MODEL.ts'
+                model = load_torchscript(self.bundle.torchscript_path)
+            elif self.architecture["factory"]:  # exported by 'jetseg export pkg.mod:factory --weights W.pt'
+                model = load_factory(self.architecture["factory"], self.architecture["kwargs"],
+                                     self.architecture.get("module_path"))
+                load_weights(model, self.bundle.weights_path)
             else:
                 model = build_model(self.architecture["name"], **self.architecture["kwargs"])
-            load_weights(model, self.bundle.weights_path)
+                load_weights(model, self.bundle.weights_path)
         except JetsegError as exc:
             raise RunnerError("cannot rebuild the model of %s: %s" % (self.bundle.path, exc)) from None
         except TypeError as exc:  # kwargs the architecture does not take
