@@ -128,6 +128,8 @@ class Metrics:
         self._state = prom.Enum("jetseg_source_state", "Capture source state", states=list(SOURCE_STATES),
                                 registry=reg)
         self._reconnects = prom.Counter("jetseg_source_reconnects", "Source reconnections", registry=reg)
+        self._captured = prom.Counter("jetseg_source_frames_captured",
+                                      "Frames the source captured (delivered or dropped)", registry=reg)
         prom.Gauge("jetseg_fps", "Recent end-to-end frames per second", registry=reg).set_function(self.fps)
         prom.Gauge("jetseg_uptime_seconds", "Seconds since start", registry=reg).set_function(self.uptime)
         prom.Gauge("jetseg_last_frame_age_seconds", "Seconds since the last processed frame (-1: none yet)",
@@ -142,6 +144,7 @@ class Metrics:
         self.dropped: Dict[str, int] = {"source": 0, "pipeline": 0}
         self.sinks: Dict[str, Dict[str, int]] = {}
         self.reconnects = 0
+        self.captured = 0
         self.source_state = "opening"
         self.source_note = ""
         self.stopped = False
@@ -187,6 +190,13 @@ class Metrics:
         if self.first_frame is None:
             self.first_frame = now
         self.last_frame = now
+
+    def source_captured(self, count: int = 1) -> None:
+        """Frames the source captured: delivered to the pipeline or dropped inside the source."""
+        if count > 0:
+            with self._lock:
+                self.captured += count
+            self._captured.inc(count)
 
     def drop(self, where: str, count: int = 1) -> None:
         """``where``: ``source`` (inside the source) or ``pipeline`` (overwritten before inference)."""
@@ -293,6 +303,8 @@ class Metrics:
             "uptime_s": round(self.uptime(), 3),
             "source_state": self.source_state,
             "reconnects": self.reconnects,
+            "source": {"captured": self.captured, "dropped": self.dropped.get("source", 0),
+                       "reconnects": self.reconnects},
             "roi": list(self.roi) if self.roi else None,
             "dropped": dict(self.dropped),
             "latency_ms": {

@@ -52,6 +52,7 @@ class SourceReader:
         self.next_index = self.first_index  # one past the highest index handed out
         self._last_frame = 0.0
         self._seen_dropped = 0
+        self._seen_captured = 0
         self._seen_reconnects = 0
         self._pace_start: Optional[float] = None
 
@@ -70,6 +71,7 @@ class SourceReader:
         self.source.open()
         self._seen_dropped = self.source.dropped
         self._seen_reconnects = self._source_reconnects()
+        self._seen_captured = self._source_captured()
         self._set_state("reconnecting" if self._source_says_reconnecting() else "running", self._note())
         self._last_frame = time.monotonic()
 
@@ -81,6 +83,11 @@ class SourceReader:
     def _source_reconnects(self) -> int:
         value = getattr(self.source, "reconnects", 0)
         return value if isinstance(value, int) else 0
+
+    def _source_captured(self) -> int:
+        """Frames the source captured: its ``captured`` counter (live capture), else delivered + dropped."""
+        value = getattr(self.source, "captured", None)
+        return value if isinstance(value, int) else self.source.delivered + self.source.dropped
 
     def _source_says_reconnecting(self) -> bool:
         return getattr(self.source, "state", None) == "reconnecting"
@@ -136,14 +143,15 @@ class SourceReader:
         return due <= time.monotonic()
 
     def _mirror_source(self) -> None:
-        """Count the source's own drops and reconnections in the metrics."""
-        dropped, reconnects = self.source.dropped, self._source_reconnects()
+        """Count the source's captured frames, its own drops and its reconnections in the metrics."""
+        dropped, reconnects, captured = self.source.dropped, self._source_reconnects(), self._source_captured()
         if self.metrics is not None:
+            self.metrics.source_captured(captured - self._seen_captured)
             if dropped > self._seen_dropped:
                 self.metrics.drop("source", dropped - self._seen_dropped)
             for _ in range(reconnects - self._seen_reconnects):
                 self.metrics.reconnected()
-        self._seen_dropped, self._seen_reconnects = dropped, reconnects
+        self._seen_dropped, self._seen_reconnects, self._seen_captured = dropped, reconnects, captured
 
     def continue_after(self, previous: SourceReader) -> None:
         """Number frames on from ``previous`` (a reload's new reader, set once the old pipeline has stopped)."""
