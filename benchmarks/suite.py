@@ -136,8 +136,7 @@ def _torch_skip_reason(bundle: Bundle) -> Optional[str]:
     if bundle.precision != "fp32":
         return "%s is %s; PyTorch eager runs FP32 weights only" % (bundle.name, bundle.precision)
     if bundle.weights_path is None and bundle.torchscript_path is None:
-        return "%s has neither model.ts nor weights.pt (PyTorch runs the one or rebuilds the model from the " \
-            "other)" % bundle.name
+        return "%s has neither model.ts nor weights.pt (what PyTorch runs)" % bundle.name
     if not available("torch"):
         return "PyTorch is not installed"
     if not available("jetseg.jetson.runners.torch"):

@@ -157,7 +157,7 @@ class Spec:
             setattr(inp, key, [float(v) for v in value])
         _expect(all(v > 0 for v in inp.std), "input.std", inp.std, "positive numbers")
         if isinstance(inp.roi, dict):
-            rel = inp.roi.get("relative")
+            rel: Any = inp.roi.get("relative")
             _expect(set(inp.roi) == {"relative"} and isinstance(rel, (list, tuple)) and len(rel) == 4
                     and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rel)
                     and all(0.0 <= v < 1.0 for v in rel[:2]) and all(0.0 < v <= 1.0 for v in rel[2:])

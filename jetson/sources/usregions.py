@@ -84,9 +84,10 @@ def _raw(item: Any) -> Optional[Tuple[int, int, int, int, int, Optional[List[flo
     """``(x0, y0, x1, y1, format, [dy_mm, dx_mm] | None)`` from one sequence item, None when incomplete."""
     corners = [_int(item, k) for k in ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1",
                                        "RegionLocationMaxY1")]
-    if any(c is None for c in corners):
+    values = [c for c in corners if c is not None]
+    if len(values) != 4:
         return None
-    x0, y0, x1, y1 = corners  # type: ignore[misc]
+    x0, y0, x1, y1 = values
     if x0 < 0 or y0 < 0 or x1 < x0 or y1 < y0:
         return None
     spacing = None

@@ -153,8 +153,7 @@ def test_naive_loop_skipped_with_reason_without_weights(tiny_bundles, frames):
     report = run_benchmark([cand], ref, frames, settings=Settings(backends=["onnxrt", "torch"], plots=False,
                                                                   **FAST))
     reasons = [(s["bundle"], s["backend"], s["reason"]) for s in report["skipped"]]
-    assert ("tiny-fp32", "torch", "tiny has neither model.ts nor weights.pt (PyTorch runs the one or rebuilds "
-            "the model from the other)") in reasons
+    assert ("tiny-fp32", "torch", "tiny has neither model.ts nor weights.pt (what PyTorch runs)") in reasons
     assert ("tiny-int8", "torch", "tiny-int8 is int8; PyTorch eager runs FP32 weights only") not in reasons
     assert any(r[2].startswith("naive-loop peer skipped: ") for r in reasons)
     assert all(r["backend"] == "onnxrt" for r in report["results"])
