@@ -3,7 +3,8 @@
 The quantization tools ``print()`` their progress ("Finding optimal threshold ..."), log to the root logger
 with ``logging.warning`` (which Python prints to stderr when the root logger has no handler), and the
 native library logs session warnings. :func:`quiet_onnxruntime` routes the first two to
-``jetseg.calibration`` at DEBUG and raises the native log level to errors while the block runs.
+``jetseg.calibration`` at DEBUG (a filter on the root logger, whatever handlers it has) and raises the
+native log level to errors while the block runs.
 """
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ _ORT_DEFAULT_SEVERITY = 2
 _ORT_ERROR_SEVERITY = 3
 
 
-class _ToDebug(logging.Handler):
-    """Re-emits records of the root logger (ONNX Runtime's ``logging.warning``) as jetseg DEBUG lines."""
+class _ToDebug(logging.Filter):
+    """On the root logger: its own records (ONNX Runtime's ``logging.warning``) become jetseg DEBUG lines and
+    go no further. Records propagated from named loggers do not pass a logger's filters, so they are untouched."""
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
         log.debug("onnxruntime %s: %s", record.levelname.lower(), record.getMessage())
+        return False
 
 
 @contextlib.contextmanager
@@ -32,24 +35,16 @@ def quiet_onnxruntime() -> Iterator[None]:
     import onnxruntime
 
     root = logging.getLogger()
-    handler = _ToDebug()
+    diverted = _ToDebug()
     chatter = io.StringIO()
-    saved_level = root.level
-    if root.handlers:  # someone configured the root logger: leave it as it is, only catch prints
-        handler_added = False
-    else:
-        root.addHandler(handler)
-        root.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.WARNING)
-        handler_added = True
+    root.addFilter(diverted)
     onnxruntime.set_default_logger_severity(_ORT_ERROR_SEVERITY)
     try:
         with contextlib.redirect_stdout(chatter):
             yield
     finally:
         onnxruntime.set_default_logger_severity(_ORT_DEFAULT_SEVERITY)
-        if handler_added:
-            root.removeHandler(handler)
-            root.setLevel(saved_level)
+        root.removeFilter(diverted)
         lines = [line for line in chatter.getvalue().splitlines() if line.strip()]
         if lines:
             log.debug("onnxruntime: %s", " | ".join(lines))

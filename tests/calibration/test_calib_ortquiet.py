@@ -19,6 +19,7 @@ def _chatter() -> None:
 @pytest.mark.parametrize("verbose", [False, True])
 def test_chatter_goes_to_debug(capsys, monkeypatch, verbose) -> None:
     monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in the CLI (pytest adds its own)
+    monkeypatch.setattr(logging.getLogger(), "filters", [])
     setup_logging(verbose=verbose)
     try:
         with quiet_onnxruntime():
@@ -32,7 +33,9 @@ def test_chatter_goes_to_debug(capsys, monkeypatch, verbose) -> None:
             assert "Please consider" not in err.err and "Finding optimal" not in err.err
     finally:
         setup_logging(verbose=False)
-    assert not logging.getLogger().handlers  # the root logger is left as it was
+    assert not logging.getLogger().filters  # the root logger is left as it was
+    logging.warning("a root warning after the block")
+    assert "a root warning after the block" in capsys.readouterr().err
 
 
 def test_calibrate_prints_no_quantizer_chatter(make_bundle, png_folder, tmp_path, capsys) -> None:
