@@ -8,7 +8,7 @@
 #                           then the whole test suite there (runs on any x86 host; CI runs it)
 #   ./setup.sh test-device  on a Jetson: `jetseg selftest`, then the on-device tests (markers jetson, trt, gpu)
 #
-# On x86 hosts: CPU PyTorch (torch==2.13.0), ONNX Runtime, OpenCV headless from PyPI, and the apt packages
+# On x86 hosts: CPU PyTorch (torch==2.13.0), ONNX Runtime, OpenVINO (the openvino backend), OpenCV headless from PyPI, and the apt packages
 # the tests use (ffmpeg, GStreamer tools, chromium). On a Jetson (/etc/nv_tegra_release): a venv with
 # --system-site-packages so that JetPack's TensorRT bindings and GStreamer-enabled OpenCV are used; never
 # OpenCV or TensorRT from pip there.
@@ -86,7 +86,7 @@ install_x86() {
         $pip install -q torch==2.13.0
     fi
     say "pip: jetseg and its extras"
-    $pip install -q -e ".[onnx,opencv,scans,runtime,bench,train,dev]"
+    $pip install -q -e ".[onnx,openvino,opencv,scans,runtime,bench,train,dev]"
     # TensorRT cannot be installed here; its type stubs let mypy check the adapters (10.x API).
     $pip install -q --no-deps tensorrt-stubs
 }

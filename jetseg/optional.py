@@ -18,6 +18,7 @@ HINTS: Dict[str, str] = {
     "torch": "run ./setup.sh (x86: pip install torch==2.13.0; Jetson: NVIDIA's PyTorch wheel)",
     "onnx": "pip install 'jetseg[onnx]'",
     "onnxruntime": "pip install 'jetseg[onnx]' (onnxruntime-gpu on a Jetson)",
+    "openvino": "pip install 'jetseg[openvino]' (x86 hosts; ./setup.sh installs it there)",
     "cv2": "pip install 'jetseg[opencv]' (on a Jetson use JetPack's python3-opencv instead)",
     "pydicom": "pip install 'jetseg[scans]'",
     "nibabel": "pip install 'jetseg[scans]'",

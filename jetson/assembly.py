@@ -21,7 +21,7 @@ from jetseg.jetson.metrics import Metrics
 from jetseg.jetson.pipeline import Pipeline, PipelineError, SourceReader, sink_names
 from jetseg.jetson.postprocess import PostProcessor
 from jetseg.jetson.roi import RoiPolicy
-from jetseg.jetson.runners import open_runner
+from jetseg.jetson.runners import open_runner, resolve_backend, with_default_threads
 from jetseg.jetson.sinks import SinkContext, open_sink
 from jetseg.jetson.sinks.base import Sink, check_targets
 from jetseg.jetson.sources import open_source
@@ -122,7 +122,8 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
             parts.bundle, parts.runner = reuse.bundle, reuse.runner
         else:
             parts.bundle = bundle if bundle is not None else Bundle(config.model.path or default_bundle())
-            parts.runner = open_runner(config.backend.name, parts.bundle, **config.backend.options)
+            name = resolve_backend(config.backend.name, parts.bundle)
+            parts.runner = open_runner(name, parts.bundle, **with_default_threads(name, config.backend.options))
             parts.runner.activate()
     except BaseException:
         parts.close(sinks=False, shared=False)
@@ -193,7 +194,7 @@ def close_quietly(close: Any, what: str) -> None:
 
 
 def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Sequence[str] = ("null://",),
-                 backend: str = "onnxrt", duration: Optional[float] = None, max_frames: Optional[int] = None,
+                 backend: str = "auto", duration: Optional[float] = None, max_frames: Optional[int] = None,
                  backend_options: Optional[Dict[str, Any]] = None, source_options: Optional[Dict[str, Any]] = None,
                  realtime: bool = False, roi: Union[str, Sequence[int]] = "spec", smoothing: float = 0.0,
                  min_area_px: int = 0, queue_size: int = 1, sink_queue: int = 4, runner: Any = None,
@@ -205,7 +206,9 @@ def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Sequence[str] =
         bundle: a :class:`~jetseg.bundle.Bundle` or its path.
         source_uri: any source URI (``synthetic://ultrasound?frames=200``, a video file, ...).
         sink_uris: sink URIs (``null://`` measures the pipeline itself).
-        backend: runner name; ``backend_options`` are passed to it. Ignored when ``runner`` is given
+        backend: runner name (``auto``: the fastest here, see :func:`~jetseg.jetson.runners.choose_backend`);
+            ``backend_options`` are passed to it (CPU runners without ``threads`` get
+            :func:`~jetseg.jetson.runners.default_threads`). Ignored when ``runner`` is given
             (an already activated runner, reused as is, e.g. the one the bare-runner timing used).
         duration / max_frames: stop after this many seconds / frames; a source without an end needs one.
         realtime: pace the source at its frame rate and drop frames like a live source.

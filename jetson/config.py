@@ -65,12 +65,12 @@ class ModelConfig:
 class BackendConfig:
     """The runner (``jetseg.jetson.runners``) and its options, passed as keyword arguments."""
 
-    name: str = "onnxrt"
+    name: str = "auto"
     options: Dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         _expect(isinstance(self.name, str) and self.name != "", "backend.name", self.name,
-                "a backend name such as onnxrt, trt or torch")
+                "a backend name such as auto, onnxrt, openvino, trt or torch")
         _expect(isinstance(self.options, dict), "backend.options", self.options, "a mapping of option: value")
 
 

@@ -10,12 +10,13 @@ from typing import Any, Dict, List, Tuple
 
 HELP = "describe this machine: platform, versions, backends, GPU/DLA/TensorRT, OpenCV GStreamer, power mode"
 
-PACKAGES = ("numpy", "yaml", "cv2", "onnx", "onnxruntime", "torch", "pydicom", "nibabel",
+PACKAGES = ("numpy", "yaml", "cv2", "onnx", "onnxruntime", "openvino", "torch", "pydicom", "nibabel",
             "prometheus_client", "matplotlib", "tensorrt", "pycuda", "torch2trt", "jtop")
 
 # backend -> (python modules it needs, needs an NVIDIA GPU)
 BACKEND_NEEDS: Dict[str, Tuple[List[str], bool]] = {
     "onnxrt": (["onnxruntime"], False),
+    "openvino": (["openvino"], False),
     "torch": (["torch"], False),
     "trt": (["tensorrt", "pycuda"], True),
 }
@@ -75,6 +76,14 @@ def backends(versions: Dict[str, str], has_gpu: bool) -> List[Tuple[str, bool, s
     return rows
 
 
+def auto_backend() -> Dict[str, Any]:
+    """What ``--backend auto`` runs here and why, and the default inference threads of CPU backends."""
+    from jetseg.jetson.runners import choose_backend, default_threads, usable_cores
+
+    name, why = choose_backend()
+    return {"name": name, "reason": why, "cpu_threads": default_threads(), "usable_cores": usable_cores()}
+
+
 def todo(info: Dict[str, Any]) -> List[str]:
     """What is missing, each with how to get it."""
     from jetseg.optional import HINTS
@@ -100,7 +109,7 @@ def todo(info: Dict[str, Any]) -> List[str]:
         out.append("TensorRT/DLA: this is not a Jetson; 'jetseg build' and the trt backend run on the device "
                    "(flash JetPack 5.1 on the Xavier, clone, ./setup.sh)")
         if not dev["gpu_device_nodes"]:
-            out.append("no NVIDIA GPU here: use --backend onnxrt (CPU) or torch")
+            out.append("no NVIDIA GPU here: use --backend openvino or onnxrt (CPU), or torch")
         if not str(info["opencv_gstreamer"]).upper().startswith("YES"):
             out.append("OpenCV has no GStreamer here: gst://, csi://, rtsp:// sources need it (Debian's "
                        "python3-opencv has it; pip wheels do not); files, folders and v4l2 work without")
@@ -129,6 +138,7 @@ def report() -> Dict[str, Any]:
         "telemetry": {"tegrastats": shutil.which("tegrastats") is not None,
                       "jtop": not _missing(versions, "jtop")},
         "backends": [{"name": n, "usable": ok, "note": note} for n, ok, note in backends(versions, has_gpu)],
+        "auto_backend": auto_backend(),
     }
     if device.tensorrt:
         info["tensorrt_features"] = trtcompat.features(device.tensorrt).to_dict()
@@ -197,6 +207,10 @@ def run(args: argparse.Namespace) -> int:
     print("\nbackends:")
     for row in info["backends"]:
         print("  %-8s %-4s %s" % (row["name"], "yes" if row["usable"] else "no", row["note"]))
+    auto = info["auto_backend"]
+    print("\n--backend auto: %s (%s)" % (auto["name"], auto["reason"]))
+    print("CPU backends' default threads: %d (of %d usable cores: one is left to the pipeline)"
+          % (auto["cpu_threads"], auto["usable_cores"]))
     if info["missing"]:
         print("\nmissing, and how to get it:")
         for line in info["missing"]:

@@ -20,9 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="daemon config file (flags below override it; "
                         "SIGHUP re-reads it)")
     parser.add_argument("--model", metavar="BUNDLE", help="model bundle (default: the bundled ultrasound model)")
-    parser.add_argument("--backend", metavar="NAME", help="runner: onnxrt (default), trt, torch")
+    parser.add_argument("--backend", metavar="NAME", help="runner: auto (default: trt on a Jetson with an engine, openvino on x86 "
+                        "when installed, else onnxrt), onnxrt, openvino, trt, torch; 'jetseg doctor' says which")
     parser.add_argument("--backend-option", metavar="K=V", action="append", default=[],
-                        help="backend option, repeatable (e.g. provider=cuda, threads=2)")
+                        help="backend option, repeatable (e.g. provider=cuda, threads=2; CPU backends default "
+                        "to one thread less than the usable cores)")
     parser.add_argument("--source", metavar="URI", help="synthetic://ultrasound, a video file, dicom://cine.dcm, "
                         "v4l2:///dev/video0, udp://127.0.0.1:5000, rtsp://..., gst://...")
     parser.add_argument("--source-option", metavar="K=V", action="append", default=[],

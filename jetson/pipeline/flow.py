@@ -27,7 +27,10 @@ SCHEDULERS = ("threaded", "serial")
 
 
 def runs_on_cpu(runner: Runner) -> bool:
-    """True when the runner computes on the CPU (ONNX Runtime's CPU provider, PyTorch eager)."""
+    """True when the runner computes on the CPU (ONNX Runtime's CPU provider, OpenVINO on the CPU, PyTorch
+    eager)."""
+    if getattr(runner, "name", "") == "openvino":
+        return str(getattr(runner, "device", "CPU")).upper().startswith("CPU")
     return getattr(runner, "provider", None) == "cpu" or getattr(runner, "name", "") == "torch"
 
 

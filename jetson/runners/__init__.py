@@ -11,9 +11,10 @@ reports and :meth:`Runner.describe`, and messages (``unknown backend 'onxrt'``, 
 """
 from __future__ import annotations
 
-from typing import Any, Type
+import os
+from typing import Any, Dict, Mapping, Optional, Tuple, Type
 
-from jetseg.bundle import BundleLike
+from jetseg.bundle import Bundle, BundleLike
 from jetseg.errors import RunnerError
 from jetseg.jetson.runners.base import Runner
 from jetseg.registry import Registry
@@ -22,14 +23,82 @@ from jetseg.registry import Registry
 RUNNERS: Registry[Type[Runner]] = Registry("backend", RunnerError)
 RUNNERS.register("onnxrt", "jetseg.jetson.runners.onnxrt:OnnxRuntimeRunner",
                  "ONNX Runtime (CPU here; CUDA/TensorRT providers with onnxruntime-gpu)")
+RUNNERS.register("openvino", "jetseg.jetson.runners.openvino:OpenVinoRunner",
+                 "OpenVINO on the CPU (x86; FP32 and INT8 Q/DQ ONNX)")
 RUNNERS.register("torch", "jetseg.jetson.runners.torch:TorchRunner", "PyTorch eager FP32 reference")
 RUNNERS.register("trt", "jetseg.jetson.trt.runner:TensorRTRunner", "native TensorRT engine (Jetson)")
+
+
+#: The backend name that picks the fastest runner for this machine (:func:`choose_backend`).
+AUTO = "auto"
+#: Runners that compute on the CPU unless an option says otherwise (their threads share the pipeline's cores).
+CPU_RUNNERS = ("onnxrt", "openvino", "torch")
+TEGRA_RELEASE = "/etc/nv_tegra_release"
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """Inference threads of CPU runners when none are given: one core is left to the pipeline's own threads
+    (capture, preprocessing, post-processing, sinks), so ``usable_cores() - 1``, at least 1."""
+    return max(1, usable_cores() - 1)
+
+
+def _has_engine(bundle: Optional[BundleLike]) -> bool:
+    if bundle is None:
+        return False
+    from jetseg.jetson.trt.store import list_engines
+
+    return bool(list_engines(bundle if isinstance(bundle, Bundle) else Bundle(bundle)))
+
+
+def choose_backend(bundle: Optional[BundleLike] = None) -> Tuple[str, str]:
+    """What ``--backend auto`` runs, and why: ``(name, reason)``.
+
+    TensorRT on a Jetson with TensorRT installed and an engine in the bundle; else OpenVINO on an x86 host
+    where it is installed; else ONNX Runtime.
+    """
+    import platform
+
+    from jetseg.optional import available
+
+    if os.path.exists(TEGRA_RELEASE):
+        if not available("tensorrt"):
+            return "onnxrt", "a Jetson without TensorRT's Python bindings (python3-libnvinfer): ONNX Runtime"
+        if bundle is not None and not _has_engine(bundle):
+            return "onnxrt", ("a Jetson, but the bundle has no TensorRT engine yet: ONNX Runtime until "
+                              "'jetseg build BUNDLE --precision int8' makes one")
+        return "trt", "a Jetson with TensorRT" + (" and an engine in the bundle" if bundle is not None else "")
+    if platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
+        if available("openvino"):
+            return "openvino", "an x86 CPU with OpenVINO installed, the fastest CPU runtime for these models"
+        return "onnxrt", "an x86 CPU without OpenVINO: ONNX Runtime; pip install 'jetseg[openvino]' for more speed"
+    return "onnxrt", "a %s CPU: ONNX Runtime" % platform.machine()
+
+
+def resolve_backend(name: str, bundle: Optional[BundleLike] = None) -> str:
+    """``name``, or what ``auto`` stands for on this machine and bundle."""
+    return choose_backend(bundle)[0] if name == AUTO else name
+
+
+def with_default_threads(name: str, options: Mapping[str, Any]) -> Dict[str, Any]:
+    """``options`` with ``threads`` set to :func:`default_threads` for a CPU runner that was given none
+    (ONNX Runtime with a GPU provider keeps its own default)."""
+    out = dict(options)
+    if name in CPU_RUNNERS and not out.get("threads") and out.get("provider", "cpu") == "cpu":
+        out["threads"] = default_threads()
+    return out
 
 
 def open_runner(name: str, bundle: BundleLike, **options: Any) -> Runner:
     """Construct the runner registered as backend ``name`` for ``bundle`` (not yet activated).
 
-    Options (``batch_size`` and the implementation's own) are checked here: an unknown or malformed one raises
-    a RunnerError that names it.
+    ``auto`` picks the runner with :func:`choose_backend`. Options (``batch_size`` and the implementation's
+    own) are checked here: an unknown or malformed one raises a RunnerError that names it.
     """
-    return RUNNERS.get(name)(bundle, **options)
+    return RUNNERS.get(resolve_backend(name, bundle))(bundle, **options)

@@ -1,0 +1,119 @@
+"""OpenVINO runner: the bundle's ONNX (FP32 or the INT8 Q/DQ model) compiled for the CPU.
+
+OpenVINO reads the Q/DQ pairs of an INT8 bundle as its own low-precision graph, so one INT8 ONNX file runs
+on TensorRT, ONNX Runtime and here. Options: ``threads`` (inference threads; 0 = OpenVINO's default, one per
+core), ``device`` (``CPU``; other OpenVINO devices are passed through) and ``precision_hint`` (``f32``, the
+default, keeps float parts in float32 so that results match ONNX Runtime; ``auto`` lets OpenVINO choose,
+e.g. bf16 on CPUs that have it).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import numpy as np
+
+from jetseg.bundle import BundleLike
+from jetseg.errors import RunnerError
+from jetseg.jetson.runners.base import Runner
+from jetseg.optional import require
+
+
+def openvino_core() -> Any:
+    """A new ``openvino.Core`` (``openvino.runtime.Core`` before 2023.1), or a RunnerError with the fix."""
+    ov = require("openvino", "the openvino backend")
+    core_class = getattr(ov, "Core", None)
+    if core_class is None:  # OpenVINO 2022.x/2023.0 keep it in openvino.runtime
+        core_class = require("openvino.runtime", "the openvino backend").Core
+    return core_class()
+
+
+class OpenVinoRunner(Runner):
+    """Runs the bundle's ``model.onnx`` with OpenVINO (one infer request, latency mode, one stream).
+
+    Args:
+        bundle: the bundle (or its path).
+        batch_size: the largest batch this runner will be given.
+
+    Options:
+        threads: inference threads (0 = OpenVINO's default: one per core).
+        device: OpenVINO device name (default ``CPU``).
+        precision_hint: ``f32`` (default) or ``auto`` (OpenVINO's choice for the device).
+    """
+
+    name = "openvino"
+
+    def __init__(self, bundle: BundleLike, batch_size: int = 1, **options: Any) -> None:
+        super().__init__(bundle, batch_size)
+        opts = self.read_options(options)
+        self.threads = opts.integer("threads", 0, minimum=0)
+        self.device = str(opts.text("device", "CPU"))
+        self.precision_hint = opts.choice("precision_hint", ["auto", "f32"], "f32")
+        opts.done()
+        self.compiled: Any = None
+        self.request: Any = None
+        self._output: Any = None
+        self._static_batch = 1
+        self._output_name = self.spec.output.name
+
+    def config(self) -> Dict[str, str]:
+        """The compile configuration: latency mode, one stream, and the threads and precision asked for."""
+        out = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
+        if self.threads:
+            out["INFERENCE_NUM_THREADS"] = str(self.threads)
+        if self.precision_hint == "f32" and self.device.upper().startswith("CPU"):
+            out["INFERENCE_PRECISION_HINT"] = "f32"
+        return out
+
+    def _activate(self) -> None:
+        core = openvino_core()
+        try:
+            model = core.read_model(str(self.bundle.model_path))
+            self.compiled = core.compile_model(model, self.device, self.config())
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line messages
+            raise RunnerError("OpenVINO cannot load %s on %s: %s" % (self.bundle.model_path, self.device,
+                                                                     str(exc).strip().splitlines()[0])) from None
+        inputs = [n for port in self.compiled.inputs for n in port.get_names()]
+        outputs = {n: port for port in self.compiled.outputs for n in port.get_names()}
+        if self.input_name not in inputs:
+            raise RunnerError("model has inputs %s but spec.yaml names input %r" % (sorted(inputs), self.input_name))
+        if self._output_name not in outputs:
+            raise RunnerError("model has outputs %s but spec.yaml names output %r"
+                              % (sorted(outputs), self._output_name))
+        self._output = outputs[self._output_name]
+        shape = self.compiled.input(self.input_name).get_partial_shape()
+        self._static_batch = shape[0].get_length() if shape[0].is_static else 0
+        self.request = self.compiled.create_infer_request()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        self.request.infer({self.input_name: batch})
+        # the request reuses its output buffer: copy before the next call
+        return np.array(self.request.get_tensor(self._output).data, dtype=np.float32, copy=True)
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape[0] == 1 or self._static_batch != 1:
+            return self._run(batch)
+        # a model exported with a fixed batch of 1: run the frames one by one
+        return np.concatenate([self._run(batch[i:i + 1]) for i in range(batch.shape[0])])
+
+    def _deactivate(self) -> None:
+        self.request = None
+        self.compiled = None
+
+    def describe(self) -> Dict[str, Any]:
+        info = super().describe()
+        info.update(device=self.device, threads=self.threads or "default", precision_hint=self.precision_hint)
+        info.update(compiled_properties(self.compiled))
+        return info
+
+
+def compiled_properties(compiled: Any) -> Dict[str, Any]:
+    """Threads and inference precision a compiled model really uses (for reports; empty when unknown)."""
+    out: Dict[str, Any] = {}
+    if compiled is None:
+        return out
+    for key, prop in (("threads_used", "INFERENCE_NUM_THREADS"), ("inference_precision", "INFERENCE_PRECISION_HINT")):
+        try:
+            out[key] = str(compiled.get_property(prop))
+        except Exception:  # a device without that property: leave it out of the report
+            continue
+    return out
