@@ -9,7 +9,9 @@ cache (:mod:`.cache`) and the bundle, atomically. Nothing is written unless ever
 INT8 bundle layout::
 
     model.onnx          Q/DQ INT8 model for the target (same input/output names and static shapes)
-    model.fp32.onnx     the prepared FP32 model the ranges and the cache refer to (implicit INT8 / DLA builds)
+    model.fp32.onnx     the prepared FP32 model the ranges and the cache refer to (implicit INT8 / DLA builds);
+                        --target tensorrt only: a cpu-target bundle ships what the CPU needs and records the
+                        prepared model's sha256 instead (calibration.json ``implicit_int8``)
     calibration.cache   TensorRT calibration cache (TRT-<version>-EntropyCalibration2 or MinMaxCalibration), without
                         the tensors the accepted model keeps in float (the logits, inputs read by float layers only)
     calibration.json    method, target, frames and hashes, ranges, gate results, layers kept in float (and, under
@@ -26,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from jetseg.bundle import MANIFEST_FILE, Bundle, command_line, save_bundle, versions
+from jetseg.bundle import MANIFEST_FILE, Bundle, command_line, save_bundle, sha256_file, versions
 from jetseg.calibration import cache as trtcache
 from jetseg.calibration.check import MAX_OPSET, check_qdq, format_violations, summary
 from jetseg.calibration.curate import group_of, split
@@ -266,17 +268,25 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                       "int8_size_bytes": int8_size, "size_ratio": round(int8_size / float(fp32_size), 4),
                       "io": after},
             "tensorrt_check": {"checked": target == "tensorrt", "violations": [str(v) for v in violations]},
-            "implicit_int8": dict({"model": FP32_MODEL_FILE, "cache": CACHE_FILE,
-                                   "header": trtcache.loads(cache_bytes).header}, **keep.to_dict()),
+            # the FP32 graph the cache refers to: shipped for TensorRT (DLA builds parse it), else only named
+            "implicit_int8": dict({"model": FP32_MODEL_FILE if target == "tensorrt" else None,
+                                   "model_sha256": sha256_file(prepared),
+                                   "derived_from": {"fp32_model_sha256": fp32.model_sha256,
+                                                    "by": "jetseg.calibration.quantize.prepare_model"},
+                                   "cache": CACHE_FILE, "header": trtcache.loads(cache_bytes).header},
+                                  **keep.to_dict()),
             "ranges": ranges,
             "versions": versions(),
         }
         provenance = {"command": command_line(), "from_bundle": str(fp32.path),
                       "from_model_sha256": fp32.model_sha256, "scans": scans,
                       "source_files": scanset.files, "method": method, "target": target}
+        extra: Dict[str, Any] = {CACHE_FILE: cache_bytes,
+                                 REPORT_FILE: (json.dumps(report, indent=2) + "\n").encode("utf-8")}
+        if target == "tensorrt":
+            extra[FP32_MODEL_FILE] = prepared
         save_bundle(out, candidate, spec, precision="int8", provenance=provenance, overwrite=overwrite,
-                    extra_files={FP32_MODEL_FILE: prepared, CACHE_FILE: cache_bytes,
-                                 REPORT_FILE: (json.dumps(report, indent=2) + "\n").encode("utf-8")})
+                    extra_files=extra)
     report["out"] = str(out)
     log.info("wrote %s (%s, %s; %d KB = %.0f%% of FP32; mean Dice drop %.4f)", out, target, method,
              int8_size // 1024, 100.0 * int8_size / fp32_size, round(final["dice_drop"], 4) + 0.0)

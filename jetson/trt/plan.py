@@ -6,6 +6,7 @@ reconstructs the plan of an engine to find it; plain Python, no TensorRT.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -75,6 +76,12 @@ def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: boo
         fp32 = bundle.file(store.FP32_MODEL)
         if fp32.is_file():  # the float model the cache was computed for (calibration/workflow.py writes it)
             return BuildPlan(precision, dla_core, "cache", False, cache_path, network=fp32)
+        needed = _fp32_graph_needed(bundle)
+        if needed:
+            raise BundleError("DLA INT8 parses the FP32 graph the calibration cache refers to (%s, sha256 %s), and "
+                              "bundle %s does not ship it (calibrated with --target cpu, which leaves it out); "
+                              "calibrate with --target tensorrt for the device, or copy that graph into the "
+                              "bundle as %s" % (store.FP32_MODEL, needed[:12], bundle.path, store.FP32_MODEL))
         return BuildPlan(precision, dla_core, "cache", qdq, cache_path)
     if qdq:
         return BuildPlan(precision, None, "qdq", False, None)
@@ -83,6 +90,19 @@ def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: boo
     raise BundleError("bundle %s is FP32 (no Q/DQ nodes, no %s); calibrate it first: 'jetseg calibrate %s "
                       "--target tensorrt --out BUNDLE-int8', then build that bundle (or calibrate here with "
                       "--calib-scans SOURCE)" % (bundle.path, store.CALIBRATION_CACHE, bundle.path))
+
+
+def _fp32_graph_needed(bundle: Bundle) -> Optional[str]:
+    """The sha256 of the FP32 graph a cpu-target bundle's cache refers to but does not ship, else None (a
+    TensorRT-form bundle without it is built from its own model.onnx, Q/DQ stripped)."""
+    try:
+        report = json.loads(bundle.file("calibration.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    implicit = report.get("implicit_int8") if isinstance(report, dict) else None
+    if report.get("target") != "cpu" or not isinstance(implicit, dict) or implicit.get("model"):
+        return None
+    return str(implicit.get("model_sha256") or "unknown")
 
 
 def runtime_plan(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: bool) -> BuildPlan:
