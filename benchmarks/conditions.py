@@ -119,7 +119,7 @@ def versions() -> Dict[str, str]:
     import jetseg
 
     out = {"python": platform.python_version(), "jetseg": jetseg.__version__}
-    for name, module in (("numpy", "numpy"), ("onnxruntime", "onnxruntime"), ("torch", "torch"),
+    for name, module in (("numpy", "numpy"), ("onnxruntime", "onnxruntime"), ("openvino", "openvino"), ("torch", "torch"),
                          ("opencv", "cv2"), ("tensorrt", "tensorrt")):
         out[name] = _version(module)
     return out
@@ -131,6 +131,9 @@ def threads() -> Dict[str, Any]:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         if os.environ.get(var):
             out[var] = os.environ[var]
+    from jetseg.jetson.runners import default_threads
+
+    out["jetseg_cpu_runner_default"] = default_threads()
     if "torch" in sys.modules:
         out["torch"] = sys.modules["torch"].get_num_threads()
     if "cv2" in sys.modules:

@@ -73,3 +73,12 @@ def mean_power_w(calls: Mapping[str, Callable[[], Any]], duration: float,
     finally:
         sampler.stop()
     return out
+
+
+def bundle_bytes(bundle: Any) -> int:
+    """Bytes a bundle ships: every file in its manifest (spec, model, weights, calibration files, manifest
+    itself); engines built on a device are not part of what is shipped."""
+    from jetseg.bundle import MANIFEST_FILE
+
+    names = set(bundle.manifest.get("files", {})) | {MANIFEST_FILE}
+    return sum(file_size(bundle.file(n)) for n in sorted(names) if bundle.file(n).is_file())

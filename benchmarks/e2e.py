@@ -7,6 +7,18 @@ expected duration (bare, pipeline, bare, pipeline, ..., bare), so that machine n
 End-to-end fps = processed frames / time over the pipeline runs (each from its first to its last processed
 frame); bare fps = calls / time over the bare segments; pipeline efficiency = end-to-end fps / bare fps.
 
+Efficiency of each pipeline run against the mean of the bare segments around it gives the spread
+(``pipeline_efficiency_spread``); an efficiency above 1 is noise within that spread, never a gain, and the row
+says so (``pipeline_efficiency_note``).
+
+Latency: the throughput runs above fill the queues (a finite source is read as fast as it goes), so their
+capture-to-sink latency is mostly queueing. With ``e2e_fps`` (30 by default) a second, *paced* run follows:
+the source delivers frames at a scanner's rate and the frame's capture stamp is the moment it came to exist
+(the synthetic source's schedule; live sources stamp from their own clock, docs/sources.md), so time a frame
+waits in the source counts. It reports capture-to-mask p50/p99, the per-stage breakdown and
+``added_latency_ms_p50`` / ``_p99`` = paced capture-to-mask minus the bare runner's latency (same percentile):
+what the pipeline adds to the model.
+
 A synthetic source is replayed from a small cache of rendered frames (``loop=16``) unless the URI says
 otherwise: rendering a synthetic scan is not work a scanner's pipeline does. Other sources (video files,
 image folders) are used as given, decoding included.
@@ -35,6 +47,21 @@ def e2e_source(data: str, frames: int) -> Dict[str, Any]:
         if "loop" not in query:
             options["loop"] = min(SYNTHETIC_LOOP, frames)
     return {"uri": data, "options": options}
+
+
+def paced_source(data: str, frames: int, fps: float) -> Dict[str, Any]:
+    """Source URI, options and reader pacing of the paced latency run: a synthetic source paces itself (its
+    frames are stamped with their schedule); other sources are paced by the reader at ``fps``."""
+    from jetseg.jetson.sources import parse_uri
+
+    kind = parse_uri(data)[0]
+    out = e2e_source(data, frames)
+    if kind == "synthetic":
+        out["options"].update(fps=int(round(fps)), realtime=True)
+        out["reader_realtime"] = False
+    else:
+        out["reader_realtime"] = True
+    return out
 
 
 def _segments(total: int, count: int) -> List[int]:
@@ -98,6 +125,8 @@ def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple
         latencies += [v * 1e3 for r in metrics.e2e.values() for v in r.values()]
         runs.append(summary)
     bare(segments[-1])
+    # each pipeline run against the bare segments before and after it
+    seg_eff = [r["fps"] / ((bare_fps[i] + bare_fps[i + 1]) / 2.0) for i, r in enumerate(runs)]
     e2e_fps = sum(r["frames"] - 1 for r in runs) / sum((r["frames"] - 1) / r["fps"] for r in runs)
     bare_stats = summarize(bare_ms)
     lat = summarize(latencies)
@@ -118,8 +147,45 @@ def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple
         "frames": sum(r["frames"] for r in runs), "dropped": sum(dropped.values()), "dropped_detail": dropped,
         "bare_fps": round(bare_stats.fps, 3), "bare_segment_fps": bare_fps,
         "pipeline_efficiency": round(e2e_fps / bare_stats.fps, 5),
+        "pipeline_efficiency_segments": [round(v, 4) for v in seg_eff],
+        "pipeline_efficiency_spread": [round(min(seg_eff), 4), round(max(seg_eff), 4)],
         # work per frame outside the model (capture, preprocess, postprocess, sink) relative to inference
         "pipeline_overhead_ratio": round(outside / infer_ms, 5) if infer_ms else None,
         "source": e2e_source(data, settings.e2e_frames), "runner": row.runner.describe(),
     }
+    if e2e_fps > bare_stats.fps:
+        item["pipeline_efficiency_note"] = ("above 1 is measurement noise (runs ranged %.3f-%.3f), not a gain: "
+                                            "the pipeline cannot be faster than its model" % (min(seg_eff),
+                                                                                              max(seg_eff)))
+    if settings.e2e_fps:
+        item["paced"] = _paced(row, data, settings, bare_stats)
     return item, lat.samples_ms
+
+
+def _paced(row: Any, data: str, settings: Any, bare: Any) -> Dict[str, Any]:
+    """The paced latency run (see the module docstring)."""
+    from jetseg.jetson.assembly import run_pipeline
+    from jetseg.jetson.metrics import Metrics
+
+    source = paced_source(data, settings.e2e_paced_frames, settings.e2e_fps)
+    log.info("end-to-end latency: %s on %s, %d frames paced at %g fps", row.name, row.backend,
+             settings.e2e_paced_frames, settings.e2e_fps)
+    metrics = Metrics(info={"model": row.name, "backend": row.backend, "source": data})
+    summary = run_pipeline(row.bundle, source["uri"], ["null://"], runner=row.runner,
+                           max_frames=settings.e2e_paced_frames, source_options=source["options"],
+                           realtime=source["reader_realtime"], metrics=metrics)
+    lat = summarize([v * 1e3 for r in metrics.e2e.values() for v in r.values()])
+    stages = summary["latency_ms"]["stages"]
+    return {
+        "fps_asked": settings.e2e_fps, "fps": summary["fps"], "frames": summary["frames"],
+        "dropped": summary["dropped"],
+        "latency_ms": lat.latency_ms(),
+        "latency_basis": ("capture to mask at the null:// sink; captured = when the frame came to exist (%s)"
+                          % ("the synthetic source's schedule" if not source["reader_realtime"]
+                             else "the source's own stamp")),
+        "stage_latency_ms": stages,
+        "bare_latency_ms": {"p50": round(bare.p50, 4), "p99": round(bare.p99, 4)},
+        "added_latency_ms_p50": round(lat.p50 - bare.p50, 4),
+        "added_latency_ms_p99": round(lat.p99 - bare.p99, 4),
+        "source": {"uri": source["uri"], "options": source["options"]},
+    }

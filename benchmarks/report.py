@@ -11,7 +11,8 @@ from typing import Any, Dict, List, Optional
 from jetseg.bundle import writing
 
 MD_COLUMNS = ["bundle", "backend", "precision", "kind", "batch", "fps", "p50 ms", "p99 ms", "x ref",
-              "Dice vs ref", "Dice vs labels", "Dice drop", "HD95 vs ref (px)", "size MB", "notes"]
+              "x best FP32", "Dice vs ref", "Dice vs labels", "Dice drop", "HD95 vs ref (px)", "model MB",
+              "bundle MB", "notes"]
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -28,8 +29,23 @@ def _notes(row: Dict[str, Any]) -> str:
         notes.append("peer: " + row["peer"])
     if row.get("role") == "reference":
         notes.append("reference")
+    if row.get("int8_form") == "tensorrt":
+        notes.append("TensorRT-form INT8 (Q/DQ on float weights, made for TensorRT; slow on CPU runtimes)")
     if row.get("kind") == "e2e":
-        notes.append("efficiency %s, dropped %s" % (_fmt(row.get("pipeline_efficiency")), row.get("dropped")))
+        spread = row.get("pipeline_efficiency_spread") or [None, None]
+        notes.append("efficiency %s (runs %s-%s)%s, dropped %s"
+                     % (_fmt(row.get("pipeline_efficiency")), _fmt(spread[0]), _fmt(spread[1]),
+                        ": above 1 is noise, not a gain" if row.get("pipeline_efficiency_note") else "",
+                        row.get("dropped")))
+        paced = row.get("paced")
+        if paced:
+            notes.append("paced %g fps: capture-to-mask p50 %s / p99 %s ms, added p50 %s / p99 %s ms"
+                         % (paced["fps_asked"], _fmt(paced["latency_ms"]["p50"], 2),
+                            _fmt(paced["latency_ms"]["p99"], 2), _fmt(paced["added_latency_ms_p50"], 2),
+                            _fmt(paced["added_latency_ms_p99"], 2)))
+    out = row.get("outliers") or {}
+    if out.get("flagged"):
+        notes.append("outliers: %d calls > 2x p50, max %sx p50" % (out["calls_over_2x_p50"], out["max_over_p50"]))
     if row.get("fps_per_watt") not in (None, "n/a"):
         notes.append("%s fps/W" % _fmt(row["fps_per_watt"], 2))
     return "; ".join(notes)
@@ -43,10 +59,12 @@ def markdown_table(results: List[Dict[str, Any]]) -> str:
         size = r.get("size_bytes")
         cells = [r.get("bundle"), r.get("backend"), r.get("precision"), r.get("kind"), r.get("batch"),
                  _fmt(r.get("fps"), 1), _fmt(lat.get("p50"), 2), _fmt(lat.get("p99"), 2),
-                 _fmt(r.get("speedup_vs_reference"), 2), _fmt(r.get("dice_vs_reference"), 4),
+                 _fmt(r.get("speedup_vs_reference"), 2), _fmt(r.get("speedup_vs_best_fp32"), 2),
+                 _fmt(r.get("dice_vs_reference"), 4),
                  _fmt(r.get("dice_vs_labels"), 4), _fmt(r.get("dice_drop"), 4),
                  _fmt(r.get("hd95_vs_reference"), 2),
-                 _fmt(size / 1e6, 2) if isinstance(size, (int, float)) else "-", _notes(r)]
+                 _fmt(size / 1e6, 2) if isinstance(size, (int, float)) else "-",
+                 _fmt(r["bundle_bytes"] / 1e6, 2) if isinstance(r.get("bundle_bytes"), int) else "-", _notes(r)]
         lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -75,7 +93,10 @@ def render_markdown(report: Dict[str, Any]) -> str:
               s["settle_time"]),
            "", markdown_table(report["results"]), ""]
     if report.get("summary"):
-        out += ["## Headline figures", ""]
+        out += ["## Headline figures", "",
+                "Speed-ups: `speedup_vs_reference` against ONNX Runtime FP32, `speedup_vs_best_fp32` against the "
+                "fastest FP32 row of this run (`best_fp32`). `added_latency_ms_*`: capture-to-mask on a paced "
+                "source minus the bare runner's latency.", ""]
         for key, entry in sorted(report["summary"].items()):
             out.append("- %s: " % key + ", ".join("%s %s" % (k, _fmt(val, 4)) for k, val in sorted(entry.items())))
         out.append("")

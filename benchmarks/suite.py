@@ -5,9 +5,11 @@
                            out_dir="bench-out")
     report["results"][0]["fps"], report["results"][0]["dice_drop"]
 
-Rows: every bundle (the reference first) on every backend asked for, plus the peers a user would otherwise
-use: ONNX Runtime FP32 of the reference (``peer: "onnxrt-fp32"``) and the naive loop (``peer:
-"naive-loop"``: preprocess, PyTorch eager FP32, decode, one frame at a time). All rows are timed together,
+Rows: every bundle (the reference first) on every backend asked for (``auto``: the fastest runner here), plus
+the peers a user would otherwise use: ONNX Runtime FP32 of the reference (``peer: "onnxrt-fp32"``), OpenVINO
+called directly on the reference's and each INT8 bundle's ONNX where OpenVINO is installed (``peer:
+"openvino-fp32"``, ``"openvino-int8"``, :mod:`.peers`) and the naive loop (``peer: "naive-loop"``: preprocess,
+PyTorch eager FP32, decode, one frame at a time). All rows are timed together,
 interleaved round-robin (see :mod:`jetseg.benchmarks.timing`), so their ratios hold on a noisy machine.
 """
 from __future__ import annotations
@@ -23,7 +25,18 @@ import numpy as np
 
 from jetseg.benchmarks import conditions, cost
 from jetseg.benchmarks.inputs import check_same_task, load_frames
-from jetseg.benchmarks.timing import TimingStats, measure_interleaved
+from jetseg.benchmarks.rows import (
+    NAIVE,
+    ORT_PEER,
+    OV_FP32_PEER,
+    OV_INT8_PEER,
+    REFERENCE_BACKEND,
+    Row,
+    complete_e2e,
+    row_dicts,
+    summary,
+)
+from jetseg.benchmarks.timing import measure_interleaved
 from jetseg.bundle import Bundle
 from jetseg.errors import JetsegError, RunnerError
 from jetseg.jetson import evaluate
@@ -32,9 +45,6 @@ from jetseg.jetson.runners.base import Runner
 log = logging.getLogger("jetseg.bench")
 
 SCHEMA = "jetseg.bench/1"
-NAIVE = "naive-loop"
-ORT_PEER = "onnxrt-fp32"
-REFERENCE_BACKEND = "onnxrt"
 
 PathLike = Union[str, Path]
 
@@ -43,7 +53,7 @@ PathLike = Union[str, Path]
 class Settings:
     """How to measure. Times in seconds."""
 
-    backends: List[str] = field(default_factory=lambda: ["onnxrt"])
+    backends: List[str] = field(default_factory=lambda: ["auto"])
     frames: int = evaluate.BENCH_FRAMES  # frames read from the source for accuracy (and cycled for timing)
     frames_given: bool = False  # --frames was given: a live --data source may be read (that many frames)
     min_time: float = 3.0  # measured seconds each row must reach
@@ -53,11 +63,14 @@ class Settings:
     settle_time: float = 0.05  # untimed seconds at the start of every block
     max_time: Optional[float] = None  # cap on the whole speed measurement
     batch_sizes: List[int] = field(default_factory=lambda: [1])
-    threads: int = 0  # intra-op threads of ONNX Runtime and PyTorch (0 = their defaults: one per core)
+    threads: int = 0  # inference threads of CPU runners (0 = jetseg's default: usable cores - 1, at least 1)
     naive: bool = True
     e2e: bool = False
     e2e_frames: int = 300
     e2e_segments: int = 3  # pipeline runs, alternating with bare runner timing
+    e2e_fps: float = 30.0  # paced run at a scanner's frame rate for the latency figures (0 = none)
+    e2e_paced_frames: int = 300
+    peers: bool = True  # OpenVINO called directly, where it is installed
     hd95: bool = True
     plots: bool = True
     progress: bool = True
@@ -72,40 +85,17 @@ class Settings:
                               % (self.min_time, self.warmup, self.min_runs, self.block_time, self.settle_time))
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise JetsegError("--batch %s; expected positive batch sizes such as 1 or 1,4" % self.batch_sizes)
+        if self.e2e_fps < 0 or self.e2e_paced_frames < 2:
+            raise JetsegError("--e2e-fps %s with --e2e-paced-frames %s; expected a frame rate >= 0 (0: no paced "
+                              "run) and at least 2 frames" % (self.e2e_fps, self.e2e_paced_frames))
         if self.e2e_frames < 2 or self.e2e_segments < 1:
             raise JetsegError("--e2e-frames is %d in %d segment(s); expected at least 2 frames and 1 segment"
                               % (self.e2e_frames, self.e2e_segments))
-        from jetseg.jetson.runners import RUNNERS
+        from jetseg.jetson.runners import AUTO, RUNNERS
 
         for name in self.backends:
-            RUNNERS.check(name)
-
-
-@dataclass
-class Row:
-    """One bundle on one backend (or a peer), with what was measured about it."""
-
-    bundle: Bundle
-    backend: str
-    role: str  # reference | candidate | peer
-    peer: Optional[str] = None
-    kind: str = "runner"  # runner: runner.infer only; frame-to-mask: preprocess + infer + decode
-    runner: Optional[Runner] = None
-    rss_added_bytes: Optional[int] = None
-    outputs: Optional[evaluate.Outputs] = None
-    scores: Dict[str, Any] = field(default_factory=dict)
-    timings: Dict[int, TimingStats] = field(default_factory=dict)
-    name: str = ""  # how the bundle is called in the report (its directory name, made unique)
-
-    @property
-    def active_runner(self) -> Runner:
-        """The runner, once the suite has opened it (rows are planned before any runner exists)."""
-        assert self.runner is not None, "opened by run_suite before measuring"
-        return self.runner
-
-    @property
-    def key(self) -> str:
-        return "%s/%s%s" % (self.name, self.backend, "/" + self.peer if self.peer == NAIVE else "")
+            if name != AUTO:
+                RUNNERS.check(name)
 
 
 def bundle_names(bundles: Sequence[Bundle]) -> List[str]:
@@ -120,13 +110,26 @@ def bundle_names(bundles: Sequence[Bundle]) -> List[str]:
     return names
 
 
-def _open(bundle: Bundle, backend: str, settings: Settings) -> Runner:
-    from jetseg.jetson.runners import open_runner
+def threads_of(settings: Settings) -> int:
+    """Inference threads of the CPU rows: ``--threads``, else jetseg's default (usable cores - 1)."""
+    from jetseg.jetson.runners import default_threads
 
-    options: Dict[str, Any] = {"batch_size": max(settings.batch_sizes)}
-    if backend in ("onnxrt", "torch") and settings.threads:
-        options["threads"] = settings.threads
-    return open_runner(backend, bundle, **options)
+    return settings.threads or default_threads()
+
+
+def _open(row: Row, settings: Settings) -> Runner:
+    from jetseg.jetson.runners import CPU_RUNNERS, open_runner
+
+    batch = max(settings.batch_sizes)
+    if row.peer in (OV_FP32_PEER, OV_INT8_PEER):
+        from jetseg.benchmarks.peers import DirectOpenVino
+
+        return DirectOpenVino(row.bundle, batch_size=batch, threads=threads_of(settings))
+    options: Dict[str, Any] = {"batch_size": batch}
+    # the naive loop is what a user writes first: PyTorch's own default threads unless --threads says
+    if row.backend in CPU_RUNNERS and (row.peer != NAIVE or settings.threads):
+        options["threads"] = threads_of(settings)
+    return open_runner(row.backend, row.bundle, **options)
 
 
 def _torch_skip_reason(bundle: Bundle) -> Optional[str]:
@@ -147,13 +150,17 @@ def _torch_skip_reason(bundle: Bundle) -> Optional[str]:
 def plan_rows(reference: Bundle, bundles: Sequence[Bundle], settings: Settings,
               skipped: List[Dict[str, str]]) -> List[Row]:
     """Which rows to measure; rows that cannot run are added to ``skipped`` with the reason."""
+    from jetseg.jetson.runners import resolve_backend
+    from jetseg.optional import available
+
     rows: List[Row] = []
-    backends = list(dict.fromkeys(settings.backends))
-    ref_backends = backends if REFERENCE_BACKEND in backends else [REFERENCE_BACKEND] + backends
     ordered = [(reference, "reference")] + [(b, "candidate") for b in bundles]
     names = dict(zip([id(b) for b, _ in ordered], bundle_names([b for b, _ in ordered])))
     for bundle, role in ordered:
-        for backend in (ref_backends if role == "reference" else backends):
+        backends = list(dict.fromkeys(resolve_backend(b, bundle) for b in settings.backends))
+        if role == "reference" and REFERENCE_BACKEND not in backends:
+            backends.insert(0, REFERENCE_BACKEND)
+        for backend in backends:
             if backend == "torch":
                 reason = _torch_skip_reason(bundle)
                 if reason:
@@ -161,6 +168,14 @@ def plan_rows(reference: Bundle, bundles: Sequence[Bundle], settings: Settings,
                     continue
             peer = ORT_PEER if role == "reference" and backend == REFERENCE_BACKEND else None
             rows.append(Row(bundle=bundle, backend=backend, role=role, peer=peer, name=names[id(bundle)]))
+    if settings.peers and available("openvino"):
+        for bundle, role in ordered:
+            peer = OV_FP32_PEER if bundle.precision == "fp32" else OV_INT8_PEER
+            if role == "reference" or bundle.precision != "fp32":
+                rows.append(Row(bundle=bundle, backend="openvino", role="peer", peer=peer, name=names[id(bundle)]))
+    elif settings.peers:
+        skipped.append({"bundle": names[id(reference)], "backend": "openvino", "peer": OV_FP32_PEER,
+                        "reason": "OpenVINO peers skipped: openvino is not installed (pip install 'jetseg[openvino]')"})
     if settings.naive:
         reason = _torch_skip_reason(reference)
         if reason:
@@ -261,95 +276,6 @@ def _power(rows: List[Row], frames: List[Any], settings: Settings,
     return cost.mean_power_w(calls, max(1.0, settings.min_time / 2.0), conds)
 
 
-def _round(value: Any, digits: int = 5) -> Any:
-    return None if value is None else round(float(value), digits)
-
-
-def _row_dicts(rows: List[Row], reference: Row, power: Dict[str, Optional[float]],
-               samples: Dict[str, List[float]]) -> List[Dict[str, Any]]:
-    """The report's rows (one per row and batch size); latency samples go into ``samples`` by plot label."""
-    from jetseg.benchmarks.plots import row_label
-
-    ref_size = cost.file_size(reference.bundle.model_path)
-    out = []
-    for row in rows:
-        vs_ref, vs_labels = row.scores["vs_reference"], row.scores["vs_labels"]
-        drop = evaluate.dice_drop(row.scores)
-        size = cost.file_size(row.bundle.model_path)
-        for batch, stats in sorted(row.timings.items()):
-            base = reference.timings.get(batch)
-            watts = power.get(row.key)
-            item: Dict[str, Any] = {
-                "bundle": row.name, "bundle_path": str(row.bundle.path), "backend": row.backend,
-                "precision": row.bundle.precision, "kind": row.kind, "role": row.role, "batch": batch,
-                "fps": _round(stats.fps, 3), "latency_ms": stats.latency_ms(), "runs": stats.runs,
-                "fps_median": _round(batch * 1000.0 / stats.p50, 3),
-                "speedup_vs_reference": _round(stats.fps / base.fps, 4) if base else None,
-                "speedup_vs_reference_median": _round(base.p50 / stats.p50, 4) if base else None,
-                "size_bytes": size, "size_ratio_vs_reference": _round(size / ref_size, 4),
-                "rss_added_bytes": row.rss_added_bytes,
-                "dice_vs_reference": _round(vs_ref["dice"]), "iou_vs_reference": _round(vs_ref["iou"]),
-                "hd95_vs_reference": _round(vs_ref.get("hd95"), 3),
-                "pixel_agreement": _round(vs_ref["pixel_agreement"], 6),
-                "logit_error": vs_ref.get("logit_error"),
-                "dice_vs_labels": _round(vs_labels["dice"]) if vs_labels else None,
-                "iou_vs_labels": _round(vs_labels["iou"]) if vs_labels else None,
-                "hd95_vs_labels": _round(vs_labels.get("hd95"), 3) if vs_labels else None,
-                "per_class": {"vs_reference": vs_ref["per_class"],
-                              "vs_labels": vs_labels["per_class"] if vs_labels else None},
-                "dice_drop": _round(drop["dice_drop"]), "dice_drop_basis": drop["dice_drop_basis"],
-                "power_w": _round(watts, 3) if watts else "n/a",
-                "fps_per_watt": _round(stats.fps / watts, 3) if watts else "n/a",
-                "runner": row.active_runner.describe(),
-            }
-            if row.peer:
-                item["peer"] = row.peer
-            out.append(item)
-            samples[row_label(item)] = stats.samples_ms
-    return out
-
-
-def _complete_e2e(e2e: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Give end-to-end rows the common keys: size and accuracy of the same model and backend (batch 1),
-    and their speed-up against the reference's end-to-end row."""
-    ref = next((r for r in e2e if r["role"] == "reference" and r["backend"] == REFERENCE_BACKEND), None)
-    for row in e2e:
-        twin = next(r for r in results if r["bundle"] == row["bundle"] and r["backend"] == row["backend"]
-                    and r["kind"] == "runner" and r["batch"] == 1)
-        for key in ("size_bytes", "size_ratio_vs_reference", "dice_vs_reference", "dice_drop", "dice_drop_basis",
-                    "dice_vs_labels"):
-            row.setdefault(key, twin.get(key))
-        row["accuracy_from"] = "the runner row of the same bundle and backend (same model, same masks)"
-        row.setdefault("power_w", "n/a")
-        row.setdefault("fps_per_watt", "n/a")
-        row["speedup_vs_reference"] = _round(row["fps"] / ref["fps"], 4) if ref and ref["fps"] else None
-    return e2e
-
-
-def _summary(results: List[Dict[str, Any]]) -> Dict[str, Any]:
-    """The headline figures, read from the rows: per candidate, speed-up and Dice drop vs FP32,
-    pipeline efficiency, and how much faster than the naive loop."""
-    naive = next((r for r in results if r.get("peer") == NAIVE), None)
-    out: Dict[str, Any] = {}
-    for r in results:
-        if r["role"] != "candidate" or r["kind"] not in ("runner", "e2e"):
-            continue
-        key = "%s/%s@%d" % (r["bundle"], r["backend"], r["batch"])
-        entry = out.setdefault(key, {"precision": r["precision"]})
-        if r["kind"] == "runner":
-            entry.update(speedup_vs_reference=r["speedup_vs_reference"],
-                         speedup_vs_reference_median=r["speedup_vs_reference_median"], dice_drop=r["dice_drop"],
-                         dice_drop_basis=r["dice_drop_basis"], size_ratio_vs_reference=r["size_ratio_vs_reference"])
-            if naive:
-                entry["speedup_vs_naive_loop"] = _round(r["fps"] / naive["fps"], 4)
-        else:
-            entry.update(pipeline_efficiency=r["pipeline_efficiency"], e2e_fps=r["fps"],
-                         pipeline_overhead_ratio=r.get("pipeline_overhead_ratio"))
-            if naive:
-                entry["e2e_speedup_vs_naive_loop"] = _round(r["fps"] / naive["fps"], 4)
-    return out
-
-
 def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[str, List[Any]],
                   out_dir: Optional[PathLike] = None, settings: Optional[Settings] = None,
                   gates: Optional[Any] = None, overwrite: bool = False,
@@ -386,7 +312,7 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
     try:
         for row in list(rows):
             try:
-                row.runner = _open(row.bundle, row.backend, settings)
+                row.runner = _open(row, settings)
             except RunnerError as exc:
                 if row.role != "peer":
                     raise
@@ -402,12 +328,12 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
         _measure_speed(rows, frames, settings)
         power = _power(rows, frames, settings, conds)
         samples: Dict[str, List[float]] = {}
-        results = _row_dicts(rows, ref_row, power, samples)
+        results = row_dicts(rows, ref_row, power, samples)
         if settings.e2e:
             from jetseg.benchmarks.e2e import run_e2e
 
-            results += _complete_e2e(run_e2e([r for r in rows if r.role != "peer" and r.kind == "runner"],
-                                             data, frames, settings, samples), results)
+            results += complete_e2e(run_e2e([r for r in rows if r.role != "peer" and r.kind == "runner"],
+                                            data, frames, settings, samples), results)
     finally:
         for row in rows:
             if row.runner is not None:
@@ -427,7 +353,7 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
                       "backend": REFERENCE_BACKEND},
         "results": results,
         "skipped": skipped,
-        "summary": _summary(results),
+        "summary": summary(results),
         "cost": {"peak_rss_bytes": cost.peak_rss_bytes()},
     }
     if gates is not None:

@@ -30,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the FP32 bundle the accuracy is measured against")
     parser.add_argument("--data", required=True, metavar="SOURCE",
                         help="frames: synthetic://ultrasound?frames=50, a video, an image folder (+ masks), ...")
-    parser.add_argument("--backend", type=_backends, default=["onnxrt"], metavar="NAME[,NAME]",
-                        help="backends to run every bundle on: onnxrt (default), torch, trt")
+    parser.add_argument("--backend", type=_backends, default=["auto"], metavar="NAME[,NAME]",
+                        help="backends to run every bundle on: auto (default: trt on a Jetson with an engine, "
+                             "openvino on x86 when installed, else onnxrt), onnxrt, openvino, torch, trt")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="report directory (default: bench-YYYYmmdd-HHMMSS)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
@@ -44,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-runs", type=int, default=10, help="minimum timed calls per row (default 10)")
     parser.add_argument("--batch", type=_batches, default=[1], metavar="N[,N]", help="batch sizes (default 1)")
     parser.add_argument("--threads", type=int, default=0,
-                        help="intra-op threads of ONNX Runtime and PyTorch (default 0: their defaults, one per "
-                             "core)")
+                        help="inference threads of CPU backends (default 0: usable cores - 1, at least 1, leaving "
+                             "a core to the pipeline)")
     parser.add_argument("--e2e", action="store_true",
                         help="also run the daemon pipeline source -> null sink per bundle (fps, capture-to-sink "
                              "latency, drops, pipeline efficiency)")
@@ -54,7 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--e2e-segments", type=int, default=3,
                         help="pipeline runs those frames are split into, alternating with bare runner timing "
                              "(default 3)")
+    parser.add_argument("--e2e-fps", type=float, default=30.0, metavar="FPS",
+                        help="with --e2e: a paced run at this frame rate for capture-to-mask latency and the "
+                             "latency jetseg adds to the model (default 30; 0: none)")
+    parser.add_argument("--e2e-paced-frames", type=int, default=300,
+                        help="frames of the paced run (default 300)")
     parser.add_argument("--no-naive", action="store_true", help="leave out the naive-loop peer row")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="leave out the OpenVINO peer rows (OpenVINO called directly, where installed)")
     parser.add_argument("--no-hd95", action="store_true", help="skip HD95 (the slowest accuracy metric)")
     parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     gates = parser.add_argument_group("gates (non-zero exit, one line per failed gate)")
@@ -84,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
                         frames_given=args.frames is not None, min_time=args.min_time, warmup=args.warmup,
                         min_runs=args.min_runs, batch_sizes=args.batch, threads=args.threads,
                         naive=not args.no_naive, e2e=args.e2e, e2e_frames=args.e2e_frames,
-                        e2e_segments=args.e2e_segments,
+                        e2e_segments=args.e2e_segments, e2e_fps=args.e2e_fps,
+                        e2e_paced_frames=args.e2e_paced_frames, peers=not args.no_peers,
                         hd95=not args.no_hd95, plots=not args.no_plots, progress=sys.stderr.isatty())
     out = args.out or datetime.datetime.now().strftime("bench-%Y%m%d-%H%M%S")
     report = run_benchmark(args.bundles, args.reference, args.data, out_dir=out, settings=settings,

@@ -1,0 +1,56 @@
+"""Peers measured without jetseg: OpenVINO called directly, as an x86 user would call it.
+
+``openvino-fp32`` runs the reference's ONNX and ``openvino-int8`` each INT8 bundle's ONNX through
+``openvino.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": n})`` and a plain call of the compiled
+model, with the same thread count as jetseg's rows. jetseg's own rows go through its runner layer (input
+checks, spec names, output copy, float parts kept in f32); the difference between the two is jetseg's overhead
+and precision choice. On a CPU with bf16, OpenVINO's default runs the float parts of the "fp32" peer in bf16
+(``runner.inference_precision`` says which): a faster and slightly less exact baseline, kept as OpenVINO's
+out-of-the-box result.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import numpy as np
+
+from jetseg.bundle import BundleLike
+from jetseg.errors import RunnerError
+from jetseg.jetson.runners.base import Runner
+from jetseg.jetson.runners.openvino import compiled_properties, openvino_core
+
+
+class DirectOpenVino(Runner):
+    """``compile_model`` + ``compiled_model(inputs)[0]``: no request management, OpenVINO's defaults except
+    the thread count."""
+
+    name = "openvino"
+
+    def __init__(self, bundle: BundleLike, batch_size: int = 1, threads: int = 0) -> None:
+        super().__init__(bundle, batch_size)
+        self.threads = int(threads)
+        self.compiled: Any = None
+
+    def _activate(self) -> None:
+        core = openvino_core()
+        config = {"INFERENCE_NUM_THREADS": str(self.threads)} if self.threads else {}
+        try:
+            self.compiled = core.compile_model(str(self.bundle.model_path), "CPU", config)
+        except Exception as exc:  # OpenVINO's own exception types
+            raise RunnerError("OpenVINO cannot load %s: %s" % (self.bundle.model_path,
+                                                               str(exc).strip().splitlines()[0])) from None
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape[0] == 1:
+            return np.asarray(self.compiled(batch)[0])
+        return np.concatenate([np.asarray(self.compiled(batch[i:i + 1])[0]) for i in range(batch.shape[0])])
+
+    def _deactivate(self) -> None:
+        self.compiled = None
+
+    def describe(self) -> Dict[str, Any]:
+        info = {"backend": "openvino", "api": "openvino.Core.compile_model, called directly (not through jetseg)",
+                "precision": self.bundle.precision, "threads": self.threads or "default"}
+        # OpenVINO's default on CPUs with bf16 runs the float parts in bf16: the report says so
+        info.update(compiled_properties(self.compiled))
+        return info

@@ -1,0 +1,214 @@
+"""The report's rows and headline figures, read from what the suite measured.
+
+Speed-ups are stated twice: against the reference (ONNX Runtime FP32, ``speedup_vs_reference``) and against
+the strongest FP32 row of the same run and batch size (``speedup_vs_best_fp32``: whichever of ONNX Runtime,
+OpenVINO through jetseg or OpenVINO called directly was fastest), so that a headline never rests on a weak
+baseline. An INT8 bundle calibrated for TensorRT (``int8_form: "tensorrt"``: float weights with Q/DQ pairs,
+the layout TensorRT 8.5 builds from) is labelled as such: it is made for engines, not for CPU runtimes.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from jetseg.benchmarks import cost
+from jetseg.benchmarks.timing import TimingStats
+from jetseg.bundle import Bundle
+from jetseg.jetson import evaluate
+from jetseg.jetson.runners.base import Runner
+
+NAIVE = "naive-loop"
+ORT_PEER = "onnxrt-fp32"
+#: OpenVINO called directly (``Core.compile_model`` and a call), on the reference's and each INT8 bundle's ONNX
+OV_FP32_PEER = "openvino-fp32"
+OV_INT8_PEER = "openvino-int8"
+REFERENCE_BACKEND = "onnxrt"
+
+INT8_FORMS = {
+    "tensorrt": "INT8 in TensorRT form (float weights with Q/DQ pairs, made for TensorRT engines; CPU runtimes "
+                "run it slowly: not a CPU INT8 figure)",
+    "cpu": "INT8 in CPU form (calibrate --target cpu)",
+}
+
+
+@dataclass
+class Row:
+    """One bundle on one backend (or a peer), with what was measured about it."""
+
+    bundle: Bundle
+    backend: str
+    role: str  # reference | candidate | peer
+    peer: Optional[str] = None
+    kind: str = "runner"  # runner: runner.infer only; frame-to-mask: preprocess + infer + decode
+    runner: Optional[Runner] = None
+    rss_added_bytes: Optional[int] = None
+    outputs: Optional[evaluate.Outputs] = None
+    scores: Dict[str, Any] = field(default_factory=dict)
+    timings: Dict[int, TimingStats] = field(default_factory=dict)
+    name: str = ""  # how the bundle is called in the report (its directory name, made unique)
+
+    @property
+    def active_runner(self) -> Runner:
+        """The runner, once the suite has opened it (rows are planned before any runner exists)."""
+        assert self.runner is not None, "opened by run_suite before measuring"
+        return self.runner
+
+    @property
+    def key(self) -> str:
+        return "%s/%s%s" % (self.name, self.backend, "/" + self.peer if self.peer and self.peer != ORT_PEER else "")
+
+
+def int8_form(bundle: Bundle) -> Optional[str]:
+    """``"tensorrt"`` or ``"cpu"`` for a calibrated bundle (its calibration.json's target), else None."""
+    if bundle.precision != "int8":
+        return None
+    try:
+        report = json.loads(bundle.file("calibration.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    target = report.get("target") if isinstance(report, dict) else None
+    return str(target) if target else None
+
+
+def outliers(stats: TimingStats) -> Dict[str, Any]:
+    """How many calls took more than twice the median, and the worst one; ``flagged`` when more than 1 % did
+    or one took more than 5x (a burst of load, a garbage collection, a page fault)."""
+    p50 = stats.p50 or 1e-9
+    slow = sum(1 for v in stats.samples_ms if v > 2.0 * p50)
+    share = slow / float(max(1, len(stats.samples_ms)))
+    return {"calls_over_2x_p50": slow, "share": round(share, 4), "max_over_p50": round(stats.max / p50, 2),
+            "p99_over_p50": round(stats.p99 / p50, 2), "flagged": share > 0.01 or stats.max > 5.0 * p50}
+
+
+def _round(value: Any, digits: int = 5) -> Any:
+    return None if value is None else round(float(value), digits)
+
+
+def row_label(row: Dict[str, Any]) -> str:
+    """``bundle/backend`` (``/peer`` for the peers other than the reference itself)."""
+    peer = row.get("peer")
+    return "%s/%s%s" % (row["bundle"], row["backend"], "/" + peer if peer and peer != ORT_PEER else "")
+
+
+def row_dicts(rows: List[Row], reference: Row, power: Dict[str, Optional[float]],
+              samples: Dict[str, List[float]]) -> List[Dict[str, Any]]:
+    """The report's rows (one per row and batch size); latency samples go into ``samples`` by plot label."""
+    from jetseg.benchmarks.plots import row_label as plot_label
+
+    ref_size = cost.file_size(reference.bundle.model_path)
+    out = []
+    for row in rows:
+        vs_ref, vs_labels = row.scores["vs_reference"], row.scores["vs_labels"]
+        drop = evaluate.dice_drop(row.scores)
+        size = cost.file_size(row.bundle.model_path)
+        bundle_bytes = cost.bundle_bytes(row.bundle)
+        for batch, stats in sorted(row.timings.items()):
+            base = reference.timings.get(batch)
+            watts = power.get(row.key)
+            item: Dict[str, Any] = {
+                "bundle": row.name, "bundle_path": str(row.bundle.path), "backend": row.backend,
+                "precision": row.bundle.precision, "int8_form": int8_form(row.bundle), "kind": row.kind,
+                "role": row.role, "batch": batch,
+                "fps": _round(stats.fps, 3), "latency_ms": stats.latency_ms(), "runs": stats.runs,
+                "fps_median": _round(batch * 1000.0 / stats.p50, 3),
+                "speedup_vs_reference": _round(stats.fps / base.fps, 4) if base else None,
+                "speedup_vs_reference_median": _round(base.p50 / stats.p50, 4) if base else None,
+                "outliers": outliers(stats),
+                "size_bytes": size, "size_ratio_vs_reference": _round(size / ref_size, 4),
+                "bundle_bytes": bundle_bytes, "bundle_ratio_vs_reference": _round(bundle_bytes / ref_size, 4),
+                "rss_added_bytes": row.rss_added_bytes,
+                "dice_vs_reference": _round(vs_ref["dice"]), "iou_vs_reference": _round(vs_ref["iou"]),
+                "hd95_vs_reference": _round(vs_ref.get("hd95"), 3),
+                "pixel_agreement": _round(vs_ref["pixel_agreement"], 6),
+                "logit_error": vs_ref.get("logit_error"),
+                "dice_vs_labels": _round(vs_labels["dice"]) if vs_labels else None,
+                "iou_vs_labels": _round(vs_labels["iou"]) if vs_labels else None,
+                "hd95_vs_labels": _round(vs_labels.get("hd95"), 3) if vs_labels else None,
+                "per_class": {"vs_reference": vs_ref["per_class"],
+                              "vs_labels": vs_labels["per_class"] if vs_labels else None},
+                "dice_drop": _round(drop["dice_drop"]), "dice_drop_basis": drop["dice_drop_basis"],
+                "power_w": _round(watts, 3) if watts else "n/a",
+                "fps_per_watt": _round(stats.fps / watts, 3) if watts else "n/a",
+                "runner": row.active_runner.describe(),
+            }
+            if row.peer:
+                item["peer"] = row.peer
+            out.append(item)
+            samples[plot_label(item)] = stats.samples_ms
+    add_best_fp32(out)
+    return out
+
+
+def add_best_fp32(results: List[Dict[str, Any]]) -> None:
+    """Give every runner row ``speedup_vs_best_fp32`` and ``best_fp32`` (the fastest FP32 runner row of
+    its batch size in this run)."""
+    best: Dict[int, Dict[str, Any]] = {}
+    for r in results:
+        if r["kind"] == "runner" and r["precision"] == "fp32" and r.get("fps"):
+            if r["batch"] not in best or r["fps"] > best[r["batch"]]["fps"]:
+                best[r["batch"]] = r
+    for r in results:
+        top = best.get(r["batch"])
+        if r["kind"] in ("runner", "e2e") and top is not None:
+            r["best_fp32"] = row_label(top)
+            r["speedup_vs_best_fp32"] = _round(r["fps"] / top["fps"], 4)
+
+
+def complete_e2e(e2e: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Give end-to-end rows the common keys: size and accuracy of the same model and backend (batch 1),
+    and their speed-up against the reference's end-to-end row."""
+    ref = next((r for r in e2e if r["role"] == "reference" and r["backend"] == REFERENCE_BACKEND), None)
+    for row in e2e:
+        twin = next(r for r in results if r["bundle"] == row["bundle"] and r["backend"] == row["backend"]
+                    and r["kind"] == "runner" and r["batch"] == 1 and not r.get("peer", "").startswith("openvino"))
+        for key in ("int8_form", "size_bytes", "size_ratio_vs_reference", "bundle_bytes",
+                    "bundle_ratio_vs_reference", "dice_vs_reference", "dice_drop", "dice_drop_basis",
+                    "dice_vs_labels", "best_fp32"):
+            row.setdefault(key, twin.get(key))
+        row["accuracy_from"] = "the runner row of the same bundle and backend (same model, same masks)"
+        row.setdefault("power_w", "n/a")
+        row.setdefault("fps_per_watt", "n/a")
+        row["speedup_vs_reference"] = _round(row["fps"] / ref["fps"], 4) if ref and ref["fps"] else None
+    return e2e
+
+
+def summary(results: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The headline figures, read from the rows: per candidate, speed-up against FP32 (the reference and the
+    strongest FP32 row), Dice drop, sizes, pipeline efficiency (with its spread), added latency on a paced
+    source, and how much faster than the naive loop."""
+    naive = next((r for r in results if r.get("peer") == NAIVE), None)
+    out: Dict[str, Any] = {}
+    for r in results:
+        if r["role"] != "candidate" or r["kind"] not in ("runner", "e2e"):
+            continue
+        key = "%s/%s@%d" % (r["bundle"], r["backend"], r["batch"])
+        entry = out.setdefault(key, {"precision": r["precision"]})
+        if r.get("int8_form"):
+            entry["int8_form"] = r["int8_form"]
+        if r["kind"] == "runner":
+            entry.update(speedup_vs_reference=r["speedup_vs_reference"],
+                         speedup_vs_reference_median=r["speedup_vs_reference_median"],
+                         speedup_vs_best_fp32=r.get("speedup_vs_best_fp32"), best_fp32=r.get("best_fp32"),
+                         dice_drop=r["dice_drop"], dice_drop_basis=r["dice_drop_basis"],
+                         size_ratio_vs_reference=r["size_ratio_vs_reference"],
+                         bundle_bytes=r["bundle_bytes"], bundle_ratio_vs_reference=r["bundle_ratio_vs_reference"])
+            if naive:
+                entry["speedup_vs_naive_loop"] = _round(r["fps"] / naive["fps"], 4)
+                if naive["outliers"]["flagged"]:
+                    entry["naive_loop_outliers"] = naive["outliers"]
+        else:
+            entry.update(pipeline_efficiency=r["pipeline_efficiency"],
+                         pipeline_efficiency_spread=r.get("pipeline_efficiency_spread"), e2e_fps=r["fps"],
+                         pipeline_overhead_ratio=r.get("pipeline_overhead_ratio"))
+            if r.get("pipeline_efficiency_note"):
+                entry["pipeline_efficiency_note"] = r["pipeline_efficiency_note"]
+            paced = r.get("paced")
+            if paced:
+                entry.update(added_latency_ms_p50=paced["added_latency_ms_p50"],
+                             added_latency_ms_p99=paced["added_latency_ms_p99"],
+                             paced_fps=paced["fps"], capture_to_mask_ms_p50=paced["latency_ms"]["p50"],
+                             capture_to_mask_ms_p99=paced["latency_ms"]["p99"])
+            if naive:
+                entry["e2e_speedup_vs_naive_loop"] = _round(r["fps"] / naive["fps"], 4)
+    return out
