@@ -113,7 +113,9 @@ def compiled_properties(compiled: Any) -> Dict[str, Any]:
         return out
     for key, prop in (("threads_used", "INFERENCE_NUM_THREADS"), ("inference_precision", "INFERENCE_PRECISION_HINT")):
         try:
-            out[key] = str(compiled.get_property(prop))
+            value = compiled.get_property(prop)
         except Exception:  # a device without that property: leave it out of the report
             continue
+        # an element type (f32, bf16) by its short name
+        out[key] = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
     return out

@@ -6,7 +6,8 @@ import json
 from jetseg.cli import main
 
 DATA = "synthetic://ultrasound?frames=3&width=96&height=64"
-QUICK = ["--min-time", "0.02", "--warmup", "1", "--min-runs", "3", "--no-naive"]
+# gates on a named backend (the default, auto, picks openvino where it is installed: tests/benchmarks/test_bench_openvino.py)
+QUICK = ["--min-time", "0.02", "--warmup", "1", "--min-runs", "3", "--no-naive", "--backend", "onnxrt", "--no-peers"]
 
 
 def _bench(ref, cand, out, *extra):

@@ -11,7 +11,8 @@ from jetseg.benchmarks.suite import Settings, run_benchmark
 from jetseg.errors import JetsegError
 from tests.fixtures.bundles import threshold_bundle
 
-FAST = dict(min_time=0.02, warmup=1, min_runs=3, progress=False)
+# ONNX Runtime rows only (the default, auto, picks openvino where installed: test_bench_openvino.py has those)
+FAST = dict(min_time=0.02, warmup=1, min_runs=3, progress=False, backends=["onnxrt"], peers=False)
 
 
 def test_report_schema_and_files(tiny_bundles, frames, tmp_path):
@@ -92,7 +93,7 @@ def test_existing_out_dir_is_refused(tiny_bundles, frames, tmp_path):
 def test_invalid_settings_are_user_errors(tiny_bundles, frames):
     ref, cand = tiny_bundles
     with pytest.raises(JetsegError, match="unknown backend 'onxrt'; did you mean 'onnxrt'"):
-        run_benchmark([cand], ref, frames, settings=Settings(backends=["onxrt"], **FAST))
+        run_benchmark([cand], ref, frames, settings=Settings(**dict(FAST, backends=["onxrt"])))
     with pytest.raises(JetsegError, match="--max-dice-drop is 2; expected a Dice difference between 0 and 1"):
         Gates(max_dice_drop=2)
 
@@ -103,14 +104,14 @@ def test_markdown_table_has_one_line_per_row():
     table = markdown_table(rows).splitlines()
     assert len(table) == 3
     assert table[2].startswith("| a | onnxrt | fp32 | runner | 1 | 10.0 | 1.00 | 2.00 | - |")
-    assert table[2].endswith("| 2.00 | peer: naive-loop |")
+    assert table[2].endswith("| 2.00 | - | peer: naive-loop |")
 
 
 def test_end_to_end_rows_run_the_daemon_pipeline(tiny_bundles, tmp_path):
     ref, cand = tiny_bundles
     data = "synthetic://ultrasound?frames=3&width=96&height=64"
     report = run_benchmark([cand], ref, data, out_dir=tmp_path / "e2e",
-                           settings=Settings(e2e=True, e2e_frames=12, **FAST))
+                           settings=Settings(e2e=True, e2e_frames=12, e2e_fps=50.0, e2e_paced_frames=10, **FAST))
     e2e = [r for r in report["results"] if r["kind"] == "e2e"]
     assert [(r["bundle"], r["role"]) for r in e2e] == [("tiny-fp32", "reference"), ("tiny-int8", "candidate")]
     for row in e2e:
@@ -124,6 +125,18 @@ def test_end_to_end_rows_run_the_daemon_pipeline(tiny_bundles, tmp_path):
         assert set(row["dropped_detail"]) == {"source", "pipeline", "sink"}
         assert isinstance(row["dropped"], int)
         assert row["pipeline_overhead_ratio"] >= 0
+        low, high = row["pipeline_efficiency_spread"]
+        assert low <= high and len(row["pipeline_efficiency_segments"]) == 3
+        assert ("pipeline_efficiency_note" in row) == (row["pipeline_efficiency"] > 1.0)
+        paced = row["paced"]  # 10 frames at 50 fps, stamped with the synthetic source's schedule
+        assert paced["fps_asked"] == 50.0 and paced["frames"] >= 2
+        assert paced["source"]["options"] == {"frames": 10, "loop": 10, "fps": 50, "realtime": True}
+        assert "the synthetic source's schedule" in paced["latency_basis"]
+        assert {"infer", "preprocess", "postprocess"} <= set(paced["stage_latency_ms"])
+        assert paced["added_latency_ms_p50"] == pytest.approx(
+            paced["latency_ms"]["p50"] - paced["bare_latency_ms"]["p50"], abs=1e-3)
+    entry = report["summary"]["tiny-int8/onnxrt@1"]
+    assert {"added_latency_ms_p50", "added_latency_ms_p99", "pipeline_efficiency_spread"} <= set(entry)
     assert "pipeline_efficiency" in report["summary"]["tiny-int8/onnxrt@1"]
     assert "efficiency" in (tmp_path / "e2e" / "report.md").read_text()
 
@@ -136,8 +149,8 @@ def test_end_to_end_needs_a_source_uri(tiny_bundles, frames):
 
 def test_naive_loop_and_torch_rows(unet_bundle):
     data = "synthetic://ultrasound?frames=2&width=96&height=64"
-    report = run_benchmark([], unet_bundle, data, settings=Settings(backends=["onnxrt", "torch"], plots=False,
-                                                                    **FAST))
+    report = run_benchmark([], unet_bundle, data, settings=Settings(plots=False,
+                                                                    **dict(FAST, backends=["onnxrt", "torch"])))
     rows = {(r["backend"], r.get("peer")): r for r in report["results"]}
     assert set(rows) == {("onnxrt", "onnxrt-fp32"), ("torch", None), ("torch", "naive-loop")}
     naive = rows[("torch", "naive-loop")]
@@ -150,8 +163,8 @@ def test_naive_loop_and_torch_rows(unet_bundle):
 
 def test_naive_loop_skipped_with_reason_without_weights(tiny_bundles, frames):
     ref, cand = tiny_bundles
-    report = run_benchmark([cand], ref, frames, settings=Settings(backends=["onnxrt", "torch"], plots=False,
-                                                                  **FAST))
+    report = run_benchmark([cand], ref, frames, settings=Settings(plots=False,
+                                                                  **dict(FAST, backends=["onnxrt", "torch"])))
     reasons = [(s["bundle"], s["backend"], s["reason"]) for s in report["skipped"]]
     assert ("tiny-fp32", "torch", "tiny has neither model.ts nor weights.pt (what PyTorch runs)") in reasons
     assert ("tiny-int8", "torch", "tiny-int8 is int8; PyTorch eager runs FP32 weights only") not in reasons

@@ -72,7 +72,8 @@ def test_dicom_cine_to_cpu_int8_bundle(make_bundle, tmp_path):
 
     frames = np.stack([scene(i)[0] for i in range(20)])
     dcm = write_cine(tmp_path / "cine.dcm", frames)
-    report = calibrate(make_bundle(), str(dcm), out=tmp_path / "cpu", target="cpu", method="minmax", count=10,
+    fp32 = make_bundle()
+    report = calibrate(fp32, str(dcm), out=tmp_path / "cpu", target="cpu", method="minmax", count=10,
                        holdout=5, progress=False)
     assert report["gate"]["result"]["bases"] == ["fp32"]  # DICOM has no labels: INT8 vs FP32 masks
     assert report["gate"]["passed"] and report["scans"]["frames_read"] == 20
@@ -81,6 +82,12 @@ def test_dicom_cine_to_cpu_int8_bundle(make_bundle, tmp_path):
     assert cache.read(tmp_path / "cpu" / "calibration.cache").header == "TRT-8502-MinMaxCalibration"
     ops = {n["op"] for n in _ops(tmp_path / "cpu" / "model.onnx")}
     assert "QuantizeLinear" in ops and Bundle(tmp_path / "cpu").precision == "int8"
+    # the CPU needs no FP32 graph: it is named by hash, not shipped, so the bundle stays small
+    shipped = set(Bundle(tmp_path / "cpu").manifest["files"])
+    assert shipped == {"model.onnx", "calibration.cache", "calibration.json", "spec.yaml"}
+    implicit = report["implicit_int8"]
+    assert implicit["model"] is None and len(implicit["model_sha256"]) == 64
+    assert implicit["derived_from"]["fp32_model_sha256"] == Bundle(fp32).model_sha256
 
 
 def _ops(path):

@@ -65,6 +65,13 @@ def test_doctor_describes_this_machine():
     assert info["packages"]["tensorrt"] == "not installed"
     assert {b["name"]: b["usable"] for b in info["backends"]}["trt"] is False
     assert any("GStreamer" in line for line in info["missing"]) == (not info["opencv_gstreamer"].startswith("YES"))
+    # what --backend auto runs here, and why; CPU backends leave a core to the pipeline
+    from jetseg.jetson.runners import choose_backend, default_threads
+
+    auto = info["auto_backend"]
+    assert (auto["name"], auto["reason"]) == choose_backend() and auto["cpu_threads"] == default_threads()
+    assert "--backend auto: %s (%s)" % choose_backend() in out
+    assert info["packages"]["openvino"] != "not installed" or auto["name"] != "openvino"
 
 
 def test_doctor_on_a_jetson_says_what_is_missing(monkeypatch, capsys):

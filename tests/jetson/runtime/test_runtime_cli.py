@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from jetseg.jetson.runners import choose_backend, default_threads
 from tests.fixtures.dicom import write_cine
 from tests.fixtures.media import disc_frame
 from tests.fixtures.processes import JETSEG, daemon, health, logtext, stop
@@ -176,7 +177,10 @@ def test_check_validates_without_running(tiny_bundle):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["ok"] is True and report["sinks"] == ["null", "http"] and report["backend"]["backend"] == "onnxrt"
+    # the default backend is auto: what choose_backend picks on this machine, with one thread less than the cores
+    assert report["ok"] is True and report["sinks"] == ["null", "http"]
+    assert report["backend"]["backend"] == choose_backend(tiny_bundle)[0]
+    assert report["backend"]["threads"] == default_threads()
     assert "s3cret" not in result.stdout and "abc" not in result.stdout
 
 

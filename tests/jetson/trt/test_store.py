@@ -91,6 +91,16 @@ def test_plan_for_int8_bundle(tmp_path):
                                    "model.fp32.onnx": tiny_model().SerializeToString()})
     plan = plan_build(with_fp32, "int8", 0, qdq=True)
     assert (plan.int8_mode, plan.strip_qdq, plan.network) == ("cache", False, with_fp32.path / "model.fp32.onnx")
+    # a cpu-target bundle leaves the FP32 graph out and names it by hash: DLA INT8 says what is missing
+    report = {"target": "cpu", "implicit_int8": {"model": None, "model_sha256": "ab" * 32}}
+    cpu = make_bundle(tmp_path / "int8cpu", model=qdq_model(), precision="int8",
+                      extra={"calibration.cache": b"TRT-8502-EntropyCalibration2\n",
+                             "calibration.json": json.dumps(report).encode()})
+    with pytest.raises(BundleError, match=r"DLA INT8 parses the FP32 graph the calibration cache refers to "
+                                          r"\(model.fp32.onnx, sha256 abababababab\), and bundle .* does not ship "
+                                          r"it \(calibrated with --target cpu.*calibrate with --target tensorrt"):
+        plan_build(cpu, "int8", 0, qdq=True)
+    assert plan_build(cpu, "int8", None, qdq=True).int8_mode == "qdq"  # the GPU path needs only model.onnx
     fp32_cached = make_bundle(tmp_path / "fp32c", model=tiny_model(),
                               extra={"calibration.cache": b"TRT-8502-EntropyCalibration2\n"})
     assert plan_build(fp32_cached, "int8", None, qdq=False).int8_mode == "cache"

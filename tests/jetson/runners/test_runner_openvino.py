@@ -1,0 +1,76 @@
+"""The openvino runner on tiny real ONNX bundles: FP32 and Q/DQ INT8 agree with ONNX Runtime, options and errors
+read like the other runners'. Skips only when the openvino module is missing (the JetPack 5 twin)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jetseg.bundle import save_bundle
+from jetseg.errors import RunnerError
+from jetseg.jetson.runners import open_runner
+from tests.fixtures.bundles import conv_bundle
+from tests.fixtures.models import qdq_model
+from tests.fixtures.specs import tiny_spec
+
+pytest.importorskip("openvino")
+
+
+def _input(seed: int = 0, n: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, 1, 32, 32), dtype=np.float32)
+
+
+@pytest.mark.parametrize("model", [None, qdq_model()], ids=["fp32", "int8-qdq"])
+def test_openvino_matches_onnx_runtime(tmp_path, model):
+    bundle = conv_bundle(tmp_path / "b", model=model, precision="fp32" if model is None else "int8")
+    x = _input()
+    with open_runner("onnxrt", bundle, threads=1) as ort, open_runner("openvino", bundle, threads=1) as ov:
+        expected, got = ort.infer(x), ov.infer(x)
+        assert got.dtype == np.float32 and got.shape == expected.shape == (1, 2, 32, 32)
+        # Q/DQ rounding may differ by one step on a few values; FP32 agrees to float precision
+        tol = 1e-4 if model is None else 0.05
+        assert np.abs(got - expected).max() <= tol * max(1.0, np.abs(expected).max())
+        info = ov.describe()
+    assert info["backend"] == "openvino" and info["threads"] == 1 and info["device"] == "CPU"
+    assert info["inference_precision"] == "f32" and info["threads_used"] == "1"
+
+
+def test_openvino_output_is_not_overwritten_by_the_next_call(tmp_path):
+    bundle = conv_bundle(tmp_path / "b")
+    with open_runner("openvino", bundle, threads=1) as ov:
+        first = ov.infer(_input(1))
+        kept = first.copy()
+        ov.infer(_input(2))
+    assert np.array_equal(first, kept)
+
+
+def test_openvino_runs_a_batch_on_a_batch_one_model(tmp_path):
+    bundle = conv_bundle(tmp_path / "b")
+    x = _input(3, n=3)
+    with open_runner("openvino", bundle, batch_size=3) as ov:
+        out = ov.infer(x)
+        assert out.shape == (3, 2, 32, 32)
+        assert np.allclose(out[1:2], ov.infer(x[1:2]))
+
+
+def test_openvino_options_and_input_errors(tmp_path):
+    bundle = conv_bundle(tmp_path / "b")
+    with pytest.raises(RunnerError, match=r"unknown openvino backend option 'thread' \(did you mean 'threads'\?\)"):
+        open_runner("openvino", bundle, thread=2)
+    with pytest.raises(RunnerError, match=r"openvino backend option threads=-1: expected"):
+        open_runner("openvino", bundle, threads=-1)
+    with pytest.raises(RunnerError, match=r"precision_hint='bf16': expected"):
+        open_runner("openvino", bundle, precision_hint="bf16")
+    with open_runner("openvino", bundle) as ov:
+        with pytest.raises(RunnerError, match=r"input 'input': received dtype float64; expected float32"):
+            ov.infer(np.zeros((1, 1, 32, 32)))
+
+
+def test_openvino_names_a_spec_mismatch_and_an_unreadable_model(tmp_path):
+    bundle = conv_bundle(tmp_path / "b")
+    runner = open_runner("openvino", bundle)
+    runner._output_name = "masks"  # a spec naming an output the model does not have
+    with pytest.raises(RunnerError, match=r"model has outputs \['logits'\] but spec.yaml names output 'masks'"):
+        runner.activate()
+    broken = save_bundle(tmp_path / "c", b"not an onnx file", tiny_spec(classes=("background", "target")))
+    with pytest.raises(RunnerError, match=r"OpenVINO cannot load .*model.onnx on CPU: "):
+        open_runner("openvino", broken).activate()
