@@ -28,6 +28,7 @@ from jetseg.errors import SourceError
 from jetseg.jetson.slot import EMPTY, Slot
 from jetseg.jetson.sources import pipelines
 from jetseg.jetson.sources.base import Frame, Source
+from jetseg.jetson.sources.clock import CaptureClock
 from jetseg.jetson.sources.reconnect import Backoff
 from jetseg.optional import require
 from jetseg.options import OptionReader
@@ -224,13 +225,14 @@ class LiveSource(Source):
             self.state = "running"
             got_frame = False
             why = "no frame (stream lost or ended)"
+            clock = CaptureClock(monotonic_source=self.kind == "v4l2")  # capture stamps: jetson/sources/clock.py
             try:
                 while not stop.is_set():
                     ok, image = cap.read()
                     if not ok or image is None:
                         break
                     got_frame = True
-                    self._put(image)
+                    self._put(image, clock.stamp(cap.get(getattr(cv2, "CAP_PROP_POS_MSEC", 0)), time.monotonic()))
             except cv2.error as exc:
                 why = "read failed: %s" % " ".join(str(exc).split())
             finally:
@@ -250,11 +252,11 @@ class LiveSource(Source):
         self.state = "reconnecting"
         log.warning("%s; retrying with backoff (failure %d)", why, self.failures)
 
-    def _put(self, image: np.ndarray) -> None:
+    def _put(self, image: np.ndarray, stamp: Optional[float] = None) -> None:
         now = time.monotonic()
         self.captured += 1
         self._last_capture = now
-        self.dropped += self._slot.put((image, now, self.captured))
+        self.dropped += self._slot.put((image, now if stamp is None else stamp, self.captured))
 
     # ------------------------------------------------------------------ reading
     def _read(self, timeout: Optional[float]) -> Optional[Frame]:

@@ -119,8 +119,10 @@ class VideoFileSource(Source):
     def _read(self, timeout: Optional[float]) -> Optional[Frame]:
         if self._t0 is None:
             self._t0 = time.monotonic()
+        due = None
         if self.realtime and self._fps:
-            wait = self._t0 + self.delivered / self._fps - time.monotonic()
+            due = self._t0 + self.delivered / self._fps  # paced: the frame exists from its due time on
+            wait = due - time.monotonic()
             if wait > 0:
                 if timeout is not None and wait > timeout:
                     time.sleep(max(timeout, 0.0))
@@ -131,7 +133,8 @@ class VideoFileSource(Source):
             self.ended = True
             return None
         pos_ms = self._file_pos * 1000.0 / self._fps if self._fps else None
-        frame = Frame(index=self.delivered, image=image, timestamp=time.monotonic(), source_id=self.path.name,
+        frame = Frame(index=self.delivered, image=image, timestamp=due if due is not None else time.monotonic(),
+                      source_id=self.path.name,
                       meta={"file_frame": self._file_pos, "pos_ms": pos_ms, "fps": self._fps})
         self._file_pos += 1
         return frame
