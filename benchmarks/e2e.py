@@ -57,6 +57,8 @@ def paced_source(data: str, frames: int, fps: float) -> Dict[str, Any]:
     kind = parse_uri(data)[0]
     out = e2e_source(data, frames)
     if kind == "synthetic":
+        # endless like a scanner (the run stops after ``frames``): frames it skips are drops, not an early end
+        out["options"].pop("frames", None)
         out["options"].update(fps=int(round(fps)), realtime=True)
         out["reader_realtime"] = False
     else:

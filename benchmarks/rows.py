@@ -207,7 +207,7 @@ def summary(results: List[Dict[str, Any]]) -> Dict[str, Any]:
             if paced:
                 entry.update(added_latency_ms_p50=paced["added_latency_ms_p50"],
                              added_latency_ms_p99=paced["added_latency_ms_p99"],
-                             paced_fps=paced["fps"], capture_to_mask_ms_p50=paced["latency_ms"]["p50"],
+                             paced_fps=paced["fps_asked"], capture_to_mask_ms_p50=paced["latency_ms"]["p50"],
                              capture_to_mask_ms_p99=paced["latency_ms"]["p99"])
             if naive:
                 entry["e2e_speedup_vs_naive_loop"] = _round(r["fps"] / naive["fps"], 4)

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     # 3. The benchmark: FP32 reference, INT8, the naive loop and the end-to-end pipeline, in one run.
     start = _step(3, "benchmark FP32 vs INT8 (+ naive loop, + end-to-end pipeline) on held-out synthetic scans")
     settings = Settings(frames=16, min_time=args.bench_time, warmup=2, min_runs=3, e2e=True, e2e_frames=90,
-                        e2e_segments=3, hd95=False, progress=sys.stderr.isatty())
+                        e2e_segments=3, e2e_paced_frames=90, hd95=False, progress=sys.stderr.isatty())
     report = run_benchmark([int8], fp32, "synthetic://%s?frames=24&seed=4242" % kind, out_dir=out / "bench",
                            settings=settings)
     print()
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     _done(start)
     for name, entry in report.get("summary", {}).items():
         print("\n%s: %s" % (name, _headline(entry)))
+    print("\nmeasured under: %s" % conditions_line(report))
     print("\ndemo finished in %.0f s; everything it wrote is in %s" % (time.monotonic() - story_start, out))
     return 0
 
@@ -126,16 +127,44 @@ def _zero(value: float) -> float:
     return round(float(value), 4) + 0.0
 
 
+def conditions_line(report: Dict[str, Any]) -> str:
+    """What the demo's figures were measured under, in one line: machine, load, threads, versions."""
+    c = report["conditions"]
+    m, v, threads = c["machine"], c["versions"], c["threads"]
+    cpu_threads = sorted({str(r["runner"].get("threads")) for r in report["results"]
+                          if r["kind"] == "runner" and r.get("peer") != "naive-loop" and "threads" in r["runner"]})
+    return ("%s, %s usable of %s cores; load average %s at start, %s at end; inference threads %s; %s"
+            % (m["cpu"], threads.get("cores_usable"), m["cores"], _load(c.get("load_average_start")),
+               _load(c.get("load_average_end")), "/".join(cpu_threads) or "-",
+               ", ".join("%s %s" % kv for kv in sorted(v.items()) if kv[1] != "not installed")))
+
+
+def _load(value: Any) -> str:
+    return "/".join("%.2f" % x for x in value) if value else "unknown"
+
+
 def _headline(entry: Dict[str, Any]) -> str:
     parts = []
     if entry.get("speedup_vs_reference") is not None:
-        parts.append("%.2fx the FP32 throughput" % entry["speedup_vs_reference"])
+        parts.append("%.2fx ONNX Runtime FP32" % entry["speedup_vs_reference"])
+    if entry.get("speedup_vs_best_fp32") is not None and entry.get("best_fp32"):
+        parts.append("%.2fx the fastest FP32 row (%s)" % (entry["speedup_vs_best_fp32"], entry["best_fp32"]))
     if entry.get("dice_drop") is not None:
         parts.append("Dice drop %.4f (vs %s)" % (_zero(entry["dice_drop"]), entry.get("dice_drop_basis", "reference")))
-    if entry.get("size_ratio_vs_reference") is not None:
-        parts.append("%.0f%% of the FP32 size" % (100.0 * entry["size_ratio_vs_reference"]))
+    if entry.get("bundle_ratio_vs_reference") is not None:
+        parts.append("bundle %.0f%% of the FP32 model" % (100.0 * entry["bundle_ratio_vs_reference"]))
+    if entry.get("int8_form") == "tensorrt":
+        parts.append("TensorRT-form INT8 (made for TensorRT, not a CPU INT8 figure)")
     if entry.get("pipeline_efficiency") is not None:
-        parts.append("pipeline efficiency %.2f" % entry["pipeline_efficiency"])
+        spread = entry.get("pipeline_efficiency_spread") or [entry["pipeline_efficiency"]] * 2
+        parts.append("pipeline efficiency %.2f (runs %.2f-%.2f%s)" % (
+            entry["pipeline_efficiency"], spread[0], spread[1],
+            "; above 1 is noise, not a gain" if entry.get("pipeline_efficiency_note") else ""))
+    if entry.get("added_latency_ms_p50") is not None:
+        parts.append("latency added to the model at %s fps: p50 %.2f ms, p99 %.2f ms" % (
+            "%g" % entry["paced_fps"] if entry.get("paced_fps") else "the paced rate",
+            entry["added_latency_ms_p50"], entry["added_latency_ms_p99"]))
     if entry.get("speedup_vs_naive_loop") is not None:
-        parts.append("%.1fx the naive loop" % entry["speedup_vs_naive_loop"])
+        parts.append("%.1fx the naive loop%s" % (entry["speedup_vs_naive_loop"], " (its timings have outliers)"
+                                                   if entry.get("naive_loop_outliers") else ""))
     return ", ".join(parts)
