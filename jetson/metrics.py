@@ -151,6 +151,7 @@ class Metrics:
         self.roi: Optional[Tuple[int, int, int, int]] = None
         self.stages: Dict[str, Reservoir] = {}
         self.e2e: Dict[str, Reservoir] = {}
+        self.to_mask = Reservoir()  # capture to mask ready (end of post-processing), seconds
         self._times: Deque[float] = collections.deque(maxlen=64)
         self.first_frame: Optional[float] = None
         self.last_frame: Optional[float] = None
@@ -182,8 +183,11 @@ class Metrics:
         self.stages[name].add(seconds)
         self._stage_children[name].observe(seconds)
 
-    def frame(self, now: float) -> None:
-        """One frame left post-processing (called by the single post-processing thread)."""
+    def frame(self, now: float, captured: Optional[float] = None) -> None:
+        """One frame left post-processing (called by the single post-processing thread); ``captured``: its
+        capture stamp, for the capture-to-mask latency."""
+        if captured is not None:
+            self.to_mask.add(now - captured)
         self.frames += 1
         self._frames.inc()
         self._times.append(now)
@@ -310,6 +314,7 @@ class Metrics:
             "latency_ms": {
                 "stages": {name: r.summary_ms(recent) for name, r in list(self.stages.items())},
                 "capture_to_sink": _merged_ms([r.values(recent) for r in list(self.e2e.values())]),
+                "capture_to_mask": self.to_mask.summary_ms(recent),
             },
             "sinks": {name: dict(c, latency_ms=self.e2e[name].summary_ms(recent))
                       for name, c in list(self.sinks.items())},

@@ -135,6 +135,11 @@ def test_end_to_end_rows_run_the_daemon_pipeline(tiny_bundles, tmp_path):
         assert {"infer", "preprocess", "postprocess"} <= set(paced["stage_latency_ms"])
         assert paced["added_latency_ms_p50"] == pytest.approx(
             paced["latency_ms"]["p50"] - paced["bare_latency_ms"]["p50"], abs=1e-3)
+        assert "called at the same rate (10 calls)" in paced["bare_latency_ms"]["basis"]
+        # the mask is ready before the sink has it: capture-to-mask <= capture-to-sink
+        assert paced["latency_ms"]["p50"] <= paced["capture_to_sink_ms"]["p50"]
+        assert paced["added_vs_back_to_back_ms_p50"] == pytest.approx(
+            paced["latency_ms"]["p50"] - paced["bare_back_to_back_ms"]["p50"], abs=1e-3)
     entry = report["summary"]["tiny-int8/onnxrt@1"]
     assert {"added_latency_ms_p50", "added_latency_ms_p99", "pipeline_efficiency_spread"} <= set(entry)
     assert "pipeline_efficiency" in report["summary"]["tiny-int8/onnxrt@1"]
