@@ -62,8 +62,9 @@ def paced_source(data: str, frames: int, fps: float) -> Dict[str, Any]:
     kind = parse_uri(data)[0]
     out = e2e_source(data, frames)
     if kind == "synthetic":
-        # endless like a scanner (the run stops after ``frames``): frames it skips are drops, not an early end
-        out["options"].pop("frames", None)
+        # endless like a scanner (the run stops after ``frames``): frames it skips are drops, not an early end;
+        # None overrides a frames= in the URI's query (a source that ends would be reopened like a lost one)
+        out["options"]["frames"] = None
         out["options"].update(fps=int(round(fps)), realtime=True)
         out["reader_realtime"] = False
     else:

@@ -130,7 +130,8 @@ def test_end_to_end_rows_run_the_daemon_pipeline(tiny_bundles, tmp_path):
         assert ("pipeline_efficiency_note" in row) == (row["pipeline_efficiency"] > 1.0)
         paced = row["paced"]  # 10 frames at 50 fps, stamped with the synthetic source's schedule
         assert paced["fps_asked"] == 50.0 and paced["frames"] >= 2
-        assert paced["source"]["options"] == {"loop": 10, "fps": 50, "realtime": True}
+        assert paced["source"]["options"] == {"frames": None, "loop": 10, "fps": 50, "realtime": True}
+        assert paced["frames"] == 10 and paced["fps"] > 25  # not cut short by the URI's frames=3
         assert "the synthetic source's schedule" in paced["latency_basis"]
         assert {"infer", "preprocess", "postprocess"} <= set(paced["stage_latency_ms"])
         assert paced["added_latency_ms_p50"] == pytest.approx(
