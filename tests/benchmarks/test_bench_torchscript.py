@@ -20,6 +20,6 @@ def test_bench_has_a_naive_loop_row_for_a_torchscript_bundle(tmp_path, capsys) -
     assert main(["export", str(ts), "--input-size", "16x16", "--channels", "1", "--out", str(tmp_path / "b")]) == 0
     bundle = Bundle(tmp_path / "b")
     skipped: list = []
-    rows = plan_rows(bundle, [], Settings(backends=["onnxrt", "torch"]), skipped)
+    rows = plan_rows(bundle, [], Settings(backends=["onnxrt", "torch"], peers=False), skipped)
     assert [(r.backend, r.peer) for r in rows] == [("onnxrt", "onnxrt-fp32"), ("torch", None), ("torch", "naive-loop")]
     assert skipped == []
