@@ -8,6 +8,7 @@ import pytest
 
 from tests.fixtures.bundles import unet_like_bundle
 from tests.fixtures.media import write_png_scans
+from tests.fixtures.models import unet_like
 
 
 @pytest.fixture
@@ -26,3 +27,20 @@ def png_folder(tmp_path: Path) -> Callable[..., Path]:
         return write_png_scans(tmp_path / name, n, labelled)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def unet_ranges(tmp_path_factory):
+    """``(prepared.onnx, ranges)``: the tiny U-Net prepared for quantization and its minmax ranges on 4 frames
+    (the input of every quantize() call in the layout and checker tests; they write their outputs elsewhere)."""
+    import numpy as np
+    import onnx
+
+    from jetseg.calibration import quantize as q
+
+    work = tmp_path_factory.mktemp("ranges")
+    onnx.save(unet_like(), str(work / "fp32.onnx"))
+    q.prepare_model(work / "fp32.onnx", work / "prepared.onnx")
+    frames = [np.random.default_rng(i).random((1, 1, 32, 32)).astype(np.float32) for i in range(4)]
+    return work / "prepared.onnx", q.compute_ranges(work / "prepared.onnx", "input", frames, "minmax", work,
+                                                    progress=False)

@@ -13,18 +13,13 @@ from jetseg.calibration.check import check_qdq, format_violations
 
 
 @pytest.fixture(scope="module")
-def quantized(tmp_path_factory):
+def quantized(unet_ranges, tmp_path_factory):
     """{target: quantized ModelProto} of the tiny U-Net."""
-    from tests.fixtures.models import unet_like
-
+    prepared, data = unet_ranges
     work = tmp_path_factory.mktemp("check")
-    onnx.save(unet_like(), str(work / "fp32.onnx"))
-    q.prepare_model(work / "fp32.onnx", work / "prepared.onnx")
-    frames = [np.random.default_rng(i).random((1, 1, 32, 32)).astype(np.float32) for i in range(4)]
-    data = q.compute_ranges(work / "prepared.onnx", "input", frames, "minmax", work, progress=False)
     out = {}
     for target in ("tensorrt", "cpu"):
-        q.quantize(work / "prepared.onnx", work / (target + ".onnx"), data, target)
+        q.quantize(prepared, work / (target + ".onnx"), data, target)
         out[target] = onnx.load(str(work / (target + ".onnx")))
     return out
 

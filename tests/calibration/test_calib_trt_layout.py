@@ -9,23 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import pytest
 from onnx import numpy_helper
 
 from jetseg.calibration import quantize as q
 from jetseg.calibration.check import check_qdq
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    from tests.fixtures.models import unet_like
-
-    work = tmp_path_factory.mktemp("layout")
-    onnx.save(unet_like(), str(work / "fp32.onnx"))
-    q.prepare_model(work / "fp32.onnx", work / "prepared.onnx")
-    frames = [np.random.default_rng(i).random((1, 1, 32, 32)).astype(np.float32) for i in range(4)]
-    data = q.compute_ranges(work / "prepared.onnx", "input", frames, "minmax", work, progress=False)
-    return work, data
 
 
 def _weight_dq_sources(model):
@@ -43,10 +30,10 @@ def _weight_dq_sources(model):
     return out
 
 
-def test_tensorrt_weights_are_float_with_qdq_pairs(prepared):
-    work, data = prepared
-    q.quantize(work / "prepared.onnx", work / "trt.onnx", data, "tensorrt")
-    model = onnx.load(str(work / "trt.onnx"))
+def test_tensorrt_weights_are_float_with_qdq_pairs(unet_ranges, tmp_path):
+    prepared, data = unet_ranges
+    q.quantize(prepared, tmp_path / "trt.onnx", data, "tensorrt")
+    model = onnx.load(str(tmp_path / "trt.onnx"))
     sources = _weight_dq_sources(model)
     assert len(sources) == 5  # enc, mid, up (ConvTranspose), dec, head weights
     assert all(kind == "quantize" and dtype == np.float32 for kind, dtype in sources), sources
@@ -57,24 +44,24 @@ def test_tensorrt_weights_are_float_with_qdq_pairs(prepared):
     assert next(a.i for a in up_dq.attribute if a.name == "axis") == 0
 
 
-def test_checker_refuses_int8_weight_initializers_below_trt10(prepared):
-    work, data = prepared
-    q.quantize(work / "prepared.onnx", work / "cpu.onnx", data, "cpu")  # ONNX Runtime's layout: INT8 weights
-    model = onnx.load(str(work / "cpu.onnx"))
+def test_checker_refuses_int8_weight_initializers_below_trt10(unet_ranges, tmp_path):
+    prepared, data = unet_ranges
+    q.quantize(prepared, tmp_path / "cpu.onnx", data, "cpu")  # ONNX Runtime's layout: INT8 weights
+    model = onnx.load(str(tmp_path / "cpu.onnx"))
     found = [v for v in check_qdq(model, trt_version="8.5.2") if v.rule == "int8-weights"]
     assert found, "INT8 weight initializers must be flagged for TensorRT 8.5"
     assert "TensorRT 8.5.2 rejects INT8 constants (NVIDIA/TensorRT#2163)" in str(found[0])
     assert not [v for v in check_qdq(model, trt_version="10.3.0") if v.rule == "int8-weights"]
 
 
-def test_quantize_without_update_opset_version(prepared, monkeypatch):
+def test_quantize_without_update_opset_version(unet_ranges, monkeypatch, tmp_path):
     """onnxruntime < 1.23 (JetPack 5: 1.19.2) has no quant_utils.update_opset_version."""
     from onnxruntime.quantization import quant_utils
 
-    work, data = prepared
+    prepared, data = unet_ranges
     monkeypatch.delattr(quant_utils, "update_opset_version", raising=False)
-    q.quantize(work / "prepared.onnx", work / "old.onnx", data, "tensorrt")
-    assert check_qdq(work / "old.onnx") == []
+    q.quantize(prepared, tmp_path / "old.onnx", data, "tensorrt")
+    assert check_qdq(tmp_path / "old.onnx") == []
 
 
 def test_installed_onnxruntime_is_within_the_supported_range():
