@@ -142,7 +142,8 @@ def row_dicts(rows: List[Row], reference: Row, power: Dict[str, Optional[float]]
 
 def add_best_fp32(results: List[Dict[str, Any]]) -> None:
     """Give every runner row ``speedup_vs_best_fp32`` and ``best_fp32`` (the fastest FP32 runner row of
-    its batch size in this run)."""
+    its batch size in this run). End-to-end rows compare with the reference's end-to-end row instead
+    (:func:`complete_e2e`): a pipeline's fps and a bare runner's are not the same measurement."""
     best: Dict[int, Dict[str, Any]] = {}
     for r in results:
         if r["kind"] == "runner" and r["precision"] == "fp32" and r.get("fps"):
@@ -150,7 +151,7 @@ def add_best_fp32(results: List[Dict[str, Any]]) -> None:
                 best[r["batch"]] = r
     for r in results:
         top = best.get(r["batch"])
-        if r["kind"] in ("runner", "e2e") and top is not None:
+        if r["kind"] == "runner" and top is not None:
             r["best_fp32"] = row_label(top)
             r["speedup_vs_best_fp32"] = _round(r["fps"] / top["fps"], 4)
 
@@ -164,7 +165,7 @@ def complete_e2e(e2e: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> Li
                     and r["kind"] == "runner" and r["batch"] == 1 and not r.get("peer", "").startswith("openvino"))
         for key in ("int8_form", "size_bytes", "size_ratio_vs_reference", "bundle_bytes",
                     "bundle_ratio_vs_reference", "dice_vs_reference", "dice_drop", "dice_drop_basis",
-                    "dice_vs_labels", "best_fp32"):
+                    "dice_vs_labels"):
             row.setdefault(key, twin.get(key))
         row["accuracy_from"] = "the runner row of the same bundle and backend (same model, same masks)"
         row.setdefault("power_w", "n/a")
