@@ -44,6 +44,7 @@ ENCODERS = ("auto", "ffmpeg", "opencv")
 DEFAULT_FPS = 30.0
 #: How long close() waits for ffmpeg to finish the file (the +faststart pass rewrites it once).
 FINISH_TIMEOUT_S = 120.0
+MAX_GAP_FILL_S = 60.0  # longest stream gap a live recording fills with the last picture
 _X264: Optional[bool] = None
 
 
@@ -108,6 +109,7 @@ class VideoFileSink(Sink):
         self.live = False
         self._t0: Optional[float] = None
         self.video_frames = 0  # frames in the video (repeats over gaps included)
+        self._previous: Optional[np.ndarray] = None  # the last picture written (fills gaps of a live stream)
 
     @property
     def target(self) -> Optional[str]:
@@ -118,7 +120,7 @@ class VideoFileSink(Sink):
         self.fps = float(self.fps_option or context.fps or DEFAULT_FPS)
         self.roi_only = context.roi_only if self.roi is None else self.roi
         self.live = bool(context.live)
-        self._t0, self.video_frames = None, 0
+        self._t0, self.video_frames, self._previous = None, 0, None
         self.path = Path(time.strftime(str(Path(self.uri).expanduser())))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,14 +178,23 @@ class VideoFileSink(Sink):
             if (image.shape[1], image.shape[0]) != self.size:
                 image = self._cv2.resize(image, self.size, interpolation=self._cv2.INTER_AREA)
             image = np.ascontiguousarray(image)
-            for _ in range(copies):
+            # a gap in a live stream is filled with the previous picture (what the screen showed), for at most
+            # MAX_GAP_FILL_S: a longer outage is shortened in the recording rather than stall this thread
+            previous = self._previous if self._previous is not None else image
+            fill = min(copies - 1, int(MAX_GAP_FILL_S * self.fps))
+            if fill < copies - 1:
+                log.warning("file://%s: a %.0f s gap in the stream is recorded as %.0f s", self.path,
+                            (copies - 1) / self.fps, MAX_GAP_FILL_S)
+                self._t0 = (self._t0 or 0.0) + (copies - 1 - fill) / self.fps
+            for frame in [previous] * fill + [image]:
                 if self.encoder == "ffmpeg":
-                    self._pipe(image)
+                    self._pipe(frame)
                     if self._encoder_stopped:
                         return
                 else:
-                    self._writer.write(image)
+                    self._writer.write(frame)
                 self.video_frames += 1
+            self._previous = image
             self.written += 1
 
     def _close(self) -> None:

@@ -49,3 +49,29 @@ def test_a_file_source_records_every_frame_once(tmp_path, spec):
     _stream(sink, spec, live=False)
     assert sink.written == sink.video_frames == 100
     assert duration_s(out) == pytest.approx(100 / 30.0, abs=0.1)
+
+
+@needs_ffmpeg
+def test_a_long_outage_is_filled_with_the_last_picture_up_to_the_cap(tmp_path, spec, monkeypatch):
+    """A gap is filled with the picture shown before it, and only up to MAX_GAP_FILL_S (a long reconnect
+    must not stall the sink thread encoding thousands of frames)."""
+    from jetseg.jetson.sinks import video
+
+    monkeypatch.setattr(video, "MAX_GAP_FILL_S", 1.0)
+    sink = open_sink("file://%s" % (tmp_path / "gap.mp4"))
+    written = []
+    sink.open(SinkContext(spec=spec, fps=10.0, live=True))
+    monkeypatch.setattr(sink, "_pipe", lambda image: written.append(int(image.sum())))
+    before, after, again = make_result(0, spec), make_result(1, spec), make_result(2, spec)
+    after.frame.image = after.frame.image // 2  # another picture
+    before.stamps["captured"], after.stamps["captured"] = 100.0, 105.0  # a 5 s outage at 10 fps
+    again.stamps["captured"] = 105.0  # same slot as `after`: nothing more to fill
+    try:
+        for result in (before, after, again):
+            sink.write(result)
+    finally:
+        sink.close()
+    picture = [int(before.overlay().sum()), int(after.overlay().sum())]
+    assert picture[0] != picture[1]
+    assert written[:11] == [picture[0]] * 11 and written[11] == picture[1]  # 1 + 10 repeats (1 s), then the new
+    assert len(written) == 12
