@@ -115,13 +115,13 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
                                         stall_timeout_s=src.stall_timeout_s,
                                         reconnect_initial_s=src.reconnect_initial_s,
                                         reconnect_max_s=src.reconnect_max_s, metrics=metrics)
-        if runner is not None:
-            parts.runner, parts.own_runner = runner, False
-            parts.bundle = bundle if bundle is not None else Bundle(config.model.path or default_bundle())
-        elif reuse is not None and "runner" in keep:
+        if reuse is not None and "runner" in keep and runner is None:
             parts.bundle, parts.runner = reuse.bundle, reuse.runner
         else:
             parts.bundle = bundle if bundle is not None else Bundle(config.model.path or default_bundle())
+        if runner is not None:
+            parts.runner, parts.own_runner = runner, False
+        elif parts.runner is None:
             name = resolve_backend(config.backend.name, parts.bundle)
             parts.runner = open_runner(name, parts.bundle, **with_default_threads(name, config.backend.options))
             parts.runner.activate()
@@ -230,14 +230,20 @@ def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Sequence[str] =
         "pipeline": {"queue_size": queue_size, "sink_queue": sink_queue, "max_frames": max_frames,
                      "duration_s": duration, "post_thread": post_thread},
         "device": {"telemetry": "off"}})
-    if duration is None and max_frames is None:
-        try:
-            len(open_source(source_uri, **dict(source_options or {})))
-        except TypeError:
-            raise PipelineError("source %s has no end; give duration or max_frames" % source_uri) from None
     metrics = metrics if metrics is not None else Metrics(info={"model": bundle.name, "backend": backend,
                                                                 "source": source_uri})
-    parts = assemble(config, metrics, bundle=bundle, runner=runner)
+    parts = build(config, metrics, bundle=bundle, runner=runner)
+    try:
+        if duration is None and max_frames is None:
+            assert parts.reader is not None
+            try:
+                len(parts.reader.source)
+            except TypeError:
+                raise PipelineError("source %s has no end; give duration or max_frames" % source_uri) from None
+        finish(parts, metrics)
+    except BaseException:
+        parts.close()
+        raise
     pipeline = parts.pipeline
     assert pipeline is not None
     try:

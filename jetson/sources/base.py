@@ -180,7 +180,11 @@ def is_dicom_file(path: Path) -> bool:
 def is_dicom_folder(folder: Path, probe: int = 8) -> bool:
     """True when the first files of ``folder`` (by name, at most ``probe``) are DICOM by content, whatever
     their names (scanners export ``IM0001``, ``I0000023`` or ``.dcm``)."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))[:probe]
+    try:
+        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))[:probe]
+    except OSError as exc:
+        raise SourceError("cannot list folder %s (%s); check that it exists and is readable"
+                          % (folder, exc.strerror or exc)) from None
     return bool(files) and sum(is_dicom_file(p) for p in files) * 2 > len(files)
 
 
