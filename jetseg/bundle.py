@@ -218,8 +218,11 @@ def writing(out: PathLike, overwrite: bool = False) -> Iterator[Path]:
     out = Path(out)
     if out.exists() and not overwrite:
         raise JetsegError("%s already exists; choose another --out or remove it first" % out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _make_dir_like_mkdir(out.parent, "." + out.name + ".")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _make_dir_like_mkdir(out.parent, "." + out.name + ".")
+    except OSError as exc:
+        raise JetsegError("cannot write %s (%s); choose another --out" % (out, exc.strerror or exc)) from None
     try:
         yield tmp
         if out.exists():

@@ -51,8 +51,7 @@ class Registry(Generic[T]):
             return name
         close = difflib.get_close_matches(name, self.names(), n=1)
         hint = "; did you mean %r?" % close[0] if close else ""
-        raise self.error("unknown %s %r%s known: %s" % (self.kind, name, hint + (" " if hint else "; "),
-                                                         ", ".join(self.names())))
+        raise self.error("unknown %s %r%s; known: %s" % (self.kind, name, hint, ", ".join(self.names())))
 
     def get(self, name: str) -> T:
         """Import and return the implementation registered under ``name``."""

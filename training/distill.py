@@ -15,6 +15,7 @@ below ``gate_dice`` mean Dice against the teacher, no bundle is written.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -83,12 +84,12 @@ def check_config(cfg: DistillConfig) -> None:
         raise TrainError("%s already exists; choose another --out or remove it first" % cfg.out)
     if Path(cfg.out).resolve() == Path(cfg.teacher).resolve():
         raise TrainError("--out %s is the teacher bundle; choose another directory" % cfg.out)
-    if not cfg.temperature > 0:
+    if not 0 < cfg.temperature < math.inf:
         raise TrainError("--temperature %g is invalid; expected a positive number such as 2" % cfg.temperature)
     if not 0.0 <= cfg.gate_dice <= 1.0:
         raise TrainError("--gate-dice %g is invalid; expected a Dice between 0 and 1 (default 0.95)" % cfg.gate_dice)
     for name in ("label_weight", "dice_weight"):
-        if getattr(cfg, name) < 0:
+        if not 0 <= getattr(cfg, name) < math.inf:
             raise TrainError("--%s %g is invalid; expected 0 or more" % (name.replace("_", "-"), getattr(cfg, name)))
 
 

@@ -191,6 +191,11 @@ def run(args: argparse.Namespace) -> int:
     if args.calib_count < 8:
         raise JetsegError("--calib-count %d is too small; expected at least 8 frames" % args.calib_count)
     out = Path(args.out)
+    try:  # before the checks: a wrong --out is found in a second, not after minutes of checks
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JetsegError("cannot write the report to %s (%s); choose another --out"
+                          % (out, exc.strerror or exc)) from None
     results = []
     with tempfile.TemporaryDirectory(prefix="jetseg-selftest-") as work:
         state = _State(Path(work), args.model, args.calib_count)

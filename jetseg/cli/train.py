@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Dict, List, Optional, Tuple
 
 from jetseg.errors import JetsegError
@@ -78,7 +79,7 @@ def check_loop_options(args: argparse.Namespace) -> None:
             raise JetsegError("--%s %d is invalid; expected a positive integer" % (name.replace("_", "-"), value))
     if not 0.0 < args.val_fraction < 1.0:
         raise JetsegError("--val-fraction %g is invalid; expected a number between 0 and 1" % args.val_fraction)
-    if not args.lr > 0:
+    if not 0 < args.lr < math.inf:
         raise JetsegError("--lr %g is invalid; expected a positive number" % args.lr)
 
 

@@ -3,6 +3,7 @@ destroys nothing, and starts no work it cannot finish. The daemon's faults are i
 tests/jetson/runtime/test_faults.py."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -200,3 +201,20 @@ def test_stale_work_folder_cleanup_removes_only_dead_calibrations(tmp_path, monk
     assert not stale.exists()
     assert live.is_dir() and (tmp_path / (WORK_PREFIX + "notes")).is_dir() and (tmp_path / "user-data").is_dir()
     assert (tmp_path / ("%s%d.file" % (WORK_PREFIX, dead.pid))).is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["selftest", "--out", "{file}/x"], "cannot write the report to"),
+    (["bench", "{bundle}", "--reference", "{bundle}", "--data", "synthetic://ultrasound?frames=2",
+      "--out", "{file}/r"], "cannot write"),
+    pytest.param(["distill", "{bundle}", "--student", "unet-tiny", "--scans", "synthetic://ultrasound",
+                  "--out", "{tmp}/s", "--dice-weight", "nan"], "--dice-weight nan is invalid",
+                 marks=pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="distill needs torch")),
+])
+def test_an_unusable_out_or_a_non_finite_weight_is_one_line(tmp_path, argv, message):
+    """An --out below a file is refused at once (selftest: before its checks), not with a traceback."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    bundle = threshold_bundle(tmp_path / "tiny")
+    args = [a.format(file=afile, bundle=bundle, tmp=tmp_path) for a in argv]
+    assert message in last_line(jetseg(*args, timeout=120))
