@@ -96,12 +96,12 @@ def check_config(cfg: DistillConfig) -> None:
 def teacher_outputs(teacher: Bundle, x: np.ndarray, backend: str, threads: int, desc: str,
                     dtype: Any = np.float32) -> np.ndarray:
     """The teacher's raw outputs ``(N, K, H, W)`` (``dtype``) on preprocessed frames, through a runner."""
-    from jetseg.jetson.runners import open_runner
+    from jetseg.jetson.runners import CPU_RUNNERS, open_runner
     from jetseg.training.progress import bar
 
     batch = 8
     options: Dict[str, Any] = {"batch_size": batch}
-    if threads and backend == "onnxrt":
+    if threads and backend in CPU_RUNNERS:
         options["threads"] = threads
     out = []
     with open_runner(backend, teacher, **options) as runner, bar(total=len(x), desc=desc, unit="frame") as progress:
