@@ -1,6 +1,7 @@
 """What ``jetseg distill`` measures and writes about a student: held-out Dice, size, MACs, the model card."""
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -9,6 +10,9 @@ import numpy as np
 
 from jetseg.bundle import WEIGHTS_FILE, Bundle, BundleLike, save_bundle
 from jetseg.spec import Spec
+
+#: The temporary folder a student is scored in (with the pid: jetseg distill removes its own on SIGTERM).
+STAGING_PREFIX = "jetseg-distill-%d-"
 
 
 def _masks(bundle: BundleLike, x: np.ndarray, backend: str) -> np.ndarray:
@@ -30,7 +34,7 @@ def evaluate_student(onnx_bytes: bytes, spec: Spec, weights: bytes, provenance: 
     from jetseg.scores import mean_dice
 
     data = report.data
-    with tempfile.TemporaryDirectory(prefix="jetseg-distill-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX % os.getpid()) as tmp:
         staged = save_bundle(Path(tmp) / "student", onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights},
                              provenance=provenance)
         student = _masks(staged, data.x, backend)

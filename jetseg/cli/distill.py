@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Callable
 
 HELP = "distill a teacher bundle into a small real-time student (soft targets, gate on Dice vs teacher)"
 
@@ -53,18 +53,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt while the block runs, so that temporary files are removed."""
+def _stop_on_sigterm(out: str) -> Callable[[int, Any], None]:
+    """A SIGTERM handler that removes what this run staged and ends the process at once (as ``jetseg
+    calibrate`` does): an exception raised from a signal handler can land anywhere, even outside the
+    command's own error handling. Nothing is written to --out before its final atomic rename."""
 
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def handler(signum: int, _frame: Any) -> None:
+        import glob
+        import os
+        import shutil
+        import sys
+        import tempfile
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        from jetseg.training.distill_report import STAGING_PREFIX
+
+        target = Path(out).resolve()
+        staged = glob.glob(os.path.join(tempfile.gettempdir(), glob.escape(STAGING_PREFIX % os.getpid()) + "*"))
+        staged += glob.glob(os.path.join(glob.escape(str(target.parent)), glob.escape("." + target.name + ".") + "*"))
+        for path in staged:
+            shutil.rmtree(path, ignore_errors=True)
+        sys.stderr.write("jetseg distill: stopped by SIGTERM; nothing written\n")
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    return handler
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,8 +92,11 @@ def run(args: argparse.Namespace) -> int:
                         val_every=args.val_every, val_fraction=args.val_fraction, eval_interval=args.eval_interval,
                         gate_dice=args.gate_dice, backend=args.backend, threads=args.threads,
                         arch_kwargs=arch_kwargs, overwrite=args.overwrite)
-    with sigterm_as_interrupt():
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm(args.out))
+    try:
         bundle = distill(cfg)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     prov = bundle.manifest["provenance"]
     m, size = prov["metrics"], prov["size"]
     labels = "" if m["dice_vs_labels"] is None else ", vs labels %.4f (teacher %.4f)" % (
