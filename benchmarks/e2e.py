@@ -28,10 +28,9 @@ image folders) are used as given, decoding included.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
-from jetseg.benchmarks.timing import measure, summarize
+from jetseg.benchmarks.timing import cycling, measure, measure_paced, summarize
 from jetseg.errors import JetsegError
 
 log = logging.getLogger("jetseg.bench")
@@ -98,13 +97,7 @@ def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple
     from jetseg.jetson.assembly import run_pipeline
     from jetseg.jetson.metrics import Metrics
 
-    inputs = [row.bundle.spec.preprocess(f.image) for f in frames]
-    state = {"i": 0}
-
-    def step() -> Any:
-        state["i"] += 1
-        return row.runner.infer(inputs[state["i"] % len(inputs)])
-
+    step = cycling(row.runner.infer, [row.bundle.spec.preprocess(f.image) for f in frames])
     warm = measure(step, warmup=settings.warmup, min_time=0.0, min_runs=max(3, settings.warmup))
     segments = _segments(settings.e2e_frames, settings.e2e_segments)
     log.info("end-to-end: %s on %s, %d frames in %d segment(s) from %s, alternating with bare runner timing",
@@ -170,20 +163,6 @@ def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple
     return item, lat.samples_ms
 
 
-def paced_calls(step: Callable[[], Any], count: int, fps: float) -> List[float]:
-    """Latencies (ms) of ``count`` calls of ``step`` made at ``fps`` calls per second, as a paced pipeline makes
-    them: a runner called 30 times a second runs with colder caches and clocks than one called back to back."""
-    period, start, out = 1.0 / fps, time.monotonic(), []
-    for k in range(count):
-        wait = start + k * period - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        t0 = time.perf_counter()
-        step()
-        out.append((time.perf_counter() - t0) * 1e3)
-    return out
-
-
 def _paced(row: Any, data: str, settings: Any, bare: Any, step: Callable[[], Any]) -> Dict[str, Any]:
     """The paced latency run (see the module docstring): bare runner calls at the same rate, the pipeline, and
     bare calls again."""
@@ -194,24 +173,28 @@ def _paced(row: Any, data: str, settings: Any, bare: Any, step: Callable[[], Any
     log.info("end-to-end latency: %s on %s, %d frames paced at %g fps", row.name, row.backend,
              settings.e2e_paced_frames, settings.e2e_fps)
     half = max(2, min(settings.e2e_paced_frames, PACED_BARE_CALLS) // 2)
-    paced_bare = paced_calls(step, half, settings.e2e_fps)
+    paced_bare = measure_paced(step, half, settings.e2e_fps)
     metrics = Metrics(info={"model": row.name, "backend": row.backend, "source": data})
     summary = run_pipeline(row.bundle, source["uri"], ["null://"], runner=row.runner,
                            max_frames=settings.e2e_paced_frames, source_options=source["options"],
                            realtime=source["reader_realtime"], metrics=metrics)
-    paced_bare += paced_calls(step, half, settings.e2e_fps)
+    paced_bare += measure_paced(step, half, settings.e2e_fps)
     to_mask = summarize([v * 1e3 for v in metrics.to_mask.values()])
     to_sink = summarize([v * 1e3 for r in metrics.e2e.values() for v in r.values()])
     model = summarize(paced_bare)
+    stages = dict(summary["latency_ms"]["stages"])
+    stages.pop("capture", None)  # waiting for the next frame of a paced source, not work on this one
     return {
         "fps_asked": settings.e2e_fps, "fps": summary["fps"], "frames": summary["frames"],
-        "dropped": summary["dropped"],
+        "dropped": summary["dropped"], "scheduler": summary["scheduler"],
         "latency_ms": to_mask.latency_ms(),
         "latency_basis": ("capture to mask (end of post-processing); captured = when the frame came to exist (%s)"
                           % ("the synthetic source's schedule" if not source["reader_realtime"]
                              else "the source's own stamp")),
         "capture_to_sink_ms": to_sink.latency_ms(),
-        "stage_latency_ms": summary["latency_ms"]["stages"],
+        # where a frame's capture-to-mask time goes: the source handing it over, then each stage
+        "source_delay_ms": summary["latency_ms"]["source_delay"],
+        "stage_latency_ms": stages,
         "bare_latency_ms": {"p50": round(model.p50, 4), "p99": round(model.p99, 4),
                             "basis": "runner.infer alone, called at the same rate (%d calls)" % model.runs},
         "bare_back_to_back_ms": {"p50": round(bare.p50, 4), "p99": round(bare.p99, 4)},

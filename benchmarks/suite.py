@@ -15,7 +15,6 @@ interleaved round-robin (see :mod:`jetseg.benchmarks.timing`), so their ratios h
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from jetseg.benchmarks.rows import (
     row_dicts,
     summary,
 )
-from jetseg.benchmarks.timing import measure_interleaved
+from jetseg.benchmarks.timing import cycling, measure_interleaved
 from jetseg.bundle import Bundle
 from jetseg.errors import JetsegError, RunnerError
 from jetseg.jetson import evaluate
@@ -231,14 +230,8 @@ def _timed_calls(rows: List[Row], frames: List[Any], settings: Settings) -> Dict
             else:
                 batches = [np.concatenate([inputs[(i + j) % len(inputs)] for j in range(batch)])
                            for i in range(0, len(inputs), batch)]
-            calls["%s@%d" % (row.key, batch)] = _cycle(row.active_runner.infer, batches)
+            calls["%s@%d" % (row.key, batch)] = cycling(row.active_runner.infer, batches)
     return calls
-
-
-def _cycle(fn: Callable[[Any], Any], items: List[Any]) -> Callable[[], Any]:
-    """``fn`` on the next item at each call, round and round."""
-    feed = itertools.cycle(items)
-    return lambda: fn(next(feed))
 
 
 def _naive_step(row: Row, frames: List[Any]) -> Callable[[], Any]:
@@ -247,7 +240,7 @@ def _naive_step(row: Row, frames: List[Any]) -> Callable[[], Any]:
 
     def one(frame: Any) -> Any:
         return spec.decode(runner.infer(spec.preprocess(frame.image)))[0]
-    return _cycle(one, frames)
+    return cycling(one, frames)
 
 
 def _measure_speed(rows: List[Row], frames: List[Any], settings: Settings) -> None:

@@ -16,9 +16,10 @@ throughput ``fps = batch_size * 1000 / mean_ms`` (frames per second of back-to-b
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -147,3 +148,24 @@ def measure(fn: Callable[[], object], warmup: int = 5, min_time: float = 2.0, mi
     return measure_interleaved({"fn": fn}, warmup=warmup, min_time=min_time, min_runs=min_runs,
                                max_runs=max_runs, max_time=max_time, batch_sizes={"fn": batch_size},
                                block_time=0.0, clock=clock)["fn"]
+
+
+def cycling(fn: Callable[[Any], Any], items: Sequence[Any]) -> Callable[[], Any]:
+    """A callable doing ``fn`` on the next of ``items`` at each call, round and round."""
+    feed = itertools.cycle(items)
+    return lambda: fn(next(feed))
+
+
+def measure_paced(fn: Callable[[], object], count: int, fps: float,
+                  clock: Clock = time.perf_counter) -> List[float]:
+    """Latencies (ms) of ``count`` calls of ``fn`` made at ``fps`` calls per second, as a paced pipeline makes
+    them: a model called 30 times a second runs with colder caches and clocks than one called back to back."""
+    period, start, out = 1.0 / fps, time.monotonic(), []
+    for k in range(count):
+        wait = start + k * period - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        t0 = clock()
+        fn()
+        out.append((clock() - t0) * 1e3)
+    return out

@@ -142,12 +142,15 @@ def finish(parts: Assembly, metrics: Metrics) -> Assembly:
     metrics.set_info(model=parts.bundle.name, precision=parts.bundle.precision,
                      backend=getattr(parts.runner, "name", config.backend.name), source=config.source.uri)
     spec, pipe = parts.bundle.spec, config.pipeline
-    parts.pipeline = Pipeline(reader, parts.runner, parts.sinks, spec=spec,
+    parts.pipeline = pipeline = Pipeline(reader, parts.runner, parts.sinks, spec=spec,
                               roi=RoiPolicy(spec, config.roi.mode, config.roi.auto_frames),
                               post=PostProcessor(spec, config.postprocess.smoothing, config.postprocess.min_area_px),
                               metrics=metrics, queue_size=pipe.queue_size, sink_queue=pipe.sink_queue,
                               sink_queue_blocking=pipe.sink_queue_blocking, max_frames=pipe.max_frames,
-                              duration_s=pipe.duration_s, post_thread=pipe.post_thread)
+                              duration_s=pipe.duration_s, post_thread=pipe.post_thread,
+                              scheduler=pipe.scheduler)
+    log.info("pipeline scheduler %s: %s", pipeline.schedule["name"], pipeline.schedule["reason"],
+             extra={"fields": {"event": "scheduler", "scheduler": pipeline.schedule["name"]}})
     return parts
 
 
@@ -199,7 +202,7 @@ def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Sequence[str] =
                  realtime: bool = False, roi: Union[str, Sequence[int]] = "spec", smoothing: float = 0.0,
                  min_area_px: int = 0, queue_size: int = 1, sink_queue: int = 4, runner: Any = None,
                  metrics: Optional[Metrics] = None, roi_only: bool = False,
-                 post_thread: Optional[bool] = None) -> Dict[str, Any]:
+                 post_thread: Optional[bool] = None, scheduler: str = "auto") -> Dict[str, Any]:
     """Run the full pipeline once and return its statistics (see docs/runtime.md).
 
     Args:
@@ -212,7 +215,8 @@ def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Sequence[str] =
             (an already activated runner, reused as is, e.g. the one the bare-runner timing used).
         duration / max_frames: stop after this many seconds / frames; a source without an end needs one.
         realtime: pace the source at its frame rate and drop frames like a live source.
-        roi, smoothing, min_area_px, roi_only, queue_size, sink_queue, post_thread: as in the daemon config.
+        roi, smoothing, min_area_px, roi_only, queue_size, sink_queue, post_thread, scheduler: as in the daemon
+            config.
 
     Returns:
         ``{"frames", "captured", "elapsed_s", "fps", "fps_wall", "latency_ms": {"stages": {name: {count,
@@ -228,7 +232,7 @@ def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Sequence[str] =
                                           "roi_only": bool(roi_only)},
         "postprocess": {"smoothing": float(smoothing), "min_area_px": int(min_area_px)},
         "pipeline": {"queue_size": queue_size, "sink_queue": sink_queue, "max_frames": max_frames,
-                     "duration_s": duration, "post_thread": post_thread},
+                     "duration_s": duration, "post_thread": post_thread, "scheduler": scheduler},
         "device": {"telemetry": "off"}})
     metrics = metrics if metrics is not None else Metrics(info={"model": bundle.name, "backend": backend,
                                                                 "source": source_uri})

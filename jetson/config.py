@@ -171,7 +171,8 @@ class PipelineConfig:
     (frames are read when there is room: 1 keeps latency lowest); live sources always use a single
     newest-wins slot. ``sink_queue`` bounds each sink's queue (sinks with ``blocking_ok`` get
     ``sink_queue_blocking`` for non-live sources). ``post_thread``: post-processing in its own thread (true) or
-    in the inference thread (false); null picks the inference thread for CPU backends."""
+    in the inference thread (false); null picks the inference thread for CPU backends. ``scheduler``: how the
+    stages share threads: auto (default), threaded, latency or serial (docs/runtime.md, "Scheduling")."""
 
     queue_size: int = 1
     sink_queue: int = 4
@@ -179,8 +180,12 @@ class PipelineConfig:
     max_frames: Optional[int] = None
     duration_s: Optional[float] = None
     post_thread: Optional[bool] = None
+    scheduler: str = "auto"
 
     def validate(self) -> None:
+        from jetseg.jetson.pipeline.flow import SCHEDULERS
+
+        _expect(self.scheduler in SCHEDULERS, "pipeline.scheduler", self.scheduler, "one of " + ", ".join(SCHEDULERS))
         _expect(self.post_thread is None or isinstance(self.post_thread, bool), "pipeline.post_thread",
                 self.post_thread, "true, false or null (null: its own thread unless the model runs on the CPU)")
         for key in ("queue_size", "sink_queue", "sink_queue_blocking"):

@@ -152,6 +152,7 @@ class Metrics:
         self.stages: Dict[str, Reservoir] = {}
         self.e2e: Dict[str, Reservoir] = {}
         self.to_mask = Reservoir()  # capture to mask ready (end of post-processing), seconds
+        self.source_delay = Reservoir()  # capture stamp to the pipeline reading the frame, seconds
         self._times: Deque[float] = collections.deque(maxlen=64)
         self.first_frame: Optional[float] = None
         self.last_frame: Optional[float] = None
@@ -315,6 +316,7 @@ class Metrics:
                 "stages": {name: r.summary_ms(recent) for name, r in list(self.stages.items())},
                 "capture_to_sink": _merged_ms([r.values(recent) for r in list(self.e2e.values())]),
                 "capture_to_mask": self.to_mask.summary_ms(recent),
+                "source_delay": self.source_delay.summary_ms(recent),
             },
             "sinks": {name: dict(c, latency_ms=self.e2e[name].summary_ms(recent))
                       for name, c in list(self.sinks.items())},

@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
+
 from jetseg.jetson.metrics import Metrics
 from jetseg.jetson.pipeline.graph import Node, chain
 from jetseg.jetson.pipeline.reader import SourceReader
@@ -23,7 +25,10 @@ from jetseg.jetson.sinks.base import Sink, parse_sink_uri
 from jetseg.jetson.sources.base import Source
 from jetseg.spec import Spec
 
-SCHEDULERS = ("threaded", "serial")
+SCHEDULERS = ("auto", "threaded", "latency", "serial")
+#: ``auto`` runs a live source's frames capture-to-mask in one thread when one inference takes at most this
+#: share of the frame period (the rest is left for capture, preprocessing, post-processing and jitter)
+LATENCY_SHARE = 0.75
 
 
 def runs_on_cpu(runner: Runner) -> bool:
@@ -32,6 +37,18 @@ def runs_on_cpu(runner: Runner) -> bool:
     if getattr(runner, "name", "") == "openvino":
         return str(getattr(runner, "device", "CPU")).upper().startswith("CPU")
     return getattr(runner, "provider", None) == "cpu" or getattr(runner, "name", "") == "torch"
+
+
+def probe_inference_ms(runner: Runner, calls: int = 3) -> float:
+    """The median time (ms) of ``calls`` inferences on a blank input (they also warm the runner up: first
+    calls allocate and tune)."""
+    blank = np.zeros(runner.expected_shape(1), dtype=np.float32)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        runner.infer(blank)
+        times.append((time.perf_counter() - start) * 1e3)
+    return sorted(times)[len(times) // 2]
 
 
 def sink_names(uris: Sequence[str]) -> List[str]:
@@ -70,8 +87,20 @@ class Pipeline:
             thread (False). None (default): its own thread when the model runs on an accelerator, where it
             overlaps with inference for free; in the inference thread when the model runs on the CPU,
             where a separate thread would only take cores from the inference (measured: a few % of fps).
-        scheduler: ``threaded`` (default), ``serial`` (every stage in the thread that calls :meth:`start`,
-            which returns at the end of the stream), or a :class:`Scheduler`.
+        scheduler: how stages share threads (docs/runtime.md, "Scheduling"):
+
+            - ``threaded``: capture and preprocessing of the next frame overlap inference of this one (the
+              most frames per second; each frame crosses a hand-over between threads);
+            - ``latency``: capture, preprocessing, inference and post-processing of a frame in one thread,
+              sinks in their own (no hand-over before the mask is ready; a live source's newest frame is
+              read when the previous one is done);
+            - ``serial``: every stage in the thread that calls :meth:`start`, which returns at the end of
+              the stream;
+            - ``auto`` (default): ``latency`` for a live (or paced) source whose frame period leaves room for
+              the model (one warm-up inference <= ``LATENCY_SHARE`` of the period), else ``threaded``;
+            - or a :class:`Scheduler`.
+
+            :attr:`schedule` names the choice and why.
     """
 
     def __init__(self, source: Union[SourceReader, Source], runner: Runner, sinks: Sequence[Tuple[str, Sink]],
@@ -79,7 +108,7 @@ class Pipeline:
                  metrics: Optional[Metrics] = None, queue_size: int = 1, sink_queue: int = 4,
                  sink_queue_blocking: int = 16, max_frames: Optional[int] = None,
                  duration_s: Optional[float] = None, post_thread: Optional[bool] = None,
-                 scheduler: Union[str, Scheduler] = "threaded") -> None:
+                 scheduler: Union[str, Scheduler] = "auto") -> None:
         self.metrics = metrics if metrics is not None else Metrics()
         reader = source if isinstance(source, SourceReader) else SourceReader(source, metrics=self.metrics)
         if reader.metrics is None:
@@ -91,6 +120,8 @@ class Pipeline:
         self.max_frames = max_frames
         self.duration_s = duration_s
         self.post_thread = (not runs_on_cpu(runner)) if post_thread is None else bool(post_thread)
+        self._post_thread_asked = bool(post_thread)
+        self.schedule: Dict[str, str] = {}
         m = self.metrics
         self.read = ReadFrames(reader, max_frames, duration_s, m)
         self.graph: Node = chain(
@@ -110,13 +141,37 @@ class Pipeline:
     def _scheduler(self, choice: Union[str, Scheduler], queue_size: int, sink_queue: int,
                    sink_queue_blocking: int) -> Scheduler:
         if isinstance(choice, Scheduler):
+            self.schedule = {"name": type(choice).__name__, "reason": "given"}
             return choice
+        if choice not in SCHEDULERS:
+            raise PipelineError("pipeline scheduler %r: expected one of %s" % (choice, ", ".join(SCHEDULERS)))
+        reason = "configured"
+        if choice == "auto":
+            choice, reason = self._auto_schedule()
+        self.schedule = {"name": choice, "reason": reason}
         if choice == "serial":
             return SerialScheduler()
-        if choice == "threaded":
+        if choice == "latency":
+            own: Tuple[str, ...] = ("postprocess",) if self._post_thread_asked else ()
+        else:
             own = ("infer", "postprocess") if self.post_thread else ("infer",)
-            return ThreadedScheduler(self.reader.live, queue_size, sink_queue, sink_queue_blocking, own)
-        raise PipelineError("pipeline scheduler %r: expected one of %s" % (choice, ", ".join(SCHEDULERS)))
+        return ThreadedScheduler(self.reader.live, queue_size, sink_queue, sink_queue_blocking, own)
+
+    def _auto_schedule(self) -> Tuple[str, str]:
+        """``auto``: ``(scheduler, why)`` from the source's liveness, its frame rate and a warm-up inference."""
+        if not self.reader.live:
+            return "threaded", ("a finite source read as fast as it goes: capture and preprocessing overlap "
+                                "inference")
+        fps = self.reader.fps
+        if not fps:
+            return "threaded", "a live source of unknown frame rate: capture and preprocessing overlap inference"
+        period_ms, model_ms = 1000.0 / fps, probe_inference_ms(self.runner)
+        if model_ms <= LATENCY_SHARE * period_ms:
+            return "latency", ("live at %.4g fps: one inference (%.1f ms) fits the %.1f ms frame period, so each "
+                               "frame goes from capture to mask in one thread" % (fps, model_ms, period_ms))
+        return "threaded", ("live at %.4g fps: one inference (%.1f ms) takes more than %d%% of the %.1f ms frame "
+                            "period, so capture and preprocessing overlap inference to keep up"
+                            % (fps, model_ms, LATENCY_SHARE * 100, period_ms))
 
     # ------------------------------------------------------------------ control
     def start(self) -> Pipeline:
@@ -193,6 +248,7 @@ class Pipeline:
             "sinks": stats["sinks"],
             "roi": stats["roi"],
             "live": self.reader.live,
+            "scheduler": dict(self.schedule),
             "source": {"uri": self.reader.source.uri, "state": self.reader.state,
                        "reconnects": m.reconnects},
         }

@@ -122,7 +122,12 @@ class ReadFrames(Stage):
         self.captured += 1
         now = time.monotonic()
         stamp = frame.timestamp
-        return [Item(frame, {"captured": stamp if stamp and abs(now - stamp) < 300.0 else now})]
+        if stamp and abs(now - stamp) < 300.0:  # the source's own clock (docs/sources.md, "Capture time")
+            if self.metrics is not None:
+                self.metrics.source_delay.add(now - stamp)
+        else:
+            stamp = now
+        return [Item(frame, {"captured": stamp, "read": now})]
 
     def stop(self) -> None:
         self.reader.stop()

@@ -63,12 +63,13 @@ def test_efficiency_above_one_is_noise_and_the_naive_loop_outliers_are_carried()
                pipeline_efficiency_spread=[0.97, 1.05], pipeline_efficiency_note="above 1 is measurement noise",
                latency_ms={"p50": 9.0, "p99": 12.0}, dropped=0,
                paced={"fps_asked": 30.0, "fps": 30.0, "latency_ms": {"p50": 8.6, "p99": 10.0},
-                      "added_latency_ms_p50": 0.6, "added_latency_ms_p99": 1.5})
+                      "added_latency_ms_p50": 0.6, "added_latency_ms_p99": 1.5,
+                      "scheduler": {"name": "latency", "reason": "live at 30 fps: ..."}})
     entry = summary([naive, runner, e2e])["us-int8/openvino@1"]
     assert entry["naive_loop_outliers"]["calls_over_2x_p50"] == 8
     assert entry["pipeline_efficiency_note"].startswith("above 1 is measurement noise")
     assert (entry["added_latency_ms_p50"], entry["added_latency_ms_p99"]) == (0.6, 1.5)
     notes = markdown_table([e2e, naive])
     assert "efficiency 1.010 (runs 0.970-1.050): above 1 is noise, not a gain" in notes
-    assert "paced 30 fps: capture-to-mask p50 8.60 / p99 10.00 ms, added p50 0.60 / p99 1.50 ms" in notes
+    assert "paced 30 fps (latency scheduler): capture-to-mask p50 8.60 / p99 10.00 ms, added p50 0.60 / p99 1.50 ms" in notes
     assert "outliers: 8 calls > 2x p50, max 19.4x p50" in notes

@@ -1,9 +1,11 @@
 """The timing helper, driven by a fake clock: counts and statistics, never wall-clock assertions."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from jetseg.benchmarks.timing import measure, measure_interleaved, summarize
+from jetseg.benchmarks.timing import cycling, measure, measure_interleaved, measure_paced, summarize
 
 
 class FakeClock:
@@ -100,3 +102,20 @@ def test_single_callable_has_no_settle_calls():
     fn = _worker(clock, [0.5])
     stats = measure_interleaved({"only": fn}, warmup=0, min_time=1.0, min_runs=1, clock=clock, settle_time=5.0)
     assert stats["only"].runs == 2 and fn.state["i"] == 2
+
+
+def test_cycling_goes_round_the_items():
+    seen = []
+    step = cycling(seen.append, ["a", "b", "c"])
+    for _ in range(7):
+        step()
+    assert seen == ["a", "b", "c", "a", "b", "c", "a"]
+
+
+def test_measure_paced_calls_at_the_given_rate():
+    calls = []
+    start = time.monotonic()
+    samples = measure_paced(lambda: calls.append(time.monotonic()), count=5, fps=100.0)
+    assert len(samples) == len(calls) == 5 and all(s >= 0 for s in samples)
+    # call k is made no earlier than k periods after the start (sleep never returns early)
+    assert all(t - start >= k * 0.01 for k, t in enumerate(calls))

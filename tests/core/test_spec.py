@@ -84,6 +84,39 @@ def test_preprocess_rgb_order_crop_and_resize():
     np.testing.assert_allclose(x[0, :2], 0.0)
 
 
+def _float_path(spec, frame):
+    """The arithmetic Spec.preprocess applies to integer pixels, written out on floats (the reference the
+    table look-up must match bit for bit)."""
+    import cv2
+
+    x, y, w, h = spec.roi_for(frame.shape)
+    crop = frame[y:y + h, x:x + w]
+    if spec.input.channels == 1 and crop.ndim == 3:
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    elif spec.input.channels == 3 and spec.input.color_order == "rgb":
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+    crop = cv2.resize(crop, spec.input.size[::-1], interpolation=cv2.INTER_LINEAR)
+    scale = 255.0 if crop.dtype == np.uint8 else 65535.0
+    data = crop.astype(np.float32)
+    data = data[:, :, None] if data.ndim == 2 else data
+    mean = np.asarray(spec.input.mean, dtype=np.float32) * scale
+    std = np.asarray(spec.input.std, dtype=np.float32) * scale
+    return np.ascontiguousarray(((data - mean) / std).transpose(2, 0, 1)[None])
+
+
+@pytest.mark.parametrize("channels, dtype", [(1, np.uint8), (3, np.uint8), (1, np.uint16), (3, np.uint16)])
+def test_integer_pixels_give_exactly_the_float_arithmetic(channels, dtype):
+    order = "gray" if channels == 1 else "rgb"
+    spec = Spec.from_dict({"input": {"size": [24, 40], "channels": channels, "color_order": order,
+                                     "mean": [0.239, 0.4, 0.31][:channels], "std": [0.258, 0.21, 0.3][:channels],
+                                     "roi": [3, 5, 57, 41]}})
+    top = np.iinfo(dtype).max
+    frame = np.random.default_rng(1).integers(0, top + 1, size=(60, 70, 3), dtype=dtype)
+    got = spec.preprocess(frame)
+    assert got.shape == (1, channels, 24, 40) and got.dtype == np.float32 and got.flags.c_contiguous
+    assert np.array_equal(got, _float_path(spec, frame))
+
+
 def test_roi_override_and_roi_outside_frame():
     spec = make_spec(roi=[100, 100, 10, 10])
     with pytest.raises(SpecError, match="lies outside the 48x32 frame"):

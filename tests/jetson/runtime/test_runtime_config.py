@@ -54,6 +54,8 @@ def test_shorthands_and_defaults(tmp_path):
     ("sinks: [masks]", "config field 'sinks\\[0\\].uri' is 'masks'; expected a sink URI"),
     ("sinks: []", "config field 'sinks' is \\[\\]; expected a list of at least one sink URI"),
     ("pipeline: {queue_size: 0}", "config field 'pipeline.queue_size' is 0; expected an integer 1..1024"),
+    ("pipeline: {scheduler: fibers}", "config field 'pipeline.scheduler' is 'fibers'; expected one of auto, "
+     "threaded, latency, serial"),
     ("logging: {level: loud}", "config field 'logging.level' is 'loud'; expected one of debug, info"),
     ("postproces: {smoothing: 0.1}", "unknown config field 'postproces' \\(did you mean 'postprocess'\\?\\)"),
     ("source: {uri: x, stall_timeout: 1}", "unknown config field 'source.stall_timeout' \\(did you mean "

@@ -31,7 +31,8 @@ def test_finite_source_runs_to_its_end_and_exits_0(tiny_bundle, tmp_path):
     assert len(list((out / "masks").glob("*.png"))) == 9
     records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     assert [r["frame"] for r in records] == list(range(9))
-    assert set(records[0]["stamps"]) == {"captured", "preprocessed", "inferred", "postprocessed", "sink"}
+    assert set(records[0]["stamps"]) == {"captured", "read", "preprocessed", "inferred", "postprocessed",
+                                          "sink"}
     assert daemon.metrics.health()["status"] == "stopped"
 
 

@@ -135,7 +135,8 @@ def test_serial_scheduler_raises_a_stage_failure(runner):
 
 
 def test_unknown_scheduler_is_named(runner):
-    with pytest.raises(PipelineError, match="pipeline scheduler 'fibers': expected one of threaded, serial"):
+    with pytest.raises(PipelineError, match="pipeline scheduler 'fibers': expected one of auto, threaded, latency, "
+                       "serial"):
         Pipeline(ListSource([disc_frame(0)]), runner, [], scheduler="fibers")
 
 
@@ -195,3 +196,79 @@ def test_backoff_doubles_to_its_limit_and_resets():
     assert backoff.next() == 0.5
     with pytest.raises(ValueError, match="backoff must be 0 < first <= largest"):
         Backoff(2.0, 1.0)
+
+
+class _Timed:
+    """Wraps an activated runner: records the thread of every call, and can take ``delay_s`` longer."""
+
+    def __init__(self, inner, delay_s=0.0):
+        self.inner, self.delay_s, self.threads = inner, delay_s, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def infer(self, batch):
+        self.threads.append(threading.current_thread().name)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return self.inner.infer(batch)
+
+
+def _paced(n=6, fps=30.0):
+    from jetseg.jetson.pipeline import SourceReader
+
+    return SourceReader(ListSource([disc_frame(i) for i in range(n)]), realtime=True, fps=fps)
+
+
+def test_auto_runs_a_paced_source_capture_to_mask_in_one_thread_when_the_model_fits(runner):
+    timed, where = _Timed(runner), set()
+
+    class Where(RecordingSink):
+        def write(self, result):
+            where.add(threading.current_thread().name)
+            super().write(result)
+
+    sink = Where()
+    reader = _paced()
+    reader.open()
+    pipeline = Pipeline(reader, timed, [("rec", sink)])
+    assert pipeline.schedule["name"] == "latency"
+    assert "fits the 33.3 ms frame period" in pipeline.schedule["reason"]
+    warm_up_calls = len(timed.threads)
+    assert warm_up_calls == 3  # the probe, in the constructing thread
+    summary = pipeline.run()
+    assert summary["scheduler"]["name"] == "latency" and sink.indices == list(range(6))
+    frame_threads = set(timed.threads[warm_up_calls:])
+    assert frame_threads == {"jetseg-capture"}  # capture, preprocess, infer, postprocess: one thread
+    assert where and not where & frame_threads  # sinks keep their own thread
+    assert summary["latency_ms"]["source_delay"]["count"] == 6
+    for stamps in sink.stamps:
+        order = [stamps[k] for k in ("captured", "read", "preprocessed", "inferred", "postprocessed", "sink")]
+        assert order == sorted(order)
+
+
+def test_auto_overlaps_when_the_model_takes_most_of_the_frame_period(runner):
+    timed = _Timed(runner, delay_s=0.03)  # 30 ms of a 33 ms period
+    reader = _paced(n=4)
+    reader.open()
+    pipeline = Pipeline(reader, timed, [("rec", RecordingSink())])
+    assert pipeline.schedule["name"] == "threaded"
+    assert "takes more than 75% of the 33.3 ms frame period" in pipeline.schedule["reason"]
+    pipeline.run()
+    assert set(timed.threads[3:]) == {"jetseg-infer"}
+
+
+def test_auto_overlaps_for_a_finite_source_and_a_live_one_of_unknown_rate(runner):
+    timed = _Timed(runner)
+    finite = Pipeline(ListSource([disc_frame(0)]).open(), timed, [])
+    assert finite.schedule["name"] == "threaded" and "finite source" in finite.schedule["reason"]
+    live = Pipeline(ListSource([disc_frame(0)], live=True).open(), timed, [])
+    assert live.schedule["name"] == "threaded" and "unknown frame rate" in live.schedule["reason"]
+    assert timed.threads == []  # no warm-up probe when the rate decides nothing
+
+
+def test_a_configured_scheduler_is_used_as_given(runner):
+    reader = _paced()
+    reader.open()
+    pipeline = Pipeline(reader, runner, [], scheduler="threaded")
+    assert pipeline.schedule == {"name": "threaded", "reason": "configured"}
