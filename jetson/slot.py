@@ -38,7 +38,6 @@ class _HandOver:
         self._items: Deque[Any] = collections.deque()
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
-        self._aborted = False
 
     def get(self, timeout: Optional[float] = 0.1) -> Any:
         """The oldest waiting item; :data:`END` once closed and drained; :data:`EMPTY` after ``timeout``
@@ -78,7 +77,7 @@ class _HandOver:
     def abort(self) -> None:
         """Drop everything waiting and close (no drain); a waiting ``put`` returns."""
         with self._cond:
-            self._aborted = self._closed = True
+            self._closed = True
             self._items.clear()
             self._cond.notify_all()
 

@@ -34,13 +34,15 @@ class SourceReader:
         realtime, fps: pace a finite source (see above).
         stall_timeout_s: a live source without a frame for this long is reported as reconnecting.
         metrics: where the source state, drops and reconnections go.
-        first_index: added to every frame index, so that a source swapped in by a config reload continues
-            the numbering of the one before it (mask files and JSON lines are never overwritten).
+
+    ``first_index`` is added to every frame index: :meth:`continue_after` sets it, so that a source swapped in
+    by a config reload continues the numbering of the one before it (mask files and JSON lines are never
+    overwritten).
     """
 
     def __init__(self, source: Source, realtime: bool = False, fps: Optional[float] = None,
                  stall_timeout_s: float = 5.0, reconnect_initial_s: float = 0.5, reconnect_max_s: float = 10.0,
-                 metrics: Optional[Metrics] = None, first_index: int = 0) -> None:
+                 metrics: Optional[Metrics] = None) -> None:
         self.source = self_healing(source, reconnect_initial_s, reconnect_max_s, stall_timeout_s)
         self.realtime = bool(realtime)
         self._fps = fps
@@ -48,7 +50,7 @@ class SourceReader:
         self.metrics = metrics
         self.state = "opening"
         self.seq = 0
-        self.first_index = int(first_index)
+        self.first_index = 0
         self.next_index = self.first_index  # one past the highest index handed out
         self._last_frame = 0.0
         self._seen_dropped = 0

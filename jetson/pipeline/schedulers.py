@@ -5,7 +5,9 @@
   a one-item :class:`~jetseg.jetson.slot.Slot` (newest frame wins, drops counted); for a finite source a
   :class:`~jetseg.jetson.slot.Queue` (nothing lost, frames read just in time). Each sink has its own bounded
   queue: newest wins (a slow sink drops, counted per sink, and never stalls the others), except sinks with
-  ``blocking_ok`` on a finite source, which get a larger blocking queue and see every frame.
+  ``blocking_ok`` on a finite source, which get a larger blocking queue and see every frame. Which stages
+  start a thread of their own is its ``own_thread``: with none, a frame goes from capture to mask in the
+  source's thread and only the sinks have threads of their own (the pipeline's ``latency`` schedule).
 - :class:`SerialScheduler`: everything in the calling thread, one frame at a time through every stage
   (``for frame in source: preprocess, infer, postprocess, write``): one core, tests, a reading of the flow.
 
@@ -64,10 +66,6 @@ class Scheduler:
             for node in self._root.walk():
                 if node.inbox is not None:
                     node.inbox.abort()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
 
     @property
     def running(self) -> bool:
