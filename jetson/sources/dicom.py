@@ -169,6 +169,7 @@ class DicomSource(Source):
         self._whole: Optional[np.ndarray] = None
         self._pos: Tuple[int, int] = (0, 0)
         self._regions = Regions([])
+        self._file_meta: Dict[str, Any] = {}
         self._warned_regions = self._noted_scale = False
 
     # ------------------------------------------------------------------ discovery
@@ -240,6 +241,12 @@ class DicomSource(Source):
             raise SourceError("cannot decode %s: %s" % (item.path.name, problem))
         self._ds, self._ds_item, self._whole = ds, item, None
         self._regions = self._check_regions(item, ds)
+        # what every frame of this file shares, read from the tags once per file
+        self._file_meta = {"fps": frame_rate(ds), "pixel_spacing_mm": pixel_spacing(ds, self._regions),
+                           "photometric": str(ds.get("PhotometricInterpretation", ""))}
+        roi = self._regions.roi
+        if roi is not None:  # the imaging area as the scanner tagged it (RoiPolicy "auto" prefers it)
+            self._file_meta.update(roi=roi, roi_source="dicom-regions")
         return ds
 
     def _check_regions(self, item: _Item, ds: Any) -> Regions:
@@ -293,12 +300,7 @@ class DicomSource(Source):
         image = to_frame_pixels(self._decode(item, frame_index), self._ds)
         self._pos = (file_index, frame_index + 1)
         name = item.path.name if item.frames == 1 else "%s#%d" % (item.path.name, frame_index)
-        meta: Dict[str, Any] = {"file_frame": frame_index, "fps": frame_rate(self._ds),
-                                "pixel_spacing_mm": pixel_spacing(self._ds, self._regions),
-                                "photometric": str(self._ds.get("PhotometricInterpretation", ""))}
-        roi = self._regions.roi
-        if roi is not None:  # the imaging area as the scanner tagged it (RoiPolicy "auto" prefers it)
-            meta["roi"], meta["roi_source"] = roi, "dicom-regions"
+        meta: Dict[str, Any] = dict(self._file_meta, file_frame=frame_index)
         return Frame(index=self.delivered, image=image, timestamp=time.monotonic(), source_id=name, meta=meta)
 
     def _close(self) -> None:
