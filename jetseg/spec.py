@@ -247,6 +247,9 @@ class Spec:
 
         Steps, in order: ROI crop, colour conversion to the model's channels, resize to ``input.size``,
         scaling to [0, 1] (uint8 / 255, uint16 / 65535, float taken as is), ``(x - mean) / std``, HWC to CHW.
+        Work is done where it is cheapest without changing a value: grey conversion before the resize (it
+        rounds), channel order and alpha after it, on the model-size planes (per-channel steps commute with
+        the resize), and integer pixels are normalised by table look-up (the same float32 arithmetic).
 
         Args:
             frame: ``HxW`` grey or ``HxWx3`` BGR (``HxWx4`` BGRA is accepted), uint8, uint16 or float.
@@ -258,42 +261,43 @@ class Spec:
         crop = frame[y:y + h, x:x + w]
         if crop.size == 0:
             raise SpecError("ROI %s is empty for a frame of shape %s" % ((x, y, w, h), frame.shape))
-        crop = self._convert_colour(cv2, crop)
+        if self.input.channels == 1 and crop.ndim == 3:
+            if crop.shape[2] == 4:
+                crop = cv2.cvtColor(crop, cv2.COLOR_BGRA2BGR)
+            crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
         height, width = self.input.size
         if crop.shape[:2] != (height, width):
             interp = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA,
                       "nearest": cv2.INTER_NEAREST}[self.input.interpolation]
             crop = cv2.resize(crop, (width, height), interpolation=interp)
-        if crop.dtype.name in _SCALES:  # integer pixels: one table look-up per pixel, the same float32 values
-            tables = _normalisation_tables(crop.dtype.name, tuple(self.input.mean), tuple(self.input.std))
-            out = np.empty((1, len(tables), height, width), dtype=np.float32)
-            planes = [crop] if crop.ndim == 2 else cv2.split(crop)
-            for table, plane, dst in zip(tables, planes, out[0]):
-                if crop.dtype == np.uint8:
-                    cv2.LUT(plane, table, dst=dst)  # OpenCV's LUT: several times faster than numpy indexing
-                else:
-                    np.take(table, plane, out=dst)
-            return out
-        data = crop.astype(np.float32)
-        if data.ndim == 2:
-            data = data[:, :, None]
-        mean = np.asarray(self.input.mean, dtype=np.float32)
-        normalised = (data - mean) / np.asarray(self.input.std, dtype=np.float32)
-        return np.ascontiguousarray(normalised.transpose(2, 0, 1)[None], dtype=np.float32)
+        out = np.empty((1, self.input.channels, height, width), dtype=np.float32)
+        for c, plane in enumerate(self._planes(cv2, crop)):
+            self._normalise(cv2, plane, c, out[0, c])
+        return out
+
+    def _planes(self, cv2: Any, image: np.ndarray) -> List[np.ndarray]:
+        """The model's channels, in its order, from a grey, BGR or BGRA image."""
+        if image.ndim == 2:
+            return [image] * self.input.channels
+        blue, green, red = cv2.split(image)[:3]
+        return [red, green, blue] if self.input.color_order == "rgb" else [blue, green, red]
+
+    def _normalise(self, cv2: Any, plane: np.ndarray, channel: int, dst: np.ndarray) -> None:
+        """``(plane * scale - mean) / std`` of one channel into ``dst`` (float32)."""
+        kind = plane.dtype.name
+        if kind in _SCALES:  # integer pixels: one table look-up per pixel (the same float32 values)
+            table = _normalisation_tables(kind, tuple(self.input.mean), tuple(self.input.std))[channel]
+            if kind == "uint8":
+                cv2.LUT(plane, table, dst=dst)  # OpenCV's LUT: several times faster than numpy indexing
+            else:
+                np.take(table, plane, out=dst)
+            return
+        mean, std = np.float32(self.input.mean[channel]), np.float32(self.input.std[channel])
+        np.divide(plane.astype(np.float32) - mean, std, out=dst)
 
     def preprocess_batch(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """Several frames at once: ``(N, C, H, W) float32``."""
         return np.concatenate([self.preprocess(f) for f in frames], axis=0)
-
-    def _convert_colour(self, cv2: Any, crop: np.ndarray) -> np.ndarray:
-        grey = crop.ndim == 2
-        if crop.ndim == 3 and crop.shape[2] == 4:
-            crop = cv2.cvtColor(crop, cv2.COLOR_BGRA2BGR)
-        if self.input.channels == 1:
-            return crop if grey else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-        if grey:
-            crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
-        return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) if self.input.color_order == "rgb" else crop
 
     def preprocess_mask(self, mask: np.ndarray, roi: Optional[Sequence[int]] = None) -> np.ndarray:
         """A full-frame label mask ``HxW`` cropped and resized (nearest) like its frame: ``(h, w) uint8``."""
@@ -383,13 +387,10 @@ def _normalisation_tables(dtype: str, mean: Tuple[float, ...], std: Tuple[float,
     """Per channel, every integer pixel value's model input: ``(float32(v) - mean * scale) / (std * scale)``,
     computed with the same float32 operations as the float path, so a table look-up gives the same values
     (uint8: 256 entries, uint16: 65536 entries = 256 KB per channel)."""
-    scale = _SCALES[dtype]
-    values = np.arange(256 if dtype == "uint8" else 65536, dtype=np.float32)
-    tables = []
-    for m, s in zip(mean, std):
-        table = (values - np.float32(m) * np.float32(scale)) / (np.float32(s) * np.float32(scale))
+    scale, values = np.float32(_SCALES[dtype]), np.arange(256 if dtype == "uint8" else 65536, dtype=np.float32)
+    tables = [(values - np.float32(m) * scale) / (np.float32(s) * scale) for m, s in zip(mean, std)]
+    for table in tables:
         table.setflags(write=False)
-        tables.append(table)
     return tables
 
 

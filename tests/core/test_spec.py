@@ -84,19 +84,25 @@ def test_preprocess_rgb_order_crop_and_resize():
     np.testing.assert_allclose(x[0, :2], 0.0)
 
 
-def _float_path(spec, frame):
-    """The arithmetic Spec.preprocess applies to integer pixels, written out on floats (the reference the
-    table look-up must match bit for bit)."""
+def _reference(spec, frame):
+    """Spec.preprocess's steps in their textbook order and arithmetic (colour conversion at full size, then
+    resize, then float normalisation): what the fast path must match bit for bit."""
     import cv2
 
     x, y, w, h = spec.roi_for(frame.shape)
     crop = frame[y:y + h, x:x + w]
+    if crop.ndim == 3 and crop.shape[2] == 4:
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGRA2BGR)
     if spec.input.channels == 1 and crop.ndim == 3:
         crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-    elif spec.input.channels == 3 and spec.input.color_order == "rgb":
-        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
-    crop = cv2.resize(crop, spec.input.size[::-1], interpolation=cv2.INTER_LINEAR)
-    scale = 255.0 if crop.dtype == np.uint8 else 65535.0
+    elif spec.input.channels == 3:
+        if crop.ndim == 2:
+            crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
+        if spec.input.color_order == "rgb":
+            crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+    interp = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}[spec.input.interpolation]
+    crop = cv2.resize(crop, spec.input.size[::-1], interpolation=interp)
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(crop.dtype, 1.0)
     data = crop.astype(np.float32)
     data = data[:, :, None] if data.ndim == 2 else data
     mean = np.asarray(spec.input.mean, dtype=np.float32) * scale
@@ -104,17 +110,26 @@ def _float_path(spec, frame):
     return np.ascontiguousarray(((data - mean) / std).transpose(2, 0, 1)[None])
 
 
-@pytest.mark.parametrize("channels, dtype", [(1, np.uint8), (3, np.uint8), (1, np.uint16), (3, np.uint16)])
-def test_integer_pixels_give_exactly_the_float_arithmetic(channels, dtype):
-    order = "gray" if channels == 1 else "rgb"
+@pytest.mark.parametrize("frame_channels", [None, 3, 4])
+@pytest.mark.parametrize("interpolation", ["linear", "area"])
+@pytest.mark.parametrize("channels, order, dtype", [
+    (1, "gray", np.uint8), (3, "rgb", np.uint8), (3, "bgr", np.uint8), (1, "gray", np.uint16),
+    (3, "rgb", np.uint16), (3, "rgb", np.float32)])
+def test_preprocess_gives_exactly_the_reference_arithmetic(channels, order, dtype, interpolation, frame_channels):
+    """Colour steps done after the resize and table look-ups change no value: the result equals, bit for bit,
+    colour conversion at full size, resize, then float arithmetic."""
     spec = Spec.from_dict({"input": {"size": [24, 40], "channels": channels, "color_order": order,
                                      "mean": [0.239, 0.4, 0.31][:channels], "std": [0.258, 0.21, 0.3][:channels],
-                                     "roi": [3, 5, 57, 41]}})
-    top = np.iinfo(dtype).max
-    frame = np.random.default_rng(1).integers(0, top + 1, size=(60, 70, 3), dtype=dtype)
+                                     "roi": [3, 5, 57, 41], "interpolation": interpolation}})
+    shape = (60, 70) if frame_channels is None else (60, 70, frame_channels)
+    rng = np.random.default_rng(1)
+    if dtype == np.float32:
+        frame = rng.random(shape, dtype=np.float32)
+    else:
+        frame = rng.integers(0, np.iinfo(dtype).max + 1, size=shape, dtype=dtype)
     got = spec.preprocess(frame)
     assert got.shape == (1, channels, 24, 40) and got.dtype == np.float32 and got.flags.c_contiguous
-    assert np.array_equal(got, _float_path(spec, frame))
+    assert np.array_equal(got, _reference(spec, frame))
 
 
 def test_roi_override_and_roi_outside_frame():
