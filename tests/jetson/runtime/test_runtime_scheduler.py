@@ -2,6 +2,7 @@
 source layer's reconnection wrapper."""
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -236,7 +237,9 @@ def test_auto_runs_a_paced_source_capture_to_mask_in_one_thread_when_the_model_f
     assert "fits the 33.3 ms frame period" in pipeline.schedule["reason"]
     warm_up_calls = len(timed.threads)
     assert warm_up_calls == 3  # the probe, in the constructing thread
+    gc.unfreeze()
     summary = pipeline.run()
+    assert gc.get_freeze_count() > 0  # the heap was settled before the first frame (settle_heap)
     assert summary["scheduler"]["name"] == "latency" and sink.indices == list(range(6))
     frame_threads = set(timed.threads[warm_up_calls:])
     assert frame_threads == {"jetseg-capture"}  # capture, preprocess, infer, postprocess: one thread
