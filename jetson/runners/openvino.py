@@ -12,7 +12,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from jetseg.bundle import BundleLike
+from jetseg.bundle import BundleLike, check_shapes
 from jetseg.errors import RunnerError
 from jetseg.jetson.runners.base import Runner
 from jetseg.optional import require
@@ -72,14 +72,10 @@ class OpenVinoRunner(Runner):
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line messages
             raise RunnerError("OpenVINO cannot load %s on %s: %s" % (self.bundle.model_path, self.device,
                                                                      str(exc).strip().splitlines()[0])) from None
-        inputs = [n for port in self.compiled.inputs for n in port.get_names()]
-        outputs = {n: port for port in self.compiled.outputs for n in port.get_names()}
-        if self.input_name not in inputs:
-            raise RunnerError("model has inputs %s but spec.yaml names input %r" % (sorted(inputs), self.input_name))
-        if self._output_name not in outputs:
-            raise RunnerError("model has outputs %s but spec.yaml names output %r"
-                              % (sorted(outputs), self._output_name))
-        self._output = outputs[self._output_name]
+        # The bundle checked names and shapes at load when onnx is installed; this is the check without it.
+        check_shapes(str(self.bundle.path), _shapes(self.compiled.inputs), _shapes(self.compiled.outputs),
+                     self.input_name, self.spec.input_shape, self._output_name, self.spec.output_shape)
+        self._output = self.compiled.output(self._output_name)
         shape = self.compiled.input(self.input_name).get_partial_shape()
         self._static_batch = shape[0].get_length() if shape[0].is_static else 0
         self.request = self.compiled.create_infer_request()
@@ -118,4 +114,15 @@ def compiled_properties(compiled: Any) -> Dict[str, Any]:
             continue
         # an element type (f32, bf16) by its short name
         out[key] = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+    return out
+
+
+def _shapes(ports: Any) -> Dict[str, Any]:
+    """Compiled-model ports as ``{name: [dims, None where dynamic]}`` (None for a dynamic rank), every name of
+    a port included."""
+    out: Dict[str, Any] = {}
+    for port in ports:
+        shape = port.get_partial_shape()
+        dims = None if shape.rank.is_dynamic else [d.get_length() if d.is_static else None for d in shape]
+        out.update((name, dims) for name in port.get_names())
     return out

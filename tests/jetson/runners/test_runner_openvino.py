@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetseg.bundle import save_bundle
-from jetseg.errors import RunnerError
+from jetseg.bundle import Bundle, save_bundle
+from jetseg.errors import BundleError, RunnerError
 from jetseg.jetson.runners import open_runner
-from tests.fixtures.bundles import conv_bundle
+from tests.fixtures.bundles import conv_bundle, mismatched_bundle
 from tests.fixtures.models import qdq_model
 from tests.fixtures.specs import tiny_spec
 
@@ -65,11 +65,32 @@ def test_openvino_options_and_input_errors(tmp_path):
             ov.infer(np.zeros((1, 1, 32, 32)))
 
 
+@pytest.mark.parametrize("model_size, model_input, message", [
+    (48, "input", r"model.onnx input 'input' has shape \[1, 1, 48, 48\] but spec.yaml expects \[1, 1, 32, 32\] "
+                  r"\(from input.channels and input.size\); re-export the model or fix spec.yaml"),
+    (32, "image", r"spec.yaml names input 'input' but model.onnx has inputs \['image'\]; fix input.name in "
+                  r"spec.yaml or re-export the model"),
+], ids=["shape", "name"])
+def test_a_model_that_differs_from_its_spec_reads_the_same_on_every_cpu_runner(tmp_path, monkeypatch, model_size,
+                                                                               model_input, message):
+    # without onnx the bundle cannot check its model at load; each runner checks what its runtime loaded
+    monkeypatch.setattr("jetseg.bundle.available", lambda name: name != "onnx")
+    bundle = Bundle(mismatched_bundle(tmp_path / "bad", model_size=model_size, model_input=model_input))
+    errors = []
+    for backend in ("onnxrt", "openvino"):
+        runner = open_runner(backend, bundle)
+        with pytest.raises(BundleError, match=message) as err:
+            runner.activate()
+        assert not runner.is_active
+        errors.append(str(err.value))
+    assert errors[0] == errors[1]
+
+
 def test_openvino_names_a_spec_mismatch_and_an_unreadable_model(tmp_path):
     bundle = conv_bundle(tmp_path / "b")
     runner = open_runner("openvino", bundle)
     runner._output_name = "masks"  # a spec naming an output the model does not have
-    with pytest.raises(RunnerError, match=r"model has outputs \['logits'\] but spec.yaml names output 'masks'"):
+    with pytest.raises(BundleError, match=r"spec.yaml names output 'masks' but model.onnx has outputs \['logits'\]"):
         runner.activate()
     broken = save_bundle(tmp_path / "c", b"not an onnx file", tiny_spec(classes=("background", "target")))
     with pytest.raises(RunnerError, match=r"OpenVINO cannot load .*model.onnx on CPU: "):
