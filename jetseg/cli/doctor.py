@@ -6,7 +6,7 @@ import json
 import platform
 import shutil
 import sys
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 HELP = "describe this machine: platform, versions, backends, GPU/DLA/TensorRT, OpenCV GStreamer, power mode"
 
@@ -24,6 +24,9 @@ BACKEND_NEEDS: Dict[str, Tuple[List[str], bool]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--model", metavar="BUNDLE",
+                        help="the bundle whose --backend auto choice to explain (default: the one 'jetseg run' "
+                             "runs without --model, the bundled ultrasound model)")
 
 
 def package_versions() -> Dict[str, str]:
@@ -76,12 +79,24 @@ def backends(versions: Dict[str, str], has_gpu: bool) -> List[Tuple[str, bool, s
     return rows
 
 
-def auto_backend() -> Dict[str, Any]:
-    """What ``--backend auto`` runs here and why, and the default inference threads of CPU backends."""
+def auto_backend(model: Optional[str] = None) -> Dict[str, Any]:
+    """What ``--backend auto`` runs here for ``model`` and why (the same choice and reason as ``jetseg run
+    --model model``; default: the bundled model ``jetseg run`` runs), and the default inference threads of
+    backends on the CPU."""
+    from jetseg.bundle import Bundle
+    from jetseg.errors import JetsegError
+    from jetseg.jetson.assembly import default_bundle
     from jetseg.jetson.runners import choose_backend, default_threads, usable_cores
 
-    name, why = choose_backend()
-    return {"name": name, "reason": why, "cpu_threads": default_threads(), "usable_cores": usable_cores()}
+    try:
+        bundle: Optional[Bundle] = Bundle(model or default_bundle())
+    except JetsegError:
+        if model:  # a --model that is not a bundle: one line, like every command
+            raise
+        bundle = None  # an install without the bundled models: the machine's part of the choice only
+    name, why = choose_backend(bundle)
+    return {"name": name, "reason": why, "bundle": str(bundle.path) if bundle is not None else None,
+            "cpu_threads": default_threads(), "usable_cores": usable_cores()}
 
 
 def todo(info: Dict[str, Any]) -> List[str]:
@@ -119,7 +134,7 @@ def todo(info: Dict[str, Any]) -> List[str]:
     return out
 
 
-def report() -> Dict[str, Any]:
+def report(model: Optional[str] = None) -> Dict[str, Any]:
     import jetseg
     from jetseg import trtcompat
     from jetseg.jetson.device.info import describe
@@ -138,7 +153,7 @@ def report() -> Dict[str, Any]:
         "telemetry": {"tegrastats": shutil.which("tegrastats") is not None,
                       "jtop": not _missing(versions, "jtop")},
         "backends": [{"name": n, "usable": ok, "note": note} for n, ok, note in backends(versions, has_gpu)],
-        "auto_backend": auto_backend(),
+        "auto_backend": auto_backend(model),
     }
     if device.tensorrt:
         info["tensorrt_features"] = trtcompat.features(device.tensorrt).to_dict()
@@ -180,7 +195,7 @@ def _now(sample: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    info = report()
+    info = report(args.model)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -208,9 +223,10 @@ def run(args: argparse.Namespace) -> int:
     for row in info["backends"]:
         print("  %-8s %-4s %s" % (row["name"], "yes" if row["usable"] else "no", row["note"]))
     auto = info["auto_backend"]
-    print("\n--backend auto: %s (%s)" % (auto["name"], auto["reason"]))
-    print("CPU backends' default threads: %d (of %d usable cores: one is left to the pipeline)"
-          % (auto["cpu_threads"], auto["usable_cores"]))
+    print("\n--backend auto%s: %s (%s)" % (" for %s" % auto["bundle"] if auto["bundle"] else "", auto["name"],
+                                            auto["reason"]))
+    print("default threads of backends on the CPU (threads=0): %d (of %d usable cores: one is left to the "
+          "pipeline); on a GPU, the runtime's own" % (auto["cpu_threads"], auto["usable_cores"]))
     if info["missing"]:
         print("\nmissing, and how to get it:")
         for line in info["missing"]:

@@ -20,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="daemon config file (flags below override it; "
                         "SIGHUP re-reads it)")
     parser.add_argument("--model", metavar="BUNDLE", help="model bundle (default: the bundled ultrasound model)")
-    parser.add_argument("--backend", metavar="NAME", help="runner: auto (default: trt on a Jetson with an engine, openvino on x86 "
-                        "when installed, else onnxrt), onnxrt, openvino, trt, torch; 'jetseg doctor' says which")
+    parser.add_argument("--backend", metavar="NAME", help="runner: auto (default: trt on a Jetson with a usable engine "
+                        "for this device, openvino on x86 when installed, else onnxrt), onnxrt, openvino, trt, torch; "
+                        "'jetseg doctor --model BUNDLE' says which and why")
     parser.add_argument("--backend-option", metavar="K=V", action="append", default=[],
                         help="backend option, repeatable (e.g. provider=cuda, threads=2; CPU backends default "
                         "to one thread less than the usable cores)")

@@ -32,6 +32,15 @@ JETPACK: Dict[str, str] = {
 }
 
 
+#: L4T writes this file on every Jetson.
+TEGRA_RELEASE = "/etc/nv_tegra_release"
+
+
+def on_jetson(root: str = "/") -> bool:
+    """True on an NVIDIA Jetson (L4T's /etc/nv_tegra_release exists)."""
+    return os.path.exists(os.path.join(root, TEGRA_RELEASE.lstrip("/")))
+
+
 def _read(root: str, path: str) -> Optional[str]:
     try:
         with open(os.path.join(root, path.lstrip("/")), "rb") as fh:
@@ -200,7 +209,7 @@ def describe(root: str = "/", run_tools: bool = True) -> DeviceInfo:
     from jetseg.trtcompat import installed_version
 
     info = DeviceInfo()
-    release = _read(root, "etc/nv_tegra_release")
+    release = _read(root, TEGRA_RELEASE)
     info.is_jetson = release is not None
     info.l4t = parse_tegra_release(release or "")
     info.jetpack = jetpack_for(info.l4t)

@@ -15,7 +15,7 @@ import os
 from typing import Any, Dict, Mapping, Optional, Tuple, Type
 
 from jetseg.bundle import Bundle, BundleLike
-from jetseg.errors import RunnerError
+from jetseg.errors import JetsegError, RunnerError
 from jetseg.jetson.runners.base import Runner
 from jetseg.registry import Registry
 
@@ -33,7 +33,6 @@ RUNNERS.register("trt", "jetseg.jetson.trt.runner:TensorRTRunner", "native Tenso
 AUTO = "auto"
 #: Runners that compute on the CPU unless an option says otherwise (their threads share the pipeline's cores).
 CPU_RUNNERS = ("onnxrt", "openvino", "torch")
-TEGRA_RELEASE = "/etc/nv_tegra_release"
 
 
 def usable_cores() -> int:
@@ -49,36 +48,46 @@ def default_threads() -> int:
     return max(1, usable_cores() - 1)
 
 
-def _has_engine(bundle: Optional[BundleLike]) -> bool:
-    if bundle is None:
-        return False
-    from jetseg.jetson.trt.store import list_engines
-
-    return bool(list_engines(bundle if isinstance(bundle, Bundle) else Bundle(bundle)))
-
-
 def choose_backend(bundle: Optional[BundleLike] = None) -> Tuple[str, str]:
     """What ``--backend auto`` runs, and why: ``(name, reason)``.
 
-    TensorRT on a Jetson with TensorRT installed and an engine in the bundle; else OpenVINO on an x86 host
-    where it is installed; else ONNX Runtime.
+    On a Jetson with TensorRT: ``trt`` when the bundle has an engine this device can load with the trt
+    runner's default options (the runner's own lookup, :func:`~jetseg.jetson.trt.plan.find_engine`: not a
+    stale one, not one of another device or TensorRT version), else ONNX Runtime with the reason and the
+    command that builds the engine. On an x86 host OpenVINO where it is installed; else ONNX Runtime.
     """
     import platform
 
+    from jetseg import trtcompat
+    from jetseg.jetson.device.info import on_jetson
     from jetseg.optional import available
 
-    if os.path.exists(TEGRA_RELEASE):
-        if not available("tensorrt"):
+    if on_jetson():
+        version = trtcompat.installed_version()
+        if version is None:
             return "onnxrt", "a Jetson without TensorRT's Python bindings (python3-libnvinfer): ONNX Runtime"
-        if bundle is not None and not _has_engine(bundle):
-            return "onnxrt", ("a Jetson, but the bundle has no TensorRT engine yet: ONNX Runtime until "
-                              "'jetseg build BUNDLE --precision int8' makes one")
-        return "trt", "a Jetson with TensorRT" + (" and an engine in the bundle" if bundle is not None else "")
+        if bundle is None:
+            return "trt", "a Jetson with TensorRT %s" % version
+        return _engine_choice(bundle if isinstance(bundle, Bundle) else Bundle(bundle), version)
     if platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
         if available("openvino"):
             return "openvino", "an x86 CPU with OpenVINO installed, the fastest CPU runtime for these models"
         return "onnxrt", "an x86 CPU without OpenVINO: ONNX Runtime; pip install 'jetseg[openvino]' for more speed"
     return "onnxrt", "a %s CPU: ONNX Runtime" % platform.machine()
+
+
+def _engine_choice(bundle: Bundle, trt_version: str) -> Tuple[str, str]:
+    from jetseg.jetson.trt.plan import find_engine_here
+
+    try:
+        found = find_engine_here(bundle, trt_version)
+    except JetsegError as exc:  # a bundle that cannot have the engine (plan_build's errors), or no GPU
+        problem = str(exc)
+    else:
+        if found.usable:
+            return "trt", "a Jetson with TensorRT %s and a usable engine in the bundle (%s)" % (trt_version, found.key)
+        problem = found.message
+    return "onnxrt", "a Jetson with TensorRT %s, but %s: ONNX Runtime until then" % (trt_version, problem)
 
 
 def resolve_backend(name: str, bundle: Optional[BundleLike] = None) -> str:
@@ -101,4 +110,5 @@ def open_runner(name: str, bundle: BundleLike, **options: Any) -> Runner:
     ``auto`` picks the runner with :func:`choose_backend`. Options (``batch_size`` and the implementation's
     own) are checked here: an unknown or malformed one raises a RunnerError that names it.
     """
+    bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     return RUNNERS.get(resolve_backend(name, bundle))(bundle, **options)

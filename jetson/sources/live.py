@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from jetseg.errors import SourceError
+from jetseg.jetson.device.info import on_jetson
 from jetseg.jetson.slot import EMPTY, Slot
 from jetseg.jetson.sources import pipelines
 from jetseg.jetson.sources.base import Frame, Source
@@ -151,7 +152,7 @@ class LiveSource(Source):
         if choice == "gstreamer" or (choice == "auto" and gst):
             if not gst:
                 raise SourceError("%s backend=gstreamer: %s" % (self.kind, NO_GSTREAMER % cv2.__version__))
-            pipeline = self._gstreamer_pipeline(pipelines.on_jetson())
+            pipeline = self._gstreamer_pipeline(on_jetson())
             return Capture("gstreamer", pipeline, cv2.CAP_GSTREAMER)
         return self._fallback(cv2)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
-from pathlib import Path
 from typing import Dict, List, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -37,11 +36,6 @@ ELEMENTS: Dict[str, Dict[str, str]] = {
 }
 CODECS = ("h264", "h265", "auto")
 V4L2_FORMATS = ("yuy2", "mjpg")
-
-
-def on_jetson() -> bool:
-    """True on an NVIDIA Jetson (L4T writes /etc/nv_tegra_release)."""
-    return Path("/etc/nv_tegra_release").exists()
 
 
 def _platform(jetson: bool) -> Dict[str, str]:

@@ -1,7 +1,9 @@
-"""Which engine a bundle needs: the build plan (network, INT8 path) and the engine key it is stored under.
+"""Which engine a bundle needs: the build plan (network, INT8 path), the engine key it is stored under, and
+whether this device has a usable one (:func:`find_engine`).
 
-Shared by the builder (``jetseg.calibration.engine.build``) and the runner (:mod:`.runner`), which
-reconstructs the plan of an engine to find it; plain Python, no TensorRT.
+Shared by the builder (``jetseg.calibration.engine.build``), the runner (:mod:`.runner`), which reconstructs
+the plan of an engine to find it, and ``--backend auto``, which asks the same question before choosing the
+runner; plain Python, no TensorRT.
 """
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from jetseg import trtcompat
 from jetseg.bundle import Bundle, sha256_file
 from jetseg.errors import BundleError, JetsegError
+from jetseg.jetson.device import info
 from jetseg.jetson.trt import store
-from jetseg.jetson.trt.key import EngineKey
+from jetseg.jetson.trt.key import EngineKey, slug, stale_reasons
 from jetseg.optional import available
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
@@ -132,6 +135,92 @@ def current_key(bundle: Bundle, plan: BuildPlan, trt_version: str, soc: str, cc:
                      calibration_sha256=calib, module=module, via=via, flags=build_flags(plan))
 
 
+@dataclass
+class EngineLookup:
+    """The answer of :func:`find_engine`: the engine to load, or why there is none and what to run.
+
+    Attributes:
+        key: the engine's key (when usable, the one to load; otherwise the one looked for, None when the
+            precision could not be decided).
+        problem: empty when usable; else one clause saying why no engine can be used (``no usable engine K for
+            this device (stale: model: engine 1a2b.., here 3c4d..)``).
+        fix: empty when usable; else what to do (``rebuild it with 'jetseg build B --precision fp16'``).
+    """
+
+    key: Optional[EngineKey]
+    problem: str = ""
+    fix: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return not self.problem
+
+    @property
+    def message(self) -> str:
+        """``problem; fix`` (empty when usable)."""
+        return "%s; %s" % (self.problem, self.fix) if self.problem else ""
+
+
+def find_engine(bundle: Bundle, trt_version: str, soc: str, cc: str, module: str = "unknown",
+                precision: Optional[str] = None, dla_core: Optional[int] = None) -> EngineLookup:
+    """The engine of ``bundle`` that this device (``soc``, ``cc``, ``module``, TensorRT ``trt_version``) can
+    load for ``precision`` (None: the one precision built for this device) and ``dla_core`` (None: the GPU).
+
+    An engine is usable only when its key is the current one and its record and file check out
+    (:func:`store.status`); an engine of the same device built from another model or calibration is reported
+    as stale, engines of other devices or TensorRT versions are named. Raises a JetsegError for a bundle that
+    cannot have the engine asked for (:func:`plan_build`'s one-line errors).
+    """
+    device_part = "%s-sm%s-trt%s" % (slug(soc), cc, trtcompat.short_version(trt_version))
+    if precision is None:
+        target = None if dla_core is None else "dla%d" % dla_core
+        precisions = sorted({name.split("-")[-3] for name in store.find_for_device(bundle, device_part, target=target)})
+        if len(precisions) > 1:
+            return EngineLookup(None, "bundle %s has engines of several precisions (%s) for this device (%s)"
+                                % (bundle.path, ", ".join(precisions), device_part),
+                                "choose one with the backend option precision=...")
+        if not precisions:
+            others = [name for name, _ in store.list_engines(bundle)]
+            return EngineLookup(None, "bundle %s has no engine for this device (%s)%s" % (
+                bundle.path, device_part, ", only engines built for another device, TensorRT version or target (%s)"
+                % ", ".join(others) if others else ""),
+                "build one here with '%s'" % _build_command(bundle, "fp16", dla_core, False))
+        precision = precisions[0]
+    plan = runtime_plan(bundle, precision, dla_core, qdq=bundle_has_qdq(bundle))
+    # An engine built either way (jetseg build --via onnx, the default, or --via torch2trt) is usable.
+    keys = [current_key(bundle, plan, trt_version, soc, cc, module, via) for via in ("onnx", "torch2trt")]
+    states = [store.status(bundle, key) for key in keys]
+    for key, (state, _) in zip(keys, states):
+        if state == store.OK:
+            return EngineLookup(key)
+    key, (state, reasons) = keys[0], states[0]
+    rebuild = _build_command(bundle, key.precision, key.dla_core, force=state != store.MISSING)
+    old = [path.name for path in store.superseded(bundle, key)]
+    if state == store.MISSING and old:  # built on this device from another model or calibration
+        state, reasons = store.STALE, _record_reasons(bundle, old[0], key)
+    elif state == store.MISSING:
+        others = store.explain_others(bundle, key)
+        reasons = ["engines present: " + " | ".join(others) if others else "no engines in the bundle"]
+    return EngineLookup(key, "no usable engine %s for this device (%s: %s)" % (key, state, "; ".join(reasons)),
+                        "%s it here with '%s'" % ("build" if state == store.MISSING else "rebuild", rebuild))
+
+
+def find_engine_here(bundle: Bundle, trt_version: str, precision: Optional[str] = None,
+                     dla_core: Optional[int] = None) -> EngineLookup:
+    """:func:`find_engine` for this device: its SoC, compute capability and module from the device tree (or
+    CUDA); raises a DeviceError without a GPU."""
+    soc, cc = info.identity()
+    return find_engine(bundle, trt_version, soc, cc, info.module_name(), precision, dla_core)
+
+
+def _record_reasons(bundle: Bundle, name: str, key: EngineKey) -> List[str]:
+    record = store.read_record(store.engines_root(bundle) / name)
+    return ["%s: %s" % (name, "; ".join(stale_reasons(record["key"], key)))] if record else [name]
+
+
+def _build_command(bundle: Bundle, precision: str, dla_core: Optional[int], force: bool) -> str:
+    return "jetseg build %s --precision %s%s%s" % (bundle.path, precision, "" if dla_core is None else
+                                                   " --dla %d" % dla_core, " --force" if force else "")
 
 
 def bundle_has_qdq(bundle: Bundle) -> bool:

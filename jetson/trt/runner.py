@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from jetseg.bundle import Bundle, BundleLike
+from jetseg.bundle import BundleLike
 from jetseg.errors import RunnerError
 from jetseg.jetson.runners.base import Runner
 from jetseg.jetson.trt.key import EngineKey
@@ -67,46 +67,16 @@ class TensorRTRunner(Runner):
 
     # ------------------------------------------------------------------ engine lookup
     def _engine_key(self, trt_version: str) -> Tuple[EngineKey, Path]:
-        from jetseg import trtcompat
-        from jetseg.jetson.device.info import identity, module_name
+        """The usable engine for this device and the runner's options, or a RunnerError saying why there is
+        none and how to build it (:func:`~jetseg.jetson.trt.plan.find_engine`, also what ``--backend auto``
+        asks)."""
         from jetseg.jetson.trt import store
-        from jetseg.jetson.trt.key import slug
-        from jetseg.jetson.trt.plan import current_key, runtime_plan
+        from jetseg.jetson.trt.plan import find_engine_here
 
-        soc, cc = identity()
-        precision = self.precision
-        target = None if self.dla is None and precision is None else ("gpu" if self.dla is None else "dla%d" % self.dla)
-        device_part = "%s-sm%s-trt%s" % (slug(soc), cc, trtcompat.short_version(trt_version))
-        if precision is None:
-            found = store.find_for_device(self.bundle, device_part, target=target)
-            precisions = sorted({name.split("-")[-3] for name in found})
-            if len(precisions) != 1:
-                raise RunnerError(
-                    "bundle %s has %s for this device (%s); %s" % (
-                        self.bundle.path, "engines of several precisions (%s)" % ", ".join(precisions)
-                        if precisions else "no engine", device_part,
-                        "choose one with the backend option precision=..." if precisions else
-                        "build one here with 'jetseg build %s --precision fp16'" % self.bundle.path))
-            precision = precisions[0]
-        plan = runtime_plan(self.bundle, precision, self.dla, qdq=_has_qdq(self.bundle))
-        module = module_name()
-        # An engine built either way (jetseg build --via onnx, the default, or --via torch2trt) is usable.
-        key = current_key(self.bundle, plan, trt_version, soc, cc, module, "onnx")
-        state, reasons = store.status(self.bundle, key)
-        if state != store.OK:
-            other = current_key(self.bundle, plan, trt_version, soc, cc, module, "torch2trt")
-            if store.status(self.bundle, other)[0] == store.OK:
-                key, state, reasons = other, store.OK, []
-        if state != store.OK:
-            rebuild = "jetseg build %s --precision %s%s%s" % (
-                self.bundle.path, key.precision, "" if key.dla_core is None else " --dla %d" % key.dla_core,
-                " --force" if state != store.MISSING else "")
-            others = store.explain_others(self.bundle, key)
-            detail = "; ".join(reasons) if reasons else (
-                "engines present: " + " | ".join(others) if others else "no engines in the bundle")
-            raise RunnerError("no usable engine %s for this device (%s: %s); build it here with '%s'"
-                              % (key, state, detail, rebuild))
-        return key, store.engine_dir(self.bundle, key) / store.ENGINE_FILE
+        found = find_engine_here(self.bundle, trt_version, self.precision, self.dla)
+        if found.key is None or not found.usable:
+            raise RunnerError(found.message)
+        return found.key, store.engine_dir(self.bundle, found.key) / store.ENGINE_FILE
 
     # ------------------------------------------------------------------ lifecycle hooks
     def _activate(self) -> None:
@@ -217,9 +187,3 @@ class TensorRTRunner(Runner):
         if self.key is not None:
             info["engine"] = self.key.name
         return info
-
-
-def _has_qdq(bundle: Bundle) -> bool:
-    from jetseg.jetson.trt.plan import bundle_has_qdq
-
-    return bundle_has_qdq(bundle)

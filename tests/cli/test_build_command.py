@@ -65,12 +65,13 @@ def test_doctor_describes_this_machine():
     assert info["packages"]["tensorrt"] == "not installed"
     assert {b["name"]: b["usable"] for b in info["backends"]}["trt"] is False
     assert any("GStreamer" in line for line in info["missing"]) == (not info["opencv_gstreamer"].startswith("YES"))
-    # what --backend auto runs here, and why; CPU backends leave a core to the pipeline
+    # what --backend auto runs here for the bundle 'jetseg run' runs, and why; CPU backends leave a core
+    from jetseg.jetson.assembly import default_bundle
     from jetseg.jetson.runners import choose_backend, default_threads
 
     auto = info["auto_backend"]
-    assert (auto["name"], auto["reason"]) == choose_backend() and auto["cpu_threads"] == default_threads()
-    assert "--backend auto: %s (%s)" % choose_backend() in out
+    assert (auto["name"], auto["reason"]) == choose_backend(default_bundle()) and auto["cpu_threads"] == default_threads()
+    assert "--backend auto for %s: %s (%s)" % ((auto["bundle"],) + choose_backend(default_bundle())) in out
     assert info["packages"]["openvino"] != "not installed" or auto["name"] != "openvino"
 
 
@@ -89,7 +90,7 @@ def test_doctor_on_a_jetson_says_what_is_missing(monkeypatch, capsys):
     versions = {name: "1.0" for name in doctor.PACKAGES}
     versions.update(tensorrt="not installed", pycuda="not installed")
     monkeypatch.setattr(doctor, "package_versions", lambda: dict(versions))
-    assert doctor.run(argparse.Namespace(json=False)) == 0
+    assert doctor.run(argparse.Namespace(json=False, model=None)) == 0
     out = capsys.readouterr().out
     assert "SoC              xavier (tegra194, sm72)" in out
     assert "L4T / JetPack    35.3.1 / 5.1.1" in out

@@ -1,15 +1,25 @@
-"""``--backend auto`` and the default threads of CPU runners (no runtime needed: availability is patched)."""
+"""``--backend auto`` and the default threads of CPU runners; a Jetson is simulated
+(``on_jetson``, the device identity and the TensorRT double, tests/fixtures/fake_tensorrt.py)."""
 from __future__ import annotations
+
+import argparse
+import shutil
 
 import pytest
 
 import jetseg.jetson.runners as runners
+from jetseg.bundle import Bundle
+from jetseg.calibration.engine.build import build_engine
 from jetseg.errors import RunnerError
+from jetseg.jetson.device import info
+from jetseg.jetson.trt.runner import TensorRTRunner
+from tests.fixtures import fake_tensorrt
+from tests.fixtures.bundles import conv_bundle
+from tests.fixtures.models import conv_model
 
 
 def _machine(monkeypatch, jetson: bool, arch: str, modules) -> None:
-    monkeypatch.setattr(runners.os.path, "exists",
-                        lambda p, _real=runners.os.path.exists: jetson if p == runners.TEGRA_RELEASE else _real(p))
+    monkeypatch.setattr(info, "on_jetson", lambda root="/": jetson)
     monkeypatch.setattr("platform.machine", lambda: arch)
     monkeypatch.setattr("jetseg.optional.available", lambda name: name in modules)
 
@@ -22,18 +32,94 @@ def _machine(monkeypatch, jetson: bool, arch: str, modules) -> None:
     (True, "aarch64", {"tensorrt", "onnxruntime"}, "trt"),
 ])
 def test_auto_picks_the_fastest_runner_here_and_says_why(monkeypatch, jetson, arch, modules, expected):
+    fake_tensorrt.install(monkeypatch, "8.5.2.2")
     _machine(monkeypatch, jetson, arch, modules)
     name, why = runners.choose_backend()
     assert name == expected and why
     assert runners.resolve_backend("auto") == expected and runners.resolve_backend("torch") == "torch"
 
 
-def test_auto_on_a_jetson_waits_for_an_engine(monkeypatch, tiny_bundle):
-    _machine(monkeypatch, True, "aarch64", {"tensorrt", "onnxruntime"})
+@pytest.fixture
+def xavier(monkeypatch):
+    """A simulated AGX Xavier with TensorRT 8.5.2 (the double) and pycuda (its double)."""
+    monkeypatch.setattr(info, "identity", lambda root="/": ("xavier", "72"))
+    monkeypatch.setattr(info, "module_name", lambda root="/": "jetson-agx-xavier-developer-kit")
+    trt = fake_tensorrt.install(monkeypatch, "8.5.2.2", pycuda=True)
+    _machine(monkeypatch, True, "aarch64", {"tensorrt", "pycuda", "onnxruntime", "onnx"})
+    return trt
+
+
+def _doctor_says(bundle) -> str:
+    from jetseg.cli.doctor import auto_backend
+
+    auto = auto_backend(str(bundle.path))
+    return "%s: %s" % (auto["name"], auto["reason"])
+
+
+def test_auto_on_a_jetson_runs_trt_only_with_a_usable_engine(tiny_bundle, xavier):
     name, why = runners.choose_backend(tiny_bundle)
-    assert name == "onnxrt" and "no TensorRT engine yet" in why and "jetseg build" in why
-    (tiny_bundle.path / "engines" / "xavier-sm72-trt8.5.2-int8-1a2b3c4d").mkdir(parents=True)
-    assert runners.choose_backend(tiny_bundle)[0] == "trt"
+    assert name == "onnxrt" and "has no engine for this device (xavier-sm72-trt8.5.2)" in why
+    assert "build one here with 'jetseg build %s --precision fp16'" % tiny_bundle.path in why
+    assert _doctor_says(tiny_bundle) == "%s: %s" % (name, why)
+    key = build_engine(tiny_bundle, "fp16").key
+    name, why = runners.choose_backend(tiny_bundle)
+    assert name == "trt" and key.name in why
+    runner = runners.open_runner("auto", str(tiny_bundle.path))
+    assert isinstance(runner, TensorRTRunner)
+    with runner:
+        assert runner.key == key
+
+
+def test_auto_on_a_jetson_falls_back_from_a_stale_engine_and_says_rebuild(tmp_path, tiny_bundle, xavier):
+    old = build_engine(tiny_bundle, "fp16").key
+    retrained = conv_bundle(tmp_path / "retrained", model=conv_model(seed=1))  # same spec, new weights
+    shutil.copytree(str(tiny_bundle.path / "engines"), str(retrained.path / "engines"))
+    name, why = runners.choose_backend(retrained)
+    assert name == "onnxrt" and why.endswith(": ONNX Runtime until then")
+    assert "(stale: %s: model: engine %s.., here %s..)" % (old.name, old.model_sha256[:12],
+                                                          retrained.model_sha256[:12]) in why
+    assert "rebuild it here with 'jetseg build %s --precision fp16'" % retrained.path in why
+    assert _doctor_says(retrained) == "%s: %s" % (name, why)
+    with pytest.raises(RunnerError) as err:  # the trt runner refuses it with the same words
+        runners.open_runner("trt", retrained).activate()
+    assert str(err.value) in why
+
+
+@pytest.mark.parametrize("built_on", ["orin", "trt10"])
+def test_auto_on_a_jetson_falls_back_from_an_engine_of_another_device(monkeypatch, tiny_bundle, xavier, built_on):
+    if built_on == "orin":
+        monkeypatch.setattr(info, "identity", lambda root="/": ("orin", "87"))
+        foreign = build_engine(tiny_bundle, "fp16").key
+        monkeypatch.setattr(info, "identity", lambda root="/": ("xavier", "72"))
+    else:
+        fake_tensorrt.install(monkeypatch, "10.3.0", pycuda=True)
+        foreign = build_engine(tiny_bundle, "fp16").key
+        fake_tensorrt.install(monkeypatch, "8.5.2.2", pycuda=True)
+    name, why = runners.choose_backend(tiny_bundle)
+    assert name == "onnxrt"
+    assert ("has no engine for this device (xavier-sm72-trt8.5.2), only engines built for another device, "
+            "TensorRT version or target (%s)" % foreign.name) in why
+    assert "build one here with 'jetseg build" in why
+    assert _doctor_says(tiny_bundle) == "%s: %s" % (name, why)
+
+
+def test_auto_builds_the_bundle_once(monkeypatch, tiny_bundle, xavier):
+    loads = []
+    real = Bundle.check_model
+    monkeypatch.setattr(Bundle, "check_model", lambda self: loads.append(1) or real(self))
+    build_engine(tiny_bundle, "fp16")
+    loads.clear()
+    assert runners.open_runner("auto", str(tiny_bundle.path)).name == "trt" and len(loads) == 1
+
+
+def test_doctor_explains_the_bundle_jetseg_run_would_run(monkeypatch, capsys, tiny_bundle, xavier):
+    from jetseg.cli import doctor
+
+    monkeypatch.setattr(doctor, "package_versions", lambda: {name: "1.0" for name in doctor.PACKAGES})
+    monkeypatch.setattr("jetseg.jetson.device.telemetry.sample_once", lambda timeout=3.0: None)
+    assert doctor.run(argparse.Namespace(json=False, model=str(tiny_bundle.path))) == 0
+    out = capsys.readouterr().out
+    assert "--backend auto for %s: onnxrt (%s)" % (tiny_bundle.path, runners.choose_backend(tiny_bundle)[1]) in out
 
 
 def test_default_threads_leave_a_core_to_the_pipeline(monkeypatch):
