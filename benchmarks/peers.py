@@ -7,6 +7,9 @@ checks, spec names, output copy, float parts kept in f32); the difference betwee
 and precision choice. On a CPU with bf16, OpenVINO's default runs the float parts of the "fp32" peer in bf16
 (``runner.inference_precision`` says which): a faster and slightly less exact baseline, kept as OpenVINO's
 out-of-the-box result.
+
+The naive loop (``peer: "naive-loop"``) runs through the torch runner with PyTorch's own default threads
+(:func:`pytorch_default_threads`), as a user's first loop would.
 """
 from __future__ import annotations
 
@@ -28,12 +31,16 @@ class DirectOpenVino(Runner):
 
     def __init__(self, bundle: BundleLike, batch_size: int = 1, threads: int = 0) -> None:
         super().__init__(bundle, batch_size)
-        self.threads = int(threads)
+        self.threads = self.threads_or_default(int(threads))
         self.compiled: Any = None
+
+    @property
+    def on_cpu(self) -> bool:
+        return True
 
     def _activate(self) -> None:
         core = openvino_core()
-        config = {"INFERENCE_NUM_THREADS": str(self.threads)} if self.threads else {}
+        config = {"INFERENCE_NUM_THREADS": str(self.threads)}
         try:
             self.compiled = core.compile_model(str(self.bundle.model_path), "CPU", config)
         except Exception as exc:  # OpenVINO's own exception types
@@ -50,7 +57,15 @@ class DirectOpenVino(Runner):
 
     def describe(self) -> Dict[str, Any]:
         info = {"backend": "openvino", "api": "openvino.Core.compile_model, called directly (not through jetseg)",
-                "precision": self.bundle.precision, "threads": self.threads or "default"}
+                "precision": self.bundle.precision, "threads": self.threads}
         # OpenVINO's default on CPUs with bf16 runs the float parts in bf16: the report says so
         info.update(compiled_properties(self.compiled))
         return info
+
+
+def pytorch_default_threads() -> int:
+    """PyTorch's intra-op threads as this process has them before a runner sets them (PyTorch's own default
+    unless the caller changed it): what the naive loop, the code a user writes first, runs with."""
+    import torch
+
+    return int(torch.get_num_threads())

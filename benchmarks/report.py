@@ -69,6 +69,18 @@ def markdown_table(results: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _row_threads(results: List[Dict[str, Any]]) -> str:
+    """``onnxrt=1, torch (naive-loop)=2``: each backend's (and peer's) ``runner.threads``; "default" is a
+    runtime's own choice (a GPU provider or device)."""
+    seen: Dict[str, set] = {}
+    for r in results:
+        threads = (r.get("runner") or {}).get("threads")
+        if threads is not None:
+            name = "%s (%s)" % (r.get("backend"), r["peer"]) if r.get("peer") else str(r.get("backend"))
+            seen.setdefault(name, set()).add(str(threads))
+    return ", ".join("%s=%s" % (name, "/".join(sorted(v))) for name, v in sorted(seen.items())) or "-"
+
+
 def render_markdown(report: Dict[str, Any]) -> str:
     """The whole report as Markdown: conditions, the table, headline figures, skipped rows, gates."""
     c = report["conditions"]
@@ -81,6 +93,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
                                                                  m["device"]),
            "- versions: " + ", ".join("%s %s" % kv for kv in sorted(v.items())),
            "- threads: " + ", ".join("%s=%s" % kv for kv in sorted(c["threads"].items())),
+           "- inference threads the rows ran with: " + _row_threads(report["results"]),
            "- power mode: %s; clocks: %s" % (c["power_mode"], json.dumps(c["clocks"], sort_keys=True)),
            "- load average at start / end: %s / %s" % (c.get("load_average_start"), c.get("load_average_end")),
            "- data: %s, %d frames (%d labelled), frame shape %s"

@@ -24,6 +24,7 @@ import numpy as np
 
 from jetseg.benchmarks import conditions, cost
 from jetseg.benchmarks.inputs import check_same_task, load_frames
+from jetseg.benchmarks.peers import DirectOpenVino, pytorch_default_threads
 from jetseg.benchmarks.rows import (
     NAIVE,
     ORT_PEER,
@@ -109,25 +110,19 @@ def bundle_names(bundles: Sequence[Bundle]) -> List[str]:
     return names
 
 
-def threads_of(settings: Settings) -> int:
-    """Inference threads of the CPU rows: ``--threads``, else jetseg's default (usable cores - 1)."""
-    from jetseg.jetson.runners import default_threads
-
-    return settings.threads or default_threads()
-
-
-def _open(row: Row, settings: Settings) -> Runner:
+def _open(row: Row, settings: Settings, naive_threads: int) -> Runner:
+    """The runner of a row, not yet activated: ``--threads`` (0: the runner applies jetseg's default) for the
+    CPU rows; the naive loop runs with ``naive_threads``."""
     from jetseg.jetson.runners import CPU_RUNNERS, open_runner
 
     batch = max(settings.batch_sizes)
     if row.peer in (OV_FP32_PEER, OV_INT8_PEER):
-        from jetseg.benchmarks.peers import DirectOpenVino
-
-        return DirectOpenVino(row.bundle, batch_size=batch, threads=threads_of(settings))
+        return DirectOpenVino(row.bundle, batch_size=batch, threads=settings.threads)
     options: Dict[str, Any] = {"batch_size": batch}
-    # the naive loop is what a user writes first: PyTorch's own default threads unless --threads says
-    if row.backend in CPU_RUNNERS and (row.peer != NAIVE or settings.threads):
-        options["threads"] = threads_of(settings)
+    if row.peer == NAIVE:
+        options["threads"] = naive_threads
+    elif row.backend in CPU_RUNNERS and settings.threads:
+        options["threads"] = settings.threads
     return open_runner(row.backend, row.bundle, **options)
 
 
@@ -302,10 +297,13 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
     rows = plan_rows(ref_bundle, candidates, settings, skipped)
     for item in skipped:
         log.warning("skipped %s on %s: %s", item["bundle"], item["backend"], item["reason"])
+    # the naive loop is what a user writes first: PyTorch's own default threads (read before any runner sets
+    # them) unless --threads says
+    naive_threads = settings.threads or (pytorch_default_threads() if any(r.peer == NAIVE for r in rows) else 0)
     try:
         for row in list(rows):
             try:
-                row.runner = _open(row, settings)
+                row.runner = _open(row, settings, naive_threads)
             except RunnerError as exc:
                 if row.role != "peer":
                     raise

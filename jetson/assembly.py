@@ -21,7 +21,7 @@ from jetseg.jetson.metrics import Metrics
 from jetseg.jetson.pipeline import Pipeline, PipelineError, SourceReader, sink_names
 from jetseg.jetson.postprocess import PostProcessor
 from jetseg.jetson.roi import RoiPolicy
-from jetseg.jetson.runners import open_runner, resolve_backend, with_default_threads
+from jetseg.jetson.runners import open_runner
 from jetseg.jetson.sinks import SinkContext, open_sink
 from jetseg.jetson.sinks.base import Sink, check_targets
 from jetseg.jetson.sources import open_source
@@ -122,8 +122,7 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
         if runner is not None:
             parts.runner, parts.own_runner = runner, False
         elif parts.runner is None:
-            name = resolve_backend(config.backend.name, parts.bundle)
-            parts.runner = open_runner(name, parts.bundle, **with_default_threads(name, config.backend.options))
+            parts.runner = open_runner(config.backend.name, parts.bundle, **config.backend.options)
             parts.runner.activate()
     except BaseException:
         parts.close(sinks=False, shared=False)
@@ -210,7 +209,7 @@ def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Sequence[str] =
         source_uri: any source URI (``synthetic://ultrasound?frames=200``, a video file, ...).
         sink_uris: sink URIs (``null://`` measures the pipeline itself).
         backend: runner name (``auto``: the fastest here, see :func:`~jetseg.jetson.runners.choose_backend`);
-            ``backend_options`` are passed to it (CPU runners without ``threads`` get
+            ``backend_options`` are passed to it (without ``threads``, a runner on the CPU takes
             :func:`~jetseg.jetson.runners.default_threads`). Ignored when ``runner`` is given
             (an already activated runner, reused as is, e.g. the one the bare-runner timing used).
         duration / max_frames: stop after this many seconds / frames; a source without an end needs one.

@@ -33,11 +33,9 @@ LATENCY_SHARE = 0.75
 
 
 def runs_on_cpu(runner: Runner) -> bool:
-    """True when the runner computes on the CPU (ONNX Runtime's CPU provider, OpenVINO on the CPU, PyTorch
-    eager)."""
-    if getattr(runner, "name", "") == "openvino":
-        return str(getattr(runner, "device", "CPU")).upper().startswith("CPU")
-    return getattr(runner, "provider", None) == "cpu" or getattr(runner, "name", "") == "torch"
+    """The runner's own answer (:attr:`Runner.on_cpu`, the rule its default threads follow too); False for a
+    stand-in that does not say."""
+    return bool(getattr(runner, "on_cpu", False))
 
 
 def settle_heap() -> None:

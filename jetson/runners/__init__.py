@@ -1,7 +1,7 @@
 """Runners: one interface (:class:`~jetseg.jetson.runners.base.Runner`), several implementations, chosen by name.
 
     from jetseg.jetson.runners import open_runner
-    with open_runner("onnxrt", bundle, threads=2) as runner:
+    with open_runner("onnxrt", bundle, threads=2) as runner:   # threads=0 or none: jetseg's default
         logits = runner.infer(spec.preprocess(frame))
 
 Naming rule: in code the object that runs a model is a *runner* (``Runner``, ``RUNNERS``, ``open_runner``,
@@ -11,13 +11,15 @@ reports and :meth:`Runner.describe`, and messages (``unknown backend 'onxrt'``, 
 """
 from __future__ import annotations
 
-import os
-from typing import Any, Dict, Mapping, Optional, Tuple, Type
+from typing import Any, Optional, Tuple, Type
 
 from jetseg.bundle import Bundle, BundleLike
 from jetseg.errors import JetsegError, RunnerError
-from jetseg.jetson.runners.base import Runner
+from jetseg.jetson.runners.base import Runner, default_threads, usable_cores
 from jetseg.registry import Registry
+
+__all__ = ["AUTO", "CPU_RUNNERS", "RUNNERS", "Runner", "choose_backend", "default_threads", "open_runner",
+           "resolve_backend", "usable_cores"]
 
 #: Runner implementations by backend name.
 RUNNERS: Registry[Type[Runner]] = Registry("backend", RunnerError)
@@ -31,21 +33,9 @@ RUNNERS.register("trt", "jetseg.jetson.trt.runner:TensorRTRunner", "native Tenso
 
 #: The backend name that picks the fastest runner for this machine (:func:`choose_backend`).
 AUTO = "auto"
-#: Runners that compute on the CPU unless an option says otherwise (their threads share the pipeline's cores).
+#: Runners that take a ``threads`` option and compute on the CPU unless an option says otherwise
+#: (:attr:`Runner.on_cpu` is the answer for one configured runner).
 CPU_RUNNERS = ("onnxrt", "openvino", "torch")
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
-def default_threads() -> int:
-    """Inference threads of CPU runners when none are given: one core is left to the pipeline's own threads
-    (capture, preprocessing, post-processing, sinks), so ``usable_cores() - 1``, at least 1."""
-    return max(1, usable_cores() - 1)
 
 
 def choose_backend(bundle: Optional[BundleLike] = None) -> Tuple[str, str]:
@@ -95,20 +85,12 @@ def resolve_backend(name: str, bundle: Optional[BundleLike] = None) -> str:
     return choose_backend(bundle)[0] if name == AUTO else name
 
 
-def with_default_threads(name: str, options: Mapping[str, Any]) -> Dict[str, Any]:
-    """``options`` with ``threads`` set to :func:`default_threads` for a CPU runner that was given none
-    (ONNX Runtime with a GPU provider keeps its own default)."""
-    out = dict(options)
-    if name in CPU_RUNNERS and not out.get("threads") and out.get("provider", "cpu") == "cpu":
-        out["threads"] = default_threads()
-    return out
-
-
 def open_runner(name: str, bundle: BundleLike, **options: Any) -> Runner:
     """Construct the runner registered as backend ``name`` for ``bundle`` (not yet activated).
 
     ``auto`` picks the runner with :func:`choose_backend`. Options (``batch_size`` and the implementation's
-    own) are checked here: an unknown or malformed one raises a RunnerError that names it.
+    own) are checked here: an unknown or malformed one raises a RunnerError that names it. ``threads=0`` (or
+    none) is jetseg's default, applied by the runner itself (:meth:`Runner.read_threads`).
     """
     bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     return RUNNERS.get(resolve_backend(name, bundle))(bundle, **options)

@@ -6,9 +6,15 @@ error that says what it received and what it expected. A runner implementation r
 ``__init__`` (``self.read_options(options)``: unknown or malformed options raise a RunnerError), overrides
 only the small hooks ``_activate``, ``_infer`` and ``_deactivate``, and imports its heavy dependency inside
 ``_activate``, so runners can be constructed without it.
+
+Threads, one rule for every runner: a runner says whether it computes on the CPU (:attr:`Runner.on_cpu`);
+the ``threads`` option (:meth:`Runner.read_threads`) is N threads when given, and 0 (the default) is jetseg's
+default: :func:`default_threads` (usable cores - 1, at least 1) on the CPU, the library's own choice
+elsewhere (a GPU provider or device keeps its runtime's default).
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Dict, Tuple
 
@@ -17,6 +23,20 @@ import numpy as np
 from jetseg.bundle import Bundle, BundleLike
 from jetseg.component import Component
 from jetseg.errors import RunnerError
+from jetseg.options import OptionReader
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """Inference threads of a runner on the CPU when none are given: one core is left to the pipeline's own
+    threads (capture, preprocessing, post-processing, sinks), so ``usable_cores() - 1``, at least 1."""
+    return max(1, usable_cores() - 1)
 
 
 class Runner(Component):
@@ -47,6 +67,23 @@ class Runner(Component):
     @property
     def label(self) -> str:
         return "%s backend" % self.name
+
+    @property
+    def on_cpu(self) -> bool:
+        """True when this runner computes on the CPU, so that its threads share the cores with the pipeline's
+        (ONNX Runtime's CPU provider, OpenVINO's CPU device, PyTorch); False on a GPU or DLA."""
+        return False
+
+    def read_threads(self, opts: OptionReader) -> int:
+        """The ``threads`` option, read after the options :attr:`on_cpu` depends on (provider, device)."""
+        return self.threads_or_default(opts.integer("threads", 0, minimum=0))
+
+    def threads_or_default(self, threads: int) -> int:
+        """``threads`` when given (> 0); for 0, jetseg's default: :func:`default_threads` on the CPU, else 0
+        (the runtime's own choice, e.g. ONNX Runtime's for the CPU part of a GPU provider)."""
+        if threads:
+            return threads
+        return default_threads() if self.on_cpu else 0
 
     # ------------------------------------------------------------------ lifecycle
     @property

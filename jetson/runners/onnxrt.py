@@ -1,6 +1,6 @@
 """ONNX Runtime runner: the CPU provider here, CUDA or TensorRT providers with onnxruntime-gpu on a Jetson.
 
-Options: ``provider`` (cpu, cuda, tensorrt), ``threads`` and ``provider_options`` (a mapping, from daemon.yaml
+Options: ``provider`` (cpu, cuda, tensorrt), ``threads`` (0: jetseg's default, see the class) and ``provider_options`` (a mapping, from daemon.yaml
 or Python keywords), passed through to the provider, e.g. ``trt_int8_enable``, ``trt_fp16_enable``,
 ``trt_engine_cache_enable``, ``trt_engine_cache_path`` for the TensorRT execution provider.
 """
@@ -31,7 +31,8 @@ class OnnxRuntimeRunner(Runner):
 
     Options:
         provider: ``cpu``, ``cuda`` or ``tensorrt`` (ONNX Runtime falls back to the CPU for unsupported nodes).
-        threads: intra-op threads (0 = ONNX Runtime's default: one per core).
+        threads: intra-op threads; 0 (default) = jetseg's default: usable cores - 1 (at least 1) with the CPU
+            provider, ONNX Runtime's own choice with a GPU provider.
         provider_options: options for the chosen provider.
     """
 
@@ -41,11 +42,15 @@ class OnnxRuntimeRunner(Runner):
         super().__init__(bundle, batch_size)
         opts = self.read_options(options)
         self.provider = opts.choice("provider", sorted(PROVIDERS), "cpu")
-        self.threads = opts.integer("threads", 0, minimum=0)
+        self.threads = self.read_threads(opts)
         self.provider_options = opts.mapping("provider_options")
         opts.done()
         self.session: Any = None
         self._output_name = self.spec.output.name
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.provider == "cpu"
 
     def _activate(self) -> None:
         ort = require("onnxruntime", "the onnxrt backend")

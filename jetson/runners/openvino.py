@@ -1,8 +1,8 @@
 """OpenVINO runner: the bundle's ONNX (FP32 or the INT8 Q/DQ model) compiled for the CPU.
 
 OpenVINO reads the Q/DQ pairs of an INT8 bundle as its own low-precision graph, so one INT8 ONNX file runs
-on TensorRT, ONNX Runtime and here. Options: ``threads`` (inference threads; 0 = OpenVINO's default, one per
-core), ``device`` (``CPU``; other OpenVINO devices are passed through) and ``precision_hint`` (``f32``, the
+on TensorRT, ONNX Runtime and here. Options: ``threads`` (inference threads; 0 = jetseg's default, usable
+cores - 1 on the CPU device, OpenVINO's own choice on others), ``device`` (``CPU``; other OpenVINO devices are passed through) and ``precision_hint`` (``f32``, the
 default, keeps float parts in float32 so that results match ONNX Runtime; ``auto`` lets OpenVINO choose,
 e.g. bf16 on CPUs that have it).
 """
@@ -35,7 +35,8 @@ class OpenVinoRunner(Runner):
         batch_size: the largest batch this runner will be given.
 
     Options:
-        threads: inference threads (0 = OpenVINO's default: one per core).
+        threads: inference threads; 0 (default) = jetseg's default: usable cores - 1 (at least 1) on the CPU
+            device, OpenVINO's own choice on other devices.
         device: OpenVINO device name (default ``CPU``).
         precision_hint: ``f32`` (default) or ``auto`` (OpenVINO's choice for the device).
     """
@@ -45,8 +46,8 @@ class OpenVinoRunner(Runner):
     def __init__(self, bundle: BundleLike, batch_size: int = 1, **options: Any) -> None:
         super().__init__(bundle, batch_size)
         opts = self.read_options(options)
-        self.threads = opts.integer("threads", 0, minimum=0)
         self.device = str(opts.text("device", "CPU"))
+        self.threads = self.read_threads(opts)
         self.precision_hint = opts.choice("precision_hint", ["auto", "f32"], "f32")
         opts.done()
         self.compiled: Any = None
@@ -55,12 +56,16 @@ class OpenVinoRunner(Runner):
         self._static_batch = 1
         self._output_name = self.spec.output.name
 
+    @property
+    def on_cpu(self) -> bool:
+        return self.device.upper().startswith("CPU")
+
     def config(self) -> Dict[str, str]:
         """The compile configuration: latency mode, one stream, and the threads and precision asked for."""
         out = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
         if self.threads:
             out["INFERENCE_NUM_THREADS"] = str(self.threads)
-        if self.precision_hint == "f32" and self.device.upper().startswith("CPU"):
+        if self.precision_hint == "f32" and self.on_cpu:
             out["INFERENCE_PRECISION_HINT"] = "f32"
         return out
 

@@ -28,7 +28,9 @@ class TorchRunner(Runner):
         batch_size: the largest batch this runner will be given.
 
     Options:
-        threads: PyTorch intra-op threads (0 = leave PyTorch's setting alone).
+        threads: PyTorch intra-op threads while this runner is active (set at activation and again before
+            an inference if something else changed them; restored at deactivation); 0 (default) = jetseg's
+            default: usable cores - 1, at least 1.
     """
 
     name = "torch"
@@ -36,10 +38,11 @@ class TorchRunner(Runner):
     def __init__(self, bundle: BundleLike, batch_size: int = 1, **options: Any) -> None:
         super().__init__(bundle, batch_size)
         opts = self.read_options(options)
-        self.threads = opts.integer("threads", 0, minimum=0)
+        self.threads = self.read_threads(opts)
         opts.done()
         self.model: Any = None
         self._torch: Any = None
+        self._threads_before = 0
         self.architecture: Dict[str, Any] = {"name": TORCHSCRIPT_FILE, "factory": None, "kwargs": {}}
         if self.bundle.torchscript_path is not None:
             return
@@ -62,8 +65,6 @@ class TorchRunner(Runner):
         from jetseg.models.archs import build_model
         from jetseg.models.export import load_factory, load_torchscript, load_weights
 
-        if self.threads:
-            torch.set_num_threads(self.threads)
         try:
             if self.bundle.torchscript_path is not None:  # kept by 'jetseg export MODEL.ts'
                 model = load_torchscript(self.bundle.torchscript_path)
@@ -81,17 +82,27 @@ class TorchRunner(Runner):
                                                                  exc)) from None
         self.model = model.eval()
         self._torch = torch
+        self._threads_before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+
+    @property
+    def on_cpu(self) -> bool:
+        return True
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
+        if torch.get_num_threads() != self.threads:  # one setting per process: another runner changed it
+            torch.set_num_threads(self.threads)
         with torch.no_grad():
             out = self.model(torch.from_numpy(np.ascontiguousarray(batch)))
         return out.numpy()
 
     def _deactivate(self) -> None:
-        self.model = None
+        if self._torch is not None and self._threads_before:
+            self._torch.set_num_threads(self._threads_before)
+        self.model = self._torch = None
 
     def describe(self) -> Dict[str, Any]:
         info = super().describe()
-        info.update(architecture=self.architecture["name"], threads=self.threads or "default")
+        info.update(architecture=self.architecture["name"], threads=self.threads)
         return info

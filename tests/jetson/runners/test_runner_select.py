@@ -1,10 +1,11 @@
-"""``--backend auto`` and the default threads of CPU runners; a Jetson is simulated
+"""``--backend auto``, where runners compute (``Runner.on_cpu``) and their default threads; a Jetson is simulated
 (``on_jetson``, the device identity and the TensorRT double, tests/fixtures/fake_tensorrt.py)."""
 from __future__ import annotations
 
 import argparse
 import shutil
 
+import numpy as np
 import pytest
 
 import jetseg.jetson.runners as runners
@@ -12,6 +13,8 @@ from jetseg.bundle import Bundle
 from jetseg.calibration.engine.build import build_engine
 from jetseg.errors import RunnerError
 from jetseg.jetson.device import info
+from jetseg.jetson.pipeline import runs_on_cpu
+from jetseg.jetson.runners import base
 from jetseg.jetson.trt.runner import TensorRTRunner
 from tests.fixtures import fake_tensorrt
 from tests.fixtures.bundles import conv_bundle
@@ -122,15 +125,57 @@ def test_doctor_explains_the_bundle_jetseg_run_would_run(monkeypatch, capsys, ti
     assert "--backend auto for %s: onnxrt (%s)" % (tiny_bundle.path, runners.choose_backend(tiny_bundle)[1]) in out
 
 
+# ---------------------------------------------------------------------------------------------- threads
 def test_default_threads_leave_a_core_to_the_pipeline(monkeypatch):
     for cores, threads in ((1, 1), (2, 1), (8, 7)):
-        monkeypatch.setattr(runners, "usable_cores", lambda c=cores: c)
+        monkeypatch.setattr(base, "usable_cores", lambda c=cores: c)
         assert runners.default_threads() == threads
-    monkeypatch.setattr(runners, "usable_cores", lambda: 4)
-    assert runners.with_default_threads("onnxrt", {}) == {"threads": 3}
-    assert runners.with_default_threads("openvino", {"threads": 2}) == {"threads": 2}  # given: kept
-    assert runners.with_default_threads("onnxrt", {"provider": "cuda"}) == {"provider": "cuda"}  # GPU: its own
-    assert runners.with_default_threads("trt", {}) == {}
+
+
+@pytest.mark.parametrize("backend, options, on_cpu", [
+    ("onnxrt", {}, True),
+    ("onnxrt", {"provider": "cpu"}, True),
+    ("onnxrt", {"provider": "cuda"}, False),
+    ("onnxrt", {"provider": "tensorrt"}, False),
+    ("openvino", {}, True),
+    ("openvino", {"device": "CPU"}, True),
+    ("openvino", {"device": "GPU"}, False),
+    ("trt", {}, False),
+])
+def test_one_rule_for_where_a_runner_computes_and_its_default_threads(monkeypatch, tiny_bundle, backend, options,
+                                                                      on_cpu):
+    monkeypatch.setattr(base, "usable_cores", lambda: 4)
+    runner = runners.open_runner(backend, tiny_bundle, **options)
+    assert runner.on_cpu is on_cpu and runs_on_cpu(runner) is on_cpu  # the pipeline asks the runner
+    if backend == "trt":
+        return
+    assert runner.threads == (3 if on_cpu else 0)  # 0: the runtime's own choice on a GPU
+    assert runner.describe()["threads"] == (3 if on_cpu else "default")
+    assert runners.open_runner(backend, tiny_bundle, threads=2, **options).threads == 2  # given: kept
+    if backend == "openvino":
+        assert ("INFERENCE_NUM_THREADS" in runner.config()) is on_cpu
+
+
+def test_torch_runs_on_the_cpu_with_the_default_threads_and_gives_them_back(monkeypatch, tmp_path):
+    torch = pytest.importorskip("torch")
+    from tests.fixtures.bundles import torch_unet_bundle
+
+    monkeypatch.setattr(base, "usable_cores", lambda: 3)
+    bundle = torch_unet_bundle(tmp_path / "t")
+    before = torch.get_num_threads()
+    runner = runners.open_runner("torch", bundle)
+    assert runner.on_cpu and runs_on_cpu(runner) and runner.threads == 2
+    with runner, runners.open_runner("torch", bundle, threads=1) as other:
+        assert torch.get_num_threads() == 1  # the last activated runner set the process-wide setting
+        runner.infer(bundle.spec.preprocess(_frame()))
+        assert torch.get_num_threads() == 2 and runner.describe()["threads"] == 2  # each runner runs with its own
+        other.infer(bundle.spec.preprocess(_frame()))
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def _frame():
+    return np.zeros((32, 32), np.uint8)
 
 
 def test_auto_is_not_a_registered_runner_name():
