@@ -131,7 +131,10 @@ def test_end_to_end_rows_run_the_daemon_pipeline(tiny_bundles, tmp_path):
         paced = row["paced"]  # 10 frames at 50 fps, stamped with the synthetic source's schedule
         assert paced["fps_asked"] == 50.0 and paced["frames"] >= 2
         assert paced["source"]["options"] == {"frames": None, "loop": 10, "fps": 50, "realtime": True}
-        assert paced["frames"] == 10 and paced["fps"] > 25  # not cut short by the URI's frames=3
+        # 10 frames read, not cut short by the URI's frames=3 (one overwritten in a hand-over on a busy machine
+        # is counted as a pipeline drop)
+        assert paced["frames"] + paced["dropped"]["pipeline"] == 10 and paced["fps"] > 25
+        assert paced["scheduler"]["name"] in ("latency", "threaded") and paced["source_delay_ms"]["count"] >= 2
         assert "the synthetic source's schedule" in paced["latency_basis"]
         assert {"infer", "preprocess", "postprocess"} <= set(paced["stage_latency_ms"])
         assert paced["added_latency_ms_p50"] == pytest.approx(
