@@ -19,7 +19,10 @@ waits in the source counts. It reports capture-to-mask p50/p99 (mask ready: the 
 capture-to-sink too), the per-stage breakdown and ``added_latency_ms_p50`` / ``_p99`` = paced capture-to-mask
 minus the bare runner's latency at the same percentile, the bare runner called at the same rate (a model called
 30 times a second runs with colder caches than one called back to back; ``added_vs_back_to_back_ms_*`` compare
-with back-to-back calls instead): what the pipeline adds to the model.
+with back-to-back calls instead): what the pipeline adds to the model. The model's own speed differs from one
+call series to the next by a good part of a millisecond on a shared machine, so ``around_model_ms`` also gives,
+frame by frame, capture-to-mask minus that frame's own inference: the pipeline's work around the model with no
+such noise. The paced run alternates pipeline segments with bare paced calls, as the throughput runs do.
 
 A synthetic source is replayed from a small cache of rendered frames (``loop=16``) unless the URI says
 otherwise: rendering a synthetic scan is not work a scanner's pipeline does. Other sources (video files,
@@ -36,8 +39,10 @@ from jetseg.errors import JetsegError
 log = logging.getLogger("jetseg.bench")
 
 SYNTHETIC_LOOP = 16
-#: bare runner calls at the paced rate (half before, half after the paced pipeline run)
+#: bare runner calls at the paced rate, spread before, between and after the paced pipeline segments
 PACED_BARE_CALLS = 150
+#: the paced run is split in up to this many pipeline segments (at least 50 frames each)
+PACED_SEGMENTS = 3
 
 
 def e2e_source(data: str, frames: int) -> Dict[str, Any]:
@@ -164,37 +169,53 @@ def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple
 
 
 def _paced(row: Any, data: str, settings: Any, bare: Any, step: Callable[[], Any]) -> Dict[str, Any]:
-    """The paced latency run (see the module docstring): bare runner calls at the same rate, the pipeline, and
-    bare calls again."""
+    """The paced latency run (see the module docstring): bare runner calls at the same rate, then the pipeline,
+    in ``PACED_SEGMENTS`` alternations, and bare calls again (a drift of the machine's speed hits both)."""
     from jetseg.jetson.assembly import run_pipeline
     from jetseg.jetson.metrics import Metrics
 
-    source = paced_source(data, settings.e2e_paced_frames, settings.e2e_fps)
-    log.info("end-to-end latency: %s on %s, %d frames paced at %g fps", row.name, row.backend,
-             settings.e2e_paced_frames, settings.e2e_fps)
-    half = max(2, min(settings.e2e_paced_frames, PACED_BARE_CALLS) // 2)
-    paced_bare = measure_paced(step, half, settings.e2e_fps)
-    metrics = Metrics(info={"model": row.name, "backend": row.backend, "source": data})
-    summary = run_pipeline(row.bundle, source["uri"], ["null://"], runner=row.runner,
-                           max_frames=settings.e2e_paced_frames, source_options=source["options"],
-                           realtime=source["reader_realtime"], metrics=metrics)
-    paced_bare += measure_paced(step, half, settings.e2e_fps)
-    to_mask = summarize([v * 1e3 for v in metrics.to_mask.values()])
-    to_sink = summarize([v * 1e3 for r in metrics.e2e.values() for v in r.values()])
-    model = summarize(paced_bare)
-    stages = dict(summary["latency_ms"]["stages"])
+    total = settings.e2e_paced_frames
+    segments = _segments(total, min(PACED_SEGMENTS, max(1, total // 50)))
+    source = paced_source(data, total, settings.e2e_fps)
+    log.info("end-to-end latency: %s on %s, %d frames paced at %g fps in %d segment(s)", row.name, row.backend,
+             total, settings.e2e_fps, len(segments))
+    calls = max(2, min(total, PACED_BARE_CALLS) // (len(segments) + 1))
+    paced_bare = measure_paced(step, calls, settings.e2e_fps)
+    runs: List[Dict[str, Any]] = []
+    samples: Dict[str, List[float]] = {"to_mask": [], "to_sink": [], "source_delay": [], "around_model": []}
+    for count in segments:
+        metrics = Metrics(info={"model": row.name, "backend": row.backend, "source": data})
+        runs.append(run_pipeline(row.bundle, source["uri"], ["null://"], runner=row.runner, max_frames=count,
+                                 source_options=source["options"], realtime=source["reader_realtime"],
+                                 metrics=metrics))
+        samples["to_mask"] += list(metrics.to_mask.values())
+        samples["to_sink"] += [v for r in metrics.e2e.values() for v in r.values()]
+        samples["source_delay"] += list(metrics.source_delay.values())
+        samples["around_model"] += list(metrics.around_model.values())
+        paced_bare += measure_paced(step, calls, settings.e2e_fps)
+    ms = {name: summarize([v * 1e3 for v in values]) for name, values in samples.items() if values}
+    to_mask, model = ms["to_mask"], summarize(paced_bare)
+    stages = dict(runs[-1]["latency_ms"]["stages"])
     stages.pop("capture", None)  # waiting for the next frame of a paced source, not work on this one
+    dropped: Dict[str, int] = {}
+    for r in runs:
+        for where, n in r["dropped"].items():
+            dropped[where] = dropped.get(where, 0) + int(n)
     return {
-        "fps_asked": settings.e2e_fps, "fps": summary["fps"], "frames": summary["frames"],
-        "dropped": summary["dropped"], "scheduler": summary["scheduler"],
+        "fps_asked": settings.e2e_fps, "fps": round(min(r["fps"] for r in runs), 3),
+        "frames": sum(r["frames"] for r in runs), "segments": len(runs), "dropped": dropped,
+        "scheduler": runs[-1]["scheduler"],
         "latency_ms": to_mask.latency_ms(),
         "latency_basis": ("capture to mask (end of post-processing); captured = when the frame came to exist (%s)"
                           % ("the synthetic source's schedule" if not source["reader_realtime"]
                              else "the source's own stamp")),
-        "capture_to_sink_ms": to_sink.latency_ms(),
-        # where a frame's capture-to-mask time goes: the source handing it over, then each stage
-        "source_delay_ms": summary["latency_ms"]["source_delay"],
+        "capture_to_sink_ms": ms["to_sink"].latency_ms() if "to_sink" in ms else {},
+        # where a frame's capture-to-mask time goes: the source handing it over, then each stage (last segment)
+        "source_delay_ms": ms["source_delay"].latency_ms() if "source_delay" in ms else {},
         "stage_latency_ms": stages,
+        # per frame: capture-to-mask minus that frame's own runner.infer time (free of the model-speed noise
+        # between the pipeline's calls and the bare ones)
+        "around_model_ms": ms["around_model"].latency_ms() if "around_model" in ms else {},
         "bare_latency_ms": {"p50": round(model.p50, 4), "p99": round(model.p99, 4),
                             "basis": "runner.infer alone, called at the same rate (%d calls)" % model.runs},
         "bare_back_to_back_ms": {"p50": round(bare.p50, 4), "p99": round(bare.p99, 4)},

@@ -39,10 +39,14 @@ def _notes(row: Dict[str, Any]) -> str:
                         row.get("dropped")))
         paced = row.get("paced")
         if paced:
+            around = paced.get("around_model_ms") or {}
             notes.append("paced %g fps (%s scheduler): capture-to-mask p50 %s / p99 %s ms, added p50 %s / p99 %s ms"
                          % (paced["fps_asked"], paced.get("scheduler", {}).get("name", "?"),
                             _fmt(paced["latency_ms"]["p50"], 2), _fmt(paced["latency_ms"]["p99"], 2),
-                            _fmt(paced["added_latency_ms_p50"], 2), _fmt(paced["added_latency_ms_p99"], 2)))
+                            _fmt(paced["added_latency_ms_p50"], 2), _fmt(paced["added_latency_ms_p99"], 2))
+                         + (", around the model per frame p50 %s / p99 %s ms" % (_fmt(around["p50"], 2),
+                                                                                 _fmt(around["p99"], 2))
+                            if around else ""))
     out = row.get("outliers") or {}
     if out.get("flagged"):
         notes.append("outliers: %d calls > 2x p50, max %sx p50" % (out["calls_over_2x_p50"], out["max_over_p50"]))

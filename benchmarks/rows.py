@@ -210,6 +210,9 @@ def summary(results: List[Dict[str, Any]]) -> Dict[str, Any]:
                              added_latency_ms_p99=paced["added_latency_ms_p99"],
                              paced_fps=paced["fps_asked"], capture_to_mask_ms_p50=paced["latency_ms"]["p50"],
                              capture_to_mask_ms_p99=paced["latency_ms"]["p99"])
+                if paced.get("around_model_ms"):
+                    entry.update(around_model_ms_p50=paced["around_model_ms"]["p50"],
+                                 around_model_ms_p99=paced["around_model_ms"]["p99"])
             if naive:
                 entry["e2e_speedup_vs_naive_loop"] = _round(r["fps"] / naive["fps"], 4)
     return out

@@ -153,6 +153,7 @@ class Metrics:
         self.e2e: Dict[str, Reservoir] = {}
         self.to_mask = Reservoir()  # capture to mask ready (end of post-processing), seconds
         self.source_delay = Reservoir()  # capture stamp to the pipeline reading the frame, seconds
+        self.around_model = Reservoir()  # capture to mask minus the frame's own inference time, seconds
         self._times: Deque[float] = collections.deque(maxlen=64)
         self.first_frame: Optional[float] = None
         self.last_frame: Optional[float] = None
@@ -184,11 +185,14 @@ class Metrics:
         self.stages[name].add(seconds)
         self._stage_children[name].observe(seconds)
 
-    def frame(self, now: float, captured: Optional[float] = None) -> None:
+    def frame(self, now: float, captured: Optional[float] = None, inference_s: Optional[float] = None) -> None:
         """One frame left post-processing (called by the single post-processing thread); ``captured``: its
-        capture stamp, for the capture-to-mask latency."""
+        capture stamp, for the capture-to-mask latency; ``inference_s``: its own time in the model, for what
+        the pipeline adds around the model frame by frame."""
         if captured is not None:
             self.to_mask.add(now - captured)
+            if inference_s is not None:
+                self.around_model.add(now - captured - inference_s)
         self.frames += 1
         self._frames.inc()
         self._times.append(now)
@@ -317,6 +321,7 @@ class Metrics:
                 "capture_to_sink": _merged_ms([r.values(recent) for r in list(self.e2e.values())]),
                 "capture_to_mask": self.to_mask.summary_ms(recent),
                 "source_delay": self.source_delay.summary_ms(recent),
+                "around_model": self.around_model.summary_ms(recent),
             },
             "sinks": {name: dict(c, latency_ms=self.e2e[name].summary_ms(recent))
                       for name, c in list(self.sinks.items())},

@@ -251,7 +251,7 @@ class Postprocess(Stage):
                      areas_mm2=areas_mm2, stamps=item.stamps, inference_ms=item.inference_ms,
                      roi_trusted=item.roi_trusted)
         if self.metrics is not None:
-            self.metrics.frame(now, item.stamps.get("captured"))
+            self.metrics.frame(now, item.stamps.get("captured"), item.inference_ms / 1e3)
         result.stamps["sink"] = now
         return [result]
 

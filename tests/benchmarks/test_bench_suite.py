@@ -134,7 +134,9 @@ def test_end_to_end_rows_run_the_daemon_pipeline(tiny_bundles, tmp_path):
         # 10 frames read, not cut short by the URI's frames=3 (one overwritten in a hand-over on a busy machine
         # is counted as a pipeline drop)
         assert paced["frames"] + paced["dropped"]["pipeline"] == 10 and paced["fps"] > 25
-        assert paced["scheduler"]["name"] in ("latency", "threaded") and paced["source_delay_ms"]["count"] >= 2
+        assert paced["scheduler"]["name"] in ("latency", "threaded") and paced["source_delay_ms"]["p50"] >= 0
+        # the pipeline's work around the model, frame by frame, is below capture-to-mask
+        assert 0 < paced["around_model_ms"]["p50"] < paced["latency_ms"]["p50"] and paced["segments"] == 1
         assert "the synthetic source's schedule" in paced["latency_basis"]
         assert {"infer", "preprocess", "postprocess"} <= set(paced["stage_latency_ms"])
         assert paced["added_latency_ms_p50"] == pytest.approx(
