@@ -8,7 +8,8 @@ Options:
     seed: the "patient" (default 0).
     width, height: frame size (default 640x480).
     fps: pacing rate with ``realtime=1`` (default 30), also reported as the native rate.
-    realtime: 1 behaves like a live scanner: frame k appears at open time + k/fps; a reader that falls
+    realtime: 1 behaves like a live scanner: frame k appears k/fps after the first read (a pipeline that
+        takes a while to start is not charged for it on its first frame); a reader that falls
         behind gets the newest frame, and the skipped ones are counted in ``dropped`` (``Frame.index`` is
         the stream position, so it jumps). 0 (default) delivers every frame as fast as asked.
     loop: render only ``L`` distinct frames (cached) and cycle them: cheap streaming for benchmarks.
@@ -71,7 +72,7 @@ class SyntheticSource(Source):
 
         self.roi = field_of_view(self.scene, self.size)
         self._next = 0
-        self._due = time.monotonic()  # the stream's start: frame k is due at _due + k / fps
+        self._due = 0.0  # the stream's start, set by the first read: frame k is due at _due + k / fps
 
     def _render(self, position: int) -> Tuple[np.ndarray, np.ndarray]:
         from jetseg.models.synthetic import make_frame
@@ -92,6 +93,8 @@ class SyntheticSource(Source):
             return None
         stamp = time.monotonic()
         if self.realtime:
+            if not self._due:
+                self._due = time.monotonic()
             # a live scanner: frame k exists from start + k/fps on; the newest one wins
             current = int((time.monotonic() - self._due) * self.rate)
             if current > self._next:
