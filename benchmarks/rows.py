@@ -8,7 +8,6 @@ the layout TensorRT 8.5 builds from) is labelled as such: it is made for engines
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -63,12 +62,8 @@ def int8_form(bundle: Bundle) -> Optional[str]:
     """``"tensorrt"`` or ``"cpu"`` for a calibrated bundle (its calibration.json's target), else None."""
     if bundle.precision != "int8":
         return None
-    try:
-        report = json.loads(bundle.file("calibration.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    target = report.get("target") if isinstance(report, dict) else None
-    return str(target) if target else None
+    record = bundle.calibration()
+    return record.target if record is not None else None
 
 
 def outliers(stats: TimingStats) -> Dict[str, Any]:

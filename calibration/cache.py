@@ -34,9 +34,8 @@ from pathlib import Path
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Union
 
 from jetseg.errors import JetsegError
+from jetseg.trtcompat import DEFAULT_TRT_VERSION
 
-#: The TensorRT of JetPack 5.1.x (Jetson AGX Xavier).
-DEFAULT_TRT_VERSION = "8.5.2"
 ALGORITHMS = {"entropy": "EntropyCalibration2", "minmax": "MinMaxCalibration",
               # TensorRT has no percentile calibrator; its ranges are used through the entropy calibrator's
               # cache (the builder only reads the scales).

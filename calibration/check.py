@@ -26,12 +26,11 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
+from jetseg.onnxgraph import QDQ_OPS
 from jetseg.optional import require
+from jetseg.trtcompat import DEFAULT_TRT_VERSION
 
 MAX_OPSET = 17
-#: The TensorRT checked for when none is given: JetPack 5.1's (Jetson AGX Xavier).
-DEFAULT_TRT_VERSION = "8.5.2"
-_QDQ = ("QuantizeLinear", "DequantizeLinear")
 _BIASED = ("Conv", "ConvTranspose", "Gemm")
 
 
@@ -105,7 +104,7 @@ def check_qdq(model: Union[str, Path, Any], max_opset: int = MAX_OPSET,
         return prev is not None and prev.op_type == "QuantizeLinear" and prev.input[0] in consts
 
     for node in proto.graph.node:
-        if node.op_type not in _QDQ:
+        if node.op_type not in QDQ_OPS:
             continue
         name = node.name or node.output[0]
         if node.domain not in ("", "ai.onnx"):

@@ -30,6 +30,7 @@ import numpy as np
 
 from jetseg.calibration.ortquiet import quiet_onnxruntime
 from jetseg.errors import DependencyError, JetsegError
+from jetseg.onnxgraph import dims
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.calibration")
@@ -103,17 +104,11 @@ def opset_of(model: Any) -> int:
 
 
 def io_signature(model: Any) -> Dict[str, Any]:
-    """``{"inputs": {name: shape}, "outputs": {name: shape}}`` of a ModelProto (None for a symbolic dim)."""
-    def shapes(values: Any) -> Dict[str, List[Optional[int]]]:
-        out = {}
-        for v in values:
-            dims = v.type.tensor_type.shape.dim
-            out[v.name] = [int(d.dim_value) if d.HasField("dim_value") else None for d in dims]
-        return out
-
+    """``{"inputs": {name: shape}, "outputs": {name: shape}}`` of a ModelProto (a symbolic dim by its name,
+    :func:`jetseg.onnxgraph.dims`)."""
     inits = {i.name for i in model.graph.initializer}
-    return {"inputs": shapes([i for i in model.graph.input if i.name not in inits]),
-            "outputs": shapes(model.graph.output)}
+    return {"inputs": {i.name: dims(i) for i in model.graph.input if i.name not in inits},
+            "outputs": {o.name: dims(o) for o in model.graph.output}}
 
 
 def strip_unused_domains(model: Any) -> bool:

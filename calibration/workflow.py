@@ -28,7 +28,17 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from jetseg.bundle import MANIFEST_FILE, Bundle, command_line, save_bundle, sha256_file, versions
+from jetseg.bundle import (
+    CALIBRATION_CACHE_FILE,
+    CALIBRATION_REPORT_FILE,
+    FP32_MODEL_FILE,
+    MANIFEST_FILE,
+    Bundle,
+    command_line,
+    save_bundle,
+    sha256_file,
+    versions,
+)
 from jetseg.calibration import cache as trtcache
 from jetseg.calibration.check import MAX_OPSET, check_qdq, format_violations, summary
 from jetseg.calibration.curate import group_of, split
@@ -49,12 +59,10 @@ from jetseg.calibration.scans import read_scans
 from jetseg.errors import BundleError, GateError, JetsegError
 from jetseg.jetson.evaluate import BENCH_FRAMES
 from jetseg.optional import require
+from jetseg.trtcompat import DEFAULT_TRT_VERSION
 
 log = logging.getLogger("jetseg.calibration")
 
-FP32_MODEL_FILE = "model.fp32.onnx"
-CACHE_FILE = "calibration.cache"
-REPORT_FILE = "calibration.json"
 REPORT_FORMAT = 1
 #: Work folders in the temporary directory: ``jetseg-calibrate.<pid>.<random>``.
 WORK_PREFIX = "jetseg-calibrate."
@@ -87,9 +95,10 @@ def check_out(out: Path, inputs: List[Optional[Path]], overwrite: bool) -> None:
         return
     if not overwrite:
         raise JetsegError("%s already exists; choose another --out or remove it first" % out)
-    if not (out / MANIFEST_FILE).is_file() or not (out / REPORT_FILE).is_file():
+    if not (out / MANIFEST_FILE).is_file() or not (out / CALIBRATION_REPORT_FILE).is_file():
         raise JetsegError("--overwrite replaces only an earlier 'jetseg calibrate' output (with %s and %s); %s is "
-                          "not one, so it is left alone: choose another --out" % (MANIFEST_FILE, REPORT_FILE, out))
+                          "not one, so it is left alone: choose another --out"
+                          % (MANIFEST_FILE, CALIBRATION_REPORT_FILE, out))
 
 
 def remove_stale_work_folders() -> List[Path]:
@@ -147,7 +156,7 @@ def _ordered_ranges(model_path: Path, ranges: Dict[str, Any]) -> Dict[str, List[
 def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[str, Path]] = None,
               method: str = "entropy", count: int = 64, holdout: int = 32, target: str = "tensorrt",
               gate_dice: float = 0.01, max_fallback: int = 8, max_frames: int = 300,
-              trt_version: str = trtcache.DEFAULT_TRT_VERSION, memory_mb: float = 1024.0,
+              trt_version: str = DEFAULT_TRT_VERSION, memory_mb: float = 1024.0,
               overwrite: bool = False, progress: bool = True) -> Dict[str, Any]:
     """Calibrate ``bundle`` on ``scans`` and write the INT8 bundle to ``out``; return the report.
 
@@ -273,7 +282,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                                    "model_sha256": sha256_file(prepared),
                                    "derived_from": {"fp32_model_sha256": fp32.model_sha256,
                                                     "by": "jetseg.calibration.quantize.prepare_model"},
-                                   "cache": CACHE_FILE, "header": trtcache.loads(cache_bytes).header},
+                                   "cache": CALIBRATION_CACHE_FILE, "header": trtcache.loads(cache_bytes).header},
                                   **keep.to_dict()),
             "ranges": ranges,
             "versions": versions(),
@@ -281,8 +290,8 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         provenance = {"command": command_line(), "from_bundle": str(fp32.path),
                       "from_model_sha256": fp32.model_sha256, "scans": scans,
                       "source_files": scanset.files, "method": method, "target": target}
-        extra: Dict[str, Any] = {CACHE_FILE: cache_bytes,
-                                 REPORT_FILE: (json.dumps(report, indent=2) + "\n").encode("utf-8")}
+        extra: Dict[str, Any] = {CALIBRATION_CACHE_FILE: cache_bytes,
+                                 CALIBRATION_REPORT_FILE: (json.dumps(report, indent=2) + "\n").encode("utf-8")}
         if target == "tensorrt":
             extra[FP32_MODEL_FILE] = prepared
         save_bundle(out, candidate, spec, precision="int8", provenance=provenance, overwrite=overwrite,

@@ -22,10 +22,12 @@ import platform
 import secrets
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from jetseg.errors import BundleError, JetsegError
+from jetseg.onnxgraph import dims
 from jetseg.optional import available
 from jetseg.spec import Spec
 
@@ -36,6 +38,11 @@ WEIGHTS_FILE = "weights.pt"
 #: a TorchScript model kept by ``jetseg export MODEL.ts``: the PyTorch reference (torch runner, naive loop)
 TORCHSCRIPT_FILE = "model.ts"
 ENGINES_DIR = "engines"
+#: What ``jetseg calibrate`` adds to an INT8 bundle (calibration/workflow.py writes them): its report, the
+#: TensorRT calibration cache, and the float graph the cache refers to (implicit INT8 / DLA builds).
+CALIBRATION_REPORT_FILE = "calibration.json"
+CALIBRATION_CACHE_FILE = "calibration.cache"
+FP32_MODEL_FILE = "model.fp32.onnx"
 FORMAT_VERSION = 1
 
 PathLike = Union[str, Path]
@@ -105,6 +112,23 @@ class Bundle:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def calibration(self) -> Optional[CalibrationRecord]:
+        """What calibration.json records (None for a bundle that has none: FP32, or INT8 made elsewhere).
+
+        Raises:
+            BundleError: calibration.json is not a JSON object.
+        """
+        path = self.path / CALIBRATION_REPORT_FILE
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BundleError("%s cannot be read (%s); the bundle is damaged: calibrate again" % (path, exc)) from None
+        if not isinstance(data, dict):
+            raise BundleError("%s is not a JSON object; the bundle is damaged: calibrate again" % path)
+        return CalibrationRecord.from_dict(data)
+
     def _read_manifest(self) -> Dict[str, Any]:
         path = self.path / MANIFEST_FILE
         if not path.is_file():
@@ -151,8 +175,8 @@ class Bundle:
         if not graph.node:  # bytes that happen to parse, not a model: likewise left to the runner
             return
         initialisers = {t.name for t in graph.initializer}
-        inputs = {i.name: _dims(i) for i in graph.input if i.name not in initialisers}
-        outputs = {o.name: _dims(o) for o in graph.output}
+        inputs = {i.name: dims(i) for i in graph.input if i.name not in initialisers}
+        outputs = {o.name: dims(o) for o in graph.output}
         spec = self.spec
         check_shapes(str(self.path), inputs, outputs, spec.input.name, spec.input_shape,
                      spec.output.name, spec.output_shape)
@@ -161,15 +185,47 @@ class Bundle:
         return "Bundle(%r, precision=%r)" % (str(self.path), self.precision)
 
 
-def _dims(value_info: Any) -> List[Any]:
-    """An ONNX tensor's dims: ints where static, None where symbolic or unknown."""
-    dims = value_info.type.tensor_type.shape.dim
-    return [d.dim_value if d.HasField("dim_value") else None for d in dims]
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """The parts of calibration.json that engine building and the benchmarks read (:meth:`Bundle.calibration`).
+
+    Attributes:
+        target: ``tensorrt`` or ``cpu``: the INT8 form of model.onnx (None if not recorded).
+        method: ``entropy``, ``minmax`` or ``percentile`` (None if not recorded).
+        trt_version: the TensorRT the calibration cache was written for (None if not recorded).
+        float_layers: ONNX node names the accuracy gate kept in float.
+        fp32_model: the float graph the calibration cache refers to, when the bundle ships it
+            (``model.fp32.onnx``; a cpu-target bundle does not).
+        fp32_model_sha256: that graph's sha256 (``unknown`` if the record omits it); None for a bundle calibrated
+            before calibration.json recorded it.
+    """
+
+    target: Optional[str] = None
+    method: Optional[str] = None
+    trt_version: Optional[str] = None
+    float_layers: Tuple[str, ...] = ()
+    fp32_model: Optional[str] = None
+    fp32_model_sha256: Optional[str] = None
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> CalibrationRecord:
+        implicit = data.get("implicit_int8")
+        implicit = implicit if isinstance(implicit, dict) else None
+
+        def text(value: Any) -> Optional[str]:
+            return str(value) if value else None
+
+        return cls(target=text(data.get("target")), method=text(data.get("method")),
+                   trt_version=text(data.get("trt_version")),
+                   float_layers=tuple(str(name) for name in data.get("float_layers") or ()),
+                   fp32_model=text(implicit.get("model")) if implicit else None,
+                   fp32_model_sha256=str(implicit.get("model_sha256") or "unknown") if implicit else None)
 
 
 def check_shapes(where: str, inputs: Dict[str, Any], outputs: Dict[str, Any], input_name: str,
                  input_shape: Any, output_name: str, output_shape: Any) -> None:
-    """Compare a model's input/output names and shapes (None: dynamic) with the spec's; raise BundleError.
+    """Compare a model's input/output names and shapes (ints; a name or None: dynamic) with the spec's; raise
+    BundleError.
 
     The batch dimension is not compared (a model may be exported with a fixed batch or a dynamic one).
     """
@@ -179,14 +235,12 @@ def check_shapes(where: str, inputs: Dict[str, Any], outputs: Dict[str, Any], in
         if name not in found:
             raise BundleError("bundle %s: spec.yaml names %s %r but model.onnx has %ss %s; fix %s.name in "
                               "spec.yaml or re-export the model" % (where, kind, name, kind, sorted(found), kind))
-        dims = found[name]
-        if dims is None:
+        if found[name] is None:
             continue
-        dims = list(dims)
-        want = list(expected)
-        same = len(dims) == len(want) and all(d is None or int(d) == w for d, w in zip(dims[1:], want[1:]))
+        shape, want = list(found[name]), list(expected)
+        same = len(shape) == len(want) and all(not isinstance(d, int) or d == w for d, w in zip(shape[1:], want[1:]))
         if not same:
-            shown = [d if d is not None else "?" for d in dims]
+            shown = [d if d is not None else "?" for d in shape]
             raise BundleError("bundle %s: model.onnx %s %r has shape %s but spec.yaml expects %s (from %s); "
                               "re-export the model or fix spec.yaml" % (where, kind, name, shown, want, fields))
 

@@ -28,6 +28,11 @@ from jetseg.errors import DependencyError, DeviceError, JetsegError
 if TYPE_CHECKING:  # typings/tensorrt (a checked subset of tensorrt-stubs)
     import tensorrt
 
+#: Engine precisions (``jetseg build --precision``, the trt runner's ``precision`` option, device keys).
+PRECISIONS = ("fp32", "fp16", "int8")
+#: The TensorRT of JetPack 5.1.x (Jetson AGX Xavier): calibration caches and Q/DQ checks are for it by default.
+DEFAULT_TRT_VERSION = "8.5.2"
+
 #: How to get TensorRT; shown whenever it is missing.
 INSTALL_HINT = ("TensorRT comes with JetPack (apt package python3-libnvinfer); on the Jetson run ./setup.sh, "
                 "which makes a venv with --system-site-packages so the JetPack bindings are visible")
@@ -186,8 +191,8 @@ def set_precision(config: tensorrt.IBuilderConfig, feats: Features, precision: s
         DeviceError: the precision cannot be expressed with this TensorRT (FP16 from an FP32 model on 11+).
     """
     notes: List[str] = []
-    if precision not in ("fp32", "fp16", "int8"):
-        raise JetsegError("precision %r is unknown; expected fp32, fp16 or int8" % precision)
+    if precision not in PRECISIONS:
+        raise JetsegError("precision %r is unknown; expected one of %s" % (precision, ", ".join(PRECISIONS)))
     if precision == "fp32":
         return notes
     if not feats.precision_flags:

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Union
 
+from jetseg.onnxgraph import dims, is_static
 from jetseg.optional import require
 
 PathOrBytes = Union[str, bytes, Any]
 
 
 def _shapes(model: Any) -> Dict[str, List[int]]:
+    """Static shapes of the graph's tensors (a tensor with a symbolic or unknown dimension is left out, so the
+    nodes that need its shape are reported as uncounted rather than counted as 0 MACs)."""
     out: Dict[str, List[int]] = {}
     graph = model.graph
     for value in list(graph.input) + list(graph.value_info) + list(graph.output):
-        dims = value.type.tensor_type.shape.dim
-        out[value.name] = [int(d.dim_value) if d.HasField("dim_value") else 0 for d in dims]
+        shape = dims(value)
+        if is_static(shape):
+            out[value.name] = [int(d) for d in shape]
     for init in graph.initializer:
         out[init.name] = [int(d) for d in init.dims]
     return out

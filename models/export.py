@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import numpy as np
 
 from jetseg.errors import JetsegError
+from jetseg.onnxgraph import dims, is_static
 from jetseg.optional import require
 from jetseg.spec import Spec
 
@@ -173,15 +174,15 @@ def check_onnx(model: Any, spec: Spec) -> Any:
             " (set input.name in the spec to the model's input name)"
         raise ExportError("%s has inputs %s; the spec expects exactly one input named %r%s"
                           % (_where(model), names, spec.input.name, hint))
-    shape = _shape(inputs[0])
-    if any(not isinstance(d, int) for d in shape):
+    shape = dims(inputs[0])
+    if not is_static(shape):
         raise ExportError("%s input %r has a dynamic shape %s; jetseg needs a static shape such as %s (export "
                           "without dynamic_axes)" % (_where(model), names[0], shape, list(spec.input_shape)))
     if list(shape[1:]) != list(spec.input_shape[1:]) or len(shape) != 4:
         raise ExportError("%s input %r has shape %s; the spec expects %s (NCHW: channels %d, size %dx%d)"
                           % (_where(model), names[0], shape, list(spec.input_shape), spec.input.channels,
                              spec.input.size[0], spec.input.size[1]))
-    outputs = {o.name: _shape(o) for o in proto.graph.output}
+    outputs = {o.name: dims(o) for o in proto.graph.output}
     if spec.output.name not in outputs:
         raise ExportError("%s has outputs %s; the spec expects an output named %r"
                           % (_where(model), sorted(outputs), spec.output.name))
@@ -213,11 +214,6 @@ def record_activation(proto: Any, spec: Spec, info: Dict[str, Any]) -> None:
                  else "non-activation", found)
     spec.output.activation = found
     info["output_activation"] = found
-
-
-def _shape(value_info: Any) -> list:
-    dims = value_info.type.tensor_type.shape.dim
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
 
 
 def _where(model: Any) -> str:

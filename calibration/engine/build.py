@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
 
 from jetseg import trtcompat
-from jetseg.bundle import Bundle, command_line, sha256_file, writing
+from jetseg.bundle import CALIBRATION_CACHE_FILE, Bundle, command_line, sha256_file, writing
 from jetseg.calibration import cache as trtcache
 from jetseg.calibration.engine import engine_info, int8, via_torch2trt
 from jetseg.calibration.engine.placement import (
@@ -127,7 +127,7 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
         via_torch2trt.preflight(bundle, plan)
     if plan.int8_mode in ("cache", "device") and not trtcompat.can_calibrate():
         raise DeviceError("TensorRT %s has no calibrator API, so INT8 from %s is impossible here; build INT8 on the "
-                          "GPU from the Q/DQ model (drop --dla)" % (trt.__version__, store.CALIBRATION_CACHE))
+                          "GPU from the Q/DQ model (drop --dla)" % (trt.__version__, CALIBRATION_CACHE_FILE))
     if plan.int8_mode == "cache" and plan.calibration_cache is not None:
         int8.check_calibration_cache(plan.calibration_cache, trt.__version__)
     key = current_key(bundle, plan, trt.__version__, soc, cc, module_name(), via)
@@ -244,10 +244,10 @@ def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key:
         calibrator = int8.cache_calibrator(plan.calibration_cache, trt.__version__, workdir, keep.uncached)
         config.int8_calibrator = calibrator
         notes.append("int8 scales from %s (implicit calibration)%s" % (
-            store.CALIBRATION_CACHE, "; left out: %s" % ", ".join(keep.uncached) if keep.uncached else ""))
+            CALIBRATION_CACHE_FILE, "; left out: %s" % ", ".join(keep.uncached) if keep.uncached else ""))
         notes.extend(constrain(network, config, keep, trt))
         if plan.dla_core is not None:
-            warnings = scale_findings(model, trtcache.read(workdir / store.CALIBRATION_CACHE).scales)
+            warnings = scale_findings(model, trtcache.read(workdir / CALIBRATION_CACHE_FILE).scales)
     uploader = None
     if plan.int8_mode == "device":
         calibrator, uploader, feeder = int8.device_calibrator(bundle, plan, trt.__version__, workdir)
@@ -301,11 +301,11 @@ def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key:
     timings["build_s"] = round(time.monotonic() - t1, 3)
     if serialized is None:
         raise DeviceError("TensorRT could not build the engine; run 'jetseg build --verbose' to see its messages")
-    produced = workdir / store.CALIBRATION_CACHE
+    produced = workdir / CALIBRATION_CACHE_FILE
     if plan.int8_mode == "device":
         if not produced.is_file():
             raise DeviceError("TensorRT built the engine but wrote no calibration cache")
-        extra_files[store.CALIBRATION_CACHE] = produced.read_bytes()
+        extra_files[CALIBRATION_CACHE_FILE] = produced.read_bytes()
     cache_bytes = bytes(memoryview(config.get_timing_cache().serialize()))
     return bytes(memoryview(serialized)), cache_bytes, placement, notes, findings + warnings
 

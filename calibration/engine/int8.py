@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from jetseg import trtcompat
-from jetseg.bundle import Bundle
+from jetseg.bundle import CALIBRATION_CACHE_FILE, Bundle
 from jetseg.errors import BundleError, JetsegError
-from jetseg.jetson.trt import store
 
 if TYPE_CHECKING:
     import tensorrt
@@ -54,7 +53,7 @@ def cache_calibrator(path: Path, trt_version: str, workdir: Path,
     from jetseg.calibration.calibrator import CacheStore, make_trt_calibrator
 
     method = check_calibration_cache(path, trt_version)
-    copy = workdir / store.CALIBRATION_CACHE
+    copy = workdir / CALIBRATION_CACHE_FILE
     if drop:
         copy.write_bytes(trtcache.without(path.read_bytes(), drop))
     else:
@@ -82,7 +81,7 @@ def device_calibrator(bundle: Bundle, plan: BuildPlan, trt_version: str, workdir
     if not frames:
         raise JetsegError("--calib-scans %s gave no frames; expected a source with images" % plan.calib_scans)
     feeder = BatchFeeder(frames, batch_size=bundle.spec.input_shape[0])
-    store_ = CacheStore(workdir / store.CALIBRATION_CACHE, trtcompat.short_version(trt_version), "entropy")
+    store_ = CacheStore(workdir / CALIBRATION_CACHE_FILE, trtcompat.short_version(trt_version), "entropy")
     context = CudaContext(0)
     uploader = DeviceUploader(context.cuda, context)
     return make_trt_calibrator(feeder, store_, to_device=uploader), uploader, feeder

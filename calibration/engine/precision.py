@@ -22,7 +22,6 @@ Both work on bundles calibrated before calibration.json recorded anything but ``
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Sequence, Set
 
@@ -30,8 +29,6 @@ from jetseg.bundle import Bundle
 
 if TYPE_CHECKING:
     import tensorrt
-
-REPORT_FILE = "calibration.json"
 
 
 @dataclass
@@ -93,11 +90,8 @@ def _unique(items: Iterable[str]) -> List[str]:
 
 def recorded_float_layers(bundle: Bundle) -> List[str]:
     """``float_layers`` of the bundle's calibration.json (empty when there is none: nothing kept in float)."""
-    path = bundle.file(REPORT_FILE)
-    if not path.is_file():
-        return []
-    report = json.loads(path.read_text(encoding="utf-8"))
-    return [str(name) for name in report.get("float_layers", [])]
+    record = bundle.calibration()
+    return list(record.float_layers) if record is not None else []
 
 
 def constrain(network: tensorrt.INetworkDefinition, config: tensorrt.IBuilderConfig, keep: FloatKeep,

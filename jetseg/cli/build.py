@@ -5,12 +5,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from jetseg.trtcompat import PRECISIONS
+
 HELP = "build a TensorRT engine for this device (Jetson): fp32/fp16/int8, GPU or DLA"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", metavar="BUNDLE", help="model bundle (an INT8 bundle for --precision int8)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16",
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp16",
                         help="engine precision (default fp16)")
     parser.add_argument("--dla", type=int, default=None, metavar="N",
                         help="build for DLA core N (0 or 1 on Xavier) with GPU fallback; fp16/int8 only")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from jetseg.trtcompat import DEFAULT_TRT_VERSION
+
 HELP = "make an INT8 bundle from representative scans, with an accuracy gate against FP32"
 
 
@@ -29,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="at most K layers kept in float to pass the gate (default: 8; 0 = none)")
     parser.add_argument("--max-frames", type=int, default=300, metavar="N",
                         help="read at most N frames of the scans (default: 300)")
-    parser.add_argument("--trt-version", default="8.5.2", metavar="X.Y.Z",
-                        help="TensorRT version the calibration cache is written for (default: 8.5.2, JetPack 5)")
+    parser.add_argument("--trt-version", default=DEFAULT_TRT_VERSION, metavar="X.Y.Z",
+                        help="TensorRT version the calibration cache is written for (default: %s, JetPack 5)"
+                             % DEFAULT_TRT_VERSION)
     parser.add_argument("--memory-mb", type=float, default=1024.0, metavar="MB",
                         help="keep preprocessed frames in memory up to this size, else read twice (default: 1024)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

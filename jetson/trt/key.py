@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Mapping, Optional
 
 from jetseg.errors import JetsegError
-
-PRECISIONS = ("fp32", "fp16", "int8")
+from jetseg.trtcompat import PRECISIONS
 
 _SAFE = re.compile(r"[^a-z0-9.]+")
 

@@ -8,20 +8,18 @@ runner; plain Python, no TensorRT.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import List, Optional
 
 from jetseg import trtcompat
-from jetseg.bundle import Bundle, sha256_file
+from jetseg.bundle import CALIBRATION_CACHE_FILE, FP32_MODEL_FILE, Bundle, sha256_file
 from jetseg.errors import BundleError, JetsegError
 from jetseg.jetson.device import info
 from jetseg.jetson.trt import store
 from jetseg.jetson.trt.key import EngineKey, slug, stale_reasons
+from jetseg.onnxgraph import has_qdq
 from jetseg.optional import available
-
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 #: The calibration hash of engines calibrated on the device (their cache is made during the build).
 DEVICE_CALIBRATED = hashlib.sha256(b"calibrated on the device").hexdigest()
@@ -50,12 +48,12 @@ def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: boo
         calib_scans: calibrate on the device from this source (implicit INT8, TensorRT's calibrator).
         calib_count: frames to calibrate with.
     """
-    if precision not in ("fp32", "fp16", "int8"):
-        raise JetsegError("--precision %r is unknown; expected fp32, fp16 or int8" % precision)
+    if precision not in trtcompat.PRECISIONS:
+        raise JetsegError("--precision %r is unknown; expected one of %s" % (precision, ", ".join(trtcompat.PRECISIONS)))
     if dla_core is not None and precision == "fp32":
         raise JetsegError("the DLA runs FP16 and INT8 only; got --precision fp32 with --dla %d (use fp16 or int8, "
                           "or drop --dla)" % dla_core)
-    cache = bundle.file(store.CALIBRATION_CACHE)
+    cache = bundle.file(CALIBRATION_CACHE_FILE)
     cache_path = cache if cache.is_file() else None
     if calib_scans:
         if precision != "int8":
@@ -64,7 +62,7 @@ def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: boo
             raise JetsegError("--calib-count %d is invalid; expected a positive number of frames" % calib_count)
         if qdq or cache_path is not None:
             raise JetsegError("bundle %s already carries INT8 scales (%s); drop --calib-scans, or give the FP32 "
-                              "bundle" % (bundle.path, "Q/DQ nodes" if qdq else store.CALIBRATION_CACHE))
+                              "bundle" % (bundle.path, "Q/DQ nodes" if qdq else CALIBRATION_CACHE_FILE))
         return BuildPlan(precision, dla_core, "device", False, None, calib_scans, calib_count)
     if precision != "int8":
         if qdq:
@@ -75,8 +73,8 @@ def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: boo
         if cache_path is None:
             raise BundleError("DLA INT8 needs a TensorRT calibration cache (%s) in bundle %s; make an INT8 bundle "
                               "with 'jetseg calibrate %s --target tensorrt --out BUNDLE-int8'"
-                              % (store.CALIBRATION_CACHE, bundle.path, bundle.path))
-        fp32 = bundle.file(store.FP32_MODEL)
+                              % (CALIBRATION_CACHE_FILE, bundle.path, bundle.path))
+        fp32 = bundle.file(FP32_MODEL_FILE)
         if fp32.is_file():  # the float model the cache was computed for (calibration/workflow.py writes it)
             return BuildPlan(precision, dla_core, "cache", False, cache_path, network=fp32)
         needed = _fp32_graph_needed(bundle)
@@ -84,7 +82,7 @@ def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: boo
             raise BundleError("DLA INT8 parses the FP32 graph the calibration cache refers to (%s, sha256 %s), and "
                               "bundle %s does not ship it (calibrated with --target cpu, which leaves it out); "
                               "calibrate with --target tensorrt for the device, or copy that graph into the "
-                              "bundle as %s" % (store.FP32_MODEL, needed[:12], bundle.path, store.FP32_MODEL))
+                              "bundle as %s" % (FP32_MODEL_FILE, needed[:12], bundle.path, FP32_MODEL_FILE))
         return BuildPlan(precision, dla_core, "cache", qdq, cache_path)
     if qdq:
         return BuildPlan(precision, None, "qdq", False, None)
@@ -92,26 +90,22 @@ def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: boo
         return BuildPlan(precision, None, "cache", False, cache_path)
     raise BundleError("bundle %s is FP32 (no Q/DQ nodes, no %s); calibrate it first: 'jetseg calibrate %s "
                       "--target tensorrt --out BUNDLE-int8', then build that bundle (or calibrate here with "
-                      "--calib-scans SOURCE)" % (bundle.path, store.CALIBRATION_CACHE, bundle.path))
+                      "--calib-scans SOURCE)" % (bundle.path, CALIBRATION_CACHE_FILE, bundle.path))
 
 
 def _fp32_graph_needed(bundle: Bundle) -> Optional[str]:
     """The sha256 of the FP32 graph a cpu-target bundle's cache refers to but does not ship, else None (a
     TensorRT-form bundle without it is built from its own model.onnx, Q/DQ stripped)."""
-    try:
-        report = json.loads(bundle.file("calibration.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    record = bundle.calibration()
+    if record is None or record.target != "cpu" or record.fp32_model:
         return None
-    implicit = report.get("implicit_int8") if isinstance(report, dict) else None
-    if report.get("target") != "cpu" or not isinstance(implicit, dict) or implicit.get("model"):
-        return None
-    return str(implicit.get("model_sha256") or "unknown")
+    return record.fp32_model_sha256
 
 
 def runtime_plan(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: bool) -> BuildPlan:
     """The plan an engine of ``precision`` was built with, as the runner reconstructs it: like
     :func:`plan_build`, except that INT8 from an FP32 bundle means "calibrated on the device"."""
-    if precision == "int8" and not qdq and not bundle.file(store.CALIBRATION_CACHE).is_file():
+    if precision == "int8" and not qdq and not bundle.file(CALIBRATION_CACHE_FILE).is_file():
         return BuildPlan(precision, dla_core, "device", False, None, "(on the device)", 0)
     return plan_build(bundle, precision, dla_core, qdq)
 
@@ -230,8 +224,3 @@ def bundle_has_qdq(bundle: Bundle) -> bool:
 
         return has_qdq(onnx.load(str(bundle.model_path), load_external_data=False))
     return bundle.precision == "int8"
-
-
-def has_qdq(model: Any) -> bool:
-    """True when the ONNX model (a ModelProto) contains QuantizeLinear/DequantizeLinear nodes."""
-    return any(node.op_type in QDQ_OPS for node in model.graph.node)

@@ -26,8 +26,7 @@ from jetseg.errors import RunnerError
 from jetseg.jetson.runners.base import Runner
 from jetseg.jetson.trt.key import EngineKey
 from jetseg.options import OptionReader
-
-PRECISIONS = ("fp32", "fp16", "int8")
+from jetseg.trtcompat import PRECISIONS
 
 
 def _dla_core(opts: OptionReader) -> Optional[int]:

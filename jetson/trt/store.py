@@ -25,9 +25,6 @@ from jetseg.jetson.trt.key import EngineKey, stale_reasons
 ENGINE_FILE = "engine.plan"
 BUILD_FILE = "build.json"
 TIMING_CACHE_FILE = "timing.cache"
-CALIBRATION_CACHE = "calibration.cache"
-#: The float model an INT8 bundle keeps for implicit-INT8 (DLA) builds (calibration/workflow.py).
-FP32_MODEL = "model.fp32.onnx"
 
 OK, MISSING, STALE, DAMAGED = "ok", "missing", "stale", "damaged"
 

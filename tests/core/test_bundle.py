@@ -60,3 +60,29 @@ def test_existing_output_is_not_overwritten_by_default(tmp_path):
     save_bundle(tmp_path / "b", b"m2", Spec(), overwrite=True)
     assert (tmp_path / "b" / "model.onnx").read_bytes() == b"m2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_calibration_record(tmp_path):
+    assert Bundle(save_bundle(tmp_path / "fp32", b"model", Spec()).path).calibration() is None
+    report = {"method": "minmax", "target": "cpu", "trt_version": "8.5.2", "float_layers": ["dec_conv"],
+              "implicit_int8": {"model": None, "model_sha256": "ab" * 32}, "ranges": {}}
+    bundle = save_bundle(tmp_path / "int8", b"model", Spec(), precision="int8",
+                         extra_files={"calibration.json": json.dumps(report).encode()})
+    record = bundle.calibration()
+    assert record is not None
+    assert (record.target, record.method, record.trt_version) == ("cpu", "minmax", "8.5.2")
+    assert record.float_layers == ("dec_conv",)
+    assert record.fp32_model is None and record.fp32_model_sha256 == "ab" * 32
+    # a record from before calibration.json described the implicit-INT8 graph
+    old = save_bundle(tmp_path / "old", b"model", Spec(), precision="int8",
+                      extra_files={"calibration.json": b'{"float_layers": []}'}).calibration()
+    assert old is not None and old.target is None and old.fp32_model_sha256 is None and old.float_layers == ()
+
+
+def test_damaged_calibration_record_is_one_line(tmp_path):
+    save_bundle(tmp_path / "b", b"model", Spec(), extra_files={"calibration.json": b"[1, 2]"})
+    with pytest.raises(BundleError, match=r"calibration.json is not a JSON object; the bundle is damaged"):
+        Bundle(tmp_path / "b").calibration()
+    (tmp_path / "b" / "calibration.json").write_text("{not json")
+    with pytest.raises(BundleError, match=r"calibration.json cannot be read \(.*\); the bundle is damaged"):
+        Bundle(tmp_path / "b", verify=False).calibration()

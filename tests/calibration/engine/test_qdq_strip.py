@@ -8,7 +8,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from jetseg.calibration.engine.qdq import strip_qdq
 from jetseg.errors import BundleError
-from jetseg.jetson.trt.plan import has_qdq
+from jetseg.onnxgraph import has_qdq
 from tests.fixtures.models import qdq_model
 
 
