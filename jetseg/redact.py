@@ -17,9 +17,11 @@ from typing import Any, Set
 MASK = "***"
 #: ``scheme://user:password@`` (password redacted, user kept) and ``scheme://token@`` (all redacted).
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:\s?#'\"]*)(?::(?P<pw>[^/@\s'\"]*))?@")
+#: Names whose values are secrets: query parameters, options, config fields.
+SECRET_KEYS = ("token", "access_token", "password", "passwd", "pwd", "secret", "api_key", "apikey", "auth")
 #: ``token=...``, ``password=...`` and friends in queries, options and config dumps.
-_PARAM = re.compile(r"(?P<key>\b(?:token|access_token|password|passwd|pwd|secret|api_key|apikey|auth)"
-                    r"[\"']?(?:=|\s*:\s*)[\"']?)(?P<value>[^&\s\"',;}\]]+)", re.IGNORECASE)
+_PARAM = re.compile(r"(?P<key>\b(?:%s)[\"']?(?:=|\s*:\s*)[\"']?)(?P<value>[^&\s\"',;}\]]+)" % "|".join(SECRET_KEYS),
+                    re.IGNORECASE)
 _BEARER = re.compile(r"(?P<key>\bBearer\s+)(?P<value>[^\s\"',;]+)", re.IGNORECASE)
 
 _secrets: Set[str] = set()
@@ -52,14 +54,19 @@ def redact(text: Any) -> str:
 
 
 def redact_data(data: Any) -> Any:
-    """A JSON-like structure with every string (and every key's value) redacted."""
+    """A JSON-like structure with every string redacted and the value of every :data:`SECRET_KEYS` key masked
+    (``{"web": {"token": "abc"}}`` -> ``{"web": {"token": "***"}}``; an unset one stays None or empty)."""
     if isinstance(data, dict):
-        return {k: redact_data(v) for k, v in data.items()}
+        return {k: MASK if _secret_key(k) and v not in (None, "") else redact_data(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
         return [redact_data(v) for v in data]
     if isinstance(data, str):
         return redact(data)
     return data
+
+
+def _secret_key(key: Any) -> bool:
+    return isinstance(key, str) and key.lower() in SECRET_KEYS
 
 
 class RedactingFormatter(logging.Formatter):

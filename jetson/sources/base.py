@@ -60,6 +60,8 @@ class Source(Component):
         self.ended = False
         self.dropped = 0
         self.delivered = 0
+        # Subclasses read their own options and pass none on; whatever reaches here nobody reads.
+        self.read_options(options).done()
 
     @property
     def label(self) -> str:
