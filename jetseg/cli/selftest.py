@@ -187,9 +187,11 @@ def run(args: argparse.Namespace) -> int:
     from jetseg import selftest
     from jetseg.errors import JetsegError
     from jetseg.jetson.device.info import describe
+    from jetseg.models import bundled
 
     if args.calib_count < 8:
         raise JetsegError("--calib-count %d is too small; expected at least 8 frames" % args.calib_count)
+    bundled(args.model)  # before any work: an unknown --model is one line, not a failed check minutes later
     out = Path(args.out)
     try:  # before the checks: a wrong --out is found in a second, not after minutes of checks
         out.mkdir(parents=True, exist_ok=True)

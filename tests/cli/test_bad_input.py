@@ -218,3 +218,13 @@ def test_an_unusable_out_or_a_non_finite_weight_is_one_line(tmp_path, argv, mess
     bundle = threshold_bundle(tmp_path / "tiny")
     args = [a.format(file=afile, bundle=bundle, tmp=tmp_path) for a in argv]
     assert message in last_line(jetseg(*args, timeout=120))
+
+
+def test_selftest_refuses_an_unknown_model_before_any_check(tmp_path):
+    before = time.monotonic()
+    done = jetseg("selftest", "--out", tmp_path / "report", "--model", "nosuch", timeout=120)
+    assert done.returncode == 2
+    assert last_line(done) == ("jetseg selftest: error: no bundled model 'nosuch'; bundled models: endoscopy, "
+                               "ultrasound")
+    assert done.stdout == "" and not (tmp_path / "report").exists()  # no check ran, nothing written
+    assert time.monotonic() - before < 60
