@@ -129,7 +129,7 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
         raise DeviceError("TensorRT %s has no calibrator API, so INT8 from %s is impossible here; build INT8 on the "
                           "GPU from the Q/DQ model (drop --dla)" % (trt.__version__, CALIBRATION_CACHE_FILE))
     if plan.int8_mode == "cache" and plan.calibration_cache is not None:
-        int8.check_calibration_cache(plan.calibration_cache, trt.__version__)
+        int8.check_calibration_cache(plan.calibration_cache, trt.__version__, dla=plan.dla_core is not None)
     key = current_key(bundle, plan, trt.__version__, soc, cc, module_name(), via)
     state, reasons = store.status(bundle, key)
     folder = store.engine_dir(bundle, key)

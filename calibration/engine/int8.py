@@ -23,12 +23,17 @@ if TYPE_CHECKING:
     from jetseg.jetson.trt.plan import BuildPlan
 
 
-def check_calibration_cache(path: Path, trt_version: str) -> str:
+def check_calibration_cache(path: Path, trt_version: str, dla: bool = False) -> str:
     """The calibrator method (``entropy`` or ``minmax``) of a calibration cache written for ``trt_version``.
+
+    Args:
+        dla: the cache is for a DLA build. TensorRT's ``NvInfer.h`` (8.5.2 to 10.x) calls
+            ``IInt8EntropyCalibrator2`` "the required calibrator for DLA", so a MinMax cache is refused.
 
     Raises:
         BundleError: the cache was written for another TensorRT version (whether TensorRT itself would accept
-            it is unconfirmed, so it is refused here with the command that writes the right one).
+            it is unconfirmed, so it is refused here with the command that writes the right one), or it is a
+            MinMax cache for the DLA.
     """
     from jetseg.calibration import cache as trtcache
 
@@ -39,7 +44,13 @@ def check_calibration_cache(path: Path, trt_version: str) -> str:
                           "(TRT-%d); re-run 'jetseg calibrate FP32_BUNDLE --target tensorrt --trt-version %s "
                           "--out ...' and build that bundle" % (path, parsed.header, trt_version, wanted,
                                                                trtcompat.short_version(trt_version)))
-    return "minmax" if parsed.algorithm == trtcache.ALGORITHMS["minmax"] else "entropy"
+    method = "minmax" if parsed.algorithm == trtcache.ALGORITHMS["minmax"] else "entropy"
+    if dla and method == "minmax":
+        raise BundleError("%s is a MinMax cache ('jetseg calibrate --method minmax'), but the DLA requires TensorRT's "
+                          "entropy calibrator (NvInfer.h: IInt8EntropyCalibrator2 is \"the required calibrator for "
+                          "DLA\"); calibrate with --method entropy or percentile for the DLA, or drop --dla to build "
+                          "for the GPU" % path)
+    return method
 
 
 def cache_calibrator(path: Path, trt_version: str, workdir: Path,

@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "synthetic://ultrasound, ...")
     parser.add_argument("--out", metavar="DIR", help="INT8 bundle to write (default: ./<bundle name>-int8)")
     parser.add_argument("--method", default="entropy", choices=("entropy", "minmax", "percentile"),
-                        help="how activation ranges are chosen (default: entropy)")
+                        help="how activation ranges are chosen (default: entropy; a minmax cache cannot build "
+                             "for the DLA, which requires TensorRT's entropy calibrator)")
     parser.add_argument("--count", type=int, default=64, metavar="N",
                         help="calibration frames, chosen for diversity (default: 64)")
     parser.add_argument("--holdout", type=int, default=32, metavar="M",

@@ -199,11 +199,26 @@ def test_calibration_cache_for_another_tensorrt_is_refused(tmp_path, xavier):
                                           "tensorrt --trt-version 10.3.0"):
         build_engine(bundle, "int8", dla_core=0)
     assert trt.calls == [] and not (bundle.path / "engines").exists()
-    minmax = make_bundle(tmp_path / "mm", model=qdq_model(), precision="int8",
+    # a MinMax cache for this TensorRT, on the GPU's implicit INT8 path (an FP32 graph with a cache)
+    minmax = make_bundle(tmp_path / "mm", model=tiny_model(), precision="int8",
                          extra={"calibration.cache": b"TRT-100300-MinMaxCalibration\ninput: 3d4ccccd\n"})
-    build_engine(minmax, "int8", dla_core=0)
-    assert trt.calls[-1]["calibrator"] == "IInt8MinMaxCalibrator"
+    build_engine(minmax, "int8")
+    assert trt.calls[-1]["calibrator"] == "IInt8MinMaxCalibrator" and trt.calls[-1]["device"] != "DLA"
     assert (minmax.path / "calibration.cache").read_bytes().startswith(b"TRT-100300-MinMax")  # untouched
+
+
+def test_a_minmax_cache_is_refused_for_the_dla_before_any_build(tmp_path, xavier):
+    """TensorRT's NvInfer.h (8.5.2 to 10.x): IInt8EntropyCalibrator2 "is the required calibrator for DLA"."""
+    trt = xavier("8.5.2.2")
+    bundle = make_bundle(tmp_path / "int8", model=qdq_model(), precision="int8",
+                         extra={"calibration.cache": CACHE.replace(b"EntropyCalibration2", b"MinMaxCalibration")})
+    with pytest.raises(BundleError, match=r"calibration.cache is a MinMax cache \('jetseg calibrate --method minmax'\), "
+                                          r"but the DLA requires TensorRT's entropy calibrator .*; calibrate with "
+                                          r"--method entropy or percentile for the DLA, or drop --dla"):
+        build_engine(bundle, "int8", dla_core=0)
+    assert trt.calls == [] and not (bundle.path / "engines").exists()
+    build_engine(bundle, "int8")  # the GPU engine comes from the Q/DQ model: no calibrator at all
+    assert trt.calls[-1]["calibrator"] is None
 
 
 def test_dla_int8_from_a_real_jetseg_calibrate_bundle(tmp_path, xavier):
