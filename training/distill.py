@@ -25,6 +25,7 @@ import numpy as np
 
 from jetseg.bundle import WEIGHTS_FILE, Bundle, command_line, save_bundle
 from jetseg.errors import GateError
+from jetseg.jetson.evaluate import Outputs
 from jetseg.spec import Spec
 from jetseg.training.data import Dataset, TrainError, held_out_uri, read_frames, split_tail, synthetic_kind
 
@@ -69,10 +70,15 @@ class DistillConfig:
 
 @dataclass
 class HeldOut:
-    """A held-out set with the teacher's masks on it."""
+    """A held-out set with the teacher's outputs and masks on it (scored as a reference by
+    :func:`jetseg.jetson.evaluate.score`)."""
 
     data: Dataset
-    teacher_masks: np.ndarray  # (N, H, W) uint8
+    teacher: Outputs
+    teacher_masks: np.ndarray = field(init=False)  # (N, H, W) uint8
+
+    def __post_init__(self) -> None:
+        self.teacher_masks = np.stack(self.teacher.masks)
 
 
 def check_config(cfg: DistillConfig) -> None:
@@ -110,6 +116,14 @@ def teacher_outputs(teacher: Bundle, x: np.ndarray, backend: str, threads: int, 
             out.append(np.asarray(runner.infer(chunk), dtype=dtype))
             progress.update(len(chunk))
     return np.concatenate(out)
+
+
+def held_out(teacher: Bundle, data: Dataset, cfg: DistillConfig, desc: str) -> HeldOut:
+    """``data`` with the teacher's outputs on it, per frame as :func:`jetseg.jetson.evaluate.run_inputs` gives
+    them (raw ``(1, K, H, W)`` and decoded masks)."""
+    raw = teacher_outputs(teacher, data.x, cfg.backend, cfg.threads, desc)
+    masks = teacher.spec.decode(raw)
+    return HeldOut(data, Outputs(teacher.spec, [raw[i:i + 1] for i in range(len(raw))], list(masks)))
 
 
 def _held_out_sets(cfg: DistillConfig, spec: Spec, train_set: Dataset) -> Tuple[Dataset, Dataset, Dataset]:
@@ -164,10 +178,8 @@ def distill(cfg: DistillConfig) -> Bundle:
     if not cfg.labels:
         train_set.y = None  # labels are used only when asked for; held-out labels are still reported
     soft = teacher_outputs(teacher, train_set.x, cfg.backend, cfg.threads, "teacher", dtype=np.float16)
-    select = HeldOut(select_set, spec.decode(teacher_outputs(teacher, select_set.x, cfg.backend, cfg.threads,
-                                                             "teacher (held out)")))
-    report = HeldOut(report_set, spec.decode(teacher_outputs(teacher, report_set.x, cfg.backend, cfg.threads,
-                                                             "teacher (report)")))
+    select = held_out(teacher, select_set, cfg, "teacher (held out)")
+    report = held_out(teacher, report_set, cfg, "teacher (report)")
 
     kwargs = dict(STUDENT_DEFAULTS.get(cfg.student, {}))
     kwargs.update(cfg.arch_kwargs)

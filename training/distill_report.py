@@ -2,52 +2,40 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 from typing import Any, Dict, Optional
 
-import numpy as np
-
-from jetseg.bundle import WEIGHTS_FILE, Bundle, BundleLike, save_bundle
+from jetseg.bundle import Bundle
 from jetseg.spec import Spec
 
 #: The temporary folder a student is scored in (with the pid: jetseg distill removes its own on SIGTERM).
 STAGING_PREFIX = "jetseg-distill-%d-"
 
 
-def _masks(bundle: BundleLike, x: np.ndarray, backend: str) -> np.ndarray:
-    from jetseg.jetson import evaluate
-    from jetseg.jetson.runners import open_runner
-
-    with open_runner(backend, bundle) as runner:
-        return np.stack(evaluate.run_inputs(runner.spec, runner.infer, [x[i:i + 1] for i in range(len(x))]).masks)
-
-
 def evaluate_student(onnx_bytes: bytes, spec: Spec, weights: bytes, provenance: Dict[str, Any], teacher: Bundle,
                      report: Any, backend: str = "onnxrt") -> Dict[str, Any]:
     """Held-out Dice of the exported student run through ``backend``: against the teacher, and the labels.
 
-    The student is staged as a bundle in a temporary directory (removed on any exit, Ctrl-C included), so
-    that it runs exactly as calibrate, run and bench will run it. ``report`` is a
+    The student is staged and run as training stages and runs its model (:func:`jetseg.training.train.staged`,
+    :func:`~jetseg.training.train.run_held_out`), and scored by the one evaluation path
+    (:func:`jetseg.jetson.evaluate.score`, the Dice of the calibration gate and the bench). ``report`` is a
     :class:`~jetseg.training.distill.HeldOut` set: frames never used for training or for choosing the step.
     """
-    from jetseg.scores import mean_dice
+    from jetseg.jetson.evaluate import dice_or_one, score
+    from jetseg.training.train import run_held_out, staged
 
     data = report.data
-    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX % os.getpid()) as tmp:
-        staged = save_bundle(Path(tmp) / "student", onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights},
-                             provenance=provenance)
-        student = _masks(staged, data.x, backend)
-    k = spec.num_classes
+    with staged(onnx_bytes, spec, weights, provenance, STAGING_PREFIX % os.getpid()) as student_bundle:
+        student = run_held_out(student_bundle, data, backend)
+    scores = score(student, report.teacher, list(data.y) if data.y is not None else None)
     out: Dict[str, Any] = {
-        "dice_vs_teacher": round(mean_dice(student, report.teacher_masks, k), 4),
+        "dice_vs_teacher": round(dice_or_one(scores["vs_reference"]), 4),
         "dice_vs_labels": None, "teacher_dice_vs_labels": None,
-        "frames": int(len(student)), "backend": backend, "data": data.uri,
+        "frames": int(len(student.masks)), "backend": backend, "data": data.uri,
         "resolution": "model input (%dx%d)" % tuple(spec.input.size),
     }
     if data.y is not None:
-        out["dice_vs_labels"] = round(mean_dice(student, data.y, k), 4)
-        out["teacher_dice_vs_labels"] = round(mean_dice(report.teacher_masks, data.y, k), 4)
+        out["dice_vs_labels"] = round(dice_or_one(scores["vs_labels"]), 4)
+        out["teacher_dice_vs_labels"] = round(dice_or_one(scores["reference_vs_labels"]), 4)
     return out
 
 

@@ -9,19 +9,23 @@ during training and on the exported ONNX model through the ``onnxrt`` runner at 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from jetseg.bundle import WEIGHTS_FILE, Bundle, BundleLike, command_line, save_bundle
 from jetseg.spec import Spec
 from jetseg.training.data import Dataset, TrainError, held_out_uri, read_frames, split_tail, synthetic_kind
+
+if TYPE_CHECKING:
+    from jetseg.jetson.evaluate import Outputs
 
 log = logging.getLogger("jetseg.train")
 
@@ -183,10 +187,8 @@ def train(cfg: TrainConfig) -> Bundle:
     # The held-out Dice of the artifact that ships: the exported ONNX model through the onnxrt runner.
     parent = Path(cfg.out).resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".jetseg-train-", dir=str(parent)) as tmp:
-        staged = save_bundle(Path(tmp) / "bundle", onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights},
-                             provenance=provenance)
-        metrics = evaluate_bundle(staged, val_set)
+    with staged(onnx_bytes, spec, weights, provenance, ".jetseg-train-", parent) as exported:
+        metrics = evaluate_bundle(exported, val_set)
     provenance["metrics"] = metrics
     card = model_card(spec, provenance, model)
     bundle = save_bundle(cfg.out, onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights, "MODEL_CARD.md": card},
@@ -195,17 +197,35 @@ def train(cfg: TrainConfig) -> Bundle:
     return bundle
 
 
+@contextlib.contextmanager
+def staged(onnx_bytes: bytes, spec: Spec, weights: bytes, provenance: Dict[str, Any], prefix: str,
+           parent: Optional[Path] = None) -> Iterator[Bundle]:
+    """The exported model as a bundle in a temporary folder ``prefix*`` (in ``parent``, else the system's),
+    removed on any exit (Ctrl-C included): it is scored exactly as calibrate, run and bench will run it."""
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=None if parent is None else str(parent)) as tmp:
+        yield save_bundle(Path(tmp) / "bundle", onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights},
+                          provenance=provenance)
+
+
+def run_held_out(bundle: BundleLike, data: Dataset, backend: str = "onnxrt") -> Outputs:
+    """The bundle's outputs and masks on the preprocessed frames ``data.x``, one frame at a time through a runner
+    (the run-time path of :mod:`jetseg.jetson.evaluate`)."""
+    from jetseg.jetson import evaluate
+    from jetseg.jetson.runners import open_runner
+
+    with open_runner(backend, bundle) as runner:
+        return evaluate.run_inputs(runner.spec, runner.infer, [data.x[i:i + 1] for i in range(len(data.x))])
+
+
 def evaluate_bundle(bundle: BundleLike, data: Dataset, backend: str = "onnxrt") -> Dict[str, Any]:
     """Held-out Dice of a bundle run through a runner on preprocessed frames (model resolution), scored by
     the one evaluation path (:mod:`jetseg.jetson.evaluate`)."""
     from jetseg.jetson import evaluate
-    from jetseg.jetson.runners import open_runner
 
     if data.y is None:
         raise TrainError("held-out data %s has no masks; evaluation needs labelled frames" % data.uri)
-    with open_runner(backend, bundle) as runner:
-        outputs = evaluate.run_inputs(runner.spec, runner.infer, [data.x[i:i + 1] for i in range(len(data.x))])
-    spec = runner.spec
+    outputs = run_held_out(bundle, data, backend)
+    spec = outputs.spec
     vs_labels = evaluate.score(outputs, None, list(data.y))["vs_labels"]
     per_class = {name: round(float(v["dice"]) if v["dice"] is not None else float("nan"), 4)
                  for name, v in vs_labels["per_class"].items()}

@@ -113,14 +113,15 @@ def test_gate_refusal_is_one_line_and_leaves_nothing(make_teacher, tmp_path, cap
 
 
 def test_interrupted_run_leaves_nothing(make_teacher, tmp_path, capsys, monkeypatch):
-    import jetseg.training.distill_report as report
+    import jetseg.training.train as train
 
     def interrupt(*args, **kwargs):  # Ctrl-C while the staged student is being scored
+        assert _staging_dirs() != before  # the student is staged
         raise KeyboardInterrupt
 
     teacher = make_teacher()
     before = _staging_dirs()
-    monkeypatch.setattr(report, "_masks", interrupt)
+    monkeypatch.setattr(train, "run_held_out", interrupt)
     code, _, err = _distill(capsys, teacher, tmp_path / "student", "--gate-dice", "0")
     assert code == 130 and "interrupted" in err
     assert _leftovers(tmp_path) == ["teacher"] and _staging_dirs() == before
