@@ -70,6 +70,7 @@ def portable_checks(state: _State) -> List[Check]:
         return "onnxruntime %s: output %s" % (ort.__version__, tuple(out.shape)), {"onnxruntime": ort.__version__}
 
     def calibration() -> Any:
+        from jetseg.bundle import CALIBRATION_CACHE_FILE
         from jetseg.calibration import cache
         from jetseg.calibration.check import check_qdq, format_violations
         from jetseg.calibration.workflow import calibrate
@@ -81,7 +82,7 @@ def portable_checks(state: _State) -> List[Check]:
         violations = check_qdq(out / "model.onnx")
         if violations:
             raise AssertionError("Q/DQ checker: " + format_violations(violations, limit=3))
-        parsed = cache.read(out / "calibration.cache")
+        parsed = cache.read(out / CALIBRATION_CACHE_FILE)
         state.int8 = out
         drop = report["gate"]["result"]["dice_drop"]
         return ("INT8 (tensorrt target) passes the Q/DQ checker; %s with %d tensors; held-out Dice drop %s"
