@@ -56,6 +56,7 @@ class SyntheticSource(Source):
         self._next = 0
         self._due = 0.0
         self._cache: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+        self._ahead: Optional[Tuple[int, np.ndarray, np.ndarray]] = None
         self.roi: Tuple[int, int, int, int] = (0, 0, self.size[1], self.size[0])
 
     @property
@@ -71,7 +72,7 @@ class SyntheticSource(Source):
         from jetseg.models.synthetic import field_of_view
 
         self.roi = field_of_view(self.scene, self.size)
-        self._next = 0
+        self._next, self._ahead = 0, None
         self._due = 0.0  # the stream's start, set by the first read: frame k is due at _due + k / fps
 
     def _render(self, position: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -101,6 +102,7 @@ class SyntheticSource(Source):
                 last = current if self.frames is None else min(current, self.frames - 1)
                 self.dropped += last - self._next
                 self._next = last
+            self._picture(self._next)  # made before its time, as a scanner has its picture ready when it is due
             stamp = self._due + self._next / self.rate
             wait = stamp - time.monotonic()
             if timeout is not None and wait > timeout:
@@ -109,13 +111,19 @@ class SyntheticSource(Source):
             if wait > 0:
                 time.sleep(wait)
         position = self._next
-        image, label = self._render(position)
+        image, label = self._picture(position)
         self._next += 1
         if self.frames is not None and self._next >= self.frames:
             self.ended = True
         return Frame(index=position, image=image, timestamp=stamp, label=label,
                      source_id="synthetic://%s?seed=%d#%d" % (self.scene, self.seed, self.start + position),
                      meta={"roi": self.roi, "classes": self._classes()})
+
+    def _picture(self, position: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Frame ``position`` (rendered once, even when a read waits for it more than once)."""
+        if self._ahead is None or self._ahead[0] != position:
+            self._ahead = (position,) + self._render(position)
+        return self._ahead[1], self._ahead[2]
 
     def _classes(self) -> List[str]:
         from jetseg.models.synthetic import CLASSES
@@ -124,3 +132,4 @@ class SyntheticSource(Source):
 
     def _close(self) -> None:
         self._cache.clear()
+        self._ahead = None
