@@ -9,7 +9,8 @@ Options:
     width, height: frame size (default 640x480).
     fps: pacing rate with ``realtime=1`` (default 30), also reported as the native rate.
     realtime: 1 behaves like a live scanner: frame k appears k/fps after the first read (a pipeline that
-        takes a while to start is not charged for it on its first frame); a reader that falls
+        takes a while to start is not charged for it on its first frame; with ``loop``, the pictures are all
+        made when the source opens); a reader that falls
         behind gets the newest frame, and the skipped ones are counted in ``dropped`` (``Frame.index`` is
         the stream position, so it jumps). 0 (default) delivers every frame as fast as asked.
     loop: render only ``L`` distinct frames (cached) and cycle them: cheap streaming for benchmarks.
@@ -74,6 +75,9 @@ class SyntheticSource(Source):
         self.roi = field_of_view(self.scene, self.size)
         self._next, self._ahead = 0, None
         self._due = 0.0  # the stream's start, set by the first read: frame k is due at _due + k / fps
+        if self.realtime and self.loop is not None:  # a paced replay: every picture made before the stream starts
+            for position in range(self.loop if self.frames is None else min(self.loop, self.frames)):
+                self._render(position)
 
     def _render(self, position: int) -> Tuple[np.ndarray, np.ndarray]:
         from jetseg.models.synthetic import make_frame
@@ -95,7 +99,8 @@ class SyntheticSource(Source):
         stamp = time.monotonic()
         if self.realtime:
             if not self._due:
-                self._due = time.monotonic()
+                self._picture(0)
+                self._due = time.monotonic()  # the first picture exists now
             # a live scanner: frame k exists from start + k/fps on; the newest one wins
             current = int((time.monotonic() - self._due) * self.rate)
             if current > self._next:
