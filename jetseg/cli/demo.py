@@ -161,9 +161,13 @@ def _headline(entry: Dict[str, Any]) -> str:
             entry["pipeline_efficiency"], spread[0], spread[1],
             "; above 1 is noise, not a gain" if entry.get("pipeline_efficiency_note") else ""))
     if entry.get("added_latency_ms_p50") is not None:
-        parts.append("latency added to the model at %s fps: p50 %.2f ms, p99 %.2f ms" % (
+        parts.append("latency added to the model at %s fps: p50 %.2f ms, p99 %.2f ms%s" % (
             "%g" % entry["paced_fps"] if entry.get("paced_fps") else "the paced rate",
-            entry["added_latency_ms_p50"], entry["added_latency_ms_p99"]))
+            entry["added_latency_ms_p50"], entry["added_latency_ms_p99"],
+            # the difference of two noisy series can go below 0; the per-frame figure cannot
+            " (the pipeline's own work per frame: p50 %.2f ms, p99 %.2f ms)" % (
+                entry["around_model_ms_p50"], entry["around_model_ms_p99"])
+            if entry.get("around_model_ms_p50") is not None else ""))
     if entry.get("speedup_vs_naive_loop") is not None:
         parts.append("%.1fx the naive loop%s" % (entry["speedup_vs_naive_loop"], " (its timings have outliers)"
                                                    if entry.get("naive_loop_outliers") else ""))

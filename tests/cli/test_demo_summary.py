@@ -18,6 +18,9 @@ def test_headline_states_noise_latency_and_the_strongest_baseline():
     assert "latency added to the model at 30 fps: p50 0.61 ms, p99 1.90 ms" in line
     assert "12.0x the naive loop (its timings have outliers)" in line
     assert "TensorRT-form" in _headline({"int8_form": "tensorrt"})
+    entry.update(added_latency_ms_p99=-0.63, around_model_ms_p50=0.88, around_model_ms_p99=1.32)
+    assert ("p50 0.61 ms, p99 -0.63 ms (the pipeline's own work per frame: p50 0.88 ms, p99 1.32 ms)"
+            in _headline(entry))
 
 
 def test_conditions_line_names_machine_load_threads_and_versions():
