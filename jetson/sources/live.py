@@ -33,6 +33,7 @@ from jetseg.jetson.sources.clock import CaptureClock
 from jetseg.jetson.sources.reconnect import Backoff
 from jetseg.optional import require
 from jetseg.options import OptionReader
+from jetseg.redact import redact
 
 log = logging.getLogger("jetseg.sources.live")
 
@@ -137,7 +138,7 @@ class LiveSource(Source):
 
     @property
     def display_uri(self) -> str:
-        return pipelines.redact(self.uri)
+        return redact(self.uri)
 
     @property
     def fps(self) -> Optional[float]:

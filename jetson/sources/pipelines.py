@@ -132,13 +132,3 @@ def ffmpeg_udp_url(url: str) -> str:
     if not any(key == "overrun_nonfatal" for key, _ in query):
         query.append(("overrun_nonfatal", "1"))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
-
-
-def redact(url: str) -> str:
-    """The URL without a password, for logs, stats and frame ids (``rtsp://user:***@host/...``)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit((parts.scheme, "%s:***@%s" % (user, host), parts.path, parts.query, parts.fragment))
