@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-area", type=int, metavar="PX", help="remove mask components under PX frame pixels")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    parser.add_argument("--scheduler", metavar="NAME",
+                        help="how stages share threads: auto (default: latency for a live source whose model fits "
+                             "the frame period, else threaded), threaded, latency or serial")
     parser.add_argument("--log-json", action="store_true", default=None, help="log JSON lines (journald)")
     parser.add_argument("--token", metavar="T", help="token the web viewer requires (or $JETSEG_WEB_TOKEN)")
     parser.add_argument("--check", action="store_true",
@@ -66,6 +69,7 @@ def overrides_from(args: argparse.Namespace) -> Dict[str, Any]:
         "postprocess.min_area_px": args.min_area,
         "pipeline.duration_s": args.duration,
         "pipeline.max_frames": args.max_frames,
+        "pipeline.scheduler": args.scheduler,
         "logging.json": args.log_json,
         "web.token": args.token,
     }

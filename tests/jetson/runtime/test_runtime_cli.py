@@ -147,6 +147,8 @@ def test_sighup_reloads_the_config_file(tiny_bundle, tmp_path):
     (["--smoothing", "3"], "jetseg run: error: config field 'postprocess.smoothing' is 3.0"),
     (["--backend", "onxrt"], "jetseg run: error: unknown backend 'onxrt'; did you mean 'onnxrt'?"),
     (["--source", "/no/such/video.mp4"], "jetseg run: error: source /no/such/video.mp4 does not exist"),
+    (["--scheduler", "fibers"], "jetseg run: error: config field 'pipeline.scheduler' is 'fibers'; expected one "
+                                "of auto, threaded, latency, serial"),
 ])
 def test_user_errors_are_one_line_and_non_zero(tiny_bundle, args, message):
     result = subprocess.run(JETSEG + ["run", "--model", str(tiny_bundle.path)] + args, capture_output=True,
@@ -169,6 +171,18 @@ def test_bad_model_and_config_file_are_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         "jetseg run: error: %s: unknown config field 'sink' (did you mean 'sinks'?); known fields: backend, device, "
         "logging, model, pipeline, postprocess, roi, sinks, source, web" % bad)
+
+
+@pytest.mark.parametrize("args, said", [
+    ([], "pipeline scheduler latency: live at 30 fps: one inference"),
+    (["--scheduler", "threaded"], "pipeline scheduler threaded: configured"),
+])
+def test_a_paced_source_runs_capture_to_mask_in_one_thread_unless_told(tiny_bundle, args, said):
+    result = subprocess.run(JETSEG + ["run", "--model", str(tiny_bundle.path), "--source",
+                                      "synthetic://ultrasound?loop=4&width=160&height=120", "--realtime",
+                                      "--max-frames", "10"] + args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert said in result.stderr
 
 
 def test_check_validates_without_running(tiny_bundle):
