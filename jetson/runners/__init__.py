@@ -93,4 +93,12 @@ def open_runner(name: str, bundle: BundleLike, **options: Any) -> Runner:
     none) is jetseg's default, applied by the runner itself (:meth:`Runner.read_threads`).
     """
     bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
-    return RUNNERS.get(resolve_backend(name, bundle))(bundle, **options)
+    chosen, why = choose_backend(bundle) if name == AUTO else (name, "")
+    try:
+        return RUNNERS.get(chosen)(bundle, **options)
+    except RunnerError as exc:
+        if name != AUTO or not str(exc).startswith("unknown"):
+            raise
+        # the options were written for another backend than the one auto chose here
+        raise RunnerError("%s (--backend auto chose %s here: %s; name the backend the options are for)"
+                          % (exc, chosen, why)) from None

@@ -182,3 +182,14 @@ def test_auto_is_not_a_registered_runner_name():
     with pytest.raises(RunnerError, match=r"unknown backend 'auto'"):
         runners.RUNNERS.check("auto")
     assert "openvino" in runners.RUNNERS.names()
+
+
+def test_options_for_another_backend_than_auto_chose_say_what_auto_chose(monkeypatch, tiny_bundle):
+    monkeypatch.setattr(runners, "choose_backend", lambda bundle=None: ("onnxrt", "a test machine"))
+    with pytest.raises(RunnerError) as info_:
+        runners.open_runner("auto", tiny_bundle, device="CPU")  # an OpenVINO option
+    assert str(info_.value).startswith("unknown onnxrt backend option 'device'")
+    assert str(info_.value).endswith("(--backend auto chose onnxrt here: a test machine; name the backend the "
+                                     "options are for)")
+    with pytest.raises(RunnerError, match=r"^unknown onnxrt backend option 'device'[^(]*$"):
+        runners.open_runner("onnxrt", tiny_bundle, device="CPU")  # named: the plain message
