@@ -219,9 +219,10 @@ def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Sequence[str] =
 
     Returns:
         ``{"frames", "captured", "elapsed_s", "fps", "fps_wall", "latency_ms": {"stages": {name: {count,
-        mean, p50, p90, p95, p99, max}}, "capture_to_sink": {...}}, "dropped": {"source", "pipeline"},
-        "sinks": {name: {"written", "dropped", "errors", "latency_ms"}}, "roi", "live", "source",
-        "backend"}``. ``fps`` is the steady rate from the first to the last processed frame.
+        mean, p50, p90, p95, p99, max}}, "capture_to_sink", "capture_to_mask", "source_delay", "around_model":
+        {...}}, "dropped": {"source", "pipeline"}, "sinks": {name: {"written", "dropped", "errors", "latency_ms"}},
+        "roi", "live", "scheduler": {"name", "reason"}, "source", "backend"}``. ``fps`` is the steady rate from
+        the first to the last processed frame.
     """
     bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     config = DaemonConfig.from_dict({
