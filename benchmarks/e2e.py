@@ -98,10 +98,28 @@ def run_e2e(rows: Sequence[Any], data: Any, frames: Sequence[Any], settings: Any
     return out
 
 
-def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple[Dict[str, Any], List[float]]:
+def _pipeline_run(row: Any, uri: str, options: Dict[str, Any], count: int,
+                  realtime: bool = False) -> Tuple[Dict[str, Any], Any]:
+    """One run of the daemon pipeline on the row's activated runner into ``null://``: its summary and metrics."""
     from jetseg.jetson.assembly import run_pipeline
     from jetseg.jetson.metrics import Metrics
 
+    metrics = Metrics(info={"model": row.name, "backend": row.backend, "source": uri})
+    summary = run_pipeline(row.bundle, uri, ["null://"], runner=row.runner, max_frames=count,
+                           source_options=options, realtime=realtime, metrics=metrics)
+    return summary, metrics
+
+
+def _dropped(runs: Sequence[Dict[str, Any]]) -> Dict[str, int]:
+    """Frames dropped over several pipeline runs, by where (``source``, ``pipeline``)."""
+    out = {"source": 0, "pipeline": 0}
+    for run in runs:
+        for where, n in run["dropped"].items():
+            out[where] = out.get(where, 0) + int(n)
+    return out
+
+
+def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple[Dict[str, Any], List[float]]:
     step = cycling(row.runner.infer, [row.bundle.spec.preprocess(f.image) for f in frames])
     warm = measure(step, warmup=settings.warmup, min_time=0.0, min_runs=max(3, settings.warmup))
     segments = _segments(settings.e2e_frames, settings.e2e_segments)
@@ -121,10 +139,8 @@ def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple
     latencies: List[float] = []
     for count in segments:
         bare(count)
-        metrics = Metrics(info={"model": row.name, "backend": row.backend, "source": data})
         source = e2e_source(data, count)
-        summary = run_pipeline(row.bundle, source["uri"], ["null://"], runner=row.runner, max_frames=count,
-                               source_options=source["options"], metrics=metrics)
+        summary, metrics = _pipeline_run(row, source["uri"], source["options"], count)
         if summary["frames"] < 2 or summary["fps"] <= 0:
             raise JetsegError("the end-to-end run of %s delivered %d frame(s); give a source with at least 2 "
                               "frames" % (row.name, summary["frames"]))
@@ -136,11 +152,7 @@ def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple
     e2e_fps = sum(r["frames"] - 1 for r in runs) / sum((r["frames"] - 1) / r["fps"] for r in runs)
     bare_stats = summarize(bare_ms)
     lat = summarize(latencies)
-    dropped = {"source": 0, "pipeline": 0, "sink": 0}
-    for r in runs:
-        for where, n in r["dropped"].items():
-            dropped[where] = dropped.get(where, 0) + int(n)
-        dropped["sink"] += sum(int(s.get("dropped", 0)) for s in r["sinks"].values())
+    dropped = dict(_dropped(runs), sink=sum(int(s.get("dropped", 0)) for r in runs for s in r["sinks"].values()))
     stages = runs[-1]["latency_ms"]["stages"]
     outside = sum(v.get("mean", 0.0) for k, v in stages.items() if k != "infer")
     infer_ms = stages.get("infer", {}).get("mean")
@@ -171,9 +183,6 @@ def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple
 def _paced(row: Any, data: str, settings: Any, bare: Any, step: Callable[[], Any]) -> Dict[str, Any]:
     """The paced latency run (see the module docstring): bare runner calls at the same rate, then the pipeline,
     in ``PACED_SEGMENTS`` alternations, and bare calls again (a drift of the machine's speed hits both)."""
-    from jetseg.jetson.assembly import run_pipeline
-    from jetseg.jetson.metrics import Metrics
-
     total = settings.e2e_paced_frames
     segments = _segments(total, min(PACED_SEGMENTS, max(1, total // 50)))
     source = paced_source(data, total, settings.e2e_fps)
@@ -184,10 +193,8 @@ def _paced(row: Any, data: str, settings: Any, bare: Any, step: Callable[[], Any
     runs: List[Dict[str, Any]] = []
     samples: Dict[str, List[float]] = {"to_mask": [], "to_sink": [], "source_delay": [], "around_model": []}
     for count in segments:
-        metrics = Metrics(info={"model": row.name, "backend": row.backend, "source": data})
-        runs.append(run_pipeline(row.bundle, source["uri"], ["null://"], runner=row.runner, max_frames=count,
-                                 source_options=source["options"], realtime=source["reader_realtime"],
-                                 metrics=metrics))
+        summary, metrics = _pipeline_run(row, source["uri"], source["options"], count, source["reader_realtime"])
+        runs.append(summary)
         samples["to_mask"] += list(metrics.to_mask.values())
         samples["to_sink"] += [v for r in metrics.e2e.values() for v in r.values()]
         samples["source_delay"] += list(metrics.source_delay.values())
@@ -197,10 +204,7 @@ def _paced(row: Any, data: str, settings: Any, bare: Any, step: Callable[[], Any
     to_mask, model = ms["to_mask"], summarize(paced_bare)
     stages = dict(runs[-1]["latency_ms"]["stages"])
     stages.pop("capture", None)  # waiting for the next frame of a paced source, not work on this one
-    dropped: Dict[str, int] = {}
-    for r in runs:
-        for where, n in r["dropped"].items():
-            dropped[where] = dropped.get(where, 0) + int(n)
+    dropped = _dropped(runs)
     return {
         "fps_asked": settings.e2e_fps, "fps": round(min(r["fps"] for r in runs), 3),
         "frames": sum(r["frames"] for r in runs), "segments": len(runs), "dropped": dropped,
