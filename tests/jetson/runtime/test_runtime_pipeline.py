@@ -17,7 +17,7 @@ from jetseg.jetson.slot import END, Queue, Slot
 from jetseg.jetson.sources.base import Frame, Source
 from jetseg.jetson.sources.reconnect import Reconnecting
 from tests.fixtures.media import disc_frame
-from tests.fixtures.streams import GateSink, ListSource, RecordingSink
+from tests.fixtures.streams import BrokenSource, GateSink, ListSource, RecordingSink
 from tests.fixtures.waiting import wait_for
 
 
@@ -206,13 +206,7 @@ def test_auto_roi_on_black_frames_falls_back_to_the_whole_frame(runner):
 
 
 def test_stage_failure_stops_the_pipeline_and_is_raised(runner):
-    class Broken(Source):
-        def _read(self, timeout):
-            if self.delivered == 3:
-                raise SourceError("disk unplugged while reading frame 3")
-            return Frame(index=self.delivered, image=disc_frame(0), timestamp=time.monotonic())
-
-    pipeline = Pipeline(Broken("broken://").open(), runner, [("rec", RecordingSink())])
+    pipeline = Pipeline(BrokenSource(disc_frame(0), good=3).open(), runner, [("rec", RecordingSink())])
     pipeline.start()
     with pytest.raises(SourceError, match="disk unplugged"):
         pipeline.wait(30)

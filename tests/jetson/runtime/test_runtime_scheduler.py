@@ -21,7 +21,7 @@ from jetseg.jetson.pipeline import (
 from jetseg.jetson.sources.base import Frame, Source
 from jetseg.jetson.sources.reconnect import Backoff, Reconnecting, self_healing
 from tests.fixtures.media import disc_frame
-from tests.fixtures.streams import ListSource, RecordingSink
+from tests.fixtures.streams import BrokenSource, ListSource, RecordingSink
 
 
 class Count(Stage):
@@ -121,14 +121,8 @@ def test_serial_scheduler_runs_every_stage_in_the_calling_thread(runner):
 
 
 def test_serial_scheduler_raises_a_stage_failure(runner):
-    class Broken(Source):
-        def _read(self, timeout):
-            if self.delivered == 2:
-                raise SourceError("disk unplugged while reading frame 2")
-            return Frame(index=self.delivered, image=disc_frame(0), timestamp=time.monotonic())
-
     sink = RecordingSink()
-    pipeline = Pipeline(Broken("broken://").open(), runner, [("rec", sink)], scheduler="serial")
+    pipeline = Pipeline(BrokenSource(disc_frame(0), good=2).open(), runner, [("rec", sink)], scheduler="serial")
     pipeline.start()
     with pytest.raises(SourceError, match="disk unplugged"):
         pipeline.wait(30)
