@@ -35,12 +35,17 @@ def _calibrator(trt, cache):
     return Calibrator()
 
 
-def test_calibration_cache_of_another_version_is_not_used():
+def _parsed_qdq_model():
+    """The double of TensorRT 8.5.2 with the Q/DQ test model parsed: ``(trt, builder, network, config)``."""
     trt = fake_tensorrt.make("8.5.2.2")
     builder = trt.Builder(trt.Logger())
     network = builder.create_network(1)
     trt.OnnxParser(network, trt.Logger()).parse(qdq_model().SerializeToString())
-    config = builder.create_builder_config()
+    return trt, builder, network, builder.create_builder_config()
+
+
+def test_calibration_cache_of_another_version_is_not_used():
+    trt, builder, network, config = _parsed_qdq_model()
     config.set_flag(trt.BuilderFlag.INT8)
     config.int8_calibrator = _calibrator(trt, b"TRT-8502-EntropyCalibration2\ninput: 3c000000\n")
     assert builder.build_serialized_network(network, config) is not None  # used: no batches asked
@@ -50,11 +55,7 @@ def test_calibration_cache_of_another_version_is_not_used():
 
 
 def test_inspector_gives_names_only_unless_detailed():
-    trt = fake_tensorrt.make("8.5.2.2")
-    builder = trt.Builder(trt.Logger())
-    network = builder.create_network(1)
-    trt.OnnxParser(network, trt.Logger()).parse(qdq_model().SerializeToString())
-    config = builder.create_builder_config()
+    trt, builder, network, config = _parsed_qdq_model()
     engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(builder.build_serialized_network(network, config))
     info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
     assert all(isinstance(layer, str) for layer in info["Layers"]) and "conv" in info["Layers"]
