@@ -191,8 +191,6 @@ class CalibrationRecord:
 
     Attributes:
         target: ``tensorrt`` or ``cpu``: the INT8 form of model.onnx (None if not recorded).
-        method: ``entropy``, ``minmax`` or ``percentile`` (None if not recorded).
-        trt_version: the TensorRT the calibration cache was written for (None if not recorded).
         float_layers: ONNX node names the accuracy gate kept in float.
         fp32_model: the float graph the calibration cache refers to, when the bundle ships it
             (``model.fp32.onnx``; a cpu-target bundle does not).
@@ -201,8 +199,6 @@ class CalibrationRecord:
     """
 
     target: Optional[str] = None
-    method: Optional[str] = None
-    trt_version: Optional[str] = None
     float_layers: Tuple[str, ...] = ()
     fp32_model: Optional[str] = None
     fp32_model_sha256: Optional[str] = None
@@ -215,8 +211,7 @@ class CalibrationRecord:
         def text(value: Any) -> Optional[str]:
             return str(value) if value else None
 
-        return cls(target=text(data.get("target")), method=text(data.get("method")),
-                   trt_version=text(data.get("trt_version")),
+        return cls(target=text(data.get("target")),
                    float_layers=tuple(str(name) for name in data.get("float_layers") or ()),
                    fp32_model=text(implicit.get("model")) if implicit else None,
                    fp32_model_sha256=str(implicit.get("model_sha256") or "unknown") if implicit else None)

@@ -70,7 +70,7 @@ def test_calibration_record(tmp_path):
                          extra_files={"calibration.json": json.dumps(report).encode()})
     record = bundle.calibration()
     assert record is not None
-    assert (record.target, record.method, record.trt_version) == ("cpu", "minmax", "8.5.2")
+    assert record.target == "cpu"
     assert record.float_layers == ("dec_conv",)
     assert record.fp32_model is None and record.fp32_model_sha256 == "ab" * 32
     # a record from before calibration.json described the implicit-INT8 graph
