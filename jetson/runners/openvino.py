@@ -2,9 +2,9 @@
 
 OpenVINO reads the Q/DQ pairs of an INT8 bundle as its own low-precision graph, so one INT8 ONNX file runs
 on TensorRT, ONNX Runtime and here. Options: ``threads`` (inference threads; 0 = jetseg's default, usable
-cores - 1 on the CPU device, OpenVINO's own choice on others), ``device`` (``CPU``; other OpenVINO devices are passed through) and ``precision_hint`` (``f32``, the
-default, keeps float parts in float32 so that results match ONNX Runtime; ``auto`` lets OpenVINO choose,
-e.g. bf16 on CPUs that have it).
+cores - 1 on the CPU device, OpenVINO's own choice on others), ``device`` (``CPU``; other OpenVINO devices
+are passed through) and ``precision_hint`` (``f32``, the default, keeps float parts in float32 so that
+results match ONNX Runtime; ``auto`` lets OpenVINO choose, e.g. bf16 on CPUs that have it).
 """
 from __future__ import annotations
 
