@@ -1,8 +1,9 @@
 """ONNX Runtime runner: the CPU provider here, CUDA or TensorRT providers with onnxruntime-gpu on a Jetson.
 
 Options: ``provider`` (cpu, cuda, tensorrt), ``threads`` (0: jetseg's default, see the class) and
-``provider_options`` (a mapping, from daemon.yaml or Python keywords), passed through to the provider, e.g. ``trt_int8_enable``, ``trt_fp16_enable``,
-``trt_engine_cache_enable``, ``trt_engine_cache_path`` for the TensorRT execution provider.
+``provider_options`` (a mapping, from daemon.yaml or Python keywords), passed through to the provider,
+e.g. ``trt_int8_enable``, ``trt_fp16_enable``, ``trt_engine_cache_enable``, ``trt_engine_cache_path`` for
+the TensorRT execution provider.
 """
 from __future__ import annotations
 
