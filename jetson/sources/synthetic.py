@@ -80,10 +80,14 @@ class SyntheticSource(Source):
                 self._render(position)
 
     def _render(self, position: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Frame ``position``: rendered once (a paced read renders it ahead of its time, then may wait for it
+        more than once); with ``loop``, from the cache of the loop's pictures."""
         from jetseg.models.synthetic import make_frame
 
         if self.loop is None:
-            return make_frame(self.scene, self.start + position, self.seed, self.size)
+            if self._ahead is None or self._ahead[0] != position:
+                self._ahead = (position,) + make_frame(self.scene, self.start + position, self.seed, self.size)
+            return self._ahead[1], self._ahead[2]
         slot = position % self.loop
         if slot not in self._cache:
             image, label = make_frame(self.scene, self.start + slot, self.seed, self.size)
@@ -99,7 +103,7 @@ class SyntheticSource(Source):
         stamp = time.monotonic()
         if self.realtime:
             if not self._due:
-                self._picture(0)
+                self._render(0)
                 self._due = time.monotonic()  # the first picture exists now
             # a live scanner: frame k exists from start + k/fps on; the newest one wins
             current = int((time.monotonic() - self._due) * self.rate)
@@ -107,7 +111,7 @@ class SyntheticSource(Source):
                 last = current if self.frames is None else min(current, self.frames - 1)
                 self.dropped += last - self._next
                 self._next = last
-            self._picture(self._next)  # made before its time, as a scanner has its picture ready when it is due
+            self._render(self._next)  # made before its time, as a scanner has its picture ready when it is due
             stamp = self._due + self._next / self.rate
             wait = stamp - time.monotonic()
             if timeout is not None and wait > timeout:
@@ -116,19 +120,13 @@ class SyntheticSource(Source):
             if wait > 0:
                 time.sleep(wait)
         position = self._next
-        image, label = self._picture(position)
+        image, label = self._render(position)
         self._next += 1
         if self.frames is not None and self._next >= self.frames:
             self.ended = True
         return Frame(index=position, image=image, timestamp=stamp, label=label,
                      source_id="synthetic://%s?seed=%d#%d" % (self.scene, self.seed, self.start + position),
                      meta={"roi": self.roi, "classes": self._classes()})
-
-    def _picture(self, position: int) -> Tuple[np.ndarray, np.ndarray]:
-        """Frame ``position`` (rendered once, even when a read waits for it more than once)."""
-        if self._ahead is None or self._ahead[0] != position:
-            self._ahead = (position,) + self._render(position)
-        return self._ahead[1], self._ahead[2]
 
     def _classes(self) -> List[str]:
         from jetseg.models.synthetic import CLASSES
