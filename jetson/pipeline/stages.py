@@ -17,15 +17,15 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from jetseg.errors import JetsegError
-from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.frames.metrics import Metrics
+from jetseg.jetson.frames.postprocess import PostProcessor
+from jetseg.jetson.frames.result import Result
+from jetseg.jetson.frames.roi import RoiError, RoiPolicy
+from jetseg.jetson.frames.slot import END
 from jetseg.jetson.pipeline.reader import SourceReader
-from jetseg.jetson.postprocess import PostProcessor
-from jetseg.jetson.result import Result
-from jetseg.jetson.roi import RoiError, RoiPolicy
 from jetseg.jetson.runners.base import Runner
 from jetseg.jetson.sinks.base import Sink
-from jetseg.jetson.slot import END
-from jetseg.jetson.sources.base import Frame
 from jetseg.spec import Spec
 
 log = logging.getLogger("jetseg.pipeline")

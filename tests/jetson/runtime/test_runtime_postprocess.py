@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jetseg.errors import JetsegError
-from jetseg.jetson.postprocess import PostProcessor, class_pixels, remove_small_components
+from jetseg.jetson.frames.postprocess import PostProcessor, class_pixels, remove_small_components
 from jetseg.spec import Spec
 from tests.fixtures.specs import tiny_spec
 

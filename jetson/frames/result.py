@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from jetseg.errors import SinkError
-from jetseg.jetson.sources.base import Frame
+from jetseg.jetson.frames.frame import Frame
 from jetseg.spec import Spec
 
 
