@@ -61,8 +61,7 @@ def test_multilabel_model_exports_runs_overlays_and_writes_masks(tmp_path):
     from jetseg.jetson.frames.result import Result
 
     post = PostProcessor(spec)
-    full, areas, _ = post.process(output, (16, 16), (0, 0, 16, 16), None)
-    full = full if isinstance(full, np.ndarray) else full()
+    full, areas, _ = post(output, (16, 16), (0, 0, 16, 16), None)
     result = Result(frame=Frame(index=0, image=_frame(), timestamp=0.0), mask=full, roi=(0, 0, 16, 16), spec=spec,
                     areas_px=areas, stamps={"captured": 0.0})
     assert result.overlay().shape == (16, 16, 3) and areas["lesion"] == 16 * 5
