@@ -1,7 +1,7 @@
 """End-to-end mode: the real daemon pipeline from the source to a ``null://`` sink, per bundle and backend.
 
 For each bundle the already activated runner of its speed row is reused. ``e2e_frames`` frames go
-through :func:`jetseg.jetson.assembly.run_pipeline` (capture + preprocess | infer | postprocess | sink
+through :func:`jetseg.jetson.daemon.assembly.run_pipeline` (capture + preprocess | infer | postprocess | sink
 threads) in ``e2e_segments`` runs, alternating with bare ``runner.infer`` timing segments of the same
 expected duration (bare, pipeline, bare, pipeline, ..., bare), so that machine noise hits both alike.
 End-to-end fps = processed frames / time over the pipeline runs (each from its first to its last processed
@@ -101,8 +101,8 @@ def run_e2e(rows: Sequence[Any], data: Any, frames: Sequence[Any], settings: Any
 def _pipeline_run(row: Any, uri: str, options: Dict[str, Any], count: int,
                   realtime: bool = False) -> Tuple[Dict[str, Any], Any]:
     """One run of the daemon pipeline on the row's activated runner into ``null://``: its summary and metrics."""
-    from jetseg.jetson.assembly import run_pipeline
-    from jetseg.jetson.metrics import Metrics
+    from jetseg.jetson.daemon.assembly import run_pipeline
+    from jetseg.jetson.frames.metrics import Metrics
 
     metrics = Metrics(info={"model": row.name, "backend": row.backend, "source": uri})
     summary = run_pipeline(row.bundle, uri, ["null://"], runner=row.runner, max_frames=count,

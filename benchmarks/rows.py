@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from jetseg import evaluate
 from jetseg.benchmarks import cost
 from jetseg.benchmarks.timing import TimingStats
 from jetseg.bundle import Bundle
-from jetseg.jetson import evaluate
 from jetseg.jetson.runners.base import Runner
 
 NAIVE = "naive-loop"

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from jetseg import evaluate
 from jetseg.benchmarks import conditions, cost
 from jetseg.benchmarks.inputs import check_same_task, load_frames
 from jetseg.benchmarks.peers import DirectOpenVino, pytorch_default_threads
@@ -39,7 +40,6 @@ from jetseg.benchmarks.rows import (
 from jetseg.benchmarks.timing import cycling, measure_interleaved
 from jetseg.bundle import Bundle
 from jetseg.errors import JetsegError, RunnerError
-from jetseg.jetson import evaluate
 from jetseg.jetson.runners.base import Runner
 
 log = logging.getLogger("jetseg.bench")

@@ -1,15 +1,15 @@
 """The accuracy gate: INT8 against FP32 on held-out frames, with layer fallback when INT8 hurts.
 
 Both models run through the one runner layer (``open_runner("onnxrt", bundle)``) and are scored by the one
-evaluation path, :mod:`jetseg.jetson.evaluate`, exactly as ``jetseg bench`` scores them:
+evaluation path, :mod:`jetseg.evaluate`, exactly as ``jetseg bench`` scores them:
 
 - always against the FP32 masks: Dice, IoU and pixel agreement of INT8 with FP32, and the logit error;
 - also against the labels when every held-out frame has one: FP32's and INT8's Dice;
-- the *Dice drop* is the worst of both bases (:func:`~jetseg.jetson.evaluate.dice_drop`), so an INT8
+- the *Dice drop* is the worst of both bases (:func:`~jetseg.evaluate.dice_drop`), so an INT8
   model that disagrees with FP32 does not pass because both are equally far from the labels; the pixel
   disagreement with FP32 must not exceed the threshold either.
 
-``check`` frames (the first :data:`~jetseg.jetson.evaluate.BENCH_FRAMES` frames of the scans, what ``jetseg
+``check`` frames (the first :data:`~jetseg.evaluate.BENCH_FRAMES` frames of the scans, what ``jetseg
 bench`` reads by default) are scored too, and the gate passes only when both sets pass: if ``jetseg
 calibrate --gate-dice D`` passes on scans S, ``jetseg bench --max-dice-drop D`` on S passes.
 
@@ -26,8 +26,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from jetseg import evaluate
 from jetseg.bundle import Bundle, BundleLike, save_bundle
-from jetseg.jetson import evaluate
 from jetseg.optional import require
 from jetseg.spec import Spec
 

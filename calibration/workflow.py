@@ -57,7 +57,7 @@ from jetseg.calibration.quantize import (
 )
 from jetseg.calibration.scans import read_scans
 from jetseg.errors import BundleError, GateError, JetsegError
-from jetseg.jetson.evaluate import BENCH_FRAMES
+from jetseg.evaluate import BENCH_FRAMES
 from jetseg.optional import require
 from jetseg.trtcompat import DEFAULT_TRT_VERSION
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from jetseg.bundle import WEIGHTS_FILE, Bundle, command_line, save_bundle
 from jetseg.errors import GateError
-from jetseg.jetson.evaluate import Outputs
+from jetseg.evaluate import Outputs
 from jetseg.spec import Spec
 from jetseg.training.data import Dataset, TrainError, held_out_uri, read_frames, split_tail, synthetic_kind
 
@@ -71,7 +71,7 @@ class DistillConfig:
 @dataclass
 class HeldOut:
     """A held-out set with the teacher's outputs and masks on it (scored as a reference by
-    :func:`jetseg.jetson.evaluate.score`)."""
+    :func:`jetseg.evaluate.score`)."""
 
     data: Dataset
     teacher: Outputs
@@ -119,7 +119,7 @@ def teacher_outputs(teacher: Bundle, x: np.ndarray, backend: str, threads: int, 
 
 
 def held_out(teacher: Bundle, data: Dataset, cfg: DistillConfig, desc: str) -> HeldOut:
-    """``data`` with the teacher's outputs on it, per frame as :func:`jetseg.jetson.evaluate.run_inputs` gives
+    """``data`` with the teacher's outputs on it, per frame as :func:`jetseg.evaluate.run_inputs` gives
     them (raw ``(1, K, H, W)`` and decoded masks)."""
     raw = teacher_outputs(teacher, data.x, cfg.backend, cfg.threads, desc)
     masks = teacher.spec.decode(raw)

@@ -17,10 +17,10 @@ def evaluate_student(onnx_bytes: bytes, spec: Spec, weights: bytes, provenance: 
 
     The student is staged and run as training stages and runs its model (:func:`jetseg.training.train.staged`,
     :func:`~jetseg.training.train.run_held_out`), and scored by the one evaluation path
-    (:func:`jetseg.jetson.evaluate.score`, the Dice of the calibration gate and the bench). ``report`` is a
+    (:func:`jetseg.evaluate.score`, the Dice of the calibration gate and the bench). ``report`` is a
     :class:`~jetseg.training.distill.HeldOut` set: frames never used for training or for choosing the step.
     """
-    from jetseg.jetson.evaluate import dice_or_one, score
+    from jetseg.evaluate import dice_or_one, score
     from jetseg.training.train import run_held_out, staged
 
     data = report.data

@@ -25,7 +25,7 @@ from jetseg.spec import Spec
 from jetseg.training.data import Dataset, TrainError, held_out_uri, read_frames, split_tail, synthetic_kind
 
 if TYPE_CHECKING:
-    from jetseg.jetson.evaluate import Outputs
+    from jetseg.evaluate import Outputs
 
 log = logging.getLogger("jetseg.train")
 
@@ -209,8 +209,8 @@ def staged(onnx_bytes: bytes, spec: Spec, weights: bytes, provenance: Dict[str, 
 
 def run_held_out(bundle: BundleLike, data: Dataset, backend: str = "onnxrt") -> Outputs:
     """The bundle's outputs and masks on the preprocessed frames ``data.x``, one frame at a time through a runner
-    (the run-time path of :mod:`jetseg.jetson.evaluate`)."""
-    from jetseg.jetson import evaluate
+    (the run-time path of :mod:`jetseg.evaluate`)."""
+    from jetseg import evaluate
     from jetseg.jetson.runners import open_runner
 
     with open_runner(backend, bundle) as runner:
@@ -219,8 +219,8 @@ def run_held_out(bundle: BundleLike, data: Dataset, backend: str = "onnxrt") -> 
 
 def evaluate_bundle(bundle: BundleLike, data: Dataset, backend: str = "onnxrt") -> Dict[str, Any]:
     """Held-out Dice of a bundle run through a runner on preprocessed frames (model resolution), scored by
-    the one evaluation path (:mod:`jetseg.jetson.evaluate`)."""
-    from jetseg.jetson import evaluate
+    the one evaluation path (:mod:`jetseg.evaluate`)."""
+    from jetseg import evaluate
 
     if data.y is None:
         raise TrainError("held-out data %s has no masks; evaluation needs labelled frames" % data.uri)
@@ -290,11 +290,11 @@ def evaluate_uri(bundle: BundleLike, uri: str, every: int = 10, backend: str = "
                  threads: int = 0) -> Dict[str, Any]:
     """Held-out Dice of a bundle on every ``every``-th labelled frame of ``uri``, on the run-time path.
 
-    Each frame goes through ``Spec.preprocess``, the runner and ``Spec.decode`` (:mod:`jetseg.jetson.evaluate`),
+    Each frame goes through ``Spec.preprocess``, the runner and ``Spec.decode`` (:mod:`jetseg.evaluate`),
     and is compared with ``Spec.preprocess_mask(label)`` (model resolution) and, mapped back with
     ``Spec.mask_to_frame``, with the full-size label (frame resolution).
     """
-    from jetseg.jetson import evaluate
+    from jetseg import evaluate
     from jetseg.jetson.runners import open_runner
     from jetseg.jetson.sources import open_source
     from jetseg.scores import mean_dice

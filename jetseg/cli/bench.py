@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import List
 
-from jetseg.jetson.evaluate import BENCH_FRAMES
+from jetseg.evaluate import BENCH_FRAMES
 
 HELP = "benchmark bundles: speed, accuracy vs FP32, cost; report.json/md + plots; CI gates"
 

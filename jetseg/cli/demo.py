@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from jetseg.benchmarks.suite import Settings, run_benchmark
     from jetseg.calibration.workflow import calibrate
     from jetseg.errors import JetsegError
-    from jetseg.jetson.assembly import run_pipeline
+    from jetseg.jetson.daemon.assembly import run_pipeline
     from jetseg.models import bundled
 
     if args.seconds <= 0 or args.bench_time <= 0:

@@ -85,7 +85,7 @@ def auto_backend(model: Optional[str] = None) -> Dict[str, Any]:
     backends on the CPU."""
     from jetseg.bundle import Bundle
     from jetseg.errors import JetsegError
-    from jetseg.jetson.assembly import default_bundle
+    from jetseg.jetson.daemon.assembly import default_bundle
     from jetseg.jetson.runners import choose_backend, default_threads, usable_cores
 
     try:

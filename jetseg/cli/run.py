@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def overrides_from(args: argparse.Namespace) -> Dict[str, Any]:
     """The command line as dotted config overrides."""
-    from jetseg.jetson.config import parse_options, parse_roi
+    from jetseg.jetson.daemon.config import parse_options, parse_roi
 
     return {
         "model.path": args.model,
@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import signal
 
-    from jetseg.jetson.config import DaemonConfig, apply_overrides
-    from jetseg.jetson.daemon import Daemon, apply_logging
+    from jetseg.jetson.daemon.config import DaemonConfig, apply_overrides
+    from jetseg.jetson.daemon.service import Daemon, apply_logging
 
     overrides = overrides_from(args)
 

@@ -157,7 +157,7 @@ def device_checks(state: _State) -> List[Check]:
         return "trt FP32 vs ONNX Runtime: %.2f%% of pixels agree" % (100 * agree), {"pixel_agreement": agree}
 
     def daemon_on_trt() -> Any:
-        from jetseg.jetson.assembly import run_pipeline
+        from jetseg.jetson.daemon.assembly import run_pipeline
 
         stats = run_pipeline(bundled(state.model), "synthetic://%s?seed=7" % state.model, backend="trt",
                              backend_options={"precision": "fp16"}, max_frames=120)

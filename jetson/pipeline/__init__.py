@@ -12,7 +12,7 @@ from schedulers):
 - :mod:`~jetseg.jetson.pipeline.reader`: the pipeline's view of a source (state, drops, reconnections);
 - :mod:`~jetseg.jetson.pipeline.flow`: :class:`Pipeline`, which puts them together.
 
-:func:`jetseg.jetson.assembly.run_pipeline` is the one-call form used by the benchmarks and the demo.
+:func:`jetseg.jetson.daemon.assembly.run_pipeline` is the one-call form used by the benchmarks and the demo.
 """
 from __future__ import annotations
 

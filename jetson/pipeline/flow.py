@@ -7,7 +7,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.frames.metrics import Metrics
+from jetseg.jetson.frames.postprocess import PostProcessor
+from jetseg.jetson.frames.roi import RoiPolicy
 from jetseg.jetson.pipeline.graph import Node, chain
 from jetseg.jetson.pipeline.reader import SourceReader
 from jetseg.jetson.pipeline.schedulers import Scheduler, SerialScheduler, ThreadedScheduler
@@ -19,8 +21,6 @@ from jetseg.jetson.pipeline.stages import (
     ReadFrames,
     SinkWriter,
 )
-from jetseg.jetson.postprocess import PostProcessor
-from jetseg.jetson.roi import RoiPolicy
 from jetseg.jetson.runners.base import Runner
 from jetseg.jetson.sinks.base import Sink, parse_sink_uri
 from jetseg.jetson.sources.base import Source
@@ -77,7 +77,7 @@ class Pipeline:
 
     The pipeline does not own its components: the caller opens the source (or :class:`SourceReader`),
     activates the runner and opens the sinks before :meth:`start`, and closes them after :meth:`wait`
-    (:mod:`jetseg.jetson.assembly` does all of that from a config).
+    (:mod:`jetseg.jetson.daemon.assembly` does all of that from a config).
 
     Args:
         source: a :class:`SourceReader` (or a plain :class:`Source`, read with defaults).

@@ -1,15 +1,15 @@
 """The pipeline as a small graph: nodes hold stages, edges say where a stage's items go.
 
 A :class:`Node`'s ``inbox`` is set by a scheduler: None when the node runs in the thread of the node that
-feeds it (its items are processed at once, no hand-over), or a :class:`~jetseg.jetson.slot.Slot` /
-:class:`~jetseg.jetson.slot.Queue` when it runs in a thread of its own.
+feeds it (its items are processed at once, no hand-over), or a :class:`~jetseg.jetson.frames.slot.Slot` /
+:class:`~jetseg.jetson.frames.slot.Queue` when it runs in a thread of its own.
 """
 from __future__ import annotations
 
 from typing import Iterator, List, Optional, Sequence, Union
 
+from jetseg.jetson.frames.slot import Queue, Slot
 from jetseg.jetson.pipeline.stages import Stage
-from jetseg.jetson.slot import Queue, Slot
 
 Inbox = Union[Slot, Queue]
 

@@ -3,7 +3,7 @@
 :func:`run_part` runs one part of the graph: a root node and the nodes below it that share its thread. It
 gets an item (a source root reads one instead), beats a heartbeat, passes the item through the part's
 stages, timing each, and hands what comes out to the next parts (counting drops). At the end of the stream
-(:data:`~jetseg.jetson.slot.END`, a source that ended, or ``stop``) it flushes every stage in order, closes
+(:data:`~jetseg.jetson.frames.slot.END`, a source that ended, or ``stop``) it flushes every stage in order, closes
 the hand-overs it feeds and stops its stages.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
-from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.frames.metrics import Metrics
+from jetseg.jetson.frames.slot import EMPTY, END, Queue
 from jetseg.jetson.pipeline.graph import Node
-from jetseg.jetson.slot import EMPTY, END, Queue
 
 
 def run_part(root: Node, metrics: Metrics, beats: Dict[str, float], stop: Optional[threading.Event] = None,

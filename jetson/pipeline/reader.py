@@ -11,9 +11,10 @@ import logging
 import time
 from typing import Optional, Union
 
-from jetseg.jetson.metrics import Metrics
-from jetseg.jetson.slot import END
-from jetseg.jetson.sources.base import Frame, Source
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.frames.metrics import Metrics
+from jetseg.jetson.frames.slot import END
+from jetseg.jetson.sources.base import Source
 from jetseg.jetson.sources.reconnect import self_healing
 
 log = logging.getLogger("jetseg.pipeline")
@@ -98,7 +99,7 @@ class SourceReader:
         return str(getattr(self.source, "last_error", "") or "")
 
     def read(self) -> ReadResult:
-        """The next frame, None if nothing arrived yet, or :data:`~jetseg.jetson.slot.END` when a finite
+        """The next frame, None if nothing arrived yet, or :data:`~jetseg.jetson.frames.slot.END` when a finite
         source is exhausted. Waits at most about 0.2 s."""
         if self.state in ("ended", "stopped"):
             return END

@@ -2,8 +2,8 @@
 
 - :class:`ThreadedScheduler`: capture+preprocess | infer (+ postprocess) | postprocess | one thread per sink.
   Capture and preprocessing of frame n+1 overlap inference of frame n. For a live source every hand-over is
-  a one-item :class:`~jetseg.jetson.slot.Slot` (newest frame wins, drops counted); for a finite source a
-  :class:`~jetseg.jetson.slot.Queue` (nothing lost, frames read just in time). Each sink has its own bounded
+  a one-item :class:`~jetseg.jetson.frames.slot.Slot` (newest frame wins, drops counted); for a finite source a
+  :class:`~jetseg.jetson.frames.slot.Queue` (nothing lost, frames read just in time). Each sink has its own bounded
   queue: newest wins (a slow sink drops, counted per sink, and never stalls the others), except sinks with
   ``blocking_ok`` on a finite source, which get a larger blocking queue and see every frame. Which stages
   start a thread of their own is its ``own_thread``: with none, a frame goes from capture to mask in the
@@ -21,11 +21,11 @@ import time
 from typing import Collection, Dict, List, Optional
 
 from jetseg.errors import JetsegError
-from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.frames.metrics import Metrics
+from jetseg.jetson.frames.slot import Queue, Slot
 from jetseg.jetson.pipeline.graph import Node
 from jetseg.jetson.pipeline.loop import run_part
 from jetseg.jetson.pipeline.stages import SinkWriter
-from jetseg.jetson.slot import Queue, Slot
 
 log = logging.getLogger("jetseg.pipeline")
 

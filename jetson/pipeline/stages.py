@@ -10,22 +10,21 @@ loop in :mod:`jetseg.jetson.pipeline.loop` runs every stage; a scheduler decides
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from jetseg.errors import JetsegError
-from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.frames.metrics import Metrics
+from jetseg.jetson.frames.postprocess import PostProcessor
+from jetseg.jetson.frames.result import Result
+from jetseg.jetson.frames.roi import RoiError, RoiPolicy
+from jetseg.jetson.frames.slot import END
 from jetseg.jetson.pipeline.reader import SourceReader
-from jetseg.jetson.postprocess import PostProcessor
-from jetseg.jetson.result import Result
-from jetseg.jetson.roi import RoiError, RoiPolicy
 from jetseg.jetson.runners.base import Runner
 from jetseg.jetson.sinks.base import Sink
-from jetseg.jetson.slot import END
-from jetseg.jetson.sources.base import Frame
 from jetseg.spec import Spec
 
 log = logging.getLogger("jetseg.pipeline")
@@ -244,12 +243,11 @@ class Postprocess(Stage):
         spacing = frame.meta.get("pixel_spacing_mm") if frame.meta else None
         if item.logits is None:
             raise PipelineError("frame %d reached post-processing without model outputs" % frame.index)
-        mask, areas_px, areas_mm2 = self.post.process(item.logits, frame.image.shape, item.roi, spacing)
+        mask, small, areas_px, areas_mm2 = self.post.process(item.logits, frame.image.shape, item.roi, spacing)
         now = item.stamps["postprocessed"] = time.monotonic()
-        cls = Result if isinstance(mask, np.ndarray) else DeferredMaskResult
-        result = cls(frame=frame, mask=mask, roi=item.roi, spec=self.spec, areas_px=areas_px,
-                     areas_mm2=areas_mm2, stamps=item.stamps, inference_ms=item.inference_ms,
-                     roi_trusted=item.roi_trusted)
+        result = Result(frame=frame, roi=item.roi, spec=self.spec, mask=mask,
+                        model_mask=small if mask is None else None, areas_px=areas_px, areas_mm2=areas_mm2,
+                        stamps=item.stamps, inference_ms=item.inference_ms, roi_trusted=item.roi_trusted)
         if self.metrics is not None:
             self.metrics.frame(now, item.stamps.get("captured"), item.inference_ms / 1e3)
         result.stamps["sink"] = now
@@ -295,27 +293,3 @@ class SinkWriter(Stage):
     def inbox_dropped(self, count: int) -> None:
         assert self.metrics is not None
         self.metrics.sink_dropped(self.label, count)
-
-
-class DeferredMaskResult(Result):
-    """A :class:`Result` whose full-frame ``mask`` is made on first use, once, by whichever sink reads it
-    first (in that sink's thread). Sinks that never look at the mask (``null://``, a web viewer nobody
-    watches) cost the pipeline nothing for it; the areas were computed from the model-size mask."""
-
-    @property
-    def mask(self) -> np.ndarray:
-        value = self.__dict__["_mask"]
-        if callable(value):
-            with _MASK_LOCK:
-                value = self.__dict__["_mask"]
-                if callable(value):
-                    value = value()
-                    self.__dict__["_mask"] = value
-        return value
-
-    @mask.setter
-    def mask(self, value: Any) -> None:
-        self.__dict__["_mask"] = value
-
-
-_MASK_LOCK = threading.Lock()

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type
 
 from jetseg.component import Component, split_uri
 from jetseg.errors import SinkError
-from jetseg.jetson.result import Result
+from jetseg.jetson.frames.result import Result
 from jetseg.registry import Registry
 from jetseg.spec import Spec
 
@@ -90,7 +90,7 @@ class Sink(Component):
         return self
 
     def write(self, result: Result) -> None:
-        """Hand one :class:`~jetseg.jetson.result.Result` to the sink."""
+        """Hand one :class:`~jetseg.jetson.frames.result.Result` to the sink."""
         self._require_started("open; write() came before open() or after close()")
         self._write(result)
 

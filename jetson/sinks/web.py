@@ -36,8 +36,8 @@ from typing import Any, Deque, Dict, Optional, Set, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 from jetseg.errors import SinkError
+from jetseg.jetson.frames.slot import Slot
 from jetseg.jetson.sinks.base import Sink, SinkContext
-from jetseg.jetson.slot import Slot
 from jetseg.optional import require
 from jetseg.redact import add_secret
 

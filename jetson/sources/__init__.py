@@ -16,6 +16,7 @@ an image folder, ``dicom://cine.dcm``, ``nifti://volume.nii.gz``, ``v4l2:///dev/
 """
 from __future__ import annotations
 
-from jetseg.jetson.sources.base import SOURCES, Frame, Source, open_source, parse_uri
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.sources.base import SOURCES, Source, open_source, parse_uri
 
 __all__ = ["Frame", "Source", "SOURCES", "open_source", "parse_uri"]

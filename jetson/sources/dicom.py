@@ -26,7 +26,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from jetseg.errors import SourceError
-from jetseg.jetson.sources.base import Frame, Source
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.sources.base import Source
 from jetseg.jetson.sources.images import natural_key
 from jetseg.jetson.sources.usregions import Regions, read_regions
 from jetseg.optional import require

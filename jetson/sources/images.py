@@ -28,7 +28,8 @@ from typing import Any, Dict, List, Optional, Set
 import numpy as np
 
 from jetseg.errors import SourceError
-from jetseg.jetson.sources.base import Frame, Source
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.sources.base import Source
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sources.images")

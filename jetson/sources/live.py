@@ -1,7 +1,7 @@
 """Live capture: V4L2 cameras and capture cards, Jetson CSI cameras, RTSP, UDP MPEG-TS, GStreamer pipelines.
 
 All of them share one machinery (:class:`LiveSource`): a grabber thread reads frames as fast as the device
-delivers them into a :class:`~jetseg.jetson.slot.Slot` (newest wins), so ``read(timeout)`` always returns the *newest* unseen frame (or
+delivers them into a :class:`~jetseg.jetson.frames.slot.Slot` (newest wins), so ``read(timeout)`` always returns the *newest* unseen frame (or
 None on timeout) and a frame overwritten before anyone read it is counted in ``dropped``. A lost source
 (open failure, read failure, end of stream) is reopened with exponential backoff
 (:class:`~jetseg.jetson.sources.reconnect.Backoff`) while ``read()`` keeps
@@ -26,9 +26,10 @@ import numpy as np
 
 from jetseg.errors import SourceError
 from jetseg.jetson.device.info import on_jetson
-from jetseg.jetson.slot import EMPTY, Slot
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.frames.slot import EMPTY, Slot
 from jetseg.jetson.sources import pipelines
-from jetseg.jetson.sources.base import Frame, Source
+from jetseg.jetson.sources.base import Source
 from jetseg.jetson.sources.clock import CaptureClock
 from jetseg.jetson.sources.reconnect import Backoff
 from jetseg.optional import require

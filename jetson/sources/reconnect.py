@@ -11,7 +11,8 @@ import time
 from typing import Any, Dict, Optional
 
 from jetseg.errors import JetsegError
-from jetseg.jetson.sources.base import Frame, Source
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.sources.base import Source
 
 log = logging.getLogger("jetseg.sources.reconnect")
 

@@ -24,7 +24,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from jetseg.errors import SourceError
-from jetseg.jetson.sources.base import Frame, Source
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.sources.base import Source
 
 
 class SyntheticSource(Source):

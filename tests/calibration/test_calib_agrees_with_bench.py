@@ -1,5 +1,5 @@
 """`jetseg calibrate --gate-dice D` passing on scans S implies `jetseg bench --max-dice-drop D` on S passing:
-one evaluation path (jetseg.jetson.evaluate), the same metric, the same basis, the bench's frames checked."""
+one evaluation path (jetseg.evaluate), the same metric, the same basis, the bench's frames checked."""
 from __future__ import annotations
 
 import json

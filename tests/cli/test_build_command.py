@@ -66,7 +66,7 @@ def test_doctor_describes_this_machine():
     assert {b["name"]: b["usable"] for b in info["backends"]}["trt"] is False
     assert any("GStreamer" in line for line in info["missing"]) == (not info["opencv_gstreamer"].startswith("YES"))
     # what --backend auto runs here for the bundle 'jetseg run' runs, and why; CPU backends leave a core
-    from jetseg.jetson.assembly import default_bundle
+    from jetseg.jetson.daemon.assembly import default_bundle
     from jetseg.jetson.runners import choose_backend, default_threads
 
     auto = info["auto_backend"]

@@ -7,9 +7,9 @@ import pytest
 
 from jetseg.bundle import Bundle
 from jetseg.cli import main
+from jetseg.jetson.frames.frame import Frame
 from jetseg.jetson.runners import open_runner
 from jetseg.jetson.sinks import SinkContext, open_sink
-from jetseg.jetson.sources.base import Frame
 from jetseg.spec import Spec
 from tests.fixtures.models import threshold_onnx
 
@@ -57,12 +57,11 @@ def test_multilabel_model_exports_runs_overlays_and_writes_masks(tmp_path):
     assert labels[1][:, 11:].all() and not labels[1][:, :11].any()  # lesion: brighter than 0.6, inside the organ
     mask = spec.decode(output)[0]
     assert set(np.unique(mask[:, :5])) == {0} and set(np.unique(mask[:, 11:])) == {2}
-    from jetseg.jetson.postprocess import PostProcessor
-    from jetseg.jetson.result import Result
+    from jetseg.jetson.frames.postprocess import PostProcessor
+    from jetseg.jetson.frames.result import Result
 
     post = PostProcessor(spec)
-    full, areas, _ = post.process(output, (16, 16), (0, 0, 16, 16), None)
-    full = full if isinstance(full, np.ndarray) else full()
+    full, areas, _ = post(output, (16, 16), (0, 0, 16, 16), None)
     result = Result(frame=Frame(index=0, image=_frame(), timestamp=0.0), mask=full, roi=(0, 0, 16, 16), spec=spec,
                     areas_px=areas, stamps={"captured": 0.0})
     assert result.overlay().shape == (16, 16, 3) and areas["lesion"] == 16 * 5

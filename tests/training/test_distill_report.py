@@ -1,4 +1,4 @@
-"""distill's report scores the student like the calibration gate and the bench (jetson/evaluate.py), with the
+"""distill's report scores the student like the calibration gate and the bench (jetseg/evaluate.py), with the
 numbers the per-frame mean Dice of jetseg.scores gives."""
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.frames.metrics import Metrics
 from tests.fixtures.bundles import mismatched_bundle
 from tests.fixtures.processes import daemon, health, jetseg, logtext, stop
 from tests.fixtures.waiting import count_lines, free_port, http_get, wait_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from jetseg.jetson.metrics import SOURCE_STATES, Metrics
+from jetseg.jetson.frames.metrics import SOURCE_STATES, Metrics
 from jetseg.jetson.pipeline.reader import SourceReader
 from tests.fixtures.streams import ListSource, LossyLiveSource
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from jetseg.jetson.config import ConfigError, DaemonConfig, apply_overrides, parse_options, parse_roi
+from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, apply_overrides, parse_options, parse_roi
 from tests.fixtures.paths import REPO
 
 

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from jetseg.jetson.assembly import default_bundle
-from jetseg.jetson.config import ConfigError, DaemonConfig, apply_overrides
-from jetseg.jetson.daemon import Daemon, sd_notify, watchdog_interval
+from jetseg.jetson.daemon.assembly import default_bundle
+from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, apply_overrides
+from jetseg.jetson.daemon.service import Daemon, sd_notify, watchdog_interval
 from tests.fixtures.waiting import count_lines, wait_for
 
 SMALL = "synthetic://ultrasound?width=160&height=120"

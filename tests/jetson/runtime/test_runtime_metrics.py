@@ -5,7 +5,7 @@ import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jetseg.jetson.metrics import Metrics, Reservoir
+from jetseg.jetson.frames.metrics import Metrics, Reservoir
 
 
 def families(metrics):

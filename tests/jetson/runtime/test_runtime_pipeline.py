@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from jetseg.errors import JetsegError, SourceError
-from jetseg.jetson.assembly import run_pipeline
-from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.daemon.assembly import run_pipeline
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.frames.metrics import Metrics
+from jetseg.jetson.frames.roi import RoiPolicy
+from jetseg.jetson.frames.slot import END, Queue, Slot
 from jetseg.jetson.pipeline import Pipeline, PipelineError, SourceReader, sink_names
-from jetseg.jetson.roi import RoiPolicy
 from jetseg.jetson.runners import choose_backend
-from jetseg.jetson.slot import END, Queue, Slot
-from jetseg.jetson.sources.base import Frame, Source
+from jetseg.jetson.sources.base import Source
 from jetseg.jetson.sources.reconnect import Reconnecting
 from tests.fixtures.media import disc_frame
 from tests.fixtures.streams import BrokenSource, GateSink, ListSource, RecordingSink

@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetseg.errors import JetsegError
-from jetseg.jetson.postprocess import PostProcessor, class_pixels, remove_small_components
+from jetseg.errors import JetsegError, SinkError
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.frames.postprocess import PostProcessor, class_pixels, remove_small_components
+from jetseg.jetson.frames.result import Result
 from jetseg.spec import Spec
 from tests.fixtures.specs import tiny_spec
 
@@ -139,8 +141,21 @@ def test_process_defers_the_full_frame_mask_unless_components_are_removed():
     spec = tiny_spec(size=8)
     fg = np.zeros((8, 8), bool)
     fg[:4] = True
-    make, px, _ = PostProcessor(spec).process(logits_for(fg), (40, 40), (0, 0, 40, 40))
-    assert callable(make) and px == {"lesion": 800}
-    assert make().sum() == 800 and make().shape == (40, 40)
-    mask, px, _ = PostProcessor(spec, min_area_px=5).process(logits_for(fg), (40, 40), (0, 0, 40, 40))
+    mask, small, px, _ = PostProcessor(spec).process(logits_for(fg), (40, 40), (0, 0, 40, 40))
+    assert mask is None and small.shape == (8, 8) and px == {"lesion": 800}
+    result = Result(frame=Frame(index=0, image=np.zeros((40, 40), np.uint8), timestamp=0.0), roi=(0, 0, 40, 40),
+                    spec=spec, model_mask=small)
+    assert result.mask.sum() == 800 and result.mask.shape == (40, 40)
+    assert result.mask is result.mask  # made once
+    mask, _, px, _ = PostProcessor(spec, min_area_px=5).process(logits_for(fg), (40, 40), (0, 0, 40, 40))
     assert isinstance(mask, np.ndarray) and px == {"lesion": 800}
+
+
+def test_result_takes_exactly_one_of_mask_and_model_mask():
+    spec = tiny_spec(size=8)
+    frame = Frame(index=7, image=np.zeros((8, 8), np.uint8), timestamp=0.0)
+    with pytest.raises(SinkError, match="frame 7: received neither"):
+        Result(frame=frame, roi=(0, 0, 8, 8), spec=spec)
+    with pytest.raises(SinkError, match="frame 7: received both"):
+        Result(frame=frame, roi=(0, 0, 8, 8), spec=spec, mask=np.zeros((8, 8), np.uint8),
+               model_mask=np.zeros((8, 8), np.uint8))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetseg.jetson.roi import RoiError, RoiPolicy, clip_roi, detect_roi
+from jetseg.jetson.frames.roi import RoiError, RoiPolicy, clip_roi, detect_roi
 from tests.fixtures.media import scanner_frame
 from tests.fixtures.scanner import KINDS, scanner_screen
 from tests.fixtures.specs import tiny_spec

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, List
 
+from jetseg.jetson.frames.roi import RoiPolicy
 from jetseg.jetson.pipeline import Pipeline
-from jetseg.jetson.roi import RoiPolicy
 from jetseg.jetson.sinks.base import Sink
 from tests.fixtures.scanner import scanner_screen
 from tests.fixtures.streams import ListSource

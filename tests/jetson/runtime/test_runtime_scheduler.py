@@ -9,7 +9,8 @@ import time
 import pytest
 
 from jetseg.errors import SourceError
-from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.pipeline import (
     Pipeline,
     PipelineError,
@@ -18,7 +19,7 @@ from jetseg.jetson.pipeline import (
     ThreadedScheduler,
     chain,
 )
-from jetseg.jetson.sources.base import Frame, Source
+from jetseg.jetson.sources.base import Source
 from jetseg.jetson.sources.reconnect import Backoff, Reconnecting, self_healing
 from tests.fixtures.media import disc_frame
 from tests.fixtures.streams import BrokenSource, ListSource, RecordingSink

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from jetseg.jetson.slot import EMPTY, END, Queue, Slot
+from jetseg.jetson.frames.slot import EMPTY, END, Queue, Slot
 
 
 def test_one_item_slot_keeps_the_newest_and_counts_the_overwritten():

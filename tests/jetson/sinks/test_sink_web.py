@@ -21,7 +21,7 @@ from tests.fixtures.media import make_result
 from tests.fixtures.specs import ROI
 
 TOKEN = "s3cret-Token_1"
-# shaped like jetseg.jetson.metrics.Metrics.stats()
+# shaped like jetseg.jetson.frames.metrics.Metrics.stats()
 PIPELINE_STATS = {"fps": 24.5, "frames": 120, "dropped": {"source": 2, "pipeline": 1},
                   "latency_ms": {"stages": {"infer": {"mean": 11.2, "p50": 11.0, "p95": 12.5}}}}
 METRICS = (b"# TYPE jetseg_frames_total counter\njetseg_frames_total 42\n", "text/plain; version=0.0.4")

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.frames.roi import RoiPolicy
 from jetseg.jetson.pipeline.stages import Item, Preprocess
-from jetseg.jetson.roi import RoiPolicy
 from jetseg.jetson.sources import open_source
-from jetseg.jetson.sources.base import Frame
 from jetseg.jetson.sources.usregions import read_regions, tagged_size
 from tests.fixtures.dicom import encapsulate_jpeg, us_region, write_dicom, write_palette
 from tests.fixtures.scanner import scanner_screen

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jetseg.jetson import evaluate
+from jetseg import evaluate
 from jetseg.spec import Spec
 
 

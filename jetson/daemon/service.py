@@ -1,7 +1,7 @@
 """The daemon behind ``jetseg run``: a pipeline kept running next to the scanner, as a service.
 
 - Builds the runner, source, sinks and :class:`~jetseg.jetson.pipeline.Pipeline` from a
-  :class:`~jetseg.jetson.config.DaemonConfig` with :mod:`jetseg.jetson.assembly`.
+  :class:`~jetseg.jetson.daemon.config.DaemonConfig` with :mod:`jetseg.jetson.daemon.assembly`.
 - SIGTERM / SIGINT: stop capturing, drain the frames in flight, close the sinks (recordings are finalised
   so they play), exit 0. A second signal skips the drain.
 - SIGHUP: reload the config file (CLI flags still override it), build a new set of parts (the unchanged
@@ -26,9 +26,9 @@ import time
 from typing import Any, Callable, Dict, Optional
 
 from jetseg.errors import JetsegError, SinkError
-from jetseg.jetson.assembly import Assembly, build, close_quietly, finish
-from jetseg.jetson.config import ConfigError, DaemonConfig
-from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.daemon.assembly import Assembly, build, close_quietly, finish
+from jetseg.jetson.daemon.config import ConfigError, DaemonConfig
+from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.pipeline import Pipeline
 from jetseg.redact import redact_data
 

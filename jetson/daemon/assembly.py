@@ -16,11 +16,11 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from jetseg.bundle import Bundle, BundleLike
 from jetseg.errors import JetsegError
-from jetseg.jetson.config import ConfigError, DaemonConfig
-from jetseg.jetson.metrics import Metrics
+from jetseg.jetson.daemon.config import ConfigError, DaemonConfig
+from jetseg.jetson.frames.metrics import Metrics
+from jetseg.jetson.frames.postprocess import PostProcessor
+from jetseg.jetson.frames.roi import RoiPolicy
 from jetseg.jetson.pipeline import Pipeline, PipelineError, SourceReader, sink_names
-from jetseg.jetson.postprocess import PostProcessor
-from jetseg.jetson.roi import RoiPolicy
 from jetseg.jetson.runners import open_runner
 from jetseg.jetson.sinks import SinkContext, open_sink
 from jetseg.jetson.sinks.base import Sink, check_targets

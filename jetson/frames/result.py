@@ -1,23 +1,28 @@
 """What the pipeline hands to every sink for one frame: the frame, its mask, areas and timings."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from jetseg.errors import SinkError
-from jetseg.jetson.sources.base import Frame
+from jetseg.jetson.frames.frame import Frame
 from jetseg.spec import Spec
 
 
-@dataclass
 class Result:
     """One processed frame.
 
+    The full-frame mask is made from the model-size mask on first use, once, by whichever sink reads it
+    first (in that sink's thread): sinks that never look at the mask (``null://``, a web viewer nobody
+    watches) cost the pipeline nothing for it, and the areas were computed from the model-size mask.
+
     Attributes:
         frame: the captured frame (full size, as the source delivered it).
-        mask: ``HxW uint8`` class indices in full-frame coordinates (0 outside the ROI).
+        mask: ``HxW uint8`` class indices in full-frame coordinates (0 outside the ROI); given, or made on
+            first use from ``model_mask``.
+        model_mask: ``hxw uint8`` class indices at the model's size, or None when ``mask`` was given.
         roi: the ``(x, y, w, h)`` crop the model saw.
         spec: the model's spec (class names, colours, alpha, pixel spacing).
         areas_px: pixels per class name (background excluded).
@@ -28,16 +33,38 @@ class Result:
             would show the whole screen, burned-in patient text included, so :meth:`overlay` refuses it.
     """
 
-    frame: Frame
-    mask: np.ndarray
-    roi: Tuple[int, int, int, int]
-    spec: Spec
-    areas_px: Dict[str, int] = field(default_factory=dict)
-    areas_mm2: Optional[Dict[str, float]] = None
-    stamps: Dict[str, float] = field(default_factory=dict)
-    inference_ms: float = 0.0
-    roi_trusted: bool = True
-    _overlay: Optional[np.ndarray] = field(default=None, repr=False)
+    def __init__(self, frame: Frame, roi: Tuple[int, int, int, int], spec: Spec,
+                 mask: Optional[np.ndarray] = None, model_mask: Optional[np.ndarray] = None,
+                 areas_px: Optional[Dict[str, int]] = None, areas_mm2: Optional[Dict[str, float]] = None,
+                 stamps: Optional[Dict[str, float]] = None, inference_ms: float = 0.0,
+                 roi_trusted: bool = True) -> None:
+        if (mask is None) == (model_mask is None):
+            raise SinkError("result for frame %d: received %s; expected exactly one of mask (full frame) and "
+                            "model_mask (model size)" % (frame.index, "both" if mask is not None else "neither"))
+        self.frame = frame
+        self.roi = roi
+        self.spec = spec
+        self.model_mask = model_mask
+        self.areas_px: Dict[str, int] = areas_px if areas_px is not None else {}
+        self.areas_mm2 = areas_mm2
+        self.stamps: Dict[str, float] = stamps if stamps is not None else {}
+        self.inference_ms = inference_ms
+        self.roi_trusted = roi_trusted
+        self._mask = mask
+        self._overlay: Optional[np.ndarray] = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return "Result(frame=%d, roi=%r, areas_px=%r)" % (self.frame.index, self.roi, self.areas_px)
+
+    @property
+    def mask(self) -> np.ndarray:
+        if self._mask is None:
+            with self._lock:
+                if self._mask is None:
+                    assert self.model_mask is not None  # the constructor holds one of the two
+                    self._mask = self.spec.mask_to_frame(self.model_mask, self.frame.image.shape, roi=self.roi)
+        return self._mask
 
     @property
     def index(self) -> int:

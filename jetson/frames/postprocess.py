@@ -137,27 +137,27 @@ class PostProcessor:
                  spacing_mm: Optional[Sequence[float]] = None
                  ) -> Tuple[np.ndarray, Dict[str, int], Optional[Dict[str, float]]]:
         """``(full-frame mask, areas_px, areas_mm2 or None)`` for one frame's logits."""
-        mask, areas_px, areas_mm2 = self.process(logits, frame_shape, roi, spacing_mm)
-        return mask if isinstance(mask, np.ndarray) else mask(), areas_px, areas_mm2
+        mask, small, areas_px, areas_mm2 = self.process(logits, frame_shape, roi, spacing_mm)
+        if mask is None:
+            mask = self.spec.mask_to_frame(small, frame_shape, roi=roi)
+        return mask, areas_px, areas_mm2
 
     def process(self, logits: np.ndarray, frame_shape: Sequence[int], roi: Sequence[int],
                 spacing_mm: Optional[Sequence[float]] = None
-                ) -> Tuple[Any, Dict[str, int], Optional[Dict[str, float]]]:
-        """Like calling the post-processor, but the full-frame mask may come back as a function that makes
-        it (when nothing but mapping is left to do): the pipeline lets the sink that needs it pay for it."""
+                ) -> Tuple[Optional[np.ndarray], np.ndarray, Dict[str, int], Optional[Dict[str, float]]]:
+        """``(full-frame mask or None, model-size mask, areas_px, areas_mm2 or None)`` for one frame's logits.
+
+        The full-frame mask is made here only when small components must be removed from it; otherwise it is
+        None and :class:`~jetseg.jetson.frames.result.Result` maps the model-size mask when a sink asks.
+        """
         key = (tuple(roi), tuple(frame_shape[:2]))
         small = self.decode(logits, key)
         if self.min_area_px > 0:
             mask = self.to_frame(small, frame_shape, roi)
             areas_px, areas_mm2 = self.areas(mask, spacing_mm)
-            return mask, areas_px, areas_mm2
+            return mask, small, areas_px, areas_mm2
         areas_px, areas_mm2 = self.areas_from_small(small, roi, spacing_mm)
-        spec = self.spec
-
-        def make() -> np.ndarray:
-            return spec.mask_to_frame(small, frame_shape, roi=roi)
-
-        return make, areas_px, areas_mm2
+        return None, small, areas_px, areas_mm2
 
 
 def class_pixels(mask: np.ndarray, num_classes: int) -> List[int]:
