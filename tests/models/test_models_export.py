@@ -68,7 +68,7 @@ def test_export_torchscript_with_flags(tmp_path, capsys):
     spec = bundle.spec
     assert spec.input.size == (32, 48) and spec.input.channels == 3 and spec.input.color_order == "rgb"
     assert spec.classes == ["background", "polyp", "tool"] and spec.input.mean == [0.5, 0.5, 0.5]
-    assert bundle.manifest["provenance"]["export"]["route"] == "torchscript"
+    assert bundle.manifest.provenance["export"]["route"] == "torchscript"
     session = ort.InferenceSession(str(bundle.model_path), providers=["CPUExecutionProvider"])
     assert session.run(None, {"input": np.zeros((1, 3, 32, 48), np.float32)})[0].shape == (1, 3, 32, 48)
 
