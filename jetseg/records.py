@@ -297,8 +297,8 @@ class BenchReport(JsonRecord):
     ERROR: ClassVar[Type[JetsegError]] = JetsegError
     REMEDY: ClassVar[str] = "give the report.json of an earlier 'jetseg bench' run"
 
+    schema: str = _field(str)
     results: List[Dict[str, Any]] = _field(list)
-    schema: str = _field(str, default="jetseg.bench/1")
     conditions: Dict[str, Any] = _field(dict, default={})
     settings: Dict[str, Any] = _field(dict, default={})
     data: Dict[str, Any] = _field(dict, default={})
