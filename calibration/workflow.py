@@ -37,7 +37,7 @@ from jetseg.bundle import (
     versions,
 )
 from jetseg.calibration import cache as trtcache
-from jetseg.calibration.check import MAX_OPSET, check_qdq, format_violations, summary
+from jetseg.calibration.check import check_qdq, format_violations, summary
 from jetseg.calibration.curate import group_of, split
 from jetseg.calibration.engine.precision import float_keep
 from jetseg.calibration.gate import Gate, rank_layers, verdict
@@ -46,7 +46,6 @@ from jetseg.calibration.quantize import (
     TARGETS,
     compute_ranges,
     io_signature,
-    opset_of,
     prepare_model,
     quantizable_nodes,
     quantize,
@@ -55,9 +54,10 @@ from jetseg.calibration.quantize import (
 from jetseg.calibration.scans import read_scans
 from jetseg.errors import BundleError, GateError, JetsegError
 from jetseg.jetson.evaluate import BENCH_FRAMES
+from jetseg.onnxgraph import default_opset
 from jetseg.optional import require
 from jetseg.records import CALIBRATION_REPORT_FILE, MANIFEST_FILE, CalibrationRecord
-from jetseg.trtcompat import DEFAULT_TRT_VERSION
+from jetseg.trtcompat import DEFAULT_TRT_VERSION, opset_problem
 
 log = logging.getLogger("jetseg.calibration")
 
@@ -171,10 +171,9 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
     remove_stale_work_folders()
     spec = fp32.spec
     onnx = require("onnx", "INT8 calibration")
-    opset = opset_of(onnx.load(str(fp32.model_path), load_external_data=False))
-    if target == "tensorrt" and opset > MAX_OPSET:
-        raise JetsegError("%s has opset %d; TensorRT 8.5 parses opset <= %d: re-export the model with "
-                          "opset_version=%d (or use --target cpu)" % (fp32.model_path, opset, MAX_OPSET, MAX_OPSET))
+    problem = opset_problem(default_opset(onnx.load(str(fp32.model_path), load_external_data=False)))
+    if target == "tensorrt" and problem:
+        raise JetsegError("%s has %s, or use --target cpu" % (fp32.model_path, problem))
 
     scanset = read_scans(scans, spec, max_frames=max_frames, memory_mb=memory_mb, progress=progress)
     groups = [group_of(item["source"]) for item in scanset.ids]
@@ -269,7 +268,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                   "result": final, "attempts": history,
                   "sensitivity": ranking or []},
             float_layers=list(exclude),
-            model={"opset": opset_of(qmodel), "qdq": summary(qmodel), "fp32_size_bytes": fp32_size,
+            model={"opset": default_opset(qmodel), "qdq": summary(qmodel), "fp32_size_bytes": fp32_size,
                    "int8_size_bytes": int8_size, "size_ratio": round(int8_size / float(fp32_size), 4),
                    "io": after},
             tensorrt_check={"checked": target == "tensorrt", "violations": [str(v) for v in violations]},

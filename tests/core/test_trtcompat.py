@@ -104,3 +104,10 @@ def test_builder_without_gpu_becomes_device_error(fake_trt):
     with pytest.raises(DeviceError, match=r"TensorRT cannot create its builder \(pybind11::init\(\): factory "
                                           r"function returned nullptr\): no usable CUDA GPU here"):
         trtcompat.make_builder(object())
+
+
+def test_the_one_opset_rule():
+    from jetseg.trtcompat import MAX_OPSET, opset_problem
+
+    assert MAX_OPSET == 17 and opset_problem(17) is None and opset_problem(13) is None
+    assert opset_problem(18) == "opset 18; TensorRT 8.5 parses opset <= 17 (re-export with opset_version=17)"
