@@ -107,7 +107,5 @@ def test_builder_without_gpu_becomes_device_error(fake_trt):
 
 
 def test_the_one_opset_rule():
-    from jetseg.trtcompat import MAX_OPSET, opset_problem
-
-    assert MAX_OPSET == 17 and opset_problem(17) is None and opset_problem(13) is None
-    assert opset_problem(18) == "opset 18; TensorRT 8.5 parses opset <= 17 (re-export with opset_version=17)"
+    assert trtcompat.MAX_OPSET == 17 and trtcompat.opset_problem(17) is None and trtcompat.opset_problem(13) is None
+    assert trtcompat.opset_problem(18) == "opset 18; TensorRT 8.5 parses opset <= 17 (re-export with opset_version=17)"
