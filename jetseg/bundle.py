@@ -19,6 +19,7 @@ import hashlib
 import os
 import platform
 import secrets
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -296,5 +297,6 @@ def save_bundle(out: PathLike, model: Union[bytes, PathLike], spec: Spec, precis
 
 
 def command_line() -> str:
-    """The command that is running, for provenance records."""
-    return " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
+    """The command that is running, shell-quoted so that it can be pasted (URIs contain '&'): the one rendering
+    for manifests, build records, bench conditions and model cards."""
+    return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name] + sys.argv[1:])
