@@ -80,5 +80,5 @@ def bundle_bytes(bundle: Any) -> int:
     itself); engines built on a device are not part of what is shipped."""
     from jetseg.bundle import MANIFEST_FILE
 
-    names = set(bundle.manifest.get("files", {})) | {MANIFEST_FILE}
+    names = set(bundle.manifest.files) | {MANIFEST_FILE}
     return sum(file_size(bundle.file(n)) for n in sorted(names) if bundle.file(n).is_file())

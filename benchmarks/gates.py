@@ -5,13 +5,13 @@ when no candidate was given). Every gate yields one line saying what was measure
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from jetseg.errors import JetsegError
+from jetseg.records import BenchReport
 
 Key = Tuple[str, str, str, str, int]
 
@@ -24,24 +24,27 @@ def _name(row: Dict[str, Any]) -> str:
     return "%s on %s (%s, batch %s)" % (row["bundle"], row["backend"], row["kind"], row["batch"])
 
 
-def load_baseline(path: Any) -> Dict[str, Any]:
-    """Read a previous report.json (or the directory holding it)."""
+@dataclass(frozen=True)
+class Baseline:
+    """A previous ``jetseg bench`` report and the file it was read from (named in the gates' messages)."""
+
+    path: str
+    report: BenchReport
+
+
+def load_baseline(path: Any) -> Baseline:
+    """Read a previous report.json (or the directory holding it).
+
+    Raises:
+        JetsegError: ``--baseline: `` and why the file cannot be read as a bench report.
+    """
     p = Path(path)
     if p.is_dir():
-        p = p / "report.json"
+        p = p / BenchReport.FILE
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise JetsegError("cannot read baseline %s (%s); give the report.json of an earlier 'jetseg bench' run"
-                          % (p, exc.strerror or exc)) from None
-    except ValueError as exc:
-        raise JetsegError("baseline %s is not valid JSON (%s); give the report.json of an earlier "
-                          "'jetseg bench' run" % (p, exc)) from None
-    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-        raise JetsegError("baseline %s has no 'results' list; give the report.json of an earlier 'jetseg bench' "
-                          "run" % p)
-    data["_path"] = str(p)
-    return data
+        return Baseline(str(p), BenchReport.read(p))
+    except JetsegError as exc:
+        raise JetsegError("--baseline: %s" % exc) from None
 
 
 @dataclass
@@ -59,7 +62,7 @@ class Gates:
 
     min_fps: Optional[float] = None
     max_dice_drop: Optional[float] = None
-    baseline: Optional[Dict[str, Any]] = None
+    baseline: Optional[Baseline] = None
     fps_tolerance: float = 0.10
     dice_tolerance: float = 0.005
 
@@ -108,8 +111,8 @@ class Gates:
 
     def _baseline(self, rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         assert self.baseline is not None, "called only with a baseline"
-        base = {_key(r): r for r in self.baseline["results"] if isinstance(r, dict) and "bundle" in r}
-        where = self.baseline.get("_path", "the baseline")
+        base = {_key(r): r for r in self.baseline.report.results if isinstance(r, dict) and "bundle" in r}
+        where = self.baseline.path
         out = []
         for row in rows:
             old = base.get(_key(row))

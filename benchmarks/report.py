@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from jetseg.bundle import writing
+from jetseg.records import BenchReport
 
 MD_COLUMNS = ["bundle", "backend", "precision", "kind", "batch", "fps", "p50 ms", "p99 ms", "x ref",
               "x best FP32", "Dice vs ref", "Dice vs labels", "Dice drop", "HD95 vs ref (px)", "model MB",
@@ -132,12 +133,12 @@ def write_report(report: Dict[str, Any], out_dir: Any, samples: Optional[Dict[st
     """Write report.json, report.md and (with ``plots``) latency.png and fps_vs_dice.png into ``out_dir``."""
     out = Path(out_dir)
     with writing(out, overwrite=overwrite) as tmp:
-        files = ["report.json", "report.md"]
+        files = [BenchReport.FILE, "report.md"]
         if plots:
             from jetseg.benchmarks import plots as plotting
 
             files += plotting.write_plots(report, samples or {}, tmp)
         report.setdefault("files", sorted(files))
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        BenchReport.from_dict(report).write(tmp)
         (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
     return out

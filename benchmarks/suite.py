@@ -41,10 +41,11 @@ from jetseg.benchmarks.timing import cycling, measure_interleaved
 from jetseg.bundle import Bundle
 from jetseg.errors import JetsegError, RunnerError
 from jetseg.jetson.runners.base import Runner
+from jetseg.records import BenchReport
 
 log = logging.getLogger("jetseg.bench")
 
-SCHEMA = "jetseg.bench/1"
+SCHEMA = str(BenchReport.FORMAT)
 
 PathLike = Union[str, Path]
 

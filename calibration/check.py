@@ -26,11 +26,10 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from jetseg.onnxgraph import QDQ_OPS
+from jetseg.onnxgraph import QDQ_OPS, default_opset
 from jetseg.optional import require
-from jetseg.trtcompat import DEFAULT_TRT_VERSION
+from jetseg.trtcompat import DEFAULT_TRT_VERSION, opset_problem
 
-MAX_OPSET = 17
 _BIASED = ("Conv", "ConvTranspose", "Gemm")
 
 
@@ -71,8 +70,7 @@ def _axis(node: Any) -> int:
     return 1  # the ONNX default
 
 
-def check_qdq(model: Union[str, Path, Any], max_opset: int = MAX_OPSET,
-              trt_version: str = DEFAULT_TRT_VERSION) -> List[Violation]:
+def check_qdq(model: Union[str, Path, Any], trt_version: str = DEFAULT_TRT_VERSION) -> List[Violation]:
     """Return every violation of TensorRT's Q/DQ rules in ``model`` (a path or a ModelProto); empty = passes.
 
     Args:
@@ -84,10 +82,9 @@ def check_qdq(model: Union[str, Path, Any], max_opset: int = MAX_OPSET,
     int8_constants_ok = Version(trt_version).release[0] >= 10
     proto: Any = model if hasattr(model, "graph") else onnx.load(str(model))
     out: List[Violation] = []
-    for entry in proto.opset_import:
-        if entry.domain in ("", "ai.onnx") and entry.version > max_opset:
-            out.append(Violation("opset", "", "opset %d; TensorRT 8.5 parses opset <= %d (re-export with "
-                                              "opset_version=%d)" % (entry.version, max_opset, max_opset)))
+    problem = opset_problem(default_opset(proto))
+    if problem:
+        out.append(Violation("opset", "", problem))
     consts = _constants(proto)
     producers = {o: n for n in proto.graph.node for o in n.output}
     consumers: Dict[str, List[Any]] = {}

@@ -95,14 +95,6 @@ class FrameReader:
         return _Reader()
 
 
-def opset_of(model: Any) -> int:
-    """The default-domain (ai.onnx) opset of a ModelProto."""
-    for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx"):
-            return int(entry.version)
-    return 0
-
-
 def io_signature(model: Any) -> Dict[str, Any]:
     """``{"inputs": {name: shape}, "outputs": {name: shape}}`` of a ModelProto (a symbolic dim by its name,
     :func:`jetseg.onnxgraph.dims`)."""

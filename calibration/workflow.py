@@ -20,7 +20,6 @@ INT8 bundle layout::
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -30,9 +29,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from jetseg.bundle import (
     CALIBRATION_CACHE_FILE,
-    CALIBRATION_REPORT_FILE,
     FP32_MODEL_FILE,
-    MANIFEST_FILE,
     Bundle,
     command_line,
     save_bundle,
@@ -40,7 +37,7 @@ from jetseg.bundle import (
     versions,
 )
 from jetseg.calibration import cache as trtcache
-from jetseg.calibration.check import MAX_OPSET, check_qdq, format_violations, summary
+from jetseg.calibration.check import check_qdq, format_violations, summary
 from jetseg.calibration.curate import group_of, split
 from jetseg.calibration.engine.precision import float_keep
 from jetseg.calibration.gate import Gate, rank_layers, verdict
@@ -49,7 +46,6 @@ from jetseg.calibration.quantize import (
     TARGETS,
     compute_ranges,
     io_signature,
-    opset_of,
     prepare_model,
     quantizable_nodes,
     quantize,
@@ -58,12 +54,13 @@ from jetseg.calibration.quantize import (
 from jetseg.calibration.scans import read_scans
 from jetseg.errors import BundleError, GateError, JetsegError
 from jetseg.evaluate import BENCH_FRAMES
+from jetseg.onnxgraph import default_opset
 from jetseg.optional import require
-from jetseg.trtcompat import DEFAULT_TRT_VERSION
+from jetseg.records import CALIBRATION_REPORT_FILE, MANIFEST_FILE, CalibrationRecord
+from jetseg.trtcompat import DEFAULT_TRT_VERSION, opset_problem
 
 log = logging.getLogger("jetseg.calibration")
 
-REPORT_FORMAT = 1
 #: Work folders in the temporary directory: ``jetseg-calibrate.<pid>.<random>``.
 WORK_PREFIX = "jetseg-calibrate."
 
@@ -174,10 +171,9 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
     remove_stale_work_folders()
     spec = fp32.spec
     onnx = require("onnx", "INT8 calibration")
-    opset = opset_of(onnx.load(str(fp32.model_path), load_external_data=False))
-    if target == "tensorrt" and opset > MAX_OPSET:
-        raise JetsegError("%s has opset %d; TensorRT 8.5 parses opset <= %d: re-export the model with "
-                          "opset_version=%d (or use --target cpu)" % (fp32.model_path, opset, MAX_OPSET, MAX_OPSET))
+    problem = opset_problem(default_opset(onnx.load(str(fp32.model_path), load_external_data=False)))
+    if target == "tensorrt" and problem:
+        raise JetsegError("%s has %s, or use --target cpu" % (fp32.model_path, problem))
 
     scanset = read_scans(scans, spec, max_frames=max_frames, memory_mb=memory_mb, progress=progress)
     groups = [group_of(item["source"]) for item in scanset.ids]
@@ -253,50 +249,49 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         cache_bytes = trtcache.dumps({name: scale for name, scale in trtcache.scales_from_ranges(ranges).items()
                                       if name not in set(keep.uncached)}, trt_version, method)
         fp32_size, int8_size = fp32.model_path.stat().st_size, candidate.stat().st_size
-        report: Dict[str, Any] = {
-            "format": REPORT_FORMAT,
-            "method": method,
-            "target": target,
-            "trt_version": trt_version,
-            "fp32_bundle": {"path": str(fp32.path), "model_sha256": fp32.model_sha256},
-            "scans": {"uri": scans, "frames_read": len(scanset), "skipped_files": scanset.skipped,
-                      "truncated_at_max_frames": scanset.truncated, "files": scanset.files},
-            "curation": {"strategy": "calibration k-center greedy on 16x16 thumbnails",
-                         "split": {"method": split_method, "files": len(set(groups)),
-                                   "heldout_files": sorted({groups[i] for i in held_idx})},
-                         "calibration_frames": [scanset.ids[i] for i in calib_idx],
-                         "holdout_frames": [scanset.ids[i] for i in held_idx],
-                         "bench_frames": len(check_idx)},
-            "gate": {"threshold": gate_dice, "passed": True, "bases": final["bases"],
-                     "int8_vs_fp32": {"dice": final["int8_vs_fp32"]["dice"],
-                                      "pixel_agreement": final["pixel_agreement"]},
-                     "result": final, "attempts": history,
-                     "sensitivity": ranking or []},
-            "float_layers": list(exclude),
-            "model": {"opset": opset_of(qmodel), "qdq": summary(qmodel), "fp32_size_bytes": fp32_size,
-                      "int8_size_bytes": int8_size, "size_ratio": round(int8_size / float(fp32_size), 4),
-                      "io": after},
-            "tensorrt_check": {"checked": target == "tensorrt", "violations": [str(v) for v in violations]},
+        record = CalibrationRecord(
+            method=method,
+            target=target,
+            trt_version=trt_version,
+            fp32_bundle={"path": str(fp32.path), "model_sha256": fp32.model_sha256},
+            scans={"uri": scans, "frames_read": len(scanset), "skipped_files": scanset.skipped,
+                   "truncated_at_max_frames": scanset.truncated, "files": scanset.files},
+            curation={"strategy": "calibration k-center greedy on 16x16 thumbnails",
+                      "split": {"method": split_method, "files": len(set(groups)),
+                                "heldout_files": sorted({groups[i] for i in held_idx})},
+                      "calibration_frames": [scanset.ids[i] for i in calib_idx],
+                      "holdout_frames": [scanset.ids[i] for i in held_idx],
+                      "bench_frames": len(check_idx)},
+            gate={"threshold": gate_dice, "passed": True, "bases": final["bases"],
+                  "int8_vs_fp32": {"dice": final["int8_vs_fp32"]["dice"],
+                                   "pixel_agreement": final["pixel_agreement"]},
+                  "result": final, "attempts": history,
+                  "sensitivity": ranking or []},
+            float_layers=list(exclude),
+            model={"opset": default_opset(qmodel), "qdq": summary(qmodel), "fp32_size_bytes": fp32_size,
+                   "int8_size_bytes": int8_size, "size_ratio": round(int8_size / float(fp32_size), 4),
+                   "io": after},
+            tensorrt_check={"checked": target == "tensorrt", "violations": [str(v) for v in violations]},
             # the FP32 graph the cache refers to: shipped for TensorRT (DLA builds parse it), else only named
-            "implicit_int8": dict({"model": FP32_MODEL_FILE if target == "tensorrt" else None,
-                                   "model_sha256": sha256_file(prepared),
-                                   "derived_from": {"fp32_model_sha256": fp32.model_sha256,
-                                                    "by": "jetseg.calibration.quantize.prepare_model"},
-                                   "cache": CALIBRATION_CACHE_FILE, "header": trtcache.loads(cache_bytes).header},
-                                  **keep.to_dict()),
-            "ranges": ranges,
-            "versions": versions(),
-        }
+            implicit_int8=dict({"model": FP32_MODEL_FILE if target == "tensorrt" else None,
+                                "model_sha256": sha256_file(prepared),
+                                "derived_from": {"fp32_model_sha256": fp32.model_sha256,
+                                                 "by": "jetseg.calibration.quantize.prepare_model"},
+                                "cache": CALIBRATION_CACHE_FILE, "header": trtcache.loads(cache_bytes).header},
+                               **keep.to_dict()),
+            ranges=ranges,
+            versions=versions(),
+        )
         provenance = {"command": command_line(), "from_bundle": str(fp32.path),
                       "from_model_sha256": fp32.model_sha256, "scans": scans,
                       "source_files": scanset.files, "method": method, "target": target}
         extra: Dict[str, Any] = {CALIBRATION_CACHE_FILE: cache_bytes,
-                                 CALIBRATION_REPORT_FILE: (json.dumps(report, indent=2) + "\n").encode("utf-8")}
+                                 CALIBRATION_REPORT_FILE: record.to_json().encode("utf-8")}
         if target == "tensorrt":
             extra[FP32_MODEL_FILE] = prepared
         save_bundle(out, candidate, spec, precision="int8", provenance=provenance, overwrite=overwrite,
                     extra_files=extra)
-    report["out"] = str(out)
+    report = dict(record.to_dict(), out=str(out))
     log.info("wrote %s (%s, %s; %d KB = %.0f%% of FP32; mean Dice drop %.4f)", out, target, method,
              int8_size // 1024, 100.0 * int8_size / fp32_size, round(final["dice_drop"], 4) + 0.0)
     return report

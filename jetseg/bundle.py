@@ -16,34 +16,31 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-import json
 import os
 import platform
 import secrets
+import shlex
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Union
 
 from jetseg.errors import BundleError, JetsegError
 from jetseg.onnxgraph import dims
 from jetseg.optional import available
+from jetseg.records import CALIBRATION_REPORT_FILE, MANIFEST_FILE, CalibrationRecord, ManifestRecord
 from jetseg.spec import Spec
 
 MODEL_FILE = "model.onnx"
 SPEC_FILE = "spec.yaml"
-MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "weights.pt"
 #: a TorchScript model kept by ``jetseg export MODEL.ts``: the PyTorch reference (torch runner, naive loop)
 TORCHSCRIPT_FILE = "model.ts"
 ENGINES_DIR = "engines"
 #: What ``jetseg calibrate`` adds to an INT8 bundle (calibration/workflow.py writes them): its report, the
 #: TensorRT calibration cache, and the float graph the cache refers to (implicit INT8 / DLA builds).
-CALIBRATION_REPORT_FILE = "calibration.json"
 CALIBRATION_CACHE_FILE = "calibration.cache"
 FP32_MODEL_FILE = "model.fp32.onnx"
-FORMAT_VERSION = 1
 
 PathLike = Union[str, Path]
 
@@ -103,11 +100,11 @@ class Bundle:
     @property
     def precision(self) -> str:
         """``fp32`` or ``int8`` (from the manifest; calibration sets it)."""
-        return str(self.manifest.get("precision", "fp32"))
+        return self.manifest.precision
 
     @property
     def model_sha256(self) -> str:
-        return str(self.manifest.get("files", {}).get(MODEL_FILE) or sha256_file(self.model_path))
+        return self.manifest.files.get(MODEL_FILE) or sha256_file(self.model_path)
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -116,35 +113,21 @@ class Bundle:
         """What calibration.json records (None for a bundle that has none: FP32, or INT8 made elsewhere).
 
         Raises:
-            BundleError: calibration.json is not a JSON object.
+            BundleError: calibration.json is unreadable or damaged (the message names the field).
         """
         path = self.path / CALIBRATION_REPORT_FILE
-        if not path.is_file():
-            return None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise BundleError("%s cannot be read (%s); the bundle is damaged: calibrate again" % (path, exc)) from None
-        if not isinstance(data, dict):
-            raise BundleError("%s is not a JSON object; the bundle is damaged: calibrate again" % path)
-        return CalibrationRecord.from_dict(data)
+        return CalibrationRecord.read(path) if path.is_file() else None
 
-    def _read_manifest(self) -> Dict[str, Any]:
+    def _read_manifest(self) -> ManifestRecord:
         path = self.path / MANIFEST_FILE
         if not path.is_file():
             raise BundleError("bundle %s has no %s; re-create it with 'jetseg export'" % (self.path, MANIFEST_FILE))
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise BundleError("%s is not valid JSON (%s); the bundle is damaged" % (path, exc)) from None
-        if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
-            raise BundleError("%s has no 'files' table; the bundle is damaged" % path)
-        return data
+        return ManifestRecord.read(path)
 
     def verify(self) -> None:
         """Raise BundleError if a listed file is missing or its sha256 differs from the manifest, or if the
         manifest does not list model.onnx and spec.yaml."""
-        for name, expected in sorted(self.manifest["files"].items()):
+        for name, expected in sorted(self.manifest.files.items()):
             path = self.path / name
             if not path.is_file():
                 raise BundleError("bundle %s: %s is listed in the manifest but missing" % (self.path, name))
@@ -154,7 +137,7 @@ class Bundle:
                                   "changed after the bundle was made (re-export it)"
                                   % (self.path, name, actual[:12], expected[:12]))
         for name in (MODEL_FILE, SPEC_FILE):
-            if name not in self.manifest["files"]:
+            if name not in self.manifest.files:
                 raise BundleError("bundle %s: the manifest does not list %s, so it cannot be verified; "
                                   "re-create the bundle with 'jetseg export'" % (self.path, name))
 
@@ -183,38 +166,6 @@ class Bundle:
 
     def __repr__(self) -> str:
         return "Bundle(%r, precision=%r)" % (str(self.path), self.precision)
-
-
-@dataclass(frozen=True)
-class CalibrationRecord:
-    """The parts of calibration.json that engine building and the benchmarks read (:meth:`Bundle.calibration`).
-
-    Attributes:
-        target: ``tensorrt`` or ``cpu``: the INT8 form of model.onnx (None if not recorded).
-        float_layers: ONNX node names the accuracy gate kept in float.
-        fp32_model: the float graph the calibration cache refers to, when the bundle ships it
-            (``model.fp32.onnx``; a cpu-target bundle does not).
-        fp32_model_sha256: that graph's sha256 (``unknown`` if the record omits it); None for a bundle calibrated
-            before calibration.json recorded it.
-    """
-
-    target: Optional[str] = None
-    float_layers: Tuple[str, ...] = ()
-    fp32_model: Optional[str] = None
-    fp32_model_sha256: Optional[str] = None
-
-    @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> CalibrationRecord:
-        implicit = data.get("implicit_int8")
-        implicit = implicit if isinstance(implicit, dict) else None
-
-        def text(value: Any) -> Optional[str]:
-            return str(value) if value else None
-
-        return cls(target=text(data.get("target")),
-                   float_layers=tuple(str(name) for name in data.get("float_layers") or ()),
-                   fp32_model=text(implicit.get("model")) if implicit else None,
-                   fp32_model_sha256=str(implicit.get("model_sha256") or "unknown") if implicit else None)
 
 
 def check_shapes(where: str, inputs: Dict[str, Any], outputs: Dict[str, Any], input_name: str,
@@ -301,7 +252,7 @@ def _make_dir_like_mkdir(parent: Path, prefix: str) -> Path:
 
 
 def write_manifest(directory: PathLike, precision: str = "fp32", provenance: Optional[Dict[str, Any]] = None,
-                   exclude: Optional[List[str]] = None) -> Dict[str, Any]:
+                   exclude: Optional[List[str]] = None) -> ManifestRecord:
     """Hash every file under ``directory`` (except engines/ and the manifest) into manifest.json."""
     directory = Path(directory)
     skip = set(exclude or [])
@@ -310,15 +261,11 @@ def write_manifest(directory: PathLike, precision: str = "fp32", provenance: Opt
         rel = path.relative_to(directory).as_posix()
         if path.is_file() and rel != MANIFEST_FILE and not rel.startswith(ENGINES_DIR + "/") and rel not in skip:
             files[rel] = sha256_file(path)
-    manifest = {
-        "format": FORMAT_VERSION,
-        "precision": precision,
-        "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-        "files": files,
-        "versions": versions(),
-        "provenance": provenance or {},
-    }
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    manifest = ManifestRecord(
+        files=files, precision=precision,
+        created=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        versions=versions(), provenance=provenance or {})
+    manifest.write(directory)
     return manifest
 
 
@@ -350,5 +297,6 @@ def save_bundle(out: PathLike, model: Union[bytes, PathLike], spec: Spec, precis
 
 
 def command_line() -> str:
-    """The command that is running, for provenance records."""
-    return " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
+    """The command that is running, shell-quoted so that it can be pasted (URIs contain '&'): the one rendering
+    for manifests, build records, bench conditions and model cards."""
+    return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name] + sys.argv[1:])

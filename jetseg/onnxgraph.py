@@ -25,6 +25,11 @@ def is_static(shape: List[Dim]) -> bool:
     return all(isinstance(d, int) for d in shape)
 
 
+def default_opset(model: Any) -> int:
+    """The default-domain (``""`` or ``ai.onnx``) opset a ModelProto imports (0 when it imports none)."""
+    return max([int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")] or [0])
+
+
 def has_qdq(model: Any) -> bool:
     """True when the ONNX model (a ModelProto) contains QuantizeLinear/DequantizeLinear nodes."""
     return any(node.op_type in QDQ_OPS for node in model.graph.node)

@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # typings/tensorrt (a checked subset of tensorrt-stubs)
 PRECISIONS = ("fp32", "fp16", "int8")
 #: The TensorRT of JetPack 5.1.x (Jetson AGX Xavier): calibration caches and Q/DQ checks are for it by default.
 DEFAULT_TRT_VERSION = "8.5.2"
+#: The newest default-domain ONNX opset the ONNX parser of TensorRT 8.5 reads; jetseg exports at this opset.
+MAX_OPSET = 17
 
 #: How to get TensorRT; shown whenever it is missing.
 INSTALL_HINT = ("TensorRT comes with JetPack (apt package python3-libnvinfer); on the Jetson run ./setup.sh, "
@@ -213,6 +215,18 @@ def set_precision(config: tensorrt.IBuilderConfig, feats: Features, precision: s
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
     return notes
+
+
+def opset_problem(opset: int) -> Optional[str]:
+    """Why a model of default-domain ONNX ``opset`` cannot go to TensorRT 8.5, or None when it can.
+
+    The one opset rule (export, the Q/DQ check and calibration for ``--target tensorrt`` apply it), e.g.
+    ``"opset 18; TensorRT 8.5 parses opset <= 17 (re-export with opset_version=17)"``.
+    """
+    if opset <= MAX_OPSET:
+        return None
+    return "opset %d; TensorRT 8.5 parses opset <= %d (re-export with opset_version=%d)" % (opset, MAX_OPSET,
+                                                                                             MAX_OPSET)
 
 
 def can_calibrate() -> bool:

@@ -18,14 +18,13 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import numpy as np
 
 from jetseg.errors import JetsegError
-from jetseg.onnxgraph import dims, is_static
+from jetseg.onnxgraph import default_opset, dims, is_static
 from jetseg.optional import require
 from jetseg.spec import Spec
+from jetseg.trtcompat import MAX_OPSET, opset_problem
 
 log = logging.getLogger("jetseg.export")
 
-OPSET = 17
-MAX_OPSET = 17
 #: PyTorch vs ONNX Runtime: max |difference| allowed, relative to the output's range (plus an absolute floor)
 RTOL = 1e-3
 ATOL = 1e-4
@@ -137,11 +136,11 @@ def torch_to_onnx(model: Any, spec: Spec) -> bytes:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter is what we want
             warnings.filterwarnings("ignore", message="no signature found")  # ScriptModules have none
-            torch.onnx.export(model, (example,), buffer, opset_version=OPSET, input_names=[spec.input.name],
+            torch.onnx.export(model, (example,), buffer, opset_version=MAX_OPSET, input_names=[spec.input.name],
                               output_names=[spec.output.name], do_constant_folding=True, dynamo=False)
     except Exception as exc:  # the exporter raises many types for unsupported models
         raise ExportError("PyTorch cannot export the model to ONNX opset %d with input %s: %s"
-                          % (OPSET, spec.input_shape, str(exc).splitlines()[0][:200])) from None
+                          % (MAX_OPSET, spec.input_shape, str(exc).splitlines()[0][:200])) from None
     return buffer.getvalue()
 
 
@@ -162,10 +161,9 @@ def check_onnx(model: Any, spec: Spec) -> Any:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
         raise ExportError("%s fails onnx.checker: %s" % (_where(model), str(exc).splitlines()[0][:200])) from None
-    opset = max([o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] or [0])
-    if opset > MAX_OPSET:
-        raise ExportError("%s uses ONNX opset %d; TensorRT 8.5 (JetPack 5) needs opset <= %d; re-export it "
-                          "with opset_version=%d" % (_where(model), opset, MAX_OPSET, OPSET))
+    problem = opset_problem(default_opset(proto))
+    if problem:
+        raise ExportError("%s uses ONNX %s" % (_where(model), problem))
     initializers = {i.name for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in initializers]
     names = [i.name for i in inputs]

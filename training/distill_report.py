@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Optional
 
-from jetseg.bundle import Bundle
+from jetseg.bundle import Bundle, command_line
 from jetseg.spec import Spec
 
 #: The temporary folder a student is scored in (with the pid: jetseg distill removes its own on SIGTERM).
@@ -60,13 +60,10 @@ def _fmt(value: Optional[float]) -> str:
 
 def model_card(spec: Spec, prov: Dict[str, Any], model: Any) -> bytes:
     """MODEL_CARD.md for a distilled bundle (all numbers come from this run)."""
-    import shlex
-    import sys
-
     arch, d, m, size = prov["architecture"], prov["distillation"], prov["metrics"], prov["size"]
     data = prov["data"]
     params = sum(int(p.numel()) for p in model.parameters())
-    command = " ".join(["jetseg"] + [shlex.quote(a) for a in sys.argv[1:]])
+    command = command_line()
     lines = [
         "# %s" % spec.name, "",
         "A student distilled from the teacher bundle `%s` (model sha256 %s...). It keeps the teacher's spec "

@@ -262,7 +262,7 @@ def model_card(spec: Spec, prov: Dict[str, Any], model: Any) -> bytes:
             prov["data"]["validation"]["sha256"][:16]),
         "",
         "## Training", "",
-        "```", _quoted_command(), "```", "",
+        "```", command_line(), "```", "",
         "%d steps, batch %d, AdamW lr %g (one-cycle), Dice + cross-entropy loss, augmentation (rotation, flips, "
         "zoom, elastic, intensity); best held-out step %d; %.0f s on this machine's CPU."
         % (tr["steps_run"], tr["batch"], tr["lr"], prov["best_step"], prov["seconds"]), "",
@@ -276,14 +276,6 @@ def model_card(spec: Spec, prov: Dict[str, Any], model: Any) -> bytes:
         "- Not a medical device; not for diagnosis or any clinical use.", "",
     ]
     return "\n".join(lines).encode("utf-8")
-
-
-def _quoted_command() -> str:
-    """The running command, shell-quoted so that it can be pasted (URIs contain '&')."""
-    import shlex
-    import sys
-
-    return " ".join(["jetseg"] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
 def evaluate_uri(bundle: BundleLike, uri: str, every: int = 10, backend: str = "onnxrt",

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import logging
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
 
@@ -59,6 +58,7 @@ from jetseg.jetson.trt.plan import (
     current_key,
     plan_build,
 )
+from jetseg.records import BuildRecord
 
 if TYPE_CHECKING:
     import tensorrt
@@ -134,8 +134,9 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
     state, reasons = store.status(bundle, key)
     folder = store.engine_dir(bundle, key)
     if state == store.OK and not force:
-        record = store.read_record(folder) or {}
-        return BuildOutcome(key, folder, True, record, ["engine %s is up to date (use --force to rebuild)" % key])
+        recorded = store.read_record(folder)
+        return BuildOutcome(key, folder, True, recorded.to_dict() if recorded else {},
+                            ["engine %s is up to date (use --force to rebuild)" % key])
     if state in (store.STALE, store.DAMAGED):
         print("rebuilding %s: %s" % (key, "; ".join(reasons)), file=out)
     for old in store.superseded(bundle, key):
@@ -183,37 +184,37 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
         report = format_report(placement, rules) + _format_warnings(warnings) + after
         actual = {"engine_layers": [x.to_dict() for x in layers], "layers": [r.to_dict() for r in rows],
                   "unknown_because": why, "int8_range_warnings": [w.to_dict() for w in warnings]}
-    record = {
-        "key": key.to_dict(),
-        "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-        "command": command_line(),
-        "via": via,
-        "versions": {"tensorrt": str(trt.__version__), "cuda": device.cuda, "l4t": device.l4t,
-                     "jetpack": device.jetpack, "jetseg": _jetseg_version()},
-        "device": {"model": device.model, "soc": soc, "compute_capability": cc,
-                   "nvpmodel": device.nvpmodel, "jetson_clocks": device.jetson_clocks},
-        "flags": {"precision": plan.precision, "int8": plan.int8_mode, "dla_core": plan.dla_core,
-                  "gpu_fallback": plan.dla_core is not None, "workspace_mb": workspace_mb,
-                  "network": (plan.network or bundle.model_path).name,
-                  "qdq_stripped": plan.strip_qdq, "calib_scans": plan.calib_scans,
-                  "calib_count": plan.calib_count or None, "features": feats.to_dict(), "notes": notes},
-        "timings": timings,
-        "placement": [row.to_dict() for row in placement],  # the estimate, before the build
-        "placement_actual": actual,  # what TensorRT decided (engine inspector)
-        "io": io,
-        "engine_bytes": len(engine_bytes),
-    }
+    record = BuildRecord(
+        key=key.to_dict(),
+        created=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        command=command_line(),
+        via=via,
+        versions={"tensorrt": str(trt.__version__), "cuda": device.cuda, "l4t": device.l4t,
+                  "jetpack": device.jetpack, "jetseg": _jetseg_version()},
+        device={"model": device.model, "soc": soc, "compute_capability": cc,
+                "nvpmodel": device.nvpmodel, "jetson_clocks": device.jetson_clocks},
+        flags={"precision": plan.precision, "int8": plan.int8_mode, "dla_core": plan.dla_core,
+               "gpu_fallback": plan.dla_core is not None, "workspace_mb": workspace_mb,
+               "network": (plan.network or bundle.model_path).name,
+               "qdq_stripped": plan.strip_qdq, "calib_scans": plan.calib_scans,
+               "calib_count": plan.calib_count or None, "features": feats.to_dict(), "notes": notes},
+        timings=timings,
+        placement=[row.to_dict() for row in placement],  # the estimate, before the build
+        placement_actual=actual,  # what TensorRT decided (engine inspector)
+        io=io,
+        engine_bytes=len(engine_bytes),
+    )
     with writing(folder, overwrite=True) as tmp:
         (tmp / store.ENGINE_FILE).write_bytes(engine_bytes)
         if cache_bytes:
             (tmp / store.TIMING_CACHE_FILE).write_bytes(cache_bytes)
         for name, data in extra_files.items():  # the cache an on-device calibration produced
             (tmp / name).write_bytes(data)
-        record["engine_sha256"] = sha256_file(tmp / store.ENGINE_FILE)
-        (tmp / store.BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        record = replace(record, engine_sha256=sha256_file(tmp / store.ENGINE_FILE))
+        record.write(tmp)
     if cache_bytes:
         _write_atomic(Path(timing_cache) if timing_cache else store.shared_timing_cache(bundle, key), cache_bytes)
-    return BuildOutcome(key, folder, False, record, report)
+    return BuildOutcome(key, folder, False, record.to_dict(), report)
 
 
 def _build_onnx(feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key: EngineKey,

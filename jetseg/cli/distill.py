@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         bundle = distill(cfg)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    prov = bundle.manifest["provenance"]
+    prov = bundle.manifest.provenance
     m, size = prov["metrics"], prov["size"]
     labels = "" if m["dice_vs_labels"] is None else ", vs labels %.4f (teacher %.4f)" % (
         m["dice_vs_labels"], m["teacher_dice_vs_labels"])

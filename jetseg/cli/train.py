@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                       classes=parse_classes(args.classes), channels=args.channels, threads=args.threads,
                       arch_kwargs=arch_kwargs, overwrite=args.overwrite)
     bundle = train(cfg)
-    metrics = bundle.manifest.get("provenance", {}).get("metrics", {})
+    metrics = bundle.manifest.provenance.get("metrics", {})
     print("wrote %s (held-out Dice %.4f on %d frames, %s runner)"
           % (bundle.path, metrics.get("dice", float("nan")), metrics.get("frames", 0), metrics.get("backend", "?")))
     return 0

@@ -50,7 +50,7 @@ class TorchRunner(Runner):
             raise RunnerError("bundle %s has no %s; the torch backend needs the PyTorch weights (bundles from "
                               "'jetseg train' have them), or use --backend onnxrt"
                               % (self.bundle.path, WEIGHTS_FILE))
-        record = self.bundle.manifest.get("provenance", {}).get("architecture")
+        record = self.bundle.manifest.provenance.get("architecture")
         if not isinstance(record, dict) or not (isinstance(record.get("name"), str)
                                                 or isinstance(record.get("factory"), str)):
             raise RunnerError("bundle %s does not record its architecture (manifest provenance.architecture); "

@@ -209,7 +209,7 @@ def find_engine_here(bundle: Bundle, trt_version: str, precision: Optional[str] 
 
 def _record_reasons(bundle: Bundle, name: str, key: EngineKey) -> List[str]:
     record = store.read_record(store.engines_root(bundle) / name)
-    return ["%s: %s" % (name, "; ".join(stale_reasons(record["key"], key)))] if record else [name]
+    return ["%s: %s" % (name, "; ".join(stale_reasons(record.key, key)))] if record else [name]
 
 
 def _build_command(bundle: Bundle, precision: str, dla_core: Optional[int], force: bool) -> str:

@@ -15,15 +15,15 @@ Pure Python: no TensorRT needed to inspect or judge engines.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from jetseg.bundle import ENGINES_DIR, Bundle, sha256_file
+from jetseg.errors import JetsegError
 from jetseg.jetson.trt.key import EngineKey, stale_reasons
+from jetseg.records import BUILD_FILE, BuildRecord
 
 ENGINE_FILE = "engine.plan"
-BUILD_FILE = "build.json"
 TIMING_CACHE_FILE = "timing.cache"
 
 OK, MISSING, STALE, DAMAGED = "ok", "missing", "stale", "damaged"
@@ -42,13 +42,19 @@ def shared_timing_cache(bundle: Bundle, key: EngineKey) -> Path:
     return engines_root(bundle) / (key.device_part + ".timing.cache")
 
 
-def read_record(folder: Path) -> Optional[Dict[str, Any]]:
-    """build.json of an engine folder, or None if it is missing or not valid JSON."""
+def read_record(folder: Path) -> Optional[BuildRecord]:
+    """build.json of an engine folder, or None if it is missing or damaged (:func:`checked_record` says why)."""
+    return checked_record(folder)[0]
+
+
+def checked_record(folder: Path) -> Tuple[Optional[BuildRecord], str]:
+    """``(record, "")`` for the build.json of an engine folder, or ``(None, why it cannot be read)``."""
+    if not (folder / BUILD_FILE).is_file():
+        return None, "%s is missing" % BUILD_FILE
     try:
-        data = json.loads((folder / BUILD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("key"), dict) else None
+        return BuildRecord.read(folder), ""
+    except JetsegError as exc:
+        return None, str(exc)
 
 
 def status(bundle: Bundle, key: EngineKey) -> Tuple[str, List[str]]:
@@ -56,19 +62,19 @@ def status(bundle: Bundle, key: EngineKey) -> Tuple[str, List[str]]:
     folder = engine_dir(bundle, key)
     if not folder.is_dir():
         return MISSING, []
-    record = read_record(folder)
+    record, problem = checked_record(folder)
     if record is None:
-        return DAMAGED, ["%s is missing or unreadable" % BUILD_FILE]
+        return DAMAGED, [problem]
     engine = folder / ENGINE_FILE
     if not engine.is_file():
         return DAMAGED, ["%s is missing" % ENGINE_FILE]
-    if record.get("engine_sha256") != sha256_file(engine):
+    if record.engine_sha256 != sha256_file(engine):
         return DAMAGED, ["%s does not match the sha256 in %s" % (ENGINE_FILE, BUILD_FILE)]
-    reasons = stale_reasons(record["key"], key)
+    reasons = stale_reasons(record.key, key)
     return (STALE, reasons) if reasons else (OK, [])
 
 
-def list_engines(bundle: Bundle) -> List[Tuple[str, Optional[Dict[str, Any]]]]:
+def list_engines(bundle: Bundle) -> List[Tuple[str, Optional[BuildRecord]]]:
     """Every engine folder in the bundle with its build record (None when unreadable)."""
     root = engines_root(bundle)
     if not root.is_dir():
@@ -85,7 +91,7 @@ def explain_others(bundle: Bundle, key: EngineKey) -> List[str]:
         if record is None:
             lines.append("%s: no readable %s" % (name, BUILD_FILE))
             continue
-        reasons = stale_reasons(record["key"], key)
+        reasons = stale_reasons(record.key, key)
         lines.append("%s: %s" % (name, "; ".join(reasons) if reasons else "same key, different folder name"))
     return lines
 
@@ -98,7 +104,7 @@ def superseded(bundle: Bundle, key: EngineKey) -> List[Path]:
         if name == key.name or record is None:
             continue
         try:
-            other = EngineKey.from_dict(record["key"])
+            other = EngineKey.from_dict(record.key)
         except Exception:  # an unreadable record is reported by explain_others, not deleted
             continue
         if (other.device_part, other.precision, other.target) == (key.device_part, key.precision, key.target):
@@ -113,7 +119,7 @@ def find_for_device(bundle: Bundle, device_part: str, precision: Optional[str] =
     for name, record in list_engines(bundle):
         if record is None or not name.startswith(device_part + "-"):
             continue
-        rec = record["key"]
+        rec = record.key
         if precision is not None and rec.get("precision") != precision:
             continue
         rec_target = "gpu" if rec.get("dla_core") is None else "dla%s" % rec.get("dla_core")

@@ -63,5 +63,6 @@ def test_user_errors_are_one_line(tiny_bundles, tmp_path, capsys):
     code = _bench(ref, cand, tmp_path / "o2", "--baseline", str(tmp_path / "missing.json"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert "cannot read baseline" in err[0] and "give the report.json of an earlier 'jetseg bench' run" in err[0]
+    assert "--baseline: cannot read %s" % (tmp_path / "missing.json") in err[0]
+    assert "give the report.json of an earlier 'jetseg bench' run" in err[0]
     assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()

@@ -36,7 +36,7 @@ def test_png_folder_to_tensorrt_int8_bundle(make_bundle, png_folder, tmp_path, c
     assert code == 0 and "INT8 bundle: %s" % out in stdout
     int8 = Bundle(out)  # manifest verified
     assert int8.precision == "int8"
-    assert set(int8.manifest["files"]) == {"model.onnx", "model.fp32.onnx", "calibration.cache",
+    assert set(int8.manifest.files) == {"model.onnx", "model.fp32.onnx", "calibration.cache",
                                            "calibration.json", "spec.yaml"}
     report = json.loads((out / "calibration.json").read_text())
     assert report["method"] == "entropy" and report["target"] == "tensorrt"
@@ -63,7 +63,7 @@ def test_png_folder_to_tensorrt_int8_bundle(make_bundle, png_folder, tmp_path, c
     low, high = report["ranges"]["r1"]
     assert parsed.scales["r1"] == pytest.approx(max(abs(low), abs(high)) / 127, rel=1e-6)
     assert report["model"]["io"] == {"inputs": {"input": [1, 1, 32, 32]}, "outputs": {"logits": [1, 2, 32, 32]}}
-    assert int8.manifest["provenance"]["source_files"] == files
+    assert int8.manifest.provenance["source_files"] == files
 
 
 def test_dicom_cine_to_cpu_int8_bundle(make_bundle, tmp_path):
@@ -83,7 +83,7 @@ def test_dicom_cine_to_cpu_int8_bundle(make_bundle, tmp_path):
     ops = {n["op"] for n in _ops(tmp_path / "cpu" / "model.onnx")}
     assert "QuantizeLinear" in ops and Bundle(tmp_path / "cpu").precision == "int8"
     # the CPU needs no FP32 graph: it is named by hash, not shipped, so the bundle stays small
-    shipped = set(Bundle(tmp_path / "cpu").manifest["files"])
+    shipped = set(Bundle(tmp_path / "cpu").manifest.files)
     assert shipped == {"model.onnx", "calibration.cache", "calibration.json", "spec.yaml"}
     implicit = report["implicit_int8"]
     assert implicit["model"] is None and len(implicit["model_sha256"]) == 64
@@ -156,8 +156,8 @@ def test_cli_errors_are_one_line(make_bundle, png_folder, tmp_path, capsys):
         ([bundle, "--scans", scans, "--trt-version", "x.y"], "TensorRT version 'x.y' is not a version"),
         ([bundle, "--scans", tmp_path / "missing"], "does not exist"),
         ([bundle, "--scans", scans, "--target", "gpu"], "invalid choice: 'gpu'"),
-        ([make_bundle("opset18", opset=18), "--scans", scans], "has opset 18; TensorRT 8.5 parses opset <= 17: "
-                                                                "re-export the model with opset_version=17"),
+        ([make_bundle("opset18", opset=18), "--scans", scans], "has opset 18; TensorRT 8.5 parses opset <= 17 "
+                                                                "(re-export with opset_version=17), or use --target cpu"),
         ([bundle, "--scans", "v4l2:///dev/video9"], "v4l2:///dev/video9 is a live source; calibrate from recorded"),
     ]
     for argv, expected in cases:

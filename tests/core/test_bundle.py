@@ -16,9 +16,9 @@ def test_round_trip_with_hashes(tmp_path):
                          provenance={"command": "test"})
     assert bundle.name == "demo" and bundle.precision == "fp32"
     again = Bundle(tmp_path / "b")
-    assert again.manifest["files"]["model.onnx"] == sha256_file(tmp_path / "b" / "model.onnx")
-    assert set(again.manifest["files"]) == {"model.onnx", "spec.yaml", "weights.pt"}
-    assert again.manifest["provenance"] == {"command": "test"}
+    assert again.manifest.files["model.onnx"] == sha256_file(tmp_path / "b" / "model.onnx")
+    assert set(again.manifest.files) == {"model.onnx", "spec.yaml", "weights.pt"}
+    assert again.manifest.provenance == {"command": "test"}
     assert again.weights_path is not None and again.spec.to_dict() == spec.to_dict()
 
 
@@ -71,18 +71,18 @@ def test_calibration_record(tmp_path):
     record = bundle.calibration()
     assert record is not None
     assert record.target == "cpu"
-    assert record.float_layers == ("dec_conv",)
+    assert record.float_layers == ["dec_conv"]
     assert record.fp32_model is None and record.fp32_model_sha256 == "ab" * 32
     # a record from before calibration.json described the implicit-INT8 graph
     old = save_bundle(tmp_path / "old", b"model", Spec(), precision="int8",
                       extra_files={"calibration.json": b'{"float_layers": []}'}).calibration()
-    assert old is not None and old.target is None and old.fp32_model_sha256 is None and old.float_layers == ()
+    assert old is not None and old.target is None and old.fp32_model_sha256 is None and old.float_layers == []
 
 
 def test_damaged_calibration_record_is_one_line(tmp_path):
     save_bundle(tmp_path / "b", b"model", Spec(), extra_files={"calibration.json": b"[1, 2]"})
-    with pytest.raises(BundleError, match=r"calibration.json is not a JSON object; the bundle is damaged"):
+    with pytest.raises(BundleError, match=r"calibration.json is a list, not a JSON object; the bundle is damaged"):
         Bundle(tmp_path / "b").calibration()
     (tmp_path / "b" / "calibration.json").write_text("{not json")
-    with pytest.raises(BundleError, match=r"calibration.json cannot be read \(.*\); the bundle is damaged"):
+    with pytest.raises(BundleError, match=r"calibration.json is not valid JSON \(.*\); the bundle is damaged"):
         Bundle(tmp_path / "b", verify=False).calibration()

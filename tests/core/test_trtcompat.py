@@ -104,3 +104,8 @@ def test_builder_without_gpu_becomes_device_error(fake_trt):
     with pytest.raises(DeviceError, match=r"TensorRT cannot create its builder \(pybind11::init\(\): factory "
                                           r"function returned nullptr\): no usable CUDA GPU here"):
         trtcompat.make_builder(object())
+
+
+def test_the_one_opset_rule():
+    assert trtcompat.MAX_OPSET == 17 and trtcompat.opset_problem(17) is None and trtcompat.opset_problem(13) is None
+    assert trtcompat.opset_problem(18) == "opset 18; TensorRT 8.5 parses opset <= 17 (re-export with opset_version=17)"

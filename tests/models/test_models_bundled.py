@@ -21,7 +21,7 @@ def test_bundle_is_complete(kind):
     bundle = Bundle(path)  # sha256 of every file checked against the manifest
     assert bundle.weights_path is not None
     assert (path / "MODEL_CARD.md").is_file() and "not for clinical use" in (path / "MODEL_CARD.md").read_text()
-    prov = bundle.manifest["provenance"]
+    prov = bundle.manifest.provenance
     assert prov["architecture"]["name"] == "unet"
     assert prov["metrics"]["dice"] >= 0.90
     assert bundle.spec.input.roi is not None  # burned-in text outside the field of view is cropped away

@@ -29,7 +29,7 @@ def test_sigmoid_ended_model_records_probabilities_and_does_not_mark_the_whole_f
                  "--classes", "background,lesion", "--output-kind", "sigmoid", "--out", str(out)]) == 0
     bundle = Bundle(out)
     assert bundle.spec.output.activation == "probabilities"
-    assert bundle.manifest["provenance"]["export"]["output_activation"] == "probabilities"
+    assert bundle.manifest.provenance["export"]["output_activation"] == "probabilities"
     with open_runner("onnxrt", bundle) as runner:
         mask = bundle.spec.decode(runner.infer(bundle.spec.preprocess(_frame())))[0]
     assert mask[:, 11:].all() and not mask[:, :11].any()  # 0.8 > 0.5 only; not the whole frame

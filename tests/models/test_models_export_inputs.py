@@ -28,9 +28,9 @@ def test_torchscript_is_kept_and_is_the_torch_reference(tmp_path, capsys) -> Non
     assert main(["export", str(ts), "--input-size", "16x16", "--channels", "1", "--out", str(out)]) == 0, \
         capsys.readouterr().err
     bundle = Bundle(out)
-    assert bundle.torchscript_path == out / "model.ts" and "model.ts" in bundle.manifest["files"]
+    assert bundle.torchscript_path == out / "model.ts" and "model.ts" in bundle.manifest.files
     assert bundle.weights_path is None
-    assert bundle.manifest["provenance"]["architecture"] == {"torchscript": "model.ts"}
+    assert bundle.manifest.provenance["architecture"] == {"torchscript": "model.ts"}
     x = np.random.default_rng(0).standard_normal((1, 1, 16, 16)).astype(np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
@@ -78,7 +78,7 @@ def test_factory_from_module_path_without_pythonpath(tmp_path, capsys) -> None:
     assert main(argv + ["--module-path", str(tmp_path / "src")]) == 0, capsys.readouterr().err
     assert str(tmp_path / "src") not in sys.path and "usernet" in sys.modules
     bundle = Bundle(out)
-    assert bundle.manifest["provenance"]["architecture"] == {"factory": "usernet.model:build",
+    assert bundle.manifest.provenance["architecture"] == {"factory": "usernet.model:build",
                                                              "module_path": str((tmp_path / "src").resolve())}
     for name in [m for m in sys.modules if m == "usernet" or m.startswith("usernet.")]:
         del sys.modules[name]  # the runner imports it again from the recorded folder

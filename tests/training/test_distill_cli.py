@@ -54,7 +54,7 @@ def test_writes_a_normal_bundle_with_the_teachers_spec(make_teacher, tmp_path, c
     assert s.pop("name") == "student" and s.pop("description").startswith("distilled by jetseg distill")
     t.pop("name"), t.pop("description")
     assert s == t
-    prov = bundle.manifest["provenance"]
+    prov = bundle.manifest.provenance
     assert prov["tool"] == "jetseg distill" and prov["architecture"]["name"] == "unet-tiny"
     assert prov["teacher"]["model_sha256"] == Bundle(teacher).model_sha256
     assert "seed=1000" in prov["data"]["selection"]["uri"] and "seed=2000" in prov["data"]["report"]["uri"]
@@ -82,7 +82,7 @@ def test_unlabelled_scans(make_teacher, tmp_path, capsys):
     code, stdout, err = _cli(capsys, "distill", str(teacher), "--scans", str(scans), "--out",
                              str(tmp_path / "student"), "--gate-dice", "0", *argv)
     assert code == 0, err
-    prov = Bundle(tmp_path / "student").manifest["provenance"]
+    prov = Bundle(tmp_path / "student").manifest.provenance
     assert prov["metrics"]["dice_vs_labels"] is None and not prov["data"]["train"]["labels_used"]
     assert "last" in prov["data"]["report"]["uri"]  # held out: the last files of the folder
     assert "vs labels" not in stdout
@@ -96,7 +96,7 @@ def test_sigmoid_teacher_with_labels(make_teacher, tmp_path, capsys):
     assert code == 0, err
     bundle = Bundle(tmp_path / "student")
     assert bundle.spec.output.kind == "sigmoid" and bundle.spec.output_shape[1] == 1
-    prov = bundle.manifest["provenance"]
+    prov = bundle.manifest.provenance
     assert prov["data"]["train"]["labels_used"] and 0.0 <= prov["metrics"]["dice_vs_labels"] <= 1.0
     assert "vs labels" in stdout
 

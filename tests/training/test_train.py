@@ -35,7 +35,7 @@ def test_tiny_synthetic_run_writes_a_loadable_bundle(tmp_path, capsys):
     from jetseg.models.synthetic import field_of_view
 
     assert spec.input.roi == list(field_of_view("ultrasound", (120, 160)))
-    prov = bundle.manifest["provenance"]
+    prov = bundle.manifest.provenance
     assert prov["architecture"]["name"] == "unet-tiny"
     assert prov["architecture"]["kwargs"]["input_size"] == [32, 32]
     assert isinstance(prov["command"], str) and prov["command"]  # sys.argv of the process (pytest here)

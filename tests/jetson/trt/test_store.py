@@ -45,7 +45,11 @@ def test_status_ok_missing_damaged_stale(tiny_bundle):
     (folder / store.BUILD_FILE).write_text(json.dumps(record))
     assert store.status(tiny_bundle, key) == (store.STALE, ["TensorRT version: engine 8.5.1, here 8.5.2"])
     (folder / store.BUILD_FILE).write_text("{not json")
-    assert store.status(tiny_bundle, key) == (store.DAMAGED, ["build.json is missing or unreadable"])
+    state, reasons = store.status(tiny_bundle, key)
+    assert state == store.DAMAGED and reasons[0].startswith(str(folder / "build.json") + " is not valid JSON (")
+    assert reasons[0].endswith("the engine folder is damaged: rebuild it with 'jetseg build --force'")
+    (folder / store.BUILD_FILE).unlink()
+    assert store.status(tiny_bundle, key) == (store.DAMAGED, ["build.json is missing"])
 
 
 def test_other_engines_are_explained_and_superseded_ones_found(tiny_bundle):
