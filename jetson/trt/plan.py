@@ -1,7 +1,7 @@
 """Which engine a bundle needs: the build plan (network, INT8 path), the engine key it is stored under, and
 whether this device has a usable one (:func:`find_engine`).
 
-Shared by the builder (``jetseg.calibration.engine.build``), the runner (:mod:`.runner`), which reconstructs
+Shared by the builder (``jetseg.engines.build``), the runner (:mod:`.runner`), which reconstructs
 the plan of an engine to find it, and ``--backend auto``, which asks the same question before choosing the
 runner; plain Python, no TensorRT.
 """

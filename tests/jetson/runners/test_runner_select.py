@@ -10,7 +10,7 @@ import pytest
 
 import jetseg.jetson.runners as runners
 from jetseg.bundle import Bundle
-from jetseg.calibration.engine.build import build_engine
+from jetseg.engines.build import build_engine
 from jetseg.errors import RunnerError
 from jetseg.jetson.device import info
 from jetseg.jetson.pipeline import runs_on_cpu

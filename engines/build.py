@@ -38,9 +38,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
 
 from jetseg import trtcompat
 from jetseg.bundle import CALIBRATION_CACHE_FILE, Bundle, command_line, sha256_file, writing
-from jetseg.calibration import cache as trtcache
-from jetseg.calibration.engine import engine_info, int8, via_torch2trt
-from jetseg.calibration.engine.placement import (
+from jetseg.engines import engine_info, int8, via_torch2trt
+from jetseg.engines.placement import (
     Finding,
     LayerPlacement,
     format_report,
@@ -48,10 +47,12 @@ from jetseg.calibration.engine.placement import (
     onnx_rules,
     scale_findings,
 )
-from jetseg.calibration.engine.precision import constrain, float_keep, recorded_float_layers
-from jetseg.calibration.engine.progress import Heartbeat, make_monitor
+from jetseg.engines.precision import constrain
+from jetseg.engines.progress import Heartbeat, make_monitor
 from jetseg.errors import DeviceError, JetsegError
+from jetseg.jetson.trt import cache as trtcache
 from jetseg.jetson.trt import store
+from jetseg.jetson.trt.floatlayers import float_keep, recorded_float_layers
 from jetseg.jetson.trt.key import EngineKey
 from jetseg.jetson.trt.plan import (
     BuildPlan,
@@ -93,7 +94,7 @@ def _load_model_bytes(bundle: Bundle, plan: BuildPlan) -> bytes:
     data = (plan.network or bundle.model_path).read_bytes()
     if not plan.strip_qdq:
         return data
-    from jetseg.calibration.engine.qdq import strip_qdq
+    from jetseg.engines.qdq import strip_qdq
     from jetseg.optional import require
 
     onnx = require("onnx", "DLA INT8 builds")
