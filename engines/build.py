@@ -170,9 +170,9 @@ def make_config(trt: Any, feats: trtcompat.Features, parsed: ParsedNetwork, prec
     config = parsed.builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     notes = trtcompat.set_precision(config, feats, precision, qdq=qdq)
-    # The engine inspector's layer details (engine_info.py). tensorrt-stubs 10.13 lacks both names; TensorRT
-    # 8.5's python/src/infer/pyCore.cpp binds them.
-    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # type: ignore[attr-defined]
+    # The engine inspector's layer details (engine_info.py). tensorrt-stubs 10.13 lacks both names (hence Any
+    # here); TensorRT 8.5's python/src/infer/pyCore.cpp binds them.
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     return config, notes
 
 
