@@ -8,7 +8,7 @@ from setuptools import find_packages, setup
 
 FOLDERS = {"jetseg": "jetseg", "jetson": "jetseg.jetson", "calibration": "jetseg.calibration",
            "benchmarks": "jetseg.benchmarks", "models": "jetseg.models",
-           "training": "jetseg.training"}
+           "training": "jetseg.training", "engines": "jetseg.engines"}
 
 package_dir = {}
 packages = []

@@ -210,7 +210,7 @@ static_checks() {
     "$VENV/bin/ruff" check .
     say "vermin --target=3.8- (shipped code must run on JetPack 5's Python 3.8)"
     "$VENV/bin/vermin" -q --no-tips --violations --target=3.8- --eval-annotations \
-        --exclude-regex '(^|/)(\.venv|build|tests)/' jetseg jetson calibration benchmarks models training tools
+        --exclude-regex '(^|/)(\.venv|build|tests)/' jetseg jetson calibration engines benchmarks models training tools
     say "import-linter (layers: cli > apps > runtime > models > core; pyproject [tool.importlinter])"
     rm -rf "$ROOT/build/tree"
     "$VENV/bin/python" "$ROOT/tools/package_tree.py" "$ROOT/build/tree" >/dev/null

@@ -36,10 +36,8 @@ from jetseg.bundle import (
     sha256_file,
     versions,
 )
-from jetseg.calibration import cache as trtcache
 from jetseg.calibration.check import check_qdq, format_violations, summary
 from jetseg.calibration.curate import group_of, split
-from jetseg.calibration.engine.precision import float_keep
 from jetseg.calibration.gate import Gate, rank_layers, verdict
 from jetseg.calibration.quantize import (
     METHODS,
@@ -54,6 +52,8 @@ from jetseg.calibration.quantize import (
 from jetseg.calibration.scans import read_scans
 from jetseg.errors import BundleError, GateError, JetsegError
 from jetseg.evaluate import BENCH_FRAMES
+from jetseg.jetson.trt import cache as trtcache
+from jetseg.jetson.trt.floatlayers import float_keep
 from jetseg.onnxgraph import default_opset
 from jetseg.optional import require
 from jetseg.records import CALIBRATION_REPORT_FILE, MANIFEST_FILE, CalibrationRecord
@@ -244,7 +244,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
             raise JetsegError("quantization changed the model's inputs/outputs %s -> %s" % (before, after))
 
         # The cache leaves out what the accepted model never quantizes (logits, inputs read by float layers
-        # only), so that implicit INT8 (DLA) builds the model the gate accepted (engine/precision.py).
+        # only), so that implicit INT8 (DLA) builds the model the gate accepted (jetson/trt/floatlayers.py).
         keep = float_keep(onnx.load(str(prepared)), exclude)
         cache_bytes = trtcache.dumps({name: scale for name, scale in trtcache.scales_from_ranges(ranges).items()
                                       if name not in set(keep.uncached)}, trt_version, method)

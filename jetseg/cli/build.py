@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jetseg.bundle import Bundle
-    from jetseg.calibration.engine.build import build_engine
+    from jetseg.engines.build import build_engine
 
     bundle = Bundle(args.bundle)
     outcome = build_engine(bundle, args.precision, dla_core=args.dla, workspace_mb=args.workspace,

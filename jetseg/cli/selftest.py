@@ -71,9 +71,9 @@ def portable_checks(state: _State) -> List[Check]:
 
     def calibration() -> Any:
         from jetseg.bundle import CALIBRATION_CACHE_FILE
-        from jetseg.calibration import cache
         from jetseg.calibration.check import check_qdq, format_violations
         from jetseg.calibration.workflow import calibrate
+        from jetseg.jetson.trt import cache
 
         out = state.work / ("%s-int8" % state.model)
         report = calibrate(bundled(state.model), "synthetic://%s?frames=64&seed=11" % state.model, out=out,
@@ -118,7 +118,7 @@ def device_checks(state: _State) -> List[Check]:
 
     def engine(precision: str) -> Callable[[], Any]:
         def build() -> Any:
-            from jetseg.calibration.engine.build import build_engine
+            from jetseg.engines.build import build_engine
 
             path = needs_int8() if precision == "int8" else bundled(state.model)
             outcome = build_engine(Bundle(path), precision, force=True)
@@ -127,7 +127,7 @@ def device_checks(state: _State) -> List[Check]:
         return build
 
     def dla_int8() -> Any:
-        from jetseg.calibration.engine.build import build_engine
+        from jetseg.engines.build import build_engine
 
         if info.dla_cores < 1:
             raise selftest.Skip("this device has no DLA core")

@@ -28,7 +28,7 @@ RUNNERS.register("onnxrt", "jetseg.jetson.runners.onnxrt:OnnxRuntimeRunner",
 RUNNERS.register("openvino", "jetseg.jetson.runners.openvino:OpenVinoRunner",
                  "OpenVINO on the CPU (x86; FP32 and INT8 Q/DQ ONNX)")
 RUNNERS.register("torch", "jetseg.jetson.runners.torch:TorchRunner", "PyTorch eager FP32 reference")
-RUNNERS.register("trt", "jetseg.jetson.trt.runner:TensorRTRunner", "native TensorRT engine (Jetson)")
+RUNNERS.register("trt", "jetseg.jetson.runners.trt:TensorRTRunner", "native TensorRT engine (Jetson)")
 
 
 #: The backend name that picks the fastest runner for this machine (:func:`choose_backend`).
@@ -67,7 +67,7 @@ def choose_backend(bundle: Optional[BundleLike] = None) -> Tuple[str, str]:
 
 
 def _engine_choice(bundle: Bundle, trt_version: str) -> Tuple[str, str]:
-    from jetseg.jetson.trt.plan import find_engine_here
+    from jetseg.jetson.runners.trt import find_engine_here
 
     try:
         found = find_engine_here(bundle, trt_version)

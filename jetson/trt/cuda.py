@@ -228,7 +228,7 @@ def device_name(index: int = 0) -> Optional[str]:
 class DeviceUploader:
     """``to_device(array) -> int``: copies a host array to one reused device allocation and returns its pointer.
 
-    For the on-device INT8 calibrator (calibration/calibrator.py): TensorRT reads the batch from the pointer
+    For the on-device INT8 calibrator (engines/calibrator.py): TensorRT reads the batch from the pointer
     until the next call, so the allocation (and the last array) stay referenced here. Call with the CUDA context
     current; :meth:`free` releases the memory.
     """

@@ -1,9 +1,10 @@
 """Which engine a bundle needs: the build plan (network, INT8 path), the engine key it is stored under, and
 whether this device has a usable one (:func:`find_engine`).
 
-Shared by the builder (``jetseg.calibration.engine.build``), the runner (:mod:`.runner`), which reconstructs
-the plan of an engine to find it, and ``--backend auto``, which asks the same question before choosing the
-runner; plain Python, no TensorRT.
+Shared by the builder (``jetseg.engines.build``), the runner (``jetseg.jetson.runners.trt``), which
+reconstructs the plan of an engine to find it, and ``--backend auto``, which asks the same question before
+choosing the runner; plain Python, no TensorRT. The device's identity is a parameter (the callers ask
+``jetseg.jetson.device.info``): device/ imports trt/ (key, cuda), never the other way.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from typing import List, Optional
 from jetseg import trtcompat
 from jetseg.bundle import CALIBRATION_CACHE_FILE, FP32_MODEL_FILE, Bundle, sha256_file
 from jetseg.errors import BundleError, JetsegError
-from jetseg.jetson.device import info
 from jetseg.jetson.trt import store
 from jetseg.jetson.trt.key import EngineKey, slug, stale_reasons
 from jetseg.onnxgraph import has_qdq
@@ -197,14 +197,6 @@ def find_engine(bundle: Bundle, trt_version: str, soc: str, cc: str, module: str
         reasons = ["engines present: " + " | ".join(others) if others else "no engines in the bundle"]
     return EngineLookup(key, "no usable engine %s for this device (%s: %s)" % (key, state, "; ".join(reasons)),
                         "%s it here with '%s'" % ("build" if state == store.MISSING else "rebuild", rebuild))
-
-
-def find_engine_here(bundle: Bundle, trt_version: str, precision: Optional[str] = None,
-                     dla_core: Optional[int] = None) -> EngineLookup:
-    """:func:`find_engine` for this device: its SoC, compute capability and module from the device tree (or
-    CUDA); raises a DeviceError without a GPU."""
-    soc, cc = info.identity()
-    return find_engine(bundle, trt_version, soc, cc, info.module_name(), precision, dla_core)
 
 
 def _record_reasons(bundle: Bundle, name: str, key: EngineKey) -> List[str]:

@@ -9,12 +9,12 @@ import onnx
 import pytest
 
 from jetseg.bundle import Bundle, sha256_file
-from jetseg.calibration import cache
 from jetseg.calibration.check import check_qdq
 from jetseg.calibration.scans import ScanError, read_scans
 from jetseg.calibration.workflow import calibrate
 from jetseg.cli import main
 from jetseg.errors import GateError
+from jetseg.jetson.trt import cache
 
 
 def _cli(capsys, *argv):
@@ -57,7 +57,7 @@ def test_png_folder_to_tensorrt_int8_bundle(make_bundle, png_folder, tmp_path, c
         assert [(o.domain, o.version) for o in onnx.load(str(out / name)).opset_import] == [("", 17)]
     parsed = cache.read(out / "calibration.cache")
     assert parsed.header == "TRT-8502-EntropyCalibration2"
-    # Every range but the logits, which the Q/DQ model keeps in float (calibration/engine/precision.py).
+    # Every range but the logits, which the Q/DQ model keeps in float (jetson/trt/floatlayers.py).
     assert list(parsed.scales)[0] == "input" and set(parsed.scales) == set(report["ranges"]) - {"logits"}
     assert report["implicit_int8"]["uncached_tensors"] == ["logits"]
     low, high = report["ranges"]["r1"]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from jetseg.bundle import ENGINES_DIR, Bundle
-from jetseg.calibration.engine.build import build_engine
+from jetseg.engines.build import build_engine
 from jetseg.jetson.runners import open_runner
 from jetseg.jetson.sources import open_source
 from tests.fixtures.paths import REPO

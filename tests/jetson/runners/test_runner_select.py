@@ -10,12 +10,12 @@ import pytest
 
 import jetseg.jetson.runners as runners
 from jetseg.bundle import Bundle
-from jetseg.calibration.engine.build import build_engine
+from jetseg.engines.build import build_engine
 from jetseg.errors import RunnerError
 from jetseg.jetson.device import info
 from jetseg.jetson.pipeline import runs_on_cpu
 from jetseg.jetson.runners import base
-from jetseg.jetson.trt.runner import TensorRTRunner
+from jetseg.jetson.runners.trt import TensorRTRunner
 from tests.fixtures import fake_tensorrt
 from tests.fixtures.bundles import conv_bundle
 from tests.fixtures.models import conv_model

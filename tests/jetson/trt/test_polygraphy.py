@@ -1,7 +1,7 @@
 """On the Jetson: NVIDIA's Polygraphy cross-checks jetseg's DLA INT8 engine independently (never run here).
 
 Polygraphy builds its own engine from the same float ONNX (the INT8 bundle's model.fp32.onnx) and the same
-calibration cache (without the tensors jetseg leaves out, calibration/engine/precision.py), with the same FP16
+calibration cache (without the tensors jetseg leaves out, jetson/trt/floatlayers.py), with the same FP16
 layer precisions, on DLA core 0 with GPU fallback; its outputs are compared with ONNX Runtime FP32 (Polygraphy's
 OnnxrtRunner) and with jetseg's own engine, as masks. Polygraphy's Python API as of 0.49 (NVIDIA/TensorRT
 tools/Polygraphy: backend/trt loaders CreateConfig, EngineFromNetwork, NetworkFromOnnxPath, SetLayerPrecisions,
@@ -54,11 +54,11 @@ def test_polygraphy_dla_int8_agrees_with_jetseg_and_onnxruntime(int8, tmp_path):
         TrtRunner,
     )
 
-    from jetseg.calibration import cache as trtcache
-    from jetseg.calibration.engine.build import build_engine
-    from jetseg.calibration.engine.precision import float_keep, recorded_float_layers
+    from jetseg.engines.build import build_engine
     from jetseg.jetson.runners import open_runner
     from jetseg.jetson.sources import open_source
+    from jetseg.jetson.trt import cache as trtcache
+    from jetseg.jetson.trt.floatlayers import float_keep, recorded_float_layers
     from jetseg.scores import mean_dice
 
     spec, network_path = int8.spec, str(int8.path / "model.fp32.onnx")

@@ -21,12 +21,23 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from jetseg.bundle import BundleLike
+from jetseg.bundle import Bundle, BundleLike
 from jetseg.errors import RunnerError
+from jetseg.jetson.device import info
 from jetseg.jetson.runners.base import Runner
 from jetseg.jetson.trt.key import EngineKey
+from jetseg.jetson.trt.plan import EngineLookup, find_engine
 from jetseg.options import OptionReader
 from jetseg.trtcompat import PRECISIONS
+
+
+def find_engine_here(bundle: Bundle, trt_version: str, precision: Optional[str] = None,
+                     dla_core: Optional[int] = None) -> EngineLookup:
+    """:func:`~jetseg.jetson.trt.plan.find_engine` for this device: its SoC, compute capability and module from
+    the device tree (or CUDA); raises a DeviceError without a GPU. The runner's lookup, and what ``--backend
+    auto`` asks before choosing it."""
+    soc, cc = info.identity()
+    return find_engine(bundle, trt_version, soc, cc, info.module_name(), precision, dla_core)
 
 
 def _dla_core(opts: OptionReader) -> Optional[int]:
@@ -67,10 +78,9 @@ class TensorRTRunner(Runner):
     # ------------------------------------------------------------------ engine lookup
     def _engine_key(self, trt_version: str) -> Tuple[EngineKey, Path]:
         """The usable engine for this device and the runner's options, or a RunnerError saying why there is
-        none and how to build it (:func:`~jetseg.jetson.trt.plan.find_engine`, also what ``--backend auto``
+        none and how to build it (:func:`find_engine_here`, also what ``--backend auto``
         asks)."""
         from jetseg.jetson.trt import store
-        from jetseg.jetson.trt.plan import find_engine_here
 
         found = find_engine_here(self.bundle, trt_version, self.precision, self.dla)
         if found.key is None or not found.usable:

@@ -24,7 +24,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from jetseg.calibration.engine.placement import LayerPlacement
+from jetseg.engines.placement import LayerPlacement
 
 _FOREIGN = re.compile(r"^\{ForeignNode\[(.*)\]\}$")
 _GLUE = re.compile(r"( to nvm| from nvm| copy finish)$|^Reformatting CopyNode")

@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from jetseg.calibration.engine.qdq import strip_qdq
+from jetseg.engines.qdq import strip_qdq
 from jetseg.errors import BundleError
 from jetseg.onnxgraph import has_qdq
 from tests.fixtures.models import qdq_model

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from jetseg.bundle import Bundle
-from jetseg.calibration.engine.build import build_engine
+from jetseg.engines.build import build_engine
 from jetseg.errors import BundleError, DeviceError
 from jetseg.jetson.device import info
 from jetseg.jetson.trt import store
@@ -227,8 +227,8 @@ def test_dla_int8_from_a_real_jetseg_calibrate_bundle(tmp_path, xavier):
     with Q/DQ removed (the fallback for bundles without it) names the same tensors."""
     import onnx
 
-    from jetseg.calibration.engine.qdq import strip_qdq
     from jetseg.calibration.workflow import calibrate
+    from jetseg.engines.qdq import strip_qdq
 
     trt = xavier("8.5.2.2")
     fp32 = make_bundle(tmp_path / "fp32", model=tiny_model())

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jetseg.calibration.engine.build import build_engine
+from jetseg.engines.build import build_engine
 from jetseg.errors import DeviceError
 from jetseg.jetson.device import info
 from jetseg.jetson.runners import open_runner

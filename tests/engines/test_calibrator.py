@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetseg.calibration import cache
-from jetseg.calibration.calibrator import BatchFeeder, CacheStore, make_trt_calibrator
+from jetseg.engines.calibrator import BatchFeeder, CacheStore, make_trt_calibrator
 from jetseg.errors import DeviceError, JetsegError
+from jetseg.jetson.trt import cache
 from tests.fixtures import fake_tensorrt
 
 
@@ -88,3 +88,18 @@ def test_adapter_errors(tmp_path):
         make_trt_calibrator(None, store, trt=_fake_trt("11.0.0"))
     with pytest.raises(DeviceError, match="needs a to_device function"):
         make_trt_calibrator(BatchFeeder(_frames(1)), store, trt=_fake_trt())
+
+
+def test_store_ignores_a_stale_cache(tmp_path, caplog):
+    path = tmp_path / "c.cache"
+    store = CacheStore(path, "8.5.2", "entropy")
+    assert store.read() is None  # no file yet
+    store.write(cache.dumps({"input": 0.01}, "8.6.1", "entropy"))
+    assert store.read() is None
+    assert "written as TRT-8601-EntropyCalibration2, this is TRT-8502-EntropyCalibration2" in caplog.text
+    store.write(cache.dumps({"input": 0.01}, "8.5.2", "minmax"))
+    assert store.read() is None  # other algorithm
+    good = cache.dumps({"input": 0.01}, "8.5.2", "entropy")
+    store.write(good)
+    assert store.read() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["c.cache"]  # atomic write left no temp file

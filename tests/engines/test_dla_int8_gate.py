@@ -9,12 +9,12 @@ import onnx
 import pytest
 
 from jetseg.bundle import Bundle
-from jetseg.calibration import cache as trtcache
-from jetseg.calibration.engine.build import build_engine
-from jetseg.calibration.engine.precision import float_keep
+from jetseg.engines.build import build_engine
 from jetseg.jetson.device import info
+from jetseg.jetson.trt import cache as trtcache
 from tests.fixtures import fake_tensorrt
-from tests.fixtures.bundles import conv_bundle
+from tests.fixtures.bundles import conv_bundle, unet_like_bundle
+from tests.fixtures.media import write_png_scans
 from tests.fixtures.models import unet_like
 
 
@@ -26,16 +26,6 @@ def trt(monkeypatch):
 
 def _layers(call):
     return {layer["name"]: layer for layer in call["layers"]}
-
-
-def test_float_keep_of_the_unet():
-    keep = float_keep(unet_like(), ["dec_conv"])
-    assert keep.layers == ["dec_conv"] and keep.outputs == ["c3"]
-    assert keep.tensors == ["cat", "logits"]  # written in FP16: the float layer's input, the graph output
-    assert keep.uncached == ["logits", "cat"]  # 'cat' is read by dec_conv only
-    both = float_keep(unet_like(), ["enc_conv", "mid_conv"])
-    assert both.uncached == ["logits", "input", "p1"]  # each read by a float layer only
-    assert float_keep(unet_like(), []).uncached == ["logits"]  # no fallback: the logits still stay float
 
 
 def test_old_bundle_with_a_full_cache_is_filtered_at_build(tmp_path, trt):
@@ -63,8 +53,8 @@ def test_old_bundle_with_a_full_cache_is_filtered_at_build(tmp_path, trt):
 
 def test_without_the_fix_the_float_layer_would_be_int8(tmp_path, trt, monkeypatch):
     """The double is not lenient: the same full cache without the float part makes every layer INT8."""
-    import jetseg.calibration.engine.build as build_module
-    from jetseg.calibration.engine.precision import FloatKeep
+    import jetseg.engines.build as build_module
+    from jetseg.jetson.trt.floatlayers import FloatKeep
 
     model = unet_like()
     tensors = ["input"] + [o for n in model.graph.node for o in n.output]
@@ -77,11 +67,12 @@ def test_without_the_fix_the_float_layer_would_be_int8(tmp_path, trt, monkeypatc
     assert layers["dec_conv"]["precision"] == "INT8" and layers["head"]["precision"] == "INT8"
 
 
-def test_jetseg_calibrate_bundle_with_a_float_layer_on_the_dla(make_bundle, png_folder, tmp_path, trt):
+def test_jetseg_calibrate_bundle_with_a_float_layer_on_the_dla(tmp_path, trt):
     """The real chain: 'jetseg calibrate' keeps dec_conv in float (the outlier), the DLA build keeps it FP16."""
     from jetseg.calibration.workflow import calibrate
 
-    report = calibrate(make_bundle("outlier", outlier=True), str(png_folder(24)), out=tmp_path / "int8",
+    scans = write_png_scans(tmp_path / "scans", 24)
+    report = calibrate(unet_like_bundle(tmp_path / "outlier", outlier=True), str(scans), out=tmp_path / "int8",
                        count=12, holdout=8, target="tensorrt", gate_dice=0.01, progress=False)
     assert report["float_layers"] == ["dec_conv"]
     implicit = report["implicit_int8"]

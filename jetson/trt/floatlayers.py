@@ -1,4 +1,5 @@
-"""Implicit INT8 (calibration cache) that builds the model the accuracy gate accepted.
+"""Which tensors of the accepted model stay float: the decision that the calibration cache and the engine build
+share (plain Python on an ONNX ModelProto, no TensorRT).
 
 ``jetseg calibrate`` gates a Q/DQ model in which some tensors stay float: the layers the gate kept in float
 (``float_layers`` of calibration.json: ONNX node names with no Q/DQ on their inputs) and the logits (graph
@@ -8,27 +9,20 @@ So the DLA engine would be another model than the one the gate accepted. Two mea
 
 1. **Cache**: tensors that nothing quantized reads in the accepted model are left out of the cache
    (:func:`float_keep`'s ``uncached``: the graph outputs, and inputs of float layers read by float layers
-   only). TensorRT gives a tensor without a scale no INT8 implementation ("Missing scale and zero-point for
-   tensor ..., expect fall back to non-int8 implementation").
-2. **Precision constraints** (:func:`constrain`): each float layer computes in FP16 with FP16 outputs
-   (``ILayer.precision``, ``ILayer.set_output_type``), and the layer producing a tensor that a float layer
-   reads, or a graph output, writes that tensor in FP16; ``BuilderFlag.OBEY_PRECISION_CONSTRAINTS`` makes
-   TensorRT keep them (TensorRT 8.5 ``python/docstrings/infer/pyCoreDoc.h``: "Require that layers execute in
-   specified precisions. Build fails otherwise."; ``pyGraphDoc.h``: ``precision``, ``set_output_type``
-   "Constraint layer to generate output data with given type"). FP16 because the DLA runs FP16 and INT8 only;
-   the GPU Q/DQ engine also runs its float layers in FP16 (the FP16 flag is set with INT8).
+   only; ``jetseg calibrate`` writes the cache without them, ``jetseg build`` drops them from older caches).
+   TensorRT gives a tensor without a scale no INT8 implementation ("Missing scale and zero-point for tensor
+   ..., expect fall back to non-int8 implementation").
+2. **Precision constraints**: the engine build puts FP16 constraints on the float layers
+   (``jetseg.engines.precision.constrain``, the TensorRT-API part).
 
 Both work on bundles calibrated before calibration.json recorded anything but ``float_layers``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Sequence, Set
+from typing import Any, Dict, Iterable, List, Sequence, Set
 
 from jetseg.bundle import Bundle
-
-if TYPE_CHECKING:
-    import tensorrt
 
 
 @dataclass
@@ -92,36 +86,3 @@ def recorded_float_layers(bundle: Bundle) -> List[str]:
     """``float_layers`` of the bundle's calibration.json (empty when there is none: nothing kept in float)."""
     record = bundle.calibration()
     return list(record.float_layers) if record is not None else []
-
-
-def constrain(network: tensorrt.INetworkDefinition, config: tensorrt.IBuilderConfig, keep: FloatKeep,
-              trt: Any) -> List[str]:
-    """Put FP16 precision constraints on the float part of ``network``; returns notes for build.json.
-
-    A TensorRT layer belongs to a float layer when it writes one of that ONNX node's output tensors
-    (onnx-tensorrt names the tensors after the ONNX tensors).
-    """
-    float_outputs, fp16_tensors = set(keep.outputs), set(keep.tensors)
-    constrained, retyped = [], []
-    for i in range(network.num_layers):
-        layer: Any = network.get_layer(i)  # tensorrt-stubs 10.13 lack ILayer's outputs and precision
-        names = [layer.get_output(j).name for j in range(layer.num_outputs)]
-        if float_outputs & set(names):
-            layer.precision = trt.float16
-            for j in range(layer.num_outputs):
-                layer.set_output_type(j, trt.float16)
-            constrained.append(layer.name)
-            continue
-        for j, name in enumerate(names):
-            if name in fp16_tensors:
-                layer.set_output_type(j, trt.float16)
-                retyped.append(name)
-    if not constrained and not retyped:
-        return []
-    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-    notes = []
-    if constrained:
-        notes.append("kept in FP16 as the accuracy gate kept them in float: %s" % ", ".join(constrained))
-    if retyped:
-        notes.append("written in FP16 (float in the gated model): %s" % ", ".join(retyped))
-    return notes

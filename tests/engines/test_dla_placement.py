@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from jetseg.calibration.engine import engine_info
-from jetseg.calibration.engine.placement import (
+from jetseg.engines import engine_info
+from jetseg.engines.placement import (
     Finding,
     LayerPlacement,
     format_report,

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jetseg.calibration import cache
-from jetseg.calibration.calibrator import CacheStore
+from jetseg.jetson.trt import cache
 
 
 def test_version_numbers():
@@ -64,21 +63,6 @@ def test_bad_caches_are_named():
         cache.loads(b"TRT-8502-EntropyCalibration2\nno colon here\n")
     with pytest.raises(cache.CacheError, match="method 'kl' has no TensorRT calibrator"):
         cache.dumps({}, "8.5.2", "kl")
-
-
-def test_store_ignores_a_stale_cache(tmp_path, caplog):
-    path = tmp_path / "c.cache"
-    store = CacheStore(path, "8.5.2", "entropy")
-    assert store.read() is None  # no file yet
-    store.write(cache.dumps({"input": 0.01}, "8.6.1", "entropy"))
-    assert store.read() is None
-    assert "written as TRT-8601-EntropyCalibration2, this is TRT-8502-EntropyCalibration2" in caplog.text
-    store.write(cache.dumps({"input": 0.01}, "8.5.2", "minmax"))
-    assert store.read() is None  # other algorithm
-    good = cache.dumps({"input": 0.01}, "8.5.2", "entropy")
-    store.write(good)
-    assert store.read() == good
-    assert [p.name for p in tmp_path.iterdir()] == ["c.cache"]  # atomic write left no temp file
 
 
 CACHES = Path(__file__).parent / "caches"  # caches TensorRT wrote, with their sources in caches/SOURCES.md

@@ -26,8 +26,8 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from jetseg.calibration import cache as trtcache
 from jetseg.errors import DeviceError, JetsegError
+from jetseg.jetson.trt import cache as trtcache
 
 log = logging.getLogger("jetseg.calibration")
 

@@ -1,6 +1,6 @@
 """Implicit INT8 for engine builds (the calibrator API of TensorRT < 11; needed for DLA INT8 on Xavier).
 
-Both routes use the calibrator of calibration/calibrator.py (``make_trt_calibrator``):
+Both routes use the calibrator of engines/calibrator.py (``make_trt_calibrator``):
 
 * from the bundle's ``calibration.cache`` (written by ``jetseg calibrate``): no batches, every scale from the
   cache, which must have been written for this TensorRT version;
@@ -35,7 +35,7 @@ def check_calibration_cache(path: Path, trt_version: str, dla: bool = False) -> 
             it is unconfirmed, so it is refused here with the command that writes the right one), or it is a
             MinMax cache for the DLA.
     """
-    from jetseg.calibration import cache as trtcache
+    from jetseg.jetson.trt import cache as trtcache
 
     parsed = trtcache.read(path)
     wanted = trtcache.version_number(trtcompat.short_version(trt_version))
@@ -60,8 +60,8 @@ def cache_calibrator(path: Path, trt_version: str, workdir: Path,
     TensorRT gets a copy of the cache in ``workdir`` without the tensors ``drop`` (those the accepted model
     keeps in float, :mod:`.precision`), so nothing it writes back can change the bundle.
     """
-    from jetseg.calibration import cache as trtcache
-    from jetseg.calibration.calibrator import CacheStore, make_trt_calibrator
+    from jetseg.engines.calibrator import CacheStore, make_trt_calibrator
+    from jetseg.jetson.trt import cache as trtcache
 
     method = check_calibration_cache(path, trt_version)
     copy = workdir / CALIBRATION_CACHE_FILE
@@ -78,7 +78,7 @@ def device_calibrator(bundle: Bundle, plan: BuildPlan, trt_version: str, workdir
     Frames come from ``plan.calib_scans`` through the one source layer and the bundle's own
     ``Spec.preprocess``; batches reach the GPU through :class:`jetseg.jetson.trt.cuda.DeviceUploader`.
     """
-    from jetseg.calibration.calibrator import BatchFeeder, CacheStore, make_trt_calibrator
+    from jetseg.engines.calibrator import BatchFeeder, CacheStore, make_trt_calibrator
     from jetseg.jetson.sources import open_source
     from jetseg.jetson.trt.cuda import CudaContext, DeviceUploader
 
