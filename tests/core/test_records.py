@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jetseg.bundle import Bundle
-from jetseg.calibration.engine.build import build_engine
+from jetseg.engines.build import build_engine
 from jetseg.calibration.workflow import calibrate
 from jetseg.cli import main
 from jetseg.errors import BundleError, JetsegError
