@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from jetseg.bundle import Bundle
-from jetseg.engines.build import build_engine
 from jetseg.calibration.workflow import calibrate
 from jetseg.cli import main
+from jetseg.engines.build import build_engine
 from jetseg.errors import BundleError, JetsegError
 from jetseg.jetson.device import info
 from jetseg.records import BenchReport, BuildRecord, CalibrationRecord, JsonRecord, ManifestRecord
