@@ -106,8 +106,8 @@ def test_inspect_engine_reads_io_and_refuses_garbage(monkeypatch):
 
 
 #: build.json's top-level keys (store.py and the bundle tools read them; a change here is a format change).
-RECORD_KEYS = {"key", "created", "command", "via", "versions", "device", "flags", "timings", "placement",
-               "placement_actual", "io", "engine_bytes", "engine_sha256"}
+RECORD_KEYS = {"format", "key", "created", "command", "via", "versions", "device", "flags", "timings",
+               "placement", "placement_actual", "io", "engine_bytes", "engine_sha256"}
 
 
 def test_build_record_and_save_engine(tiny_bundle, tmp_path):
@@ -119,11 +119,12 @@ def test_build_record_and_save_engine(tiny_bundle, tmp_path):
     device = DeviceInfo(model="NVIDIA Jetson AGX Xavier", cuda="11.4", l4t="35.3.1", jetpack="5.1.1")
     record = build.build_record(tiny_bundle, key, plan, "onnx", "8.5.2.2", trtcompat.features("8.5.2.2"), device,
                                 ("xavier", "72"), 64, built, inspection)
-    assert set(record) == RECORD_KEYS
-    assert record["engine_sha256"] == hashlib.sha256(b"engine").hexdigest() and record["engine_bytes"] == 6
-    assert record["flags"]["notes"] == ["a note"] and record["flags"]["workspace_mb"] == 64
-    assert record["device"]["soc"] == "xavier" and record["versions"]["cuda"] == "11.4"
+    assert set(record.to_dict()) == RECORD_KEYS
+    assert record.engine_sha256 == hashlib.sha256(b"engine").hexdigest() and record.engine_bytes == 6
+    assert record.flags["notes"] == ["a note"] and record.flags["workspace_mb"] == 64
+    assert record.device["soc"] == "xavier" and record.versions["cuda"] == "11.4"
     folder = tmp_path / "engines" / key.name
     build.save_engine(folder, built, record)
     assert sorted(p.name for p in folder.iterdir()) == ["build.json", "engine.plan", "extra.txt", "timing.cache"]
-    assert json.loads((folder / store.BUILD_FILE).read_text()) == record
+    assert json.loads((folder / store.BUILD_FILE).read_text()) == record.to_dict()
+    assert store.read_record(folder) == record
