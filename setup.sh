@@ -384,6 +384,8 @@ test_device() {
     local out="${JETSEG_SELFTEST_OUT:-$ROOT/selftest-report}"
     mkdir -p "$out"
     out="$(cd "$out" && pwd)"
+    # A report left from an earlier run must never be sent as this run's.
+    rm -f "$out/summary.md" "$out/report.md" "$out/report.json" "$out/pytest-junit.xml"
     DEVICE_RESULTS=()
     run_device_check "jetseg doctor" "$out/doctor.log" "$VENV/bin/jetseg" doctor
     # The report to attach to an issue: every check with passed / failed / skipped and why.
@@ -405,6 +407,9 @@ test_device() {
         done
         echo
         echo "Reports: selftest $out/report.md and $out/report.json; on-device pytest $out/pytest-junit.xml."
+        for log in "$out/report.md" "$out/report.json" "$out/pytest-junit.xml"; do
+            if [ ! -f "$log" ]; then echo "Missing: $log (its command failed before writing it; see its log)."; fi
+        done
         echo "Send them: open a GitHub issue and attach the folder $out (zip it) with this summary."
     } >"$summary"
     for entry in "${DEVICE_RESULTS[@]}"; do

@@ -62,3 +62,20 @@ def test_refuses_on_a_non_jetson(tmp_path):
     assert code != 0
     assert "test-device runs on a Jetson (no /etc/nv_tegra_release here)" in out
     assert calls == [] and not report.exists()
+
+
+def test_a_report_left_from_an_earlier_run_is_not_passed_off_as_this_runs(tmp_path):
+    old = tmp_path / "report"
+    old.mkdir()
+    (old / "pytest-junit.xml").write_text("<testsuites/>")
+    fake = fake_l4t(tmp_path / "root")
+    fake_device_venv(tmp_path / "venv")
+    (tmp_path / "venv/bin/python").write_text("#!/bin/sh\nexit 4\n")  # pytest dies before writing its xml
+    env = fake.env(tmp_path / "venv", JETSEG_SETUP_SKIP_INSTALL="1", JETSEG_SELFTEST_OUT=str(old))
+    done = subprocess.run([str(REPO / "setup.sh"), "test-device"], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=str(REPO), timeout=120)
+    assert done.returncode != 0
+    assert not (old / "pytest-junit.xml").exists()
+    summary = (old / "summary.md").read_text()
+    assert "| on-device pytest | 4 | FAILED |" in summary
+    assert "Missing: %s/pytest-junit.xml" % old in summary
