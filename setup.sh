@@ -6,7 +6,8 @@
 #   ./setup.sh test       install with the dev tools, then static checks and the whole test suite
 #   ./setup.sh test-jetpack5  the JetPack 5 twin: Python 3.8 venv (.venv-jp5) with requirements/jetpack5.txt,
 #                           then the whole test suite there (runs on any x86 host; CI runs it)
-#   ./setup.sh test-device  on a Jetson: `jetseg selftest`, then the on-device tests (markers jetson, trt, gpu)
+#   ./setup.sh test-device  on a Jetson: `jetseg doctor`, `jetseg selftest` and the on-device tests (markers
+#                           jetson, trt, gpu), each run whatever the others did; one summary; non-zero if any failed
 #
 # On x86 hosts: CPU PyTorch (torch==2.13.0), ONNX Runtime, OpenVINO (the openvino backend), OpenCV headless from PyPI, and the apt packages
 # the tests use (ffmpeg, GStreamer tools, chromium). On a Jetson (/etc/nv_tegra_release): a venv with
@@ -18,6 +19,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 VENV="${JETSEG_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
+# Test hooks (tests/setup/ uses them; a user never sets them):
+#   JETSEG_SYSROOT=DIR               read the Jetson's files (etc/nv_tegra_release, usr/bin/python3, usr/local/cuda)
+#                                    under DIR instead of /, so a fake L4T root can stand in for a device
+#   JETSEG_SETUP_STOP_AFTER=system   stop the Jetson install after its system step (no venv, no pip)
+#   JETSEG_SETUP_SKIP_INSTALL=1      test-device: use $VENV as it is (no install step)
+SYSROOT="${JETSEG_SYSROOT:-}"
 # Flags that may come before the action: --with-torch2trt (Jetson: build torch2trt from source).
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -31,7 +38,21 @@ shift || true
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
-is_jetson() { [ -f /etc/nv_tegra_release ]; }
+is_jetson() { [ -f "$SYSROOT/etc/nv_tegra_release" ]; }
+
+# Steps with their time: `step NAME` ends the running step (printing how long it took) and starts NAME.
+STEP_NAME=""
+STEP_START=0
+step() {
+    step_done
+    STEP_NAME="$1"
+    STEP_START=$SECONDS
+    say "step: $1"
+}
+step_done() {
+    if [ -n "$STEP_NAME" ]; then say "step: $STEP_NAME done ($((SECONDS - STEP_START)) s)"; fi
+    STEP_NAME=""
+}
 
 #: JetPack 5's Python stack: pinned in ONE file, shared by the Jetson install and its twin (test-jetpack5).
 JP5_CONSTRAINTS="$ROOT/requirements/jetpack5.txt"
@@ -41,24 +62,48 @@ JETSON_PY_PACKAGES="numpy PyYAML packaging onnx pydicom nibabel tqdm prometheus-
 
 APT_PACKAGES="ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav chromium"
 
+#: apt-get waits this long (seconds) for the dpkg lock: on a Jetson's first boot unattended-upgrades holds it.
+APT_LOCK_TIMEOUT=600
+
 apt_install() {
-    # Installs missing Debian/Ubuntu packages when we can (root or sudo); otherwise says what is missing.
+    # apt_install [--ask] PKG...: installs the missing Debian/Ubuntu packages when it can (root, or sudo).
+    # Without root or a password-less sudo: with --ask and stdin a terminal, sudo asks for the password (after
+    # saying why); otherwise it prints the exact command to run and returns 1 with --ask (0 without: the
+    # packages are optional then). A failing apt-get returns 1.
+    local ask=0
+    if [ "${1:-}" = --ask ]; then ask=1; shift; fi
     local missing=()
     for pkg in "$@"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
+    local apt_opts=(-o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT")
+    local command_line="sudo apt-get install -y ${apt_opts[*]} ${missing[*]}"
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then
-        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"; else
-            say "missing system packages (tests that need them will skip): ${missing[*]}"
-            say "install them with: sudo apt-get install ${missing[*]}"
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+            sudo="sudo"
+        elif [ "$ask" = 1 ] && [ -t 0 ] && command -v sudo >/dev/null; then
+            say "sudo: installing ${missing[*]} with apt-get needs root; sudo asks for your password once"
+            if sudo -v; then sudo="sudo"; else
+                say "sudo did not give root; install them yourself, then re-run ./setup.sh:"
+                say "  $command_line"
+                return 1
+            fi
+        else
+            say "missing system packages: ${missing[*]}"
+            say "install them with: $command_line"
+            if [ "$ask" = 1 ]; then return 1; fi
             return 0
         fi
     fi
-    say "apt: installing ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    say "apt: installing ${missing[*]} (waits up to $((APT_LOCK_TIMEOUT / 60)) min for the apt lock if another apt," \
+        "e.g. unattended-upgrades on first boot, holds it)"
+    $sudo apt-get "${apt_opts[@]}" update -qq \
+        || { say "apt-get update failed (above); fix it, then: $command_line"; return 1; }
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null \
+        || { say "apt-get install failed (above); fix it, then: $command_line"; return 1; }
 }
 
 stamp_of() {
@@ -97,11 +142,14 @@ install_x86() {
 #   JETSEG_TORCH_WHEEL=URL|FILE  NVIDIA's PyTorch wheel for this JetPack (not on PyPI)
 #   JETSEG_ORT_WHEEL=URL|FILE    an onnxruntime-gpu wheel built for this JetPack (else PyPI's CPU onnxruntime)
 #   JETSEG_WITH_TORCH2TRT=1      build torch2trt from source (needs PyTorch)
-#   JETSEG_PYCUDA="pycuda==X"    pycuda version to build (default below)
+#   JETSEG_PYCUDA=1|"pycuda==X"  build pycuda from source (off by default; needs python3-dev, build-essential
+#                                and nvcc; "1" builds the default version below)
+PYCUDA_DEFAULT="pycuda==2024.1.2"
+
 jetpack_major() {
     # R35 -> JetPack 5 (Xavier/Orin, Ubuntu 20.04, Python 3.8), R36 -> JetPack 6 (Orin, Ubuntu 22.04, Python 3.10)
     local rel
-    rel="$(sed -n 's/^# R\([0-9]*\) .*/\1/p' /etc/nv_tegra_release | head -n1)"
+    rel="$(sed -n 's/^# R\([0-9]*\) .*/\1/p' "$SYSROOT/etc/nv_tegra_release" | head -n1)"
     case "$rel" in
         35) echo 5 ;;
         36) echo 6 ;;
@@ -109,30 +157,83 @@ jetpack_major() {
     esac
 }
 
-install_jetson() {
-    local jp cuda="/usr/local/cuda" sys_py="/usr/bin/python3"
-    jp="$(jetpack_major)"
-    say "Jetson detected: $(head -n1 /etc/nv_tegra_release) (JetPack ${jp})"
-    if [ "$jp" = 0 ]; then say "warning: unknown L4T release; continuing as JetPack 5/6 (see docs/jetson.md)"; fi
-    # Required first: the venv module and the headers/compiler pycuda builds with. A fresh JetPack image may
-    # lack python3-venv and python3-dev; without them nothing below can work, so stop here and say so.
-    local required=(python3-venv python3-dev python3-pip build-essential)
-    apt_install "${required[@]}"
-    local pkg
-    for pkg in "${required[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-            || die "$pkg is required on the Jetson and missing: sudo apt-get install ${required[*]}, then ./setup.sh"
+# What the Jetson install really needs, checked by trying it (not by package names): each check prints nothing
+# and returns 0 when it passes, else prints what failed. NEEDED_PACKAGE maps a check to the apt package that fixes it.
+check_venv() {
+    # `python3 -m venv` works (python3-venv brings ensurepip): made in a temp dir and removed again.
+    local tmp rc=0
+    tmp="$(mktemp -d)"
+    "$1" -m venv "$tmp/venv" >"$tmp/log" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then echo "'$1 -m venv' fails: $(tr -s ' \n' ' ' <"$tmp/log" | cut -c1-200)"; fi
+    rm -rf "$tmp"
+    return "$rc"
+}
+check_pip() {
+    "$1" -m pip --version >/dev/null 2>&1 || { echo "'$1 -m pip' fails (no pip for the system Python)"; return 1; }
+}
+check_headers() {
+    # Python.h of the Python in use (pycuda compiles against it).
+    local inc
+    inc="$("$1" -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)" || inc="?"
+    [ -f "$inc/Python.h" ] || { echo "no Python.h in '$inc' (the headers of $1)"; return 1; }
+}
+check_compiler() {
+    command -v "${CC:-cc}" >/dev/null || { echo "no C compiler ('${CC:-cc}' not found)"; return 1; }
+}
+declare -A NEEDED_PACKAGE=([venv]=python3-venv [pip]=python3-pip [headers]=python3-dev [compiler]=build-essential)
+
+jetson_system_step() {
+    # Checks what the install needs, installs the packages that fix what failed (sudo asks for the password
+    # when stdin is a terminal), checks again, and stops with the exact command when something is still missing.
+    local sys_py="$1" checks=(venv pip) name why
+    if [ -n "${JETSEG_PYCUDA:-}" ]; then checks+=(headers compiler); fi
+    local failed=() packages=()
+    for name in "${checks[@]}"; do
+        if why="$("check_$name" "$sys_py")"; then say "  ok: $name"; else
+            say "  missing: $name: $why (package ${NEEDED_PACKAGE[$name]})"
+            failed+=("$name")
+            packages+=("${NEEDED_PACKAGE[$name]}")
+        fi
     done
-    # Optional: GStreamer for capture, ffmpeg for the tests.
-    apt_install ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-        gstreamer1.0-plugins-bad gstreamer1.0-libav
+    if [ ${#failed[@]} -gt 0 ]; then
+        apt_install --ask "${packages[@]}" \
+            || die "the Jetson install needs ${packages[*]}: run the command above, then ./setup.sh"
+        for name in "${failed[@]}"; do
+            why="$("check_$name" "$sys_py")" \
+                || die "$name still fails after installing ${NEEDED_PACKAGE[$name]}: $why (docs/jetson.md, section 1)"
+            say "  ok now: $name"
+        done
+    fi
+    if [ -n "${JETSEG_PYCUDA:-}" ] && [ ! -x "$SYSROOT/usr/local/cuda/bin/nvcc" ]; then
+        die "JETSEG_PYCUDA is set but there is no CUDA toolkit at /usr/local/cuda (nvcc): sudo apt-get install nvidia-jetpack, or unset JETSEG_PYCUDA"
+    fi
+    # Optional: GStreamer for capture, ffmpeg for the tests (a refused sudo here only prints the command).
+    apt_install --ask ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+        gstreamer1.0-plugins-bad gstreamer1.0-libav || say "continuing without them (tests that need them skip)"
     # TensorRT's Python bindings and GStreamer-enabled OpenCV come from JetPack, for the system Python only.
     if ! "$sys_py" -c "import tensorrt" 2>/dev/null; then
-        apt_install python3-libnvinfer
+        apt_install --ask python3-libnvinfer || say "continuing without TensorRT's Python bindings (no trt backend)"
     fi
     if ! "$sys_py" -c "import cv2" 2>/dev/null; then
         say "JetPack's OpenCV is missing: sudo apt-get install nvidia-opencv (never pip's opencv-python here)"
     fi
+}
+
+install_jetson() {
+    local jp cuda="$SYSROOT/usr/local/cuda" sys_py="$SYSROOT/usr/bin/python3"
+    jp="$(jetpack_major)"
+    say "Jetson detected: $(head -n1 "$SYSROOT/etc/nv_tegra_release") (JetPack ${jp})"
+    if [ "$jp" = 0 ]; then say "warning: unknown L4T release; continuing as JetPack 5/6 (see docs/jetson.md)"; fi
+    local what="python3 -m venv and pip"
+    if [ -n "${JETSEG_PYCUDA:-}" ]; then what="$what, Python.h and a C compiler (JETSEG_PYCUDA)"; fi
+    step "system: check $what; apt packages"
+    jetson_system_step "$sys_py"
+    if [ "${JETSEG_SETUP_STOP_AFTER:-}" = system ]; then
+        step_done
+        say "stopping after the system step (JETSEG_SETUP_STOP_AFTER=system, a test hook)"
+        exit 0
+    fi
+    step "venv: $VENV from $sys_py with --system-site-packages, then jetseg and its Python stack from PyPI"
     PY="$sys_py" make_venv --system-site-packages
     local pip="$VENV/bin/python -m pip"
     # pip's OpenCV would shadow JetPack's GStreamer-enabled cv2: remove it if something pulled it in.
@@ -157,18 +258,19 @@ install_jetson() {
         say "pip: onnxruntime (CPU); for the CUDA/TensorRT providers set JETSEG_ORT_WHEEL to a Jetson build"
         $pip install -q ${cons[@]+"${cons[@]}"} onnxruntime || say "no onnxruntime wheel for this Python on PyPI; see docs/jetson.md"
     fi
-    # pycuda: built from source against the JetPack CUDA toolkit (device memory for the trt backend).
-    if ! "$VENV/bin/python" -c "import pycuda.driver" 2>/dev/null; then
-        if [ -x "$cuda/bin/nvcc" ]; then
-            say "pip: building ${JETSEG_PYCUDA:-pycuda==2024.1.2} against $cuda (a few minutes)"
-            CUDA_ROOT="$cuda" PATH="$cuda/bin:$PATH" CPATH="$cuda/include:${CPATH:-}" \
-                LIBRARY_PATH="$cuda/lib64:${LIBRARY_PATH:-}" \
-                $pip install -q ${cons[@]+"${cons[@]}"} "${JETSEG_PYCUDA:-pycuda==2024.1.2}" \
-                || die "pycuda did not build against $cuda (the trt backend needs it): check python3-dev and nvcc, then re-run ./setup.sh (docs/jetson.md)"
-        else
-            die "no CUDA toolkit at $cuda (nvcc), needed to build pycuda: sudo apt-get install nvidia-jetpack, then ./setup.sh"
-        fi
+    # pycuda: only when asked for (JETSEG_PYCUDA), built from source against the JetPack CUDA toolkit.
+    local pycuda_spec="${JETSEG_PYCUDA:-}"
+    if [ "$pycuda_spec" = 1 ]; then pycuda_spec="$PYCUDA_DEFAULT"; fi
+    if [ -z "$pycuda_spec" ]; then
+        say "skipped: pycuda (no C build by default; JETSEG_PYCUDA=1 ./setup.sh builds $PYCUDA_DEFAULT, about 10 min)"
+    elif ! "$VENV/bin/python" -c "import pycuda.driver" 2>/dev/null; then
+        step "pycuda: building $pycuda_spec against $cuda (about 10 minutes on a Xavier)"
+        CUDA_ROOT="$cuda" PATH="$cuda/bin:$PATH" CPATH="$cuda/include:${CPATH:-}" \
+            LIBRARY_PATH="$cuda/lib64:${LIBRARY_PATH:-}" \
+            $pip install -q ${cons[@]+"${cons[@]}"} "$pycuda_spec" \
+            || die "pycuda did not build against $cuda: check the messages above, then re-run ./setup.sh, or unset JETSEG_PYCUDA (docs/jetson.md)"
     fi
+    step "optional: PyTorch, torch2trt, tools"
     # PyTorch: NVIDIA's wheel for this JetPack (optional: training, the torch backend, torch2trt).
     if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
         if [ -n "${JETSEG_TORCH_WHEEL:-}" ]; then
@@ -192,6 +294,7 @@ install_jetson() {
     if ! command -v tegrastats >/dev/null; then
         say "tegrastats not found (package nvidia-l4t-tools): power telemetry will be missing"
     fi
+    step_done
 }
 
 install() {
@@ -262,6 +365,62 @@ PY
     "$venv/bin/python" -m pytest -p no:cacheprovider "$@"
 }
 
+run_device_check() {
+    # run_device_check NAME LOG COMMAND...: runs COMMAND (output to the terminal and LOG), records its exit code
+    # in DEVICE_RESULTS ("NAME|CODE|LOG"); never stops the caller, so every check runs whatever the others did.
+    local name="$1" log="$2" rc=0
+    shift 2
+    say "test-device: $name: $*"
+    "$@" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+    say "test-device: $name: exit code $rc"
+    DEVICE_RESULTS+=("$name|$rc|$log")
+}
+
+test_device() {
+    # The device checks a Jetson owner runs and sends back: doctor, selftest and the on-device tests, all of them
+    # whatever fails, then one summary (summary.md next to selftest's report) and a non-zero exit if any failed.
+    is_jetson || die "test-device runs on a Jetson (no /etc/nv_tegra_release here); on this machine use ./setup.sh test"
+    if [ "${JETSEG_SETUP_SKIP_INSTALL:-}" != 1 ]; then install; fi
+    local out="${JETSEG_SELFTEST_OUT:-$ROOT/selftest-report}"
+    mkdir -p "$out"
+    out="$(cd "$out" && pwd)"
+    # A report left from an earlier run must never be sent as this run's.
+    rm -f "$out/summary.md" "$out/report.md" "$out/report.json" "$out/pytest-junit.xml"
+    DEVICE_RESULTS=()
+    run_device_check "jetseg doctor" "$out/doctor.log" "$VENV/bin/jetseg" doctor
+    # The report to attach to an issue: every check with passed / failed / skipped and why.
+    run_device_check "jetseg selftest" "$out/selftest.log" "$VENV/bin/jetseg" selftest --out "$out"
+    # -rP prints each passing test's output: Dice per engine, the DLA placement report.
+    run_device_check "on-device pytest" "$out/pytest.log" "$VENV/bin/python" -m pytest -m "jetson or trt or gpu" -rP \
+        --junitxml "$out/pytest-junit.xml" "$@"
+    local summary="$out/summary.md" entry name rc log nfailed=0
+    {
+        echo "# jetseg test-device summary"
+        echo
+        echo "$(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(head -n1 "$SYSROOT/etc/nv_tegra_release")"
+        echo
+        echo "| check | exit code | result | output |"
+        echo "|---|---|---|---|"
+        for entry in "${DEVICE_RESULTS[@]}"; do
+            IFS='|' read -r name rc log <<<"$entry"
+            if [ "$rc" = 0 ]; then echo "| $name | $rc | passed | $log |"; else echo "| $name | $rc | FAILED | $log |"; fi
+        done
+        echo
+        echo "Reports: selftest $out/report.md and $out/report.json; on-device pytest $out/pytest-junit.xml."
+        for log in "$out/report.md" "$out/report.json" "$out/pytest-junit.xml"; do
+            if [ ! -f "$log" ]; then echo "Missing: $log (its command failed before writing it; see its log)."; fi
+        done
+        echo "Send them: open a GitHub issue and attach the folder $out (zip it) with this summary."
+    } >"$summary"
+    for entry in "${DEVICE_RESULTS[@]}"; do
+        IFS='|' read -r name rc log <<<"$entry"
+        if [ "$rc" != 0 ]; then nfailed=$((nfailed + 1)); fi
+    done
+    cat "$summary"
+    if [ "$nfailed" -gt 0 ]; then die "test-device: $nfailed of ${#DEVICE_RESULTS[@]} checks failed (summary: $summary)"; fi
+    say "test-device: all ${#DEVICE_RESULTS[@]} checks passed (summary: $summary)"
+}
+
 case "$ACTION" in
     install) install ;;
     demo) install; exec "$VENV/bin/jetseg" demo "$@" ;;
@@ -272,14 +431,6 @@ case "$ACTION" in
         "$VENV/bin/python" -m pytest "$@"
         ;;
     test-jetpack5) test_jetpack5 "$@" ;;
-    test-device)
-        is_jetson || die "test-device runs on a Jetson (no /etc/nv_tegra_release here); on this machine use ./setup.sh test"
-        install
-        "$VENV/bin/jetseg" doctor
-        # The report to attach to an issue: every check with passed / failed / skipped and why.
-        "$VENV/bin/jetseg" selftest --out "${JETSEG_SELFTEST_OUT:-$ROOT/selftest-report}"
-        # -rP prints each passing test's output: Dice per engine, the DLA placement report.
-        "$VENV/bin/python" -m pytest -m "jetson or trt or gpu" -rP "$@"
-        ;;
+    test-device) test_device "$@" ;;
     *) die "unknown action '$ACTION' (use: install, demo, test, test-jetpack5, test-device)" ;;
 esac
