@@ -92,26 +92,14 @@ def test_unlabelled_scans(make_teacher, tmp_path, capsys):
     assert code == 2 and "has no label" in err and not (tmp_path / "s2").exists()
 
 
-def test_threads_0_is_jetsegs_default_and_the_runner_applies_it(make_teacher, tmp_path, capsys, monkeypatch):
-    import jetseg.jetson.runners as runners
-    from jetseg.jetson.runners import base
-
-    opened = []
-    real_open = runners.open_runner
-
-    def spy(*args, **kwargs):
-        opened.append(real_open(*args, **kwargs))
-        return opened[-1]
-
-    monkeypatch.setattr(base, "usable_cores", lambda: 3)  # jetseg's default: 2
-    monkeypatch.setattr(runners, "open_runner", spy)
+def test_threads_0_is_jetsegs_default_and_the_runner_applies_it(make_teacher, tmp_path, capsys, opened_runners):
     argv = FAST[:-len(THREADS)] + ["--threads", "0", "--train-threads", "0", "--gate-dice", "0"]
     code, _, err = _cli(capsys, "distill", str(make_teacher()), "--scans", SCANS, "--out", str(tmp_path / "s"), *argv)
     assert code == 0, err
     prov = Bundle(tmp_path / "s").manifest.provenance
     assert prov["distillation"]["threads"] == 0 and prov["distillation"]["train_threads"] == 0
     assert prov["distillation"]["train_threads_used"] == 2
-    assert len(opened) == 4 and {r.threads for r in opened} == {2}  # teacher x3, the student's check
+    assert len(opened_runners) == 4 and {r.threads for r in opened_runners} == {2}  # teacher x3, the student's check
 
 
 @pytest.mark.parametrize("flag", ["--threads", "--train-threads"])

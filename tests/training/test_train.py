@@ -52,26 +52,14 @@ def test_tiny_synthetic_run_writes_a_loadable_bundle(tmp_path, capsys):
         assert np.max(np.abs(a.infer(x) - b.infer(x))) < 1e-4
 
 
-def test_threads_0_is_jetsegs_default_for_the_loop_and_the_runner(tmp_path, capsys, monkeypatch):
-    import jetseg.jetson.runners as runners
-    from jetseg.jetson.runners import base
-
-    opened = []
-    real_open = runners.open_runner
-
-    def spy(*args, **kwargs):
-        opened.append(real_open(*args, **kwargs))
-        return opened[-1]
-
-    monkeypatch.setattr(base, "usable_cores", lambda: 3)  # jetseg's default: 2
-    monkeypatch.setattr(runners, "open_runner", spy)
+def test_threads_0_is_jetsegs_default_for_the_loop_and_the_runner(tmp_path, capsys, opened_runners):
     argv = TINY[:-4] + ["--threads", "0", "--train-threads", "0"]
     code, _, err = _cli(capsys, "train", "--data", "synthetic://ultrasound?frames=16&width=96&height=96", "--frames",
                         "4", "--val-frames", "2", "--out", str(tmp_path / "t"), *argv)
     assert code == 0, err
     training = Bundle(tmp_path / "t").manifest.provenance["training"]
     assert training["threads"] == 0 and training["train_threads"] == 0 and training["train_threads_used"] == 2
-    assert [r.threads for r in opened] == [2]  # the held-out check's runner
+    assert [r.threads for r in opened_runners] == [2]  # the held-out check's runner
 
 
 def test_folder_of_images_and_masks(tmp_path, capsys):
