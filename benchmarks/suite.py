@@ -112,19 +112,15 @@ def bundle_names(bundles: Sequence[Bundle]) -> List[str]:
 
 
 def _open(row: Row, settings: Settings, naive_threads: int) -> Runner:
-    """The runner of a row, not yet activated: ``--threads`` (0: the runner applies jetseg's default) for the
-    CPU rows; the naive loop runs with ``naive_threads``."""
-    from jetseg.jetson.runners import CPU_RUNNERS, open_runner
+    """The runner of a row, not yet activated, with ``--threads`` (the runner applies it when it computes on the
+    CPU; 0: jetseg's default); the naive loop runs with ``naive_threads``."""
+    from jetseg.jetson.runners import open_runner
 
     batch = max(settings.batch_sizes)
     if row.peer in (OV_FP32_PEER, OV_INT8_PEER):
         return DirectOpenVino(row.bundle, batch_size=batch, threads=settings.threads)
-    options: Dict[str, Any] = {"batch_size": batch}
-    if row.peer == NAIVE:
-        options["threads"] = naive_threads
-    elif row.backend in CPU_RUNNERS and settings.threads:
-        options["threads"] = settings.threads
-    return open_runner(row.backend, row.bundle, **options)
+    threads = naive_threads if row.peer == NAIVE else settings.threads
+    return open_runner(row.backend, row.bundle, batch_size=batch, threads=threads)
 
 
 def _torch_skip_reason(bundle: Bundle) -> Optional[str]:

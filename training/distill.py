@@ -63,7 +63,8 @@ class DistillConfig:
     eval_interval: int = 100
     gate_dice: float = 0.95
     backend: str = "onnxrt"
-    threads: int = 1
+    threads: int = 0  # inference threads of the teacher's and the student check's runners (0: jetseg's default)
+    train_threads: int = 0  # PyTorch's threads for the training loop (0: jetseg's default), not a runner's
     arch_kwargs: Dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False
 
@@ -101,16 +102,14 @@ def check_config(cfg: DistillConfig) -> None:
 
 def teacher_outputs(teacher: Bundle, x: np.ndarray, backend: str, threads: int, desc: str,
                     dtype: Any = np.float32) -> np.ndarray:
-    """The teacher's raw outputs ``(N, K, H, W)`` (``dtype``) on preprocessed frames, through a runner."""
-    from jetseg.jetson.runners import CPU_RUNNERS, open_runner
+    """The teacher's raw outputs ``(N, K, H, W)`` (``dtype``) on preprocessed frames, through a runner with
+    ``threads`` inference threads (applied when it computes on the CPU; 0: jetseg's default)."""
+    from jetseg.jetson.runners import open_runner
     from jetseg.training.progress import bar
 
     batch = 8
-    options: Dict[str, Any] = {"batch_size": batch}
-    if threads and backend in CPU_RUNNERS:
-        options["threads"] = threads
     out = []
-    with open_runner(backend, teacher, **options) as runner, bar(total=len(x), desc=desc, unit="frame") as progress:
+    with open_runner(backend, teacher, batch_size=batch, threads=threads) as runner, bar(total=len(x), desc=desc, unit="frame") as progress:
         for i in range(0, len(x), batch):
             chunk = x[i:i + batch].astype(np.float32)
             out.append(np.asarray(runner.infer(chunk), dtype=dtype))
@@ -160,15 +159,16 @@ def distill(cfg: DistillConfig) -> Bundle:
     from jetseg.models.export import compare_with_torch, torch_to_onnx
     from jetseg.scores import mean_dice
     from jetseg.training.augment import Augment
-    from jetseg.training.distill_report import evaluate_student, model_card, sizes
-    from jetseg.training.loop import fit, predict, state_bytes
+    from jetseg.training.card import model_card
+    from jetseg.training.distill_report import evaluate_student, sizes
+    from jetseg.training.loop import fit, predict, state_bytes, use_training_threads
     from jetseg.training.losses import foreground_probabilities, label_loss, soft_dice_loss, soft_target_loss
 
     check_config(cfg)
     teacher = Bundle(cfg.teacher)
     spec = teacher.spec
     kind = spec.output.kind
-    torch.set_num_threads(max(1, int(cfg.threads)))
+    train_threads = use_training_threads(cfg.train_threads)
     torch.manual_seed(cfg.seed)
     started = time.time()
 
@@ -231,7 +231,8 @@ def distill(cfg: DistillConfig) -> Bundle:
         "onnx_max_abs_diff_vs_torch": compare_with_torch(model, onnx_bytes, out_spec),
     }
     provenance["distillation"]["augment"] = asdict(augment)
-    metrics = evaluate_student(onnx_bytes, out_spec, weights, provenance, teacher, report, cfg.backend)
+    provenance["distillation"]["train_threads_used"] = train_threads
+    metrics = evaluate_student(onnx_bytes, out_spec, weights, provenance, teacher, report, cfg.backend, cfg.threads)
     provenance["metrics"] = metrics
     provenance["size"] = sizes(teacher, onnx_bytes)
     provenance["seconds"] = round(time.time() - started, 1)

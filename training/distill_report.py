@@ -1,10 +1,10 @@
-"""What ``jetseg distill`` measures and writes about a student: held-out Dice, size, MACs, the model card."""
+"""What ``jetseg distill`` measures about a student: held-out Dice, size, MACs (the card: :mod:`.card`)."""
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
-from jetseg.bundle import Bundle, command_line
+from jetseg.bundle import Bundle
 from jetseg.spec import Spec
 
 #: The temporary folder a student is scored in (with the pid: jetseg distill removes its own on SIGTERM).
@@ -12,8 +12,9 @@ STAGING_PREFIX = "jetseg-distill-%d-"
 
 
 def evaluate_student(onnx_bytes: bytes, spec: Spec, weights: bytes, provenance: Dict[str, Any], teacher: Bundle,
-                     report: Any, backend: str = "onnxrt") -> Dict[str, Any]:
-    """Held-out Dice of the exported student run through ``backend``: against the teacher, and the labels.
+                     report: Any, backend: str = "onnxrt", threads: int = 0) -> Dict[str, Any]:
+    """Held-out Dice of the exported student run through ``backend`` (``threads``: its inference threads, 0:
+    jetseg's default): against the teacher, and the labels.
 
     The student is staged and run as training stages and runs its model (:func:`jetseg.training.train.staged`,
     :func:`~jetseg.training.train.run_held_out`), and scored by the one evaluation path
@@ -25,7 +26,7 @@ def evaluate_student(onnx_bytes: bytes, spec: Spec, weights: bytes, provenance: 
 
     data = report.data
     with staged(onnx_bytes, spec, weights, provenance, STAGING_PREFIX % os.getpid()) as student_bundle:
-        student = run_held_out(student_bundle, data, backend)
+        student = run_held_out(student_bundle, data, backend, threads)
     scores = score(student, report.teacher, list(data.y) if data.y is not None else None)
     out: Dict[str, Any] = {
         "dice_vs_teacher": round(dice_or_one(scores["vs_reference"]), 4),
@@ -52,60 +53,3 @@ def sizes(teacher: Bundle, student_onnx: bytes) -> Dict[str, Any]:
         "bytes_ratio": round(len(student_onnx) / float(t_bytes), 4),
         "macs_ratio": round(s["macs"] / float(max(1, t["macs"])), 4),
     }
-
-
-def _fmt(value: Optional[float]) -> str:
-    return "n/a (no labels)" if value is None else "%.4f" % value
-
-
-def model_card(spec: Spec, prov: Dict[str, Any], model: Any) -> bytes:
-    """MODEL_CARD.md for a distilled bundle (all numbers come from this run)."""
-    arch, d, m, size = prov["architecture"], prov["distillation"], prov["metrics"], prov["size"]
-    data = prov["data"]
-    params = sum(int(p.numel()) for p in model.parameters())
-    command = command_line()
-    lines = [
-        "# %s" % spec.name, "",
-        "A student distilled from the teacher bundle `%s` (model sha256 %s...). It keeps the teacher's spec "
-        "(input, normalisation, ROI, classes, output kind). **Not for clinical use.**"
-        % (prov["teacher"]["name"], prov["teacher"]["model_sha256"][:16]), "",
-        "## Architecture", "",
-        "- `%s`, %d parameters, kwargs `%s`" % (arch["name"], params, arch["kwargs"]),
-        "- input `%s` %s float32 (NCHW), %s, mean %s, std %s, ROI %s" % (
-            spec.input.name, list(spec.input_shape), spec.input.color_order, spec.input.mean, spec.input.std,
-            spec.input.roi),
-        "- output `%s` %s %s logits, classes %s" % (spec.output.name, list(spec.output_shape), spec.output.kind,
-                                                   spec.classes),
-        "- ONNX opset 17, static shape; ONNX Runtime vs PyTorch max |diff| %.2g" % prov["onnx_max_abs_diff_vs_torch"],
-        "",
-        "| model | ONNX bytes | parameters | MACs per frame |", "|---|---|---|---|",
-        "| teacher | %d | %d | %.3g |" % (size["teacher"]["bytes"], size["teacher"]["params"], size["teacher"]["macs"]),
-        "| student | %d (%.1f%%) | %d | %.3g (%.1f%%) |" % (
-            size["student"]["bytes"], 100 * size["bytes_ratio"], size["student"]["params"], size["student"]["macs"],
-            100 * size["macs_ratio"]), "",
-        "## Data", "",
-        "- training: `%s`, one frame in %d, %d frames (sha256 %s...), labels %s" % (
-            data["train"]["uri"], data["train"]["every"], data["train"]["frames_used"], data["train"]["sha256"][:16],
-            "used" if data["train"]["labels_used"] else "not used"),
-        "- step selection: `%s`, %d frames" % (data["selection"]["uri"], data["selection"]["frames_used"]),
-        "- report and gate: `%s`, %d frames, used for nothing else" % (data["report"]["uri"],
-                                                                      data["report"]["frames_used"]),
-        "",
-        "## Distillation", "",
-        "```", command, "```", "",
-        "%d steps, batch %d, AdamW lr %g (one-cycle); loss: soft targets at temperature %g (%s) + %g x soft Dice "
-        "vs the teacher%s; augmentation as in training; best step %d; %.0f s on this machine's CPU."
-        % (d["steps"], d["batch"], d["lr"], d["temperature"],
-           "KL" if spec.output.kind == "softmax" else "BCE", d["dice_weight"],
-           " + %g x label loss" % d["label_weight"] if data["train"]["labels_used"] else "",
-           prov["best_step"], prov["seconds"]), "",
-        "## Held-out accuracy", "",
-        "Mean per-frame Dice of the exported `model.onnx` through the `%s` runner on %d report frames, at the "
-        "model's input resolution: **%.4f vs the teacher** (gate %.2f); vs the labels %s (teacher vs the labels "
-        "%s)." % (m["backend"], m["frames"], m["dice_vs_teacher"], d["gate_dice"], _fmt(m["dice_vs_labels"]),
-                  _fmt(m["teacher_dice_vs_labels"])), "",
-        "## Limits", "",
-        "- A student reproduces its teacher, errors included; it is no better than the teacher on the labels.",
-        "- Not a medical device; not for diagnosis or any clinical use.", "",
-    ]
-    return "\n".join(lines).encode("utf-8")

@@ -27,6 +27,24 @@ class FitResult:
     history: List[Dict[str, Any]] = field(default_factory=list)
 
 
+def use_training_threads(threads: int) -> int:
+    """Set PyTorch's intra-op threads for the training loop and return the number set: ``threads`` when > 0,
+    else jetseg's default (:func:`~jetseg.jetson.runners.default_threads`: usable cores - 1, at least 1).
+
+    These are the training loop's threads, a process-wide PyTorch setting; a runner's inference threads (the
+    ``threads`` option of the teacher's or the held-out check's runner) are a separate number.
+    """
+    from jetseg.jetson.runners import default_threads
+    from jetseg.training.data import TrainError
+
+    if threads < 0:
+        raise TrainError("training threads %d are invalid; expected 0 (jetseg's default) or a positive number"
+                         % threads)
+    used = threads if threads > 0 else default_threads()
+    torch.set_num_threads(used)
+    return used
+
+
 def batch_indices(n: int, batch: int, seed: int) -> Iterator[np.ndarray]:
     """Endless batches of indices into ``n`` items: a fresh seeded permutation per pass."""
     order = np.random.default_rng(seed)

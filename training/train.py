@@ -52,7 +52,8 @@ class TrainConfig:
     eval_interval: int = 200
     classes: Optional[List[str]] = None
     channels: Optional[int] = None
-    threads: int = 2
+    threads: int = 0  # inference threads of the runner scoring the held-out frames (0: jetseg's default)
+    train_threads: int = 0  # PyTorch's threads for the training loop (0: jetseg's default), not a runner's
     arch_kwargs: Dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False
 
@@ -116,13 +117,14 @@ def train(cfg: TrainConfig) -> Bundle:
     from jetseg.models.export import compare_with_torch, torch_to_onnx
     from jetseg.scores import mean_dice
     from jetseg.training.augment import Augment
-    from jetseg.training.loop import fit, predict, state_bytes
+    from jetseg.training.card import model_card
+    from jetseg.training.loop import fit, predict, state_bytes, use_training_threads
     from jetseg.training.losses import dice_ce_loss
 
     ARCHITECTURES.check(cfg.arch)
     if Path(cfg.out).exists() and not cfg.overwrite:
         raise TrainError("%s already exists; choose another --out or remove it first" % cfg.out)
-    torch.set_num_threads(max(1, int(cfg.threads)))
+    train_threads = use_training_threads(cfg.train_threads)
     torch.manual_seed(cfg.seed)
     started = time.time()
 
@@ -183,12 +185,13 @@ def train(cfg: TrainConfig) -> Bundle:
         "seconds": round(time.time() - started, 1),
     }
     provenance["training"]["steps_run"] = steps
+    provenance["training"]["train_threads_used"] = train_threads
     provenance["training"]["augment"] = asdict(augment)
     # The held-out Dice of the artifact that ships: the exported ONNX model through the onnxrt runner.
     parent = Path(cfg.out).resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     with staged(onnx_bytes, spec, weights, provenance, ".jetseg-train-", parent) as exported:
-        metrics = evaluate_bundle(exported, val_set)
+        metrics = evaluate_bundle(exported, val_set, threads=cfg.threads)
     provenance["metrics"] = metrics
     card = model_card(spec, provenance, model)
     bundle = save_bundle(cfg.out, onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights, "MODEL_CARD.md": card},
@@ -207,24 +210,24 @@ def staged(onnx_bytes: bytes, spec: Spec, weights: bytes, provenance: Dict[str, 
                           provenance=provenance)
 
 
-def run_held_out(bundle: BundleLike, data: Dataset, backend: str = "onnxrt") -> Outputs:
+def run_held_out(bundle: BundleLike, data: Dataset, backend: str = "onnxrt", threads: int = 0) -> Outputs:
     """The bundle's outputs and masks on the preprocessed frames ``data.x``, one frame at a time through a runner
-    (the run-time path of :mod:`jetseg.evaluate`)."""
+    with ``threads`` inference threads (0: jetseg's default; the run-time path of :mod:`jetseg.evaluate`)."""
     from jetseg import evaluate
     from jetseg.jetson.runners import open_runner
 
-    with open_runner(backend, bundle) as runner:
+    with open_runner(backend, bundle, threads=threads) as runner:
         return evaluate.run_inputs(runner.spec, runner.infer, [data.x[i:i + 1] for i in range(len(data.x))])
 
 
-def evaluate_bundle(bundle: BundleLike, data: Dataset, backend: str = "onnxrt") -> Dict[str, Any]:
-    """Held-out Dice of a bundle run through a runner on preprocessed frames (model resolution), scored by
-    the one evaluation path (:mod:`jetseg.evaluate`)."""
+def evaluate_bundle(bundle: BundleLike, data: Dataset, backend: str = "onnxrt", threads: int = 0) -> Dict[str, Any]:
+    """Held-out Dice of a bundle run through a runner (``threads``: its inference threads, 0: jetseg's default)
+    on preprocessed frames (model resolution), scored by the one evaluation path (:mod:`jetseg.evaluate`)."""
     from jetseg import evaluate
 
     if data.y is None:
         raise TrainError("held-out data %s has no masks; evaluation needs labelled frames" % data.uri)
-    outputs = run_held_out(bundle, data, backend)
+    outputs = run_held_out(bundle, data, backend, threads)
     spec = outputs.spec
     vs_labels = evaluate.score(outputs, None, list(data.y))["vs_labels"]
     per_class = {name: round(float(v["dice"]) if v["dice"] is not None else float("nan"), 4)
@@ -232,82 +235,3 @@ def evaluate_bundle(bundle: BundleLike, data: Dataset, backend: str = "onnxrt") 
     return {"dice": round(evaluate.dice_or_one(vs_labels), 4), "per_class": per_class,
             "frames": int(len(outputs.masks)), "backend": backend, "data": data.uri,
             "resolution": "model input (%dx%d), labels via Spec.preprocess_mask" % tuple(spec.input.size)}
-
-
-def model_card(spec: Spec, prov: Dict[str, Any], model: Any) -> bytes:
-    """MODEL_CARD.md for a trained bundle (all numbers come from this run)."""
-    arch = prov["architecture"]
-    params = sum(int(p.numel()) for p in model.parameters())
-    tr = prov["training"]
-    m = prov["metrics"]
-    lines = [
-        "# %s" % spec.name, "",
-        "Segmentation of %s in synthetic %s frames. **Synthetic data only: not for clinical use.**"
-        % (", ".join(spec.classes[1:]), synthetic_kind(tr["data"]) or "labelled"), "",
-        "## Architecture", "",
-        "- `%s` (%s), %d parameters, kwargs `%s`" % (arch["name"], _arch_help(arch["name"]), params,
-                                                     arch["kwargs"]),
-        "- input `%s` %s float32 (NCHW), %s, mean %s, std %s, ROI %s" % (
-            spec.input.name, list(spec.input_shape), spec.input.color_order, spec.input.mean, spec.input.std,
-            spec.input.roi),
-        "- output `%s` %s softmax logits, classes %s" % (spec.output.name, list(spec.output_shape), spec.classes),
-        "- ONNX opset 17, static shape; ONNX Runtime vs PyTorch max |diff| %.2g" % prov["onnx_max_abs_diff_vs_torch"],
-        "",
-        "## Data", "",
-        "- training: `%s`, one frame in %d, %d frames used (sha256 %s...)" % (
-            prov["data"]["train"]["uri"], prov["data"]["train"]["every"], prov["data"]["train"]["frames_used"],
-            prov["data"]["train"]["sha256"][:16]),
-        "- held out: `%s`, %d frames (sha256 %s...), never seen in training (used to pick the best step)" % (
-            prov["data"]["validation"]["uri"], prov["data"]["validation"]["frames_used"],
-            prov["data"]["validation"]["sha256"][:16]),
-        "",
-        "## Training", "",
-        "```", command_line(), "```", "",
-        "%d steps, batch %d, AdamW lr %g (one-cycle), Dice + cross-entropy loss, augmentation (rotation, flips, "
-        "zoom, elastic, intensity); best held-out step %d; %.0f s on this machine's CPU."
-        % (tr["steps_run"], tr["batch"], tr["lr"], prov["best_step"], prov["seconds"]), "",
-        "## Held-out accuracy", "",
-        "Mean per-frame Dice of the exported `model.onnx` through the `%s` runner on the held-out frames, at "
-        "the model's input resolution: **%.4f** (%s)." % (m["backend"], m["dice"], ", ".join(
-            "%s %.4f" % kv for kv in m["per_class"].items())), "",
-        "## Limits", "",
-        "- Trained and tested on jetseg's synthetic generator only; real scans look different. Retrain or "
-        "fine-tune on your own labelled scans (`jetseg train --data DIR`).",
-        "- Not a medical device; not for diagnosis or any clinical use.", "",
-    ]
-    return "\n".join(lines).encode("utf-8")
-
-
-def evaluate_uri(bundle: BundleLike, uri: str, every: int = 10, backend: str = "onnxrt",
-                 threads: int = 0) -> Dict[str, Any]:
-    """Held-out Dice of a bundle on every ``every``-th labelled frame of ``uri``, on the run-time path.
-
-    Each frame goes through ``Spec.preprocess``, the runner and ``Spec.decode`` (:mod:`jetseg.evaluate`),
-    and is compared with ``Spec.preprocess_mask(label)`` (model resolution) and, mapped back with
-    ``Spec.mask_to_frame``, with the full-size label (frame resolution).
-    """
-    from jetseg import evaluate
-    from jetseg.jetson.runners import open_runner
-    from jetseg.jetson.sources import open_source
-    from jetseg.scores import mean_dice
-
-    bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
-    spec = bundle.spec
-    options = {"threads": threads} if threads else {}
-    with open_runner(backend, bundle, **options) as runner, open_source(uri) as source:
-        frames = [frame for i, frame in enumerate(source) if not i % every and frame.label is not None]
-        outputs = evaluate.run_frames(spec, runner.infer, frames)
-    if not frames:
-        raise TrainError("%s delivered no labelled frames to evaluate" % uri)
-    full = [mean_dice(spec.mask_to_frame(mask, frame.image.shape), frame.label, spec.num_classes)
-            for mask, frame in zip(outputs.masks, frames)]
-    vs_labels = evaluate.score_frames(outputs, None, frames, hd95=False)["vs_labels"]
-    return {"data": uri, "every": every, "frames": len(frames), "backend": backend,
-            "dice": round(evaluate.dice_or_one(vs_labels), 4),
-            "dice_full_frame": round(float(np.mean(full)), 4)}
-
-
-def _arch_help(name: str) -> str:
-    from jetseg.models.archs import ARCHITECTURES
-
-    return ARCHITECTURES.describe(name)

@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=_batches, default=[1], metavar="N[,N]", help="batch sizes (default 1)")
     parser.add_argument("--threads", type=int, default=0,
                         help="inference threads of CPU backends (default 0: jetseg's default, usable cores - 1, at "
-                             "least 1, leaving a core to the pipeline; the naive loop: PyTorch's own default)")
+                             "least 1, leaving a core to the pipeline; the naive loop: PyTorch's own default; docs/runtime.md, "
+                             "Threads)")
     parser.add_argument("--e2e", action="store_true",
                         help="also run the daemon pipeline source -> null sink per bundle (fps, capture-to-sink "
                              "latency, drops, pipeline efficiency)")

@@ -10,6 +10,7 @@ HELP = "distill a teacher bundle into a small real-time student (soft targets, g
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from jetseg.cli.train import add_thread_arguments
     from jetseg.models.archs import ARCHITECTURES
 
     parser.add_argument("teacher", metavar="TEACHER_BUNDLE", help="the bundle to reproduce (run through --backend)")
@@ -47,9 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="student U-Net depth (default: 3 for unet-tiny, else the architecture's)")
     parser.add_argument("--base-width", type=int, default=None, help="student U-Net base width (architecture default)")
     parser.add_argument("--backend", default="onnxrt", help="runner for the teacher and the student check (onnxrt)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="PyTorch and ONNX Runtime CPU threads (default 1: a small student gains little from "
-                             "more, and a shared machine loses)")
+    add_thread_arguments(parser, "the --backend runner (the teacher, and the student's held-out check)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
@@ -91,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                         frames=args.frames, every=args.every, val_scans=args.val_scans, val_frames=args.val_frames,
                         val_every=args.val_every, val_fraction=args.val_fraction, eval_interval=args.eval_interval,
                         gate_dice=args.gate_dice, backend=args.backend, threads=args.threads,
-                        arch_kwargs=arch_kwargs, overwrite=args.overwrite)
+                        train_threads=args.train_threads, arch_kwargs=arch_kwargs, overwrite=args.overwrite)
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm(args.out))
     try:
         bundle = distill(cfg)

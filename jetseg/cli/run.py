@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "'jetseg doctor --model BUNDLE' says which and why")
     parser.add_argument("--backend-option", metavar="K=V", action="append", default=[],
                         help="backend option, repeatable (e.g. provider=cuda, threads=2; threads=0 or none: "
-                        "usable cores - 1 on the CPU, the runtime's own default on a GPU)")
+                        "usable cores - 1 on the CPU, the runtime's own default on a GPU; docs/runtime.md, Threads)")
     parser.add_argument("--source", metavar="URI", help="synthetic://ultrasound, a video file, dicom://cine.dcm, "
                         "v4l2:///dev/video0, udp://127.0.0.1:5000, rtsp://..., gst://...")
     parser.add_argument("--source-option", metavar="K=V", action="append", default=[],

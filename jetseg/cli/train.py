@@ -67,16 +67,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model input channels (default: 1 for grey data, 3 for colour)")
     parser.add_argument("--depth", type=int, default=None, help="U-Net depth (architecture default if omitted)")
     parser.add_argument("--base-width", type=int, default=None, help="U-Net base width (architecture default)")
-    parser.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (default 2)")
+    add_thread_arguments(parser, "the runner that scores the exported model on the held-out frames")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
+def add_thread_arguments(parser: argparse.ArgumentParser, runner: str) -> None:
+    """``--threads`` (a runner's inference threads, as everywhere) and ``--train-threads`` (PyTorch's threads for
+    the training loop): ``jetseg train`` and ``jetseg distill`` take both."""
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="inference threads of %s, applied when it computes on the CPU (default 0: jetseg's "
+                             "default, usable cores - 1; docs/runtime.md, Threads)" % runner)
+    parser.add_argument("--train-threads", type=int, default=0, metavar="N",
+                        help="PyTorch threads of the training loop, not inference (default 0: jetseg's default, "
+                             "usable cores - 1)")
+
+
 def check_loop_options(args: argparse.Namespace) -> None:
-    """The options ``jetseg train`` and ``jetseg distill`` share: counts, --val-fraction, --lr (one-line errors)."""
-    for name in ("steps", "batch", "frames", "every", "val_frames", "val_every", "eval_interval", "threads"):
+    """The options ``jetseg train`` and ``jetseg distill`` share: counts, threads, --val-fraction, --lr (one-line
+    errors)."""
+    for name in ("steps", "batch", "frames", "every", "val_frames", "val_every", "eval_interval"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise JetsegError("--%s %d is invalid; expected a positive integer" % (name.replace("_", "-"), value))
+    for name in ("threads", "train_threads"):
+        value = getattr(args, name)
+        if value < 0:
+            raise JetsegError("--%s %d is invalid; expected 0 (jetseg's default) or a positive integer"
+                              % (name.replace("_", "-"), value))
     if not 0.0 < args.val_fraction < 1.0:
         raise JetsegError("--val-fraction %g is invalid; expected a number between 0 and 1" % args.val_fraction)
     if not 0 < args.lr < math.inf:
@@ -100,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                       frames=args.frames, every=args.every, val_data=args.val_data, val_frames=args.val_frames,
                       val_every=args.val_every, val_fraction=args.val_fraction, eval_interval=args.eval_interval,
                       classes=parse_classes(args.classes), channels=args.channels, threads=args.threads,
-                      arch_kwargs=arch_kwargs, overwrite=args.overwrite)
+                      train_threads=args.train_threads, arch_kwargs=arch_kwargs, overwrite=args.overwrite)
     bundle = train(cfg)
     metrics = bundle.manifest.provenance.get("metrics", {})
     print("wrote %s (held-out Dice %.4f on %d frames, %s runner)"

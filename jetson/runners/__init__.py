@@ -18,7 +18,7 @@ from jetseg.errors import JetsegError, RunnerError
 from jetseg.jetson.runners.base import Runner, default_threads, usable_cores
 from jetseg.registry import Registry
 
-__all__ = ["AUTO", "CPU_RUNNERS", "RUNNERS", "Runner", "choose_backend", "default_threads", "open_runner",
+__all__ = ["AUTO", "RUNNERS", "Runner", "choose_backend", "default_threads", "open_runner",
            "resolve_backend", "usable_cores"]
 
 #: Runner implementations by backend name.
@@ -33,9 +33,6 @@ RUNNERS.register("trt", "jetseg.jetson.runners.trt:TensorRTRunner", "native Tens
 
 #: The backend name that picks the fastest runner for this machine (:func:`choose_backend`).
 AUTO = "auto"
-#: Runners that take a ``threads`` option and compute on the CPU unless an option says otherwise
-#: (:attr:`Runner.on_cpu` is the answer for one configured runner).
-CPU_RUNNERS = ("onnxrt", "openvino", "torch")
 
 
 def choose_backend(bundle: Optional[BundleLike] = None) -> Tuple[str, str]:
@@ -89,8 +86,9 @@ def open_runner(name: str, bundle: BundleLike, **options: Any) -> Runner:
     """Construct the runner registered as backend ``name`` for ``bundle`` (not yet activated).
 
     ``auto`` picks the runner with :func:`choose_backend`. Options (``batch_size`` and the implementation's
-    own) are checked here: an unknown or malformed one raises a RunnerError that names it. ``threads=0`` (or
-    none) is jetseg's default, applied by the runner itself (:meth:`Runner.read_threads`).
+    own) are checked here: an unknown or malformed one raises a RunnerError that names it. Every runner takes
+    ``threads`` and applies it only when it computes on the CPU; 0 (or none) is jetseg's default there
+    (:meth:`Runner.threads_or_default`, docs/runtime.md "Threads").
     """
     bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     chosen, why = choose_backend(bundle) if name == AUTO else (name, "")

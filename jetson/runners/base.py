@@ -7,16 +7,18 @@ error that says what it received and what it expected. A runner implementation r
 only the small hooks ``_activate``, ``_infer`` and ``_deactivate``, and imports its heavy dependency inside
 ``_activate``, so runners can be constructed without it.
 
-Threads, one rule for every runner: a runner says whether it computes on the CPU (:attr:`Runner.on_cpu`);
-the ``threads`` option (:meth:`Runner.read_threads`) is N threads when given, and 0 (the default) is jetseg's
-default: :func:`default_threads` (usable cores - 1, at least 1) on the CPU, the library's own choice
-elsewhere (a GPU provider or device keeps its runtime's default).
+Threads, one rule for every runner (docs/runtime.md, "Threads"): every runner accepts the ``threads`` option
+(:meth:`Runner.read_threads`) and says whether it computes on the CPU (:attr:`Runner.on_cpu`); only then does
+it apply it: N threads when given, and 0 (the default; None too) is jetseg's default, :func:`default_threads`
+(usable cores - 1, at least 1). A runner on a GPU or DLA keeps its runtime's own choice (``threads`` 0), so a
+caller passes ``threads`` to any runner and never checks backend names.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -24,6 +26,8 @@ from jetseg.bundle import Bundle, BundleLike
 from jetseg.component import Component
 from jetseg.errors import RunnerError
 from jetseg.options import OptionReader
+
+log = logging.getLogger("jetseg.runners")
 
 
 def usable_cores() -> int:
@@ -75,15 +79,21 @@ class Runner(Component):
         return False
 
     def read_threads(self, opts: OptionReader) -> int:
-        """The ``threads`` option, read after the options :attr:`on_cpu` depends on (provider, device)."""
+        """The ``threads`` option (0 or none: jetseg's default), read after the options :attr:`on_cpu` depends on
+        (provider, device), and resolved by :meth:`threads_or_default`."""
         return self.threads_or_default(opts.integer("threads", 0, minimum=0))
 
-    def threads_or_default(self, threads: int) -> int:
-        """``threads`` when given (> 0); for 0, jetseg's default: :func:`default_threads` on the CPU, else 0
-        (the runtime's own choice, e.g. ONNX Runtime's for the CPU part of a GPU provider)."""
-        if threads:
-            return threads
-        return default_threads() if self.on_cpu else 0
+    def threads_or_default(self, threads: Optional[int]) -> int:
+        """The inference threads this runner runs with, from the ``threads`` asked for (None or 0: jetseg's
+        default). On the CPU: ``threads`` when > 0, else :func:`default_threads`. Not on the CPU: 0, the
+        runtime's own choice (e.g. ONNX Runtime's for the CPU part of a GPU provider); a number given there is
+        not applied, and the log says so."""
+        if not self.on_cpu:
+            if threads:
+                log.info("%s: threads=%d not applied; it does not compute on the CPU, and its runtime chooses "
+                         "its own threads", self.label, threads)
+            return 0
+        return threads if threads else default_threads()
 
     # ------------------------------------------------------------------ lifecycle
     @property

@@ -13,6 +13,7 @@ runtime's backend options):
     dla_core: DLA core (0 or 1) or None for the GPU.
     cuda_graph: capture the inference into a CUDA graph.
     device: CUDA device index (0 on a Jetson).
+    threads: accepted as by every runner and not applied: the engine computes on the GPU or DLA.
 """
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ class TensorRTRunner(Runner):
         self.dla = _dla_core(opts)
         self.cuda_graph = opts.flag("cuda_graph", False)
         self.device_index = opts.integer("device", 0, minimum=0)
+        self.threads = self.read_threads(opts)
         opts.done()
         self.key: Optional[EngineKey] = None
         self._ctx: Any = None

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, List
 
 import pytest
 
@@ -23,3 +23,22 @@ def make_teacher(tmp_path: Path) -> Callable[..., Path]:
         return threshold_bundle(tmp_path / name, size=32, threshold=0.25, kind=kind, roi=roi, name=name)
 
     return make
+
+
+@pytest.fixture
+def opened_runners(monkeypatch: pytest.MonkeyPatch) -> List[Any]:
+    """Every runner ``open_runner`` constructs in the test, in order, on a machine with 3 usable cores (so
+    jetseg's default threads are 2)."""
+    import jetseg.jetson.runners as runners
+    from jetseg.jetson.runners import base
+
+    opened: List[Any] = []
+    real_open = runners.open_runner
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(base, "usable_cores", lambda: 3)
+    monkeypatch.setattr(runners, "open_runner", spy)
+    return opened

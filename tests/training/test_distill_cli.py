@@ -21,8 +21,9 @@ from jetseg.bundle import Bundle  # noqa: E402
 from jetseg.cli import main  # noqa: E402
 
 SCANS = "synthetic://ultrasound?frames=400&width=160&height=120"
+THREADS = ["--threads", "1", "--train-threads", "1"]
 FAST = ["--frames", "8", "--every", "4", "--val-frames", "4", "--val-every", "2", "--steps", "4", "--batch", "2",
-        "--eval-interval", "2", "--threads", "1"]
+        "--eval-interval", "2"] + THREADS
 
 
 def _cli(capsys, *argv):
@@ -78,7 +79,7 @@ def test_unlabelled_scans(make_teacher, tmp_path, capsys):
         image, _ = make_frame("ultrasound", i * 7, seed=5, size=(120, 160))
         cv2.imwrite(str(scans / ("f%03d.png" % i)), image)
     teacher = make_teacher()
-    argv = ["--frames", "20", "--steps", "4", "--batch", "2", "--eval-interval", "2", "--threads", "1"]
+    argv = ["--frames", "20", "--steps", "4", "--batch", "2", "--eval-interval", "2"] + THREADS
     code, stdout, err = _cli(capsys, "distill", str(teacher), "--scans", str(scans), "--out",
                              str(tmp_path / "student"), "--gate-dice", "0", *argv)
     assert code == 0, err
@@ -89,6 +90,23 @@ def test_unlabelled_scans(make_teacher, tmp_path, capsys):
     code, _, err = _cli(capsys, "distill", str(teacher), "--scans", str(scans), "--out", str(tmp_path / "s2"),
                         "--labels", *argv)
     assert code == 2 and "has no label" in err and not (tmp_path / "s2").exists()
+
+
+def test_threads_0_is_jetsegs_default_and_the_runner_applies_it(make_teacher, tmp_path, capsys, opened_runners):
+    argv = FAST[:-len(THREADS)] + ["--threads", "0", "--train-threads", "0", "--gate-dice", "0"]
+    code, _, err = _cli(capsys, "distill", str(make_teacher()), "--scans", SCANS, "--out", str(tmp_path / "s"), *argv)
+    assert code == 0, err
+    prov = Bundle(tmp_path / "s").manifest.provenance
+    assert prov["distillation"]["threads"] == 0 and prov["distillation"]["train_threads"] == 0
+    assert prov["distillation"]["train_threads_used"] == 2
+    assert len(opened_runners) == 4 and {r.threads for r in opened_runners} == {2}  # teacher x3, the student's check
+
+
+@pytest.mark.parametrize("flag", ["--threads", "--train-threads"])
+def test_negative_threads_are_one_line_errors(make_teacher, tmp_path, capsys, flag):
+    code, _, err = _distill(capsys, make_teacher(), tmp_path / "student", flag, "-1")
+    assert code != 0 and len(err.strip().splitlines()) == 1
+    assert "%s -1 is invalid; expected 0 (jetseg's default) or a positive integer" % flag in err
 
 
 def test_sigmoid_teacher_with_labels(make_teacher, tmp_path, capsys):
@@ -130,7 +148,7 @@ def test_interrupted_run_leaves_nothing(make_teacher, tmp_path, capsys, monkeypa
 def test_sigterm_leaves_nothing(make_teacher, tmp_path):
     teacher = make_teacher()
     argv = [sys.executable, "-m", "jetseg", "distill", str(teacher), "--scans", SCANS, "--out",
-            str(tmp_path / "student")] + FAST[:-6] + ["--steps", "100000", "--eval-interval", "1000", "--threads", "1"]
+            str(tmp_path / "student")] + FAST[:8] + ["--steps", "100000", "--eval-interval", "1000"] + THREADS
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     line = ""

@@ -14,7 +14,7 @@ from jetseg.bundle import Bundle  # noqa: E402
 from jetseg.cli import main  # noqa: E402
 
 TINY = ["--arch", "unet-tiny", "--input-size", "32x32", "--steps", "4", "--batch", "2", "--eval-interval", "2",
-        "--threads", "1"]
+        "--threads", "1", "--train-threads", "1"]
 
 
 def _cli(capsys, *argv):
@@ -52,6 +52,16 @@ def test_tiny_synthetic_run_writes_a_loadable_bundle(tmp_path, capsys):
         assert np.max(np.abs(a.infer(x) - b.infer(x))) < 1e-4
 
 
+def test_threads_0_is_jetsegs_default_for_the_loop_and_the_runner(tmp_path, capsys, opened_runners):
+    argv = TINY[:-4] + ["--threads", "0", "--train-threads", "0"]
+    code, _, err = _cli(capsys, "train", "--data", "synthetic://ultrasound?frames=16&width=96&height=96", "--frames",
+                        "4", "--val-frames", "2", "--out", str(tmp_path / "t"), *argv)
+    assert code == 0, err
+    training = Bundle(tmp_path / "t").manifest.provenance["training"]
+    assert training["threads"] == 0 and training["train_threads"] == 0 and training["train_threads_used"] == 2
+    assert [r.threads for r in opened_runners] == [2]  # the held-out check's runner
+
+
 def test_folder_of_images_and_masks(tmp_path, capsys):
     from jetseg.models.synthetic import make_frame
 
@@ -78,6 +88,8 @@ def test_folder_of_images_and_masks(tmp_path, capsys):
     (["--arch", "unet-smal"], "unknown architecture 'unet-smal'; did you mean 'unet-small'?"),
     (["--input-size", "30x30", "--arch", "unet"], "U-Net input size 30x30 is invalid for depth 4"),
     (["--steps", "0"], "--steps 0 is invalid; expected a positive integer"),
+    (["--threads", "-1"], "--threads -1 is invalid; expected 0 (jetseg's default) or a positive integer"),
+    (["--train-threads", "-2"], "--train-threads -2 is invalid; expected 0 (jetseg's default) or a positive integer"),
     (["--input-size", "abc"], "input size 'abc' is invalid; expected HxW"),
     (["--data", "/nonexistent/folder"], "source /nonexistent/folder does not exist"),
     (["--data", "synthetic://ultrasound"], None),

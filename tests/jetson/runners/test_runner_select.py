@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 
 import numpy as np
@@ -147,13 +148,26 @@ def test_one_rule_for_where_a_runner_computes_and_its_default_threads(monkeypatc
     monkeypatch.setattr(base, "usable_cores", lambda: 4)
     runner = runners.open_runner(backend, tiny_bundle, **options)
     assert runner.on_cpu is on_cpu and runs_on_cpu(runner) is on_cpu  # the pipeline asks the runner
+    assert runner.threads == (3 if on_cpu else 0)  # 0: the runtime's own choice on a GPU
+    # every runner accepts threads; only one on the CPU applies them
+    assert runners.open_runner(backend, tiny_bundle, threads=2, **options).threads == (2 if on_cpu else 0)
     if backend == "trt":
         return
-    assert runner.threads == (3 if on_cpu else 0)  # 0: the runtime's own choice on a GPU
     assert runner.describe()["threads"] == (3 if on_cpu else "default")
-    assert runners.open_runner(backend, tiny_bundle, threads=2, **options).threads == 2  # given: kept
     if backend == "openvino":
         assert ("INFERENCE_NUM_THREADS" in runner.config()) is on_cpu
+
+
+def test_the_runner_not_a_name_list_decides_who_gets_threads(monkeypatch, tiny_bundle, caplog):
+    assert not hasattr(runners, "CPU_RUNNERS")
+    from jetseg.jetson.runners.onnxrt import OnnxRuntimeRunner
+
+    monkeypatch.setattr(OnnxRuntimeRunner, "on_cpu", property(lambda self: False))
+    with caplog.at_level(logging.INFO, logger="jetseg.runners"):
+        runner = runners.open_runner("onnxrt", tiny_bundle, threads=2)  # provider cpu, yet the runner says GPU
+    assert runner.threads == 0 and "threads=2 not applied" in caplog.text
+    monkeypatch.setattr(OnnxRuntimeRunner, "on_cpu", property(lambda self: True))
+    assert runners.open_runner("onnxrt", tiny_bundle, threads=2, provider="cuda").threads == 2
 
 
 def test_torch_runs_on_the_cpu_with_the_default_threads_and_gives_them_back(monkeypatch, tmp_path):
