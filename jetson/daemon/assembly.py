@@ -130,10 +130,17 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
     return parts
 
 
-def finish(parts: Assembly, metrics: Metrics) -> Assembly:
-    """Open the source and the sinks of a built assembly and make its pipeline (not started)."""
+def finish(parts: Assembly, metrics: Metrics, after: Optional[SourceReader] = None) -> Assembly:
+    """Open the source and the sinks of a built assembly and make its pipeline (not started).
+
+    Args:
+        after: the reader of the configuration this one replaces (stopped by now): a new reader numbers
+            its frames on from it, so frame numbers never restart (mask files are never overwritten).
+    """
     config, reader = parts.config, parts.reader
     assert reader is not None
+    if after is not None and after is not reader:
+        reader.continue_after(after)
     if "source" not in parts.shared:
         reader.open()
     if not parts.sinks_open:
