@@ -118,7 +118,7 @@ def test_reloads_that_keep_or_replace_the_source_keep_numbering_frames(tiny_bund
         wait_for(lambda: count_lines(out / "frames.jsonl") >= 3, what="masks")
         for done in (1, 2):
             daemon.request_reload()
-            wait_for(lambda: daemon.reloads == done, what="reload %d" % done)
+            wait_for(lambda done=done: daemon.reloads == done, what="reload %d" % done)
             _assert_numbered_on(out, 3)
     finally:
         daemon.request_stop()
