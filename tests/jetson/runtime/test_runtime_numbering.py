@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 
 import numpy as np
 
@@ -12,7 +11,7 @@ from jetseg.jetson.daemon.service import Daemon
 from jetseg.jetson.pipeline.reader import SourceReader
 from jetseg.jetson.pipeline.stages import ReadFrames
 from tests.fixtures.streams import ListSource
-from tests.fixtures.waiting import count_lines, wait_for
+from tests.fixtures.waiting import count_lines, run_in_thread, wait_for
 
 PACED = "synthetic://ultrasound?width=160&height=120&fps=20&realtime=1"
 
@@ -25,20 +24,6 @@ def _config(bundle, sinks, source=PACED):
 
 def _frames(path):
     return [json.loads(line)["frame"] for line in path.read_text().splitlines()]
-
-
-def _run(daemon):
-    result = {}
-
-    def target():
-        try:
-            result["code"] = daemon.run()
-        except BaseException as exc:  # reported to the test
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, result
 
 
 def _reader(frames, live=False):
@@ -94,7 +79,7 @@ def test_a_reload_that_fails_midway_keeps_numbering_frames(tiny_bundle, tmp_path
     broken = apply_overrides(base, {"sinks": ["masks://%s" % out,
                                               "http://127.0.0.1:%d" % holder.getsockname()[1]]})
     daemon = Daemon(base, reload_config=lambda: broken)
-    thread, result = _run(daemon)
+    thread, result = run_in_thread(daemon)
     try:
         wait_for(lambda: count_lines(out / "frames.jsonl") >= 3, what="masks")
         daemon.request_reload()  # the http sink cannot bind: restarted with the previous configuration
@@ -113,7 +98,7 @@ def test_reloads_that_keep_or_replace_the_source_keep_numbering_frames(tiny_bund
     configs = [apply_overrides(base, {"postprocess.smoothing": 0.5}),  # the source is taken over
                apply_overrides(base, {"source.uri": PACED + "&seed=3"})]  # a new source
     daemon = Daemon(base, reload_config=lambda: configs[daemon.reloads])
-    thread, result = _run(daemon)
+    thread, result = run_in_thread(daemon)
     try:
         wait_for(lambda: count_lines(out / "frames.jsonl") >= 3, what="masks")
         for done in (1, 2):
