@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     print("      web viewer: http://127.0.0.1:%d/  (open it now; it stops when the stream ends)" % port, flush=True)
     stats = run_pipeline(int8, "synthetic://%s?seed=7&fps=30" % kind,
                          sink_uris=["file://%s" % video, "http://127.0.0.1:%d" % port, "masks://%s?png=0" % (out / "masks")],
-                         duration=args.seconds, realtime=True)
+                         duration_s=args.seconds, realtime=True)
     e2e = stats["latency_ms"]["capture_to_sink"]
     print("      %d frames at %.1f fps, capture-to-sink latency p50 %.1f ms / p99 %.1f ms, dropped %s" % (
         stats["frames"], stats["fps"], e2e.get("p50", float("nan")), e2e.get("p99", float("nan")),

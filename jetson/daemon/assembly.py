@@ -10,13 +10,14 @@ apart, so that a bad new configuration is found before the running one is stoppe
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from jetseg.bundle import Bundle, BundleLike
 from jetseg.errors import JetsegError
-from jetseg.jetson.daemon.config import ConfigError, DaemonConfig
+from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, DeviceConfig, apply_overrides
 from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.frames.postprocess import PostProcessor
 from jetseg.jetson.frames.roi import RoiPolicy
@@ -25,6 +26,7 @@ from jetseg.jetson.runners import open_runner
 from jetseg.jetson.sinks import SinkContext, open_sink
 from jetseg.jetson.sinks.base import Sink, check_targets
 from jetseg.jetson.sources import open_source
+from jetseg.options import unknown_message
 from jetseg.redact import add_secret
 
 log = logging.getLogger("jetseg.daemon")
@@ -130,24 +132,28 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
     return parts
 
 
-def finish(parts: Assembly, metrics: Metrics) -> Assembly:
-    """Open the source and the sinks of a built assembly and make its pipeline (not started)."""
+def finish(parts: Assembly, metrics: Metrics, after: Optional[SourceReader] = None) -> Assembly:
+    """Open the source and the sinks of a built assembly and make its pipeline (not started).
+
+    Args:
+        after: the reader of the configuration this one replaces (stopped by now): a new reader numbers
+            its frames on from it, so frame numbers never restart (mask files are never overwritten).
+    """
     config, reader = parts.config, parts.reader
     assert reader is not None
+    if after is not None and after is not reader:
+        reader.continue_after(after)
     if "source" not in parts.shared:
         reader.open()
     if not parts.sinks_open:
         open_sinks(parts, metrics)
     metrics.set_info(model=parts.bundle.name, precision=parts.bundle.precision,
                      backend=getattr(parts.runner, "name", config.backend.name), source=config.source.uri)
-    spec, pipe = parts.bundle.spec, config.pipeline
+    spec = parts.bundle.spec
     parts.pipeline = pipeline = Pipeline(reader, parts.runner, parts.sinks, spec=spec,
                               roi=RoiPolicy(spec, config.roi.mode, config.roi.auto_frames),
                               post=PostProcessor(spec, config.postprocess.smoothing, config.postprocess.min_area_px),
-                              metrics=metrics, queue_size=pipe.queue_size, sink_queue=pipe.sink_queue,
-                              sink_queue_blocking=pipe.sink_queue_blocking, max_frames=pipe.max_frames,
-                              duration_s=pipe.duration_s, post_thread=pipe.post_thread,
-                              scheduler=pipe.scheduler)
+                              metrics=metrics, settings=config.pipeline)
     log.info("pipeline scheduler %s: %s", pipeline.schedule["name"], pipeline.schedule["reason"],
              extra={"fields": {"event": "scheduler", "scheduler": pipeline.schedule["name"]}})
     return parts
@@ -195,27 +201,64 @@ def close_quietly(close: Any, what: str) -> None:
         log.error("closing the %s failed: %s", what, exc, exc_info=not isinstance(exc, JetsegError))
 
 
-def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Sequence[str] = ("null://",),
-                 backend: str = "auto", duration: Optional[float] = None, max_frames: Optional[int] = None,
-                 backend_options: Optional[Dict[str, Any]] = None, source_options: Optional[Dict[str, Any]] = None,
-                 realtime: bool = False, roi: Union[str, Sequence[int]] = "spec", smoothing: float = 0.0,
-                 min_area_px: int = 0, queue_size: int = 1, sink_queue: int = 4, runner: Any = None,
-                 metrics: Optional[Metrics] = None, roi_only: bool = False,
-                 post_thread: Optional[bool] = None, scheduler: str = "auto") -> Dict[str, Any]:
+#: run_pipeline's keyword overrides: every field of these config sections by its own name, except the ones
+#: given by a parameter of their own (``source_uri``, ``roi``, ``source_options`` / ``backend_options``)
+RUN_SECTIONS = ("source", "roi", "postprocess", "pipeline")
+RUN_OWN_PARAMETERS = ("uri", "mode", "options")
+
+
+def run_overrides() -> Dict[str, str]:
+    """``{keyword: "section.field"}`` of the overrides :func:`run_pipeline` takes, from the config dataclasses."""
+    defaults = DaemonConfig()
+    return {f.name: "%s.%s" % (section, f.name) for section in RUN_SECTIONS
+            for f in dataclasses.fields(getattr(defaults, section)) if f.name not in RUN_OWN_PARAMETERS}
+
+
+def run_config(bundle: Bundle, source_uri: str, sink_uris: Optional[Sequence[str]] = None,
+               backend: Optional[str] = None, config: Optional[DaemonConfig] = None, backend_options: Optional[Dict[str, Any]] = None,
+               source_options: Optional[Dict[str, Any]] = None, roi: Union[str, Sequence[int], None] = None,
+               **overrides: Any) -> DaemonConfig:
+    """The :class:`DaemonConfig` :func:`run_pipeline` runs: ``config`` (default: every section's defaults,
+    device telemetry off) with the arguments applied, validated. An unknown keyword is a ConfigError naming
+    it and the known ones."""
+    known = run_overrides()
+    for name in overrides:
+        if name not in known:
+            raise ConfigError(unknown_message("run_pipeline argument", name, known, "arguments"))
+    base = config if config is not None else DaemonConfig(device=DeviceConfig(telemetry="off"))
+    given: Dict[str, Any] = {"model.path": str(bundle.path), "backend.name": backend,
+                             "backend.options": backend_options, "source.uri": source_uri,
+                             "source.options": source_options,
+                             "sinks": None if sink_uris is None else list(sink_uris),
+                             "roi.mode": roi if roi is None or isinstance(roi, str) else [int(v) for v in roi]}
+    given.update((known[name], value) for name, value in overrides.items())
+    return apply_overrides(base, given)
+
+
+def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Optional[Sequence[str]] = None,
+                 backend: Optional[str] = None, runner: Any = None, metrics: Optional[Metrics] = None,
+                 config: Optional[DaemonConfig] = None, backend_options: Optional[Dict[str, Any]] = None,
+                 source_options: Optional[Dict[str, Any]] = None, roi: Union[str, Sequence[int], None] = None,
+                 **overrides: Any) -> Dict[str, Any]:
     """Run the full pipeline once and return its statistics (see docs/runtime.md).
 
     Args:
         bundle: a :class:`~jetseg.bundle.Bundle` or its path.
         source_uri: any source URI (``synthetic://ultrasound?frames=200``, a video file, ...).
-        sink_uris: sink URIs (``null://`` measures the pipeline itself).
-        backend: runner name (``auto``: the fastest here, see :func:`~jetseg.jetson.runners.choose_backend`);
+        sink_uris: sink URIs (default: the config's, ``null://``, which measures the pipeline itself).
+        backend: runner name (default: the config's, ``auto``: the fastest here, see :func:`~jetseg.jetson.runners.choose_backend`);
             ``backend_options`` are passed to it (without ``threads``, a runner on the CPU takes
             :func:`~jetseg.jetson.runners.default_threads`). Ignored when ``runner`` is given
             (an already activated runner, reused as is, e.g. the one the bare-runner timing used).
-        duration / max_frames: stop after this many seconds / frames; a source without an end needs one.
-        realtime: pace the source at its frame rate and drop frames like a live source.
-        roi, smoothing, min_area_px, roi_only, queue_size, sink_queue, post_thread, scheduler: as in the daemon
-            config.
+        config: a :class:`DaemonConfig` to start from (default: the config dataclasses' defaults, device
+            telemetry off); the other arguments replace its values.
+        source_options: keyword options of the source; ``roi``: the ROI mode (``spec``, ``auto``, ``none`` or
+            ``[x, y, w, h]``).
+        **overrides: any field of the config's ``source``, ``roi``, ``postprocess`` and ``pipeline`` sections by
+            its name, with its default there (:func:`run_overrides`): ``max_frames``, ``duration_s`` (a
+            source without an end needs one of them), ``realtime`` (pace the source at its frame rate and drop
+            frames like a live source), ``smoothing``, ``min_area_px``, ``roi_only``, ``queue_size``,
+            ``sink_queue``, ``post_thread``, ``scheduler``, ...
 
     Returns:
         ``{"frames", "captured", "elapsed_s", "fps", "fps_wall", "latency_ms": {"stages": {name: {count,
@@ -225,25 +268,19 @@ def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Sequence[str] =
         the first to the last processed frame.
     """
     bundle = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
-    config = DaemonConfig.from_dict({
-        "model": str(bundle.path), "backend": {"name": backend, "options": dict(backend_options or {})},
-        "source": {"uri": source_uri, "options": dict(source_options or {}), "realtime": bool(realtime)},
-        "sinks": list(sink_uris), "roi": {"mode": roi if isinstance(roi, str) else [int(v) for v in roi],
-                                          "roi_only": bool(roi_only)},
-        "postprocess": {"smoothing": float(smoothing), "min_area_px": int(min_area_px)},
-        "pipeline": {"queue_size": queue_size, "sink_queue": sink_queue, "max_frames": max_frames,
-                     "duration_s": duration, "post_thread": post_thread, "scheduler": scheduler},
-        "device": {"telemetry": "off"}})
-    metrics = metrics if metrics is not None else Metrics(info={"model": bundle.name, "backend": backend,
+    config = run_config(bundle, source_uri, sink_uris, backend, config, backend_options, source_options, roi,
+                        **overrides)
+    metrics = metrics if metrics is not None else Metrics(info={"model": bundle.name,
+                                                                "backend": config.backend.name,
                                                                 "source": source_uri})
     parts = build(config, metrics, bundle=bundle, runner=runner)
     try:
-        if duration is None and max_frames is None:
+        if config.pipeline.duration_s is None and config.pipeline.max_frames is None:
             assert parts.reader is not None
             try:
                 len(parts.reader.source)
             except TypeError:
-                raise PipelineError("source %s has no end; give duration or max_frames" % source_uri) from None
+                raise PipelineError("source %s has no end; give duration_s or max_frames" % source_uri) from None
         finish(parts, metrics)
     except BaseException:
         parts.close()

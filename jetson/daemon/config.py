@@ -18,36 +18,22 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from jetseg.errors import JetsegError
+from jetseg.jetson.pipeline.settings import (
+    ConfigError,
+    PipelineConfig,
+    check_fields,
+    expect,
+    is_number,
+    positive_or_none,
+)
 from jetseg.options import parse_assignments
 
 ROI_MODES = ("spec", "auto", "none")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-class ConfigError(JetsegError):
-    """The daemon configuration is invalid; the message names the field and the expected value."""
-
-
-def _expect(ok: bool, name: str, got: Any, expected: str) -> None:
-    if not ok:
-        raise ConfigError("config field %r is %r; expected %s" % (name, got, expected))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _positive_or_none(value: Any, name: str) -> Optional[float]:
-    if value is None:
-        return None
-    _expect(_is_number(value) and value > 0, name, value, "a positive number or null")
-    return float(value)
 
 
 @dataclass
@@ -57,7 +43,7 @@ class ModelConfig:
     path: Optional[str] = None
 
     def validate(self) -> None:
-        _expect(self.path is None or (isinstance(self.path, str) and self.path.strip() != ""),
+        expect(self.path is None or (isinstance(self.path, str) and self.path.strip() != ""),
                 "model.path", self.path, "a bundle directory or null (the bundled ultrasound model)")
 
 
@@ -69,9 +55,9 @@ class BackendConfig:
     options: Dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        _expect(isinstance(self.name, str) and self.name != "", "backend.name", self.name,
+        expect(isinstance(self.name, str) and self.name != "", "backend.name", self.name,
                 "a backend name such as auto, onnxrt, openvino, trt or torch")
-        _expect(isinstance(self.options, dict), "backend.options", self.options, "a mapping of option: value")
+        expect(isinstance(self.options, dict), "backend.options", self.options, "a mapping of option: value")
 
 
 @dataclass
@@ -97,16 +83,16 @@ class SourceConfig:
     reconnect_max_s: float = 10.0
 
     def validate(self) -> None:
-        _expect(isinstance(self.uri, str) and self.uri.strip() != "", "source.uri", self.uri,
+        expect(isinstance(self.uri, str) and self.uri.strip() != "", "source.uri", self.uri,
                 "a source URI such as synthetic://ultrasound, a video file or udp://127.0.0.1:5000")
-        _expect(isinstance(self.options, dict), "source.options", self.options, "a mapping of option: value")
-        _expect(isinstance(self.realtime, bool), "source.realtime", self.realtime, "true or false")
-        self.fps = _positive_or_none(self.fps, "source.fps")
+        expect(isinstance(self.options, dict), "source.options", self.options, "a mapping of option: value")
+        expect(isinstance(self.realtime, bool), "source.realtime", self.realtime, "true or false")
+        self.fps = positive_or_none(self.fps, "source.fps")
         for key in ("stall_timeout_s", "reconnect_initial_s", "reconnect_max_s"):
             value = getattr(self, key)
-            _expect(_is_number(value) and value > 0, "source." + key, value, "a positive number of seconds")
+            expect(is_number(value) and value > 0, "source." + key, value, "a positive number of seconds")
             setattr(self, key, float(value))
-        _expect(self.reconnect_max_s >= self.reconnect_initial_s, "source.reconnect_max_s",
+        expect(self.reconnect_max_s >= self.reconnect_initial_s, "source.reconnect_max_s",
                 self.reconnect_max_s, "at least source.reconnect_initial_s (%g)" % self.reconnect_initial_s)
 
 
@@ -137,15 +123,15 @@ class RoiConfig:
     def validate(self) -> None:
         mode = self.mode
         if isinstance(mode, (list, tuple)):
-            _expect(len(mode) == 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in mode)
+            expect(len(mode) == 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in mode)
                     and mode[0] >= 0 and mode[1] >= 0 and mode[2] > 0 and mode[3] > 0,
                     "roi.mode", mode, "[x, y, width, height] in frame pixels (x, y >= 0; width, height > 0)")
             self.mode = [int(v) for v in mode]
         else:
-            _expect(mode in ROI_MODES, "roi.mode", mode, "auto, spec, none or [x, y, width, height]")
-        _expect(isinstance(self.auto_frames, int) and not isinstance(self.auto_frames, bool)
+            expect(mode in ROI_MODES, "roi.mode", mode, "auto, spec, none or [x, y, width, height]")
+        expect(isinstance(self.auto_frames, int) and not isinstance(self.auto_frames, bool)
                 and 1 <= self.auto_frames <= 100, "roi.auto_frames", self.auto_frames, "an integer 1..100")
-        _expect(isinstance(self.roi_only, bool), "roi.roi_only", self.roi_only, "true or false")
+        expect(isinstance(self.roi_only, bool), "roi.roi_only", self.roi_only, "true or false")
 
 
 @dataclass
@@ -157,45 +143,12 @@ class PostprocessConfig:
     min_area_px: int = 0
 
     def validate(self) -> None:
-        _expect(_is_number(self.smoothing) and 0.0 <= self.smoothing < 1.0, "postprocess.smoothing",
+        expect(is_number(self.smoothing) and 0.0 <= self.smoothing < 1.0, "postprocess.smoothing",
                 self.smoothing, "a number in [0, 1) (0 = no temporal smoothing)")
         self.smoothing = float(self.smoothing)
-        _expect(isinstance(self.min_area_px, int) and not isinstance(self.min_area_px, bool)
+        expect(isinstance(self.min_area_px, int) and not isinstance(self.min_area_px, bool)
                 and self.min_area_px >= 0, "postprocess.min_area_px", self.min_area_px,
                 "a non-negative integer number of frame pixels (0 = keep every component)")
-
-
-@dataclass
-class PipelineConfig:
-    """Queue sizes and run limits. ``queue_size`` bounds each hand-over between stages for non-live sources
-    (frames are read when there is room: 1 keeps latency lowest); live sources always use a single
-    newest-wins slot. ``sink_queue`` bounds each sink's queue (sinks with ``blocking_ok`` get
-    ``sink_queue_blocking`` for non-live sources). ``post_thread``: post-processing in its own thread (true) or
-    in the inference thread (false); null picks the inference thread for CPU backends. ``scheduler``: how the
-    stages share threads: auto (default), threaded, latency or serial (docs/runtime.md, "Scheduling")."""
-
-    queue_size: int = 1
-    sink_queue: int = 4
-    sink_queue_blocking: int = 16
-    max_frames: Optional[int] = None
-    duration_s: Optional[float] = None
-    post_thread: Optional[bool] = None
-    scheduler: str = "auto"
-
-    def validate(self) -> None:
-        from jetseg.jetson.pipeline.flow import SCHEDULERS
-
-        _expect(self.scheduler in SCHEDULERS, "pipeline.scheduler", self.scheduler, "one of " + ", ".join(SCHEDULERS))
-        _expect(self.post_thread is None or isinstance(self.post_thread, bool), "pipeline.post_thread",
-                self.post_thread, "true, false or null (null: its own thread unless the model runs on the CPU)")
-        for key in ("queue_size", "sink_queue", "sink_queue_blocking"):
-            value = getattr(self, key)
-            _expect(isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024,
-                    "pipeline." + key, value, "an integer 1..1024")
-        if self.max_frames is not None:
-            _expect(isinstance(self.max_frames, int) and not isinstance(self.max_frames, bool)
-                    and self.max_frames > 0, "pipeline.max_frames", self.max_frames, "a positive integer or null")
-        self.duration_s = _positive_or_none(self.duration_s, "pipeline.duration_s")
 
 
 @dataclass
@@ -208,9 +161,9 @@ class LoggingConfig:
     interval_s: float = 10.0
 
     def validate(self) -> None:
-        _expect(self.level in LOG_LEVELS, "logging.level", self.level, "one of %s" % ", ".join(LOG_LEVELS))
-        _expect(isinstance(self.json, bool), "logging.json", self.json, "true or false")
-        _expect(_is_number(self.interval_s) and self.interval_s >= 0, "logging.interval_s", self.interval_s,
+        expect(self.level in LOG_LEVELS, "logging.level", self.level, "one of %s" % ", ".join(LOG_LEVELS))
+        expect(isinstance(self.json, bool), "logging.json", self.json, "true or false")
+        expect(is_number(self.interval_s) and self.interval_s >= 0, "logging.interval_s", self.interval_s,
                 "a number of seconds >= 0 (0 = no periodic status line)")
         self.interval_s = float(self.interval_s)
 
@@ -222,7 +175,7 @@ class WebConfig:
     token: Optional[str] = None
 
     def validate(self) -> None:
-        _expect(self.token is None or (isinstance(self.token, str) and self.token != ""), "web.token",
+        expect(self.token is None or (isinstance(self.token, str) and self.token != ""), "web.token",
                 self.token, "a non-empty string or null")
 
 
@@ -236,7 +189,7 @@ class DeviceConfig:
 
     def validate(self) -> None:
         value = self.telemetry
-        _expect(value is None or value in ("auto", "off") or (isinstance(value, str) and ":" in value),
+        expect(value is None or value in ("auto", "off") or (isinstance(value, str) and ":" in value),
                 "device.telemetry", value, "auto, off, or \"package.module:function\"")
 
 
@@ -258,12 +211,12 @@ class DaemonConfig:
     def validate(self) -> DaemonConfig:
         for name in ("model", "backend", "source", "roi", "postprocess", "pipeline", "logging", "web", "device"):
             getattr(self, name).validate()
-        _expect(isinstance(self.sinks, list) and len(self.sinks) > 0, "sinks", self.sinks,
+        expect(isinstance(self.sinks, list) and len(self.sinks) > 0, "sinks", self.sinks,
                 "a list of at least one sink URI (null:// to discard)")
         for i, sink in enumerate(self.sinks):
-            _expect(isinstance(sink.uri, str) and "://" in sink.uri, "sinks[%d].uri" % i, sink.uri,
+            expect(isinstance(sink.uri, str) and "://" in sink.uri, "sinks[%d].uri" % i, sink.uri,
                     "a sink URI such as http://127.0.0.1:8080, masks://DIR, file://out.mp4 or null://")
-            _expect(isinstance(sink.options, dict), "sinks[%d].options" % i, sink.options,
+            expect(isinstance(sink.options, dict), "sinks[%d].options" % i, sink.options,
                     "a mapping of option: value")
         return self
 
@@ -278,7 +231,7 @@ class DaemonConfig:
             raise ConfigError("a daemon config must be a mapping of sections (model, source, sinks, ...), got %s"
                               % type(data).__name__)
         data = copy.deepcopy(data)
-        _check_keys(cls, data, "")
+        check_fields(cls, data, "")
         kwargs: Dict[str, Any] = {}
         for name, section in data.items():
             if name == "sinks":
@@ -298,17 +251,6 @@ class DaemonConfig:
             raise ConfigError("%s: %s" % (path, exc)) from None
 
 
-def _check_keys(cls: Any, data: Dict[str, Any], prefix: str) -> None:
-    known = sorted(cls.__dataclass_fields__)
-    for key in data:
-        if key not in known:
-            where = prefix + "." if prefix else ""
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = " (did you mean %r?)" % (where + close[0]) if close else ""
-            raise ConfigError("unknown config field %r%s; known fields: %s"
-                              % (where + str(key), hint, ", ".join(where + k for k in known)))
-
-
 def _section(factory: Any, data: Any, name: str) -> Any:
     default = factory()
     if data is None:
@@ -322,21 +264,21 @@ def _section(factory: Any, data: Any, name: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError("config section %r is %r; expected a mapping of fields (%s)"
                           % (name, data, ", ".join(sorted(type(default).__dataclass_fields__))))
-    _check_keys(type(default), data, name)
+    check_fields(type(default), data, name)
     return dataclasses.replace(default, **data)
 
 
 def _sinks(data: Any) -> List[SinkConfig]:
     if isinstance(data, str):
         data = [data]
-    _expect(isinstance(data, list), "sinks", data, "a list of sink URIs or {uri, options} mappings")
+    expect(isinstance(data, list), "sinks", data, "a list of sink URIs or {uri, options} mappings")
     out = []
     for i, item in enumerate(data):
         if isinstance(item, str):
             out.append(SinkConfig(uri=item))
             continue
-        _expect(isinstance(item, dict), "sinks[%d]" % i, item, "a sink URI or a mapping {uri, options}")
-        _check_keys(SinkConfig, item, "sinks[%d]" % i)
+        expect(isinstance(item, dict), "sinks[%d]" % i, item, "a sink URI or a mapping {uri, options}")
+        check_fields(SinkConfig, item, "sinks[%d]" % i)
         out.append(SinkConfig(**item))
     return out
 

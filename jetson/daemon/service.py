@@ -130,11 +130,13 @@ class Daemon:
 
     # ------------------------------------------------------------------ building
     def start(self) -> None:
-        """Build and start everything; on failure, close what was opened and raise."""
+        """Build and start everything; on failure, close what was opened and raise. Frames are numbered on
+        from the assembly this one replaces (a restart after a failed reload)."""
         config = self.config
+        previous = self.parts.reader
         self.parts = parts = build(config, self.metrics)  # kept even on failure: it says what was closed
         try:
-            finish(parts, self.metrics)
+            finish(parts, self.metrics, after=previous)
             assert parts.pipeline is not None
             parts.pipeline.start()
         except BaseException:
@@ -349,10 +351,8 @@ class Daemon:
         old.close(sinks="sinks" not in fresh.shared, source="source" not in fresh.shared,
                   runner="runner" not in fresh.shared)
         self.parts, self.config = fresh, fresh.config
-        if fresh.reader is not None and old.reader is not None and fresh.reader is not old.reader:
-            fresh.reader.continue_after(old.reader)  # frame numbers (mask files) go on, never restart
         self.metrics.stale_after_s = fresh.config.source.stall_timeout_s
-        finish(fresh, self.metrics)
+        finish(fresh, self.metrics, after=old.reader)
         assert fresh.pipeline is not None
         fresh.pipeline.start()
 

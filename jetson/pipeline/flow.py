@@ -13,6 +13,7 @@ from jetseg.jetson.frames.roi import RoiPolicy
 from jetseg.jetson.pipeline.graph import Node, chain
 from jetseg.jetson.pipeline.reader import SourceReader
 from jetseg.jetson.pipeline.schedulers import Scheduler, SerialScheduler, ThreadedScheduler
+from jetseg.jetson.pipeline.settings import PipelineConfig, pipeline_settings
 from jetseg.jetson.pipeline.stages import (
     Infer,
     PipelineError,
@@ -26,7 +27,6 @@ from jetseg.jetson.sinks.base import Sink, parse_sink_uri
 from jetseg.jetson.sources.base import Source
 from jetseg.spec import Spec
 
-SCHEDULERS = ("auto", "threaded", "latency", "serial")
 #: ``auto`` runs a live source's frames capture-to-mask in one thread when one inference takes at most this
 #: share of the frame period (the rest is left for capture, preprocessing, post-processing and jitter)
 LATENCY_SHARE = 0.75
@@ -87,11 +87,13 @@ class Pipeline:
         roi: a :class:`RoiPolicy` (default: the spec's ROI).
         post: a :class:`PostProcessor` (default: decode only).
         metrics: where events go (default: a new :class:`Metrics`).
+        settings: queue sizes, limits, threads (:class:`PipelineConfig`, which declares the defaults).
+        **overrides: fields of :class:`PipelineConfig` replacing those of ``settings`` (``max_frames=10``);
+            an unknown name is a ConfigError that lists the known ones. Among them:
+
         queue_size: capacity of the hand-overs between stages for finite sources (frames are read when there
             is room, so 1 keeps capture-to-sink latency near two inference periods while still overlapping
             capture and preprocessing with inference).
-        sink_queue / sink_queue_blocking: capacity of a sink's queue (dropping / blocking_ok with a finite source).
-        max_frames / duration_s: stop reading after this many frames / seconds (then drain).
         post_thread: post-process in a thread of its own (True) or right after inference in the inference
             thread (False). None (default): its own thread when the model runs on an accelerator, where it
             overlaps with inference for free; in the inference thread when the model runs on the CPU,
@@ -114,10 +116,10 @@ class Pipeline:
 
     def __init__(self, source: Union[SourceReader, Source], runner: Runner, sinks: Sequence[Tuple[str, Sink]],
                  spec: Optional[Spec] = None, roi: Optional[RoiPolicy] = None, post: Optional[PostProcessor] = None,
-                 metrics: Optional[Metrics] = None, queue_size: int = 1, sink_queue: int = 4,
-                 sink_queue_blocking: int = 16, max_frames: Optional[int] = None,
-                 duration_s: Optional[float] = None, post_thread: Optional[bool] = None,
-                 scheduler: Union[str, Scheduler] = "auto") -> None:
+                 metrics: Optional[Metrics] = None, settings: Optional[PipelineConfig] = None,
+                 **overrides: Any) -> None:
+        given = overrides.pop("scheduler") if isinstance(overrides.get("scheduler"), Scheduler) else None
+        self.settings = settings = pipeline_settings(settings, **overrides)
         self.metrics = metrics if metrics is not None else Metrics()
         reader = source if isinstance(source, SourceReader) else SourceReader(source, metrics=self.metrics)
         if reader.metrics is None:
@@ -126,13 +128,11 @@ class Pipeline:
         self.runner = runner
         self.spec = spec if spec is not None else runner.spec
         self.sinks = list(sinks)
-        self.max_frames = max_frames
-        self.duration_s = duration_s
-        self.post_thread = (not runs_on_cpu(runner)) if post_thread is None else bool(post_thread)
-        self._post_thread_asked = bool(post_thread)
+        self.max_frames = settings.max_frames
+        self.post_thread = (not runs_on_cpu(runner)) if settings.post_thread is None else settings.post_thread
         self.schedule: Dict[str, str] = {}
         m = self.metrics
-        self.read = ReadFrames(reader, max_frames, duration_s, m)
+        self.read = ReadFrames(reader, settings.max_frames, settings.duration_s, m)
         self.graph: Node = chain(
             self.read,
             Preprocess(self.spec, roi if roi is not None else RoiPolicy(self.spec), m),
@@ -143,17 +143,14 @@ class Pipeline:
             m.add_stage(name)
         for name, _ in self.sinks:
             m.add_sink(name)
-        self.scheduler = self._scheduler(scheduler, queue_size, sink_queue, sink_queue_blocking)
+        self.scheduler = self._scheduler(given if given is not None else settings.scheduler)
         self.started: Optional[float] = None
         self.finished: Optional[float] = None
 
-    def _scheduler(self, choice: Union[str, Scheduler], queue_size: int, sink_queue: int,
-                   sink_queue_blocking: int) -> Scheduler:
+    def _scheduler(self, choice: Union[str, Scheduler]) -> Scheduler:
         if isinstance(choice, Scheduler):
             self.schedule = {"name": type(choice).__name__, "reason": "given"}
             return choice
-        if choice not in SCHEDULERS:
-            raise PipelineError("pipeline scheduler %r: expected one of %s" % (choice, ", ".join(SCHEDULERS)))
         reason = "configured"
         if choice == "auto":
             choice, reason = self._auto_schedule()
@@ -161,10 +158,10 @@ class Pipeline:
         if choice == "serial":
             return SerialScheduler()
         if choice == "latency":
-            own: Tuple[str, ...] = ("postprocess",) if self._post_thread_asked else ()
+            own: Tuple[str, ...] = ("postprocess",) if self.settings.post_thread else ()
         else:
             own = ("infer", "postprocess") if self.post_thread else ("infer",)
-        return ThreadedScheduler(self.reader.live, queue_size, sink_queue, sink_queue_blocking, own)
+        return ThreadedScheduler(self.reader.live, self.settings, own)
 
     def _auto_schedule(self) -> Tuple[str, str]:
         """``auto``: ``(scheduler, why)`` from the source's liveness, its frame rate and a warm-up inference."""

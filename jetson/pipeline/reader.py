@@ -26,8 +26,12 @@ class SourceReader:
     """Reads frames from a :class:`Source` for a pipeline; outlives pipelines (a config reload reuses it).
 
     Finite sources are read to their end. With ``realtime``, a file or synthetic source is paced at its
-    native frame rate (``fps`` when it has none) and treated as live. Frames of a live source are renumbered
-    so that indices keep increasing across reconnections and pipelines.
+    native frame rate (``fps`` when it has none) and treated as live.
+
+    Counting: the source's ``delivered`` is the one count of frames read; the reader derives from it
+    :attr:`read_count` (frames read through this reader) and each frame's index, ``first_index +`` the
+    frames read before it, so that indices keep increasing across reconnections and pipelines. A pipeline's
+    own count (:attr:`ReadFrames.captured`) is derived from :attr:`read_count` in turn.
 
     Args:
         source: the source (a live one without its own reconnection is wrapped in ``Reconnecting`` with
@@ -36,9 +40,9 @@ class SourceReader:
         stall_timeout_s: a live source without a frame for this long is reported as reconnecting.
         metrics: where the source state, drops and reconnections go.
 
-    ``first_index`` is added to every frame index: :meth:`continue_after` sets it, so that a source swapped in
-    by a config reload continues the numbering of the one before it (mask files and JSON lines are never
-    overwritten).
+    ``first_index`` is the index of the first frame: :meth:`continue_after` sets it, so that a reader built by
+    a config reload (or by a restart after a failed one) continues the numbering of the one before it (mask
+    files and JSON lines are never overwritten).
     """
 
     def __init__(self, source: Source, realtime: bool = False, fps: Optional[float] = None,
@@ -50,14 +54,24 @@ class SourceReader:
         self.stall_timeout_s = float(stall_timeout_s)
         self.metrics = metrics
         self.state = "opening"
-        self.seq = 0
         self.first_index = 0
-        self.next_index = self.first_index  # one past the highest index handed out
+        self._delivered_before = self.source.delivered  # frames the source delivered to someone else
         self._last_frame = 0.0
         self._seen_dropped = 0
         self._seen_captured = 0
         self._seen_reconnects = 0
         self._pace_start: Optional[float] = None
+        self._paced_before = 0  # read_count when pacing (re)started
+
+    @property
+    def read_count(self) -> int:
+        """Frames read through this reader, over every pipeline that used it (from the source's count)."""
+        return self.source.delivered - self._delivered_before
+
+    @property
+    def next_index(self) -> int:
+        """The index the next frame gets (one past the last one handed out)."""
+        return self.first_index + self.read_count
 
     @property
     def live(self) -> bool:
@@ -111,14 +125,9 @@ class SourceReader:
         if frame is None:
             return self._nothing(live)
         self._last_frame = time.monotonic()
-        if live:
-            frame.index = self.first_index + self.seq
-            if self.state != "running":
-                self._set_state("running")
-        else:
-            frame.index += self.first_index
-        self.next_index = max(self.next_index, frame.index + 1)
-        self.seq += 1
+        frame.index = self.next_index - 1  # the source counted this frame already
+        if live and self.state != "running":
+            self._set_state("running")
         return frame
 
     def _nothing(self, live: bool) -> ReadResult:
@@ -139,8 +148,8 @@ class SourceReader:
         """Pacing of a realtime finite source: True when the next frame is due (waits up to 50 ms for it)."""
         now = time.monotonic()
         if self._pace_start is None:
-            self._pace_start = now
-        due = self._pace_start + self.seq / float(self.fps or 30.0)
+            self._pace_start, self._paced_before = now, self.read_count
+        due = self._pace_start + (self.read_count - self._paced_before) / float(self.fps or 30.0)
         if due > now:
             time.sleep(min(due - now, 0.05))
         return due <= time.monotonic()
@@ -158,7 +167,7 @@ class SourceReader:
 
     def continue_after(self, previous: SourceReader) -> None:
         """Number frames on from ``previous`` (a reload's new reader, set once the old pipeline has stopped)."""
-        self.first_index = self.next_index = previous.next_index
+        self.first_index = previous.next_index - self.read_count
 
     def stop(self) -> None:
         """The pipeline stopped reading (the source stays open for a following pipeline)."""
@@ -172,3 +181,4 @@ class SourceReader:
                 self.source.open()
             self._set_state("running")
             self._last_frame = time.monotonic()
+            self._pace_start = None  # pace from now on, not catch up the time the reload took

@@ -25,6 +25,7 @@ from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.frames.slot import Queue, Slot
 from jetseg.jetson.pipeline.graph import Node
 from jetseg.jetson.pipeline.loop import run_part
+from jetseg.jetson.pipeline.settings import PipelineConfig
 from jetseg.jetson.pipeline.stages import SinkWriter
 
 log = logging.getLogger("jetseg.pipeline")
@@ -128,19 +129,17 @@ class ThreadedScheduler(Scheduler):
 
     Args:
         live: the source is live (or paced): newest-wins hand-overs everywhere.
-        queue_size: capacity of the hand-overs between stages for a finite source.
-        sink_queue / sink_queue_blocking: capacity of a sink's queue (dropping / ``blocking_ok`` with a finite
-            source).
+        settings: the capacities of the hand-overs (``queue_size`` between stages for a finite source,
+            ``sink_queue`` / ``sink_queue_blocking`` for a sink: dropping / ``blocking_ok`` with a finite
+            source); default: :class:`PipelineConfig`'s.
         own_thread: names of the (non-sink) stages that start a thread of their own.
     """
 
-    def __init__(self, live: bool, queue_size: int = 1, sink_queue: int = 4, sink_queue_blocking: int = 16,
+    def __init__(self, live: bool, settings: Optional[PipelineConfig] = None,
                  own_thread: Collection[str] = ("infer", "postprocess")) -> None:
         super().__init__()
         self.live = live
-        self.queue_size = queue_size
-        self.sink_queue = sink_queue
-        self.sink_queue_blocking = sink_queue_blocking
+        self.settings = settings if settings is not None else PipelineConfig()
         self.own_thread = set(own_thread)
         self._threads: List[threading.Thread] = []
         self._stop_time: Optional[float] = None
@@ -152,9 +151,10 @@ class ThreadedScheduler(Scheduler):
                 node.inbox = None
             elif isinstance(stage, SinkWriter):
                 blocking = not self.live and stage.blocking_ok
-                node.inbox = Queue(self.sink_queue_blocking) if blocking else Slot(self.sink_queue)
+                size = self.settings.sink_queue_blocking if blocking else self.settings.sink_queue
+                node.inbox = Queue(size) if blocking else Slot(size)
             elif stage.name in self.own_thread:
-                node.inbox = Slot(1) if self.live else Queue(self.queue_size)
+                node.inbox = Slot(1) if self.live else Queue(self.settings.queue_size)
             else:
                 node.inbox = None
 

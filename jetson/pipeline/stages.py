@@ -86,7 +86,11 @@ class Stage:
 
 class ReadFrames(Stage):
     """Source stage: one frame from a :class:`SourceReader` per call, until the source ends or a limit
-    (``max_frames`` frames, ``duration_s`` seconds) is reached."""
+    (``max_frames`` frames, ``duration_s`` seconds, both counted for this pipeline) is reached.
+
+    :attr:`captured` is derived from the reader's count, which goes on across pipelines (a reload's new
+    pipeline reads on from the same reader).
+    """
 
     name = "capture"
 
@@ -96,11 +100,17 @@ class ReadFrames(Stage):
         self.reader = reader
         self.max_frames = max_frames
         self.duration_s = duration_s
-        self.captured = 0
         self.ended = False
+        self._read_before = reader.read_count
         self._deadline: Optional[float] = None
 
+    @property
+    def captured(self) -> int:
+        """Frames this pipeline read (the reader's count since :meth:`start`)."""
+        return self.reader.read_count - self._read_before
+
     def start(self) -> None:
+        self._read_before = self.reader.read_count
         self.reader.resume()
         if self.duration_s is not None:
             self._deadline = time.monotonic() + self.duration_s
@@ -118,7 +128,6 @@ class ReadFrames(Stage):
             return []
         if not isinstance(frame, Frame):
             return []
-        self.captured += 1
         now = time.monotonic()
         stamp = frame.timestamp
         if stamp and abs(now - stamp) < 300.0:  # the source's own clock (docs/sources.md, "Capture time")

@@ -4,14 +4,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 
 import pytest
 
 from jetseg.jetson.daemon.assembly import default_bundle
 from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, apply_overrides
 from jetseg.jetson.daemon.service import Daemon, sd_notify, watchdog_interval
-from tests.fixtures.waiting import count_lines, wait_for
+from tests.fixtures.waiting import count_lines, run_in_thread, wait_for
 
 SMALL = "synthetic://ultrasound?width=160&height=120"
 
@@ -36,20 +35,6 @@ def test_finite_source_runs_to_its_end_and_exits_0(tiny_bundle, tmp_path):
     assert daemon.metrics.health()["status"] == "stopped"
 
 
-def _start_in_thread(daemon):
-    result = {}
-
-    def target():
-        try:
-            result["code"] = daemon.run()
-        except BaseException as exc:  # reported to the test
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, result
-
-
 def test_reload_rebuilds_what_changed_and_survives_a_bad_file(tiny_bundle, tmp_path):
     path = tmp_path / "daemon.yaml"
     first, second = tmp_path / "a", tmp_path / "b"
@@ -61,7 +46,7 @@ def test_reload_rebuilds_what_changed_and_survives_a_bad_file(tiny_bundle, tmp_p
 
     write(first, 0.0)
     daemon = Daemon(DaemonConfig.load(path), config_path=str(path))
-    thread, result = _start_in_thread(daemon)
+    thread, result = run_in_thread(daemon)
     try:
         wait_for(lambda: count_lines(first / "frames.jsonl") >= 3, what="masks in the first directory")
         runner_before = daemon.parts.runner
@@ -92,7 +77,7 @@ def test_reload_that_changes_the_model_swaps_the_runner(tiny_bundle, tmp_path):
     base = config_for(tiny_bundle, SMALL + "&fps=20&realtime=1", ["null://"])
     configs = [base, apply_overrides(base, {"model.path": str(other)})]
     daemon = Daemon(base, reload_config=lambda: configs[-1])
-    thread, result = _start_in_thread(daemon)
+    thread, result = run_in_thread(daemon)
     try:
         wait_for(lambda: daemon.metrics.frames >= 3, what="frames")
         old_runner = daemon.parts.runner
@@ -118,7 +103,7 @@ def test_systemd_notifications(tiny_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     assert watchdog_interval() == pytest.approx(0.1)
     daemon = Daemon(config_for(tiny_bundle, SMALL + "&fps=20&realtime=1", ["null://"]))
-    thread, result = _start_in_thread(daemon)
+    thread, result = run_in_thread(daemon)
     messages = []
     try:
         while not any("WATCHDOG=1" in m for m in messages):
@@ -210,7 +195,7 @@ def test_reload_that_fails_midway_restarts_the_previous_configuration(tiny_bundl
     base = config_for(tiny_bundle, SMALL + "&fps=20&realtime=1", ["masks://%s?png=0" % first])
     broken = apply_overrides(base, {"sinks": ["masks://%s?png=0" % first, "http://127.0.0.1:%d" % busy]})
     daemon = Daemon(base, reload_config=lambda: broken)
-    thread, result = _start_in_thread(daemon)
+    thread, result = run_in_thread(daemon)
     try:
         wait_for(lambda: count_lines(first / "frames.jsonl") >= 3, what="masks")
         daemon.request_reload()  # the http sink cannot bind: the switch fails after the old pipeline stopped
@@ -242,7 +227,7 @@ def test_periodic_status_line_has_structured_fields(tiny_bundle):
     logger.setLevel(logging.INFO)
     daemon = Daemon(config_for(tiny_bundle, SMALL + "&fps=20&realtime=1", ["null://"],
                                logging={"interval_s": 0.2}))
-    thread, result = _start_in_thread(daemon)
+    thread, result = run_in_thread(daemon)
     try:
         wait_for(lambda: any(getattr(r, "fields", {}).get("event") == "status" and r.fields["frames"] > 0
                              for r in records), what="a status line")

@@ -347,6 +347,6 @@ def test_run_pipeline_returns_the_benchmark_statistics(tiny_bundle, tmp_path):
 
 
 def test_run_pipeline_needs_a_limit_for_an_endless_source(tiny_bundle):
-    with pytest.raises(PipelineError, match="has no end; give duration or max_frames"):
+    with pytest.raises(PipelineError, match="has no end; give duration_s or max_frames"):
         run_pipeline(tiny_bundle, "synthetic://ultrasound")
     assert issubclass(PipelineError, JetsegError)

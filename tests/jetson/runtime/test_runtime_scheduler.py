@@ -12,8 +12,8 @@ from jetseg.errors import SourceError
 from jetseg.jetson.frames.frame import Frame
 from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.pipeline import (
+    ConfigError,
     Pipeline,
-    PipelineError,
     SerialScheduler,
     Stage,
     ThreadedScheduler,
@@ -131,8 +131,8 @@ def test_serial_scheduler_raises_a_stage_failure(runner):
 
 
 def test_unknown_scheduler_is_named(runner):
-    with pytest.raises(PipelineError, match="pipeline scheduler 'fibers': expected one of auto, threaded, latency, "
-                       "serial"):
+    with pytest.raises(ConfigError, match="config field 'pipeline.scheduler' is 'fibers'; expected one of auto, "
+                       "threaded, latency, serial"):
         Pipeline(ListSource([disc_frame(0)]), runner, [], scheduler="fibers")
 
 
