@@ -19,7 +19,7 @@ from jetseg.errors import JetsegError
 from jetseg.jetson.daemon.config import ConfigError, DaemonConfig
 from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.frames.postprocess import PostProcessor
-from jetseg.jetson.frames.roi import RoiPolicy
+from jetseg.jetson.frames.roi import RoiPolicy, calibrated_mode
 from jetseg.jetson.pipeline import Pipeline, PipelineError, SourceReader, sink_names
 from jetseg.jetson.runners import open_runner
 from jetseg.jetson.sinks import SinkContext, open_sink
@@ -130,6 +130,16 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
     return parts
 
 
+def roi_mode(config: DaemonConfig, bundle: Bundle) -> Union[str, Sequence[int]]:
+    """``roi.mode``, with ``bundle`` (the default) replaced by the mode the bundle was calibrated with."""
+    mode = config.roi.mode
+    if mode != "bundle":
+        return mode
+    chosen = calibrated_mode(bundle.calibration())
+    log.info("ROI mode %s: as %s was calibrated", chosen, bundle.name)
+    return chosen
+
+
 def finish(parts: Assembly, metrics: Metrics) -> Assembly:
     """Open the source and the sinks of a built assembly and make its pipeline (not started)."""
     config, reader = parts.config, parts.reader
@@ -142,7 +152,7 @@ def finish(parts: Assembly, metrics: Metrics) -> Assembly:
                      backend=getattr(parts.runner, "name", config.backend.name), source=config.source.uri)
     spec, pipe = parts.bundle.spec, config.pipeline
     parts.pipeline = pipeline = Pipeline(reader, parts.runner, parts.sinks, spec=spec,
-                              roi=RoiPolicy(spec, config.roi.mode, config.roi.auto_frames),
+                              roi=RoiPolicy(spec, roi_mode(config, parts.bundle), config.roi.auto_frames),
                               post=PostProcessor(spec, config.postprocess.smoothing, config.postprocess.min_area_px),
                               metrics=metrics, queue_size=pipe.queue_size, sink_queue=pipe.sink_queue,
                               sink_queue_blocking=pipe.sink_queue_blocking, max_frames=pipe.max_frames,

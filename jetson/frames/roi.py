@@ -19,6 +19,7 @@ import numpy as np
 
 from jetseg.errors import JetsegError
 from jetseg.jetson.frames.screen import ImagingArea, find_imaging_area, grey8
+from jetseg.records import CalibrationRecord
 from jetseg.spec import Spec, warn_clipped
 
 Roi = Tuple[int, int, int, int]
@@ -74,6 +75,18 @@ def clip_roi(roi: Sequence[int], frame_shape: Sequence[int], what: str = "ROI") 
     if clipped[2:] != (w, h):
         warn_clipped(what, [x, y, w, h], clipped, width, height)
     return clipped
+
+
+def calibrated_mode(record: Optional[CalibrationRecord]) -> Union[str, List[int]]:
+    """The ROI mode a bundle was calibrated with (calibration.json ``roi.mode``: ``auto``, ``spec``, ``none``
+    or ``[x, y, w, h]``), or ``spec`` when it records none (FP32 bundles, older calibrations): the daemon's
+    default ``roi: bundle``, so that run crops what calibration cropped, without a re-export."""
+    mode = record.roi.get("mode") if record is not None else None
+    if mode in ("auto", "spec", "none"):
+        return str(mode)
+    if isinstance(mode, list) and len(mode) == 4:
+        return [int(v) for v in mode]
+    return "spec"
 
 
 class RoiPolicy:
