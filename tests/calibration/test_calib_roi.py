@@ -53,3 +53,22 @@ def test_calibration_records_the_roi_and_run_follows_it(make_bundle, tmp_path):
     assert calibrated_mode(None) == "spec"  # an FP32 bundle
     assert calibrated_mode(CalibrationRecord()) == "spec"  # calibrated before the ROI was recorded
     assert calibrated_mode(CalibrationRecord(roi={"mode": [1, 2, 30, 40]})) == [1, 2, 30, 40]
+
+
+def test_the_four_file_folder_splits_by_file_and_says_so(tmp_path, caplog):
+    """The issue-19 folder: pydicom's four ultrasound files, one a 30-frame cine."""
+    import logging
+    import shutil
+
+    from jetseg.calibration.curate import group_of, split
+
+    for name in REAL_SCREENS:
+        shutil.copy(real_screen_path(name), str(tmp_path / name))
+    scans = read_scans(str(tmp_path), tiny_spec(), progress=False, roi="auto")
+    groups = [group_of(i["source"]) for i in scans.ids]
+    assert len(scans) == 33 and len(set(groups)) == 4 and len(scans.rois) == 4
+    with caplog.at_level(logging.INFO, logger="jetseg.calibration"):
+        calib, held, method = split(scans.thumbs, 64, 32, groups)
+    assert method == "by-file" and len(calib) == 30 and len(held) == 3
+    assert {groups[i] for i in calib} == {"examples_ybr_color.dcm"}
+    assert "using 30 for calibration and 3 held out (split by-file: 3 whole file(s) of 4)" in caplog.text
