@@ -141,5 +141,5 @@ def _held_files(files: List[List[int]], holdout: int, keep: int) -> List[int]:
         held.extend(files[f])
         taken += 1
     if not held:  # every file is needed for calibration: hold out the smallest one
-        held = list(min(files, key=len))
+        held = list(files[min(range(len(files)), key=lambda f: len(files[f]))])
     return held

@@ -158,7 +158,7 @@ def with_rois(frames: Iterator[Tuple[int, Any]], spec: Spec, roi: Union[str, Seq
     for position, frame in frames:
         name = group_of(str(frame.source_id or position))
         if name in rois and rois[name]["frame"] == [int(frame.image.shape[1]), int(frame.image.shape[0])]:
-            yield position, frame, tuple(rois[name]["roi"])  # type: ignore[misc]
+            yield position, frame, tuple(rois[name]["roi"])
             continue
         if held and (group_of(str(held[0][1].source_id or held[0][0])) != name
                      or held[0][1].image.shape != frame.image.shape):
