@@ -71,8 +71,11 @@ def split(features: np.ndarray, count: int, holdout: int,
     method (one of :data:`SPLIT_METHODS`, see the module docstring).
 
     ``groups`` names each frame's file or sequence (default: all frames are one sequence). With fewer frames
-    than ``count + holdout`` the held-out set is shrunk first (to a quarter of the frames, at least one) and
-    the calibration set takes the rest.
+    than ``count + holdout`` the held-out set is shrunk first (to a quarter of the frames, at least one), and
+    the calibration set takes the rest (up to ``count``), less the gap inside a sequence. Whole files are
+    held out only as long as they fit the held-out size and leave the calibration frames; a sequence keeps
+    its gap of :data:`GAP` frames however few frames there are (as long as one frame is left to calibrate).
+    The split is logged once, with the numbers calibration.json records.
 
     Raises:
         JetsegError: fewer than two frames, or a non-positive count.
@@ -91,32 +94,52 @@ def split(features: np.ndarray, count: int, holdout: int,
     order: Dict[str, List[int]] = {}
     for i, name in enumerate(names):
         order.setdefault(name, []).append(i)
-    if n < count + holdout:
-        new_holdout = min(holdout, max(1, n // 4))
-        new_count = min(count, n - new_holdout)
-        log.warning("only %d usable frames for --count %d + --holdout %d; using %d for calibration and %d held out",
-                    n, count, holdout, new_count, new_holdout)
-        count, holdout = new_count, new_holdout
+    wanted = holdout if n >= count + holdout else min(holdout, max(1, n // 4))
     if len(order) == n:
-        method, held = "per-frame", evenly_spaced(n, holdout)
-        pool = [i for i in range(n) if i not in set(held)]
+        method, held, gap = "per-frame", evenly_spaced(n, wanted), 0
     elif len(order) >= 2:
-        method, held = "by-file", _held_files(list(order.values()), holdout)
-        pool = [i for i in range(n) if i not in set(held)]
+        method, held, gap = "by-file", _held_files(list(order.values()), wanted, min(count, n - wanted)), 0
     else:
         method = "block"
-        gap = min(GAP, max(0, n - holdout - count))
-        held = list(range(n - holdout, n))
-        pool = list(range(0, n - holdout - gap))
+        gap = GAP if n - wanted - GAP >= 1 else max(0, n - wanted - 1)
+        held = list(range(n - wanted, n))
+    unused = set(range(n - len(held) - gap, n - len(held))) if method == "block" else set()
+    pool = [i for i in range(n) if i not in set(held) and i not in unused]
     calib = k_center_greedy(features, count, pool)
+    detail = {"per-frame": "evenly spaced frames", "by-file": "%d whole file(s) of %d"
+              % (len({names[i] for i in held}), len(order)), "block": "one sequence, %d frames left out between "
+              "them" % gap}[method]
+    used = "using %d for calibration and %d held out (split %s: %s)" % (len(calib), len(held), method, detail)
+    if n < count + holdout:
+        log.warning("only %d usable frames for --count %d + --holdout %d; %s", n, count, holdout, used)
+    else:
+        log.info("%d usable frames; %s", n, used)
     return sorted(calib), sorted(held), method
 
 
-def _held_files(files: List[List[int]], holdout: int) -> List[int]:
-    """Whole files, evenly spaced over the files, until ``holdout`` frames are held out; one file stays."""
+def _spread(n: int) -> List[int]:
+    """``range(n)`` in the order evenly spaced picks take them: first the middle, then the quarters, ..."""
+    out: List[int] = []
+    for k in range(1, n + 1):
+        out.extend(i for i in evenly_spaced(n, k) if i not in set(out))
+    return out
+
+
+def _held_files(files: List[List[int]], holdout: int, keep: int) -> List[int]:
+    """Whole files, evenly spaced over the files, while they fit: at most ``holdout`` frames (the first file
+    may exceed it only if it leaves ``keep`` frames), never fewer than ``keep`` frames left to calibrate, and
+    at least one file left. A long cine among single frames then stays for calibration."""
+    total = sum(len(f) for f in files)
     held: List[int] = []
-    for k in range(1, len(files)):
-        held = [i for f in evenly_spaced(len(files), k) for i in files[f]]
-        if len(held) >= holdout:
+    taken = 0
+    for f in _spread(len(files)):
+        if taken == len(files) - 1 or len(held) >= holdout:
             break
+        size = len(files[f])
+        if total - len(held) - size < keep or (held and len(held) + size > holdout):
+            continue
+        held.extend(files[f])
+        taken += 1
+    if not held:  # every file is needed for calibration: hold out the smallest one
+        held = list(files[min(range(len(files)), key=lambda f: len(files[f]))])
     return held

@@ -1,7 +1,9 @@
 """Representative scans for calibration: read through the one source layer, preprocess with the bundle's spec.
 
 Frames come from :func:`jetseg.jetson.sources.open_source` (any URI: an image folder, a video, DICOM,
-NIfTI, ``synthetic://``) and go through :meth:`jetseg.spec.Spec.preprocess` exactly as at run time. For
+NIfTI, ``synthetic://``) and go through :meth:`jetseg.spec.Spec.preprocess` exactly as at run time, cropped
+to the ROI that ``run --roi`` would use (:class:`jetseg.jetson.frames.roi.RoiPolicy`, decided once per file
+from its first frames, as the pipeline does at the start of a stream). For
 each frame we keep a small thumbnail (for curation), its label when the source has one, and its
 preprocessed tensor while the total stays under a memory budget; past the budget the tensors are dropped
 and :meth:`ScanSet.tensors` reads the chosen frames again in a second pass (finite sources only).
@@ -14,12 +16,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from jetseg.bundle import sha256_file
+from jetseg.calibration.curate import group_of
 from jetseg.errors import JetsegError, SourceError
+from jetseg.jetson.frames.roi import RoiError, RoiPolicy
 from jetseg.optional import require
 from jetseg.spec import Spec
 
@@ -51,6 +55,7 @@ class ScanSet:
         labels: the preprocessed ground-truth mask ``(H, W) uint8`` per frame, or None.
         skipped: files the source could not use (unreadable, corrupt), as the source counted them.
         files: provenance records (``{"path", "sha256"}`` per file, or the synthetic parameters).
+        rois: the ROI used per file or sequence: ``{"roi": [x, y, w, h], "frame": [w, h], "how": ...}``.
     """
 
     uri: str
@@ -61,6 +66,7 @@ class ScanSet:
     skipped: int = 0
     files: List[Dict[str, Any]] = field(default_factory=list)
     truncated: bool = False
+    rois: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     _tensors: Optional[List[np.ndarray]] = None
     _options: Dict[str, Any] = field(default_factory=dict)
 
@@ -81,7 +87,8 @@ class ScanSet:
         for position, frame in _frames(self.uri, self._options, limit=last + 1, progress=progress,
                                        desc="re-reading"):
             if position in wanted:
-                tensor = self.spec.preprocess(frame.image)
+                roi = self.rois[group_of(str(frame.source_id or position))]["roi"]
+                tensor = self.spec.preprocess(frame.image, roi=roi)
                 i = wanted[position]
                 if not np.allclose(thumbnail(tensor), self.thumbs[i], atol=1e-4):
                     raise ScanError("source %s delivered a different frame %d on the second pass; calibrate from "
@@ -117,9 +124,58 @@ def _frames(uri: str, options: Dict[str, Any], limit: Optional[int], progress: b
             info["truncated"] = limit is not None and position >= limit and not source.ended
 
 
+def with_rois(frames: Iterator[Tuple[int, Any]], spec: Spec, roi: Union[str, Sequence[int]], auto_frames: int,
+              rois: Dict[str, Dict[str, Any]]) -> Iterator[Tuple[int, Any, Tuple[int, int, int, int]]]:
+    """``(position, Frame, roi)``: the ROI of each file (or sequence) decided by a :class:`RoiPolicy` of mode
+    ``roi`` from its first ``auto_frames`` frames (``auto``; other modes from its first frame), recorded in
+    ``rois`` under the file's name.
+
+    Raises:
+        ScanError: ``auto`` is not sure on a file (the run-time pipeline would feed it the whole frame).
+    """
+    policy = RoiPolicy(spec, roi, auto_frames)
+    held: List[Tuple[int, Any]] = []
+
+    def release() -> Iterator[Tuple[int, Any, Tuple[int, int, int, int]]]:
+        first = held[0][1]
+        name = group_of(str(first.source_id or held[0][0]))
+        meta = first.meta or {}
+        known = meta.get("roi") if meta.get("roi_source") else None
+        try:
+            box = policy.resolve([f.image for _, f in held], known=known)
+        except RoiError as exc:
+            raise ScanError("%s: %s; the run-time pipeline would use the whole frame, so give --roi x,y,w,h, "
+                            "--roi spec or --roi none" % (name, exc)) from None
+        how = policy.origin(meta.get("roi_source") if known is not None else None)
+        rois[name] = {"roi": list(box), "frame": [int(first.image.shape[1]), int(first.image.shape[0])],
+                      "how": how}
+        log.info("%s: ROI %s (%s)", name, list(box), how)
+        for position, frame in held:
+            yield position, frame, box
+        del held[:]
+
+    needed = auto_frames if policy.is_auto else 1
+    for position, frame in frames:
+        name = group_of(str(frame.source_id or position))
+        if name in rois and rois[name]["frame"] == [int(frame.image.shape[1]), int(frame.image.shape[0])]:
+            yield position, frame, tuple(rois[name]["roi"])
+            continue
+        if held and (group_of(str(held[0][1].source_id or held[0][0])) != name
+                     or held[0][1].image.shape != frame.image.shape):
+            yield from release()
+        held.append((position, frame))
+        if len(held) >= needed:
+            yield from release()
+    if held:
+        yield from release()
+
+
 def read_scans(uri: str, spec: Spec, max_frames: int = 500, memory_mb: float = 1024.0,
-               progress: bool = True, **options: Any) -> ScanSet:
-    """Read up to ``max_frames`` frames of ``uri`` and preprocess them with ``spec``.
+               progress: bool = True, roi: Union[str, Sequence[int]] = "spec", auto_frames: int = 3,
+               **options: Any) -> ScanSet:
+    """Read up to ``max_frames`` frames of ``uri`` and preprocess them with ``spec``, each cropped to its
+    file's ROI (``roi``: ``auto``, ``spec``, ``none`` or ``[x, y, w, h]``, as ``run --roi``; see
+    :func:`with_rois`).
 
     Raises:
         ScanError: no usable frame at all (every file was skipped, or the source is empty).
@@ -134,10 +190,10 @@ def read_scans(uri: str, spec: Spec, max_frames: int = 500, memory_mb: float = 1
     budget = float(memory_mb) * 1024 * 1024
     info: Dict[str, Any] = {"skipped": 0, "truncated": False}
     try:
-        for position, frame in _frames(uri, options, limit=max_frames, progress=progress, desc="reading scans",
-                                      info=info):
-            tensor = spec.preprocess(frame.image)
-            label = spec.preprocess_mask(frame.label) if frame.label is not None else None
+        frames = _frames(uri, options, limit=max_frames, progress=progress, desc="reading scans", info=info)
+        for position, frame, box in with_rois(frames, spec, roi, auto_frames, out.rois):
+            tensor = spec.preprocess(frame.image, roi=box)
+            label = spec.preprocess_mask(frame.label, roi=box) if frame.label is not None else None
             out.ids.append({"index": position, "source": str(frame.source_id or position)})
             out.labels.append(label)
             thumbs.append(thumbnail(tensor))

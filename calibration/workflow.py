@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from jetseg.bundle import (
     CALIBRATION_CACHE_FILE,
@@ -154,8 +154,12 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
               method: str = "entropy", count: int = 64, holdout: int = 32, target: str = "tensorrt",
               gate_dice: float = 0.01, max_fallback: int = 8, max_frames: int = 300,
               trt_version: str = DEFAULT_TRT_VERSION, memory_mb: float = 1024.0,
-              overwrite: bool = False, progress: bool = True) -> Dict[str, Any]:
+              overwrite: bool = False, progress: bool = True,
+              roi: Union[str, Sequence[int]] = "spec") -> Dict[str, Any]:
     """Calibrate ``bundle`` on ``scans`` and write the INT8 bundle to ``out``; return the report.
+
+    ``roi`` (``auto``, ``spec``, ``none`` or ``[x, y, w, h]``, as ``run --roi``) crops every file's frames to
+    the box ``run`` would use; calibration.json records it per file, and ``run``'s default follows it.
 
     Raises:
         GateError: INT8 stays worse than ``gate_dice`` even with ``max_fallback`` layers in float.
@@ -175,7 +179,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
     if target == "tensorrt" and problem:
         raise JetsegError("%s has %s, or use --target cpu" % (fp32.model_path, problem))
 
-    scanset = read_scans(scans, spec, max_frames=max_frames, memory_mb=memory_mb, progress=progress)
+    scanset = read_scans(scans, spec, max_frames=max_frames, memory_mb=memory_mb, progress=progress, roi=roi)
     groups = [group_of(item["source"]) for item in scanset.ids]
     calib_idx, held_idx, split_method = split(scanset.thumbs, count, holdout, groups)
     check_idx = list(range(min(len(scanset), BENCH_FRAMES)))
@@ -262,6 +266,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                       "calibration_frames": [scanset.ids[i] for i in calib_idx],
                       "holdout_frames": [scanset.ids[i] for i in held_idx],
                       "bench_frames": len(check_idx)},
+            roi={"mode": roi if isinstance(roi, str) else [int(v) for v in roi], "files": scanset.rois},
             gate={"threshold": gate_dice, "passed": True, "bases": final["bases"],
                   "int8_vs_fp32": {"dice": final["int8_vs_fp32"]["dice"],
                                    "pixel_agreement": final["pixel_agreement"]},

@@ -192,6 +192,9 @@ class CalibrationRecord(JsonRecord):
         fp32_bundle: ``path`` and ``model_sha256`` of the FP32 bundle calibrated.
         scans: the scan source, frames read, skipped files and the files used.
         curation: how calibration, hold-out and bench frames were chosen.
+        roi: the ROI the frames were cropped to: ``mode`` (``auto``, ``spec``, ``none`` or ``[x, y, w, h]``,
+            as ``--roi``) and ``files``: per file or sequence ``{"roi": [x, y, w, h], "frame": [w, h],
+            "how": ...}``. ``run``'s default ROI follows ``mode`` (empty: calibrated before it was recorded).
         gate: the accuracy gate: threshold, verdict, attempts, sensitivity.
         float_layers: ONNX node names the accuracy gate kept in float.
         model: the INT8 model: opset, Q/DQ summary, sizes, inputs/outputs.
@@ -211,6 +214,7 @@ class CalibrationRecord(JsonRecord):
     fp32_bundle: Dict[str, Any] = _field(dict, default={})
     scans: Dict[str, Any] = _field(dict, default={})
     curation: Dict[str, Any] = _field(dict, default={})
+    roi: Dict[str, Any] = _field(dict, default={})
     gate: Dict[str, Any] = _field(dict, default={})
     float_layers: List[str] = _field(list, default=[])
     model: Dict[str, Any] = _field(dict, default={})

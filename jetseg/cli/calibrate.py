@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              % DEFAULT_TRT_VERSION)
     parser.add_argument("--memory-mb", type=float, default=1024.0, metavar="MB",
                         help="keep preprocessed frames in memory up to this size, else read twice (default: 1024)")
+    parser.add_argument("--roi", default="spec", metavar="MODE",
+                        help="the ROI the scans are cropped to, as 'run --roi': auto (the imaging area each file's "
+                             "first frames show, or its DICOM region tags), spec (the bundle's input.roi), none "
+                             "or x,y,w,h in frame pixels; recorded per file in calibration.json, and run's default "
+                             "follows it (default: spec)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
@@ -60,12 +65,13 @@ def run(args: argparse.Namespace) -> int:
     import signal
 
     from jetseg.calibration.workflow import calibrate
+    from jetseg.jetson.daemon.config import parse_roi
 
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     report = calibrate(args.bundle, args.scans, out=args.out, method=args.method, count=args.count,
                        holdout=args.holdout, target=args.target, gate_dice=args.gate_dice,
                        max_fallback=args.max_fallback, max_frames=args.max_frames, trt_version=args.trt_version,
-                       memory_mb=args.memory_mb, overwrite=args.overwrite)
+                       memory_mb=args.memory_mb, overwrite=args.overwrite, roi=parse_roi(args.roi))
     gate = report["gate"]["result"]
     model = report["model"]
     print("INT8 bundle: %s" % report["out"])

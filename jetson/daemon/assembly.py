@@ -20,7 +20,7 @@ from jetseg.errors import JetsegError
 from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, DeviceConfig, apply_overrides
 from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.frames.postprocess import PostProcessor
-from jetseg.jetson.frames.roi import RoiPolicy
+from jetseg.jetson.frames.roi import RoiPolicy, calibrated_mode
 from jetseg.jetson.pipeline import Pipeline, PipelineError, SourceReader, sink_names
 from jetseg.jetson.runners import open_runner
 from jetseg.jetson.sinks import SinkContext, open_sink
@@ -132,6 +132,16 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
     return parts
 
 
+def roi_mode(config: DaemonConfig, bundle: Bundle) -> Union[str, Sequence[int]]:
+    """``roi.mode``, with ``bundle`` (the default) replaced by the mode the bundle was calibrated with."""
+    mode = config.roi.mode
+    if mode != "bundle":
+        return mode
+    chosen = calibrated_mode(bundle.calibration())
+    log.info("ROI mode %s: as %s was calibrated", chosen, bundle.name)
+    return chosen
+
+
 def finish(parts: Assembly, metrics: Metrics, after: Optional[SourceReader] = None) -> Assembly:
     """Open the source and the sinks of a built assembly and make its pipeline (not started).
 
@@ -151,7 +161,7 @@ def finish(parts: Assembly, metrics: Metrics, after: Optional[SourceReader] = No
                      backend=getattr(parts.runner, "name", config.backend.name), source=config.source.uri)
     spec = parts.bundle.spec
     parts.pipeline = pipeline = Pipeline(reader, parts.runner, parts.sinks, spec=spec,
-                              roi=RoiPolicy(spec, config.roi.mode, config.roi.auto_frames),
+                              roi=RoiPolicy(spec, roi_mode(config, parts.bundle), config.roi.auto_frames),
                               post=PostProcessor(spec, config.postprocess.smoothing, config.postprocess.min_area_px),
                               metrics=metrics, settings=config.pipeline)
     log.info("pipeline scheduler %s: %s", pipeline.schedule["name"], pipeline.schedule["reason"],

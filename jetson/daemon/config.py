@@ -32,7 +32,7 @@ from jetseg.jetson.pipeline.settings import (
 )
 from jetseg.options import parse_assignments
 
-ROI_MODES = ("spec", "auto", "none")
+ROI_MODES = ("bundle", "spec", "auto", "none")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -109,14 +109,15 @@ class RoiConfig:
     """Where the model looks.
 
     Attributes:
-        mode: ``spec`` (the bundle's ``input.roi``, or the whole frame), ``auto`` (detect the ultrasound
+        mode: ``bundle`` (the default: the mode the bundle was calibrated with, calibration.json ``roi.mode``,
+            else ``spec``), ``spec`` (the bundle's ``input.roi``, or the whole frame), ``auto`` (detect the ultrasound
             sector / endoscope field of view from the first frames), ``none`` (the whole frame), or
             ``[x, y, w, h]`` in frame pixels.
         auto_frames: how many first frames ``auto`` looks at.
         roi_only: sinks record and serve only the ROI, so burned-in patient text is not stored.
     """
 
-    mode: Union[str, List[int]] = "spec"
+    mode: Union[str, List[int]] = "bundle"
     auto_frames: int = 3
     roi_only: bool = False
 
@@ -128,7 +129,7 @@ class RoiConfig:
                     "roi.mode", mode, "[x, y, width, height] in frame pixels (x, y >= 0; width, height > 0)")
             self.mode = [int(v) for v in mode]
         else:
-            expect(mode in ROI_MODES, "roi.mode", mode, "auto, spec, none or [x, y, width, height]")
+            expect(mode in ROI_MODES, "roi.mode", mode, "auto, spec, none or [x, y, width, height], or bundle")
         expect(isinstance(self.auto_frames, int) and not isinstance(self.auto_frames, bool)
                 and 1 <= self.auto_frames <= 100, "roi.auto_frames", self.auto_frames, "an integer 1..100")
         expect(isinstance(self.roi_only, bool), "roi.roi_only", self.roi_only, "true or false")
@@ -284,7 +285,7 @@ def _sinks(data: Any) -> List[SinkConfig]:
 
 
 def parse_roi(text: str) -> Union[str, List[int]]:
-    """A ``--roi`` value: ``auto``, ``spec``, ``none`` or ``x,y,w,h``."""
+    """A ``--roi`` value: ``bundle``, ``auto``, ``spec``, ``none`` or ``x,y,w,h``."""
     value = text.strip().lower()
     if value in ROI_MODES:
         return value
@@ -294,7 +295,8 @@ def parse_roi(text: str) -> Union[str, List[int]]:
     except ValueError:
         numbers = []
     if len(numbers) != 4 or min(numbers[:2]) < 0 or min(numbers[2:]) <= 0:
-        raise ConfigError("--roi %r: expected auto, spec, none or x,y,w,h in frame pixels (e.g. 80,40,480,400)"
+        raise ConfigError("--roi %r: expected auto, spec, none or x,y,w,h in frame pixels (e.g. 80,40,480,400), "
+                          "or bundle (as the bundle was calibrated)"
                           % text)
     return numbers
 

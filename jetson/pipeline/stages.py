@@ -196,9 +196,8 @@ class Preprocess(Stage):
             self._trusted = False
             return (0, 0, int(images[0].shape[1]), int(images[0].shape[0]))
         log.info("ROI %s for %dx%d frames (%s)", list(roi), images[0].shape[1], images[0].shape[0],
-                 ("auto: from %s" % meta["roi_source"] if known is not None and self.roi.is_auto else
-                  self.roi.mode if isinstance(self.roi.mode, str) else "fixed"),
-                 extra={"fields": {"event": "roi", "roi": list(roi)}})
+                 self.roi.origin(meta["roi_source"] if known is not None else None),
+                 extra={"fields": {"event": "roi", "roi": list(roi), "kind": self.roi.kind}})
         if self.metrics is not None:
             self.metrics.roi = roi
         return roi

@@ -55,8 +55,10 @@ def test_split_several_files_holds_out_whole_files():
 def test_split_shrinks_when_frames_are_few(caplog):
     feats = np.random.default_rng(0).normal(size=(10, 4))
     calib, held, _ = split(feats, 64, 32)
-    assert len(held) == 2 and len(calib) == 8 and not set(calib) & set(held)
-    assert "only 10 usable frames for --count 64 + --holdout 32; using 8 for calibration and 2 held out" in caplog.text
+    # one sequence keeps its gap however few frames there are: 4 calibration, 4 left out, 2 held out
+    assert held == [8, 9] and calib == [0, 1, 2, 3]
+    assert ("only 10 usable frames for --count 64 + --holdout 32; using 4 for calibration and 2 held out (split "
+            "block: one sequence, 4 frames left out between them)") in caplog.text
     calib, held, _ = split(feats[:2], 64, 32)
     assert len(calib) == 1 and len(held) == 1
 
@@ -73,3 +75,25 @@ def test_split_errors():
         split(np.zeros((8, 4)), 0, 2)
     with pytest.raises(JetsegError, match="--holdout 0 is invalid"):
         split(np.zeros((8, 4)), 4, 0)
+
+
+def test_split_one_short_cine_keeps_the_gap():
+    calib, held, method = split(np.random.default_rng(1).normal(size=(30, 4)), 64, 32, ["cine.dcm"] * 30)
+    assert method == "block" and held == list(range(23, 30)) and calib == list(range(0, 19))
+
+
+def test_split_a_long_cine_among_single_frames_stays_for_calibration(caplog):
+    """The issue-19 folder: three single-frame files and a 30-frame cine; the cine is not held out whole
+    (that left 2 frames to calibrate), the single files are, and the log says what calibration.json does."""
+    groups = ["a.dcm", "b.dcm"] + ["cine.dcm"] * 30 + ["d.dcm"]
+    calib, held, method = split(np.random.default_rng(2).normal(size=(33, 4)), 64, 32, groups)
+    assert method == "by-file"
+    assert {groups[i] for i in held} == {"a.dcm", "b.dcm", "d.dcm"} and len(calib) == 30
+    assert not {groups[i] for i in held} & {groups[i] for i in calib}
+    assert "using 30 for calibration and 3 held out (split by-file: 3 whole file(s) of 4)" in caplog.text
+
+
+def test_split_several_files_keeps_count_frames_to_calibrate():
+    groups = ["f%d" % (i // 40) for i in range(200)]  # five files of 40 frames
+    calib, held, _ = split(np.random.default_rng(3).normal(size=(200, 4)), 64, 32, groups)
+    assert len(calib) == 64 and len(held) == 40  # one whole file: the nearest to 32 that leaves 64
