@@ -244,12 +244,17 @@ def identity(root: str = "/") -> Tuple[str, str]:
         return name, cc
     from jetseg.jetson.trt.cuda import CudaContext, find_library
 
-    if find_library() is not None:
+    if find_library() is None:
+        raise DeviceError("no NVIDIA GPU found here (not a Jetson, and no CUDA runtime library libcudart to ask CUDA); "
+                          "TensorRT engines are built and run on the device")
+    try:
         ctx = CudaContext(0)
         major, minor = ctx.compute_capability
-        return slug(ctx.name), "%d%d" % (major, minor)
-    raise DeviceError("no NVIDIA GPU found here (not a Jetson, and no CUDA runtime library libcudart to ask CUDA); "
-                      "TensorRT engines are built and run on the device")
+        name = ctx.name
+    except DeviceError as exc:
+        raise DeviceError("no NVIDIA GPU found here (not a Jetson, and %s); TensorRT engines are built and run on the "
+                          "device" % exc) from None
+    return slug(name), "%d%d" % (major, minor)
 
 
 def module_name(root: str = "/") -> str:

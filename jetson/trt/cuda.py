@@ -120,6 +120,9 @@ class CudaRuntime:
             function = getattr(self.lib, name)
             function.argtypes = list(argtypes)
             function.restype = ctypes.c_int
+        self.version = self.runtime_version()
+        if self.version >= 12000:  # CUDA 12 (JetPack 6): (cudaGraphExec_t *, cudaGraph_t, unsigned long long flags)
+            self.lib.cudaGraphInstantiate.argtypes = [_pp, _p, ctypes.c_ulonglong]
         for name in ("cudaGetErrorString", "cudaGetErrorName"):  # const char *(cudaError_t error)
             getattr(self.lib, name).argtypes = [ctypes.c_int]
             getattr(self.lib, name).restype = ctypes.c_char_p
@@ -412,7 +415,10 @@ class CudaGraph:
             self.cuda.call("cudaStreamEndCapture", ctypes.c_void_p(self.stream.handle), ctypes.byref(graph))
             self.graph = int(graph.value or 0)
         executable = ctypes.c_void_p()
-        self.cuda.call("cudaGraphInstantiate", ctypes.byref(executable), ctypes.c_void_p(self.graph), None, None, 0)
+        if self.cuda.version >= 12000:
+            self.cuda.call("cudaGraphInstantiate", ctypes.byref(executable), ctypes.c_void_p(self.graph), 0)
+        else:
+            self.cuda.call("cudaGraphInstantiate", ctypes.byref(executable), ctypes.c_void_p(self.graph), None, None, 0)
         self.exec = int(executable.value or 0)
 
     def launch(self) -> None:

@@ -206,3 +206,19 @@ def test_no_library_says_what_was_tried(monkeypatch):
 
 def test_jetpack_5_library_is_looked_for_first():
     assert jcuda.LIBRARIES[0] == "/usr/local/cuda-11.4/lib64/libcudart.so.11.0"
+
+
+def test_the_real_libcudart_here_has_every_declared_call():
+    # This CI machine may have a CUDA toolkit but no driver: the library loads, every call jetseg declares exists
+    # in it, and the first device call fails with CUDA's own error, raised as a DeviceError.
+    path = jcuda.find_library()
+    if path is None or "fake-cudart" in path:
+        pytest.skip("no real libcudart on this machine")
+    cuda = jcuda.CudaRuntime(path)
+    assert cuda.version >= 11000
+    try:
+        count = cuda.device_count()
+    except DeviceError as exc:
+        assert str(exc).startswith("CUDA call cudaGetDeviceCount failed: cudaError")
+    else:
+        assert count >= 0
