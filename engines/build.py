@@ -50,10 +50,10 @@ from jetseg.engines import engine_info, int8, via_torch2trt
 from jetseg.engines.placement import (
     Finding,
     LayerPlacement,
+    equal_scales,
     format_report,
     network_placement,
     onnx_rules,
-    equal_scales,
     scale_findings,
 )
 from jetseg.engines.precision import constrain

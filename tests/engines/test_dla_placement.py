@@ -10,9 +10,9 @@ from jetseg.engines import engine_info
 from jetseg.engines.placement import (
     Finding,
     LayerPlacement,
+    equal_scales,
     format_report,
     onnx_rules,
-    equal_scales,
     scale_findings,
 )
 from tests.fixtures import fake_tensorrt_dla
