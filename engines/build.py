@@ -50,7 +50,6 @@ from jetseg.engines import engine_info, int8, via_torch2trt
 from jetseg.engines.placement import (
     Finding,
     LayerPlacement,
-    equal_scales,
     format_report,
     network_placement,
     onnx_rules,
@@ -192,7 +191,7 @@ def set_int8(trt: Any, parsed: ParsedNetwork, config: Any, bundle: Bundle, plan:
             CALIBRATION_CACHE_FILE, "; left out: %s" % ", ".join(keep.uncached) if keep.uncached else ""))
         setup.notes.extend(constrain(parsed.network, config, keep, trt))
         if plan.dla_core is not None:
-            setup.notes.extend(equalize_for_dla(model, workdir / CALIBRATION_CACHE_FILE, trt.__version__))
+            setup.notes.extend(int8.equalize_for_dla(model, workdir / CALIBRATION_CACHE_FILE, trt.__version__))
             setup.warnings = scale_findings(model, trtcache.read(workdir / CALIBRATION_CACHE_FILE).scales)
     elif plan.int8_mode == "device":
         calibrator, setup.uploader, feeder = int8.device_calibrator(bundle, plan, trt.__version__, workdir)
@@ -200,20 +199,6 @@ def set_int8(trt: Any, parsed: ParsedNetwork, config: Any, bundle: Bundle, plan:
         setup.notes.append("int8 calibrated on the device from %d frame(s) of %s"
                            % (len(feeder.frames), plan.calib_scans))
     return setup
-
-
-def equalize_for_dla(model: Any, path: Path, trt_version: str) -> List[str]:
-    """Rewrite the build's copy of the cache at ``path`` with :func:`equal_scales` (DLA INT8's equal-range rules);
-    returns a note for build.json naming how many scales were raised (none: the file is left as written)."""
-    cache = trtcache.read(path)
-    equal = equal_scales(model, cache.scales)
-    raised = sorted(t for t in equal if equal[t] != cache.scales[t])
-    if not raised:
-        return []
-    method = "minmax" if cache.algorithm == trtcache.ALGORITHMS["minmax"] else "entropy"
-    path.write_bytes(trtcache.dumps(equal, trtcompat.short_version(trt_version), method))
-    return ["DLA: %d scale(s) raised to the largest of their group (Concat, elementwise and pooling tensors share "
-            "one range on the DLA): %s" % (len(raised), ", ".join(raised))]
 
 
 def place_on_dla(trt: Any, parsed: ParsedNetwork, config: Any, dla_core: Optional[int],

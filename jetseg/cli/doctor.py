@@ -56,13 +56,13 @@ def package_versions() -> Dict[str, str]:
 def cuda_runtime() -> str:
     """``11.4 (/usr/local/cuda-11.4/lib64/libcudart.so.11.0)``, ``not installed`` or ``broken: <why>``."""
     from jetseg.errors import DeviceError
-    from jetseg.jetson.trt import cuda
+    from jetseg.jetson.trt import cudart
 
-    path = cuda.find_library()
+    path = cudart.find_library()
     if path is None:
         return "not installed"
     try:
-        number = cuda.CudaRuntime(path).runtime_version()
+        number = cudart.CudaRuntime(path).runtime_version()
     except DeviceError as exc:
         return "broken: %s" % exc
     return "%d.%d (%s)" % (number // 1000, number % 1000 // 10, path)

@@ -242,7 +242,8 @@ def identity(root: str = "/") -> Tuple[str, str]:
     if soc_id in SOCS:
         name, cc, _ = SOCS[soc_id]
         return name, cc
-    from jetseg.jetson.trt.cuda import CudaContext, find_library
+    from jetseg.jetson.trt.cuda import CudaContext
+    from jetseg.jetson.trt.cudart import find_library
 
     if find_library() is None:
         raise DeviceError("no NVIDIA GPU found here (not a Jetson, and no CUDA runtime library libcudart to ask CUDA); "
@@ -268,7 +269,8 @@ def module_name(root: str = "/") -> str:
     if model and model.strip():
         return slug(model.replace("\x00", " ").splitlines()[0])
     from jetseg.errors import DeviceError
-    from jetseg.jetson.trt.cuda import CudaContext, find_library
+    from jetseg.jetson.trt.cuda import CudaContext
+    from jetseg.jetson.trt.cudart import find_library
 
     if find_library() is not None:
         try:
