@@ -109,7 +109,7 @@ apt_install() {
 stamp_of() {
     # What the install depends on: the project files and the optional Jetson steps asked for.
     { cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/setup.sh" "$ROOT/requirements/jetpack5.txt"
-      echo "${JETSEG_TORCH_WHEEL:-}|${JETSEG_ORT_WHEEL:-}|${JETSEG_WITH_TORCH2TRT:-}|${JETSEG_PYCUDA:-}"
+      echo "${JETSEG_TORCH_WHEEL:-}|${JETSEG_ORT_WHEEL:-}|${JETSEG_WITH_TORCH2TRT:-}"
     } | sha256sum | cut -c1-16
 }
 
@@ -142,9 +142,7 @@ install_x86() {
 #   JETSEG_TORCH_WHEEL=URL|FILE  NVIDIA's PyTorch wheel for this JetPack (not on PyPI)
 #   JETSEG_ORT_WHEEL=URL|FILE    an onnxruntime-gpu wheel built for this JetPack (else PyPI's CPU onnxruntime)
 #   JETSEG_WITH_TORCH2TRT=1      build torch2trt from source (needs PyTorch)
-#   JETSEG_PYCUDA=1|"pycuda==X"  build pycuda from source (off by default; needs python3-dev, build-essential
-#                                and nvcc; "1" builds the default version below)
-PYCUDA_DEFAULT="pycuda==2024.1.2"
+# No C compilation: the trt backend calls JetPack's CUDA runtime (libcudart) through ctypes (jetson/trt/cuda.py).
 
 jetpack_major() {
     # R35 -> JetPack 5 (Xavier/Orin, Ubuntu 20.04, Python 3.8), R36 -> JetPack 6 (Orin, Ubuntu 22.04, Python 3.10)
@@ -171,22 +169,21 @@ check_venv() {
 check_pip() {
     "$1" -m pip --version >/dev/null 2>&1 || { echo "'$1 -m pip' fails (no pip for the system Python)"; return 1; }
 }
-check_headers() {
-    # Python.h of the Python in use (pycuda compiles against it).
-    local inc
-    inc="$("$1" -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)" || inc="?"
-    [ -f "$inc/Python.h" ] || { echo "no Python.h in '$inc' (the headers of $1)"; return 1; }
+declare -A NEEDED_PACKAGE=([venv]=python3-venv [pip]=python3-pip)
+
+cuda_runtime_library() {
+    # The libcudart the trt backend loads (the first of jetson/trt/cuda.py's LIBRARIES that exists), or nothing.
+    local lib
+    for lib in /usr/local/cuda-11.4/lib64/libcudart.so.11.0 /usr/local/cuda/lib64/libcudart.so; do
+        if [ -e "$SYSROOT$lib" ]; then echo "$lib"; return 0; fi
+    done
+    return 1
 }
-check_compiler() {
-    command -v "${CC:-cc}" >/dev/null || { echo "no C compiler ('${CC:-cc}' not found)"; return 1; }
-}
-declare -A NEEDED_PACKAGE=([venv]=python3-venv [pip]=python3-pip [headers]=python3-dev [compiler]=build-essential)
 
 jetson_system_step() {
     # Checks what the install needs, installs the packages that fix what failed (sudo asks for the password
     # when stdin is a terminal), checks again, and stops with the exact command when something is still missing.
     local sys_py="$1" checks=(venv pip) name why
-    if [ -n "${JETSEG_PYCUDA:-}" ]; then checks+=(headers compiler); fi
     local failed=() packages=()
     for name in "${checks[@]}"; do
         if why="$("check_$name" "$sys_py")"; then say "  ok: $name"; else
@@ -204,8 +201,8 @@ jetson_system_step() {
             say "  ok now: $name"
         done
     fi
-    if [ -n "${JETSEG_PYCUDA:-}" ] && [ ! -x "$SYSROOT/usr/local/cuda/bin/nvcc" ]; then
-        die "JETSEG_PYCUDA is set but there is no CUDA toolkit at /usr/local/cuda (nvcc): sudo apt-get install nvidia-jetpack, or unset JETSEG_PYCUDA"
+    if why="$(cuda_runtime_library)"; then say "  ok: CUDA runtime $why (the trt backend calls it through ctypes)"; else
+        say "  no CUDA runtime (libcudart) under /usr/local/cuda*/lib64: the trt backend needs JetPack's CUDA (sudo apt-get install nvidia-jetpack)"
     fi
     # Optional: GStreamer for capture, ffmpeg for the tests (a refused sudo here only prints the command).
     apt_install --ask ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
@@ -220,13 +217,11 @@ jetson_system_step() {
 }
 
 install_jetson() {
-    local jp cuda="$SYSROOT/usr/local/cuda" sys_py="$SYSROOT/usr/bin/python3"
+    local jp sys_py="$SYSROOT/usr/bin/python3"
     jp="$(jetpack_major)"
     say "Jetson detected: $(head -n1 "$SYSROOT/etc/nv_tegra_release") (JetPack ${jp})"
     if [ "$jp" = 0 ]; then say "warning: unknown L4T release; continuing as JetPack 5/6 (see docs/jetson.md)"; fi
-    local what="python3 -m venv and pip"
-    if [ -n "${JETSEG_PYCUDA:-}" ]; then what="$what, Python.h and a C compiler (JETSEG_PYCUDA)"; fi
-    step "system: check $what; apt packages"
+    step "system: check python3 -m venv and pip; apt packages"
     jetson_system_step "$sys_py"
     if [ "${JETSEG_SETUP_STOP_AFTER:-}" = system ]; then
         step_done
@@ -257,18 +252,6 @@ install_jetson() {
     elif ! "$VENV/bin/python" -c "import onnxruntime" 2>/dev/null; then
         say "pip: onnxruntime (CPU); for the CUDA/TensorRT providers set JETSEG_ORT_WHEEL to a Jetson build"
         $pip install -q ${cons[@]+"${cons[@]}"} onnxruntime || say "no onnxruntime wheel for this Python on PyPI; see docs/jetson.md"
-    fi
-    # pycuda: only when asked for (JETSEG_PYCUDA), built from source against the JetPack CUDA toolkit.
-    local pycuda_spec="${JETSEG_PYCUDA:-}"
-    if [ "$pycuda_spec" = 1 ]; then pycuda_spec="$PYCUDA_DEFAULT"; fi
-    if [ -z "$pycuda_spec" ]; then
-        say "skipped: pycuda (no C build by default; JETSEG_PYCUDA=1 ./setup.sh builds $PYCUDA_DEFAULT, about 10 min)"
-    elif ! "$VENV/bin/python" -c "import pycuda.driver" 2>/dev/null; then
-        step "pycuda: building $pycuda_spec against $cuda (about 10 minutes on a Xavier)"
-        CUDA_ROOT="$cuda" PATH="$cuda/bin:$PATH" CPATH="$cuda/include:${CPATH:-}" \
-            LIBRARY_PATH="$cuda/lib64:${LIBRARY_PATH:-}" \
-            $pip install -q ${cons[@]+"${cons[@]}"} "$pycuda_spec" \
-            || die "pycuda did not build against $cuda: check the messages above, then re-run ./setup.sh, or unset JETSEG_PYCUDA (docs/jetson.md)"
     fi
     step "optional: PyTorch, torch2trt, tools"
     # PyTorch: NVIDIA's wheel for this JetPack (optional: training, the torch backend, torch2trt).
@@ -318,7 +301,7 @@ static_checks() {
     rm -rf "$ROOT/build/tree"
     "$VENV/bin/python" "$ROOT/tools/package_tree.py" "$ROOT/build/tree" >/dev/null
     (cd "$ROOT/build/tree" && PYTHONPATH=. "$VENV/bin/lint-imports" --no-cache "$ROOT/pyproject.toml")
-    say "mypy (the whole package as laid out in build/tree; TensorRT/pycuda against typings/)"
+    say "mypy (the whole package as laid out in build/tree; TensorRT against typings/)"
     "$VENV/bin/mypy" --config-file "$ROOT/mypy.ini"
 }
 

@@ -191,6 +191,7 @@ def set_int8(trt: Any, parsed: ParsedNetwork, config: Any, bundle: Bundle, plan:
             CALIBRATION_CACHE_FILE, "; left out: %s" % ", ".join(keep.uncached) if keep.uncached else ""))
         setup.notes.extend(constrain(parsed.network, config, keep, trt))
         if plan.dla_core is not None:
+            setup.notes.extend(int8.equalize_for_dla(model, workdir / CALIBRATION_CACHE_FILE, trt.__version__))
             setup.warnings = scale_findings(model, trtcache.read(workdir / CALIBRATION_CACHE_FILE).scales)
     elif plan.int8_mode == "device":
         calibrator, setup.uploader, feeder = int8.device_calibrator(bundle, plan, trt.__version__, workdir)

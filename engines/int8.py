@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, List, Sequence
 
 from jetseg import trtcompat
 from jetseg.bundle import CALIBRATION_CACHE_FILE, Bundle
@@ -51,6 +51,23 @@ def check_calibration_cache(path: Path, trt_version: str, dla: bool = False) -> 
                           "DLA\"); calibrate with --method entropy or percentile for the DLA, or drop --dla to build "
                           "for the GPU" % path)
     return method
+
+
+def equalize_for_dla(model: Any, path: Path, trt_version: str) -> List[str]:
+    """Rewrite the build's copy of the cache at ``path`` with :func:`equal_scales` (DLA INT8's equal-range rules);
+    returns a note for build.json naming how many scales were raised (none: the file is left as written)."""
+    from jetseg.engines.placement import equal_scales
+    from jetseg.jetson.trt import cache as trtcache
+
+    cache = trtcache.read(path)
+    equal = equal_scales(model, cache.scales)
+    raised = sorted(t for t in equal if equal[t] != cache.scales[t])
+    if not raised:
+        return []
+    method = "minmax" if cache.algorithm == trtcache.ALGORITHMS["minmax"] else "entropy"
+    path.write_bytes(trtcache.dumps(equal, trtcompat.short_version(trt_version), method))
+    return ["DLA: %d scale(s) raised to the largest of their group (Concat, elementwise and pooling tensors share "
+            "one range on the DLA): %s" % (len(raised), ", ".join(raised))]
 
 
 def cache_calibrator(path: Path, trt_version: str, workdir: Path,

@@ -165,6 +165,43 @@ def scale_findings(model: Any, scales: Dict[str, float]) -> List[Finding]:
     return out
 
 
+def _shared(node: Any) -> List[str]:
+    """The tensors of ``node`` that INT8 on the DLA needs on one scale: Concat's inputs and output (its output is
+    its inputs side by side), an elementwise layer's inputs, a pooling layer's input and output."""
+    if node.op_type == "Concat":
+        return list(node.input) + list(node.output[:1])
+    if node.op_type in EQUAL_INPUTS:
+        return list(node.input)
+    if node.op_type in EQUAL_IN_OUT:
+        return list(node.input[:1]) + list(node.output[:1])
+    return []
+
+
+def equal_scales(model: Any, scales: Dict[str, float]) -> Dict[str, float]:
+    """``scales`` with every group of tensors that must share a scale on the DLA (:func:`_shared`, joined across
+    layers: a Concat feeding a pooling layer makes one group) raised to the group's largest scale, so that no
+    tensor clips; a layer whose output has no scale runs in FP16 and joins nothing. What
+    :func:`scale_findings` then finds is nothing."""
+    parent = {t: t for t in scales}
+
+    def root(t: str) -> str:
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    for node in model.graph.node:
+        if not node.output or node.output[0] not in scales:
+            continue
+        tensors = [t for t in _shared(node) if t in scales]
+        for t in tensors[1:]:
+            parent[root(t)] = root(tensors[0])
+    largest: Dict[str, float] = {}
+    for t, value in scales.items():
+        largest[root(t)] = max(largest.get(root(t), 0.0), value)
+    return {t: largest[root(t)] for t in scales}
+
+
 @dataclass
 class LayerPlacement:
     """Where one TensorRT network layer runs."""

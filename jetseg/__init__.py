@@ -1,7 +1,7 @@
 """jetseg: real-time medical image segmentation on NVIDIA Jetson.
 
 ``import jetseg`` loads only numpy and PyYAML. Everything heavy (torch, onnxruntime, OpenCV, TensorRT,
-pycuda) is imported by the component that uses it.
+the CUDA runtime) is imported or loaded by the component that uses it.
 """
 from __future__ import annotations
 

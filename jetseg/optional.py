@@ -27,7 +27,8 @@ HINTS: Dict[str, str] = {
     "matplotlib": "pip install 'jetseg[bench]'",
     "psutil": "pip install psutil",
     "tensorrt": "TensorRT comes with JetPack (python3-libnvinfer); use a venv with --system-site-packages",
-    "pycuda": "on a Jetson: ./setup.sh builds pycuda against the CUDA toolkit",
+    "libcudart": "the CUDA runtime comes with JetPack (sudo apt-get install nvidia-jetpack); jetseg looks for "
+                 "/usr/local/cuda-11.4/lib64/libcudart.so.11.0, /usr/local/cuda/lib64/libcudart.so, libcudart.so",
     "torch2trt": "on a Jetson: ./setup.sh --with-torch2trt installs it from source",
     "jtop": "pip install jetson-stats (Jetson only)",
 }

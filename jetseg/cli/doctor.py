@@ -11,14 +11,17 @@ from typing import Any, Dict, List, Optional, Tuple
 HELP = "describe this machine: platform, versions, backends, GPU/DLA/TensorRT, OpenCV GStreamer, power mode"
 
 PACKAGES = ("numpy", "yaml", "cv2", "onnx", "onnxruntime", "openvino", "torch", "pydicom", "nibabel",
-            "prometheus_client", "matplotlib", "tensorrt", "pycuda", "torch2trt", "jtop")
+            "prometheus_client", "matplotlib", "tensorrt", "torch2trt", "jtop")
 
-# backend -> (python modules it needs, needs an NVIDIA GPU)
+#: The CUDA runtime library the trt backend calls through ctypes (jetson/trt/cuda.py): a library, not a module.
+CUDART = "libcudart"
+
+# backend -> (python modules or libraries it needs, needs an NVIDIA GPU)
 BACKEND_NEEDS: Dict[str, Tuple[List[str], bool]] = {
     "onnxrt": (["onnxruntime"], False),
     "openvino": (["openvino"], False),
     "torch": (["torch"], False),
-    "trt": (["tensorrt", "pycuda"], True),
+    "trt": (["tensorrt", CUDART], True),
 }
 
 
@@ -46,7 +49,23 @@ def package_versions() -> Dict[str, str]:
             out[name] = str(getattr(mod, "__version__", "installed"))
         except Exception as exc:  # a broken install is reported, not hidden
             out[name] = "broken: %s" % str(exc).splitlines()[0]
+    out[CUDART] = cuda_runtime()
     return out
+
+
+def cuda_runtime() -> str:
+    """``11.4 (/usr/local/cuda-11.4/lib64/libcudart.so.11.0)``, ``not installed`` or ``broken: <why>``."""
+    from jetseg.errors import DeviceError
+    from jetseg.jetson.trt import cudart
+
+    path = cudart.find_library()
+    if path is None:
+        return "not installed"
+    try:
+        number = cudart.CudaRuntime(path).runtime_version()
+    except DeviceError as exc:
+        return "broken: %s" % exc
+    return "%d.%d (%s)" % (number // 1000, number % 1000 // 10, path)
 
 
 def opencv_gstreamer() -> str:
@@ -107,7 +126,7 @@ def todo(info: Dict[str, Any]) -> List[str]:
     versions = info["packages"]
     out = []
     if dev["is_jetson"]:
-        for name in ("tensorrt", "pycuda", "onnxruntime", "torch"):
+        for name in ("tensorrt", CUDART, "onnxruntime", "torch"):
             if _missing(versions, name):
                 out.append("%s: %s" % (name, HINTS.get(name, "pip install " + name)))
         if not str(info["opencv_gstreamer"]).upper().startswith("YES"):

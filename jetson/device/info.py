@@ -232,7 +232,7 @@ def describe(root: str = "/", run_tools: bool = True) -> DeviceInfo:
 def identity(root: str = "/") -> Tuple[str, str]:
     """``(soc, compute_capability)`` of the GPU engines are built for: ``("xavier", "72")`` on AGX Xavier.
 
-    On a Jetson it comes from the device tree; elsewhere from the CUDA device (pycuda). Raises a DeviceError
+    On a Jetson it comes from the device tree; elsewhere from the CUDA device (libcudart). Raises a DeviceError
     when there is no GPU at all.
     """
     from jetseg.errors import DeviceError
@@ -242,34 +242,37 @@ def identity(root: str = "/") -> Tuple[str, str]:
     if soc_id in SOCS:
         name, cc, _ = SOCS[soc_id]
         return name, cc
-    from jetseg.optional import available
+    from jetseg.jetson.trt.cuda import CudaContext
+    from jetseg.jetson.trt.cudart import find_library
 
-    if available("pycuda"):
-        from jetseg.jetson.trt.cuda import CudaContext
-
+    if find_library() is None:
+        raise DeviceError("no NVIDIA GPU found here (not a Jetson, and no CUDA runtime library libcudart to ask CUDA); "
+                          "TensorRT engines are built and run on the device")
+    try:
         ctx = CudaContext(0)
         major, minor = ctx.compute_capability
-        return slug(ctx.name), "%d%d" % (major, minor)
-    raise DeviceError("no NVIDIA GPU found here (not a Jetson, and pycuda is not installed to ask CUDA); "
-                      "TensorRT engines are built and run on the device")
+        name = ctx.name
+    except DeviceError as exc:
+        raise DeviceError("no NVIDIA GPU found here (not a Jetson, and %s); TensorRT engines are built and run on the "
+                          "device" % exc) from None
+    return slug(name), "%d%d" % (major, minor)
 
 
 def module_name(root: str = "/") -> str:
     """Which module (not only which SoC) engines are built on, as a key part: AGX Xavier and Xavier NX are both
     sm_72 Xavier SoCs with different SM counts (8 and 6), so an engine tuned on one must not be reused on the
     other. On a Jetson the device tree's model (``jetson-agx-xavier-developer-kit``); elsewhere the CUDA
-    device's name and SM count via pycuda (``nvidia-a10-72sm``); ``unknown`` when neither can be read."""
+    device's name and SM count via libcudart (``nvidia-a10-72sm``); ``unknown`` when neither can be read."""
     from jetseg.jetson.trt.key import slug
 
     model = _read(root, "proc/device-tree/model")
     if model and model.strip():
         return slug(model.replace("\x00", " ").splitlines()[0])
-    from jetseg.optional import available
+    from jetseg.errors import DeviceError
+    from jetseg.jetson.trt.cuda import CudaContext
+    from jetseg.jetson.trt.cudart import find_library
 
-    if available("pycuda"):
-        from jetseg.errors import DeviceError
-        from jetseg.jetson.trt.cuda import CudaContext
-
+    if find_library() is not None:
         try:
             ctx = CudaContext(0)
         except DeviceError:

@@ -2,8 +2,8 @@
 
 Activation finds the engine that matches this device, TensorRT version, precision, DLA core and the bundle's
 model (and calibration cache), refuses anything stale with the reason and the command that rebuilds it,
-deserializes it, allocates page-locked host and device buffers for every I/O tensor (jetson/trt/cuda.py)
-and one CUDA stream. Inference copies in, runs ``execute_async_v3(stream)``, copies out and synchronizes;
+deserializes it, allocates page-locked host and device buffers for every I/O tensor and one CUDA stream
+(jetson/trt/cuda.py: libcudart through ctypes). Inference copies in, runs ``execute_async_v3(stream)``, copies out and synchronizes;
 with ``cuda_graph=True`` those three steps are captured once into a CUDA graph and replayed.
 
 Options (``open_runner("trt", bundle, precision="int8", dla_core=0)``; from the CLI ``--backend trt`` with the
@@ -187,6 +187,8 @@ class TensorRTRunner(Runner):
                 self._graph.destroy()
             if self._buffers is not None:
                 self._buffers.free()
+            if self._stream is not None:
+                self._stream.destroy()
             self._context = self._engine = self._runtime = self._stream = self._buffers = self._graph = None
         self._ctx.release()
         self._ctx = None

@@ -4,6 +4,6 @@
 INT8 model stay float (:mod:`.floatlayers`).
 
 The runner (``jetseg.jetson.runners.trt``) loads engines; ``jetseg.engines`` builds them. Nothing here
-imports the runners or the apps. Every module imports tensorrt/pycuda inside the functions that use them, so
-the package imports on any machine.
+imports the runners or the apps. Every module imports tensorrt (and loads libcudart) inside the functions that
+use them, so the package imports on any machine.
 """

@@ -1,122 +1,168 @@
-"""CUDA memory for TensorRT, through pycuda: the ONE place jetseg touches device memory from Python.
+"""CUDA for TensorRT through the CUDA runtime library (libcudart) and ctypes: the ONE place jetseg touches device
+memory from Python. No compiled extension (pycuda needed python3-dev, build-essential and nvcc on a Jetson).
 
-* :class:`CudaContext` retains the device's primary context and pushes it around every use, so a runner
-  activated on one thread can infer on another (the daemon's inference thread).
-* :class:`Buffers` owns one page-locked host array and one device allocation per engine I/O tensor and keeps
-  Python references to all of them for as long as TensorRT may use their addresses.
-* :class:`Stream` is the single CUDA stream; TensorRT gets its handle as an ``int``.
-* :class:`CudaGraph` optionally captures copy-in, the engine and copy-out into a CUDA graph (driver API via
-  ctypes, ``cuGraphInstantiateWithFlags`` needs CUDA >= 11.4) and replays it.
+* :mod:`jetseg.jetson.trt.cudart` loads libcudart (on JetPack 5 ``/usr/local/cuda-11.4/lib64/libcudart.so.11.0``)
+  with each call typed as CUDA 11.4's ``include/cuda_runtime_api.h`` declares it; every failed call raises a
+  :class:`~jetseg.errors.DeviceError`.
+* :class:`CudaContext` selects the device (``cudaSetDevice``: the runtime makes its primary context current on the
+  calling thread), so a runner activated on one thread can infer on another (the daemon's inference thread).
+* :class:`Buffers` owns one pinned host array (``cudaMallocHost``) and one device allocation (``cudaMalloc``) per
+  engine I/O tensor and frees them; :class:`Stream` is the single CUDA stream, given to TensorRT as an ``int``;
+  :class:`Timer` measures GPU time between two events.
+* :class:`CudaGraph` optionally captures copy-in, the engine and copy-out into a CUDA graph and replays it.
 
-pycuda cannot be imported on a machine without the NVIDIA driver; everything here is imported lazily by the
-``trt`` runner at activation.
+Nothing is loaded at import: the ``trt`` runner, the engine builder and ``jetseg doctor`` call in when needed.
+Checked here against a double that follows cuda_runtime_api.h (tests/fixtures/fake_cudart.c), not against a GPU.
 """
 from __future__ import annotations
 
 import ctypes
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from jetseg.errors import DeviceError
-from jetseg.optional import require
+from jetseg.jetson.trt.cudart import (
+    ATTR_COMPUTE_CAPABILITY_MAJOR,
+    ATTR_COMPUTE_CAPABILITY_MINOR,
+    ATTR_MULTIPROCESSOR_COUNT,
+    CAPTURE_MODE_GLOBAL,
+    MEMCPY_DEVICE_TO_HOST,
+    MEMCPY_HOST_TO_DEVICE,
+    CudaRuntime,
+    runtime,
+)
 
 if TYPE_CHECKING:
     import tensorrt
 
-
-def _driver() -> Any:
-    require("pycuda", "CUDA memory for the trt backend")
-    import pycuda.driver as cuda
-
-    try:
-        cuda.init()
-    except cuda.Error as exc:
-        raise DeviceError("CUDA cannot initialise (%s): no usable GPU here; check 'jetseg doctor'" % exc) from None
-    return cuda
-
-
 class CudaContext:
-    """The primary context of CUDA device ``index``, pushed with ``with ctx:`` around GPU work."""
+    """CUDA device ``index`` made current with ``with ctx:`` around GPU work (``cudaSetDevice`` on the calling
+    thread: the runtime then uses the device's primary context there)."""
 
     def __init__(self, index: int = 0) -> None:
-        self.cuda = _driver()
-        if self.cuda.Device.count() <= index:
-            raise DeviceError("CUDA device %d does not exist (%d found)" % (index, self.cuda.Device.count()))
-        self.device = self.cuda.Device(index)
-        self.context = self.device.retain_primary_context()
+        self.cuda = runtime()
+        count = self.cuda.device_count()
+        if count <= index:
+            raise DeviceError("CUDA device %d does not exist (%d found)" % (index, count))
+        self.index = index
+        self.cuda.set_device(index)
 
     @property
     def name(self) -> str:
-        return str(self.device.name())
+        return self.cuda.device_name(self.index)
 
     @property
     def multiprocessors(self) -> int:
-        """The GPU's SM count (0 when the driver does not say)."""
-        attrs = getattr(self.cuda, "device_attribute", None)
-        if attrs is None or not hasattr(attrs, "MULTIPROCESSOR_COUNT"):
-            return 0
-        return int(self.device.get_attribute(attrs.MULTIPROCESSOR_COUNT))
+        """The GPU's SM count."""
+        return self.cuda.attribute(ATTR_MULTIPROCESSOR_COUNT, self.index)
 
     @property
     def compute_capability(self) -> Tuple[int, int]:
-        major, minor = self.device.compute_capability()
-        return int(major), int(minor)
+        return (self.cuda.attribute(ATTR_COMPUTE_CAPABILITY_MAJOR, self.index),
+                self.cuda.attribute(ATTR_COMPUTE_CAPABILITY_MINOR, self.index))
 
     def __enter__(self) -> CudaContext:
-        self.context.push()
+        self.cuda.set_device(self.index)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.cuda.Context.pop()
+        pass  # the runtime keeps the primary context current on this thread; nothing to pop
 
     def release(self) -> None:
-        """Give the primary context back (``detach``: pycuda's release of a retained primary context)."""
-        if self.context is not None:
-            self.context.detach()
-            self.context = None
+        """Nothing to give back: the runtime owns the primary context for the process (``cudaDeviceReset`` would
+        destroy it under every other user in the process, e.g. a second runner)."""
 
 
 class Stream:
-    """One CUDA stream (create it with the context pushed)."""
+    """One CUDA stream (``cudaStreamCreate``); :meth:`destroy` when done."""
 
-    def __init__(self, cuda: Any) -> None:
+    def __init__(self, cuda: CudaRuntime) -> None:
         self.cuda = cuda
-        self.stream = cuda.Stream()
-
-    @property
-    def handle(self) -> int:
-        return int(self.stream.handle)
+        self.handle = cuda.stream_create()
 
     def synchronize(self) -> None:
-        self.stream.synchronize()
+        self.cuda.stream_synchronize(self.handle)
+
+    def destroy(self) -> None:
+        if self.handle:
+            self.cuda.stream_destroy(self.handle)
+            self.handle = 0
+
+
+class Timer:
+    """GPU time between :meth:`start` and :meth:`stop` on a stream, from two CUDA events, in milliseconds."""
+
+    def __init__(self, cuda: CudaRuntime, stream: Stream) -> None:
+        self.cuda = cuda
+        self.stream = stream
+        self.events = [cuda.event_create()]
+        self.events.append(cuda.event_create())
+
+    def start(self) -> None:
+        self.cuda.event_record(self.events[0], self.stream.handle)
+
+    def stop(self) -> float:
+        self.cuda.event_record(self.events[1], self.stream.handle)
+        self.cuda.event_synchronize(self.events[1])
+        return self.cuda.elapsed_ms(self.events[0], self.events[1])
+
+    def destroy(self) -> None:
+        while self.events:
+            self.cuda.event_destroy(self.events.pop())
+
+
+def pinned_array(cuda: CudaRuntime, shape: Tuple[int, ...], dtype: Any) -> Tuple[int, np.ndarray]:
+    """``(address, array)``: a numpy array over page-locked host memory from ``cudaMallocHost``; free the address
+    with ``cuda.free_host`` once nothing uses the array."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    address = cuda.malloc_host(nbytes)
+    raw = (ctypes.c_uint8 * max(1, nbytes)).from_address(address)
+    array = np.frombuffer(raw, dtype=np.uint8, count=nbytes).view(dtype).reshape(shape)
+    return address, array
 
 
 class Buffer:
-    """A page-locked host array and a device allocation of the same size, for one tensor."""
+    """A pinned host array and a device allocation of the same size, for one tensor."""
 
-    def __init__(self, cuda: Any, name: str, shape: Tuple[int, ...], dtype: Any, is_input: bool) -> None:
+    def __init__(self, cuda: CudaRuntime, name: str, shape: Tuple[int, ...], dtype: Any, is_input: bool) -> None:
+        self.cuda = cuda
         self.name = name
         self.shape = tuple(int(d) for d in shape)
         self.is_input = is_input
         if any(d < 0 for d in self.shape):
             raise DeviceError("tensor %r has a dynamic shape %s; jetseg builds static-shape engines (rebuild it "
                               "with 'jetseg build')" % (name, self.shape))
-        self.host = cuda.pagelocked_empty(self.shape, dtype)
-        self.device = cuda.mem_alloc(max(1, self.host.nbytes))
+        self.host_address, self.host = pinned_array(cuda, self.shape, dtype)
+        try:
+            self.device = cuda.malloc(self.host.nbytes)
+        except DeviceError:
+            cuda.free_host(self.host_address)
+            raise
 
     @property
     def address(self) -> int:
-        return int(self.device)
+        return self.device
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.host.nbytes)
 
     def free(self) -> None:
-        self.device.free()
+        if self.device:
+            self.cuda.free(self.device)
+            self.device = 0
+        if self.host_address:
+            self.host = np.empty(0, self.host.dtype)  # no array may outlive the memory under it
+            self.cuda.free_host(self.host_address)
+            self.host_address = 0
 
 
 class Buffers:
     """Host/device buffers for every I/O tensor, and the copies between them on one stream."""
 
-    def __init__(self, cuda: Any, stream: Stream) -> None:
+    def __init__(self, cuda: CudaRuntime, stream: Stream) -> None:
         self.cuda = cuda
         self.stream = stream
         self.items: Dict[str, Buffer] = {}
@@ -136,65 +182,63 @@ class Buffers:
 
     def copy_in(self) -> None:
         for buf in self.inputs:
-            self.cuda.memcpy_htod_async(buf.device, buf.host, self.stream.stream)
+            self.cuda.memcpy_async(buf.device, buf.host_address, buf.nbytes, MEMCPY_HOST_TO_DEVICE, self.stream.handle)
 
     def copy_out(self) -> None:
         for buf in self.outputs:
-            self.cuda.memcpy_dtoh_async(buf.host, buf.device, self.stream.stream)
+            self.cuda.memcpy_async(buf.host_address, buf.device, buf.nbytes, MEMCPY_DEVICE_TO_HOST, self.stream.handle)
 
     def free(self) -> None:
+        """Free every buffer (all are tried; the first failure is raised after)."""
+        failure: Optional[DeviceError] = None
         for buf in self.items.values():
-            buf.free()
+            try:
+                buf.free()
+            except DeviceError as exc:
+                failure = failure or exc
         self.items.clear()
-
-
-# ---------------------------------------------------------------------------------------------- CUDA graphs
-_CAPTURE_MODE_GLOBAL = 0
+        if failure is not None:
+            raise failure
 
 
 class CudaGraph:
-    """Capture work issued on ``stream`` into a CUDA graph and replay it (CUDA driver API through ctypes).
+    """Capture work issued on ``stream`` into a CUDA graph and replay it (runtime API, CUDA 11.4 signatures).
 
     Use: ``graph.capture(fn)`` runs ``fn()`` (which must only enqueue work on the stream) under capture,
     then ``graph.launch()`` replays it. Unverified on a device: enable with the runner option ``cuda_graph``.
     """
 
     def __init__(self, stream: Stream) -> None:
-        try:
-            self.lib = ctypes.CDLL("libcuda.so.1")
-        except OSError as exc:
-            raise DeviceError("CUDA graphs need the CUDA driver library libcuda.so.1 (%s)" % exc) from None
-        if not hasattr(self.lib, "cuGraphInstantiateWithFlags"):
-            raise DeviceError("this CUDA driver has no cuGraphInstantiateWithFlags (needs CUDA >= 11.4); run "
-                              "without cuda_graph")
+        self.cuda = stream.cuda
         self.stream = stream
-        self.graph = ctypes.c_void_p()
-        self.exec = ctypes.c_void_p()
+        self.graph = 0
+        self.exec = 0
 
-    def _check(self, result: int, what: str) -> None:
-        if result != 0:
-            raise DeviceError("CUDA graph %s failed with CUresult %d; run without cuda_graph" % (what, result))
-
-    def capture(self, enqueue: Any) -> None:
-        handle = ctypes.c_void_p(self.stream.handle)
-        self._check(self.lib.cuStreamBeginCapture_v2(handle, ctypes.c_int(_CAPTURE_MODE_GLOBAL)), "capture start")
+    def capture(self, enqueue: Callable[[], None]) -> None:
+        self.cuda.call("cudaStreamBeginCapture", ctypes.c_void_p(self.stream.handle), CAPTURE_MODE_GLOBAL)
+        graph = ctypes.c_void_p()
         try:
             enqueue()
-        finally:
-            self._check(self.lib.cuStreamEndCapture(handle, ctypes.byref(self.graph)), "capture end")
-        self._check(self.lib.cuGraphInstantiateWithFlags(ctypes.byref(self.exec), self.graph,
-                                                         ctypes.c_ulonglong(0)), "instantiation")
+        finally:  # end the capture whatever happened, or the stream stays unusable
+            self.cuda.call("cudaStreamEndCapture", ctypes.c_void_p(self.stream.handle), ctypes.byref(graph))
+            self.graph = int(graph.value or 0)
+        executable = ctypes.c_void_p()
+        if self.cuda.version >= 12000:
+            self.cuda.call("cudaGraphInstantiate", ctypes.byref(executable), ctypes.c_void_p(self.graph), 0)
+        else:
+            self.cuda.call("cudaGraphInstantiate", ctypes.byref(executable), ctypes.c_void_p(self.graph), None, None, 0)
+        self.exec = int(executable.value or 0)
 
     def launch(self) -> None:
-        self._check(self.lib.cuGraphLaunch(self.exec, ctypes.c_void_p(self.stream.handle)), "launch")
+        self.cuda.call("cudaGraphLaunch", ctypes.c_void_p(self.exec), ctypes.c_void_p(self.stream.handle))
 
     def destroy(self) -> None:
         if self.exec:
-            self.lib.cuGraphExecDestroy(self.exec)
-            self.exec = ctypes.c_void_p()
+            self.cuda.call("cudaGraphExecDestroy", ctypes.c_void_p(self.exec))
+            self.exec = 0
         if self.graph:
-            self.lib.cuGraphDestroy(self.graph)
-            self.graph = ctypes.c_void_p()
+            self.cuda.call("cudaGraphDestroy", ctypes.c_void_p(self.graph))
+            self.graph = 0
 
 
 #: TensorRT DataType member name -> numpy dtype. Our own table, never ``trt.nptype``: in TensorRT 8.5.2
@@ -214,11 +258,7 @@ def numpy_dtype(dtype: tensorrt.DataType) -> Any:
 
 
 def device_name(index: int = 0) -> Optional[str]:
-    """The CUDA device's name via pycuda, or None when pycuda or the driver is unavailable."""
-    from jetseg.optional import available
-
-    if not available("pycuda"):
-        return None
+    """The CUDA device's name, or None when there is no CUDA runtime library or no usable device."""
     try:
         return CudaContext(index).name
     except DeviceError:
@@ -233,26 +273,26 @@ class DeviceUploader:
     current; :meth:`free` releases the memory.
     """
 
-    def __init__(self, cuda: Any, context: Optional[CudaContext] = None) -> None:
+    def __init__(self, cuda: CudaRuntime, context: Optional[CudaContext] = None) -> None:
         self.cuda = cuda
         self.context = context
-        self._mem: Any = None
+        self._mem = 0
         self._nbytes = 0
         self._last: Optional[np.ndarray] = None
 
     def __call__(self, array: np.ndarray) -> int:
         host = np.ascontiguousarray(array)
-        if self._mem is None or host.nbytes > self._nbytes:
-            if self._mem is not None:
-                self._mem.free()
-            self._mem = self.cuda.mem_alloc(max(1, host.nbytes))
+        if not self._mem or host.nbytes > self._nbytes:
+            self.free()
+            self._mem = self.cuda.malloc(host.nbytes)
             self._nbytes = host.nbytes
-        self.cuda.memcpy_htod(self._mem, host)
+        self.cuda.memcpy(self._mem, host.ctypes.data, host.nbytes, MEMCPY_HOST_TO_DEVICE)
         self._last = host
-        return int(self._mem)
+        return self._mem
 
     def free(self) -> None:
-        if self._mem is not None:
-            self._mem.free()
-            self._mem = None
+        if self._mem:
+            self.cuda.free(self._mem)
+            self._mem = 0
+            self._nbytes = 0
             self._last = None

@@ -1,6 +1,8 @@
 """The U-Net DLA rules applied to real ONNX graphs (no TensorRT needed)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
@@ -8,6 +10,7 @@ from jetseg.engines import engine_info
 from jetseg.engines.placement import (
     Finding,
     LayerPlacement,
+    equal_scales,
     format_report,
     onnx_rules,
     scale_findings,
@@ -141,3 +144,28 @@ def test_inspector_names_as_tensorrt_writes_them():
     parsed = engine_info.parse(info)
     assert [(x.device, x.members) for x in parsed] == [("glue", []), ("GPU", ["conv1", "relu1"]),
                                                        ("GPU", ["up", "cat"]), ("DLA", ["conv2"])]
+
+
+def test_equal_scales_raises_each_group_to_its_largest_and_leaves_nothing_to_find():
+    model = _concat_add_pool()
+    scales = {"a": 0.01, "b": 0.03, "c": 0.02, "s": 0.05, "p": 0.02}
+    equal = equal_scales(model, scales)
+    # a, b and c share Concat's range, a and b the Add's, a and p the pool's: one group; s (the Add's output) is free
+    assert equal == {"a": 0.03, "b": 0.03, "c": 0.03, "s": 0.05, "p": 0.03}
+    assert scale_findings(model, equal) == []
+    assert equal_scales(model, {"a": 0.01, "b": 0.03}) == {"a": 0.01, "b": 0.03}  # FP16 layers join nothing
+
+
+def test_the_bundled_unet_gets_no_equal_range_finding_after_equal_scales():
+    import onnx
+
+    from jetseg.models import bundled
+
+    model = onnx.load(str(Path(bundled("ultrasound")) / "model.onnx"))
+    tensors = sorted({t for n in model.graph.node for t in list(n.input) + list(n.output)} - {
+        i.name for i in model.graph.initializer})
+    scales = {t: 0.01 * (1 + (i * 7919) % 13) for i, t in enumerate(tensors)}  # deliberately unequal
+    assert any(f.op == "Concat" for f in scale_findings(model, scales))
+    equal = equal_scales(model, scales)
+    assert scale_findings(model, equal) == []
+    assert all(equal[t] >= scales[t] for t in scales)  # raised only: nothing clips

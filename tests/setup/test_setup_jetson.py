@@ -114,24 +114,25 @@ def test_wrong_password_says_what_to_run(tmp_path):
     assert apt_installs(fake) == []
 
 
-def test_pycuda_asked_for_checks_headers_and_compiler_and_installs_their_packages(tmp_path):
-    fake = fake_l4t(tmp_path / "root", installed=STOCK_PACKAGES + ("python3-venv", "python3-pip", "ffmpeg"))
-    code, out = install(fake, tmp_path, terminal_input=PASSWORD + "\n", JETSEG_PYCUDA="1")
+def test_no_c_build_is_asked_for_and_the_cuda_runtime_is_reported(tmp_path):
+    # The trt backend calls libcudart through ctypes: no python3-dev, build-essential or nvcc, even with the old
+    # JETSEG_PYCUDA variable still set in a user's shell.
+    fake = fake_l4t(tmp_path / "root", installed=STOCK_PACKAGES + ("python3-venv", "python3-pip", "ffmpeg"), nvcc=False)
+    lib = fake.root / "usr/local/cuda-11.4/lib64/libcudart.so.11.0"
+    lib.parent.mkdir(parents=True)
+    lib.touch()
+    code, out = install(fake, tmp_path, JETSEG_PYCUDA="1")
     assert code == 0, out
-    assert "missing: headers: no Python.h in '%s/usr/include/python3.8'" % fake.root in out
-    assert "missing: compiler: no C compiler" in out
-    assert apt_installs(fake) == ["%s install -y -qq --no-install-recommends python3-dev build-essential" % LOCK]
-    assert "ok now: headers" in out and "ok now: compiler" in out
+    assert "ok: CUDA runtime /usr/local/cuda-11.4/lib64/libcudart.so.11.0 (the trt backend calls it through ctypes)" in out
+    assert "python3-dev" not in out and "build-essential" not in out and "pycuda" not in out
+    assert apt_installs(fake) == []
 
 
-def test_pycuda_asked_for_without_nvcc_says_what_to_do(tmp_path):
-    fake = fake_l4t(tmp_path / "root", installed=STOCK_PACKAGES + ("python3-venv", "python3-pip", "ffmpeg",
-                                                                   "python3-dev", "build-essential"), nvcc=False)
-    (fake.root / "usr/include/python3.8").mkdir(parents=True)
-    (fake.root / "usr/include/python3.8/Python.h").touch()
-    code, out = install(fake, tmp_path, JETSEG_PYCUDA="1", CC="sh")
-    assert code != 0, out
-    assert "JETSEG_PYCUDA is set but there is no CUDA toolkit at /usr/local/cuda (nvcc)" in out
+def test_a_missing_cuda_runtime_is_said_not_fatal(tmp_path):
+    fake = fake_l4t(tmp_path / "root", installed=STOCK_PACKAGES + ("python3-venv", "python3-pip", "ffmpeg"))
+    code, out = install(fake, tmp_path)
+    assert code == 0, out
+    assert "no CUDA runtime (libcudart) under /usr/local/cuda*/lib64: the trt backend needs JetPack's CUDA" in out
 
 
 @pytest.mark.parametrize("held", [False, True])

@@ -45,11 +45,11 @@ def test_auto_picks_the_fastest_runner_here_and_says_why(monkeypatch, jetson, ar
 
 @pytest.fixture
 def xavier(monkeypatch):
-    """A simulated AGX Xavier with TensorRT 8.5.2 (the double) and pycuda (its double)."""
+    """A simulated AGX Xavier with TensorRT 8.5.2 (the double) and the CUDA runtime double."""
     monkeypatch.setattr(info, "identity", lambda root="/": ("xavier", "72"))
     monkeypatch.setattr(info, "module_name", lambda root="/": "jetson-agx-xavier-developer-kit")
-    trt = fake_tensorrt.install(monkeypatch, "8.5.2.2", pycuda=True)
-    _machine(monkeypatch, True, "aarch64", {"tensorrt", "pycuda", "onnxruntime", "onnx"})
+    trt = fake_tensorrt.install(monkeypatch, "8.5.2.2", cuda=True)
+    _machine(monkeypatch, True, "aarch64", {"tensorrt", "onnxruntime", "onnx"})
     return trt
 
 
@@ -96,9 +96,9 @@ def test_auto_on_a_jetson_falls_back_from_an_engine_of_another_device(monkeypatc
         foreign = build_engine(tiny_bundle, "fp16").key
         monkeypatch.setattr(info, "identity", lambda root="/": ("xavier", "72"))
     else:
-        fake_tensorrt.install(monkeypatch, "10.3.0", pycuda=True)
+        fake_tensorrt.install(monkeypatch, "10.3.0", cuda=True)
         foreign = build_engine(tiny_bundle, "fp16").key
-        fake_tensorrt.install(monkeypatch, "8.5.2.2", pycuda=True)
+        fake_tensorrt.install(monkeypatch, "8.5.2.2", cuda=True)
     name, why = runners.choose_backend(tiny_bundle)
     assert name == "onnxrt"
     assert ("has no engine for this device (xavier-sm72-trt8.5.2), only engines built for another device, "

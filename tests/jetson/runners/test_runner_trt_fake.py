@@ -1,9 +1,9 @@
-"""The trt runner end to end against stand-ins for TensorRT and pycuda (fake_tensorrt.py): engine lookup,
+"""The trt runner end to end against the TensorRT double (fake_tensorrt.py) and the CUDA runtime double
+(fake_cudart.py): engine lookup,
 buffers and addresses, copies, batching, clean-up. The real thing runs in test_on_device.py."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +13,13 @@ from jetseg.engines.build import build_engine
 from jetseg.errors import DeviceError
 from jetseg.jetson.device import info
 from jetseg.jetson.runners import open_runner
-from tests.fixtures import fake_pycuda, fake_tensorrt
+from tests.fixtures import fake_cudart, fake_tensorrt
 
 
 @pytest.fixture
 def device(monkeypatch):
     monkeypatch.setattr(info, "identity", lambda root="/": ("xavier", "72"))
-    return fake_tensorrt.install(monkeypatch, "8.5.2.2", pycuda=True)
+    return fake_tensorrt.install(monkeypatch, "8.5.2.2", cuda=True)
 
 
 def test_runner_matches_onnxruntime_and_frees_its_buffers(tiny_bundle, device):
@@ -31,24 +31,32 @@ def test_runner_matches_onnxruntime_and_frees_its_buffers(tiny_bundle, device):
         expected = np.concatenate([ref.infer(batch[i:i + 1]) for i in range(3)])
     runner = open_runner("trt", tiny_bundle, batch_size=3)
     with runner:
-        assert len(fake_pycuda.MEMORY) == 2  # one device buffer per I/O tensor
+        assert fake_cudart.live() == 5  # per I/O tensor a device and a pinned host buffer, and one stream
         got = runner.infer(batch)  # an engine of batch 1 runs the three frames one by one
         info_ = runner.describe()
     np.testing.assert_array_equal(got, expected)
     assert got.dtype == np.float32 and got.shape == (3, 2, 32, 32)
     assert device.executions == 3
     assert info_["engine"].startswith("xavier-sm72-trt8.5.2-fp16-gpu-") and info_["precision"] == "fp16"
-    assert fake_pycuda.MEMORY == {}  # freed on deactivate
-    assert sys.modules["pycuda.driver"].pushed == []  # every context push was popped
+    assert fake_cudart.live() == 0  # buffers freed and the stream destroyed on deactivate
 
 
 def test_failed_activation_frees_everything(tiny_bundle, device):
     build_engine(tiny_bundle, "fp16")
     runner = open_runner("trt", tiny_bundle, cuda_graph="1")
-    with pytest.raises(DeviceError, match="CUDA graph"):  # no libcuda here (or a fake stream where there is)
+    with pytest.raises(RuntimeError, match="cannot run under CUDA graph capture"):  # fails inside the capture
         runner.activate()
-    assert not runner.is_active and fake_pycuda.MEMORY == {}
-    assert sys.modules["pycuda.driver"].pushed == []
+    assert not runner.is_active
+    assert fake_cudart.live() == 0  # capture ended, its graph, the buffers and the stream freed
+
+
+def test_a_failed_cuda_call_fails_activation_with_its_error_and_frees_the_rest(tiny_bundle, device):
+    build_engine(tiny_bundle, "fp16")
+    runner = open_runner("trt", tiny_bundle)
+    fake_cudart.fail_next("cudaMalloc", 2)  # the first device buffer: cudaErrorMemoryAllocation
+    with pytest.raises(DeviceError, match=r"cudaMalloc failed: cudaErrorMemoryAllocation \(2\): out of memory"):
+        runner.activate()
+    assert not runner.is_active and fake_cudart.live() == 0
 
 
 def test_on_device_calibration_then_the_runner_finds_the_engine(tiny_bundle, device, capsys):
@@ -62,8 +70,7 @@ def test_on_device_calibration_then_the_runner_finds_the_engine(tiny_bundle, dev
     assert (folder / "calibration.cache").read_bytes().startswith(b"TRT-8502-EntropyCalibration2\n")
     record = json.loads((folder / "build.json").read_text())
     assert record["flags"]["int8"] == "device" and record["flags"]["calib_scans"] == "synthetic://ultrasound?frames=7"
-    assert fake_pycuda.MEMORY == {}  # the calibration buffer was freed
-    assert sys.modules["pycuda.driver"].pushed == []
+    assert fake_cudart.live() == 0  # the calibration buffer was freed
     with open_runner("trt", tiny_bundle, dla_core=0) as runner:
         assert runner.key.name == folder.name
         out = runner.infer(tiny_bundle.spec.preprocess(np.zeros((32, 32), np.uint8)))

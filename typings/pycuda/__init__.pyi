@@ -1,2 +1,0 @@
-# Minimal local stubs for pycuda (it ships none): only what jetson/device/cuda.py uses.
-VERSION: tuple[int, ...]
