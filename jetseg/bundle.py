@@ -283,8 +283,8 @@ def check_out(out: PathLike, overwrite: bool = False, inputs: Sequence[Optional[
     if not out.exists() and not out.is_symlink():
         return out
     if not overwrite:
-        raise JetsegError("%s already exists; choose another --out, or pass --overwrite to replace an earlier "
-                          "jetseg output" % out)
+        raise JetsegError("%s already exists; choose another --out or pass --overwrite (it replaces only a "
+                          "folder jetseg wrote)" % out)
     if out.is_symlink() or not out.is_dir() or not (out / OUTPUT_MARKER).is_file():
         what = "a symbolic link" if out.is_symlink() else "a folder" if out.is_dir() else "a file"
         raise JetsegError("--overwrite replaces only a folder jetseg wrote (it holds %s); %s is %s jetseg did not "
