@@ -51,6 +51,8 @@ CALIBRATION_CACHE_FILE = "calibration.cache"
 FP32_MODEL_FILE = "model.fp32.onnx"
 #: The marker file of a folder jetseg wrote (bundles, bench reports): ``--overwrite`` replaces only those.
 OUTPUT_MARKER = ".jetseg-output"
+#: The help of every command's ``--overwrite`` (the rule is :func:`check_out`).
+OVERWRITE_HELP = "replace an existing --out that jetseg wrote (never an input, nor a folder jetseg did not write)"
 #: Files whose content decides what a bundle does: present but not listed in the manifest, they are refused.
 USED_FILES = (MODEL_FILE, SPEC_FILE, WEIGHTS_FILE, TORCHSCRIPT_FILE, CALIBRATION_REPORT_FILE, CALIBRATION_CACHE_FILE,
               FP32_MODEL_FILE)

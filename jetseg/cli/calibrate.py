@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from jetseg.bundle import OVERWRITE_HELP
 from jetseg.trtcompat import DEFAULT_TRT_VERSION
 
 HELP = "make an INT8 bundle from representative scans, with an accuracy gate against FP32"
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              % DEFAULT_TRT_VERSION)
     parser.add_argument("--memory-mb", type=float, default=1024.0, metavar="MB",
                         help="keep preprocessed frames in memory up to this size, else read twice (default: 1024)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
 
 def _stop_on_sigterm(signum: int, _frame: Any) -> None:

@@ -5,6 +5,8 @@ import argparse
 import signal
 from typing import Any, Callable
 
+from jetseg.bundle import OVERWRITE_HELP
+
 HELP = "distill a teacher bundle into a small real-time student (soft targets, gate on Dice vs teacher)"
 
 
@@ -49,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="PyTorch and ONNX Runtime CPU threads (default 1: a small student gains little from "
                              "more, and a shared machine loses)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
 
 def _stop_on_sigterm() -> Callable[[int, Any], None]:
