@@ -295,18 +295,28 @@ def check_out(out: PathLike, overwrite: bool = False, inputs: Sequence[Optional[
 
 
 @contextlib.contextmanager
-def writing(out: PathLike, overwrite: bool = False, inputs: Sequence[Optional[PathLike]] = ()) -> Iterator[Path]:
+def writing(out: PathLike, overwrite: bool = False, inputs: Sequence[Optional[PathLike]] = (),
+            derived: bool = False) -> Iterator[Path]:
     """Yield a temporary directory next to ``out``; on success it replaces ``out``, on failure it is removed.
 
     ``out`` is checked first by :func:`check_out` (``inputs``: what the command reads, never replaced). The
     folder written holds :data:`OUTPUT_MARKER`, so a later ``--overwrite`` may replace it.
+
+    Args:
+        derived: ``out`` is a path jetseg derives itself inside a folder it owns, not a user's ``--out``
+            (``engines/<device-key>/`` of a bundle): replaced when ``overwrite`` is set, without a marker.
     """
-    out = check_out(out, overwrite, inputs)
+    out = Path(out)
+    if not derived:
+        check_out(out, overwrite, inputs)
+    elif out.exists() and not overwrite:
+        raise JetsegError("%s already exists" % out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = _make_dir_like_mkdir(out.parent, "." + out.name + ".")
-        (tmp / OUTPUT_MARKER).write_text("written by jetseg; 'jetseg ... --overwrite' may replace this folder\n",
-                                         encoding="utf-8")
+        if not derived:
+            (tmp / OUTPUT_MARKER).write_text("written by jetseg; 'jetseg ... --overwrite' may replace this "
+                                             "folder\n", encoding="utf-8")
     except OSError as exc:
         raise JetsegError("cannot write %s (%s); choose another --out" % (out, exc.strerror or exc)) from None
     _IN_PROGRESS.add(tmp)
