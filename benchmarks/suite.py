@@ -38,7 +38,7 @@ from jetseg.benchmarks.rows import (
     summary,
 )
 from jetseg.benchmarks.timing import cycling, measure_interleaved
-from jetseg.bundle import Bundle
+from jetseg.bundle import Bundle, check_out, uri_path
 from jetseg.errors import JetsegError, RunnerError
 from jetseg.jetson.runners.base import Runner
 from jetseg.records import BenchReport
@@ -135,6 +135,14 @@ def _torch_skip_reason(bundle: Bundle) -> Optional[str]:
         return "PyTorch is not installed"
     if not available("jetseg.jetson.runners.torch"):
         return "the torch runner is not part of this installation"
+    if bundle.torchscript_path is None:
+        from jetseg.errors import RunnerError
+        from jetseg.jetson.runners.torch import architecture
+
+        try:
+            architecture(bundle)  # a factory bundle: bench takes no --module, and a bundle never runs code
+        except RunnerError as exc:
+            return str(exc)
     return None
 
 
@@ -280,8 +288,8 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
     """
     settings = settings or Settings()
     settings.check()
-    if out_dir is not None and Path(out_dir).exists() and not overwrite:
-        raise JetsegError("%s already exists; choose another --out or pass --overwrite" % out_dir)
+    if out_dir is not None:  # before any work; never an input, never a folder jetseg did not write
+        check_out(out_dir, overwrite, [reference, *bundles, uri_path(data) if isinstance(data, str) else None])
     conds = conditions.collect(command)
     ref_bundle = Bundle(reference)
     candidates = [b for b in (Bundle(p) for p in bundles) if b.path.resolve() != ref_bundle.path.resolve()]

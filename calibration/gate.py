@@ -27,9 +27,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from jetseg import evaluate
-from jetseg.bundle import Bundle, BundleLike, save_bundle
+from jetseg.bundle import Bundle, BundleLike, staged_bundle
 from jetseg.optional import require
-from jetseg.spec import Spec
 
 log = logging.getLogger("jetseg.calibration")
 
@@ -46,11 +45,6 @@ def run_model(bundle: BundleLike, inputs: Sequence[np.ndarray], desc: str = "",
     with open_runner("onnxrt", bundle) as runner:
         with tqdm(total=len(inputs), desc=desc, unit="frame", leave=False, disable=None if progress else True) as bar:
             return evaluate.run_inputs(runner.spec, runner.infer, inputs, lambda: bar.update(1))
-
-
-def stage(model_path: Path, spec: Spec, directory: Path, name: str) -> Bundle:
-    """A throw-away bundle around a candidate model, so that it runs through the runner layer like any other."""
-    return save_bundle(Path(directory) / name, model_path, spec, precision="int8", overwrite=True)
 
 
 def _rounded(value: Any) -> Any:
@@ -119,13 +113,16 @@ class Gate:
         """Gate result for one candidate model: :func:`compare` on the held-out frames plus ``passed``,
         ``threshold`` and ``bench_frames`` (the same on the check frames)."""
         self._staged += 1
-        bundle = stage(model_path, self.spec, self.work_dir, "candidate%d" % self._staged)
-        result = compare(self.reference, run_model(bundle, self.inputs, "gating (INT8)", self.progress), self.labels)
+        with staged_bundle(model_path, self.spec, precision="int8", parent=self.work_dir,
+                           prefix="candidate%d-" % self._staged) as bundle:
+            int8 = run_model(bundle, self.inputs, "gating (INT8)", self.progress)
+            checked = run_model(bundle, self.check_inputs, "gating (INT8)", self.progress) if self.check_inputs \
+                else None
+        result = compare(self.reference, int8, self.labels)
         result["threshold"] = self.threshold
         result["passed"] = verdict(result, self.threshold)
-        if self.check_inputs:
-            check = compare(self.check_reference, run_model(bundle, self.check_inputs, "gating (INT8)",
-                                                            self.progress), self.check_labels)
+        if checked is not None:
+            check = compare(self.check_reference, checked, self.check_labels)
             check["passed"] = verdict(check, self.threshold)
             result["bench_frames"] = check
             result["passed"] = result["passed"] and check["passed"]
@@ -134,8 +131,9 @@ class Gate:
     def layer_error(self, model_path: Path, frames: int = RANK_FRAMES) -> float:
         """Mean |logit difference| to FP32 on the first ``frames`` held-out frames."""
         self._staged += 1
-        bundle = stage(model_path, self.spec, self.work_dir, "probe%d" % self._staged)
-        outs = run_model(bundle, self.inputs[:frames])
+        with staged_bundle(model_path, self.spec, precision="int8", parent=self.work_dir,
+                           prefix="probe%d-" % self._staged) as bundle:
+            outs = run_model(bundle, self.inputs[:frames])
         return float(np.mean([np.abs(a - b).mean() for a, b in zip(outs.outputs, self.reference.outputs[:frames])]))
 
 

@@ -31,9 +31,11 @@ from jetseg.bundle import (
     CALIBRATION_CACHE_FILE,
     FP32_MODEL_FILE,
     Bundle,
+    check_out,
     command_line,
     save_bundle,
     sha256_file,
+    uri_path,
     versions,
 )
 from jetseg.calibration.check import check_qdq, format_violations, summary
@@ -56,7 +58,7 @@ from jetseg.jetson.trt import cache as trtcache
 from jetseg.jetson.trt.floatlayers import float_keep
 from jetseg.onnxgraph import default_opset
 from jetseg.optional import require
-from jetseg.records import CALIBRATION_REPORT_FILE, MANIFEST_FILE, CalibrationRecord
+from jetseg.records import CALIBRATION_REPORT_FILE, CalibrationRecord
 from jetseg.trtcompat import DEFAULT_TRT_VERSION, opset_problem
 
 log = logging.getLogger("jetseg.calibration")
@@ -68,34 +70,6 @@ WORK_PREFIX = "jetseg-calibrate."
 def default_out(bundle: Union[str, Path]) -> Path:
     """``./<bundle name>-int8`` in the working directory (never inside an installed package's bundles)."""
     return Path.cwd() / (Path(bundle).resolve().name + "-int8")
-
-
-def _scan_path(scans: str) -> Optional[Path]:
-    """The local file or folder behind a scans URI (``dicom://x.dcm`` -> ``x.dcm``), if there is one."""
-    rest = scans.split("://", 1)[1].split("?")[0] if "://" in scans else scans
-    return Path(rest) if rest and Path(rest).exists() else None
-
-
-def check_out(out: Path, inputs: List[Optional[Path]], overwrite: bool) -> None:
-    """Refuse an ``--out`` that would destroy something: the working folder or one above it, an input (the
-    FP32 bundle, the scans) or a folder holding one, and, with ``--overwrite``, anything that is not an
-    earlier ``jetseg calibrate`` output (a bundle with manifest.json and calibration.json)."""
-    target = out.resolve()
-    here = Path.cwd().resolve()
-    if target == here or target in here.parents:
-        raise JetsegError("--out %s is the working folder or one above it; give a new folder such as ./model-int8"
-                          % out)
-    for item in inputs:
-        if item is not None and (target == item.resolve() or target in item.resolve().parents):
-            raise JetsegError("--out %s is or holds an input (%s); write the INT8 bundle elsewhere" % (out, item))
-    if not out.exists():
-        return
-    if not overwrite:
-        raise JetsegError("%s already exists; choose another --out or remove it first" % out)
-    if not (out / MANIFEST_FILE).is_file() or not (out / CALIBRATION_REPORT_FILE).is_file():
-        raise JetsegError("--overwrite replaces only an earlier 'jetseg calibrate' output (with %s and %s); %s is "
-                          "not one, so it is left alone: choose another --out"
-                          % (MANIFEST_FILE, CALIBRATION_REPORT_FILE, out))
 
 
 def remove_stale_work_folders() -> List[Path]:
@@ -171,7 +145,8 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
     if fp32.precision != "fp32":
         raise BundleError("bundle %s is already %s; calibrate the FP32 bundle it came from" % (fp32.path, fp32.precision))
     out = Path(out) if out is not None else default_out(fp32.path)
-    check_out(out, [fp32.path, _scan_path(scans)], overwrite)
+    inputs = [fp32.path, uri_path(scans)]
+    check_out(out, overwrite, inputs)
     remove_stale_work_folders()
     spec = fp32.spec
     onnx = require("onnx", "INT8 calibration")
@@ -295,7 +270,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         if target == "tensorrt":
             extra[FP32_MODEL_FILE] = prepared
         save_bundle(out, candidate, spec, precision="int8", provenance=provenance, overwrite=overwrite,
-                    extra_files=extra)
+                    extra_files=extra, inputs=inputs)
     report = dict(record.to_dict(), out=str(out))
     log.info("wrote %s (%s, %s; %d KB = %.0f%% of FP32; mean Dice drop %.4f)", out, target, method,
              int8_size // 1024, 100.0 * int8_size / fp32_size, round(final["dice_drop"], 4) + 0.0)

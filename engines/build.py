@@ -317,7 +317,7 @@ def build_record(bundle: Bundle, key: EngineKey, plan: BuildPlan, via: str, trt_
 
 def save_engine(folder: Path, built: BuiltEngine, record: BuildRecord) -> None:
     """Write the engine folder at once (engine, timing cache, extra files, build.json last)."""
-    with writing(folder, overwrite=True) as tmp:
+    with writing(folder, overwrite=True, derived=True) as tmp:  # engines/<key>/: jetseg's own path
         (tmp / store.ENGINE_FILE).write_bytes(built.engine_bytes)
         if built.timing_cache:
             (tmp / store.TIMING_CACHE_FILE).write_bytes(built.timing_cache)

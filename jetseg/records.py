@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
@@ -32,6 +33,7 @@ BUILD_FILE = "build.json"
 BENCH_REPORT_FILE = "report.json"
 
 R = TypeVar("R", bound="JsonRecord")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NONE = type(None)
 _NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",
           bool: "true or false", _NONE: "null"}
@@ -174,9 +176,14 @@ class ManifestRecord(JsonRecord):
     def _check(self, where: str) -> None:
         super()._check(where)
         for name, digest in self.files.items():
-            if not isinstance(digest, str):
-                raise self.ERROR("%s: files[%r] is %s; expected a sha256 string; %s"
-                                 % (where, name, _json_type(digest), self.REMEDY))
+            if not isinstance(digest, str) or not _SHA256.match(digest):
+                shown = _json_type(digest) if not isinstance(digest, str) else "%r" % digest[:80]
+                raise self.ERROR("%s: files[%r] is %s; expected a sha256 string (64 hex digits); %s"
+                                 % (where, name, shown, self.REMEDY))
+            parts = name.split("/")
+            if name.startswith("/") or "\\" in name or any(part in ("", ".", "..") for part in parts):
+                raise self.ERROR("%s: files lists %r; expected a path inside the bundle such as 'model.onnx' "
+                                 "(no absolute path, no '..'); %s" % (where, name, self.REMEDY))
 
 
 @dataclasses.dataclass(frozen=True)

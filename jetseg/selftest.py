@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -16,6 +18,8 @@ from typing import Any, Callable, Dict, List, Optional
 from jetseg.errors import JetsegError
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+#: What ``jetseg selftest --out DIR`` writes into DIR.
+REPORT_FILES = ("report.json", "report.md")
 
 
 class Skip(Exception):
@@ -66,13 +70,45 @@ def write_report(out: Path, results: List[CheckResult], machine: Dict[str, Any])
     """Write ``out/report.json`` and ``out/report.md``; return the report."""
     import jetseg
 
-    out.mkdir(parents=True, exist_ok=True)
     report = {"jetseg": jetseg.__version__, "python": platform.python_version(), "platform": platform.platform(),
               "argv": sys.argv[1:], "machine": machine, "summary": summary(results),
               "checks": [r.to_dict() for r in results]}
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(markdown(report), encoding="utf-8")
+    check_report_folder(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in ((REPORT_FILES[0], json.dumps(report, indent=2, default=str) + "\n"),
+                           (REPORT_FILES[1], markdown(report))):
+            _write_new(out / name, text)
+    except OSError as exc:
+        raise JetsegError("cannot write the report into %s (%s); choose another --out"
+                          % (out, exc.strerror or exc)) from None
     return report
+
+
+def check_report_folder(out: Path) -> None:
+    """Raise JetsegError (one line) if the report cannot go into ``out``: it is not a folder, or a report file
+    there is a folder. Checked before the checks run, and again before writing. (A symbolic link in its place
+    is replaced, never followed: :func:`_write_new`.)"""
+    if out.exists() and not out.is_dir():
+        raise JetsegError("--out %s is a file; expected a folder for %s" % (out, " and ".join(REPORT_FILES)))
+    for name in REPORT_FILES:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            raise JetsegError("%s is a folder; remove it or choose another --out" % path)
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write ``text`` into a fresh temporary file next to ``path`` and rename it over ``path``: a planted
+    symbolic link is replaced, never followed."""
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, str(path))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def markdown(report: Dict[str, Any]) -> str:

@@ -25,3 +25,6 @@ def read_yaml(path: Union[str, Path], error: Type[JetsegError], what: str, hint:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise error("%s is not valid YAML: %s" % (path, str(exc).splitlines()[0])) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise error("%s nests too deeply for a %s (thousands of levels); expected a few levels of sections"
+                    % (path, what)) from None

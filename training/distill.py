@@ -19,11 +19,11 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from jetseg.bundle import WEIGHTS_FILE, Bundle, command_line, save_bundle
+from jetseg.bundle import WEIGHTS_FILE, Bundle, check_out, command_line, save_bundle, uri_path
 from jetseg.errors import GateError
 from jetseg.evaluate import Outputs
 from jetseg.spec import Spec
@@ -82,15 +82,19 @@ class HeldOut:
         self.teacher_masks = np.stack(self.teacher.masks)
 
 
+def inputs(cfg: DistillConfig) -> List[Optional[Path]]:
+    """What the run reads: its --out may be none of these, nor hold one."""
+    return [Path(cfg.teacher), uri_path(cfg.scans), uri_path(cfg.val_scans)]
+
+
 def check_config(cfg: DistillConfig) -> None:
     """Refuse options that cannot work before any frame is read (TrainError, one line)."""
     from jetseg.models.archs import ARCHITECTURES
 
     ARCHITECTURES.check(cfg.student)
-    if Path(cfg.out).exists() and not cfg.overwrite:
-        raise TrainError("%s already exists; choose another --out or remove it first" % cfg.out)
     if Path(cfg.out).resolve() == Path(cfg.teacher).resolve():
         raise TrainError("--out %s is the teacher bundle; choose another directory" % cfg.out)
+    check_out(cfg.out, cfg.overwrite, inputs(cfg))
     if not 0 < cfg.temperature < math.inf:
         raise TrainError("--temperature %g is invalid; expected a positive number such as 2" % cfg.temperature)
     if not 0.0 <= cfg.gate_dice <= 1.0:
@@ -242,7 +246,7 @@ def distill(cfg: DistillConfig) -> Bundle:
                         "--gate-dice)" % (metrics["dice_vs_teacher"], metrics["frames"], cfg.gate_dice))
     card = model_card(out_spec, provenance, model)
     bundle = save_bundle(cfg.out, onnx_bytes, out_spec, extra_files={WEIGHTS_FILE: weights, "MODEL_CARD.md": card},
-                         provenance=provenance, overwrite=cfg.overwrite)
+                         provenance=provenance, overwrite=cfg.overwrite, inputs=inputs(cfg))
     log.info("wrote %s: Dice vs teacher %.4f", cfg.out, metrics["dice_vs_teacher"])
     return bundle
 

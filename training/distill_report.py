@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict
 
-from jetseg.bundle import Bundle
+from jetseg.bundle import WEIGHTS_FILE, Bundle, staged_bundle
 from jetseg.spec import Spec
 
 #: The temporary folder a student is scored in (with the pid: jetseg distill removes its own on SIGTERM).
@@ -16,16 +16,17 @@ def evaluate_student(onnx_bytes: bytes, spec: Spec, weights: bytes, provenance: 
     """Held-out Dice of the exported student run through ``backend`` (``threads``: its inference threads, 0:
     jetseg's default): against the teacher, and the labels.
 
-    The student is staged and run as training stages and runs its model (:func:`jetseg.training.train.staged`,
+    The student is staged and run as training stages and runs its model (:func:`jetseg.bundle.staged_bundle`,
     :func:`~jetseg.training.train.run_held_out`), and scored by the one evaluation path
     (:func:`jetseg.evaluate.score`, the Dice of the calibration gate and the bench). ``report`` is a
     :class:`~jetseg.training.distill.HeldOut` set: frames never used for training or for choosing the step.
     """
     from jetseg.evaluate import dice_or_one, score
-    from jetseg.training.train import run_held_out, staged
+    from jetseg.training.train import run_held_out
 
     data = report.data
-    with staged(onnx_bytes, spec, weights, provenance, STAGING_PREFIX % os.getpid()) as student_bundle:
+    with staged_bundle(onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights}, provenance=provenance,
+                       prefix=STAGING_PREFIX % os.getpid()) as student_bundle:
         student = run_held_out(student_bundle, data, backend, threads)
     scores = score(student, report.teacher, list(data.y) if data.y is not None else None)
     out: Dict[str, Any] = {

@@ -9,18 +9,25 @@ during training and on the exported ONNX model through the ``onnxrt`` runner at 
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from jetseg.bundle import WEIGHTS_FILE, Bundle, BundleLike, command_line, save_bundle
+from jetseg.bundle import (
+    WEIGHTS_FILE,
+    Bundle,
+    BundleLike,
+    check_out,
+    command_line,
+    save_bundle,
+    staged_bundle,
+    uri_path,
+)
 from jetseg.spec import Spec
 from jetseg.training.data import Dataset, TrainError, held_out_uri, read_frames, split_tail, synthetic_kind
 
@@ -122,8 +129,8 @@ def train(cfg: TrainConfig) -> Bundle:
     from jetseg.training.losses import dice_ce_loss
 
     ARCHITECTURES.check(cfg.arch)
-    if Path(cfg.out).exists() and not cfg.overwrite:
-        raise TrainError("%s already exists; choose another --out or remove it first" % cfg.out)
+    data_inputs = [uri_path(cfg.data), uri_path(cfg.val_data)]
+    check_out(cfg.out, cfg.overwrite, data_inputs)
     train_threads = use_training_threads(cfg.train_threads)
     torch.manual_seed(cfg.seed)
     started = time.time()
@@ -189,25 +196,15 @@ def train(cfg: TrainConfig) -> Bundle:
     provenance["training"]["augment"] = asdict(augment)
     # The held-out Dice of the artifact that ships: the exported ONNX model through the onnxrt runner.
     parent = Path(cfg.out).resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    with staged(onnx_bytes, spec, weights, provenance, ".jetseg-train-", parent) as exported:
+    with staged_bundle(onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights}, provenance=provenance,
+                       parent=parent, prefix=".jetseg-train-") as exported:
         metrics = evaluate_bundle(exported, val_set, threads=cfg.threads)
     provenance["metrics"] = metrics
     card = model_card(spec, provenance, model)
     bundle = save_bundle(cfg.out, onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights, "MODEL_CARD.md": card},
-                         provenance=provenance, overwrite=cfg.overwrite)
+                         provenance=provenance, overwrite=cfg.overwrite, inputs=data_inputs)
     log.info("wrote %s: held-out Dice %.4f (onnxrt)", cfg.out, metrics["dice"])
     return bundle
-
-
-@contextlib.contextmanager
-def staged(onnx_bytes: bytes, spec: Spec, weights: bytes, provenance: Dict[str, Any], prefix: str,
-           parent: Optional[Path] = None) -> Iterator[Bundle]:
-    """The exported model as a bundle in a temporary folder ``prefix*`` (in ``parent``, else the system's),
-    removed on any exit (Ctrl-C included): it is scored exactly as calibrate, run and bench will run it."""
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=None if parent is None else str(parent)) as tmp:
-        yield save_bundle(Path(tmp) / "bundle", onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights},
-                          provenance=provenance)
 
 
 def run_held_out(bundle: BundleLike, data: Dataset, backend: str = "onnxrt", threads: int = 0) -> Outputs:

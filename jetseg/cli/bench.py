@@ -5,6 +5,7 @@ import argparse
 import sys
 from typing import List
 
+from jetseg.bundle import OVERWRITE_HELP
 from jetseg.evaluate import BENCH_FRAMES
 
 HELP = "benchmark bundles: speed, accuracy vs FP32, cost; report.json/md + plots; CI gates"
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "openvino on x86 when installed, else onnxrt), onnxrt, openvino, torch, trt")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="report directory (default: bench-YYYYmmdd-HHMMSS)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     parser.add_argument("--frames", type=int, default=None,
                         help="frames read for accuracy and timing (default %d; required for a live --data source)"
                         % BENCH_FRAMES)

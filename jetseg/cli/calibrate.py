@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from jetseg.bundle import OVERWRITE_HELP
 from jetseg.trtcompat import DEFAULT_TRT_VERSION
 
 HELP = "make an INT8 bundle from representative scans, with an accuracy gate against FP32"
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "first frames show, or its DICOM region tags), spec (the bundle's input.roi), none "
                              "or x,y,w,h in frame pixels; recorded per file in calibration.json, and run's default "
                              "follows it (default: spec)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
 
 def _stop_on_sigterm(signum: int, _frame: Any) -> None:

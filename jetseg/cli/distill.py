@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import signal
-from pathlib import Path
 from typing import Any, Callable
+
+from jetseg.bundle import OVERWRITE_HELP
 
 HELP = "distill a teacher bundle into a small real-time student (soft targets, gate on Dice vs teacher)"
 
@@ -49,28 +50,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-width", type=int, default=None, help="student U-Net base width (architecture default)")
     parser.add_argument("--backend", default="onnxrt", help="runner for the teacher and the student check (onnxrt)")
     add_thread_arguments(parser, "the --backend runner (the teacher, and the student's held-out check)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
 
-def _stop_on_sigterm(out: str) -> Callable[[int, Any], None]:
+def _stop_on_sigterm() -> Callable[[int, Any], None]:
     """A SIGTERM handler that removes what this run staged and ends the process at once (as ``jetseg
     calibrate`` does): an exception raised from a signal handler can land anywhere, even outside the
     command's own error handling. Nothing is written to --out before its final atomic rename."""
 
     def handler(signum: int, _frame: Any) -> None:
-        import glob
         import os
         import shutil
         import sys
-        import tempfile
 
-        from jetseg.training.distill_report import STAGING_PREFIX
+        from jetseg.bundle import in_progress
 
-        target = Path(out).resolve()
-        staged = glob.glob(os.path.join(tempfile.gettempdir(), glob.escape(STAGING_PREFIX % os.getpid()) + "*"))
-        staged += glob.glob(os.path.join(glob.escape(str(target.parent)), glob.escape("." + target.name + ".") + "*"))
-        for path in staged:
-            shutil.rmtree(path, ignore_errors=True)
+        for path in in_progress():  # the exact folders this run made, never a name pattern
+            shutil.rmtree(str(path), ignore_errors=True)
         sys.stderr.write("jetseg distill: stopped by SIGTERM; nothing written\n")
         sys.stderr.flush()
         os._exit(128 + signum)
@@ -91,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                         val_every=args.val_every, val_fraction=args.val_fraction, eval_interval=args.eval_interval,
                         gate_dice=args.gate_dice, backend=args.backend, threads=args.threads,
                         train_threads=args.train_threads, arch_kwargs=arch_kwargs, overwrite=args.overwrite)
-    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm(args.out))
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm())
     try:
         bundle = distill(cfg)
     finally:

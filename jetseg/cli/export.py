@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List, Optional
 
+from jetseg.bundle import OVERWRITE_HELP
 from jetseg.errors import JetsegError
 
 HELP = "check or export a user's model (MODEL.onnx, MODEL.ts, pkg.mod:factory) into a bundle"
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-name", default=None, help="ONNX output name (default logits)")
     parser.add_argument("--roi", default=None, metavar="X,Y,W,H", help="crop applied to frames before resizing")
     parser.add_argument("--name", default=None, help="model name in the spec (default: the bundle's folder name)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
 
 def _numbers(text: Optional[str], flag: str) -> Optional[List[float]]:
@@ -98,13 +99,22 @@ def build_spec(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from jetseg.bundle import TORCHSCRIPT_FILE, WEIGHTS_FILE, command_line, save_bundle, sha256_file
+    from jetseg.bundle import (
+        TORCHSCRIPT_FILE,
+        WEIGHTS_FILE,
+        check_out,
+        command_line,
+        save_bundle,
+        sha256_file,
+    )
     from jetseg.models.export import export_model
 
     if args.weights is not None:
         if not Path(args.weights).is_file():
             raise JetsegError("--weights %s does not exist; expected a PyTorch state_dict file" % args.weights)
     spec = build_spec(args)
+    inputs = [Path(args.model) if Path(args.model).exists() else None, args.weights, args.module_path]
+    check_out(args.out, args.overwrite, inputs)  # before the export's work; never an input
     keep: Dict[str, bytes] = {}
     module_path = str(Path(args.module_path).resolve()) if args.module_path else None
     data, info = export_model(args.model, spec, weights=args.weights, module_path=module_path, keep=keep)
@@ -119,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
             if module_path:
                 provenance["architecture"]["module_path"] = module_path
         extra[WEIGHTS_FILE] = args.weights
-    bundle = save_bundle(args.out, data, spec, extra_files=extra, provenance=provenance, overwrite=args.overwrite)
+    bundle = save_bundle(args.out, data, spec, extra_files=extra, provenance=provenance, overwrite=args.overwrite,
+                         inputs=inputs)
     diff = info.get("max_abs_diff_vs_torch")
     check = "; ONNX Runtime vs PyTorch max |diff| %.2g" % diff if diff is not None else ""
     print("wrote %s (%s, input %s, classes %s%s)" % (bundle.path, info["route"], list(spec.input_shape),

@@ -194,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
         raise JetsegError("--calib-count %d is too small; expected at least 8 frames" % args.calib_count)
     bundled(args.model)  # before any work: an unknown --model is one line, not a failed check minutes later
     out = Path(args.out)
-    try:  # before the checks: a wrong --out is found in a second, not after minutes of checks
+    selftest.check_report_folder(out)  # before the checks: a wrong --out is found in a second, not after minutes
+    try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise JetsegError("cannot write the report to %s (%s); choose another --out"

@@ -5,6 +5,7 @@ import argparse
 import math
 from typing import Dict, List, Optional, Tuple
 
+from jetseg.bundle import OVERWRITE_HELP
 from jetseg.errors import JetsegError
 
 HELP = "train a segmentation model (U-Net family) on labelled scans and write a bundle"
@@ -68,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=int, default=None, help="U-Net depth (architecture default if omitted)")
     parser.add_argument("--base-width", type=int, default=None, help="U-Net base width (architecture default)")
     add_thread_arguments(parser, "the runner that scores the exported model on the held-out frames")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
 
 def add_thread_arguments(parser: argparse.ArgumentParser, runner: str) -> None:

@@ -29,6 +29,7 @@ from jetseg.errors import SourceError
 from jetseg.jetson.frames.frame import Frame
 from jetseg.jetson.sources.base import Source
 from jetseg.jetson.sources.images import natural_key
+from jetseg.jetson.sources.limits import check_image_size, check_volume_size
 from jetseg.jetson.sources.usregions import Regions, read_regions
 from jetseg.optional import require
 
@@ -194,6 +195,15 @@ class DicomSource(Source):
             self._skip(path, "DICOM without an image")
             return None
         frames = int(ds.get("NumberOfFrames", 1) or 1)
+        try:  # before any pixel is decoded
+            check_image_size(int(ds.Columns), int(ds.Rows), "DICOM %s" % path.name)
+            check_volume_size([frames, int(ds.Rows), int(ds.Columns), int(ds.get("SamplesPerPixel", 1) or 1)],
+                              "DICOM %s (frames x rows x columns x samples)" % path.name)
+        except ValueError as exc:
+            if strict:
+                raise SourceError(str(exc)) from None
+            self._skip(path, str(exc))
+            return None
         instance = ds.get("InstanceNumber")
         if self._fps is None:
             self._fps = frame_rate(ds)

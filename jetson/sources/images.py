@@ -14,8 +14,8 @@ Options:
     loop: ``1`` starts again after the last image (the source then never ends).
 
 Frames are ``HxW`` (grey) or ``HxWx3`` BGR, uint8 or uint16 as stored (alpha is dropped). A file that
-cannot be decoded is skipped with a warning and counted in ``skipped``; a folder without any usable image
-is an error.
+cannot be decoded, or whose header declares more pixels than :data:`~.limits.MAX_IMAGE_PIXELS`, is skipped
+with a warning and counted in ``skipped``; a folder without any usable image is an error.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ import numpy as np
 from jetseg.errors import SourceError
 from jetseg.jetson.frames.frame import Frame
 from jetseg.jetson.sources.base import Source
+from jetseg.jetson.sources.limits import check_image_size, declared_image_size
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sources.images")
@@ -54,7 +55,13 @@ def read_image(path: Path) -> np.ndarray:
     """Decode one image as ``HxW`` or ``HxWx3`` BGR uint8/uint16; raises ValueError when unusable."""
     cv2 = require("cv2", "reading image folders")
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    size = declared_image_size(data[:1 << 16].tobytes())
+    if size is not None:
+        check_image_size(size[0], size[1])
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as exc:  # e.g. a TIFF over OpenCV's own pixel limit
+        raise ValueError("not decodable (%s)" % " ".join(str(exc).split())[-200:]) from None
     if image is None:
         raise ValueError("not a decodable image")
     if image.dtype not in (np.uint8, np.uint16):

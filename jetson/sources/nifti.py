@@ -25,6 +25,7 @@ import numpy as np
 from jetseg.errors import SourceError
 from jetseg.jetson.frames.frame import Frame
 from jetseg.jetson.sources.base import Source
+from jetseg.jetson.sources.limits import check_volume_size
 from jetseg.optional import require
 
 
@@ -69,6 +70,10 @@ class NiftiSource(Source):
                 from None
 
     def _volume(self, image: Any, what: str) -> np.ndarray:
+        try:
+            check_volume_size(image.shape, "NIfTI %s %s" % (what, self.path.name))
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None
         try:
             data = np.asanyarray(image.dataobj)
         except (OSError, EOFError, ValueError, zlib.error) as exc:  # truncated or corrupt data

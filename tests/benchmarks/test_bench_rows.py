@@ -7,7 +7,7 @@ from jetseg.benchmarks import cost
 from jetseg.benchmarks.report import markdown_table
 from jetseg.benchmarks.rows import add_best_fp32, int8_form, outliers, summary
 from jetseg.benchmarks.timing import summarize
-from jetseg.bundle import Bundle, save_bundle
+from jetseg.bundle import OUTPUT_MARKER, Bundle, save_bundle
 from tests.fixtures.models import threshold_onnx
 from tests.fixtures.specs import tiny_spec
 
@@ -46,7 +46,7 @@ def test_tensorrt_form_int8_is_labelled_and_bundle_bytes_count_every_shipped_fil
         assert int8_form(Bundle(tmp_path / target)) == target
     fp32 = Bundle(save_bundle(tmp_path / "fp32", threshold_onnx(16), spec).path)
     assert int8_form(fp32) is None
-    shipped = sum(p.stat().st_size for p in (tmp_path / "cpu").iterdir())
+    shipped = sum(p.stat().st_size for p in (tmp_path / "cpu").iterdir() if p.name != OUTPUT_MARKER)  # not shipped
     assert cost.bundle_bytes(Bundle(tmp_path / "cpu")) == shipped
     row = dict(_row("b", "onnxrt", "int8", 10.0, role="candidate"), int8_form="tensorrt",
                latency_ms={"p50": 1.0, "p99": 2.0})

@@ -36,7 +36,7 @@ def test_calibrate_overwrite_never_replaces_inputs_or_foreign_folders(fp32, tmp_
     here = tmp_path_factory.mktemp("cwd")
     before = time.monotonic()
     for out, message in ((scans, "is or holds an input"), (fp32, "is or holds an input"),
-                         (tmp_path, "is or holds an input"), (mine, "replaces only an earlier 'jetseg calibrate'"),
+                         (tmp_path, "is or holds an input"), (mine, "replaces only a folder jetseg wrote"),
                          (".", "is the working folder")):
         line = last_line(jetseg("calibrate", fp32, "--scans", scans, "--out", out, "--overwrite", cwd=here))
         assert message in line, line

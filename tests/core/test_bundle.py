@@ -40,7 +40,7 @@ def test_missing_pieces_are_named(tmp_path):
     (tmp_path / "c" / "manifest.json").write_text("{")
     with pytest.raises(BundleError, match="manifest.json is not valid JSON"):
         Bundle(tmp_path / "c")
-    (tmp_path / "c" / "manifest.json").write_text(json.dumps({"files": {"gone.bin": "00"}}))
+    (tmp_path / "c" / "manifest.json").write_text(json.dumps({"files": {"gone.bin": "0" * 64}}))
     with pytest.raises(BundleError, match="gone.bin is listed in the manifest but missing"):
         Bundle(tmp_path / "c")
 

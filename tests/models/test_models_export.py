@@ -91,7 +91,7 @@ def test_export_factory_with_weights_and_torch_runner(tmp_path, capsys):
     assert np.max(np.abs(got - expected)) < 1e-5  # the weights, not the factory's fresh init, were exported
     from jetseg.jetson.runners import open_runner
 
-    with open_runner("torch", bundle) as runner:
+    with open_runner("torch", bundle, module="tests.fixtures.torch_models:build") as runner:  # code: from the user
         assert np.max(np.abs(runner.infer(x) - expected)) < 1e-5
 
 

@@ -13,6 +13,7 @@ pytest.importorskip("onnxruntime")
 
 from jetseg.bundle import Bundle  # noqa: E402
 from jetseg.cli import main  # noqa: E402
+from jetseg.errors import RunnerError  # noqa: E402
 from jetseg.jetson.runners import open_runner  # noqa: E402
 from tests.fixtures import torch_models  # noqa: E402
 
@@ -81,11 +82,14 @@ def test_factory_from_module_path_without_pythonpath(tmp_path, capsys) -> None:
     assert bundle.manifest.provenance["architecture"] == {"factory": "usernet.model:build",
                                                              "module_path": str((tmp_path / "src").resolve())}
     for name in [m for m in sys.modules if m == "usernet" or m.startswith("usernet.")]:
-        del sys.modules[name]  # the runner imports it again from the recorded folder
+        del sys.modules[name]  # the runner imports it again from the folder the command line gives
     x = np.ones((1, 1, 16, 16), np.float32)
     with torch.no_grad():
         expected = reference(torch.from_numpy(x)).numpy()
-    with open_runner("torch", bundle) as runner:
+    with pytest.raises(RunnerError, match="a bundle never runs code"):  # never from the recorded folder
+        open_runner("torch", bundle)
+    assert "usernet" not in sys.modules
+    with open_runner("torch", bundle, module="usernet.model:build", module_path=str(tmp_path / "src")) as runner:
         assert np.max(np.abs(runner.infer(x) - expected)) < 1e-6
 
 

@@ -147,6 +147,9 @@ def test_interrupted_run_leaves_nothing(make_teacher, tmp_path, capsys, monkeypa
 
 def test_sigterm_leaves_nothing(make_teacher, tmp_path):
     teacher = make_teacher()
+    backup = tmp_path / ".student.backup"  # a user's folder named like a staging one: removed before issue 20
+    backup.mkdir()
+    (backup / "weights.pt").write_text("a user's backup")
     argv = [sys.executable, "-m", "jetseg", "distill", str(teacher), "--scans", SCANS, "--out",
             str(tmp_path / "student")] + FAST[:8] + ["--steps", "100000", "--eval-interval", "1000"] + THREADS
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -158,7 +161,8 @@ def test_sigterm_leaves_nothing(make_teacher, tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM; nothing written" in err
-    assert _leftovers(tmp_path) == ["teacher"]
+    assert _leftovers(tmp_path) == [".student.backup", "teacher"]
+    assert (backup / "weights.pt").read_text() == "a user's backup"
 
 
 def test_same_seed_same_student(make_teacher, tmp_path, capsys):
