@@ -2,7 +2,13 @@
 
 Routes:
     ``/``             the viewer page (jetson/web/: live overlay stream and live statistics)
-    ``/stream.mjpg``  multipart MJPEG of the newest overlay, at most ``max_fps`` frames/s per client
+    ``/stream.mjpg``  multipart MJPEG of the newest overlay, each frame as it is written (``max_fps=`` caps
+                      the rate per client); each part is closed (its boundary written) as soon as it is sent, so
+                      a browser shows it at once. Part headers ``X-Frame-Index`` and ``X-Captured-Ms`` (capture
+                      time, ms since the epoch) name the picture. ``?layers=1`` (the viewer page) sends per frame
+                      a JSON part (index, capture time, areas), the plain frame (JPEG) and the class-index mask
+                      (8-bit PNG), so the page draws the overlay itself; at the end a last JSON part
+                      ``{"state": "ended"}`` (finite source done) or ``{"state": "stopped"}``.
     ``/frame.jpg``    the newest overlay as one JPEG (503 until the first frame)
     ``/stats``        JSON: the pipeline's ``context.stats()`` plus ``"viewer"``, this sink's own figures
     ``/metrics``      the pipeline's ``context.metrics()`` (Prometheus text format)
@@ -16,9 +22,10 @@ The server binds exactly the host given: ``http://:8080`` and ``http://localhost
 every route but ``/health`` needs ``?token=...``, ``Authorization: Bearer ...`` or the cookie that a
 successful ``?token=`` request sets (so the page's own requests need no token in their URLs).
 
-``write()`` only swaps in the newest Result. JPEG encoding happens lazily in the server's threads, once per
-frame however many clients watch, and not at all while nobody does. Each client has its own thread and a
-socket timeout, so a slow client delays nobody else and never the pipeline.
+``write()`` only swaps in the newest Result. Encoding happens lazily in the server's threads, once per frame
+and layer however many clients watch, and not at all while nobody does. Each client has its own thread, takes
+the newest frame when it is ready for one (newest frame wins per client) and has a socket timeout, so a slow
+client delays nobody else and never the pipeline.
 """
 from __future__ import annotations
 
@@ -32,10 +39,13 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Deque, Dict, Optional, Set, Tuple
+from typing import Any, Deque, Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
+
 from jetseg.errors import SinkError
+from jetseg.jetson.frames.result import to_bgr8
 from jetseg.jetson.frames.slot import Slot
 from jetseg.jetson.sinks.base import Sink, SinkContext
 from jetseg.optional import require
@@ -93,7 +103,7 @@ class WebSink(Sink):
         self.token_option = opts.text("token", None)
         if self.token_option is not None and not self.token_option.strip():
             raise SinkError("http://%s: token= is empty; give a token (or leave token= out for no token)" % uri)
-        self.max_fps = opts.number("max_fps", 15.0, positive=True)
+        self.max_fps = opts.number("max_fps", None, positive=True)  # None: every frame, at the source's rate
         self.quality = opts.integer("quality", 80, minimum=1, maximum=100)
         self.roi = opts.flag("roi", None)
         self.max_clients = opts.integer("max_clients", 8, minimum=1)
@@ -111,9 +121,10 @@ class WebSink(Sink):
         self._last_write = 0.0
         self.skipped = 0
         self._encode_lock = threading.Lock()
-        self._jpeg: Optional[Tuple[int, bytes]] = None
-        self._encoded_at = 0.0
+        self._encoded: Dict[str, Tuple[int, bytes]] = {}  # layer -> (seq, bytes) of the newest frame
+        self._stamp: Tuple[int, int, float] = (0, -1, 0.0)  # newest (seq, frame index, capture ms since the epoch)
         self.encoded = 0
+        self.end_state: Optional[str] = None  # "ended" (the source's end) or "stopped", set by close()
         self._clients: Set[socket.socket] = set()
         self._clients_lock = threading.Lock()
         self._cv2: Any = None
@@ -171,17 +182,24 @@ class WebSink(Sink):
             self._latency_ms = latency if self._latency_ms is None else 0.8 * self._latency_ms + 0.2 * latency
             self._last_write = now
             self.written += 1
-            self._newest.put(result)
+            seq = self._newest.put(result)
+            self._stamp = (seq, result.index, (time.time() - (now - captured)) * 1000.0)
 
     def _close(self) -> None:
         """Stop serving, drop every client and release the port (returns within about a second)."""
         server, self._server = self._server, None
         if server is None:
             return
+        self.end_state = "ended" if self._source_state() == "ended" else "stopped"
         self._stopping.set()
         self._newest.wake()
-        with self._clients_lock:
-            clients = list(self._clients)
+        deadline = time.monotonic() + 0.5  # the stream clients write their last part and leave
+        while time.monotonic() < deadline:
+            with self._clients_lock:
+                clients = list(self._clients)
+            if not clients:
+                break
+            time.sleep(0.02)
         for conn in clients:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
@@ -194,6 +212,13 @@ class WebSink(Sink):
             self._thread = None
         self.port = int(server.server_address[1])
         log.info("web viewer on port %d stopped", self.port)
+
+    def _source_state(self) -> Optional[str]:
+        context = self.context
+        if context is None:
+            return None
+        state = (context.stats() or {}).get("source_state")
+        return state if isinstance(state, str) else None
 
     # ------------------------------------------------------------------ state for the handlers
     def viewer_stats(self) -> Dict[str, Any]:
@@ -217,7 +242,8 @@ class WebSink(Sink):
             "latency_ms": None if latency is None else round(latency, 2),
             "age_s": None if result is None else round(now - last_write, 3),
             "stream_clients": clients, "encoded": self.encoded, "max_fps": self.max_fps,
-            "roi_only": self.roi_only,
+            "roi_only": self.roi_only, "now_ms": round(time.time() * 1000.0, 3),
+            "spacing_known": bool(spec and spec.pixel_spacing_mm),
         }
         if result is not None:
             out.update(frame=result.index, inference_ms=round(float(result.inference_ms), 3),
@@ -239,23 +265,66 @@ class WebSink(Sink):
         return out
 
     def newest_jpeg(self) -> Optional[Tuple[int, bytes]]:
-        """``(seq, jpeg)`` of the newest overlay, encoded at most once per frame and ``max_fps`` times a second."""
+        """``(seq, jpeg)`` of the newest overlay, encoded once per frame."""
+        return self.newest_layer("overlay")
+
+    def newest_layer(self, layer: str) -> Optional[Tuple[int, bytes]]:
+        """``(seq, bytes)`` of one layer of the newest frame, encoded once per frame.
+
+        Layers: ``overlay`` (JPEG, the mask blended in), ``frame`` (JPEG, the plain picture), ``mask`` (8-bit
+        PNG of class indices, the frame's size), ``meta`` (JSON: index, capture time, areas). With ``roi=1``
+        every picture is cropped to the ROI.
+        """
         with self._encode_lock:
             seq, result = self._newest.peek()
             if result is None:
                 return None
-            cached = self._jpeg
-            fresh = time.monotonic() - self._encoded_at >= 1.0 / self.max_fps
-            if cached is None or (cached[0] != seq and fresh):
-                image = result.overlay(roi_only=self.roi_only)
-                ok, buf = self._cv2.imencode(".jpg", image, [int(self._cv2.IMWRITE_JPEG_QUALITY),
-                                                             self.quality])
-                if not ok:
-                    raise SinkError("could not encode frame %d as JPEG" % result.index)
-                self._jpeg = cached = (seq, buf.tobytes())
-                self._encoded_at = time.monotonic()
-                self.encoded += 1
+            cached = self._encoded.get(layer)
+            if cached is None or cached[0] != seq:
+                cached = (seq, self._encode(layer, seq, result))
+                self._encoded[layer] = cached
+                self.encoded += layer == "overlay"
             return cached
+
+    def _encode(self, layer: str, seq: int, result: Any) -> bytes:
+        cv2 = self._cv2
+        if layer == "meta":
+            height, width = result.frame.image.shape[:2]
+            if self.roi_only:
+                width, height = result.roi[2], result.roi[3]
+            meta = {"index": result.index, "seq": seq, "captured_ms": self.stamp(seq)[1],
+                    "width": int(width), "height": int(height), "inference_ms": round(float(result.inference_ms), 3),
+                    "areas_px": dict(result.areas_px),
+                    "areas_mm2": None if result.areas_mm2 is None else {
+                        k: round(float(v), 3) for k, v in result.areas_mm2.items()}}
+            return json.dumps(meta, default=_jsonable).encode("utf-8")
+        if layer == "overlay":
+            ok, buf = cv2.imencode(".jpg", result.overlay(roi_only=self.roi_only),
+                                   [int(cv2.IMWRITE_JPEG_QUALITY), self.quality])
+        elif layer == "frame":
+            ok, buf = cv2.imencode(".jpg", self._crop(result, to_bgr8(result.frame.image)),
+                                   [int(cv2.IMWRITE_JPEG_QUALITY), self.quality])
+        elif layer == "mask":
+            ok, buf = cv2.imencode(".png", np.ascontiguousarray(self._crop(result, result.mask)),
+                                   [int(cv2.IMWRITE_PNG_COMPRESSION), 1])
+        else:
+            raise SinkError("web viewer layer %r: expected one of overlay, frame, mask, meta" % layer)
+        if not ok:
+            raise SinkError("could not encode the %s of frame %d" % (layer, result.index))
+        return bytes(buf.tobytes())
+
+    def _crop(self, result: Any, image: np.ndarray) -> np.ndarray:
+        if not self.roi_only:
+            return image
+        result.overlay(roi_only=True)  # refuses an untrusted ROI, with the message that says what to do
+        x, y, w, h = result.roi
+        return image[y:y + h, x:x + w]
+
+    def stamp(self, seq: int) -> Tuple[Optional[int], Optional[float]]:
+        """``(frame index, capture time in ms since the epoch)`` of the frame written as ``seq`` while it is the
+        newest, else ``(None, None)``."""
+        newest_seq, index, captured_ms = self._stamp
+        return (index, captured_ms) if newest_seq == seq else (None, None)
 
     def wait_newer(self, seq: int, timeout: float) -> bool:
         """Wait until a frame newer than ``seq`` exists (True) or ``timeout`` passes / the sink closes (False)."""
@@ -329,7 +398,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif route in STATIC:
                 self._static(sink, route, query)
             elif route == "/stream.mjpg":
-                self._stream(sink)
+                self._stream(sink, query.get("layers", ["0"])[-1] == "1")
             elif route == "/frame.jpg":
                 frame = sink.newest_jpeg()
                 if frame is None:
@@ -360,19 +429,21 @@ class _Handler(BaseHTTPRequestHandler):
             extra.append(("Set-Cookie", "%s=%s; Path=/; HttpOnly; SameSite=Strict" % (COOKIE, sink.token)))
         self._send(200, (WEB_DIR / name).read_bytes(), ctype, extra)
 
-    def _stream(self, sink: WebSink) -> None:
+    def _stream(self, sink: WebSink, layers: bool) -> None:
         if not sink.enter_client(self.connection):
             self._send(503, b"too many viewers (max_clients)\n", "text/plain; charset=utf-8",
                        [("Retry-After", "5")])
             return
         try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=" + BOUNDARY.decode())
             for name, value in SECURITY_HEADERS:
                 self.send_header(name, value)
             self.send_header("Pragma", "no-cache")
             self.end_headers()
-            interval = 1.0 / sink.max_fps
+            self.wfile.write(b"--%s\r\n" % BOUNDARY)
+            interval = 1.0 / sink.max_fps if sink.max_fps else 0.0
             sent, next_at = 0, 0.0
             while not sink._stopping.is_set():
                 if not sink.wait_newer(sent, timeout=1.0):
@@ -380,13 +451,15 @@ class _Handler(BaseHTTPRequestHandler):
                 delay = next_at - time.monotonic()
                 if delay > 0 and sink._stopping.wait(delay):
                     break
-                frame = sink.newest_jpeg()
-                if frame is None:
+                parts = _frame_parts(sink, layers)
+                if parts is None:
                     continue
-                sent, data = frame
+                sent, data = parts
                 next_at = time.monotonic() + interval
-                self.wfile.write(b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
-                                 % (BOUNDARY, len(data), data))
+                self.wfile.write(data)
+            if layers and sink.end_state is not None:
+                self.wfile.write(_part(json.dumps({"state": sink.end_state}).encode("utf-8"),
+                                       "application/json", ()) + b"--%s--\r\n" % BOUNDARY)
         except OSError:
             log.debug("stream viewer %s left", self.client_address[0])
         finally:
@@ -417,6 +490,35 @@ class _Handler(BaseHTTPRequestHandler):
         # request text (it may hold a token or binary garbage).
         log.warning("viewer request from %s refused: %s", self.client_address[0],
                     (format % args).split(" (")[0][:120] if args else format[:120])
+
+
+def _part(data: bytes, ctype: str, headers: Any) -> bytes:
+    """One multipart part, closed at once by the boundary that follows it (a browser shows it without waiting
+    for the next one)."""
+    head = "".join("%s: %s\r\n" % kv for kv in headers)
+    return (b"Content-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (ctype.encode(), len(data), head.encode())
+            + data + b"\r\n--%s\r\n" % BOUNDARY)
+
+
+def _frame_parts(sink: WebSink, layers: bool) -> Optional[Tuple[int, bytes]]:
+    """``(seq, bytes)``: the newest frame's parts for one client (the overlay, or meta + frame + mask)."""
+    names = ("meta", "frame", "mask") if layers else ("overlay",)
+    ctypes = {"meta": "application/json", "frame": "image/jpeg", "mask": "image/png", "overlay": "image/jpeg"}
+    found: List[Tuple[str, int, bytes]] = []
+    for name in names:
+        layer = sink.newest_layer(name)
+        if layer is None:
+            return None
+        found.append((name, layer[0], layer[1]))
+    seq = found[0][1]
+    if any(f[1] != seq for f in found):  # a newer frame came in between: take that one whole
+        return _frame_parts(sink, layers)
+    index, captured = sink.stamp(seq)
+    headers = [("X-Frame-Seq", str(seq))]
+    if index is not None and captured is not None:
+        headers += [("X-Frame-Index", str(index)), ("X-Captured-Ms", "%.3f" % captured)]
+    out = b"".join(_part(data, ctypes[name], headers) for name, _, data in found)
+    return seq, out
 
 
 def _jsonable(value: Any) -> Any:
