@@ -122,7 +122,6 @@ class WebSink(Sink):
         self.skipped = 0
         self._encode_lock = threading.Lock()
         self._encoded: Dict[str, Tuple[int, bytes]] = {}  # layer -> (seq, bytes) of the newest frame
-        self._stamp: Tuple[int, int, float] = (0, -1, 0.0)  # newest (seq, frame index, capture ms since the epoch)
         self.encoded = 0
         self.end_state: Optional[str] = None  # "ended" (the source's end) or "stopped", set by close()
         self._clients: Set[socket.socket] = set()
@@ -182,8 +181,7 @@ class WebSink(Sink):
             self._latency_ms = latency if self._latency_ms is None else 0.8 * self._latency_ms + 0.2 * latency
             self._last_write = now
             self.written += 1
-            seq = self._newest.put(result)
-            self._stamp = (seq, result.index, (time.time() - (now - captured)) * 1000.0)
+            self._newest.put(result)
 
     def _close(self) -> None:
         """Stop serving, drop every client and release the port (returns within about a second)."""
@@ -292,7 +290,7 @@ class WebSink(Sink):
             height, width = result.frame.image.shape[:2]
             if self.roi_only:
                 width, height = result.roi[2], result.roi[3]
-            meta = {"index": result.index, "seq": seq, "captured_ms": self.stamp(seq)[1],
+            meta = {"index": result.index, "seq": seq, "captured_ms": captured_epoch_ms(result),
                     "width": int(width), "height": int(height), "inference_ms": round(float(result.inference_ms), 3),
                     "areas_px": dict(result.areas_px),
                     "areas_mm2": None if result.areas_mm2 is None else {
@@ -323,8 +321,10 @@ class WebSink(Sink):
     def stamp(self, seq: int) -> Tuple[Optional[int], Optional[float]]:
         """``(frame index, capture time in ms since the epoch)`` of the frame written as ``seq`` while it is the
         newest, else ``(None, None)``."""
-        newest_seq, index, captured_ms = self._stamp
-        return (index, captured_ms) if newest_seq == seq else (None, None)
+        newest_seq, result = self._newest.peek()
+        if result is None or newest_seq != seq:
+            return None, None
+        return result.index, captured_epoch_ms(result)
 
     def wait_newer(self, seq: int, timeout: float) -> bool:
         """Wait until a frame newer than ``seq`` exists (True) or ``timeout`` passes / the sink closes (False)."""
@@ -490,6 +490,13 @@ class _Handler(BaseHTTPRequestHandler):
         # request text (it may hold a token or binary garbage).
         log.warning("viewer request from %s refused: %s", self.client_address[0],
                     (format % args).split(" (")[0][:120] if args else format[:120])
+
+
+def captured_epoch_ms(result: Any) -> float:
+    """The frame's capture time (a ``time.monotonic()`` stamp) as ms since the epoch, for pages on other
+    clocks."""
+    captured = result.stamps.get("captured", result.frame.timestamp)
+    return round((time.time() - (time.monotonic() - captured)) * 1000.0, 3)
 
 
 def _part(data: bytes, ctype: str, headers: Any) -> bytes:
