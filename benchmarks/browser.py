@@ -97,6 +97,7 @@ class Browser:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.port = self._debug_port()
         self.tabs: List[Tab] = []
+        self._browser: Optional[Tab] = None  # the browser-wide DevTools connection, made on first open()
 
     def _debug_port(self) -> int:
         marker = Path(self._profile) / "DevToolsActivePort"
@@ -111,18 +112,20 @@ class Browser:
         raise JetsegError("chromium did not open its DevTools port within %.0f s" % self.timeout_s)
 
     def open(self, url: str) -> Tab:
-        """A new tab at ``url``."""
-        request = urllib.request.Request("http://127.0.0.1:%d/json/new?%s" % (self.port, url), method="PUT")
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
-            target = json.loads(resp.read())
-        tab = Tab(target["webSocketDebuggerUrl"], self.timeout_s)
+        """A new window at ``url`` (each its own window: a background tab is hidden and draws nothing)."""
+        if self._browser is None:
+            with urllib.request.urlopen("http://127.0.0.1:%d/json/version" % self.port,
+                                        timeout=self.timeout_s) as resp:
+                self._browser = Tab(json.loads(resp.read())["webSocketDebuggerUrl"], self.timeout_s)
+        target = self._browser.call("Target.createTarget", url=url, newWindow=True)["targetId"]
+        tab = Tab("ws://127.0.0.1:%d/devtools/page/%s" % (self.port, target), self.timeout_s)
         self.tabs.append(tab)
         return tab
 
     def close(self) -> None:
-        for tab in self.tabs:
+        for tab in self.tabs + ([self._browser] if self._browser is not None else []):
             tab.close()
-        self.tabs = []
+        self.tabs, self._browser = [], None
         if self._proc.poll() is None:
             self._proc.terminate()
             try:

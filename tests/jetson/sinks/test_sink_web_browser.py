@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator
 import numpy as np
 import pytest
 
-from benchmarks.browser import Browser, Tab, chromium_path
+from jetseg.benchmarks.browser import Browser, Tab, chromium_path
 from jetseg.jetson.sinks import SinkContext, open_sink
 from tests.fixtures.media import make_result
 from tests.jetson.sinks.test_sink_web import METRICS, PIPELINE_STATS, TOKEN, red_pixels
