@@ -140,7 +140,11 @@
     Promise.all([createImageBitmap(item.frame), createImageBitmap(item.mask, opts)])
       .then(function (bitmaps) {
         window.requestAnimationFrame(function () {
-          show(item, bitmaps[0], bitmaps[1]);
+          if (view.frozen && item !== view.history[view.cursor]) {  // decoded before the freeze: not shown
+            bitmaps[0].close(); bitmaps[1].close();
+          } else {
+            show(item, bitmaps[0], bitmaps[1]);
+          }
           view.decoding = false;
           decodeNext();
         });
@@ -343,6 +347,7 @@
   }
   function freeze(on) {
     view.frozen = on;
+    view.pending = null;
     view.cursor = on ? view.history.indexOf(view.shown) : -1;
     byId("freeze").textContent = on ? "Resume" : "Freeze";
     byId("step-back").disabled = byId("step-next").disabled = !on;
