@@ -273,7 +273,8 @@ class Daemon:
                 except BaseException as exc:  # reported already; shutting down anyway
                     log.debug("pipeline abort: %s", exc)
         self.metrics.stopped = True
-        self.metrics.set_source_state("stopped")
+        # A finite source that reached its end stays "ended" (the web viewer tells its pages "source ended").
+        self.metrics.set_source_state("ended" if self.exit_reason == "source ended" else "stopped")
         parts.close()
         if self._sampler_started:
             close_quietly(self._sampler.stop, "telemetry sampler")

@@ -131,10 +131,10 @@ class SourceReader:
         return frame
 
     def _nothing(self, live: bool) -> ReadResult:
+        if self.source.ended:  # a finite source, paced like a scanner or not, ends the run at its end
+            self._set_state("ended")
+            return END
         if not live:
-            if self.source.ended:
-                self._set_state("ended")
-                return END
             return None
         idle = time.monotonic() - self._last_frame
         if self.state == "running" and (self._source_says_reconnecting() or idle > self.stall_timeout_s):

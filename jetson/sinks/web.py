@@ -2,7 +2,13 @@
 
 Routes:
     ``/``             the viewer page (jetson/web/: live overlay stream and live statistics)
-    ``/stream.mjpg``  multipart MJPEG of the newest overlay, at most ``max_fps`` frames/s per client
+    ``/stream.mjpg``  multipart MJPEG of the newest overlay, each frame as it is written (``max_fps=`` caps
+                      the rate per client); each part is closed (its boundary written) as soon as it is sent, so
+                      a browser shows it at once. Part headers ``X-Frame-Index`` and ``X-Captured-Ms`` (capture
+                      time, ms since the epoch) name the picture. ``?layers=1`` (the viewer page) sends per frame
+                      a JSON part (index, capture time, areas), the plain frame (JPEG) and the class-index mask
+                      (8-bit PNG), so the page draws the overlay itself; at the end a last JSON part
+                      ``{"state": "ended"}`` (finite source done) or ``{"state": "stopped"}``.
     ``/frame.jpg``    the newest overlay as one JPEG (503 until the first frame)
     ``/stats``        JSON: the pipeline's ``context.stats()`` plus ``"viewer"``, this sink's own figures
     ``/metrics``      the pipeline's ``context.metrics()`` (Prometheus text format)
@@ -16,9 +22,10 @@ The server binds exactly the host given: ``http://:8080`` and ``http://localhost
 every route but ``/health`` needs ``?token=...``, ``Authorization: Bearer ...`` or the cookie that a
 successful ``?token=`` request sets (so the page's own requests need no token in their URLs).
 
-``write()`` only swaps in the newest Result. JPEG encoding happens lazily in the server's threads, once per
-frame however many clients watch, and not at all while nobody does. Each client has its own thread and a
-socket timeout, so a slow client delays nobody else and never the pipeline.
+``write()`` only swaps in the newest Result. Encoding happens lazily in the server's threads, once per frame
+and layer however many clients watch, and not at all while nobody does. Each client has its own thread, takes
+the newest frame when it is ready for one (newest frame wins per client) and has a socket timeout, so a slow
+client delays nobody else and never the pipeline.
 """
 from __future__ import annotations
 
@@ -27,36 +34,25 @@ import hmac
 import json
 import logging
 import socket
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Deque, Dict, Optional, Set, Tuple
-from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
 
 from jetseg.errors import SinkError
+from jetseg.jetson.frames.result import to_bgr8
 from jetseg.jetson.frames.slot import Slot
 from jetseg.jetson.sinks.base import Sink, SinkContext
+from jetseg.jetson.sinks.webhttp import COOKIE, STATIC, WEB_DIR, Server, Server6, jsonable
 from jetseg.optional import require
 from jetseg.redact import add_secret
 
 log = logging.getLogger("jetseg.sinks.web")
 
 DEFAULT_PORT = 8080
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
-          "/index.html": ("index.html", "text/html; charset=utf-8"),
-          "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "/style.css": ("style.css", "text/css; charset=utf-8")}
-BOUNDARY = b"jetsegframe"
-COOKIE = "jetseg_token"
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
-CLIENT_TIMEOUT_S = 15.0
-SECURITY_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
-                    ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"),
-                    ("Content-Security-Policy", "default-src 'self'; img-src 'self' blob: data:; "
-                                                "style-src 'self'; script-src 'self'"))
 
 
 def parse_address(target: str) -> Tuple[str, int]:
@@ -93,7 +89,7 @@ class WebSink(Sink):
         self.token_option = opts.text("token", None)
         if self.token_option is not None and not self.token_option.strip():
             raise SinkError("http://%s: token= is empty; give a token (or leave token= out for no token)" % uri)
-        self.max_fps = opts.number("max_fps", 15.0, positive=True)
+        self.max_fps = opts.number("max_fps", None, positive=True)  # None: every frame, at the source's rate
         self.quality = opts.integer("quality", 80, minimum=1, maximum=100)
         self.roi = opts.flag("roi", None)
         self.max_clients = opts.integer("max_clients", 8, minimum=1)
@@ -101,7 +97,7 @@ class WebSink(Sink):
         self.host, self.port = parse_address(uri)
         self.token: Optional[str] = None
         self.roi_only = False
-        self._server: Optional[_Server] = None
+        self._server: Optional[Server] = None
         self._thread: Optional[threading.Thread] = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # the viewer's figures below
@@ -111,9 +107,9 @@ class WebSink(Sink):
         self._last_write = 0.0
         self.skipped = 0
         self._encode_lock = threading.Lock()
-        self._jpeg: Optional[Tuple[int, bytes]] = None
-        self._encoded_at = 0.0
+        self._encoded: Dict[str, Tuple[int, bytes]] = {}  # layer -> (seq, bytes) of the newest frame
         self.encoded = 0
+        self.end_state: Optional[str] = None  # "ended" (the source's end) or "stopped", set by close()
         self._clients: Set[socket.socket] = set()
         self._clients_lock = threading.Lock()
         self._cv2: Any = None
@@ -143,9 +139,9 @@ class WebSink(Sink):
         for name in set(STATIC.values()):
             if not (WEB_DIR / name[0]).is_file():
                 raise SinkError("the web viewer's page %s is missing; reinstall jetseg" % (WEB_DIR / name[0]))
-        server_class = _Server6 if ":" in self.host else _Server
+        server_class = Server6 if ":" in self.host else Server
         try:
-            self._server = server_class((self.host, self.port), _Handler)
+            self._server = server_class((self.host, self.port))
         except OSError as exc:
             raise SinkError("cannot serve the web viewer on %s:%d: %s; choose another port (http://%s:0 picks "
                             "a free one)" % (self.host, self.port, exc.strerror or exc, self.host)) from None
@@ -178,10 +174,16 @@ class WebSink(Sink):
         server, self._server = self._server, None
         if server is None:
             return
+        self.end_state = "ended" if self._source_state() == "ended" else "stopped"
         self._stopping.set()
         self._newest.wake()
-        with self._clients_lock:
-            clients = list(self._clients)
+        deadline = time.monotonic() + 0.5  # the stream clients write their last part and leave
+        while time.monotonic() < deadline:
+            with self._clients_lock:
+                clients = list(self._clients)
+            if not clients:
+                break
+            time.sleep(0.02)
         for conn in clients:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
@@ -194,6 +196,13 @@ class WebSink(Sink):
             self._thread = None
         self.port = int(server.server_address[1])
         log.info("web viewer on port %d stopped", self.port)
+
+    def _source_state(self) -> Optional[str]:
+        context = self.context
+        if context is None:
+            return None
+        state = (context.stats() or {}).get("source_state")
+        return state if isinstance(state, str) else None
 
     # ------------------------------------------------------------------ state for the handlers
     def viewer_stats(self) -> Dict[str, Any]:
@@ -217,7 +226,8 @@ class WebSink(Sink):
             "latency_ms": None if latency is None else round(latency, 2),
             "age_s": None if result is None else round(now - last_write, 3),
             "stream_clients": clients, "encoded": self.encoded, "max_fps": self.max_fps,
-            "roi_only": self.roi_only,
+            "roi_only": self.roi_only, "now_ms": round(time.time() * 1000.0, 3),
+            "spacing_known": bool(spec and spec.pixel_spacing_mm),
         }
         if result is not None:
             out.update(frame=result.index, inference_ms=round(float(result.inference_ms), 3),
@@ -239,23 +249,68 @@ class WebSink(Sink):
         return out
 
     def newest_jpeg(self) -> Optional[Tuple[int, bytes]]:
-        """``(seq, jpeg)`` of the newest overlay, encoded at most once per frame and ``max_fps`` times a second."""
+        """``(seq, jpeg)`` of the newest overlay, encoded once per frame."""
+        return self.newest_layer("overlay")
+
+    def newest_layer(self, layer: str) -> Optional[Tuple[int, bytes]]:
+        """``(seq, bytes)`` of one layer of the newest frame, encoded once per frame.
+
+        Layers: ``overlay`` (JPEG, the mask blended in), ``frame`` (JPEG, the plain picture), ``mask`` (8-bit
+        PNG of class indices, the frame's size), ``meta`` (JSON: index, capture time, areas). With ``roi=1``
+        every picture is cropped to the ROI.
+        """
         with self._encode_lock:
             seq, result = self._newest.peek()
             if result is None:
                 return None
-            cached = self._jpeg
-            fresh = time.monotonic() - self._encoded_at >= 1.0 / self.max_fps
-            if cached is None or (cached[0] != seq and fresh):
-                image = result.overlay(roi_only=self.roi_only)
-                ok, buf = self._cv2.imencode(".jpg", image, [int(self._cv2.IMWRITE_JPEG_QUALITY),
-                                                             self.quality])
-                if not ok:
-                    raise SinkError("could not encode frame %d as JPEG" % result.index)
-                self._jpeg = cached = (seq, buf.tobytes())
-                self._encoded_at = time.monotonic()
-                self.encoded += 1
+            cached = self._encoded.get(layer)
+            if cached is None or cached[0] != seq:
+                cached = (seq, self._encode(layer, seq, result))
+                self._encoded[layer] = cached
+                self.encoded += layer == "overlay"
             return cached
+
+    def _encode(self, layer: str, seq: int, result: Any) -> bytes:
+        cv2 = self._cv2
+        if layer == "meta":
+            height, width = result.frame.image.shape[:2]
+            if self.roi_only:
+                width, height = result.roi[2], result.roi[3]
+            meta = {"index": result.index, "seq": seq, "captured_ms": captured_epoch_ms(result),
+                    "width": int(width), "height": int(height), "inference_ms": round(float(result.inference_ms), 3),
+                    "areas_px": dict(result.areas_px),
+                    "areas_mm2": None if result.areas_mm2 is None else {
+                        k: round(float(v), 3) for k, v in result.areas_mm2.items()}}
+            return json.dumps(meta, default=jsonable).encode("utf-8")
+        if layer == "overlay":
+            ok, buf = cv2.imencode(".jpg", result.overlay(roi_only=self.roi_only),
+                                   [int(cv2.IMWRITE_JPEG_QUALITY), self.quality])
+        elif layer == "frame":
+            ok, buf = cv2.imencode(".jpg", self._crop(result, to_bgr8(result.frame.image)),
+                                   [int(cv2.IMWRITE_JPEG_QUALITY), self.quality])
+        elif layer == "mask":
+            ok, buf = cv2.imencode(".png", np.ascontiguousarray(self._crop(result, result.mask)),
+                                   [int(cv2.IMWRITE_PNG_COMPRESSION), 1])
+        else:
+            raise SinkError("web viewer layer %r: expected one of overlay, frame, mask, meta" % layer)
+        if not ok:
+            raise SinkError("could not encode the %s of frame %d" % (layer, result.index))
+        return bytes(buf.tobytes())
+
+    def _crop(self, result: Any, image: np.ndarray) -> np.ndarray:
+        if not self.roi_only:
+            return image
+        result.overlay(roi_only=True)  # refuses an untrusted ROI, with the message that says what to do
+        x, y, w, h = result.roi
+        return image[y:y + h, x:x + w]
+
+    def stamp(self, seq: int) -> Tuple[Optional[int], Optional[float]]:
+        """``(frame index, capture time in ms since the epoch)`` of the frame written as ``seq`` while it is the
+        newest, else ``(None, None)``."""
+        newest_seq, result = self._newest.peek()
+        if result is None or newest_seq != seq:
+            return None, None
+        return result.index, captured_epoch_ms(result)
 
     def wait_newer(self, seq: int, timeout: float) -> bool:
         """Wait until a frame newer than ``seq`` exists (True) or ``timeout`` passes / the sink closes (False)."""
@@ -289,140 +344,8 @@ class WebSink(Sink):
             self._clients.discard(conn)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    sink: WebSink
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionError, socket.timeout)):
-            log.debug("viewer %s disconnected", client_address[0])
-        else:
-            log.exception("web viewer request from %s failed", client_address[0])
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    server_version = "jetseg"
-    sys_version = ""
-    protocol_version = "HTTP/1.0"
-    # Malformed requests (binary garbage, a TLS hello) are answered as HTTP/1.0, with a status line, not
-    # as HTTP/0.9 (a bare body).
-    default_request_version = "HTTP/1.0"
-    timeout = CLIENT_TIMEOUT_S
-
-    def do_GET(self) -> None:
-        sink = self.server.sink
-        parts = urlsplit(self.path)
-        route, query = parts.path, parse_qs(parts.query)
-        try:
-            if route == "/health":
-                self._health(sink)
-            elif not sink.authorised(self, query):
-                self._send(401, b"this jetseg viewer needs a token: open /?token=YOUR_TOKEN or send "
-                                b"'Authorization: Bearer YOUR_TOKEN'\n", "text/plain; charset=utf-8",
-                           [("WWW-Authenticate", 'Bearer realm="jetseg"')])
-            elif route in STATIC:
-                self._static(sink, route, query)
-            elif route == "/stream.mjpg":
-                self._stream(sink)
-            elif route == "/frame.jpg":
-                frame = sink.newest_jpeg()
-                if frame is None:
-                    self._send(503, b"no frame yet\n", "text/plain; charset=utf-8", [("Retry-After", "1")])
-                else:
-                    self._send(200, frame[1], "image/jpeg", [("X-Frame-Seq", str(frame[0]))])
-            elif route == "/stats":
-                self._json(200, sink.stats())
-            elif route == "/metrics":
-                payload, ctype = sink.run_context.metrics()
-                self._send(200, payload, ctype or "text/plain; version=0.0.4; charset=utf-8")
-            else:
-                self._send(404, b"not found; try / /stream.mjpg /frame.jpg /stats /metrics /health\n",
-                           "text/plain; charset=utf-8")
-        except (BrokenPipeError, ConnectionResetError, socket.timeout):
-            log.debug("viewer %s left during %s", self.client_address[0], route)
-
-    def _health(self, sink: WebSink) -> None:
-        health = dict(sink.run_context.health() or {})
-        failed = health.get("ok") is False or str(health.get("status", "")).lower() in (
-            "error", "failed", "down", "unhealthy", "stopped", "starting")
-        self._json(503 if failed else 200, health)
-
-    def _static(self, sink: WebSink, route: str, query: Dict[str, Any]) -> None:
-        name, ctype = STATIC[route]
-        extra = []
-        if sink.token and query.get("token"):
-            extra.append(("Set-Cookie", "%s=%s; Path=/; HttpOnly; SameSite=Strict" % (COOKIE, sink.token)))
-        self._send(200, (WEB_DIR / name).read_bytes(), ctype, extra)
-
-    def _stream(self, sink: WebSink) -> None:
-        if not sink.enter_client(self.connection):
-            self._send(503, b"too many viewers (max_clients)\n", "text/plain; charset=utf-8",
-                       [("Retry-After", "5")])
-            return
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=" + BOUNDARY.decode())
-            for name, value in SECURITY_HEADERS:
-                self.send_header(name, value)
-            self.send_header("Pragma", "no-cache")
-            self.end_headers()
-            interval = 1.0 / sink.max_fps
-            sent, next_at = 0, 0.0
-            while not sink._stopping.is_set():
-                if not sink.wait_newer(sent, timeout=1.0):
-                    continue
-                delay = next_at - time.monotonic()
-                if delay > 0 and sink._stopping.wait(delay):
-                    break
-                frame = sink.newest_jpeg()
-                if frame is None:
-                    continue
-                sent, data = frame
-                next_at = time.monotonic() + interval
-                self.wfile.write(b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
-                                 % (BOUNDARY, len(data), data))
-        except OSError:
-            log.debug("stream viewer %s left", self.client_address[0])
-        finally:
-            sink.leave_client(self.connection)
-
-    def _json(self, code: int, data: Any) -> None:
-        self._send(code, json.dumps(data, default=_jsonable).encode("utf-8"), "application/json")
-
-    def _send(self, code: int, body: bytes, ctype: str, headers: Any = ()) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in SECURITY_HEADERS:
-            self.send_header(name, value)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        # The path only: a query may hold the token. A malformed request has no path (nor command).
-        path = getattr(self, "path", None)
-        log.debug("%s %s %s %s", self.client_address[0], getattr(self, "command", None) or "-",
-                  urlsplit(path).path if isinstance(path, str) else "-", code)
-
-    def log_error(self, format: str, *args: Any) -> None:
-        # send_error() (400 bad request, 414 URI too long, 408 timeout) logs through here: one line, no
-        # request text (it may hold a token or binary garbage).
-        log.warning("viewer request from %s refused: %s", self.client_address[0],
-                    (format % args).split(" (")[0][:120] if args else format[:120])
-
-
-def _jsonable(value: Any) -> Any:
-    """numpy scalars and arrays, paths and anything else in stats as JSON."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    return str(value)
+def captured_epoch_ms(result: Any) -> float:
+    """The frame's capture time (a ``time.monotonic()`` stamp) as ms since the epoch, for pages on other
+    clocks."""
+    captured = result.stamps.get("captured", result.frame.timestamp)
+    return round((time.time() - (time.monotonic() - captured)) * 1000.0, 3)

@@ -1,7 +1,7 @@
 """Reconnection with backoff, in the source layer: :class:`Backoff` and the :class:`Reconnecting` wrapper.
 
 The live capture sources (:mod:`jetseg.jetson.sources.live`) reconnect by themselves in their grabber thread.
-Any other live source (one without a ``reconnects`` counter) is wrapped in :class:`Reconnecting` by
+Any other endless live source (one without a ``reconnects`` counter nor a length) is wrapped in :class:`Reconnecting` by
 :func:`self_healing`, so the pipeline above never reopens a source: it only reports what the source says.
 """
 from __future__ import annotations
@@ -41,10 +41,22 @@ def reconnects_by_itself(source: Source) -> bool:
     return isinstance(getattr(source, "reconnects", None), int)
 
 
+def has_an_end(source: Source) -> bool:
+    """The source has a fixed number of frames (``len()`` works): a recording, or a paced replay of one
+    (``synthetic://...?frames=90&realtime=1``, ``file://scan.mp4?realtime=1``). Its end is the end of the run,
+    not a lost connection: it is never reopened (``loop=1`` asks a file source to start again by itself)."""
+    try:
+        len(source)
+    except TypeError:
+        return False
+    return True
+
+
 def self_healing(source: Source, backoff: float = 0.5, backoff_max: float = 10.0,
                  stall_timeout_s: Optional[float] = 5.0) -> Source:
-    """``source`` itself when it is finite or reconnects by itself, else wrapped in :class:`Reconnecting`."""
-    if not source.live or reconnects_by_itself(source):
+    """``source`` itself when it is not live, has an end (:func:`has_an_end`) or reconnects by itself, else
+    wrapped in :class:`Reconnecting`."""
+    if not source.live or has_an_end(source) or reconnects_by_itself(source):
         return source
     return Reconnecting(source, backoff, backoff_max, stall_timeout_s)
 

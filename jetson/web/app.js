@@ -1,16 +1,19 @@
-// jetseg web viewer: shows /stream.mjpg (or polls /frame.jpg with ?mode=poll) and polls /stats.
+// jetseg web viewer. Reads /stream.mjpg?layers=1 with fetch: per frame a JSON part (index, capture time, areas),
+// the plain frame (JPEG) and the class-index mask (PNG); draws the frame on a canvas and the overlay itself,
+// newest frame wins. It measures what this screen shows (capture -> display by the picture's own index and
+// capture stamp) and labels the pipeline's figures (from /stats) as the pipeline's.
 // The page's requests carry the access cookie that the server set when the page was opened with ?token=.
 (function () {
   "use strict";
 
-  var POLL_MS = 500;
-  var STALE_S = 2.0;
+  var STATS_MS = 1000, HISTORY = 60, WINDOW = 90;
+  var BOUNDARY = "--jetsegframe";
   var params = new URLSearchParams(window.location.search);
-  var mode = params.get("mode") === "poll" ? "poll" : "stream";
-  var img = document.getElementById("frame");
-  var waiting = document.getElementById("waiting");
-  var online = false;
-  var streamErrors = 0;
+  function byId(id) { return document.getElementById(id); }
+  var frameCanvas = byId("frame"), overlayCanvas = byId("overlay");
+  var frameCtx = frameCanvas.getContext("2d"), overlayCtx = overlayCanvas.getContext("2d");
+  var maskCanvas = document.createElement("canvas");
+  var maskCtx = maskCanvas.getContext("2d", { willReadFrequently: true });
 
   if (params.has("token") && window.history.replaceState) {
     // The cookie now carries the token: keep it out of the address bar, history and screenshots.
@@ -19,95 +22,233 @@
     window.history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
   }
 
-  function byId(id) { return document.getElementById(id); }
+  var view = {
+    classes: [], colors: [], enabled: [], overlay: true, contour: false, opacity: 0.45,
+    frozen: false, cursor: -1, history: [], shown: null, labels: null,
+    streamState: "connecting", lastArrival: 0, period: 1000 / 30, clockOffset: 0, bestRtt: Infinity,
+    pending: null, decoding: false, log: [], statsPrev: null
+  };
+  window.jetsegViewer = view;  // for measurements (benchmarks/viewer.py) and tests
 
   function text(id, value) { byId(id).textContent = value; }
-
   function fmt(value, digits) {
     if (typeof value !== "number" || !isFinite(value)) { return "\u2013"; }
     return value.toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: 0 });
   }
-
-  // --- the image ------------------------------------------------------------------------------------
-  function startStream() {
-    img.src = "stream.mjpg?v=" + Date.now();
+  function nowMs() { return performance.timeOrigin + performance.now(); }
+  function clock(ms) { return new Date(ms).toLocaleTimeString(undefined, { hour12: false }); }
+  function pct(values, p) {
+    if (!values.length) { return undefined; }
+    var s = values.slice().sort(function (a, b) { return a - b; });
+    return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))];
   }
 
-  function pollFrame() {
-    img.src = "frame.jpg?v=" + Date.now();
-  }
-
-  img.addEventListener("load", function () {
-    waiting.hidden = true;
-    streamErrors = 0;
-    if (mode === "poll") { window.setTimeout(pollFrame, 60); }
-  });
-
-  img.addEventListener("error", function () {
-    streamErrors += 1;
-    if (mode === "stream" && streamErrors >= 3) { mode = "poll"; }  // e.g. a proxy that breaks MJPEG
-    window.setTimeout(mode === "poll" ? pollFrame : startStream, 1000);
-  });
-
-  // --- the numbers ----------------------------------------------------------------------------------
-  function asNumber(value) {
-    // A number, or the sum of an object's numbers ({"source": 2, "pipeline": 1} -> 3), else undefined.
-    if (typeof value === "number") { return value; }
-    if (!value || typeof value !== "object") { return undefined; }
-    var total, found = false;
-    total = Object.keys(value).reduce(function (sum, k) {
-      if (typeof value[k] === "number") { found = true; return sum + value[k]; }
-      return sum;
-    }, 0);
-    return found ? total : undefined;
-  }
-
-  function findNumber(stats, names) {
-    // The pipeline's own figure if it reports one (top level or one level down), else undefined.
-    var i, key, sub, n;
-    for (i = 0; i < names.length; i++) {
-      n = asNumber(stats[names[i]]);
-      if (n !== undefined) { return n; }
+  // --- the stream: multipart parts read with fetch ----------------------------------------------------
+  var enc = new TextEncoder(), dec = new TextDecoder();
+  var CRLF2 = enc.encode("\r\n\r\n"), MARK = enc.encode("\r\n" + BOUNDARY);
+  function find(buf, pat, from) {
+    outer: for (var i = from; i <= buf.length - pat.length; i++) {
+      for (var j = 0; j < pat.length; j++) { if (buf[i + j] !== pat[j]) { continue outer; } }
+      return i;
     }
-    for (key in stats) {
-      sub = stats[key];
-      if (key === "viewer" || !sub || typeof sub !== "object") { continue; }
-      for (i = 0; i < names.length; i++) {
-        if (typeof sub[names[i]] === "number") { return sub[names[i]]; }
+    return -1;
+  }
+
+  function readStream() {
+    if (view.streamState !== "stopped") { view.streamState = "connecting"; }  // "stopped" stays until frames come
+    fetch("stream.mjpg?layers=1&v=" + Date.now(), { cache: "no-store", credentials: "same-origin" })
+      .then(function (resp) {
+        if (resp.status === 401) { throw new Error("access token required: open this page with ?token=..."); }
+        if (!resp.ok || !resp.body) { throw new Error("server answered " + resp.status); }
+        var reader = resp.body.getReader();
+        var buf = new Uint8Array(0), pos = -1, part = {};
+        function pump() {
+          return reader.read().then(function (r) {
+            if (r.done) { return; }
+            var joined = new Uint8Array(buf.length + r.value.length);
+            joined.set(buf); joined.set(r.value, buf.length); buf = joined;
+            for (;;) {
+              if (pos < 0) {  // the opening boundary line
+                var first = find(buf, enc.encode(BOUNDARY + "\r\n"), 0);
+                if (first < 0) { break; }
+                pos = first + BOUNDARY.length + 2;
+              }
+              var end = find(buf, CRLF2, pos);
+              if (end < 0) { break; }
+              var head = dec.decode(buf.subarray(pos, end)), headers = {};
+              head.split("\r\n").forEach(function (l) {
+                var k = l.indexOf(":"); if (k > 0) { headers[l.slice(0, k).trim().toLowerCase()] = l.slice(k + 1).trim(); }
+              });
+              var len = parseInt(headers["content-length"], 10), start = end + 4;
+              if (buf.length < start + len + MARK.length + 2) { break; }
+              onPart(headers["content-type"], buf.slice(start, start + len), part);
+              buf = buf.slice(start + len + MARK.length + 2);  // past "\r\n--jetsegframe\r\n" (or "--")
+              pos = 0;
+            }
+            return pump();
+          });
+        }
+        view.streamState = "open";
+        return pump();
+      })
+      .then(function () { streamClosed(null); }, function (err) { streamClosed(err); });
+  }
+
+  function streamClosed(err) {
+    // A finite source that ended stays ended (reload the page to start again); after a stop or an outage the
+    // page keeps trying, so it comes back by itself when the daemon is restarted or reloaded.
+    if (view.streamState === "ended") { updateState(); return; }
+    if (view.streamState !== "stopped") {
+      view.streamState = err && err.message.indexOf("token") >= 0 ? err.message : "disconnected";
+    }
+    window.setTimeout(readStream, view.streamState === "stopped" ? 2000 : 1000);
+    updateState();
+  }
+
+  function onPart(ctype, bytes, part) {
+    if (ctype === "application/json") {
+      var data = JSON.parse(dec.decode(bytes));
+      if (data.state) { view.streamState = data.state; updateState(); return; }
+      part.meta = data; part.frame = part.mask = null;
+    } else if (ctype === "image/jpeg" && part.meta) {
+      part.frame = new Blob([bytes], { type: "image/jpeg" });
+    } else if (ctype === "image/png" && part.meta && part.frame) {
+      var item = { meta: part.meta, frame: part.frame, mask: new Blob([bytes], { type: "image/png" }),
+                   arrived: nowMs() };
+      part.meta = null;
+      arrived(item);
+    }
+  }
+
+  function arrived(item) {
+    if (view.streamState !== "open") { view.streamState = "open"; }
+    if (view.lastArrival) { view.period = 0.9 * view.period + 0.1 * (item.arrived - view.lastArrival); }
+    view.lastArrival = item.arrived;
+    view.history.push(item);
+    if (view.history.length > HISTORY) { view.history.shift(); }
+    if (view.frozen) { return; }
+    view.pending = item;  // newest wins: a frame still waiting for its turn is replaced
+    decodeNext();
+  }
+
+  function decodeNext() {
+    if (view.decoding || !view.pending) { return; }
+    var item = view.pending;
+    view.pending = null;
+    view.decoding = true;
+    var opts = { colorSpaceConversion: "none", premultiplyAlpha: "none" };
+    Promise.all([createImageBitmap(item.frame), createImageBitmap(item.mask, opts)])
+      .then(function (bitmaps) {
+        window.requestAnimationFrame(function () {
+          if (view.frozen && item !== view.history[view.cursor]) {  // decoded before the freeze: not shown
+            bitmaps[0].close(); bitmaps[1].close();
+          } else {
+            show(item, bitmaps[0], bitmaps[1]);
+          }
+          view.decoding = false;
+          decodeNext();
+        });
+      }, function () { view.decoding = false; decodeNext(); });
+  }
+
+  // --- drawing --------------------------------------------------------------------------------------
+  function show(item, frame, mask) {
+    var w = frame.width, h = frame.height;
+    if (frameCanvas.width !== w || frameCanvas.height !== h) {
+      frameCanvas.width = overlayCanvas.width = maskCanvas.width = w;
+      frameCanvas.height = overlayCanvas.height = maskCanvas.height = h;
+      byId("stage").style.setProperty("--ar", w / h);
+      byId("stage").style.aspectRatio = w + " / " + h;
+    }
+    frameCtx.drawImage(frame, 0, 0);
+    maskCtx.clearRect(0, 0, w, h);
+    maskCtx.drawImage(mask, 0, 0, w, h);
+    view.labels = maskCtx.getImageData(0, 0, w, h).data;
+    frame.close(); mask.close();
+    view.shown = item;
+    drawOverlay();
+    byId("waiting").hidden = true;
+    var m = item.meta, displayed = nowMs();
+    if (!view.frozen && typeof m.captured_ms === "number") {
+      view.log.push({ index: m.index, captured_ms: m.captured_ms, arrived_ms: item.arrived, displayed_ms: displayed,
+                      latency_ms: displayed + view.clockOffset - m.captured_ms });
+      if (view.log.length > 5000) { view.log.splice(0, 1000); }
+    }
+    text("frame-index", String(m.index));
+    text("frame-time", typeof m.captured_ms === "number" ? clock(m.captured_ms - view.clockOffset) : "");
+    renderAreas(m);
+  }
+
+  function drawOverlay() {
+    var w = overlayCanvas.width, h = overlayCanvas.height, labels = view.labels;
+    overlayCtx.clearRect(0, 0, w, h);
+    if (!view.overlay || !labels) { return; }
+    var out = overlayCtx.createImageData(w, h), px = out.data;
+    var fill = Math.round(view.opacity * 255), colors = view.colors, enabled = view.enabled;
+    for (var y = 0; y < h; y++) {
+      for (var x = 0; x < w; x++) {
+        var i = (y * w + x) * 4, c = labels[i];
+        if (c === 0 || enabled[c] === false) { continue; }
+        var edge = x === 0 || y === 0 || x === w - 1 || y === h - 1 || labels[i - 4] !== c ||
+                   labels[i + 4] !== c || labels[i - w * 4] !== c || labels[i + w * 4] !== c;
+        if (view.contour && !edge) { continue; }
+        var col = colors[c] || [255, 255, 0];
+        px[i] = col[0]; px[i + 1] = col[1]; px[i + 2] = col[2]; px[i + 3] = edge ? 255 : fill;
       }
     }
-    return undefined;
+    overlayCtx.putImageData(out, 0, 0);
   }
 
-  function flatten(prefix, value, out) {
-    if (out.length >= 40) { return; }
-    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
-      if (typeof value.p50 === "number") {  // a latency summary: one row, median and tail
-        var label = prefix.replace("latency_ms.stages.", "").replace(/\.?latency_ms\.?/, " ").trim();
-        out.push([label + " ms (p50 / p95)", fmt(value.p50, 2) + " / " + fmt(value.p95, 2)]);
-        return;
-      }
-      Object.keys(value).forEach(function (k) { flatten(prefix ? prefix + "." + k : k, value[k], out); });
-    } else if (typeof value === "number" || typeof value === "string" || typeof value === "boolean") {
-      out.push([prefix, value]);
+  // --- state: live, stalled, frozen, ended ----------------------------------------------------------
+  function updateState() {
+    var s = view.streamState, body = document.body, since = nowMs() - view.lastArrival;
+    var stale = Math.max(1000, 3 * view.period), state, label, ok = false;
+    if (s === "ended") { state = "ended"; label = "source ended"; }
+    else if (s === "stopped") { state = "stopped"; label = "stopped"; }
+    else if (s !== "open" && s !== "connecting") { state = "disconnected"; label = s; }
+    else if (!view.lastArrival) { state = "waiting"; label = s === "open" ? "connected, no frames yet" : "connecting"; ok = true; }
+    else if (since > stale) { state = "stalled"; label = "no new frame for " + fmt(since / 1000, 1) + " s"; }
+    else { state = "live"; label = "live"; ok = true; }
+    if (view.frozen) { label = "frozen (" + label + ")"; }
+    body.dataset.state = state;
+    body.classList.toggle("frozen", view.frozen);
+    byId("dot").className = "dot " + (ok ? "ok" : "bad");
+    text("state", label);
+    var notLive = state !== "live" && state !== "waiting" && view.shown;
+    var banner = byId("banner");
+    banner.hidden = !(notLive || view.frozen);
+    byId("view").classList.toggle("stale", Boolean(notLive));
+    if (view.frozen) {
+      text("banner-title", "FROZEN - frame " + view.shown.meta.index);
+      text("banner-detail", "captured " + clock(view.shown.meta.captured_ms - view.clockOffset) +
+           "; Space resumes, \u2190 \u2192 step" + (notLive ? "; stream: " + label : ""));
+    } else if (notLive) {
+      var last = view.shown.meta.captured_ms;
+      text("banner-title", "NOT LIVE - last frame " + clock(last - view.clockOffset));
+      text("banner-detail", label);
     }
   }
 
+  // --- numbers --------------------------------------------------------------------------------------
   function rgb(c) { return "rgb(" + c[0] + "," + c[1] + "," + c[2] + ")"; }
 
-  function renderAreas(v) {
-    var body = byId("areas");
-    var px = v.areas_px || {};
-    var mm = v.areas_mm2;
+  function renderAreas(m) {
+    var body = byId("areas"), px = m.areas_px || {}, mm = m.areas_mm2;
+    text("areas-frame", "frame " + m.index);
+    text("area-unit", mm ? "mm\u00b2" : "mm\u00b2 (no spacing)");
     body.textContent = "";
-    (v.classes || []).forEach(function (name, i) {
+    view.classes.forEach(function (name, i) {
       if (i === 0) { return; }  // background
       var tr = document.createElement("tr");
+      var box = document.createElement("input");
+      box.type = "checkbox"; box.checked = view.enabled[i] !== false; box.title = "show " + name + " (" + i + ")";
+      box.addEventListener("change", function () { toggleClass(i); });
       var sw = document.createElement("span");
       sw.className = "swatch";
-      if (v.colors && v.colors[i]) { sw.style.background = rgb(v.colors[i]); }
-      var cells = [sw, name, fmt(px[name], 0), mm ? fmt(mm[name], 1) : "\u2013"];
-      cells.forEach(function (c, j) {
+      if (view.colors[i]) { sw.style.background = rgb(view.colors[i]); }
+      var label = document.createElement("span");
+      label.appendChild(sw); label.appendChild(document.createTextNode(" " + (i <= 9 ? i + " " : "") + name));
+      [box, label, fmt(px[name], 0), mm ? fmt(mm[name], 1) : "\u2013"].forEach(function (c, j) {
         var td = document.createElement("td");
         if (j >= 2) { td.className = "num"; }
         if (typeof c === "string") { td.textContent = c; } else { td.appendChild(c); }
@@ -117,53 +258,64 @@
     });
   }
 
-  function renderDetails(stats) {
-    var rows = [];
-    var body = byId("details");
-    Object.keys(stats).forEach(function (k) { if (k !== "viewer") { flatten(k, stats[k], rows); } });
-    body.textContent = "";
-    if (!rows.length) { rows.push(["(no pipeline statistics)", ""]); }
-    rows.forEach(function (r) {
-      var tr = document.createElement("tr");
-      var a = document.createElement("td");
-      var b = document.createElement("td");
-      a.textContent = r[0];
-      b.textContent = typeof r[1] === "number" ? fmt(r[1], 3) : String(r[1]);
-      tr.appendChild(a);
-      tr.appendChild(b);
-      body.appendChild(tr);
-    });
+  function screenFigures() {
+    var cutoff = nowMs() - 3000, recent = view.log.filter(function (r) { return r.displayed_ms >= cutoff; });
+    var lat = recent.slice(-WINDOW).map(function (r) { return r.latency_ms; });
+    var fps = recent.length >= 2 ? (recent.length - 1) * 1000 / (recent[recent.length - 1].displayed_ms - recent[0].displayed_ms) : 0;
+    var skipped = 0;
+    for (var i = 1; i < recent.length; i++) { skipped += Math.max(0, recent[i].index - recent[i - 1].index - 1); }
+    return { p50: pct(lat, 50), p95: pct(lat, 95), fps: fps, skippedPerS: recent.length ? skipped / 3 : 0 };
   }
 
-  function setState(ok, label) {
-    byId("dot").className = "dot " + (ok ? "ok" : "bad");
-    text("state", label);
+  function dropsPerSecond(stats) {
+    var total = 0, now = nowMs();
+    Object.keys(stats.dropped || {}).forEach(function (k) { if (typeof stats.dropped[k] === "number") { total += stats.dropped[k]; } });
+    var prev = view.statsPrev;
+    view.statsPrev = { total: total, at: now };
+    return prev ? Math.max(0, (total - prev.total) * 1000 / (now - prev.at)) : undefined;
+  }
+
+  function pipelineRows(stats) {
+    var lat = stats.latency_ms || {}, rows = [];
+    function add(label, value) { if (value !== undefined && value !== null && value !== "") { rows.push([label, value]); } }
+    function ms(summary) { return summary && typeof summary.p50 === "number" ? fmt(summary.p50, 1) + " / " + fmt(summary.p95, 1) : undefined; }
+    add("source", stats.source_state);
+    add("frames processed", fmt(stats.frames, 0));
+    add("capture \u2192 mask, ms p50 / p95", ms(lat.capture_to_mask));
+    add("capture \u2192 sink, ms p50 / p95", ms(lat.capture_to_sink));
+    Object.keys(lat.stages || {}).forEach(function (k) { add(k + ", ms p50 / p95", ms(lat.stages[k])); });
+    add("reconnects", stats.reconnects ? fmt(stats.reconnects, 0) : undefined);
+    return rows;
   }
 
   function render(stats) {
-    var v = stats.viewer || {};
-    var fps = findNumber(stats, ["fps", "output_fps"]);
-    var drops = findNumber(stats, ["dropped", "drops", "frames_dropped"]);
+    var v = stats.viewer || {}, screen = screenFigures(), drops = dropsPerSecond(stats);
+    if (v.classes && v.classes.length && !view.classes.length) {
+      view.classes = v.classes; view.colors = v.colors || [];
+    }
     text("model", v.model || "\u2013");
     document.title = "jetseg \u2013 " + (v.model || "viewer");
-    text("fps", fmt(fps !== undefined ? fps : v.fps, 1));
-    text("latency", fmt(v.latency_ms, 1));
-    text("inference", fmt(v.inference_ms, 1));
-    text("drops", fmt(drops !== undefined ? drops : v.skipped, 0));
-    text("frame-index", fmt(v.frame, 0));
+    text("latency", fmt(screen.p50, 0));
+    text("latency-p95", fmt(screen.p95, 0));
+    text("fps", fmt(screen.fps, 1));
+    text("skipped", fmt(screen.skippedPerS, 1));
+    text("pipeline-fps", fmt(stats.fps, 1));
+    text("pipeline-latency", fmt(((stats.latency_ms || {}).capture_to_sink || {}).p50, 0));
+    text("drops", fmt(drops, 1));
     text("viewers", (v.stream_clients || 0) + " stream viewer" + (v.stream_clients === 1 ? "" : "s"));
-    renderAreas(v);
-    renderDetails(stats);
-    if (v.age_s === null || v.age_s === undefined) {
-      setState(true, "connected, no frames yet");
-    } else if (v.age_s > STALE_S) {
-      setState(false, "no new frames for " + fmt(v.age_s, 0) + " s");
-    } else {
-      setState(true, "live");
-    }
+    var body = byId("details");
+    body.textContent = "";
+    pipelineRows(stats).forEach(function (r) {
+      var tr = document.createElement("tr"), a = document.createElement("td"), b = document.createElement("td");
+      a.textContent = r[0]; b.textContent = String(r[1]);
+      tr.appendChild(a); tr.appendChild(b); body.appendChild(tr);
+    });
+    if (stats.source_state === "ended" && view.streamState === "open") { view.streamState = "ended"; }
+    if (view.shown) { renderAreas(view.shown.meta); }
   }
 
   function pollStats() {
+    var sent = nowMs();
     fetch("stats", { cache: "no-store", credentials: "same-origin" })
       .then(function (r) {
         if (r.status === 401) { throw new Error("access token required: open this page with ?token=..."); }
@@ -171,18 +323,97 @@
         return r.json();
       })
       .then(function (stats) {
-        if (!online && mode === "stream") { startStream(); }  // reconnect after an outage
-        online = true;
+        var got = nowMs(), rtt = got - sent, server = (stats.viewer || {}).now_ms;
+        if (typeof server === "number" && rtt <= view.bestRtt * 1.5) {  // server clock - this clock
+          view.bestRtt = Math.min(view.bestRtt, rtt);
+          view.clockOffset = server - (sent + got) / 2;
+        }
         render(stats);
       })
       .catch(function (err) {
-        online = false;
-        setState(false, err.message && err.message.indexOf("token") >= 0 ? err.message : "disconnected");
+        if (view.streamState === "open") { view.streamState = err.message || "disconnected"; }
       })
-      .then(function () { window.setTimeout(pollStats, POLL_MS); });
+      .then(function () { updateState(); window.setTimeout(pollStats, STATS_MS); });
   }
 
-  if (mode === "poll") { pollFrame(); } else { startStream(); }
-  online = true;
+  // --- controls -------------------------------------------------------------------------------------
+  function toggleClass(i) { view.enabled[i] = view.enabled[i] === false; drawOverlay(); if (view.shown) { renderAreas(view.shown.meta); } }
+  function setOverlay(on) { view.overlay = on; byId("show-overlay").checked = on; drawOverlay(); }
+  function setContour(on) { view.contour = on; byId("contour-only").checked = on; drawOverlay(); }
+  function setOpacity(value) {
+    view.opacity = Math.max(0, Math.min(1, value));
+    byId("opacity").value = String(Math.round(view.opacity * 100));
+    drawOverlay();
+  }
+  function freeze(on) {
+    view.frozen = on;
+    view.pending = null;
+    view.cursor = on ? view.history.indexOf(view.shown) : -1;
+    byId("freeze").textContent = on ? "Resume" : "Freeze";
+    byId("step-back").disabled = byId("step-next").disabled = !on;
+    if (!on && view.history.length) { view.pending = view.history[view.history.length - 1]; decodeNext(); }
+    updateState();
+  }
+  function step(delta) {
+    if (!view.frozen) { freeze(true); }
+    var next = Math.max(0, Math.min(view.history.length - 1, view.cursor + delta));
+    if (next === view.cursor || next < 0) { return; }
+    view.cursor = next;
+    view.pending = view.history[next];
+    decodeNext();
+    window.setTimeout(updateState, 50);
+  }
+  function snapshot() {
+    if (!view.shown) { return; }
+    var w = frameCanvas.width, h = frameCanvas.height, band = Math.max(18, Math.round(h / 24));
+    var out = document.createElement("canvas");
+    out.width = w; out.height = h + band;
+    var ctx = out.getContext("2d");
+    ctx.drawImage(frameCanvas, 0, 0);
+    ctx.drawImage(overlayCanvas, 0, 0);
+    ctx.fillStyle = "#000"; ctx.fillRect(0, h, w, band);
+    ctx.fillStyle = "#fff"; ctx.font = Math.round(band * 0.7) + "px sans-serif";
+    var m = view.shown.meta, when = new Date(m.captured_ms - view.clockOffset);
+    ctx.fillText("frame " + m.index + "  " + when.toISOString() + "  " + (byId("model").textContent || ""), 4, h + band * 0.78);
+    out.toBlob(function (blob) {
+      var a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = "jetseg-frame-" + m.index + ".png";
+      document.body.appendChild(a); a.click(); a.remove();
+      window.setTimeout(function () { URL.revokeObjectURL(a.href); }, 1000);
+    }, "image/png");
+  }
+  function fullscreen() {
+    var el = byId("view");
+    if (document.fullscreenElement) { document.exitFullscreen(); } else if (el.requestFullscreen) { el.requestFullscreen(); }
+  }
+
+  byId("show-overlay").addEventListener("change", function (e) { setOverlay(e.target.checked); });
+  byId("contour-only").addEventListener("change", function (e) { setContour(e.target.checked); });
+  byId("opacity").addEventListener("input", function (e) { setOpacity(Number(e.target.value) / 100); });
+  byId("freeze").addEventListener("click", function () { freeze(!view.frozen); });
+  byId("step-back").addEventListener("click", function () { step(-1); });
+  byId("step-next").addEventListener("click", function () { step(1); });
+  byId("snapshot").addEventListener("click", snapshot);
+  byId("fullscreen").addEventListener("click", fullscreen);
+  document.addEventListener("keydown", function (e) {
+    if (e.target && e.target.tagName === "INPUT" && e.target.type === "range") { return; }
+    var k = e.key;
+    if (k === "o" || k === "O") { setOverlay(!view.overlay); }
+    else if (k === "c" || k === "C") { setContour(!view.contour); }
+    else if (k === "+" || k === "=") { setOpacity(view.opacity + 0.1); }
+    else if (k === "-") { setOpacity(view.opacity - 0.1); }
+    else if (k === " ") { freeze(!view.frozen); }
+    else if (k === "ArrowLeft") { step(-1); }
+    else if (k === "ArrowRight") { step(1); }
+    else if (k === "s" || k === "S") { snapshot(); }
+    else if (k === "f" || k === "F") { fullscreen(); }
+    else if (/^[1-9]$/.test(k) && Number(k) < view.classes.length) { toggleClass(Number(k)); }
+    else { return; }
+    e.preventDefault();
+  });
+
+  window.setInterval(updateState, 250);
+  readStream();
   pollStats();
 }());

@@ -242,3 +242,18 @@ def test_periodic_status_line_has_structured_fields(tiny_bundle):
     assert "fps" in status.getMessage() and "capture-to-sink p50" in status.getMessage()
     events = [getattr(r, "fields", {}).get("event") for r in records]
     assert events[0] == "sink_open" and "started" in events and events[-1] == "stopped"
+
+
+def test_a_paced_finite_source_ends_and_is_never_reopened(tiny_bundle, tmp_path):
+    """synthetic://...?frames=N&realtime=1 behaves like a scanner, but it has an end: the daemon exits 0 there."""
+    out = tmp_path / "masks"
+    daemon = Daemon(config_for(tiny_bundle, SMALL + "&frames=12&fps=30&realtime=1",
+                               ["masks://%s" % out, "http://127.0.0.1:0"]))
+    thread, result = _start_in_thread(daemon)
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the daemon reopened a finite source instead of ending"
+    assert result.get("code") == 0, result
+    assert daemon.exit_reason == "source ended"
+    assert daemon.metrics.reconnects == 0
+    assert daemon.metrics.source_state == "ended"  # what the web viewer tells its pages ("source ended")
+    assert daemon.metrics.health()["status"] == "stopped"

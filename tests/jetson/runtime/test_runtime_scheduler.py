@@ -20,7 +20,7 @@ from jetseg.jetson.pipeline import (
     chain,
 )
 from jetseg.jetson.sources.base import Source
-from jetseg.jetson.sources.reconnect import Backoff, Reconnecting, self_healing
+from jetseg.jetson.sources.reconnect import Backoff, Reconnecting, has_an_end, self_healing
 from tests.fixtures.media import disc_frame
 from tests.fixtures.streams import BrokenSource, ListSource, RecordingSink
 
@@ -183,6 +183,13 @@ def test_finite_and_self_reconnecting_sources_are_not_wrapped():
     healing = ListSource([disc_frame(0)], live=True)
     healing.reconnects = 0
     assert self_healing(healing) is healing
+
+
+def test_a_paced_source_with_an_end_is_not_wrapped():
+    """A paced replay with a frame count ends; Reconnecting would reopen it and loop it for ever."""
+    paced = ListSource([disc_frame(0), disc_frame(1)], live=True)
+    assert has_an_end(paced) and self_healing(paced) is paced
+    assert not has_an_end(_Dropping()) and isinstance(self_healing(_Dropping()), Reconnecting)
 
 
 def test_backoff_doubles_to_its_limit_and_resets():
