@@ -18,8 +18,10 @@ import shutil
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from jetseg import onnxgraph
 from jetseg.bundle import CALIBRATION_CACHE_FILE, Bundle
 from jetseg.errors import JetsegError
+from jetseg.optional import require
 from jetseg.spec import Spec
 
 #: Model file of each platform Triton serves a bundle with (REPO/<name>/1/<file>).
@@ -92,6 +94,17 @@ def onnx_accelerator(bundle: Bundle) -> dict:
     return params
 
 
+def check_batch_axis(bundle: Bundle, max_batch_size: int) -> None:
+    """Triton batches (``max_batch_size > 0``) only a model whose first input axis is dynamic."""
+    if max_batch_size == 0:
+        return
+    model = require("onnx", "jetseg export --triton").load(str(bundle.model_path), load_external_data=False)
+    batch = onnxgraph.dims(model.graph.input[0])[0]
+    if isinstance(batch, int):
+        raise JetsegError("--max-batch %d: %s has a fixed batch of %d; use --max-batch 0, or export the model with "
+                          "a dynamic batch axis" % (max_batch_size, bundle.model_path, batch))
+
+
 def write_repository(repo: Path, bundle: Bundle, platform: str, name: str = "", engine: Optional[Path] = None,
                      max_batch_size: int = 0, queue_delay_us: int = DEFAULT_QUEUE_DELAY_US) -> Path:
     """Write ``REPO/<name>/`` for ``bundle`` served on ``platform``; return that folder.
@@ -112,6 +125,7 @@ def write_repository(repo: Path, bundle: Bundle, platform: str, name: str = "", 
         source, accelerator = Path(engine), None
     else:
         source, accelerator = bundle.model_path, onnx_accelerator(bundle)
+        check_batch_axis(bundle, max_batch_size)
     version = folder / "1"
     version.mkdir(parents=True)
     shutil.copyfile(source, version / PLATFORMS[platform])

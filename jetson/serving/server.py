@@ -65,10 +65,10 @@ def prepare_backends(work: Path) -> Path:
                           "one of those" % (version, ", ".join(found)))
     python = Path(work) / "backends" / "python"
     python.mkdir(parents=True, exist_ok=True)
-    for item in (dist / "backends" / "python").iterdir():
-        if item.is_file():
-            shutil.copy(item, python / item.name)
-    shutil.copy(stub, python / stub.name)
+    for item in [p for p in (dist / "backends" / "python").iterdir() if p.is_file()] + [stub]:
+        target = python / item.name
+        if not target.is_file() or target.stat().st_size != item.stat().st_size:  # a running stub is busy
+            shutil.copy(item, target)
     return python.parent
 
 
