@@ -51,7 +51,7 @@ def write_serving_repository(repo: Path, bundle: Bundle, name: str = "", backend
 def distribution() -> Path:
     """The ``tritonserver`` folder of the installed PyTriton wheel (bin/, backends/, python_backend_stubs/)."""
     pytriton = require("pytriton", "jetseg serve (pip install 'jetseg[serve]', x86 only)")
-    return Path(pytriton.__file__).parent / "tritonserver"
+    return Path(str(pytriton.__file__)).parent / "tritonserver"
 
 
 def prepare_backends(work: Path) -> Path:
