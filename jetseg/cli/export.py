@@ -7,12 +7,25 @@ from typing import Any, Dict, List, Optional
 from jetseg.bundle import OVERWRITE_HELP
 from jetseg.errors import JetsegError
 
-HELP = "check or export a user's model (MODEL.onnx, MODEL.ts, pkg.mod:factory) into a bundle"
+HELP = ("check or export a user's model (MODEL.onnx, MODEL.ts, pkg.mod:factory) into a bundle; or a bundle as a "
+        "Triton model repository (--triton REPO BUNDLE)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="MODEL.onnx, MODEL.ts (TorchScript) or package.module:factory")
-    parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
+    parser.add_argument("model", metavar="MODEL", help="MODEL.onnx, MODEL.ts (TorchScript) or package.module:factory; "
+                        "with --triton: the BUNDLE to export")
+    parser.add_argument("--out", default=None, metavar="BUNDLE", help="bundle directory to write")
+    triton = parser.add_argument_group("Triton model repository (docs/scale.md)")
+    triton.add_argument("--triton", default=None, metavar="REPO",
+                        help="write BUNDLE as REPO/<name>/ (config.pbtxt + 1/model.onnx or 1/model.plan)")
+    triton.add_argument("--platform", choices=("onnxruntime_onnx", "tensorrt_plan"), default="onnxruntime_onnx",
+                        help="onnxruntime_onnx (x86/GPU servers) or tensorrt_plan (Triton on the Jetson; needs --engine)")
+    triton.add_argument("--engine", default=None, metavar="FILE", help="the plan 'jetseg build' made on the serving device")
+    triton.add_argument("--triton-name", default=None, help="model name on the server (default: the bundle's name)")
+    triton.add_argument("--max-batch", type=int, default=0,
+                        help="Triton's max_batch_size: 0 (default) for a model with a fixed batch of 1, else the "
+                        "largest batch its dynamic batcher forms (the model's batch axis must be dynamic)")
+    triton.add_argument("--queue-delay-us", type=int, default=2000, help="dynamic batching: longest wait to fill a batch")
     parser.add_argument("--weights", default=None, metavar="W.pt",
                         help="state_dict for a TorchScript or factory model (loaded weights-only)")
     parser.add_argument("--module-path", default=None, metavar="DIR",
@@ -96,8 +109,30 @@ def build_spec(args: argparse.Namespace) -> Any:
     return Spec.from_dict(data)
 
 
+def export_triton(args: argparse.Namespace) -> int:
+    """``--triton REPO BUNDLE``: the bundle as a Triton model repository."""
+    from pathlib import Path
+
+    from jetseg.bundle import Bundle
+    from jetseg.models.triton import write_repository
+
+    if args.out is not None:
+        raise JetsegError("--triton REPO exports an existing bundle (MODEL is the bundle); drop --out %s" % args.out)
+    folder = write_repository(Path(args.triton), Bundle(args.model), args.platform, name=args.triton_name or "",
+                              engine=Path(args.engine) if args.engine else None, max_batch_size=args.max_batch,
+                              queue_delay_us=args.queue_delay_us)
+    print("wrote %s (%s, max_batch_size %d); clients preprocess as the spec says (docs/scale.md)"
+          % (folder, args.platform, args.max_batch))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
+
+    if args.triton is not None:
+        return export_triton(args)
+    if args.out is None:
+        raise JetsegError("give --out BUNDLE (the bundle directory to write), or --triton REPO to export a bundle")
 
     from jetseg.bundle import (
         TORCHSCRIPT_FILE,
