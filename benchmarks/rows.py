@@ -146,9 +146,11 @@ def row_dicts(rows: List[Row], reference: Row, power: Dict[str, Optional[float]]
 
 
 def _ran_float(row: Dict[str, Any], exact: bool) -> bool:
-    """A runner row of an FP32 bundle that ran in float (``exact``: in f32 only). A row whose runner cannot
+    """A runner row of the reference's FP32 model (the reference or a peer, not a candidate: a distilled FP32
+    student is compared with its teacher) that ran in float (``exact``: in f32 only). A row whose runner cannot
     say what it ran in counts by the bundle's precision."""
-    if row["kind"] != "runner" or row["precision"] != "fp32" or not row.get("fps"):
+    if (row["kind"] != "runner" or row["precision"] != "fp32" or row.get("role") == "candidate"
+            or not row.get("fps")):
         return False
     ran_in = row.get("ran_in") or "f32"
     return ran_in == "f32" if exact else ran_in in FLOAT_RUNS
@@ -163,8 +165,8 @@ def _fastest(results: List[Dict[str, Any]], exact: bool) -> Dict[int, Dict[str, 
 
 
 def add_baselines(results: List[Dict[str, Any]]) -> None:
-    """Give every runner row ``speedup_vs_fastest_float`` / ``fastest_float`` (the fastest row of an FP32
-    model in any float precision, of its batch size in this run) and ``speedup_vs_best_fp32`` / ``best_fp32``
+    """Give every runner row ``speedup_vs_fastest_float`` / ``fastest_float`` (the fastest row of the reference's
+    FP32 model in any float precision, of its batch size in this run) and ``speedup_vs_best_fp32`` / ``best_fp32``
     (the fastest row that ran in exact f32). End-to-end rows compare with the reference's end-to-end row
     instead (:func:`complete_e2e`): a pipeline's fps and a bare runner's are not the same measurement."""
     for exact, key in ((False, "fastest_float"), (True, "best_fp32")):
@@ -219,7 +221,7 @@ def summary(results: List[Dict[str, Any]]) -> Dict[str, Any]:
     for r in results:
         if r["role"] != "candidate" or r["kind"] not in ("runner", "e2e"):
             continue
-        key = "%s/%s@%d" % (r["bundle"], r["backend"], r["batch"])
+        key = "%s@%d" % (row_label(r), r["batch"])  # a candidate's bf16/f16 rows carry their peer name
         entry = out.setdefault(key, {"precision": r["precision"]})
         if r.get("int8_form"):
             entry["int8_form"] = r["int8_form"]

@@ -182,9 +182,14 @@ def plan_rows(reference: Bundle, bundles: Sequence[Bundle], settings: Settings,
             peer = ORT_PEER if role == "reference" and backend == REFERENCE_BACKEND else None
             rows.append(Row(bundle=bundle, backend=backend, role=role, peer=peer, name=names[id(bundle)]))
     if available("openvino"):
-        for hint in _float_hints(settings, skipped, names[id(reference)]):
-            rows.append(Row(bundle=reference, backend="openvino", role="peer", peer=OV_FLOAT_PEERS[hint],
-                            name=names[id(reference)], precision_hint=hint))
+        # every FP32 model in each reduced float precision: two models (a teacher and its distilled student)
+        # are compared in the same, fastest precision, never one in bf16 against the other in f32
+        hints = _float_hints(settings, skipped, names[id(reference)])
+        for bundle, role in ordered:
+            if bundle.precision == "fp32":
+                rows += [Row(bundle=bundle, backend="openvino", role="peer" if role == "reference" else role,
+                             peer=OV_FLOAT_PEERS[hint], name=names[id(bundle)], precision_hint=hint)
+                         for hint in hints]
     if settings.peers and available("openvino"):
         for bundle, role in ordered:
             peer = OV_FP32_PEER if bundle.precision == "fp32" else OV_INT8_PEER
@@ -378,7 +383,7 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
         if settings.e2e:
             from jetseg.benchmarks.e2e import run_e2e
 
-            results += complete_e2e(run_e2e([r for r in rows if r.role != "peer" and r.kind == "runner"],
+            results += complete_e2e(run_e2e([r for r in rows if r.role != "peer" and r.kind == "runner" and not r.precision_hint],
                                             data, frames, settings, samples), results)
     finally:
         for row in rows:

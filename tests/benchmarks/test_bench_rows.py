@@ -95,3 +95,17 @@ def test_efficiency_above_one_is_noise_and_the_naive_loop_outliers_are_carried()
     assert "paced 30 fps (latency scheduler): capture-to-mask p50 8.60 / p99 10.00 ms, added by the " \
            "pipeline per frame p50 0.60 / p99 1.50 ms" in notes
     assert "outliers: 8 calls > 2x p50, max 19.4x p50" in notes
+
+
+def test_a_distilled_fp32_student_is_compared_with_its_teacher_in_the_same_fastest_precision():
+    rows = [dict(_row("teacher", "onnxrt", "fp32", 40.0, "onnxrt-fp32", "reference"), ran_in="f32"),
+            dict(_row("teacher", "openvino", "fp32", 180.0, "openvino-bf16"), ran_in="bf16"),
+            dict(_row("student", "openvino", "fp32", 260.0, role="candidate"), ran_in="f32", **SUMMARY_KEYS),
+            dict(_row("student", "openvino", "fp32", 520.0, "openvino-bf16", "candidate"), ran_in="bf16",
+                 **SUMMARY_KEYS)]
+    add_baselines(rows)
+    # the baseline is the teacher's fastest float row, never the student's own
+    assert {r["fastest_float"] for r in rows} == {"teacher/openvino/openvino-bf16"}
+    entries = summary(rows)
+    assert entries["student/openvino/openvino-bf16@1"]["speedup_vs_fastest_float"] == round(520.0 / 180.0, 4)
+    assert entries["student/openvino@1"]["speedup_vs_best_fp32"] == 6.5  # the f32 footnote
