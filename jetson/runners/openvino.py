@@ -125,8 +125,9 @@ def cpu_float_precisions() -> List[str]:
 
 
 def executed_precision(compiled: Any) -> Optional[str]:
-    """What a compiled model runs in, read from its runtime model: ``int8`` when any layer runs in i8/u8,
-    else the float type most layers run in (``f32``, ``bf16``, ``f16``); None when OpenVINO does not say."""
+    """What a compiled model runs in, read from its runtime model: ``int8`` when any layer runs in i8/u8, else
+    ``bf16`` or ``f16`` when any layer runs in it (the convolutions do; reorders and the output stay f32), else
+    ``f32``; None when OpenVINO does not say."""
     try:
         ops = compiled.get_runtime_model().get_ops()
     except Exception:  # a device without a runtime model: the report says "unknown"
@@ -139,8 +140,10 @@ def executed_precision(compiled: Any) -> Optional[str]:
             counts[value.astype(str) if hasattr(value, "astype") else str(value)] += 1
     if any(counts[t] for t in INT8_TYPES):
         return "int8"
-    floats = [(n, t) for t, n in counts.items() if t in ("f32", "bf16", "f16")]
-    return max(floats)[1] if floats else None
+    for reduced in ("bf16", "f16"):
+        if counts[reduced]:
+            return reduced
+    return "f32" if counts["f32"] else None
 
 
 def compiled_properties(compiled: Any) -> Dict[str, Any]:
