@@ -9,7 +9,9 @@ use instead. ``jetseg bench`` gives the full, longer measurement.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -42,8 +44,6 @@ def _rows(fp32: Bundle, int8: Bundle) -> List[Tuple[str, Bundle, str, Dict[str, 
 
 def _timed(fns: Dict[str, Callable[[], Any]], seconds: float) -> Dict[str, float]:
     """Median ms per call of each callable, measured in ``ROUNDS`` interleaved rounds."""
-    import time
-
     samples: Dict[str, List[float]] = {name: [] for name in fns}
     for fn in fns.values():
         fn()  # warm-up
@@ -76,13 +76,15 @@ def speed_check(fp32_path: Path, int8_path: Path, frame: np.ndarray, seconds: fl
     from jetseg.jetson.runners import open_runner
 
     fp32, int8 = Bundle(fp32_path), Bundle(int8_path)
-    runners, fns, ran_in = [], {}, {}
+    runners: List[Any] = []
+    fns: Dict[str, Callable[[], Any]] = {}
+    ran_in: Dict[str, str] = {}
     try:
         for label, bundle, backend, options in _rows(fp32, int8):
             runner = open_runner(backend, bundle, **options)
             runner.activate()
             runners.append(runner)
-            fns[label] = (lambda r=runner: r.infer(frame))
+            fns[label] = functools.partial(runner.infer, frame)
             ran_in[label] = runner.describe().get("ran_in") or ("int8" if bundle is int8 else "f32")
         if not fns:
             return {}
