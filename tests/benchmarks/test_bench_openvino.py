@@ -52,4 +52,5 @@ def test_the_naive_loop_runs_as_fast_inside_a_full_run_as_alone(unet_bundle):
     full = run_benchmark([], unet_bundle, data, settings=Settings(backends=["openvino", "onnxrt"], **timing))
     assert {r.get("peer") for r in full["results"]} >= {"openvino-default", "naive-loop"}
     naive = [next(r for r in report["results"] if r.get("peer") == "naive-loop") for report in (alone, full)]
-    assert 0.6 < naive[1]["fps_median"] / naive[0]["fps_median"] < 1.67
+    # the contamination was 6-12x; a factor of 2 either way is a shared machine's noise between two runs
+    assert 0.5 < naive[1]["fps_median"] / naive[0]["fps_median"] < 2.0
