@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inference threads of CPU backends (default 0: jetseg's default, usable cores - 1, at "
                              "least 1, leaving a core to the pipeline; the naive loop: PyTorch's own default; docs/runtime.md, "
                              "Threads)")
+    parser.add_argument("--precision", type=_backends, default=["auto"], metavar="P[,P]",
+                        help="float precisions of the reference on CPU backends: fp32 (exact, always measured: the "
+                             "accuracy reference), bf16, fp16 (OpenVINO rows, where the CPU has them); default auto: "
+                             "every one this CPU offers. Speed-ups are stated against the fastest float row")
     parser.add_argument("--e2e", action="store_true",
                         help="also run the daemon pipeline source -> null sink per bundle (fps, capture-to-sink "
                              "latency, drops, pipeline efficiency)")
@@ -93,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(backends=args.backend, frames=BENCH_FRAMES if args.frames is None else args.frames,
                         frames_given=args.frames is not None, min_time=args.min_time, warmup=args.warmup,
                         min_runs=args.min_runs, batch_sizes=args.batch, threads=args.threads,
+                        precisions=args.precision,
                         naive=not args.no_naive, e2e=args.e2e, e2e_frames=args.e2e_frames,
                         e2e_segments=args.e2e_segments, e2e_fps=args.e2e_fps,
                         e2e_paced_frames=args.e2e_paced_frames, peers=not args.no_peers,

@@ -216,7 +216,10 @@ class VideoFileSink(Sink):
                     if not self.tmp_path.exists() or self.tmp_path.stat().st_size == 0:
                         raise SinkError("the encoder left no video for %s" % self.path)
                     os.replace(str(self.tmp_path), str(self.path))
-                    log.info("recorded %d frames to %s", self.written, self.path)
+                    # the file holds video_frames pictures: each result once, plus repeats over a live stream's gaps
+                    log.info("recorded %d video frames to %s (%d results%s)", self.video_frames, self.path,
+                             self.written, ", %d repeated over gaps" % (self.video_frames - self.written)
+                             if self.video_frames > self.written else "")
             except BaseException:
                 self._abort()
                 raise
