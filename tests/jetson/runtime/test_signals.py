@@ -47,7 +47,7 @@ def test_a_storm_of_2000_sighups_then_sigterm_reloads_stops_in_time_and_the_reco
         try:
             code = proc.wait(45)  # the drain limit is 30 s
         except subprocess.TimeoutExpired:
-            raise AssertionError("the daemon did not stop within 45 s of SIGTERM: " + logtext(proc)[-3000:])
+            raise AssertionError("the daemon did not stop within 45 s of SIGTERM: " + logtext(proc)[-3000:]) from None
         stopped_in = time.monotonic() - started
         log = logtext(proc)
     assert code == 0, log[-3000:]
