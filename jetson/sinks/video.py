@@ -113,7 +113,12 @@ class VideoFileSink(Sink):
 
     @property
     def target(self) -> Optional[str]:
-        return str(Path(self.uri).expanduser().resolve())
+        """The file this sink records to, its ``strftime`` fields expanded (``t-%Y.mp4`` and ``t-2026.mp4`` are
+        one target)."""
+        return str(self._expanded().resolve())
+
+    def _expanded(self) -> Path:
+        return Path(time.strftime(str(Path(self.uri).expanduser())))
 
     # ------------------------------------------------------------------ lifecycle
     def _open(self, context: SinkContext) -> None:
@@ -121,7 +126,7 @@ class VideoFileSink(Sink):
         self.roi_only = context.roi_only if self.roi is None else self.roi
         self.live = bool(context.live)
         self._t0, self.video_frames, self._previous = None, 0, None
-        self.path = Path(time.strftime(str(Path(self.uri).expanduser())))
+        self.path = self._expanded()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             probe = tempfile.NamedTemporaryFile(dir=str(self.path.parent), prefix=".jetseg-probe-")

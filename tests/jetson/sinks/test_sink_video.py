@@ -257,3 +257,13 @@ def test_video_option_errors(tmp_path, spec):
     sink = open_sink("file://%s/x.mp4" % tmp_path)
     with pytest.raises(SinkError, match=r"file:// sink is not open; write\(\) came before open\(\) or after close\(\)"):
         sink.write(make_result(0, spec))
+
+
+def test_two_sinks_whose_names_expand_to_one_file_are_refused(tmp_path):
+    from jetseg.jetson.sinks.base import check_targets
+
+    year = time.strftime("%Y")
+    sinks = [open_sink("file://%s" % (tmp_path / "t-%Y.mp4")), open_sink("file://%s" % (tmp_path / ("t-%s.mp4" % year)))]
+    with pytest.raises(SinkError, match=r"sinks file://.*t-%%Y.mp4 and file://.*t-%s.mp4 both write to .*t-%s.mp4"
+                       % (year, year)):
+        check_targets(sinks)
