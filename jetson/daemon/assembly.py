@@ -64,12 +64,15 @@ class Assembly:
         self.sinks_open = False
         self.pipeline: Optional[Pipeline] = None
         self.shared: Set[str] = set()
+        self.metrics: Optional[Metrics] = None  # told about frames a sink lost when it closed
 
     def close(self, sinks: bool = True, source: bool = True, runner: bool = True, shared: bool = True) -> None:
         """Close the parts asked for; a failing close is logged and the other parts still close."""
         if sinks and self.sinks_open and (shared or "sinks" not in self.shared):
             for name, sink in self.sinks:
                 close_quietly(sink.close, "sink " + name)
+                if sink.lost and self.metrics is not None:
+                    self.metrics.sink_lost(name, sink.lost)
             self.sinks_open = False
         if source and self.reader is not None and (shared or "source" not in self.shared):
             close_quietly(self.reader.source.close, "source")
@@ -98,6 +101,7 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
         bundle, runner: an activated runner (and its bundle) to use as is; the caller deactivates it.
     """
     parts = Assembly(config)
+    parts.metrics = metrics
     parts.shared = {"runner", "source", "sinks"} - changed_parts(reuse.config, config) if reuse else set()
     keep = parts.shared
     try:

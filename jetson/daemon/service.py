@@ -27,7 +27,7 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from jetseg.errors import JetsegError, SinkError
 from jetseg.jetson.daemon.assembly import Assembly, build, close_quietly, finish
@@ -90,6 +90,17 @@ def load_hook(target: str) -> Callable[[], Dict[str, float]]:
     if not callable(fn):
         raise ConfigError("config field 'device.telemetry' is %r, which is not callable" % target)
     return fn
+
+
+def lost_frames_message(lost: Dict[str, Tuple[int, int]]) -> str:
+    """The one line at exit for sinks that lost frames to failures (``{sink: (lost, given)}``)."""
+    parts = []
+    for name, (count, given) in lost.items():
+        if count >= given:
+            parts.append("sink %s failed on every frame (%d errors); nothing was written there" % (name, count))
+        else:
+            parts.append("sink %s lost %d of %d frames" % (name, count, given))
+    return "; ".join(parts) + "; see the log above"
 
 
 def apply_logging(config: DaemonConfig, verbose: bool = False) -> None:
@@ -253,7 +264,8 @@ class Daemon:
         """Start (unless started), serve until stopped or the source is exhausted, shut down; return 0.
 
         Raises the pipeline's error (a JetsegError for user-fixable failures) after shutting down, and a
-        SinkError when a sink failed on every frame (the command then exits non-zero).
+        SinkError when a sink lost frames to failures: every frame, or some (how many); the command then exits
+        non-zero.
         """
         if self.parts.pipeline is None:
             self.start()
@@ -285,11 +297,9 @@ class Daemon:
         finally:
             self.shutdown()
             self._close_wakeup()
-        lost = self.metrics.lost_sinks()
+        lost = self.metrics.lost_frames()
         if lost:
-            raise SinkError("sink %s failed on every frame (%s); nothing was written there, see the log above"
-                            % (", ".join(lost), ", ".join("%d errors" % self.metrics.sinks[n]["errors"]
-                                                          for n in lost)))
+            raise SinkError(lost_frames_message(lost))
         return 0
 
     def _finished_reason(self, pipeline: Pipeline) -> str:

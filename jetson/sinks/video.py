@@ -44,6 +44,8 @@ ENCODERS = ("auto", "ffmpeg", "opencv")
 DEFAULT_FPS = 30.0
 #: How long close() waits for ffmpeg to finish the file (the +faststart pass rewrites it once).
 FINISH_TIMEOUT_S = 120.0
+#: ffmpeg's -movflags for .mp4/.mov: fragmented MP4 (index first, one fragment per keyframe, 1 s apart).
+FRAGMENTED = "+frag_keyframe+empty_moov+default_base_moof"
 MAX_GAP_FILL_S = 60.0  # longest stream gap a live recording fills with the last picture
 _X264: Optional[bool] = None
 
@@ -60,6 +62,31 @@ def ffmpeg_has_x264(ffmpeg: str) -> bool:
             out = b""
         _X264 = b"libx264" in out
     return _X264
+
+
+def has_fragment(path: Path) -> bool:
+    """True when ``path`` is an MP4 with at least one complete movie fragment (``moof`` then ``mdat``, both
+    whole): what a player can show of a recording cut short."""
+    try:
+        size = path.stat().st_size
+        with open(str(path), "rb") as handle:
+            offset, moof = 0, False
+            while offset + 8 <= size:
+                handle.seek(offset)
+                header = handle.read(8)
+                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if length == 1:  # a 64-bit size follows
+                    length = int.from_bytes(handle.read(8), "big")
+                if length < 8 or offset + length > size:
+                    return False  # a box cut short: the end of what was finished
+                if kind == b"moof":
+                    moof = True
+                elif kind == b"mdat" and moof:
+                    return True
+                offset += length
+    except OSError as exc:
+        log.warning("cannot read the partial recording %s: %s", path, exc)
+    return False
 
 
 def free_segment(path: Path) -> Path:
@@ -223,7 +250,7 @@ class VideoFileSink(Sink):
                     os.replace(str(self.tmp_path), str(self.path))
                     log.info("recorded %d frames to %s", self.written, self.path)
             except BaseException:
-                self._abort()
+                self._salvage()
                 raise
             finally:
                 self.tmp_path = None
@@ -260,7 +287,9 @@ class VideoFileSink(Sink):
                "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
                "-pix_fmt", "yuv420p"]
         if self.path.suffix.lower() in (".mp4", ".mov"):
-            cmd += ["-movflags", "+faststart"]
+            # fragmented: the index comes first and every second of video is a complete fragment, so a file
+            # cut short (full disk, killed encoder, power loss) plays up to its last complete second
+            cmd += ["-g", str(max(1, int(round(self.fps)))), "-movflags", FRAGMENTED]
         return cmd + ["-y", str(self.tmp_path)]
 
     def _pipe(self, image: np.ndarray) -> None:
@@ -283,8 +312,9 @@ class VideoFileSink(Sink):
                 return
             self._failed = True
             message = "ffmpeg stopped while recording %s (exit code %s): %s" % (self.path, code, self._stderr())
-            self._abort()
-            raise SinkError(message) from None
+            kept = self._salvage()
+            raise SinkError(message + ("; kept the frames finished before it in %s" % kept if kept
+                                       else "; nothing could be kept")) from None
 
     def _finish_ffmpeg(self) -> None:
         proc = self._proc
@@ -309,6 +339,28 @@ class VideoFileSink(Sink):
         self._errlog.seek(0)
         lines = [ln for ln in self._errlog.read().decode("utf-8", "replace").splitlines() if ln.strip()]
         return lines[-1].strip() if lines else "no output"
+
+    def _salvage(self) -> Optional[Path]:
+        """After an encoder failure: stop it and keep what it finished under the next free segment name (a
+        fragmented MP4 with at least one complete fragment); else remove the partial file and count every
+        frame written to it as lost. Returns the kept file, or None."""
+        tmp = self.tmp_path
+        keep = tmp is not None and self.encoder == "ffmpeg" and self.path.suffix.lower() in (".mp4", ".mov")
+        self.tmp_path = None  # _abort() leaves the partial file alone
+        try:
+            self._abort()
+        finally:
+            self.tmp_path = tmp
+        if keep and tmp is not None and has_fragment(tmp):
+            kept = free_segment(self.path)
+            os.replace(str(tmp), str(kept))
+            log.warning("the encoder of %s failed; kept what it finished (up to about 1 s before the failure) "
+                        "in %s", self.path, kept)
+            return kept
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+        self.lost = self.written
+        return None
 
     def _abort(self) -> None:
         """Stop the encoder and remove the partial file (never leaves a broken file under the target name)."""

@@ -3,7 +3,6 @@ loopback sockets only. Each test fails without its fix; the CLI's bad-input case
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import signal
@@ -16,6 +15,7 @@ import pytest
 
 from jetseg.jetson.frames.metrics import Metrics
 from tests.fixtures.bundles import mismatched_bundle
+from tests.fixtures.disks import full_disk, tmpfs
 from tests.fixtures.processes import daemon, health, jetseg, logtext, stop
 from tests.fixtures.waiting import count_lines, free_port, http_get, wait_for
 
@@ -113,20 +113,6 @@ def test_reload_that_reopens_sinks_starts_a_new_segment_and_continues_frame_numb
 
 
 # ------------------------------------------------------------------- 8. sinks checked, failures counted
-@contextlib.contextmanager
-def tmpfs(tmp_path: Path, options: str):
-    """A small tmpfs mounted under ``tmp_path`` (needs root and mount; skipped otherwise)."""
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
-                                                       capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_unwritable_file_sink_is_refused_at_open(tiny_bundle, tmp_path):
     with tmpfs(tmp_path, "size=64k,ro") as readonly:  # read-only even for root
         result = jetseg("run", "--model", str(tiny_bundle.path), "--source", "synthetic://ultrasound?frames=5",
@@ -134,19 +120,6 @@ def test_unwritable_file_sink_is_refused_at_open(tiny_bundle, tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1] == ("jetseg run: error: cannot record to %s: Read-only file system; "
                                               "choose a writable folder" % (readonly / "out.mp4"))
-
-
-@contextlib.contextmanager
-def full_disk(tmp_path: Path):
-    """A folder on a full filesystem: a 64 KiB tmpfs filled to the last byte (needs root and mount)."""
-    with tmpfs(tmp_path, "size=64k") as mount:
-        (mount / "masks").mkdir()
-        with contextlib.suppress(OSError):  # ENOSPC, from a write or from the final flush
-            with open(str(mount / "filler"), "wb") as handle:
-                while True:
-                    handle.write(b"\0" * 4096)
-                    handle.flush()
-        yield mount
 
 
 def test_disk_full_sink_leaves_no_empty_temp_files_and_the_run_exits_non_zero(tiny_bundle, tmp_path):
