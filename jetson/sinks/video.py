@@ -99,6 +99,37 @@ def free_segment(path: Path) -> Path:
     return candidate
 
 
+def recover_partials(path: Path) -> List[Path]:
+    """Give the hidden partial recordings of ``path`` that a killed run left (``.<stem>.<pid>.partial<suffix>``
+    whose process is gone) a name: each with a complete fragment is renamed to the next free segment name
+    (the encoder, in a session of its own, finishes the file after the daemon's SIGKILL); any other is left
+    where it is, with a warning that says where. Returns the recovered files."""
+    recovered = []
+    for partial in sorted(path.parent.glob(".%s.*.partial%s" % (path.stem, path.suffix))):
+        pid = partial.name[len(path.stem) + 2:-len(".partial" + path.suffix)]
+        if not pid.isdigit() or int(pid) == os.getpid() or _running(int(pid)):
+            continue
+        if has_fragment(partial):
+            target = free_segment(path)
+            os.replace(str(partial), str(target))
+            log.warning("recovered the recording of an earlier run that was killed: %s", target)
+            recovered.append(target)
+        else:
+            log.warning("an earlier run that was killed left an unfinished recording at %s; it holds no "
+                        "complete second of video and is left as it is", partial)
+    return recovered
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 class VideoFileSink(Sink):
     """Overlay video recorder. ``write()`` blocks while the encoder is busy (the pipeline's queue absorbs it)."""
 
@@ -161,6 +192,7 @@ class VideoFileSink(Sink):
         except OSError as exc:
             raise SinkError("cannot record to %s: %s; choose a writable folder"
                             % (self.path, exc.strerror or exc)) from None
+        recover_partials(self.path)
         self.path = free_segment(self.path)
         self.tmp_path = self.path.with_name(".%s.%d.partial%s" % (self.path.stem, os.getpid(), self.path.suffix))
         self._cv2 = require("cv2", "recording video")
