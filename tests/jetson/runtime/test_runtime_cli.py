@@ -185,7 +185,8 @@ def test_a_paced_source_runs_capture_to_mask_in_one_thread_unless_told(tiny_bund
 
 def test_check_validates_without_running(tiny_bundle):
     result = subprocess.run(JETSEG + ["run", "--model", str(tiny_bundle.path), "--sink", "null://",
-                                      "--sink", "http://127.0.0.1:1?token=abc", "--token", "s3cret", "--check"],
+                                      "--sink", "http://127.0.0.1:1?token=abc-viewer-token-0", "--token", "s3cret-flag-token-1",
+                                      "--check"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -193,4 +194,4 @@ def test_check_validates_without_running(tiny_bundle):
     assert report["ok"] is True and report["sinks"] == ["null", "http"]
     assert report["backend"]["backend"] == choose_backend(tiny_bundle)[0]
     assert report["backend"]["threads"] == default_threads()
-    assert "s3cret" not in result.stdout and "abc" not in result.stdout
+    assert "s3cret" not in result.stdout and "abc-viewer" not in result.stdout
