@@ -149,12 +149,12 @@ class Daemon:
     def _telemetry_hook(self, setting: Optional[str]) -> Optional[Callable[[], Dict[str, Any]]]:
         if setting in (None, "off"):
             return None
-        if setting != "auto":
-            return load_hook(str(setting))
-        from jetseg.jetson.device.telemetry import open_sampler
+        from jetseg.jetson.device.telemetry import IsolatedHook, open_sampler
 
+        if setting != "auto":
+            return IsolatedHook(load_hook(str(setting)), str(setting))
         self._sampler = open_sampler(interval_ms=1000)  # None when this is not a Jetson
-        return self._sampler.latest if self._sampler is not None else None
+        return IsolatedHook(self._sampler.latest, self._sampler.source) if self._sampler is not None else None
 
     # ------------------------------------------------------------------ building
     def start(self) -> None:
