@@ -62,6 +62,14 @@ def test_credentials_and_tokens_never_reach_logs_metrics_stats_or_check(tiny_bun
     assert PASSWORD not in log and TOKEN not in log, log
 
 
+def test_a_password_containing_at_signs_is_masked_whole_in_check(tiny_bundle):
+    source = "rtsp://admin:p@ssw0rd@X@127.0.0.1:%d/live" % free_port()
+    check = jetseg("run", "--model", str(tiny_bundle.path), "--source", source, "--check", "-v")
+    assert check.returncode == 0, check.stderr
+    assert "ssw0rd" not in check.stdout + check.stderr
+    assert "rtsp://admin:***@127.0.0.1:" in check.stdout
+
+
 # ------------------------------------------------------------- 2. model shape vs spec; a failed reload
 def test_model_that_does_not_match_its_spec_is_one_line_and_a_reload_to_it_keeps_running(tiny_bundle, tmp_path):
     bad = mismatched_bundle(tmp_path / "bad")
