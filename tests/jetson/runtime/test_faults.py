@@ -7,7 +7,6 @@ import json
 import shutil
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from jetseg.jetson.frames.metrics import Metrics
 from tests.fixtures.bundles import mismatched_bundle
 from tests.fixtures.disks import full_disk, tmpfs
+from tests.fixtures.media import playable_frames
 from tests.fixtures.processes import daemon, health, jetseg, logtext, stop
 from tests.fixtures.waiting import count_lines, free_port, http_get, wait_for
 
@@ -23,13 +23,6 @@ PASSWORD = "hunter2-secret"
 TOKEN = "viewer-tok3n-xyz"
 SMALL = "synthetic://ultrasound?width=160&height=120&fps=15&realtime=1"
 
-
-def _frames_in(path: Path) -> int:
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                          "stream=nb_read_frames", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr
-    return int(out.stdout.strip())
 
 
 def _config(path: Path, bundle: Path, source: str, sinks) -> None:
@@ -113,7 +106,7 @@ def test_reload_that_reopens_sinks_starts_a_new_segment_and_continues_frame_numb
         wait_for(lambda: count_lines(out / "frames.jsonl") >= before + 15, timeout=60, what="frames after it")
         assert stop(proc) == 0, logtext(proc)
     first, second = out / "rec.mp4", out / "rec-001.mp4"
-    assert _frames_in(first) >= 15 and _frames_in(second) >= 15  # the first segment was not overwritten
+    assert playable_frames(first) >= 15 and playable_frames(second) >= 15  # the first segment was not overwritten
     records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     indices = [r["frame"] for r in records]
     assert len(set(indices)) == len(indices) and indices == sorted(indices), str(indices)

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 
 import pytest
 
 from tests.fixtures.disks import tmpfs
+from tests.fixtures.media import playable_frames
 from tests.fixtures.processes import jetseg, last_line
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
                                   reason="needs ffmpeg and ffprobe (apt install ffmpeg)")
 
-
-def _frames_in(path) -> int:
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                          "stream=nb_read_frames", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr
-    return int(out.stdout.strip())
 
 
 @needs_ffmpeg
@@ -44,7 +37,7 @@ def test_a_full_disk_while_recording_keeps_a_playable_file_says_how_many_frames_
         match = re.match(r"jetseg run: error: sink file lost (\d+) of 600 frames; see the log above$", line)
         assert match, done.stderr[-3000:]
         assert "kept the frames finished before it in %s" % (mount / "rec.mp4") in done.stderr
-        assert 0 < _frames_in(mount / "rec.mp4") < 600  # the kept part plays
+        assert 0 < playable_frames(mount / "rec.mp4") < 600  # the kept part plays
         assert [p.name for p in mount.iterdir()] == ["rec.mp4"]  # no hidden partial file left
 
 
