@@ -67,9 +67,10 @@ def _soak(bundle, tmp_path, *args):
 
 
 def test_short_soak_reloads_storm_and_sigterm_keep_memory_files_and_numbering(tiny_bundle, tmp_path):
-    """CI's version of the soak below: 30 s, SIGHUP every 5 s, a storm of 200."""
+    """CI's version of the soak below: 30 s, SIGHUP every 5 s, a storm of 200 (too short to judge memory)."""
     result = _soak(tiny_bundle, tmp_path, "--seconds", 30, "--hup", 5, "--storm", 200)
     assert result["storm"] == 200 and result["sighup"] >= 4 and result["numbering_continuous"]
+    assert result["failures"] == [] and result["rss_checked"] is False
 
 
 @pytest.mark.slow
@@ -79,4 +80,4 @@ def test_soak_memory_and_open_files_stay_flat(tiny_bundle, tmp_path):
     open files flat, every reload done, numbering continuous, a clean exit."""
     seconds = os.environ.get("JETSEG_SOAK_SECONDS", "600")
     result = _soak(tiny_bundle, tmp_path, "--seconds", seconds, "--hup", 10, "--storm", 2000)
-    assert result["storm"] == 2000 and result["failures"] == []
+    assert result["storm"] == 2000 and result["failures"] == [] and result["rss_checked"]
