@@ -64,13 +64,15 @@ def ffmpeg_has_x264(ffmpeg: str) -> bool:
     return _X264
 
 
-def has_fragment(path: Path) -> bool:
-    """True when ``path`` is an MP4 with at least one complete movie fragment (``moof`` then ``mdat``, both
-    whole): what a player can show of a recording cut short."""
+def fragment_frames(path: Path) -> int:
+    """How many video frames ``path``, a fragmented MP4, holds in complete fragments (a ``moof`` followed by a
+    whole ``mdat``; the frames are the ``trun`` sample counts): what a player shows of a recording cut short.
+    0 for a file without one."""
+    total = 0
     try:
         size = path.stat().st_size
         with open(str(path), "rb") as handle:
-            offset, moof = 0, False
+            offset, pending = 0, None
             while offset + 8 <= size:
                 handle.seek(offset)
                 header = handle.read(8)
@@ -78,15 +80,31 @@ def has_fragment(path: Path) -> bool:
                 if length == 1:  # a 64-bit size follows
                     length = int.from_bytes(handle.read(8), "big")
                 if length < 8 or offset + length > size:
-                    return False  # a box cut short: the end of what was finished
+                    break  # a box cut short: the end of what was finished
                 if kind == b"moof":
-                    moof = True
-                elif kind == b"mdat" and moof:
-                    return True
+                    handle.seek(offset)
+                    pending = _samples(handle.read(length)[8:])
+                elif kind == b"mdat" and pending is not None:
+                    total, pending = total + pending, None
                 offset += length
     except OSError as exc:
         log.warning("cannot read the partial recording %s: %s", path, exc)
-    return False
+    return total
+
+
+def _samples(boxes: bytes) -> int:
+    """The sample count of every ``trun`` in a ``moof``'s children (inside their ``traf`` boxes)."""
+    count, offset = 0, 0
+    while offset + 8 <= len(boxes):
+        length, kind = int.from_bytes(boxes[offset:offset + 4], "big"), boxes[offset + 4:offset + 8]
+        if length < 8:
+            break
+        if kind == b"traf":
+            count += _samples(boxes[offset + 8:offset + length])
+        elif kind == b"trun" and length >= 16:
+            count += int.from_bytes(boxes[offset + 12:offset + 16], "big")
+        offset += length
+    return count
 
 
 def free_segment(path: Path) -> Path:
@@ -109,7 +127,7 @@ def recover_partials(path: Path) -> List[Path]:
         pid = partial.name[len(path.stem) + 2:-len(".partial" + path.suffix)]
         if not pid.isdigit() or int(pid) == os.getpid() or _running(int(pid)):
             continue
-        if has_fragment(partial):
+        if fragment_frames(partial):
             target = free_segment(path)
             os.replace(str(partial), str(target))
             log.warning("recovered the recording of an earlier run that was killed: %s", target)
@@ -374,8 +392,8 @@ class VideoFileSink(Sink):
 
     def _salvage(self) -> Optional[Path]:
         """After an encoder failure: stop it and keep what it finished under the next free segment name (a
-        fragmented MP4 with at least one complete fragment); else remove the partial file and count every
-        frame written to it as lost. Returns the kept file, or None."""
+        fragmented MP4 with at least one complete fragment), else remove the partial file; the results written
+        to the encoder that are not in a kept frame count as lost. Returns the kept file, or None."""
         tmp = self.tmp_path
         keep = tmp is not None and self.encoder == "ffmpeg" and self.path.suffix.lower() in (".mp4", ".mov")
         self.tmp_path = None  # _abort() leaves the partial file alone
@@ -383,15 +401,18 @@ class VideoFileSink(Sink):
             self._abort()
         finally:
             self.tmp_path = tmp
-        if keep and tmp is not None and has_fragment(tmp):
+        frames = fragment_frames(tmp) if keep and tmp is not None else 0
+        # results behind the frames not kept (a live recording repeats frames over gaps: scale by its ratio)
+        self.lost = self.written - int(round(min(frames, self.video_frames) * self.written / max(1, self.video_frames)))
+        if frames:
+            assert tmp is not None
             kept = free_segment(self.path)
             os.replace(str(tmp), str(kept))
-            log.warning("the encoder of %s failed; kept what it finished (up to about 1 s before the failure) "
-                        "in %s", self.path, kept)
+            log.warning("the encoder of %s failed; kept the %d frames it finished in %s (%d results lost)",
+                        self.path, frames, kept, self.lost)
             return kept
         if tmp is not None and tmp.exists():
             tmp.unlink()
-        self.lost = self.written
         return None
 
     def _abort(self) -> None:
