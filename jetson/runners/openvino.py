@@ -36,6 +36,14 @@ PRECISION_HINTS = ("auto", "f32", "bf16", "f16")
 INT8_TYPES = ("i8", "u8")
 
 
+def openvino_reason(exc: BaseException) -> str:
+    """The reason in an OpenVINO exception, without its ``Exception from src/...cpp:84:`` location lines
+    (the first lines of every message, which used to be all that was reported)."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    reason = [line for line in lines if line and not line.startswith("Exception from ")]
+    return " ".join(reason) or type(exc).__name__
+
+
 class OpenVinoRunner(Runner):
     """Runs the bundle's ``model.onnx`` with OpenVINO (one infer request, latency mode, one stream).
 
@@ -86,7 +94,7 @@ class OpenVinoRunner(Runner):
             self.compiled = core.compile_model(model, self.device, self.config())
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line messages
             raise RunnerError("OpenVINO cannot load %s on %s: %s" % (self.bundle.model_path, self.device,
-                                                                     str(exc).strip().splitlines()[0])) from None
+                                                                     openvino_reason(exc))) from None
         # The bundle checked names and shapes at load when onnx is installed; this is the check without it.
         check_shapes(str(self.bundle.path), _shapes(self.compiled.inputs), _shapes(self.compiled.outputs),
                      self.input_name, self.spec.input_shape, self._output_name, self.spec.output_shape)
