@@ -131,7 +131,7 @@ install_x86() {
         $pip install -q torch==2.13.0
     fi
     say "pip: jetseg and its extras"
-    $pip install -q -e ".[onnx,openvino,opencv,scans,runtime,bench,train,dev]"
+    $pip install -q -e ".[onnx,openvino,opencv,scans,monai,runtime,bench,train,dev]"
     # TensorRT cannot be installed here; its type stubs let mypy check the adapters (10.x API).
     $pip install -q --no-deps tensorrt-stubs
 }

@@ -221,7 +221,7 @@ def network_from_config(bundle: MonaiBundle) -> Any:
                                % (bundle.path, INFERENCE))
     definition = bundle.inference["network_def"]
     _check_literal(definition, "network_def", bundle.path / INFERENCE)
-    require("monai", "reading model.pt of a MONAI bundle (pip install monai)")
+    require("monai", "reading model.pt of a MONAI bundle")
     from monai.bundle import ConfigParser
 
     parser = ConfigParser({"network_def": definition})
