@@ -2,7 +2,7 @@
 
 Output that is not a terminal (a log file, CI, ``2>&1 | tee``) gets lines such as
 ``train: 120/500 step (24%), 3.1 step/s, eta 2.0 min, loss=0.213`` every ``LINE_INTERVAL_S`` seconds and one at
-the end, instead of nothing for a minute (tqdm's carriage returns make one long unreadable line in a log).
+the end (work done within the first interval prints nothing: a user error stays one line), instead of nothing for a minute (tqdm's carriage returns make one long unreadable line in a log).
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ class LineProgress:
         self._postfix = dict(ordered_dict or {}, **values)
 
     def close(self) -> None:
-        if self._shown != self.n:
+        """The final line, when a line was shown before (work shorter than ``interval`` stays silent)."""
+        if self._shown >= 0 and self._shown != self.n:
             self._line()
 
     def __enter__(self) -> LineProgress:
