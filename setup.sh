@@ -131,7 +131,7 @@ install_x86() {
         $pip install -q torch==2.13.0
     fi
     say "pip: jetseg and its extras"
-    $pip install -q -e ".[onnx,openvino,opencv,scans,runtime,bench,train,dev,serve]"
+    $pip install -q -e ".[onnx,openvino,opencv,scans,monai,runtime,bench,train,dev,serve]"
     # jetseg serve: the tritonserver binary of NVIDIA's PyTriton wheel (x86_64 only). Without its dependencies:
     # it pins numpy<2, and jetseg uses only the binary, the Python backend and its stubs (docs/scale.md).
     $pip install -q --no-deps "nvidia-pytriton>=0.5"
