@@ -43,8 +43,10 @@ def worker() -> None:
     from jetseg.jetson.daemon.streams import run_streams, stream_config
 
     config = DaemonConfig.from_dict(json.loads(sys.argv[1]))
+    summary: Dict[str, Any]
     if len(config.sources) == 1:
         single = stream_config(config, config.streams()[0])
+        assert single.model.path is not None  # daemon_config always names the bundle
         bundle = Bundle(single.model.path)
         summary = {"streams": {config.sources[0].name: run_pipeline(bundle, single.source.uri, config=single)}}
     else:

@@ -131,14 +131,12 @@ class StreamConfig(SourceConfig):
             if section is not None:
                 with _within(where, name):
                     section.validate()
-        if self.sinks is not None:
-            self.sinks = _sinks(self.sinks, where + ".sinks")
+        self.sinks = _sinks(self.sinks, where + ".sinks") if self.sinks is not None else None
 
 
 @contextlib.contextmanager
 def _within(where: str, section: str) -> Iterator[None]:
-    """Field names in a ConfigError raised inside: ``'roi.mode'`` -> ``'sources[left].roi.mode'``
-    (``section`` ``source`` names the stream itself: ``'sources[left].fps'``)."""
+    """Field names in a ConfigError raised inside: ``'roi.mode'`` -> ``'sources[left].roi.mode'``."""
     try:
         yield
     except ConfigError as exc:
