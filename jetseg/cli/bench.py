@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "latency jetseg adds to the model (default 30; 0: none)")
     parser.add_argument("--e2e-paced-frames", type=int, default=300,
                         help="frames of the paced run (default 300)")
+    parser.add_argument("--streams", type=int, default=None, metavar="N",
+                        help="instead of the rows: N paced 30 fps synthetic streams in one daemon (batched) against N "
+                        "daemons, fps, capture-to-mask p50/p99, CPU and RSS (the first BUNDLE and --backend; "
+                        "docs/runtime.md, Several streams)")
+    parser.add_argument("--streams-duration", type=float, default=20.0, metavar="S",
+                        help="seconds each side of --streams runs (default 20)")
     parser.add_argument("--no-naive", action="store_true", help="leave out the naive-loop peer row")
     parser.add_argument("--no-peers", action="store_true",
                         help="leave out the OpenVINO peer rows (OpenVINO called directly, where installed)")
@@ -83,8 +89,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="Dice-drop increase vs --baseline that still passes (default 0.005)")
 
 
+def run_streams(args: argparse.Namespace) -> int:
+    """``--streams N``: one daemon against N daemons (:mod:`jetseg.benchmarks.streams`)."""
+    import json
+    from pathlib import Path
+
+    from jetseg.benchmarks.streams import measure_streams, streams_markdown
+
+    result = measure_streams(args.bundles[0], args.streams, backend=args.backend[0],
+                             options={"threads": args.threads} if args.threads else {},
+                             duration_s=args.streams_duration)
+    text = streams_markdown(result)
+    print(text, end="")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "streams.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / "streams.md").write_text(text)
+        print("report: %s/streams.json, streams.md" % out)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import datetime
+
+    if args.streams is not None:
+        return run_streams(args)
 
     from jetseg.benchmarks.gates import Gates, failures, load_baseline
     from jetseg.benchmarks.report import markdown_table

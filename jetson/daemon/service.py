@@ -125,6 +125,9 @@ class Daemon:
 
     def __init__(self, config: DaemonConfig, config_path: Optional[str] = None,
                  reload_config: Optional[Callable[[], DaemonConfig]] = None) -> None:
+        if config.sources:
+            raise ConfigError("'sources:' (several streams) runs with 'jetseg bench --streams' and "
+                              "jetseg.jetson.daemon.streams.run_streams; the daemon runs one 'source:' today")
         self.config = config
         self.config_path = config_path
         self._reload_config = reload_config

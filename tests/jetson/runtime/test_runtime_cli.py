@@ -167,8 +167,8 @@ def test_bad_model_and_config_file_are_one_line(tmp_path):
     result = subprocess.run(JETSEG + ["run", "--config", str(bad)], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        "jetseg run: error: %s: unknown config field 'sink' (did you mean 'sinks'?); known fields: backend, device, "
-        "logging, model, pipeline, postprocess, roi, sinks, source, web" % bad)
+        "jetseg run: error: %s: unknown config field 'sink' (did you mean 'sinks'?); known fields: backend, batch, "
+        "device, logging, model, pipeline, postprocess, roi, sinks, source, sources, web" % bad)
 
 
 @pytest.mark.parametrize("args, said", [
