@@ -250,6 +250,12 @@ class DicomSource(Source):
         problem = missing_plugin(ds)
         if problem:
             raise SourceError("cannot decode %s: %s" % (item.path.name, problem))
+        if int(ds.get("SamplesPerPixel", 1) or 1) > 1 and "PlanarConfiguration" not in ds:
+            # Required for colour (type 1C) but left out by some exports; uncompressed colour is almost always
+            # interleaved (R1G1B1 R2G2B2 ...), and compressed pixel data ignores the tag.
+            log.warning("%s: colour pixels without PlanarConfiguration; reading them as interleaved (0)",
+                        item.path.name)
+            ds.PlanarConfiguration = 0
         self._ds, self._ds_item, self._whole = ds, item, None
         self._regions = self._check_regions(item, ds)
         # what every frame of this file shares, read from the tags once per file
@@ -288,7 +294,8 @@ class DicomSource(Source):
                     whole = convert_color_space(whole, "YBR_FULL", "RGB")
                 self._whole = whole
             return self._whole[index] if item.frames > 1 else self._whole
-        except (RuntimeError, NotImplementedError, ValueError) as exc:
+        except (RuntimeError, NotImplementedError, ValueError, AttributeError, KeyError) as exc:
+            # pydicom says what is wrong with the file (a missing or inconsistent element) in its message
             detail = " ".join(str(exc).split())
             raise SourceError("cannot decode %s: %s" % (item.path.name, detail)) from None
 

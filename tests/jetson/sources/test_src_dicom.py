@@ -78,6 +78,20 @@ def test_rgb_becomes_bgr(tmp_path: Path) -> None:
     assert frames[0].meta["fps"] == pytest.approx(30.0)
 
 
+def test_colour_without_planar_configuration_reads_as_interleaved_with_one_warning(tmp_path: Path, caplog) -> None:
+    rgb = np.random.default_rng(0).integers(0, 255, (2, 16, 24, 3), dtype=np.uint8)
+    path = write_dicom(tmp_path / "rgb.dcm", rgb, photometric="RGB")
+    ds = pydicom.dcmread(str(path))
+    del ds.PlanarConfiguration  # left out by some vendor exports though colour requires it
+    ds.save_as(str(path))
+    with caplog.at_level(logging.WARNING, logger="jetseg"):
+        source = open_source(str(path))
+        source.open()
+        first = source.read()
+    assert first is not None and np.array_equal(first.image, rgb[0][:, :, ::-1])
+    assert sum("without PlanarConfiguration" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_ybr_full_is_converted_to_bgr(tmp_path: Path) -> None:
     rgb = _cine(2, colour=True)
     ybr = _rgb_to_ybr_full(rgb)
