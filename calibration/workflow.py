@@ -54,6 +54,7 @@ from jetseg.calibration.quantize import (
 from jetseg.calibration.scans import read_scans
 from jetseg.errors import BundleError, GateError, JetsegError
 from jetseg.evaluate import BENCH_FRAMES
+from jetseg.jetson.frames.roi import RoiMode
 from jetseg.jetson.trt import cache as trtcache
 from jetseg.jetson.trt.floatlayers import float_keep
 from jetseg.onnxgraph import default_opset
@@ -129,10 +130,10 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
               gate_dice: float = 0.01, max_fallback: int = 8, max_frames: int = 300,
               trt_version: str = DEFAULT_TRT_VERSION, memory_mb: float = 1024.0,
               overwrite: bool = False, progress: bool = True,
-              roi: Union[str, Sequence[int]] = "spec") -> Dict[str, Any]:
+              roi: Union[RoiMode, Sequence[int]] = "spec") -> Dict[str, Any]:
     """Calibrate ``bundle`` on ``scans`` and write the INT8 bundle to ``out``; return the report.
 
-    ``roi`` (``auto``, ``spec``, ``none`` or ``[x, y, w, h]``, as ``run --roi``) crops every file's frames to
+    ``roi`` (``auto``, ``spec``, ``none``, ``[x, y, w, h]`` or ``{"relative": [x, y, w, h]}``, as ``run --roi``) crops every file's frames to
     the box ``run`` would use; calibration.json records it per file, and ``run``'s default follows it.
 
     Raises:
@@ -241,7 +242,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                       "calibration_frames": [scanset.ids[i] for i in calib_idx],
                       "holdout_frames": [scanset.ids[i] for i in held_idx],
                       "bench_frames": len(check_idx)},
-            roi={"mode": roi if isinstance(roi, str) else [int(v) for v in roi], "files": scanset.rois},
+            roi={"mode": roi if isinstance(roi, (str, dict)) else [int(v) for v in roi], "files": scanset.rois},
             gate={"threshold": gate_dice, "passed": True, "bases": final["bases"],
                   "int8_vs_fp32": {"dice": final["int8_vs_fp32"]["dice"],
                                    "pixel_agreement": final["pixel_agreement"]},

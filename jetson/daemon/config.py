@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
+from jetseg.jetson.frames.roi import RoiMode, as_mode, expected_mode
 from jetseg.jetson.pipeline.settings import (
     ConfigError,
     PipelineConfig,
@@ -31,6 +32,7 @@ from jetseg.jetson.pipeline.settings import (
     positive_or_none,
 )
 from jetseg.options import parse_assignments
+from jetseg.spec import RELATIVE_RULE
 
 ROI_MODES = ("bundle", "spec", "auto", "none")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -111,25 +113,21 @@ class RoiConfig:
     Attributes:
         mode: ``bundle`` (the default: the mode the bundle was calibrated with, calibration.json ``roi.mode``,
             else ``spec``), ``spec`` (the bundle's ``input.roi``, or the whole frame), ``auto`` (detect the ultrasound
-            sector / endoscope field of view from the first frames), ``none`` (the whole frame), or
-            ``[x, y, w, h]`` in frame pixels.
+            sector / endoscope field of view from the first frames), ``none`` (the whole frame),
+            ``[x, y, w, h]`` in frame pixels, or ``{relative: [x, y, w, h]}`` in fractions of the frame.
         auto_frames: how many first frames ``auto`` looks at.
         roi_only: sinks record and serve only the ROI, so burned-in patient text is not stored.
     """
 
-    mode: Union[str, List[int]] = "bundle"
+    mode: Union[str, List[int], Dict[str, List[float]]] = "bundle"
     auto_frames: int = 3
     roi_only: bool = False
 
     def validate(self) -> None:
-        mode = self.mode
-        if isinstance(mode, (list, tuple)):
-            expect(len(mode) == 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in mode)
-                    and mode[0] >= 0 and mode[1] >= 0 and mode[2] > 0 and mode[3] > 0,
-                    "roi.mode", mode, "[x, y, width, height] in frame pixels (x, y >= 0; width, height > 0)")
-            self.mode = [int(v) for v in mode]
-        else:
-            expect(mode in ROI_MODES, "roi.mode", mode, "auto, spec, none or [x, y, width, height], or bundle")
+        normal = as_mode(self.mode, ROI_MODES)
+        expect(normal is not None, "roi.mode", self.mode, expected_mode(self.mode, ROI_MODES))
+        assert normal is not None
+        self.mode = normal
         expect(isinstance(self.auto_frames, int) and not isinstance(self.auto_frames, bool)
                 and 1 <= self.auto_frames <= 100, "roi.auto_frames", self.auto_frames, "an integer 1..100")
         expect(isinstance(self.roi_only, bool), "roi.roi_only", self.roi_only, "true or false")
@@ -256,7 +254,8 @@ def _section(factory: Any, data: Any, name: str) -> Any:
     default = factory()
     if data is None:
         return default
-    if name == "roi" and isinstance(data, (str, list)):  # shorthand: roi: auto
+    if name == "roi" and (isinstance(data, (str, list)) or (isinstance(data, dict) and set(data) == {"relative"})):
+        # shorthand: roi: auto, roi: [x, y, w, h], roi: {relative: [x, y, w, h]}
         data = {"mode": data}
     if name == "model" and isinstance(data, str):  # shorthand: model: path/to/bundle
         data = {"path": data}
@@ -284,21 +283,29 @@ def _sinks(data: Any) -> List[SinkConfig]:
     return out
 
 
-def parse_roi(text: str) -> Union[str, List[int]]:
-    """A ``--roi`` value: ``bundle``, ``auto``, ``spec``, ``none`` or ``x,y,w,h``."""
+def parse_roi(text: str) -> RoiMode:
+    """A ``--roi`` value (``run`` and ``calibrate`` alike): ``bundle``, ``auto``, ``spec``, ``none``, ``x,y,w,h``
+    in frame pixels, or ``relative:x,y,w,h`` in fractions of the frame (``{"relative": [x, y, w, h]}``, the
+    form spec.yaml's ``input.roi`` takes, so that one box fits frames of every size)."""
     value = text.strip().lower()
     if value in ROI_MODES:
         return value
-    parts = [p.strip() for p in value.split(",")]
+    relative = value.startswith("relative:")
+    parts = [p.strip() for p in value[len("relative:"):].split(",")] if relative else value.split(",")
+    numbers: List[Any] = []
     try:
-        numbers = [int(p) for p in parts]
+        numbers = [float(p) if relative else int(p) for p in parts]
     except ValueError:
-        numbers = []
-    if len(numbers) != 4 or min(numbers[:2]) < 0 or min(numbers[2:]) <= 0:
+        pass
+    mode = as_mode({"relative": numbers} if relative else numbers)
+    if mode is None and relative:
+        raise ConfigError("--roi %r: expected relative:x,y,w,h as %s (e.g. relative:0.1,0.05,0.8,0.9)"
+                          % (text, RELATIVE_RULE))
+    if mode is None:
         raise ConfigError("--roi %r: expected auto, spec, none or x,y,w,h in frame pixels (e.g. 80,40,480,400), "
-                          "or bundle (as the bundle was calibrated)"
-                          % text)
-    return numbers
+                          "relative:x,y,w,h in fractions of the frame (e.g. relative:0.1,0.05,0.8,0.9), or bundle "
+                          "(as the bundle was calibrated)" % text)
+    return mode
 
 
 def parse_options(items: Optional[List[str]], flag: str) -> Dict[str, Any]:
