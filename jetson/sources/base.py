@@ -94,6 +94,11 @@ class Source(Component):
     def stats(self) -> Dict[str, Any]:
         return {"uri": self.uri, "delivered": self.delivered, "dropped": self.dropped, "live": self.live}
 
+    def preflight(self) -> None:
+        """What ``run --check`` verifies beyond the URI and options, without opening the source: raises a
+        SourceError when it cannot work as given (a capture device that does not exist). A normal start
+        does not call it: a live source waits for its device and reconnects."""
+
     # hooks
     def _open(self) -> None:
         pass
