@@ -273,6 +273,28 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         save_bundle(out, candidate, spec, precision="int8", provenance=provenance, overwrite=overwrite,
                     extra_files=extra, inputs=inputs)
     report = dict(record.to_dict(), out=str(out))
+    notice = fallback_notice(len(exclude), len(ranking or []))  # ranking: every quantizable layer, once
+    if notice:
+        log.warning(notice)
     log.info("wrote %s (%s, %s; %d KB = %.0f%% of FP32; mean Dice drop %.4f)", out, target, method,
              int8_size // 1024, 100.0 * int8_size / fp32_size, round(final["dice_drop"], 4) + 0.0)
     return report
+
+
+#: the share of quantizable layers kept in float from which INT8 is often no faster than FP32 (each float
+#: layer between INT8 ones adds a dequantize/quantize pair and breaks layer fusion; MONAI UNets with 16-19
+#: layers in float measured 0.85x of FP32 on TensorRT)
+SLOW_FALLBACK_SHARE = 0.25
+
+
+def fallback_notice(float_layers: int, quantizable: int) -> str:
+    """The warning calibrate gives when layer fallback kept so many of the ``quantizable`` layers in float that
+    INT8 may be slower than FP32 (at least :data:`SLOW_FALLBACK_SHARE` of them), with what to try; empty when
+    it did not."""
+    total = quantizable
+    if float_layers <= 0 or total <= 0 or float_layers < SLOW_FALLBACK_SHARE * total:
+        return ""
+    return ("%d of %d quantizable layers are kept in float to pass the gate: each one between INT8 layers adds "
+            "conversions, and with this many INT8 often runs slower than FP32; measure it (jetseg bench INT8 "
+            "--reference FP32), and try --method percentile or minmax, more --count, a larger --gate-dice, or "
+            "FP16 instead (jetseg build --precision fp16)" % (float_layers, total))
