@@ -97,7 +97,7 @@ def as_mode(mode: Any, names: Sequence[str] = MODE_NAMES) -> Optional[RoiMode]:
         return mode if mode in names else None
     if isinstance(mode, dict):
         fractions = mode.get("relative")
-        if set(mode) == {"relative"} and is_relative(fractions):
+        if set(mode) == {"relative"} and fractions is not None and is_relative(fractions):
             return {"relative": [float(v) for v in fractions]}
         return None
     if (isinstance(mode, (list, tuple)) and len(mode) == 4
