@@ -32,7 +32,7 @@ from jetseg.jetson.pipeline.settings import (
     positive_or_none,
 )
 from jetseg.options import parse_assignments
-from jetseg.spec import RELATIVE_RULE
+from jetseg.roibox import RELATIVE_RULE
 
 ROI_MODES = ("bundle", "spec", "auto", "none")
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -21,7 +21,8 @@ import numpy as np
 from jetseg.errors import JetsegError
 from jetseg.jetson.frames.screen import ImagingArea, find_imaging_area, grey8
 from jetseg.records import CalibrationRecord
-from jetseg.spec import RELATIVE_RULE, Spec, is_relative, relative_box, warn_clipped
+from jetseg.roibox import RELATIVE_RULE, is_relative, relative_box
+from jetseg.spec import Spec, warn_clipped
 
 Roi = Tuple[int, int, int, int]
 #: a ROI mode: a name (``auto``, ``spec``, ``none``), ``[x, y, w, h]`` in frame pixels, or

@@ -14,7 +14,6 @@ options) and v4l2:// through CAP_V4L2, while csi:// and gst:// need GStreamer an
 from __future__ import annotations
 
 import contextlib
-import glob
 import logging
 import os
 import re
@@ -32,7 +31,6 @@ from jetseg.jetson.frames.slot import EMPTY, Slot
 from jetseg.jetson.sources import pipelines
 from jetseg.jetson.sources.base import Source
 from jetseg.jetson.sources.clock import CaptureClock
-from jetseg.jetson.sources.images import natural_key
 from jetseg.jetson.sources.reconnect import Backoff
 from jetseg.optional import require
 from jetseg.options import OptionReader
@@ -390,15 +388,7 @@ class V4L2Source(LiveSource):
         self.device = "/dev/video%s" % target if target.isdigit() else target
         if not self.device.startswith("/dev/"):
             raise SourceError("v4l2 source %r: expected a device such as v4l2:///dev/video0 or v4l2://0" % self.uri)
-
-    def preflight(self) -> None:
-        """The device must exist now (``run --check``); a normal start waits for it and reconnects."""
-        if os.path.exists(self.device):
-            return
-        present = sorted(glob.glob("/dev/video*"), key=natural_key)
-        raise SourceError("v4l2 source %r: no such device %s (video devices here: %s); plug the camera in or "
-                          "give the right --source (a normal run waits for the device and reconnects)"
-                          % (self.uri, self.device, ", ".join(present) or "none"))
+        self.local_device = self.device  # run --check says when it does not exist (Source.preflight)
 
     def _gstreamer_pipeline(self, jetson: bool) -> str:
         return pipelines.v4l2_pipeline(self.device, self.width, self.height, self.rate, self.format, jetson)
