@@ -212,6 +212,9 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                             % (failed["dice_drop"], failed["dice_drop_basis"], failed["pixel_agreement"], gate_dice,
                                failed["frames"], where, tried))
         # ``candidate`` now holds the model of the last (passing) attempt
+        notice = fallback_notice(len(exclude), len(ranking or [])) if target == "tensorrt" else ""
+        if notice:  # ranking: every quantizable layer once; the cpu target measures its speed instead
+            log.warning(notice)
 
         qmodel = onnx.load(str(candidate))
         violations = check_qdq(qmodel) if target == "tensorrt" else []
@@ -273,9 +276,6 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         save_bundle(out, candidate, spec, precision="int8", provenance=provenance, overwrite=overwrite,
                     extra_files=extra, inputs=inputs)
     report = dict(record.to_dict(), out=str(out))
-    notice = fallback_notice(len(exclude), len(ranking or []))  # ranking: every quantizable layer, once
-    if notice:
-        log.warning(notice)
     log.info("wrote %s (%s, %s; %d KB = %.0f%% of FP32; mean Dice drop %.4f)", out, target, method,
              int8_size // 1024, 100.0 * int8_size / fp32_size, round(final["dice_drop"], 4) + 0.0)
     return report

@@ -246,7 +246,10 @@ class VideoFileSink(Sink):
                     raise SinkError("the encoder left no video for %s" % self.path)
                 os.replace(str(self.tmp_path), str(self.path))
                 self.segments.append(self.path)
-                log.info("recorded %d frames to %s", self._segment_written, self.path)
+                # the file holds video_frames pictures: each result once, plus repeats over a live stream's gaps
+                log.info("recorded %d video frames to %s (%d results%s)", self.video_frames, self.path,
+                         self._segment_written, ", %d repeated over gaps" % (self.video_frames - self._segment_written)
+                         if self.video_frames > self._segment_written else "")
         except BaseException:
             self._abort()
             raise
