@@ -23,7 +23,7 @@ import numpy as np
 from jetseg.bundle import sha256_file
 from jetseg.calibration.curate import group_of
 from jetseg.errors import JetsegError, SourceError
-from jetseg.jetson.frames.roi import RoiError, RoiPolicy
+from jetseg.jetson.frames.roi import RoiError, RoiMode, RoiPolicy
 from jetseg.optional import require
 from jetseg.spec import Spec
 
@@ -124,7 +124,7 @@ def _frames(uri: str, options: Dict[str, Any], limit: Optional[int], progress: b
             info["truncated"] = limit is not None and position >= limit and not source.ended
 
 
-def with_rois(frames: Iterator[Tuple[int, Any]], spec: Spec, roi: Union[str, Sequence[int]], auto_frames: int,
+def with_rois(frames: Iterator[Tuple[int, Any]], spec: Spec, roi: Union[RoiMode, Sequence[int]], auto_frames: int,
               rois: Dict[str, Dict[str, Any]]) -> Iterator[Tuple[int, Any, Tuple[int, int, int, int]]]:
     """``(position, Frame, roi)``: the ROI of each file (or sequence) decided by a :class:`RoiPolicy` of mode
     ``roi`` from its first ``auto_frames`` frames (``auto``; other modes from its first frame), recorded in
@@ -171,7 +171,7 @@ def with_rois(frames: Iterator[Tuple[int, Any]], spec: Spec, roi: Union[str, Seq
 
 
 def read_scans(uri: str, spec: Spec, max_frames: int = 500, memory_mb: float = 1024.0,
-               progress: bool = True, roi: Union[str, Sequence[int]] = "spec", auto_frames: int = 3,
+               progress: bool = True, roi: Union[RoiMode, Sequence[int]] = "spec", auto_frames: int = 3,
                **options: Any) -> ScanSet:
     """Read up to ``max_frames`` frames of ``uri`` and preprocess them with ``spec``, each cropped to its
     file's ROI (``roi``: ``auto``, ``spec``, ``none`` or ``[x, y, w, h]``, as ``run --roi``; see

@@ -55,6 +55,7 @@ from jetseg.calibration.scans import read_scans
 from jetseg.calibration.speedcheck import speed_check
 from jetseg.errors import BundleError, GateError, JetsegError
 from jetseg.evaluate import BENCH_FRAMES
+from jetseg.jetson.frames.roi import RoiMode
 from jetseg.jetson.trt import cache as trtcache
 from jetseg.jetson.trt.floatlayers import float_keep
 from jetseg.onnxgraph import default_opset
@@ -130,10 +131,10 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
               gate_dice: float = 0.01, max_fallback: int = 8, max_frames: int = 300,
               trt_version: str = DEFAULT_TRT_VERSION, memory_mb: float = 1024.0,
               overwrite: bool = False, progress: bool = True,
-              roi: Union[str, Sequence[int]] = "spec") -> Dict[str, Any]:
+              roi: Union[RoiMode, Sequence[int]] = "spec") -> Dict[str, Any]:
     """Calibrate ``bundle`` on ``scans`` and write the INT8 bundle to ``out``; return the report.
 
-    ``roi`` (``auto``, ``spec``, ``none`` or ``[x, y, w, h]``, as ``run --roi``) crops every file's frames to
+    ``roi`` (``auto``, ``spec``, ``none``, ``[x, y, w, h]`` or ``{"relative": [x, y, w, h]}``, as ``run --roi``) crops every file's frames to
     the box ``run`` would use; calibration.json records it per file, and ``run``'s default follows it.
 
     Raises:
@@ -212,6 +213,9 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                             % (failed["dice_drop"], failed["dice_drop_basis"], failed["pixel_agreement"], gate_dice,
                                failed["frames"], where, tried))
         # ``candidate`` now holds the model of the last (passing) attempt
+        notice = fallback_notice(len(exclude), len(ranking or [])) if target == "tensorrt" else ""
+        if notice:  # ranking: every quantizable layer once; the cpu target measures its speed instead
+            log.warning(notice)
 
         qmodel = onnx.load(str(candidate))
         violations = check_qdq(qmodel) if target == "tensorrt" else []
@@ -242,7 +246,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                       "calibration_frames": [scanset.ids[i] for i in calib_idx],
                       "holdout_frames": [scanset.ids[i] for i in held_idx],
                       "bench_frames": len(check_idx)},
-            roi={"mode": roi if isinstance(roi, str) else [int(v) for v in roi], "files": scanset.rois},
+            roi={"mode": roi if isinstance(roi, (str, dict)) else [int(v) for v in roi], "files": scanset.rois},
             gate={"threshold": gate_dice, "passed": True, "bases": final["bases"],
                   "int8_vs_fp32": {"dice": final["int8_vs_fp32"]["dice"],
                                    "pixel_agreement": final["pixel_agreement"]},
@@ -280,3 +284,22 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
     log.info("wrote %s (%s, %s; %d KB = %.0f%% of FP32; mean Dice drop %.4f)", out, target, method,
              int8_size // 1024, 100.0 * int8_size / fp32_size, round(final["dice_drop"], 4) + 0.0)
     return report
+
+
+#: the share of quantizable layers kept in float from which INT8 is often no faster than FP32 (each float
+#: layer between INT8 ones adds a dequantize/quantize pair and breaks layer fusion; MONAI UNets with 16-19
+#: layers in float measured 0.85x of FP32 on TensorRT)
+SLOW_FALLBACK_SHARE = 0.25
+
+
+def fallback_notice(float_layers: int, quantizable: int) -> str:
+    """The warning calibrate gives when layer fallback kept so many of the ``quantizable`` layers in float that
+    INT8 may be slower than FP32 (at least :data:`SLOW_FALLBACK_SHARE` of them), with what to try; empty when
+    it did not."""
+    total = quantizable
+    if float_layers <= 0 or total <= 0 or float_layers < SLOW_FALLBACK_SHARE * total:
+        return ""
+    return ("%d of %d quantizable layers are kept in float to pass the gate: each one between INT8 layers adds "
+            "conversions, and with this many INT8 often runs slower than FP32; measure it (jetseg bench INT8 "
+            "--reference FP32), and try --method percentile or minmax, more --count, a larger --gate-dice, or "
+            "FP16 instead (jetseg build --precision fp16)" % (float_layers, total))

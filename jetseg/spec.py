@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 
 from jetseg.errors import SpecError
+from jetseg.roibox import RELATIVE_RULE, is_relative, relative_box
 
 log = logging.getLogger("jetseg.spec")
 
@@ -159,12 +160,8 @@ class Spec:
         _expect(all(v > 0 for v in inp.std), "input.std", inp.std, "positive numbers")
         if isinstance(inp.roi, dict):
             rel: Any = inp.roi.get("relative")
-            _expect(set(inp.roi) == {"relative"} and isinstance(rel, (list, tuple)) and len(rel) == 4
-                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rel)
-                    and all(0.0 <= v < 1.0 for v in rel[:2]) and all(0.0 < v <= 1.0 for v in rel[2:])
-                    and rel[0] + rel[2] <= 1.0 + 1e-6 and rel[1] + rel[3] <= 1.0 + 1e-6,
-                    "input.roi", inp.roi, "{relative: [x, y, width, height]} as fractions of the frame (x, y "
-                    "in [0, 1), width, height in (0, 1], x + width and y + height at most 1)")
+            _expect(set(inp.roi) == {"relative"} and is_relative(rel),
+                    "input.roi", inp.roi, "{relative: [x, y, width, height]} as %s" % RELATIVE_RULE)
             inp.roi = {"relative": [float(v) for v in rel]}
         elif inp.roi is not None:
             _expect(isinstance(inp.roi, (list, tuple)) and len(inp.roi) == 4
@@ -227,10 +224,7 @@ class Spec:
         if roi is None:
             return 0, 0, width, height
         if isinstance(roi, dict):
-            fx, fy, fw, fh = roi["relative"]
-            x, y = min(width - 1, int(round(fx * width))), min(height - 1, int(round(fy * height)))
-            w = max(1, min(width - x, int(round(fw * width))))
-            return x, y, w, max(1, min(height - y, int(round(fh * height))))
+            return relative_box(roi["relative"], frame_shape)
         x, y, w, h = roi
         if x >= width or y >= height:
             raise SpecError("input.roi %s lies outside the %dx%d frame; fix the ROI in spec.yaml or the "

@@ -40,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep preprocessed frames in memory up to this size, else read twice (default: 1024)")
     parser.add_argument("--roi", default="spec", metavar="MODE",
                         help="the ROI the scans are cropped to, as 'run --roi': auto (the imaging area each file's "
-                             "first frames show, or its DICOM region tags), spec (the bundle's input.roi), none "
-                             "or x,y,w,h in frame pixels; recorded per file in calibration.json, and run's default "
+                             "first frames show, or its DICOM region tags), spec (the bundle's input.roi), none, "
+                             "x,y,w,h in frame pixels or relative:x,y,w,h in fractions of the frame; recorded per "
+                             "file in calibration.json, and run's default "
                              "follows it (default: spec)")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     import signal
 
     from jetseg.calibration.workflow import calibrate
-    from jetseg.jetson.daemon.config import parse_roi
+    from jetseg.jetson.daemon.flags import parse_roi
 
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     report = calibrate(args.bundle, args.scans, out=args.out, method=args.method, count=args.count,

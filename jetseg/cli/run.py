@@ -35,8 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "null:// (replaces the config's sinks)")
     parser.add_argument("--realtime", action="store_true", default=None,
                         help="pace a file or synthetic source at its frame rate, dropping frames like a live one")
-    parser.add_argument("--roi", metavar="MODE", help="auto, spec, none, x,y,w,h (frame pixels) or bundle (the default: as the bundle was "
-                             "calibrated, else spec)")
+    parser.add_argument("--roi", metavar="MODE",
+                        help="auto, spec, none, x,y,w,h (frame pixels), relative:x,y,w,h (fractions of the frame, "
+                             "e.g. relative:0.1,0.05,0.8,0.9) or bundle (the default: as the bundle was calibrated, "
+                             "else spec)")
     parser.add_argument("--roi-only", action="store_true", default=None,
                         help="record and serve only the ROI (no burned-in patient text)")
     parser.add_argument("--smoothing", type=float, metavar="S", help="temporal smoothing 0..1 (0 = off)")
@@ -54,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def overrides_from(args: argparse.Namespace) -> Dict[str, Any]:
     """The command line as dotted config overrides."""
-    from jetseg.jetson.daemon.config import parse_options, parse_roi
+    from jetseg.jetson.daemon.flags import parse_options, parse_roi
 
     return {
         "model.path": args.model,
@@ -80,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import signal
 
-    from jetseg.jetson.daemon.config import DaemonConfig, apply_overrides
+    from jetseg.jetson.daemon.config import DaemonConfig
+    from jetseg.jetson.daemon.flags import apply_overrides
     from jetseg.jetson.daemon.service import Daemon, apply_logging
 
     overrides = overrides_from(args)

@@ -17,10 +17,11 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from jetseg.bundle import Bundle, BundleLike
 from jetseg.errors import JetsegError
-from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, DeviceConfig, apply_overrides
+from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, DeviceConfig
+from jetseg.jetson.daemon.flags import apply_overrides
 from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.frames.postprocess import PostProcessor
-from jetseg.jetson.frames.roi import RoiPolicy, calibrated_mode
+from jetseg.jetson.frames.roi import RoiMode, RoiPolicy, calibrated_mode
 from jetseg.jetson.pipeline import Pipeline, PipelineError, SourceReader, sink_names
 from jetseg.jetson.runners import open_runner
 from jetseg.jetson.sinks import SinkContext, open_sink
@@ -143,7 +144,7 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
     return parts
 
 
-def roi_mode(config: DaemonConfig, bundle: Bundle) -> Union[str, Sequence[int]]:
+def roi_mode(config: DaemonConfig, bundle: Bundle) -> RoiMode:
     """``roi.mode``, with ``bundle`` (the default) replaced by the mode the bundle was calibrated with."""
     mode = config.roi.mode
     if mode != "bundle":
@@ -255,7 +256,7 @@ def run_overrides() -> Dict[str, str]:
 
 def run_config(bundle: Bundle, source_uri: str, sink_uris: Optional[Sequence[str]] = None,
                backend: Optional[str] = None, config: Optional[DaemonConfig] = None, backend_options: Optional[Dict[str, Any]] = None,
-               source_options: Optional[Dict[str, Any]] = None, roi: Union[str, Sequence[int], None] = None,
+               source_options: Optional[Dict[str, Any]] = None, roi: Union[RoiMode, Sequence[int], None] = None,
                **overrides: Any) -> DaemonConfig:
     """The :class:`DaemonConfig` :func:`run_pipeline` runs: ``config`` (default: every section's defaults,
     device telemetry off) with the arguments applied, validated. An unknown keyword is a ConfigError naming
@@ -269,7 +270,7 @@ def run_config(bundle: Bundle, source_uri: str, sink_uris: Optional[Sequence[str
                              "backend.options": backend_options, "source.uri": source_uri,
                              "source.options": source_options,
                              "sinks": None if sink_uris is None else list(sink_uris),
-                             "roi.mode": roi if roi is None or isinstance(roi, str) else [int(v) for v in roi]}
+                             "roi.mode": roi if roi is None or isinstance(roi, (str, dict)) else [int(v) for v in roi]}
     given.update((known[name], value) for name, value in overrides.items())
     return apply_overrides(base, given)
 
@@ -277,7 +278,7 @@ def run_config(bundle: Bundle, source_uri: str, sink_uris: Optional[Sequence[str
 def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Optional[Sequence[str]] = None,
                  backend: Optional[str] = None, runner: Any = None, metrics: Optional[Metrics] = None,
                  config: Optional[DaemonConfig] = None, backend_options: Optional[Dict[str, Any]] = None,
-                 source_options: Optional[Dict[str, Any]] = None, roi: Union[str, Sequence[int], None] = None,
+                 source_options: Optional[Dict[str, Any]] = None, roi: Union[RoiMode, Sequence[int], None] = None,
                  **overrides: Any) -> Dict[str, Any]:
     """Run the full pipeline once and return its statistics (see docs/runtime.md).
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Union
 
+from jetseg.jetson.frames.roi import as_mode, expected_mode
 from jetseg.jetson.pipeline.settings import (
     ConfigError,
     PipelineConfig,
@@ -32,7 +33,6 @@ from jetseg.jetson.pipeline.settings import (
     is_number,
     positive_or_none,
 )
-from jetseg.options import parse_assignments
 
 ROI_MODES = ("bundle", "spec", "auto", "none")
 STREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
@@ -181,25 +181,21 @@ class RoiConfig:
     Attributes:
         mode: ``bundle`` (the default: the mode the bundle was calibrated with, calibration.json ``roi.mode``,
             else ``spec``), ``spec`` (the bundle's ``input.roi``, or the whole frame), ``auto`` (detect the ultrasound
-            sector / endoscope field of view from the first frames), ``none`` (the whole frame), or
-            ``[x, y, w, h]`` in frame pixels.
+            sector / endoscope field of view from the first frames), ``none`` (the whole frame),
+            ``[x, y, w, h]`` in frame pixels, or ``{relative: [x, y, w, h]}`` in fractions of the frame.
         auto_frames: how many first frames ``auto`` looks at.
         roi_only: sinks record and serve only the ROI, so burned-in patient text is not stored.
     """
 
-    mode: Union[str, List[int]] = "bundle"
+    mode: Union[str, List[int], Dict[str, List[float]]] = "bundle"
     auto_frames: int = 3
     roi_only: bool = False
 
     def validate(self) -> None:
-        mode = self.mode
-        if isinstance(mode, (list, tuple)):
-            expect(len(mode) == 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in mode)
-                    and mode[0] >= 0 and mode[1] >= 0 and mode[2] > 0 and mode[3] > 0,
-                    "roi.mode", mode, "[x, y, width, height] in frame pixels (x, y >= 0; width, height > 0)")
-            self.mode = [int(v) for v in mode]
-        else:
-            expect(mode in ROI_MODES, "roi.mode", mode, "auto, spec, none or [x, y, width, height], or bundle")
+        normal = as_mode(self.mode, ROI_MODES)
+        expect(normal is not None, "roi.mode", self.mode, expected_mode(self.mode, ROI_MODES))
+        assert normal is not None
+        self.mode = normal
         expect(isinstance(self.auto_frames, int) and not isinstance(self.auto_frames, bool)
                 and 1 <= self.auto_frames <= 100, "roi.auto_frames", self.auto_frames, "an integer 1..100")
         expect(isinstance(self.roi_only, bool), "roi.roi_only", self.roi_only, "true or false")
@@ -348,7 +344,8 @@ def _section(factory: Any, data: Any, name: str) -> Any:
     if data is None:
         return default
     kind = name.rsplit(".", 1)[-1]
-    if kind == "roi" and isinstance(data, (str, list)):  # shorthand: roi: auto
+    if kind == "roi" and (isinstance(data, (str, list)) or (isinstance(data, dict) and set(data) == {"relative"})):
+        # shorthand: roi: auto, roi: [x, y, w, h], roi: {relative: [x, y, w, h]}
         data = {"mode": data}
     if kind == "model" and isinstance(data, str):  # shorthand: model: path/to/bundle
         data = {"path": data}
@@ -403,48 +400,3 @@ def _streams(data: Any) -> List[StreamConfig]:
         check_fields(StreamConfig, item, "sources[%d]" % i)
         out.append(StreamConfig(**item))
     return out
-
-
-def parse_roi(text: str) -> Union[str, List[int]]:
-    """A ``--roi`` value: ``bundle``, ``auto``, ``spec``, ``none`` or ``x,y,w,h``."""
-    value = text.strip().lower()
-    if value in ROI_MODES:
-        return value
-    parts = [p.strip() for p in value.split(",")]
-    try:
-        numbers = [int(p) for p in parts]
-    except ValueError:
-        numbers = []
-    if len(numbers) != 4 or min(numbers[:2]) < 0 or min(numbers[2:]) <= 0:
-        raise ConfigError("--roi %r: expected auto, spec, none or x,y,w,h in frame pixels (e.g. 80,40,480,400), "
-                          "or bundle (as the bundle was calibrated)"
-                          % text)
-    return numbers
-
-
-def parse_options(items: Optional[List[str]], flag: str) -> Dict[str, Any]:
-    """``--backend-option`` / ``--source-option`` items -> keyword options (:func:`jetseg.options.parse_assignments`,
-    raising ConfigError): ``["provider=cpu", "threads=2"]`` -> ``{"provider": "cpu", "threads": 2}``."""
-    return parse_assignments(items, flag, ConfigError)
-
-
-def apply_overrides(config: DaemonConfig, overrides: Dict[str, Any]) -> DaemonConfig:
-    """A copy of ``config`` with command-line values applied, validated.
-
-    Keys are dotted field names (``"source.uri"``, ``"roi.mode"``); mappings (``"backend.options"``) are
-    merged into the file's; ``"sinks"`` (a list of URIs) replaces the file's sinks. None values are skipped.
-    """
-    config = copy.deepcopy(config)
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key == "sinks":
-            config.sinks = [item if isinstance(item, SinkConfig) else SinkConfig(uri=item) for item in value]
-            continue
-        section_name, _, name = key.partition(".")
-        section = getattr(config, section_name)
-        current = getattr(section, name)
-        if isinstance(current, dict) and isinstance(value, dict):
-            value = dict(current, **value)
-        setattr(section, name, value)
-    return config.validate()

@@ -182,14 +182,16 @@ class Daemon:
                                    "backend": config.backend.name, "source": config.source.uri}})
 
     def check(self) -> Dict[str, Any]:
-        """Validate everything without running: sink and source URIs, the bundle, the backend (activated once)."""
+        """Validate everything without running: sink and source URIs, the source's own preflight (a capture
+        device that does not exist), the bundle, the backend (activated once)."""
         config = self.config
         parts = build(config, self.metrics)
         try:
+            assert parts.reader is not None
+            parts.reader.source.preflight()
             backend = parts.runner.describe()
         finally:
             parts.close()
-        assert parts.reader is not None
         return redact_data({"ok": True, "model": str(parts.bundle.path), "precision": parts.bundle.precision,
                             "backend": backend, "source": parts.reader.source.uri, "live": parts.reader.live,
                             "sinks": [name for name, _ in parts.sinks], "config": config.to_dict()})

@@ -12,7 +12,10 @@ patient text around the image), ``crf=`` and ``preset=`` (libx264 quality and sp
 the name is taken (an earlier run, or the segment before a config reload reopened the sinks), the sink
 records to the next free segment name, ``out.mp4`` -> ``out-001.mp4``, ``out-002.mp4``, ... The target's
 folder is checked for writability at ``open()``.
-The frame size is fixed by the first frame; later frames of another size are resized to it.
+The picture size is fixed by the first frame. When it changes (a folder of files of several sizes, a new
+ROI after a reconnection: with ``roi=1`` the picture is the ROI), the sink finishes the segment it was
+recording and goes on in the next free segment name (``out.mp4`` -> ``out-001.mp4``) at the new size,
+with one INFO line saying so: pictures are never squashed or stretched to another size.
 
 Real time: from a live source (frames dropped when the pipeline is behind, gaps while reconnecting) each
 frame is placed by its capture time (``stamps["captured"]``), repeating the previous frame over the gaps,
@@ -35,6 +38,7 @@ import numpy as np
 
 from jetseg.errors import SinkError
 from jetseg.jetson.sinks.base import Sink, SinkContext
+from jetseg.jetson.sinks.recordings import fragment_frames, free_segment, recover_partials
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sinks.video")
@@ -64,90 +68,6 @@ def ffmpeg_has_x264(ffmpeg: str) -> bool:
     return _X264
 
 
-def fragment_frames(path: Path) -> int:
-    """How many video frames ``path``, a fragmented MP4, holds in complete fragments (a ``moof`` followed by a
-    whole ``mdat``; the frames are the ``trun`` sample counts): what a player shows of a recording cut short.
-    0 for a file without one."""
-    total = 0
-    try:
-        size = path.stat().st_size
-        with open(str(path), "rb") as handle:
-            offset, pending = 0, None
-            while offset + 8 <= size:
-                handle.seek(offset)
-                header = handle.read(8)
-                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
-                if length == 1:  # a 64-bit size follows
-                    length = int.from_bytes(handle.read(8), "big")
-                if length < 8 or offset + length > size:
-                    break  # a box cut short: the end of what was finished
-                if kind == b"moof":
-                    handle.seek(offset)
-                    pending = _samples(handle.read(length)[8:])
-                elif kind == b"mdat" and pending is not None:
-                    total, pending = total + pending, None
-                offset += length
-    except OSError as exc:
-        log.warning("cannot read the partial recording %s: %s", path, exc)
-    return total
-
-
-def _samples(boxes: bytes) -> int:
-    """The sample count of every ``trun`` in a ``moof``'s children (inside their ``traf`` boxes)."""
-    count, offset = 0, 0
-    while offset + 8 <= len(boxes):
-        length, kind = int.from_bytes(boxes[offset:offset + 4], "big"), boxes[offset + 4:offset + 8]
-        if length < 8:
-            break
-        if kind == b"traf":
-            count += _samples(boxes[offset + 8:offset + length])
-        elif kind == b"trun" and length >= 16:
-            count += int.from_bytes(boxes[offset + 12:offset + 16], "big")
-        offset += length
-    return count
-
-
-def free_segment(path: Path) -> Path:
-    """``path`` if nothing has that name, else the first free ``<stem>-NNN<suffix>`` (never replaces a file)."""
-    number = 0
-    candidate = path
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name("%s-%03d%s" % (path.stem, number, path.suffix))
-    return candidate
-
-
-def recover_partials(path: Path) -> List[Path]:
-    """Give the hidden partial recordings of ``path`` that a killed run left (``.<stem>.<pid>.partial<suffix>``
-    whose process is gone) a name: each with a complete fragment is renamed to the next free segment name
-    (the encoder, in a session of its own, finishes the file after the daemon's SIGKILL); any other is left
-    where it is, with a warning that says where. Returns the recovered files."""
-    recovered = []
-    for partial in sorted(path.parent.glob(".%s.*.partial%s" % (path.stem, path.suffix))):
-        pid = partial.name[len(path.stem) + 2:-len(".partial" + path.suffix)]
-        if not pid.isdigit() or int(pid) == os.getpid() or _running(int(pid)):
-            continue
-        if fragment_frames(partial):
-            target = free_segment(path)
-            os.replace(str(partial), str(target))
-            log.warning("recovered the recording of an earlier run that was killed: %s", target)
-            recovered.append(target)
-        else:
-            log.warning("an earlier run that was killed left an unfinished recording at %s; it holds no "
-                        "complete second of video and is left as it is", partial)
-    return recovered
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
-
 class VideoFileSink(Sink):
     """Overlay video recorder. ``write()`` blocks while the encoder is busy (the pipeline's queue absorbs it)."""
 
@@ -170,6 +90,9 @@ class VideoFileSink(Sink):
             raise SinkError("file://%s: cannot record to a %r file; expected a name ending in %s"
                             % (uri, Path(uri).suffix, ", ".join(sorted(SUFFIXES))))
         self.path = Path(uri)
+        self.segments: List[Path] = []  # the files finished so far (one more per picture size change)
+        self._base = self.path  # the target name segments are numbered from
+        self._segment_written = 0
         self.tmp_path: Optional[Path] = None
         self.encoder = ""
         self.size: Optional[Tuple[int, int]] = None  # (width, height) fixed by the first frame
@@ -211,8 +134,8 @@ class VideoFileSink(Sink):
             raise SinkError("cannot record to %s: %s; choose a writable folder"
                             % (self.path, exc.strerror or exc)) from None
         recover_partials(self.path)
-        self.path = free_segment(self.path)
-        self.tmp_path = self.path.with_name(".%s.%d.partial%s" % (self.path.stem, os.getpid(), self.path.suffix))
+        self._base, self.segments = self.path, []
+        self._begin_segment()
         self._cv2 = require("cv2", "recording video")
         ffmpeg = shutil.which("ffmpeg")
         choice = self.encoder_choice
@@ -231,6 +154,12 @@ class VideoFileSink(Sink):
             self.encoder = "opencv"
         log.info("recording %s (%s, %.3g fps%s)", self.path, self.encoder, self.fps,
                  ", ROI only" if self.roi_only else "")
+
+    def _begin_segment(self) -> None:
+        """Name the next file: the target, or its first free segment name; its partial file beside it."""
+        self.path = free_segment(self._base)
+        self.tmp_path = self.path.with_name(".%s.%d.partial%s" % (self.path.stem, os.getpid(), self.path.suffix))
+        self._segment_written = 0
 
     def _copies(self, result: Any) -> int:
         """How many video frames this result fills: 1 for a file source; for a live one, up to its capture
@@ -258,7 +187,8 @@ class VideoFileSink(Sink):
                 self.size = (int(image.shape[1]), int(image.shape[0]))
                 self._start()
             if (image.shape[1], image.shape[0]) != self.size:
-                image = self._cv2.resize(image, self.size, interpolation=self._cv2.INTER_AREA)
+                self._next_segment((int(image.shape[1]), int(image.shape[0])))
+                copies = 1
             image = np.ascontiguousarray(image)
             # a gap in a live stream is filled with the previous picture (what the screen showed), for at most
             # MAX_GAP_FILL_S: a longer outage is shortened in the recording rather than stall this thread
@@ -278,38 +208,68 @@ class VideoFileSink(Sink):
                 self.video_frames += 1
             self._previous = image
             self.written += 1
+            self._segment_written += 1
+
+    def _next_segment(self, size: Tuple[int, int]) -> None:
+        """The picture size changed: finish this file, start the next segment at ``size`` (lock held)."""
+        old, finished = self.size, self.path
+        try:
+            self._finish_segment()
+        except BaseException:
+            self._failed = True  # later writes say so; close() has nothing left to finish
+            raise
+        self._begin_segment()
+        log.info("file://%s: the picture changed from %dx%d to %dx%d (%s); %s is finished, recording on in %s",
+                 self._base, old[0] if old else 0, old[1] if old else 0, size[0], size[1],
+                 "the ROI changed" if self.roi_only else "the frame size changed", finished.name, self.path.name,
+                 extra={"fields": {"event": "recording_segment", "segment": str(self.path),
+                                   "size": list(size)}})
+        self.size = size
+        self._t0, self.video_frames, self._previous = None, 0, None
+        self._start()
+
+    def _finish_segment(self) -> None:
+        """Finish the current file and give it its name; on failure remove the partial file and raise
+        SinkError."""
+        assert self.tmp_path is not None
+        try:
+            if self.size is None:
+                log.warning("no frames reached %s; nothing recorded", self.path)
+            elif self.encoder == "ffmpeg":
+                self._finish_ffmpeg()
+            else:
+                self._writer.release()
+                self._writer = None
+            if self.size is not None:
+                if not self.tmp_path.exists() or self.tmp_path.stat().st_size == 0:
+                    raise SinkError("the encoder left no video for %s" % self.path)
+                os.replace(str(self.tmp_path), str(self.path))
+                self.segments.append(self.path)
+                # the file holds video_frames pictures: each result once, plus repeats over a live stream's gaps
+                log.info("recorded %d video frames to %s (%d results%s)", self.video_frames, self.path,
+                         self._segment_written, ", %d repeated over gaps" % (self.video_frames - self._segment_written)
+                         if self.video_frames > self._segment_written else "")
+        except BaseException:
+            self._salvage()
+            raise
+        finally:
+            self.tmp_path = None
+            if self._errlog is not None:
+                self._errlog.close()
+                self._errlog = None
 
     def _close(self) -> None:
         """Finish the file and give it its name; on failure remove the partial file and raise SinkError."""
         with self._lock:
             if self.tmp_path is None:
                 return
-            try:
-                if self._failed:
-                    return  # write() raised already and removed the partial file
-                if self.size is None:
-                    log.warning("no frames reached %s; nothing recorded", self.path)
-                elif self.encoder == "ffmpeg":
-                    self._finish_ffmpeg()
-                else:
-                    self._writer.release()
-                    self._writer = None
-                if self.size is not None:
-                    if not self.tmp_path.exists() or self.tmp_path.stat().st_size == 0:
-                        raise SinkError("the encoder left no video for %s" % self.path)
-                    os.replace(str(self.tmp_path), str(self.path))
-                    # the file holds video_frames pictures: each result once, plus repeats over a live stream's gaps
-                    log.info("recorded %d video frames to %s (%d results%s)", self.video_frames, self.path,
-                             self.written, ", %d repeated over gaps" % (self.video_frames - self.written)
-                             if self.video_frames > self.written else "")
-            except BaseException:
-                self._salvage()
-                raise
-            finally:
+            if self._failed:  # write() raised already and removed the partial file
                 self.tmp_path = None
                 if self._errlog is not None:
                     self._errlog.close()
                     self._errlog = None
+                return
+            self._finish_segment()
 
     # ------------------------------------------------------------------ encoders
     def _start(self) -> None:

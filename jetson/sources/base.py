@@ -6,6 +6,9 @@ newest frame wins and ``dropped`` counts the ones that were overwritten before a
 """
 from __future__ import annotations
 
+import glob
+import os
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Tuple, Type
 
@@ -28,6 +31,8 @@ class Source(Component):
 
     kind = ""
     live = False
+    #: the local device the source reads (``/dev/video0``), checked by :meth:`preflight`; None: none
+    local_device: Optional[str] = None
     family = "source"
     error = SourceError
 
@@ -93,6 +98,18 @@ class Source(Component):
 
     def stats(self) -> Dict[str, Any]:
         return {"uri": self.uri, "delivered": self.delivered, "dropped": self.dropped, "live": self.live}
+
+    def preflight(self) -> None:
+        """What ``run --check`` verifies beyond the URI and options, without opening the source: raises a
+        SourceError when it cannot work as given (its :attr:`local_device` does not exist). A normal start
+        does not call it: a live source waits for its device and reconnects."""
+        device = self.local_device
+        if device is None or os.path.exists(device):
+            return
+        present = sorted(glob.glob(re.sub(r"\d+$", "*", device)))  # /dev/video0 -> the /dev/video* there are
+        raise SourceError("%s %r: no such device %s (%s here: %s); plug the device in or give the right --source "
+                          "(a normal run waits for it and reconnects)"
+                          % (self.label, self.uri, device, re.sub(r"\d+$", "*", device), ", ".join(present) or "none"))
 
     # hooks
     def _open(self) -> None:

@@ -3,6 +3,10 @@
 URI: ``dicom://cine.dcm``, a ``.dcm`` path, or ``dicom://DIR`` (every DICOM file in the folder, ordered by
 InstanceNumber when all files have one, else by name; files that are not DICOM are skipped and counted).
 
+Options:
+    loop: ``1`` starts again at the first frame of the first file after the last one (for review: the
+        source then never ends). Frame indices keep counting; ``meta["file_frame"]`` starts again.
+
 Pixels (see docs/sources.md):
     MONOCHROME2 as stored, MONOCHROME1 inverted (so that bright means high signal in both); RGB,
     YBR_FULL and YBR_FULL_422 converted to BGR; PALETTE COLOR through its lookup table.
@@ -161,7 +165,9 @@ class DicomSource(Source):
 
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri)
-        self.read_options(options).done()
+        opts = self.read_options(options)
+        self.loop = opts.flag("loop", False)
+        opts.done()
         self.path = Path(uri)
         self.items: List[_Item] = []
         self.skipped = 0
@@ -310,6 +316,8 @@ class DicomSource(Source):
         file_index, frame_index = self._pos
         while file_index < len(self.items) and frame_index >= self.items[file_index].frames:
             file_index, frame_index = file_index + 1, 0
+        if file_index >= len(self.items) and self.loop:  # _scan found at least one file with frames
+            file_index, frame_index = 0, 0
         if file_index >= len(self.items):
             self.ended = True
             self._ds = self._ds_item = self._whole = None

@@ -112,11 +112,32 @@ def test_roi_only_odd_sizes_resizing_and_fps_option(tmp_path, spec):
     sink = open_sink("file://%s" % odd)
     sink.open(SinkContext(spec=spec))
     sink.write(make_result(0, spec, shape=(95, 127)))
-    sink.write(make_result(1, spec, shape=(96, 128)))  # another size: resized to the first
+    sink.write(make_result(1, spec, shape=(95, 127)))
     sink.close()
     info = probe(odd)
     assert (info["width"], info["height"]) == (128, 96)  # yuv420p: odd sizes padded by one pixel
     assert info["nb_read_frames"] == "2" and info["r_frame_rate"] == "30/1"  # default fps
+
+
+@needs_ffmpeg
+def test_a_new_picture_size_starts_a_new_segment_never_a_squashed_frame(tmp_path, spec, caplog):
+    """roi=1 over files of several layouts: each ROI size gets its own file, at its own size."""
+    out = tmp_path / "rec.mp4"
+    sink = open_sink("file://%s?roi=1" % out)
+    sink.open(SinkContext(spec=spec, fps=25.0))
+    small = (ROI[0], ROI[1], ROI[2] // 2, ROI[3] // 2)
+    with caplog.at_level(logging.INFO, logger="jetseg"):
+        for index, roi in enumerate([ROI, ROI, small, small, small, ROI]):
+            result = make_result(index, spec)
+            result.roi = roi
+            sink.write(result)
+        sink.close()
+    assert sink.segments == [out, tmp_path / "rec-001.mp4", tmp_path / "rec-002.mp4"]
+    sizes = [(probe(p)["width"], probe(p)["height"], probe(p)["nb_read_frames"]) for p in sink.segments]
+    assert sizes == [(ROI[2], ROI[3], "2"), (ROI[2] // 2, ROI[3] // 2, "3"), (ROI[2], ROI[3], "1")]
+    assert sink.written == 6 and leftovers(tmp_path, "rec.mp4") == ["rec-001.mp4", "rec-002.mp4"]
+    assert "file://%s: the picture changed from 80x60 to 40x30 (the ROI changed); rec.mp4 is finished, " \
+           "recording on in rec-001.mp4" % out in caplog.text
 
 
 @needs_ffmpeg

@@ -154,6 +154,23 @@ def test_folder_ordered_by_instance_number_skips_junk(tmp_path: Path, caplog) ->
     assert len(src) == 4
 
 
+def test_loop_starts_again_after_the_last_file(tmp_path: Path) -> None:
+    folder = tmp_path / "series"
+    folder.mkdir()
+    write_dicom(folder / "a.dcm", np.stack([np.full((6, 6), 20, np.uint8), np.full((6, 6), 30, np.uint8)]))
+    write_dicom(folder / "b.dcm", np.full((6, 6), 40, np.uint8))
+    with open_source("dicom://%s?loop=1" % folder) as src:
+        frames = [src.read(1.0) for _ in range(7)]
+        assert not src.ended
+    assert [int(f.image[0, 0]) for f in frames] == [20, 30, 40, 20, 30, 40, 20]
+    assert [f.index for f in frames] == list(range(7))
+    assert [f.meta["file_frame"] for f in frames] == [0, 1, 0, 0, 1, 0, 0]
+    frames, src = _read_all("dicom://%s" % folder)  # without loop the source ends
+    assert len(frames) == 3 and src.ended
+    with pytest.raises(SourceError, match=r"dicom source option loop='maybe': expected 1/0 \(true/false\)"):
+        open_source("dicom://%s?loop=maybe" % folder)
+
+
 def test_errors(tmp_path: Path) -> None:
     (tmp_path / "fake.dcm").write_bytes(b"this is not dicom")
     with pytest.raises(SourceError, match=r"cannot read fake\.dcm as DICOM .*expected a DICOM Part 10 file"):
@@ -164,7 +181,7 @@ def test_errors(tmp_path: Path) -> None:
         open_source("dicom://%s" % empty).open()
     with pytest.raises(SourceError, match=r"DICOM source .*missing\.dcm does not exist"):
         open_source("dicom://%s" % (tmp_path / "missing.dcm")).open()
-    with pytest.raises(SourceError, match=r"unknown dicom source option 'fps'; known options: none"):
+    with pytest.raises(SourceError, match=r"unknown dicom source option 'fps'; known options: loop"):
         open_source("dicom://%s?fps=3" % (tmp_path / "fake.dcm"))
 
 
