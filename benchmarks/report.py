@@ -84,6 +84,16 @@ def _row_threads(results: List[Dict[str, Any]]) -> str:
     return ", ".join("%s=%s" % (name, "/".join(sorted(v))) for name, v in sorted(seen.items())) or "-"
 
 
+def _roi_lines(roi: Dict[str, Any]) -> List[str]:
+    """The ROI the frames were cropped to: the mode and why, then one line per file."""
+    if not roi:
+        return []
+    return (["- ROI: %s (--roi %s: %s)" % (roi["mode"], roi["asked"], roi["how"])]
+            + ["  - %s: %s in %s frames (%s)" % (name, item["roi"], "x".join(str(v) for v in item["frame"]),
+                                                 item["how"])
+               for name, item in sorted(roi.get("files", {}).items())])
+
+
 def render_markdown(report: Dict[str, Any]) -> str:
     """The whole report as Markdown: conditions, the table, headline figures, skipped rows, gates."""
     c = report["conditions"]
@@ -101,6 +111,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
            "- load average at start / end: %s / %s" % (c.get("load_average_start"), c.get("load_average_end")),
            "- data: %s, %d frames (%d labelled), frame shape %s"
            % (data["source"], data["frames"], data["labelled_frames"], data["frame_shape"]),
+           *_roi_lines(report.get("roi") or {}),
            "- reference: %s (%s, %s)" % (report["reference"]["bundle"], report["reference"]["precision"],
                                          report["reference"]["backend"]),
            "- timing: warm-up %s calls, then >= %s s and >= %s timed calls per row; rows interleaved in blocks "

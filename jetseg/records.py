@@ -294,6 +294,8 @@ class BenchReport(JsonRecord):
         conditions: machine, versions, power mode, clocks, load, threads.
         settings: the benchmark settings.
         data: the frame source and how many frames (labelled) it gave.
+        roi: the ROI the frames were cropped to: ``asked`` (``--roi``), ``mode`` (``bundle`` resolved), ``how``
+            and ``files`` (per file ``{"roi": [x, y, w, h], "frame": [w, h], "how"}``, as calibration.json).
         reference: the FP32 reference row's bundle, path, precision and backend.
         skipped: rows not run, with the reason.
         summary: headline figures.
@@ -313,6 +315,7 @@ class BenchReport(JsonRecord):
     conditions: Dict[str, Any] = _field(dict, default={})
     settings: Dict[str, Any] = _field(dict, default={})
     data: Dict[str, Any] = _field(dict, default={})
+    roi: Dict[str, Any] = _field(dict, default={})
     reference: Dict[str, Any] = _field(dict, default={})
     skipped: List[Dict[str, Any]] = _field(list, default=[])
     summary: Dict[str, Any] = _field(dict, default={})

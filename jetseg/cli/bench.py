@@ -53,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="float precisions of the reference on CPU backends: fp32 (exact, always measured: the "
                              "accuracy reference), bf16, fp16 (OpenVINO rows, where the CPU has them); default auto: "
                              "every one this CPU offers. Speed-ups are stated against the fastest float row")
+    parser.add_argument("--roi", default="bundle", metavar="MODE",
+                        help="the ROI each file of --data is cropped to, decided per file from its first frames as "
+                             "'calibrate --roi' and 'run --roi' decide it: auto (the imaging area, DICOM region tags "
+                             "first), spec (the bundle's input.roi), none, x,y,w,h in frame pixels, or bundle (the "
+                             "default: as the bundles were calibrated, else spec); recorded per file in report.json")
     parser.add_argument("--e2e", action="store_true",
                         help="also run the daemon pipeline source -> null sink per bundle (fps, capture-to-sink "
                              "latency, drops, pipeline efficiency)")
@@ -90,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from jetseg.benchmarks.report import markdown_table
     from jetseg.benchmarks.suite import Settings, run_benchmark
     from jetseg.errors import GateError
+    from jetseg.jetson.daemon.config import parse_roi
 
     gates = Gates(min_fps=args.min_fps, max_dice_drop=args.max_dice_drop,
                   baseline=load_baseline(args.baseline) if args.baseline else None,
@@ -97,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(backends=args.backend, frames=BENCH_FRAMES if args.frames is None else args.frames,
                         frames_given=args.frames is not None, min_time=args.min_time, warmup=args.warmup,
                         min_runs=args.min_runs, batch_sizes=args.batch, threads=args.threads,
-                        precisions=args.precision,
+                        precisions=args.precision, roi=parse_roi(args.roi),
                         naive=not args.no_naive, e2e=args.e2e, e2e_frames=args.e2e_frames,
                         e2e_segments=args.e2e_segments, e2e_fps=args.e2e_fps,
                         e2e_paced_frames=args.e2e_paced_frames, peers=not args.no_peers,
