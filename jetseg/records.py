@@ -301,6 +301,8 @@ class BenchReport(JsonRecord):
         summary: headline figures.
         cost: the benchmark process's own cost (peak RSS).
         gates: the CI gates' verdicts, when gates were given.
+        viewer: ``jetseg bench --viewer``: the web viewer measured in headless chromium (``conditions``, and
+            ``runs``: per tab count the pipeline's fps and each tab's capture-to-display latency and shown fps).
         files: the files written next to the report.
     """
 
@@ -321,4 +323,5 @@ class BenchReport(JsonRecord):
     summary: Dict[str, Any] = _field(dict, default={})
     cost: Dict[str, Any] = _field(dict, default={})
     gates: Optional[List[Dict[str, Any]]] = _field(list, _NONE, default=None)
+    viewer: Optional[Dict[str, Any]] = _field(dict, _NONE, default=None)
     files: List[str] = _field(list, default=[])
