@@ -108,10 +108,8 @@ def roi_mode(asked: Union[str, Sequence[int]], bundles: Sequence[Bundle]) -> Tup
     Raises:
         JetsegError: calibrated bundles disagree (their rows would see different pixels).
     """
-    if not isinstance(asked, str):
-        return [int(v) for v in asked], "as given"
-    if asked != BUNDLE:
-        return asked, "as given"
+    if asked != BUNDLE:  # a mode RoiPolicy takes as it is (a name or a box; RoiPolicy checks it)
+        return asked if isinstance(asked, str) else list(asked), "as given"
     records = [(str(b.path), b.calibration()) for b in bundles]
     modes = {path: calibrated_mode(record) for path, record in records if record is not None}
     distinct = {str(m) for m in modes.values()}
@@ -133,11 +131,10 @@ def frame_rois(frames: Sequence[Any], spec: Spec, asked: Union[str, Sequence[int
         JetsegError: the ROI of a file cannot be decided (the message names the file and the fix).
     """
     mode, how = roi_mode(asked, bundles)
-    out = FrameRois(asked=asked if isinstance(asked, str) else [int(v) for v in asked], mode=mode, how=how)
+    out = FrameRois(asked=asked if isinstance(asked, str) else list(asked), mode=mode, how=how)
     try:
         out.boxes = [box for _, _, box in rois_per_file(enumerate(frames), RoiPolicy(spec, mode, auto_frames),
                                                          out.files)]
     except RoiError as exc:
-        raise JetsegError("--roi %s: %s; give --roi x,y,w,h, --roi spec or --roi none"
-                          % (asked if isinstance(asked, str) else ",".join(str(v) for v in asked), exc)) from None
+        raise JetsegError("--roi %s: %s; give --roi x,y,w,h, --roi spec or --roi none" % (out.asked, exc)) from None
     return out
