@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from jetseg.benchmarks.viewer import viewer_lines
 from jetseg.bundle import writing
 from jetseg.records import BenchReport
 
@@ -84,10 +85,21 @@ def _row_threads(results: List[Dict[str, Any]]) -> str:
     return ", ".join("%s=%s" % (name, "/".join(sorted(v))) for name, v in sorted(seen.items())) or "-"
 
 
+def _roi_lines(roi: Dict[str, Any]) -> List[str]:
+    """The ROI the frames were cropped to: the mode and why, then one line per file."""
+    if not roi:
+        return []
+    return (["- ROI: %s (--roi %s: %s)" % (roi["mode"], roi["asked"], roi["how"])]
+            + ["  - %s: %s in %s frames (%s)" % (name, item["roi"], "x".join(str(v) for v in item["frame"]),
+                                                 item["how"])
+               for name, item in sorted(roi.get("files", {}).items())])
+
+
 def render_markdown(report: Dict[str, Any]) -> str:
-    """The whole report as Markdown: conditions, the table, headline figures, skipped rows, gates."""
+    """The whole report as Markdown: conditions, the table, headline figures, skipped rows, gates, and the
+    viewer's figures (``--viewer``; a report of the viewer alone has no table)."""
     c = report["conditions"]
-    m, v, data = c["machine"], c["versions"], report["data"]
+    m, v, data = c["machine"], c["versions"], report.get("data")
     s = report["settings"]
     out = ["# jetseg benchmark", "",
            "- date: %s" % c["date"],
@@ -96,18 +108,21 @@ def render_markdown(report: Dict[str, Any]) -> str:
                                                                  m["device"]),
            "- versions: " + ", ".join("%s %s" % kv for kv in sorted(v.items())),
            "- threads: " + ", ".join("%s=%s" % kv for kv in sorted(c["threads"].items())),
-           "- inference threads the rows ran with: " + _row_threads(report["results"]),
            "- power mode: %s; clocks: %s" % (c["power_mode"], json.dumps(c["clocks"], sort_keys=True)),
-           "- load average at start / end: %s / %s" % (c.get("load_average_start"), c.get("load_average_end")),
-           "- data: %s, %d frames (%d labelled), frame shape %s"
-           % (data["source"], data["frames"], data["labelled_frames"], data["frame_shape"]),
-           "- reference: %s (%s, %s)" % (report["reference"]["bundle"], report["reference"]["precision"],
-                                         report["reference"]["backend"]),
-           "- timing: warm-up %s calls, then >= %s s and >= %s timed calls per row; rows interleaved in blocks "
-           "of <= %s s, each after %s s of untimed settling calls"
-           % (s["warmup"], s["min_time"], s["min_runs"], min(s["block_time"], s["min_time"] / 4.0),
-              s["settle_time"]),
-           "", markdown_table(report["results"]), ""]
+           "- load average at start / end: %s / %s" % (c.get("load_average_start"), c.get("load_average_end"))]
+    if data:
+        out += ["- inference threads the rows ran with: " + _row_threads(report["results"]),
+                "- data: %s, %d frames (%d labelled), frame shape %s"
+                % (data["source"], data["frames"], data["labelled_frames"], data["frame_shape"]),
+                *_roi_lines(report.get("roi") or {}),
+                "- reference: %s (%s, %s)" % (report["reference"]["bundle"], report["reference"]["precision"],
+                                              report["reference"]["backend"]),
+                "- timing: warm-up %s calls, then >= %s s and >= %s timed calls per row; rows interleaved in blocks "
+                "of <= %s s, each after %s s of untimed settling calls"
+                % (s["warmup"], s["min_time"], s["min_runs"], min(s["block_time"], s["min_time"] / 4.0),
+                   s["settle_time"]),
+                "", markdown_table(report["results"])]
+    out.append("")
     if report.get("summary"):
         out += ["## Headline figures", "",
                 "Speed-ups: `speedup_vs_fastest_float` against the fastest float row of this run in any float "
@@ -124,7 +139,10 @@ def render_markdown(report: Dict[str, Any]) -> str:
     if report.get("gates"):
         out += ["## Gates", ""] + ["- %s: %s" % ("PASS" if g["passed"] else "FAIL", g["message"])
                                    for g in report["gates"]] + [""]
-    out += ["Peak RSS of the benchmark process: %.1f MB." % (report["cost"]["peak_rss_bytes"] / 1e6), ""]
+    if report.get("viewer"):
+        out += viewer_lines(report["viewer"]) + [""]
+    if report.get("cost"):
+        out += ["Peak RSS of the benchmark process: %.1f MB." % (report["cost"]["peak_rss_bytes"] / 1e6), ""]
     return "\n".join(out)
 
 

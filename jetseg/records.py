@@ -298,11 +298,15 @@ class BenchReport(JsonRecord):
         conditions: machine, versions, power mode, clocks, load, threads.
         settings: the benchmark settings.
         data: the frame source and how many frames (labelled) it gave.
+        roi: the ROI the frames were cropped to: ``asked`` (``--roi``), ``mode`` (``bundle`` resolved), ``how``
+            and ``files`` (per file ``{"roi": [x, y, w, h], "frame": [w, h], "how"}``, as calibration.json).
         reference: the FP32 reference row's bundle, path, precision and backend.
         skipped: rows not run, with the reason.
         summary: headline figures.
         cost: the benchmark process's own cost (peak RSS).
         gates: the CI gates' verdicts, when gates were given.
+        viewer: ``jetseg bench --viewer``: the web viewer measured in headless chromium (``conditions``, and
+            ``runs``: per tab count the pipeline's fps and each tab's capture-to-display latency and shown fps).
         files: the files written next to the report.
     """
 
@@ -317,9 +321,11 @@ class BenchReport(JsonRecord):
     conditions: Dict[str, Any] = _field(dict, default={})
     settings: Dict[str, Any] = _field(dict, default={})
     data: Dict[str, Any] = _field(dict, default={})
+    roi: Dict[str, Any] = _field(dict, default={})
     reference: Dict[str, Any] = _field(dict, default={})
     skipped: List[Dict[str, Any]] = _field(list, default=[])
     summary: Dict[str, Any] = _field(dict, default={})
     cost: Dict[str, Any] = _field(dict, default={})
     gates: Optional[List[Dict[str, Any]]] = _field(list, _NONE, default=None)
+    viewer: Optional[Dict[str, Any]] = _field(dict, _NONE, default=None)
     files: List[str] = _field(list, default=[])

@@ -14,11 +14,13 @@ frame (``Spec.mask_to_frame``). It comes from, in order of precedence:
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+import logging
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from jetseg.errors import JetsegError
+from jetseg.jetson.frames.frame import Frame
 from jetseg.jetson.frames.screen import ImagingArea, find_imaging_area, grey8
 from jetseg.records import CalibrationRecord
 from jetseg.roibox import RELATIVE_RULE, is_relative, relative_box
@@ -29,6 +31,8 @@ Roi = Tuple[int, int, int, int]
 #: ``{"relative": [x, y, w, h]}`` in fractions of the frame
 RoiMode = Union[str, List[int], Dict[str, List[float]]]
 MODE_NAMES = ("auto", "spec", "none")
+
+log = logging.getLogger("jetseg.roi")
 
 
 class RoiError(JetsegError):
@@ -204,3 +208,62 @@ class RoiPolicy:
         self.roi = roi
         self._shape = (int(shape[0]), int(shape[1]))
         return roi
+
+
+def file_of(frame: Frame, position: int) -> str:
+    """The file or sequence a frame of a finite source belongs to: its source id without the ``#frame``
+    suffix (its stream position when the source gives no id)."""
+    return str(frame.source_id or position).split("#", 1)[0]
+
+
+def rois_per_file(frames: Iterable[Tuple[int, Frame]], policy: RoiPolicy,
+                  rois: Dict[str, Dict[str, Any]]) -> Iterator[Tuple[int, Frame, Roi]]:
+    """``(position, Frame, roi)`` for the frames of a finite source, the ROI decided once per file (or
+    sequence) by ``policy`` from the file's first ``policy.auto_frames`` frames (``auto``: its DICOM region
+    tags first, else the imaging area they show; the other modes: from its first frame), as the pipeline
+    decides it at the start of a stream. ``calibrate`` and ``bench`` both crop their frames this way.
+
+    Args:
+        frames: ``(position in the stream, Frame)`` in stream order.
+        policy: the :class:`RoiPolicy` of the mode asked for.
+        rois: filled with ``{file: {"roi": [x, y, w, h], "frame": [w, h], "how": ...}}`` (``how``:
+            :meth:`RoiPolicy.origin`); a file seen again at the same frame size keeps its ROI.
+
+    Raises:
+        RoiError: the ROI of a file cannot be decided (``auto`` not sure, a box outside the frame); the
+            message starts with the file's name.
+    """
+    held: List[Tuple[int, Frame]] = []
+
+    def release() -> Iterator[Tuple[int, Frame, Roi]]:
+        position, first = held[0]
+        name = file_of(first, position)
+        meta = first.meta or {}
+        known = meta.get("roi") if meta.get("roi_source") else None
+        try:
+            box = policy.resolve([f.image for _, f in held], known=known)
+        except RoiError as exc:
+            raise RoiError("%s: %s" % (name, exc)) from None
+        how = policy.origin(meta.get("roi_source") if known is not None else None)
+        rois[name] = {"roi": list(box), "frame": [int(first.image.shape[1]), int(first.image.shape[0])],
+                      "how": how}
+        log.info("%s: ROI %s (%s)", name, list(box), how)
+        for item in held:
+            yield item[0], item[1], box
+        del held[:]
+
+    needed = policy.auto_frames if policy.is_auto else 1
+    for position, frame in frames:
+        name = file_of(frame, position)
+        seen = rois.get(name)
+        if seen is not None and seen["frame"] == [int(frame.image.shape[1]), int(frame.image.shape[0])]:
+            x, y, w, h = (int(v) for v in seen["roi"])
+            yield position, frame, (x, y, w, h)
+            continue
+        if held and (file_of(held[0][1], held[0][0]) != name or held[0][1].image.shape != frame.image.shape):
+            yield from release()
+        held.append((position, frame))
+        if len(held) >= needed:
+            yield from release()
+    if held:
+        yield from release()
