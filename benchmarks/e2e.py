@@ -31,11 +31,12 @@ image folders) are used as given, decoding included.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from jetseg.benchmarks.inputs import FrameRois
 from jetseg.benchmarks.timing import cycling, measure, measure_paced, summarize
 from jetseg.errors import JetsegError
+from jetseg.jetson.frames.roi import RoiMode
 
 log = logging.getLogger("jetseg.bench")
 
@@ -100,7 +101,7 @@ def run_e2e(rows: Sequence[Any], data: Any, frames: Sequence[Any], rois: FrameRo
     return out
 
 
-def _pipeline_run(row: Any, uri: str, options: Dict[str, Any], count: int, roi: Union[str, List[int]],
+def _pipeline_run(row: Any, uri: str, options: Dict[str, Any], count: int, roi: RoiMode,
                   realtime: bool = False) -> Tuple[Dict[str, Any], Any]:
     """One run of the daemon pipeline on the row's activated runner into ``null://``: its summary and metrics."""
     from jetseg.jetson.daemon.assembly import run_pipeline
@@ -184,7 +185,7 @@ def _e2e_row(row: Any, data: str, frames: Sequence[Any], rois: FrameRois,
     return item, lat.samples_ms
 
 
-def _paced(row: Any, data: str, roi: Union[str, List[int]], settings: Any, bare: Any,
+def _paced(row: Any, data: str, roi: RoiMode, settings: Any, bare: Any,
            step: Callable[[], Any]) -> Dict[str, Any]:
     """The paced latency run (see the module docstring): bare runner calls at the same rate, then the pipeline,
     in ``PACED_SEGMENTS`` alternations, and bare calls again (a drift of the machine's speed hits both)."""

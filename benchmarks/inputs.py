@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from jetseg.bundle import Bundle
 from jetseg.errors import JetsegError
-from jetseg.jetson.frames.roi import Roi, RoiError, RoiPolicy, calibrated_mode, rois_per_file
+from jetseg.jetson.frames.roi import Roi, RoiError, RoiMode, RoiPolicy, calibrated_mode, rois_per_file
 from jetseg.spec import Spec
 
 #: ``--roi`` of bench (and its default): the mode the bundles were calibrated with, else ``spec``
@@ -81,8 +81,8 @@ class FrameRois:
         files: per file ``{"roi", "frame", "how"}``, as calibration.json records them.
     """
 
-    asked: Union[str, List[int]]
-    mode: Union[str, List[int]]
+    asked: RoiMode
+    mode: RoiMode
     how: str
     boxes: List[Roi] = field(default_factory=list)
     files: Dict[str, Dict[str, Any]] = field(default_factory=dict)
@@ -101,7 +101,7 @@ class FrameRois:
                 for f, box in zip(frames, self.boxes)]
 
 
-def roi_mode(asked: Union[str, Sequence[int]], bundles: Sequence[Bundle]) -> Tuple[Union[str, List[int]], str]:
+def roi_mode(asked: RoiMode, bundles: Sequence[Bundle]) -> Tuple[RoiMode, str]:
     """The ROI mode for ``--roi asked`` and why: ``bundle`` becomes the mode the bundles were calibrated with
     (calibration.json ``roi.mode``; ``spec`` when none records one, as ``run`` does).
 
@@ -109,7 +109,7 @@ def roi_mode(asked: Union[str, Sequence[int]], bundles: Sequence[Bundle]) -> Tup
         JetsegError: calibrated bundles disagree (their rows would see different pixels).
     """
     if asked != BUNDLE:  # a mode RoiPolicy takes as it is (a name or a box; RoiPolicy checks it)
-        return asked if isinstance(asked, str) else list(asked), "as given"
+        return asked if isinstance(asked, (str, dict)) else list(asked), "as given"
     records = [(str(b.path), b.calibration()) for b in bundles]
     modes = {path: calibrated_mode(record) for path, record in records if record is not None}
     distinct = {str(m) for m in modes.values()}
@@ -123,7 +123,7 @@ def roi_mode(asked: Union[str, Sequence[int]], bundles: Sequence[Bundle]) -> Tup
     return mode, "as %s was calibrated" % path
 
 
-def frame_rois(frames: Sequence[Any], spec: Spec, asked: Union[str, Sequence[int]], bundles: Sequence[Bundle],
+def frame_rois(frames: Sequence[Any], spec: Spec, asked: RoiMode, bundles: Sequence[Bundle],
                auto_frames: int = 3) -> FrameRois:
     """The ROI of each frame (:func:`jetseg.jetson.frames.roi.rois_per_file`, as ``calibrate`` decides it).
 
@@ -131,7 +131,7 @@ def frame_rois(frames: Sequence[Any], spec: Spec, asked: Union[str, Sequence[int
         JetsegError: the ROI of a file cannot be decided (the message names the file and the fix).
     """
     mode, how = roi_mode(asked, bundles)
-    out = FrameRois(asked=asked if isinstance(asked, str) else list(asked), mode=mode, how=how)
+    out = FrameRois(asked=asked if isinstance(asked, (str, dict)) else list(asked), mode=mode, how=how)
     try:
         out.boxes = [box for _, _, box in rois_per_file(enumerate(frames), RoiPolicy(spec, mode, auto_frames),
                                                          out.files)]

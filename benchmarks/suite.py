@@ -45,7 +45,7 @@ from jetseg.benchmarks.rows import (
 from jetseg.benchmarks.timing import cycling, measure, measure_interleaved
 from jetseg.bundle import Bundle, check_out, uri_path
 from jetseg.errors import JetsegError, RunnerError
-from jetseg.jetson.frames.roi import Roi
+from jetseg.jetson.frames.roi import Roi, RoiMode
 from jetseg.jetson.runners.base import Runner
 from jetseg.records import BenchReport
 
@@ -80,7 +80,7 @@ class Settings:
     precisions: List[str] = field(default_factory=lambda: ["auto"])  # float precisions of the reference on CPUs
     # the ROI each file is cropped to, decided as calibrate and run decide it (benchmarks/inputs.py): bundle (as
     # the bundles were calibrated, else spec), auto, spec, none or [x, y, w, h]
-    roi: Union[str, List[int]] = BUNDLE
+    roi: RoiMode = BUNDLE
     roi_auto_frames: int = 3  # first frames of each file ``auto`` looks at
     naive: bool = True
     e2e: bool = False

@@ -23,6 +23,7 @@ from jetseg.benchmarks.inputs import roi_mode
 from jetseg.benchmarks.viewer import measure_viewer
 from jetseg.bundle import Bundle, check_out
 from jetseg.errors import JetsegError
+from jetseg.jetson.frames.roi import RoiMode
 from jetseg.optional import available
 from jetseg.records import BenchReport
 
@@ -47,7 +48,7 @@ def check_browser() -> None:
 
 @contextmanager
 def running_daemon(bundle: Bundle, source: str, backend: str,
-                   roi: Union[str, Sequence[int]]) -> Iterator[Dict[str, Any]]:
+                   roi: RoiMode) -> Iterator[Dict[str, Any]]:
     """Start the daemon on ``source`` with the web sink on 127.0.0.1 at a free port; yield ``{"url", "daemon"}``;
     stop it (and raise what its thread raised) at the end."""
     from jetseg.jetson.daemon.config import DaemonConfig
@@ -82,7 +83,7 @@ def running_daemon(bundle: Bundle, source: str, backend: str,
 
 
 def measure(bundle: Bundle, tabs: Sequence[int], seconds: float, backend: str = "auto",
-            roi: Union[str, Sequence[int]] = "bundle", fps: int = 30, warmup_s: float = 3.0) -> Dict[str, Any]:
+            roi: RoiMode = "bundle", fps: int = 30, warmup_s: float = 3.0) -> Dict[str, Any]:
     """The viewer figures of ``bundle`` per tab count, with the conditions they were measured under.
 
     Returns:
@@ -109,7 +110,7 @@ def measure(bundle: Bundle, tabs: Sequence[int], seconds: float, backend: str = 
 
 def run_viewer_benchmark(bundle: Union[str, Path], tabs: Sequence[int], seconds: float,
                          out_dir: Optional[Union[str, Path]] = None, backend: str = "auto",
-                         roi: Union[str, Sequence[int]] = "bundle", fps: int = 30, overwrite: bool = False,
+                         roi: RoiMode = "bundle", fps: int = 30, overwrite: bool = False,
                          command: Optional[str] = None) -> Dict[str, Any]:
     """Measure the web viewer of ``bundle`` (:func:`measure`) and write report.json and report.md to
     ``out_dir`` (None writes nothing); return the report."""
