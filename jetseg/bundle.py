@@ -49,13 +49,17 @@ ENGINES_DIR = "engines"
 #: TensorRT calibration cache, and the float graph the cache refers to (implicit INT8 / DLA builds).
 CALIBRATION_CACHE_FILE = "calibration.cache"
 FP32_MODEL_FILE = "model.fp32.onnx"
+#: OpenVINO's own INT8 model of a cpu-target bundle (NNCF post-training quantization, calibration/nncfquant.py):
+#: an IR, read by the openvino runner as a model file (a bundle is data: nothing in it is imported or run).
+OPENVINO_MODEL_FILE = "model.openvino.xml"
+OPENVINO_WEIGHTS_FILE = "model.openvino.bin"
 #: The marker file of a folder jetseg wrote (bundles, bench reports): ``--overwrite`` replaces only those.
 OUTPUT_MARKER = ".jetseg-output"
 #: The help of every command's ``--overwrite`` (the rule is :func:`check_out`).
 OVERWRITE_HELP = "replace an existing --out that jetseg wrote (never an input, nor a folder jetseg did not write)"
 #: Files whose content decides what a bundle does: present but not listed in the manifest, they are refused.
 USED_FILES = (MODEL_FILE, SPEC_FILE, WEIGHTS_FILE, TORCHSCRIPT_FILE, CALIBRATION_REPORT_FILE, CALIBRATION_CACHE_FILE,
-              FP32_MODEL_FILE)
+              FP32_MODEL_FILE, OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE)
 
 PathLike = Union[str, Path]
 
@@ -112,6 +116,14 @@ class Bundle:
     def torchscript_path(self) -> Optional[Path]:
         """The bundle's TorchScript model (``model.ts``) when the manifest lists it, or None."""
         return self._listed(TORCHSCRIPT_FILE)
+
+    @property
+    def openvino_model_path(self) -> Optional[Path]:
+        """The bundle's OpenVINO INT8 IR (``model.openvino.xml``) when the manifest lists it and its weights
+        (``model.openvino.bin``), or None."""
+        if self._listed(OPENVINO_WEIGHTS_FILE) is None:
+            return None
+        return self._listed(OPENVINO_MODEL_FILE)
 
     def _listed(self, name: str) -> Optional[Path]:
         p = self.path / name
