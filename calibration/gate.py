@@ -120,6 +120,7 @@ class Gate:
         an OpenVINO IR (``.xml`` + ``.bin``) next to the FP32 ONNX through openvino, which prefers the IR."""
         self._staged += 1
         model_path = Path(model_path)
+        extra: Dict[str, Any]
         if model_path.suffix == ".xml":
             extra = {OPENVINO_MODEL_FILE: model_path, OPENVINO_WEIGHTS_FILE: model_path.with_suffix(".bin")}
             model, backend = self.fp32.model_path, "openvino"

@@ -149,7 +149,8 @@ def calibrate_openvino(prepared: Path, frames: Sequence[np.ndarray], gate: Gate,
 def _speed(qdq: Path, spec: Spec, files: Dict[str, Path], frame: np.ndarray, work: Path) -> Dict[str, Any]:
     """The IR against the Q/DQ model, both through the openvino runner (OpenVINO's own float precision for
     the float parts, as ``jetseg calibrate``'s speed check), interleaved on one frame."""
-    with staged_bundle(qdq, spec, precision="int8", extra_files=dict(files), parent=work, prefix="speed-") as both:
+    extra: Dict[str, Any] = dict(files)
+    with staged_bundle(qdq, spec, precision="int8", extra_files=extra, parent=work, prefix="speed-") as both:
         ms, _ = time_rows([("qdq", both, "openvino", {"precision_hint": "auto", "model": "onnx"}),
                            ("nncf", both, "openvino", {"precision_hint": "auto"})], frame)
     return {"ms": {k: round(v, 3) for k, v in ms.items()}, "nncf_vs_qdq": round(ms["qdq"] / ms["nncf"], 3)}

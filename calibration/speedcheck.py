@@ -34,12 +34,12 @@ def _rows(fp32: Bundle, int8: Bundle) -> List[Tuple[str, Bundle, str, Dict[str, 
     if available("onnxruntime"):
         rows += [("onnxrt f32", fp32, "onnxrt", {}), ("onnxrt int8", int8, "onnxrt", {})]
     if available("openvino"):
-        from jetseg.jetson.runners.openvino import cpu_float_precisions
+        from jetseg.jetson.runners.openvino import cpu_float_precisions, openvino_ir
 
         rows += [("openvino %s" % hint, fp32, "openvino", {"precision_hint": hint})
                  for hint in ["f32"] + cpu_float_precisions()]
         rows.append(("openvino int8 q/dq", int8, "openvino", {"precision_hint": "auto", "model": "onnx"}))
-        if int8.openvino_model_path is not None:  # OpenVINO's own INT8 (NNCF), what the openvino runner prefers
+        if openvino_ir(int8) is not None:  # OpenVINO's own INT8 (NNCF), what the openvino runner prefers
             rows.append(("openvino int8 nncf", int8, "openvino", {"precision_hint": "auto"}))
     return rows
 

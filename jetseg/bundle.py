@@ -46,13 +46,11 @@ WEIGHTS_FILE = "weights.pt"
 TORCHSCRIPT_FILE = "model.ts"
 ENGINES_DIR = "engines"
 #: What ``jetseg calibrate`` adds to an INT8 bundle (calibration/workflow.py writes them): its report, the
-#: TensorRT calibration cache, and the float graph the cache refers to (implicit INT8 / DLA builds).
+#: TensorRT calibration cache, the float graph the cache refers to (implicit INT8 / DLA builds), and for the cpu
+#: target OpenVINO's own INT8 IR (calibration/nncfquant.py; the openvino runner reads it as a model file).
 CALIBRATION_CACHE_FILE = "calibration.cache"
 FP32_MODEL_FILE = "model.fp32.onnx"
-#: OpenVINO's own INT8 model of a cpu-target bundle (NNCF post-training quantization, calibration/nncfquant.py):
-#: an IR, read by the openvino runner as a model file (a bundle is data: nothing in it is imported or run).
-OPENVINO_MODEL_FILE = "model.openvino.xml"
-OPENVINO_WEIGHTS_FILE = "model.openvino.bin"
+OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE = "model.openvino.xml", "model.openvino.bin"
 #: The marker file of a folder jetseg wrote (bundles, bench reports): ``--overwrite`` replaces only those.
 OUTPUT_MARKER = ".jetseg-output"
 #: The help of every command's ``--overwrite`` (the rule is :func:`check_out`).
@@ -116,14 +114,6 @@ class Bundle:
     def torchscript_path(self) -> Optional[Path]:
         """The bundle's TorchScript model (``model.ts``) when the manifest lists it, or None."""
         return self._listed(TORCHSCRIPT_FILE)
-
-    @property
-    def openvino_model_path(self) -> Optional[Path]:
-        """The bundle's OpenVINO INT8 IR (``model.openvino.xml``) when the manifest lists it and its weights
-        (``model.openvino.bin``), or None."""
-        if self._listed(OPENVINO_WEIGHTS_FILE) is None:
-            return None
-        return self._listed(OPENVINO_MODEL_FILE)
 
     def _listed(self, name: str) -> Optional[Path]:
         p = self.path / name

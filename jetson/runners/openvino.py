@@ -14,11 +14,12 @@ OpenVINO choose, e.g. bf16 on CPUs that have it). What a compiled model really r
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from jetseg.bundle import BundleLike, check_shapes
+from jetseg.bundle import OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE, Bundle, BundleLike, check_shapes
 from jetseg.errors import RunnerError
 from jetseg.jetson.runners.base import Runner
 from jetseg.optional import require
@@ -68,7 +69,7 @@ class OpenVinoRunner(Runner):
         self.precision_hint = opts.choice("precision_hint", list(PRECISION_HINTS), "f32")
         model = opts.choice("model", list(MODEL_CHOICES), "auto")
         opts.done()
-        ir = self.bundle.openvino_model_path if model == "auto" else None
+        ir = openvino_ir(self.bundle) if model == "auto" else None
         #: the model file compiled: the IR when preferred and present, else model.onnx
         self.model_path = ir if ir is not None else self.bundle.model_path
         self.compiled: Any = None
@@ -127,6 +128,13 @@ class OpenVinoRunner(Runner):
                     model_file=self.model_path.name)
         info.update(compiled_properties(self.compiled))
         return info
+
+
+def openvino_ir(bundle: Bundle) -> Optional[Path]:
+    """The bundle's OpenVINO INT8 IR (``model.openvino.xml``) when its manifest lists it and its ``.bin`` (the
+    bundle verified both), else None."""
+    listed = all(name in bundle.manifest.files for name in (OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE))
+    return bundle.file(OPENVINO_MODEL_FILE) if listed else None
 
 
 def cpu_float_precisions() -> List[str]:

@@ -13,6 +13,7 @@ from jetseg.calibration import nncfquant
 from jetseg.calibration.gate import Gate
 from jetseg.calibration.workflow import calibrate
 from jetseg.jetson.runners import open_runner
+from jetseg.jetson.runners.openvino import openvino_ir
 
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
@@ -61,10 +62,10 @@ def test_cpu_calibration_records_openvino_int8_and_ships_it_only_when_kept(make_
         assert ov["model"] == OPENVINO_MODEL_FILE and ov["weights"] == OPENVINO_WEIGHTS_FILE
         assert {OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE} <= shipped
         assert ov["gate"]["passed"] and ov["speed"]["nncf_vs_qdq"] * nncfquant.SLOWER_TOLERANCE >= 1.0
-        assert int8.openvino_model_path == int8.path / OPENVINO_MODEL_FILE
+        assert openvino_ir(int8) == int8.path / OPENVINO_MODEL_FILE
     else:  # failed the gate or slower than the Q/DQ model: said why, not shipped
         assert ov["model"] is None and ov["why"] and not shipped & {OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE}
-        assert int8.openvino_model_path is None
+        assert openvino_ir(int8) is None
 
 
 def test_without_nncf_the_bundle_has_the_qdq_model_and_says_why(make_bundle, png_folder, tmp_path, monkeypatch):
@@ -79,7 +80,7 @@ def test_without_nncf_the_bundle_has_the_qdq_model_and_says_why(make_bundle, png
 def test_tensorrt_target_makes_no_openvino_model(make_bundle, png_folder, tmp_path):
     report = calibrate(make_bundle(), str(png_folder(16)), out=tmp_path / "trt", method="minmax", count=8,
                        holdout=4, progress=False)
-    assert "openvino" not in report and Bundle(tmp_path / "trt").openvino_model_path is None
+    assert "openvino" not in report and openvino_ir(Bundle(tmp_path / "trt")) is None
 
 
 def test_a_slower_ir_is_not_kept(make_bundle, tmp_path, monkeypatch):
@@ -104,3 +105,12 @@ def test_openvino_runner_prefers_the_ir_and_model_onnx_chooses_the_qdq(make_bund
         assert ir.infer(x).shape == onnx.infer(x).shape == (1, 2, 32, 32)
     assert ir_info["model_file"] == OPENVINO_MODEL_FILE and ir_info["ran_in"] == "int8"
     assert onnx_info["model_file"] == "model.onnx" and onnx_info["ran_in"] == "f32"  # the FP32 ONNX here
+
+
+def test_an_ir_the_manifest_does_not_list_is_refused(make_bundle):
+    from jetseg.errors import BundleError
+
+    fp32 = make_bundle()
+    (Path(fp32) / OPENVINO_MODEL_FILE).write_text("<net/>")
+    with pytest.raises(BundleError, match="model.openvino.xml is not listed in the manifest, so jetseg will not"):
+        Bundle(fp32)
