@@ -154,7 +154,7 @@ class Gate:
         return float(np.mean([np.abs(a - b).mean() for a, b in zip(outs.outputs, self.reference.outputs[:frames])]))
 
 
-def rank_layers(gate: Gate, candidates: Sequence[str], quantize_only: Callable[[str, Path], None],
+def rank_layers(gate: Gate, candidates: Sequence[str], quantize_only: Callable[[str, Path], Any],
                 progress: bool = True, suffix: str = ".onnx") -> List[Dict[str, Any]]:
     """Each candidate layer's own damage, worst first: ``[{"layer": name, "logit_error": e}, ...]``.
 
