@@ -9,7 +9,7 @@
 #   ./setup.sh test-device  on a Jetson: `jetseg doctor`, `jetseg selftest` and the on-device tests (markers
 #                           jetson, trt, gpu), each run whatever the others did; one summary; non-zero if any failed
 #
-# On x86 hosts: CPU PyTorch (torch==2.13.0), ONNX Runtime, OpenVINO (the openvino backend), OpenCV headless from PyPI, and the apt packages
+# On x86 hosts: CPU PyTorch (torch==2.13.0), ONNX Runtime, OpenVINO (the openvino backend; nncf for its own INT8), OpenCV headless from PyPI, and the apt packages
 # the tests use (ffmpeg, GStreamer tools, chromium). On a Jetson (/etc/nv_tegra_release): a venv with
 # --system-site-packages so that JetPack's TensorRT bindings and GStreamer-enabled OpenCV are used; never
 # OpenCV or TensorRT from pip there.

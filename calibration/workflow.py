@@ -9,6 +9,9 @@ cache (:mod:`.cache`) and the bundle, atomically. Nothing is written unless ever
 INT8 bundle layout::
 
     model.onnx          Q/DQ INT8 model for the target (same input/output names and static shapes)
+    model.openvino.xml  --target cpu, with nncf installed: OpenVINO's own INT8 (NNCF, same frames, same gate),
+    model.openvino.bin  kept when not slower than model.onnx on OpenVINO; the openvino runner prefers it
+                        (calibration.json ``openvino`` says whether it was kept and why)
     model.fp32.onnx     the prepared FP32 model the ranges and the cache refer to (implicit INT8 / DLA builds);
                         --target tensorrt only: a cpu-target bundle ships what the CPU needs and records the
                         prepared model's sha256 instead (calibration.json ``implicit_int8``)
@@ -40,7 +43,8 @@ from jetseg.bundle import (
 )
 from jetseg.calibration.check import check_qdq, format_violations, summary
 from jetseg.calibration.curate import group_of, split
-from jetseg.calibration.gate import Gate, rank_layers, verdict
+from jetseg.calibration.gate import Gate, fall_back, rank_layers, verdict
+from jetseg.calibration.nncfquant import calibrate_openvino
 from jetseg.calibration.quantize import (
     METHODS,
     TARGETS,
@@ -186,20 +190,13 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                      gate_dice, len(exclude), "pass" if result["passed"] else "fail")
             return result
 
-        exclude: List[str] = []
-        history = [dict(attempt(exclude), float_layers=[])]
-        ranking: Optional[List[Dict[str, Any]]] = None
-        while not history[-1]["passed"] and len(exclude) < max_fallback:
-            if ranking is None:
-                nodes = quantizable_nodes(onnx.load(str(prepared)), target)
-                ranking = rank_layers(gate, nodes, lambda name, path: quantize(prepared, path, data, target,
-                                                                               only=[name]), progress=progress)
-            remaining = [r["layer"] for r in ranking if r["layer"] not in exclude]
-            if not remaining:
-                break
-            exclude.append(remaining[0])
-            history.append(dict(attempt(exclude), float_layers=list(exclude)))
-        final = history[-1]
+        def rank() -> List[Dict[str, Any]]:
+            nodes = quantizable_nodes(onnx.load(str(prepared)), target)
+            return rank_layers(gate, nodes, lambda name, path: quantize(prepared, path, data, target, only=[name]),
+                               progress=progress)
+
+        done = fall_back(attempt, rank, max_fallback)
+        history, exclude, ranking, final = done.history, done.exclude, done.ranking, done.final
         if not final["passed"]:
             if not exclude:
                 tried = "no layer fallback (--max-fallback 0)"
@@ -216,6 +213,9 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         notice = fallback_notice(len(exclude), len(ranking or [])) if target == "tensorrt" else ""
         if notice:  # ranking: every quantizable layer once; the cpu target measures its speed instead
             log.warning(notice)
+        # OpenVINO's own INT8 from the same frames, past the same gate (calibration/nncfquant.py)
+        openvino = calibrate_openvino(prepared, calib_x, gate, candidate, work, max_fallback, progress) \
+            if target == "cpu" else None
 
         qmodel = onnx.load(str(candidate))
         violations = check_qdq(qmodel) if target == "tensorrt" else []
@@ -266,6 +266,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                                **keep.to_dict()),
             ranges=ranges,
             versions=versions(),
+            openvino=openvino.record if openvino is not None else None,
         )
         provenance = {"command": command_line(), "from_bundle": str(fp32.path),
                       "from_model_sha256": fp32.model_sha256, "scans": scans,
@@ -274,6 +275,8 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                                  CALIBRATION_REPORT_FILE: record.to_json().encode("utf-8")}
         if target == "tensorrt":
             extra[FP32_MODEL_FILE] = prepared
+        if openvino is not None:
+            extra.update(openvino.files)
         save_bundle(out, candidate, spec, precision="int8", provenance=provenance, overwrite=overwrite,
                     extra_files=extra, inputs=inputs)
     report = dict(record.to_dict(), out=str(out))

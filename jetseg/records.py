@@ -209,6 +209,9 @@ class CalibrationRecord(JsonRecord):
         implicit_int8: the float graph the calibration cache refers to (``model``, ``model_sha256``, ...).
         ranges: tensor name -> [min, max].
         versions: interpreter and package versions.
+        openvino: OpenVINO's own INT8 model (``--target cpu``; calibration/nncfquant.py): ``model`` and
+            ``weights`` (the IR's files, or None when it was not kept), ``kept`` and ``why``, ``ignored_scope``
+            (layers kept in float), its ``gate`` result and attempts, ``speed`` against the Q/DQ model.
     """
 
     FILE: ClassVar[str] = CALIBRATION_REPORT_FILE
@@ -229,6 +232,7 @@ class CalibrationRecord(JsonRecord):
     implicit_int8: Optional[Dict[str, Any]] = _field(dict, _NONE, default=None)
     ranges: Dict[str, List[float]] = _field(dict, default={})
     versions: Dict[str, str] = _field(dict, default={})
+    openvino: Optional[Dict[str, Any]] = _field(dict, _NONE, default=None)
 
     @property
     def fp32_model(self) -> Optional[str]:

@@ -86,4 +86,8 @@ def run(args: argparse.Namespace) -> int:
              gate["pixel_agreement"] or 0.0, ", ".join(report["float_layers"]) or "none"))
     print("  model.onnx %.0f KB = %.0f%% of FP32; calibration cache %s"
           % (model["int8_size_bytes"] / 1024.0, 100.0 * model["size_ratio"], report["implicit_int8"]["header"]))
+    openvino = report.get("openvino")
+    if openvino:  # --target cpu: OpenVINO's own INT8 (calibration/nncfquant.py), kept or not, and why
+        print("  OpenVINO INT8 (NNCF): %s: %s" % ("model.openvino.xml" if openvino["kept"] else "not kept",
+                                                 openvino["why"]))
     return 0

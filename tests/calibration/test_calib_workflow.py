@@ -84,7 +84,9 @@ def test_dicom_cine_to_cpu_int8_bundle(make_bundle, tmp_path):
     assert "QuantizeLinear" in ops and Bundle(tmp_path / "cpu").precision == "int8"
     # the CPU needs no FP32 graph: it is named by hash, not shipped, so the bundle stays small
     shipped = set(Bundle(tmp_path / "cpu").manifest.files)
-    assert shipped == {"model.onnx", "calibration.cache", "calibration.json", "spec.yaml"}
+    # plus OpenVINO's own INT8 when it was kept (tests/calibration/test_calib_nncf.py)
+    ir = {"model.openvino.xml", "model.openvino.bin"} if (report.get("openvino") or {}).get("kept") else set()
+    assert shipped == {"model.onnx", "calibration.cache", "calibration.json", "spec.yaml"} | ir
     implicit = report["implicit_int8"]
     assert implicit["model"] is None and len(implicit["model_sha256"]) == 64
     assert implicit["derived_from"]["fp32_model_sha256"] == Bundle(fp32).model_sha256
@@ -92,6 +94,8 @@ def test_dicom_cine_to_cpu_int8_bundle(make_bundle, tmp_path):
     # either verdict is possible, the figures must be consistent with it)
     speed = report["speed"]
     assert speed["ran_in"]["onnxrt int8"] == "int8" and speed["ran_in"]["onnxrt f32"] == "f32"
+    if ir:  # the IR and the Q/DQ model are both timed on OpenVINO
+        assert speed["ran_in"]["openvino int8 nncf"] == speed["ran_in"]["openvino int8 q/dq"] == "int8"
     assert speed["fastest_float"] in speed["ms"] and speed["ran_in"][speed["fastest_int8"]] == "int8"
     ratio = speed["ms"][speed["fastest_float"]] / speed["ms"][speed["fastest_int8"]]
     assert speed["int8_vs_fastest_float"] == pytest.approx(ratio, rel=1e-2)
