@@ -19,6 +19,25 @@ Example ``spec.yaml``::
     classes: [background, lesion]
     colors: [[0, 0, 0], [255, 64, 64]]
     pixel_spacing_mm: [0.2, 0.2]
+
+The task (``segmentation``, the default; ``enhancement``; ``registration``) decides what the output is and
+which metric checks it (docs/tasks.md). An enhancement model (image to image) outputs the enhanced image
+``(N, enhancement.channels, H, W)`` with values in ``enhancement.range``::
+
+    task: enhancement
+    output: {name: enhanced}
+    enhancement: {channels: 1, range: [0.0, 1.0]}
+
+A registration model takes two images prepared alike by ``input`` (``input.name`` is the moving image,
+``registration.fixed_input`` the fixed one) and outputs the displacement field ``output.name``
+``(N, 2, H, W)``, channel 0 along x (columns), channel 1 along y (rows), in ``registration.units``
+(``pixels``, or ``normalized``: grid_sample's [-1, 1] coordinates with align_corners=False), and optionally
+the warped moving image ``registration.warped_output``::
+
+    task: registration
+    input: {name: moving, size: [128, 128], channels: 1, color_order: gray}
+    output: {name: flow}
+    registration: {fixed_input: fixed, units: pixels, warped_output: warped}
 """
 from __future__ import annotations
 
@@ -37,7 +56,8 @@ from jetseg.errors import SpecError
 
 log = logging.getLogger("jetseg.spec")
 
-TASKS = ("segmentation",)
+TASKS = ("segmentation", "enhancement", "registration")
+FIELD_UNITS = ("pixels", "normalized")
 OUTPUT_KINDS = ("softmax", "sigmoid")
 ACTIVATIONS = ("logits", "probabilities")
 COLOR_ORDERS = {1: ("gray",), 3: ("rgb", "bgr")}
@@ -86,8 +106,29 @@ class OutputSpec:
 
 
 @dataclass
+class EnhancementSpec:
+    """What an image-to-image model outputs: ``(N, channels, H, W) float32`` in ``range`` ([low, high])."""
+
+    channels: int = 1
+    range: List[float] = field(default_factory=lambda: [0.0, 1.0])
+
+
+@dataclass
+class RegistrationSpec:
+    """The second input and the field of a registration model (the layout is fixed: ``(N, 2, H, W)``, x then y)."""
+
+    fixed_input: str = "fixed"  # the fixed image's input name; input.name is the moving image
+    units: str = "pixels"  # pixels, or normalized (grid_sample's [-1, 1], align_corners=False)
+    warped_output: Optional[str] = None  # the model's warped-image output, if it has one
+
+
+@dataclass
 class Spec:
-    """A segmentation model's contract: input preparation, output decoding, classes, overlay colours."""
+    """A model's contract: task, input preparation, output decoding, classes, overlay colours.
+
+    ``enhancement`` and ``registration`` hold the facts of those tasks (filled with defaults when the task
+    is chosen without them); ``output.kind``, ``activation`` and ``threshold`` apply to segmentation only.
+    """
 
     name: str = "model"
     task: str = "segmentation"
@@ -98,6 +139,8 @@ class Spec:
     overlay_alpha: float = 0.45
     pixel_spacing_mm: Optional[List[float]] = None  # [row, column] spacing of the *frame*, in mm
     description: str = ""
+    enhancement: Optional[EnhancementSpec] = None
+    registration: Optional[RegistrationSpec] = None
 
     # ------------------------------------------------------------------ construction and validation
     def __post_init__(self) -> None:
@@ -105,6 +148,10 @@ class Spec:
             self.input = _build(InputSpec, self.input, "input")
         if isinstance(self.output, dict):
             self.output = _build(OutputSpec, self.output, "output")
+        if isinstance(self.enhancement, dict):
+            self.enhancement = _build(EnhancementSpec, self.enhancement, "enhancement")
+        if isinstance(self.registration, dict):
+            self.registration = _build(RegistrationSpec, self.registration, "registration")
         _expect(isinstance(self.input, InputSpec), "input", self.input, "a mapping (name, size, channels, ...)")
         _expect(isinstance(self.output, OutputSpec), "output", self.output, "a mapping (name, kind, ...)")
         self.validate()
@@ -128,6 +175,9 @@ class Spec:
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
         data["input"]["size"] = list(self.input.size)
+        for section in ("enhancement", "registration"):  # a segmentation spec reads and writes as before
+            if data[section] is None:
+                del data[section]
         return data
 
     def save(self, path: Union[str, Path]) -> None:
@@ -137,6 +187,7 @@ class Spec:
         """Check every field; raise SpecError naming the field and what was expected."""
         inp, out = self.input, self.output
         _expect(self.task in TASKS, "task", self.task, "one of %s" % ", ".join(TASKS))
+        self._validate_task()
         size = inp.size
         _expect(isinstance(size, (list, tuple)) and len(size) == 2
                 and all(isinstance(v, int) and v > 0 for v in size),
@@ -195,6 +246,43 @@ class Spec:
                     and all(isinstance(v, (int, float)) and v > 0 for v in self.pixel_spacing_mm),
                     "pixel_spacing_mm", self.pixel_spacing_mm, "[row_mm, column_mm], positive, or null")
 
+    def _validate_task(self) -> None:
+        """The task's own section: present (defaults) for its task, absent for the others."""
+        for section in ("enhancement", "registration"):
+            if section != self.task:
+                _expect(getattr(self, section) is None, section, getattr(self, section),
+                        "no %s section for task %s (set task: %s, or remove the section)"
+                        % (section, self.task, section))
+        if self.task == "enhancement":
+            enh = self.enhancement = self.enhancement or EnhancementSpec()
+            _expect(isinstance(enh, EnhancementSpec), "enhancement", enh, "a mapping (channels, range)")
+            _expect(enh.channels in COLOR_ORDERS, "enhancement.channels", enh.channels, "1 or 3")
+            rng = enh.range
+            _expect(isinstance(rng, (list, tuple)) and len(rng) == 2
+                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                            for v in rng) and rng[0] < rng[1],
+                    "enhancement.range", rng, "[low, high], two finite numbers with low < high")
+            enh.range = [float(rng[0]), float(rng[1])]
+        elif self.task == "registration":
+            reg = self.registration = self.registration or RegistrationSpec()
+            _expect(isinstance(reg, RegistrationSpec), "registration", reg,
+                    "a mapping (fixed_input, units, warped_output)")
+            _expect(isinstance(reg.fixed_input, str) and reg.fixed_input and reg.fixed_input != self.input.name,
+                    "registration.fixed_input", reg.fixed_input,
+                    "the fixed image's input name, other than input.name (%r, the moving image)" % self.input.name)
+            _expect(reg.units in FIELD_UNITS, "registration.units", reg.units, " or ".join(FIELD_UNITS))
+            _expect(reg.warped_output is None or (isinstance(reg.warped_output, str) and reg.warped_output
+                                                  and reg.warped_output != self.output.name),
+                    "registration.warped_output", reg.warped_output,
+                    "null or the warped image's output name, other than output.name (%r, the field)"
+                    % self.output.name)
+
+    def require_task(self, what: str, *tasks: str) -> None:
+        """Raise SpecError when this spec's task is not one of ``tasks`` (``what``: the command or step)."""
+        if self.task not in tasks:
+            raise SpecError("%s supports task %s; this model's spec.task is %s (see docs/tasks.md for what each "
+                            "task supports)" % (what, " and ".join(tasks), self.task))
+
     # ------------------------------------------------------------------ derived facts
     @property
     def num_classes(self) -> int:
@@ -207,7 +295,12 @@ class Spec:
 
     @property
     def output_channels(self) -> int:
-        """softmax: one channel per class; sigmoid: one per foreground class (multi-label when several)."""
+        """softmax: one channel per class; sigmoid: one per foreground class (multi-label when several);
+        enhancement: the image's channels; registration: the field's two (x, y)."""
+        if self.enhancement is not None:
+            return self.enhancement.channels
+        if self.registration is not None:
+            return 2
         return self.num_classes - 1 if self.output.kind == "sigmoid" else self.num_classes
 
     @property
@@ -330,6 +423,7 @@ class Spec:
         so a lesion listed after its organ shows inside it (the mask that overlays, sinks and scores share);
         :meth:`decode_labels` gives every class's own, overlapping mask.
         """
+        self.require_task("decoding to masks", "segmentation")
         output = np.asarray(output)
         if output.ndim == 3:
             output = output[None]
@@ -350,6 +444,7 @@ class Spec:
 
     def decode_labels(self, output: np.ndarray) -> np.ndarray:
         """Per-class masks ``(N, K-1, H, W) bool`` of the foreground classes (overlapping for multi-label)."""
+        self.require_task("decoding to masks", "segmentation")
         output = np.asarray(output)
         if output.ndim == 3:
             output = output[None]
@@ -357,6 +452,21 @@ class Spec:
             return output > self._threshold()
         masks = self.decode(output)
         return np.stack([masks == k for k in range(1, self.num_classes)], axis=1)
+
+    def enhanced(self, output: np.ndarray) -> np.ndarray:
+        """An enhancement model's output ``(N, C, H, W)`` (or ``(C, H, W)``) as images in [0, 1]: clipped to
+        ``enhancement.range`` and rescaled, ``(N, C, H, W) float32`` (what metrics and sinks read)."""
+        self.require_task("reading enhanced images", "enhancement")
+        assert self.enhancement is not None
+        output = np.asarray(output, dtype=np.float32)
+        if output.ndim == 3:
+            output = output[None]
+        if output.ndim != 4 or output.shape[1] != self.output_channels:
+            raise SpecError("model output has shape %s; spec expects (N, %d, H, W) for task enhancement with "
+                            "enhancement.channels %d" % (tuple(output.shape), self.output_channels,
+                                                          self.output_channels))
+        low, high = self.enhancement.range
+        return ((np.clip(output, low, high) - np.float32(low)) / np.float32(high - low)).astype(np.float32)
 
     def _threshold(self) -> float:
         """The sigmoid threshold on the output's own scale (a logit, or the probability itself)."""
@@ -366,6 +476,7 @@ class Spec:
     def probabilities(self, output: np.ndarray) -> np.ndarray:
         """Per-class probabilities ``(N, K, H, W) float32``; sigmoid outputs give background first
         (``1 - max`` over the foreground channels), then each foreground class's own probability."""
+        self.require_task("class probabilities", "segmentation")
         output = np.asarray(output, dtype=np.float32)
         if output.ndim == 3:
             output = output[None]
