@@ -267,11 +267,11 @@ class Spec:
             reg = self.registration = self.registration or RegistrationSpec()
             _expect(isinstance(reg, RegistrationSpec), "registration", reg,
                     "a mapping (fixed_input, units, warped_output)")
-            _expect(isinstance(reg.fixed_input, str) and reg.fixed_input and reg.fixed_input != self.input.name,
+            _expect(isinstance(reg.fixed_input, str) and bool(reg.fixed_input) and reg.fixed_input != self.input.name,
                     "registration.fixed_input", reg.fixed_input,
                     "the fixed image's input name, other than input.name (%r, the moving image)" % self.input.name)
             _expect(reg.units in FIELD_UNITS, "registration.units", reg.units, " or ".join(FIELD_UNITS))
-            _expect(reg.warped_output is None or (isinstance(reg.warped_output, str) and reg.warped_output
+            _expect(reg.warped_output is None or (isinstance(reg.warped_output, str) and bool(reg.warped_output)
                                                   and reg.warped_output != self.output.name),
                     "registration.warped_output", reg.warped_output,
                     "null or the warped image's output name, other than output.name (%r, the field)"
