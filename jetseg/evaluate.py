@@ -39,7 +39,8 @@ Infer = Callable[[np.ndarray], np.ndarray]
 
 @dataclass
 class Outputs:
-    """What a model produced for a list of inputs: raw outputs ``(1, K, h, w)`` and masks ``(h, w)``."""
+    """What a model produced for a list of inputs: raw outputs ``(1, K, h, w)`` and masks ``(h, w)`` (segmentation
+    only; empty for the other tasks)."""
 
     spec: Spec
     outputs: List[np.ndarray]
@@ -58,7 +59,8 @@ def run_inputs(spec: Spec, infer: Infer, inputs: Sequence[np.ndarray],
     for x in inputs:
         out = np.asarray(infer(np.asarray(x, dtype=np.float32)), dtype=np.float32)
         outputs.append(out)
-        masks.append(spec.decode(out)[0])
+        if spec.task == "segmentation":  # other tasks have no masks; their scores read the outputs
+            masks.append(spec.decode(out)[0])
         if progress is not None:
             progress()
     return Outputs(spec=spec, outputs=outputs, masks=masks)
