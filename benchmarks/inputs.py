@@ -16,8 +16,10 @@ def check_same_task(reference: Bundle, candidates: Sequence[Bundle]) -> None:
     """Refuse candidates whose spec turns frames into other inputs or other classes than the reference's:
     their Dice against it would be meaningless."""
     ref = reference.spec
+    ref.require_task("jetseg bench", "segmentation")  # enhancement and registration: docs/tasks.md
     for cand in candidates:
         spec = cand.spec
+        spec.require_task("jetseg bench", "segmentation")
         for what, mine, theirs in (("classes", spec.classes, ref.classes),
                                    ("output.kind", spec.output.kind, ref.output.kind),
                                    ("input.size", list(spec.input.size), list(ref.input.size)),

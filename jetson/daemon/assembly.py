@@ -121,6 +121,7 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
             parts.bundle, parts.runner = reuse.bundle, reuse.runner
         else:
             parts.bundle = bundle if bundle is not None else Bundle(config.model.path or default_bundle())
+            parts.bundle.spec.require_task("jetseg run", "segmentation")  # the other tasks: docs/tasks.md
         if runner is not None:
             parts.runner, parts.own_runner = runner, False
         elif parts.runner is None:

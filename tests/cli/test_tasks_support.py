@@ -1,0 +1,54 @@
+"""What each command does with enhancement and registration bundles today (docs/tasks.md): export and
+calibrate take enhancement models; run and bench refuse both new tasks, and everything refuses registration,
+each in one line without a traceback."""
+from __future__ import annotations
+
+
+import onnx
+import pytest
+
+from jetseg.bundle import Bundle
+from jetseg.cli import main
+from tests.fixtures.bundles import registration_bundle, smoother_bundle
+from tests.fixtures.models import smoother
+
+
+def _error(capsys, argv):
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if "error:" in ln]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("make, task", [(smoother_bundle, "enhancement"), (registration_bundle, "registration")])
+def test_run_and_bench_refuse_the_new_tasks(tmp_path, capsys, make, task):
+    bundle = make(tmp_path / "b")
+    line = _error(capsys, ["run", "--model", bundle, "--source", "synthetic://ultrasound?frames=2", "--sink", "null://"])
+    assert "jetseg run supports task segmentation; this model's spec.task is %s" % task in line
+    line = _error(capsys, ["bench", bundle, "--reference", bundle, "--data", "synthetic://ultrasound?frames=2"])
+    assert "jetseg bench supports task segmentation; this model's spec.task is %s" % task in line
+
+
+def test_export_takes_an_image_to_image_model(tmp_path, capsys):
+    model = tmp_path / "denoiser.onnx"
+    onnx.save(smoother(), str(model))
+    code = main(["export", str(model), "--task", "enhancement", "--input-size", "32x32", "--channels", "1",
+                 "--output-name", "enhanced", "--output-range", "0,1", "--out", str(tmp_path / "bundle")])
+    assert code == 0, capsys.readouterr().err
+    spec = Bundle(tmp_path / "bundle").spec
+    assert spec.task == "enhancement" and spec.enhancement is not None
+    assert (spec.enhancement.channels, spec.enhancement.range) == (1, [0.0, 1.0])
+    assert spec.output.activation == "logits"  # untouched: an enhanced image is read as it is
+
+
+def test_export_refuses_registration_and_a_range_without_the_task(tmp_path, capsys):
+    registration_bundle(tmp_path / "reg")
+    model = tmp_path / "reg.onnx"
+    model.write_bytes((tmp_path / "reg" / "model.onnx").read_bytes())
+    line = _error(capsys, ["export", model, "--spec", tmp_path / "reg" / "spec.yaml", "--out", tmp_path / "o"])
+    assert "jetseg export supports task segmentation and enhancement; this model's spec.task is registration" in line
+    line = _error(capsys, ["export", model, "--input-size", "32x32", "--channels", "1", "--output-range", "0,1",
+                           "--out", tmp_path / "o"])
+    assert "--output-range applies to enhancement models; add --task enhancement" in line
