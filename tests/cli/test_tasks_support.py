@@ -3,7 +3,6 @@ calibrate take enhancement models; run and bench refuse both new tasks, and ever
 each in one line without a traceback."""
 from __future__ import annotations
 
-
 import onnx
 import pytest
 
