@@ -2,7 +2,7 @@
 
 The same gate as segmentation's (:class:`~jetseg.calibration.gate.Gate`: held-out and bench frames, the
 layer ranking and fallback), scoring images instead of masks. Outputs are read with
-:meth:`jetseg.spec.Spec.enhanced` (clipped to ``enhancement.range``, scaled to [0, 1]) and scored with
+:func:`jetseg.tasks.enhanced_images` (clipped to ``enhancement.range``, scaled to [0, 1]) and scored with
 :mod:`jetseg.imagescores`:
 
 - always against FP32: the mean SSIM of INT8 with FP32 must be at least ``min_ssim`` (default 0.99); the
@@ -24,6 +24,7 @@ from jetseg import evaluate
 from jetseg.bundle import Bundle
 from jetseg.calibration.gate import Gate, rounded
 from jetseg.imagescores import ImageScores
+from jetseg.tasks import enhanced_images
 
 #: Defaults of ``jetseg calibrate --gate-psnr`` (dB) and ``--gate-ssim`` for enhancement models.
 MAX_PSNR_DROP = 0.3
@@ -33,7 +34,8 @@ MIN_SSIM = 0.99
 def _scores(spec: Any, outputs: Sequence[np.ndarray], refs: Sequence[np.ndarray], enhanced_refs: bool) -> Dict[str, Any]:
     scores = ImageScores(data_range=1.0)
     for out, ref in zip(outputs, refs):
-        scores.add(spec.enhanced(out)[0], spec.enhanced(ref)[0] if enhanced_refs else ref)
+        scores.add(enhanced_images(out, spec.enhancement)[0],
+                   enhanced_images(ref, spec.enhancement)[0] if enhanced_refs else ref)
     return scores.summary()
 
 

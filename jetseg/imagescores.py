@@ -1,7 +1,7 @@
 """Image-to-image accuracy: PSNR and SSIM, the scores of the enhancement task (docs/tasks.md).
 
 Images are ``HxW`` planes or stacks of them (``CxHxW``, ``NxCxHxW``: the last two axes are the plane), float,
-compared on a known ``data_range`` (1.0 for :meth:`jetseg.spec.Spec.enhanced` images).
+compared on a known ``data_range`` (1.0 for :func:`jetseg.tasks.enhanced_images` images).
 
 - PSNR ``10 log10(data_range**2 / MSE)`` in dB, over all pixels; identical images give ``inf``.
 - SSIM (Wang et al. 2004) with the standard Gaussian window (sigma 1.5, 11x11), ``K1 = 0.01``,
@@ -92,7 +92,7 @@ class ImageScores:
     """Accumulates PSNR and SSIM of output images against reference images (FP32 outputs or clean targets).
 
     Args:
-        data_range: the images' value range (1.0 for :meth:`~jetseg.spec.Spec.enhanced` images).
+        data_range: the images' value range (1.0 for :func:`~jetseg.tasks.enhanced_images` images).
     """
 
     def __init__(self, data_range: float = 1.0) -> None:

@@ -20,24 +20,7 @@ Example ``spec.yaml``::
     colors: [[0, 0, 0], [255, 64, 64]]
     pixel_spacing_mm: [0.2, 0.2]
 
-The task (``segmentation``, the default; ``enhancement``; ``registration``) decides what the output is and
-which metric checks it (docs/tasks.md). An enhancement model (image to image) outputs the enhanced image
-``(N, enhancement.channels, H, W)`` with values in ``enhancement.range``::
-
-    task: enhancement
-    output: {name: enhanced}
-    enhancement: {channels: 1, range: [0.0, 1.0]}
-
-A registration model takes two images prepared alike by ``input`` (``input.name`` is the moving image,
-``registration.fixed_input`` the fixed one) and outputs the displacement field ``output.name``
-``(N, 2, H, W)``, channel 0 along x (columns), channel 1 along y (rows), in ``registration.units``
-(``pixels``, or ``normalized``: grid_sample's [-1, 1] coordinates with align_corners=False), and optionally
-the warped moving image ``registration.warped_output``::
-
-    task: registration
-    input: {name: moving, size: [128, 128], channels: 1, color_order: gray}
-    output: {name: flow}
-    registration: {fixed_input: fixed, units: pixels, warped_output: warped}
+The task (segmentation, the default; enhancement; registration) and its section: :mod:`jetseg.tasks`.
 """
 from __future__ import annotations
 
@@ -52,12 +35,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import yaml
 
+from jetseg import tasks
 from jetseg.errors import SpecError
 
 log = logging.getLogger("jetseg.spec")
 
-TASKS = ("segmentation", "enhancement", "registration")
-FIELD_UNITS = ("pixels", "normalized")
 OUTPUT_KINDS = ("softmax", "sigmoid")
 ACTIVATIONS = ("logits", "probabilities")
 COLOR_ORDERS = {1: ("gray",), 3: ("rgb", "bgr")}
@@ -106,29 +88,8 @@ class OutputSpec:
 
 
 @dataclass
-class EnhancementSpec:
-    """What an image-to-image model outputs: ``(N, channels, H, W) float32`` in ``range`` ([low, high])."""
-
-    channels: int = 1
-    range: List[float] = field(default_factory=lambda: [0.0, 1.0])
-
-
-@dataclass
-class RegistrationSpec:
-    """The second input and the field of a registration model (the layout is fixed: ``(N, 2, H, W)``, x then y)."""
-
-    fixed_input: str = "fixed"  # the fixed image's input name; input.name is the moving image
-    units: str = "pixels"  # pixels, or normalized (grid_sample's [-1, 1], align_corners=False)
-    warped_output: Optional[str] = None  # the model's warped-image output, if it has one
-
-
-@dataclass
 class Spec:
-    """A model's contract: task, input preparation, output decoding, classes, overlay colours.
-
-    ``enhancement`` and ``registration`` hold the facts of those tasks (filled with defaults when the task
-    is chosen without them); ``output.kind``, ``activation`` and ``threshold`` apply to segmentation only.
-    """
+    """A model's contract: task (and its section, :mod:`jetseg.tasks`), input, output, classes, colours."""
 
     name: str = "model"
     task: str = "segmentation"
@@ -139,28 +100,24 @@ class Spec:
     overlay_alpha: float = 0.45
     pixel_spacing_mm: Optional[List[float]] = None  # [row, column] spacing of the *frame*, in mm
     description: str = ""
-    enhancement: Optional[EnhancementSpec] = None
-    registration: Optional[RegistrationSpec] = None
+    enhancement: Optional[tasks.EnhancementSpec] = None
+    registration: Optional[tasks.RegistrationSpec] = None
 
     # ------------------------------------------------------------------ construction and validation
     def __post_init__(self) -> None:
         if isinstance(self.input, dict):
-            self.input = _build(InputSpec, self.input, "input")
+            self.input = tasks.build_section(InputSpec, self.input, "input")
         if isinstance(self.output, dict):
-            self.output = _build(OutputSpec, self.output, "output")
-        if isinstance(self.enhancement, dict):
-            self.enhancement = _build(EnhancementSpec, self.enhancement, "enhancement")
-        if isinstance(self.registration, dict):
-            self.registration = _build(RegistrationSpec, self.registration, "registration")
-        _expect(isinstance(self.input, InputSpec), "input", self.input, "a mapping (name, size, channels, ...)")
-        _expect(isinstance(self.output, OutputSpec), "output", self.output, "a mapping (name, kind, ...)")
+            self.output = tasks.build_section(OutputSpec, self.output, "output")
+        tasks.expect_field(isinstance(self.input, InputSpec), "input", self.input, "a mapping (name, size, channels, ...)")
+        tasks.expect_field(isinstance(self.output, OutputSpec), "output", self.output, "a mapping (name, kind, ...)")
         self.validate()
 
     @classmethod
     def from_dict(cls, data: Any) -> Spec:
         if not isinstance(data, dict):
             raise SpecError("spec must be a mapping of fields, got %s" % type(data).__name__)
-        return _build(cls, copy.deepcopy(data), "")
+        return tasks.build_section(cls, copy.deepcopy(data), "")
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> Spec:
@@ -186,31 +143,32 @@ class Spec:
     def validate(self) -> None:
         """Check every field; raise SpecError naming the field and what was expected."""
         inp, out = self.input, self.output
-        _expect(self.task in TASKS, "task", self.task, "one of %s" % ", ".join(TASKS))
-        self._validate_task()
+        tasks.expect_field(self.task in tasks.TASKS, "task", self.task, "one of %s" % ", ".join(tasks.TASKS))
+        self.enhancement, self.registration = tasks.validate_task(self.task, self.enhancement, self.registration,
+                                                            self.input.name, self.output.name)
         size = inp.size
-        _expect(isinstance(size, (list, tuple)) and len(size) == 2
+        tasks.expect_field(isinstance(size, (list, tuple)) and len(size) == 2
                 and all(isinstance(v, int) and v > 0 for v in size),
                 "input.size", size, "[height, width] with two positive integers")
         inp.size = (int(size[0]), int(size[1]))
-        _expect(inp.channels in COLOR_ORDERS, "input.channels", inp.channels, "1 or 3")
-        _expect(inp.color_order in COLOR_ORDERS[inp.channels], "input.color_order", inp.color_order,
+        tasks.expect_field(inp.channels in COLOR_ORDERS, "input.channels", inp.channels, "1 or 3")
+        tasks.expect_field(inp.color_order in COLOR_ORDERS[inp.channels], "input.color_order", inp.color_order,
                 " or ".join(COLOR_ORDERS[inp.channels]) + " for %d channel(s)" % inp.channels)
-        _expect(inp.layout in LAYOUTS, "input.layout", inp.layout, "NCHW")
-        _expect(inp.interpolation in INTERPOLATIONS, "input.interpolation", inp.interpolation,
+        tasks.expect_field(inp.layout in LAYOUTS, "input.layout", inp.layout, "NCHW")
+        tasks.expect_field(inp.interpolation in INTERPOLATIONS, "input.interpolation", inp.interpolation,
                 "one of %s" % ", ".join(INTERPOLATIONS))
         for key in ("mean", "std"):
             value = getattr(inp, key)
             if isinstance(value, (int, float)):
                 value = [float(value)] * inp.channels
-            _expect(isinstance(value, (list, tuple)) and len(value) in (1, inp.channels)
+            tasks.expect_field(isinstance(value, (list, tuple)) and len(value) in (1, inp.channels)
                     and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value),
                     "input." + key, value, "a finite number or a list of %d finite numbers" % inp.channels)
             setattr(inp, key, [float(v) for v in value])
-        _expect(all(v > 0 for v in inp.std), "input.std", inp.std, "positive numbers")
+        tasks.expect_field(all(v > 0 for v in inp.std), "input.std", inp.std, "positive numbers")
         if isinstance(inp.roi, dict):
             rel: Any = inp.roi.get("relative")
-            _expect(set(inp.roi) == {"relative"} and isinstance(rel, (list, tuple)) and len(rel) == 4
+            tasks.expect_field(set(inp.roi) == {"relative"} and isinstance(rel, (list, tuple)) and len(rel) == 4
                     and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rel)
                     and all(0.0 <= v < 1.0 for v in rel[:2]) and all(0.0 < v <= 1.0 for v in rel[2:])
                     and rel[0] + rel[2] <= 1.0 + 1e-6 and rel[1] + rel[3] <= 1.0 + 1e-6,
@@ -218,70 +176,37 @@ class Spec:
                     "in [0, 1), width, height in (0, 1], x + width and y + height at most 1)")
             inp.roi = {"relative": [float(v) for v in rel]}
         elif inp.roi is not None:
-            _expect(isinstance(inp.roi, (list, tuple)) and len(inp.roi) == 4
+            tasks.expect_field(isinstance(inp.roi, (list, tuple)) and len(inp.roi) == 4
                     and all(isinstance(v, int) and not isinstance(v, bool) for v in inp.roi)
                     and inp.roi[0] >= 0 and inp.roi[1] >= 0 and inp.roi[2] > 0 and inp.roi[3] > 0,
                     "input.roi", inp.roi, "[x, y, width, height] in frame pixels, {relative: [x, y, width, "
                     "height]} as fractions of the frame, or null")
             inp.roi = [int(v) for v in inp.roi]
-        _expect(out.kind in OUTPUT_KINDS, "output.kind", out.kind, "one of %s" % ", ".join(OUTPUT_KINDS))
-        _expect(out.activation in ACTIVATIONS, "output.activation", out.activation,
+        tasks.expect_field(out.kind in OUTPUT_KINDS, "output.kind", out.kind, "one of %s" % ", ".join(OUTPUT_KINDS))
+        tasks.expect_field(out.activation in ACTIVATIONS, "output.activation", out.activation,
                 "one of %s" % ", ".join(ACTIVATIONS))
-        _expect(isinstance(out.threshold, (int, float)) and 0.0 < out.threshold < 1.0,
+        tasks.expect_field(isinstance(out.threshold, (int, float)) and 0.0 < out.threshold < 1.0,
                 "output.threshold", out.threshold, "a probability between 0 and 1")
-        _expect(isinstance(self.classes, list) and len(self.classes) >= 2
+        tasks.expect_field(isinstance(self.classes, list) and len(self.classes) >= 2
                 and all(isinstance(c, str) and c for c in self.classes)
                 and len(set(self.classes)) == len(self.classes),
                 "classes", self.classes, "a list of at least two distinct names, background first")
         if self.colors is None:
             self.colors = default_colors(len(self.classes))
-        _expect(isinstance(self.colors, list) and len(self.colors) == len(self.classes)
+        tasks.expect_field(isinstance(self.colors, list) and len(self.colors) == len(self.classes)
                 and all(isinstance(c, (list, tuple)) and len(c) == 3
                         and all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in self.colors),
                 "colors", self.colors, "one [r, g, b] (0-255) per class, %d in all" % len(self.classes))
-        _expect(isinstance(self.overlay_alpha, (int, float)) and 0.0 <= self.overlay_alpha <= 1.0,
+        tasks.expect_field(isinstance(self.overlay_alpha, (int, float)) and 0.0 <= self.overlay_alpha <= 1.0,
                 "overlay_alpha", self.overlay_alpha, "a number between 0 and 1")
         if self.pixel_spacing_mm is not None:
-            _expect(isinstance(self.pixel_spacing_mm, (list, tuple)) and len(self.pixel_spacing_mm) == 2
+            tasks.expect_field(isinstance(self.pixel_spacing_mm, (list, tuple)) and len(self.pixel_spacing_mm) == 2
                     and all(isinstance(v, (int, float)) and v > 0 for v in self.pixel_spacing_mm),
                     "pixel_spacing_mm", self.pixel_spacing_mm, "[row_mm, column_mm], positive, or null")
 
-    def _validate_task(self) -> None:
-        """The task's own section: present (defaults) for its task, absent for the others."""
-        for section in ("enhancement", "registration"):
-            if section != self.task:
-                _expect(getattr(self, section) is None, section, getattr(self, section),
-                        "no %s section for task %s (set task: %s, or remove the section)"
-                        % (section, self.task, section))
-        if self.task == "enhancement":
-            enh = self.enhancement = self.enhancement or EnhancementSpec()
-            _expect(isinstance(enh, EnhancementSpec), "enhancement", enh, "a mapping (channels, range)")
-            _expect(enh.channels in COLOR_ORDERS, "enhancement.channels", enh.channels, "1 or 3")
-            rng = enh.range
-            _expect(isinstance(rng, (list, tuple)) and len(rng) == 2
-                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                            for v in rng) and rng[0] < rng[1],
-                    "enhancement.range", rng, "[low, high], two finite numbers with low < high")
-            enh.range = [float(rng[0]), float(rng[1])]
-        elif self.task == "registration":
-            reg = self.registration = self.registration or RegistrationSpec()
-            _expect(isinstance(reg, RegistrationSpec), "registration", reg,
-                    "a mapping (fixed_input, units, warped_output)")
-            _expect(isinstance(reg.fixed_input, str) and bool(reg.fixed_input) and reg.fixed_input != self.input.name,
-                    "registration.fixed_input", reg.fixed_input,
-                    "the fixed image's input name, other than input.name (%r, the moving image)" % self.input.name)
-            _expect(reg.units in FIELD_UNITS, "registration.units", reg.units, " or ".join(FIELD_UNITS))
-            _expect(reg.warped_output is None or (isinstance(reg.warped_output, str) and bool(reg.warped_output)
-                                                  and reg.warped_output != self.output.name),
-                    "registration.warped_output", reg.warped_output,
-                    "null or the warped image's output name, other than output.name (%r, the field)"
-                    % self.output.name)
-
-    def require_task(self, what: str, *tasks: str) -> None:
-        """Raise SpecError when this spec's task is not one of ``tasks`` (``what``: the command or step)."""
-        if self.task not in tasks:
-            raise SpecError("%s supports task %s; this model's spec.task is %s (see docs/tasks.md for what each "
-                            "task supports)" % (what, " and ".join(tasks), self.task))
+    def require_task(self, what: str, *names: str) -> None:
+        """Raise SpecError when this spec's task is not one of ``names`` (``what``: the command or step)."""
+        tasks.require(self.task, what, *names)
 
     # ------------------------------------------------------------------ derived facts
     @property
@@ -453,21 +378,6 @@ class Spec:
         masks = self.decode(output)
         return np.stack([masks == k for k in range(1, self.num_classes)], axis=1)
 
-    def enhanced(self, output: np.ndarray) -> np.ndarray:
-        """An enhancement model's output ``(N, C, H, W)`` (or ``(C, H, W)``) as images in [0, 1]: clipped to
-        ``enhancement.range`` and rescaled, ``(N, C, H, W) float32`` (what metrics and sinks read)."""
-        self.require_task("reading enhanced images", "enhancement")
-        assert self.enhancement is not None
-        output = np.asarray(output, dtype=np.float32)
-        if output.ndim == 3:
-            output = output[None]
-        if output.ndim != 4 or output.shape[1] != self.output_channels:
-            raise SpecError("model output has shape %s; spec expects (N, %d, H, W) for task enhancement with "
-                            "enhancement.channels %d" % (tuple(output.shape), self.output_channels,
-                                                          self.output_channels))
-        low, high = self.enhancement.range
-        return ((np.clip(output, low, high) - np.float32(low)) / np.float32(high - low)).astype(np.float32)
-
     def _threshold(self) -> float:
         """The sigmoid threshold on the output's own scale (a logit, or the probability itself)."""
         p = float(self.output.threshold)
@@ -524,28 +434,6 @@ def _check_frame(frame: Any) -> np.ndarray:
     if frame.dtype == np.float64:
         frame = frame.astype(np.float32)
     return frame
-
-
-def _expect(ok: bool, name: str, got: Any, expected: str) -> None:
-    if not ok:
-        raise SpecError("spec field %r is %r; expected %s" % (name, got, expected))
-
-
-def _build(cls: Any, data: Dict[str, Any], prefix: str) -> Any:
-    known = set(cls.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        import difflib
-
-        where = prefix + "." if prefix else ""
-        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-        hint = " (did you mean %r?)" % (where + close[0]) if close else ""
-        raise SpecError("unknown spec field %r%s; known fields: %s"
-                        % (where + unknown[0], hint, ", ".join(where + k for k in sorted(known))))
-    try:
-        return cls(**data)
-    except TypeError as exc:  # wrong type for a nested section, e.g. input: 5
-        raise SpecError("spec section %r is malformed: %s" % (prefix or cls.__name__, exc)) from None
 
 
 _clip_warned: set = set()  # (what, roi, width, height) already warned about: one warning per frame size

@@ -6,6 +6,7 @@ import pytest
 
 from jetseg.errors import SpecError
 from jetseg.spec import Spec
+from jetseg.tasks import enhanced_images
 from tests.fixtures.specs import enhancement_spec, registration_spec, tiny_spec
 
 
@@ -65,10 +66,10 @@ def test_masks_are_for_segmentation_only():
 
 def test_enhanced_clips_to_the_range_and_rescales():
     spec = enhancement_spec(value_range=(-1.0, 1.0))
-    out = spec.enhanced(np.array([[[[-2.0, -1.0, 0.0, 1.0, 3.0]]]], np.float32))
+    out = enhanced_images(np.array([[[[-2.0, -1.0, 0.0, 1.0, 3.0]]]], np.float32), spec.enhancement)
     np.testing.assert_allclose(out, [[[[0.0, 0.0, 0.5, 1.0, 1.0]]]])
     assert out.dtype == np.float32
     with pytest.raises(SpecError, match=r"model output has shape \(1, 3, 4, 4\); spec expects \(N, 1, H, W\)"):
-        spec.enhanced(np.zeros((1, 3, 4, 4), np.float32))
+        enhanced_images(np.zeros((1, 3, 4, 4), np.float32), spec.enhancement)
     with pytest.raises(SpecError, match="reading enhanced images supports task enhancement"):
-        tiny_spec().enhanced(np.zeros((1, 2, 4, 4), np.float32))
+        tiny_spec().require_task("reading enhanced images", "enhancement")
