@@ -1,9 +1,13 @@
 """The report's rows and headline figures, read from what the suite measured.
 
-Speed-ups are stated twice: against the reference (ONNX Runtime FP32, ``speedup_vs_reference``) and against
-the strongest FP32 row of the same run and batch size (``speedup_vs_best_fp32``: whichever of ONNX Runtime,
-OpenVINO through jetseg or OpenVINO called directly was fastest), so that a headline never rests on a weak
-baseline. An INT8 bundle calibrated for TensorRT (``int8_form: "tensorrt"``: float weights with Q/DQ pairs,
+Every row says what it really ran in (``ran_in``: ``f32``, ``bf16``, ``f16`` or ``int8``, read back from the
+compiled model by its runner, never assumed from the bundle). The headline speed-up is against the fastest
+float row of the same run and batch size (``speedup_vs_fastest_float``, ``fastest_float``: whichever of ONNX
+Runtime FP32, OpenVINO f32, bf16 or f16, through jetseg or called directly, was fastest); the exact-FP32 rows
+(``ran_in: f32``) give the footnote ``speedup_vs_best_fp32`` and the reference ``speedup_vs_reference``
+(ONNX Runtime FP32, also the accuracy reference). Where an INT8 row is not faster than the fastest float, its
+summary entry says so and recommends that float precision (``int8_verdict``), so that a headline never rests on
+a weak baseline. An INT8 bundle calibrated for TensorRT (``int8_form: "tensorrt"``: float weights with Q/DQ pairs,
 the layout TensorRT 8.5 builds from) is labelled as such: it is made for engines, not for CPU runtimes.
 """
 from __future__ import annotations
@@ -20,8 +24,12 @@ from jetseg.jetson.runners.base import Runner
 NAIVE = "naive-loop"
 ORT_PEER = "onnxrt-fp32"
 #: OpenVINO called directly (``Core.compile_model`` and a call), on the reference's and each INT8 bundle's ONNX
-OV_FP32_PEER = "openvino-fp32"
+OV_FP32_PEER = "openvino-default"  # OpenVINO's defaults: bf16 float parts on a CPU with BF16 (ran_in says)
 OV_INT8_PEER = "openvino-int8"
+#: the reference's model through jetseg's OpenVINO runner in a reduced float precision (``--precision``)
+OV_FLOAT_PEERS = {"bf16": "openvino-bf16", "f16": "openvino-f16"}
+#: what ``ran_in`` calls float execution
+FLOAT_RUNS = ("f32", "bf16", "f16")
 REFERENCE_BACKEND = "onnxrt"
 
 INT8_FORMS = {
@@ -40,6 +48,7 @@ class Row:
     role: str  # reference | candidate | peer
     peer: Optional[str] = None
     kind: str = "runner"  # runner: runner.infer only; frame-to-mask: preprocess + infer + decode
+    precision_hint: Optional[str] = None  # OpenVINO float precision of an ``openvino-bf16``/``-f16`` row
     runner: Optional[Runner] = None
     rss_added_bytes: Optional[int] = None
     outputs: Optional[evaluate.Outputs] = None
@@ -127,28 +136,62 @@ def row_dicts(rows: List[Row], reference: Row, power: Dict[str, Optional[float]]
                 "fps_per_watt": _round(stats.fps / watts, 3) if watts else "n/a",
                 "runner": row.active_runner.describe(),
             }
+            item["ran_in"] = item["runner"].get("ran_in")
             if row.peer:
                 item["peer"] = row.peer
             out.append(item)
             samples[plot_label(item)] = stats.samples_ms
-    add_best_fp32(out)
+    add_baselines(out)
     return out
 
 
-def add_best_fp32(results: List[Dict[str, Any]]) -> None:
-    """Give every runner row ``speedup_vs_best_fp32`` and ``best_fp32`` (the fastest FP32 runner row of
-    its batch size in this run). End-to-end rows compare with the reference's end-to-end row instead
-    (:func:`complete_e2e`): a pipeline's fps and a bare runner's are not the same measurement."""
+def _ran_float(row: Dict[str, Any], exact: bool) -> bool:
+    """A runner row of the reference's FP32 model (the reference or a peer, not a candidate: a distilled FP32
+    student is compared with its teacher) that ran in float (``exact``: in f32 only). A row whose runner cannot
+    say what it ran in counts by the bundle's precision."""
+    if (row["kind"] != "runner" or row["precision"] != "fp32" or row.get("role") == "candidate"
+            or not row.get("fps")):
+        return False
+    ran_in = row.get("ran_in") or "f32"
+    return ran_in == "f32" if exact else ran_in in FLOAT_RUNS
+
+
+def _fastest(results: List[Dict[str, Any]], exact: bool) -> Dict[int, Dict[str, Any]]:
     best: Dict[int, Dict[str, Any]] = {}
     for r in results:
-        if r["kind"] == "runner" and r["precision"] == "fp32" and r.get("fps"):
-            if r["batch"] not in best or r["fps"] > best[r["batch"]]["fps"]:
-                best[r["batch"]] = r
-    for r in results:
-        top = best.get(r["batch"])
-        if r["kind"] == "runner" and top is not None:
-            r["best_fp32"] = row_label(top)
-            r["speedup_vs_best_fp32"] = _round(r["fps"] / top["fps"], 4)
+        if _ran_float(r, exact) and (r["batch"] not in best or r["fps"] > best[r["batch"]]["fps"]):
+            best[r["batch"]] = r
+    return best
+
+
+def add_baselines(results: List[Dict[str, Any]]) -> None:
+    """Give every runner row ``speedup_vs_fastest_float`` / ``fastest_float`` (the fastest row of the reference's
+    FP32 model in any float precision, of its batch size in this run) and ``speedup_vs_best_fp32`` / ``best_fp32``
+    (the fastest row that ran in exact f32). End-to-end rows compare with the reference's end-to-end row
+    instead (:func:`complete_e2e`): a pipeline's fps and a bare runner's are not the same measurement."""
+    for exact, key in ((False, "fastest_float"), (True, "best_fp32")):
+        best = _fastest(results, exact)
+        for r in results:
+            top = best.get(r["batch"])
+            if r["kind"] == "runner" and top is not None:
+                r[key] = row_label(top)
+                r["speedup_vs_" + key] = _round(r["fps"] / top["fps"], 4)
+        if not exact:
+            for r in results:
+                top = best.get(r["batch"])
+                if r["kind"] == "runner" and top is not None:
+                    r["fastest_float_ran_in"] = top.get("ran_in") or "f32"
+
+
+def int8_verdict(row: Dict[str, Any]) -> Optional[str]:
+    """For an INT8 runner row: whether it earns its place against the fastest float row, in one sentence."""
+    if row["precision"] != "int8" or row.get("speedup_vs_fastest_float") is None:
+        return None
+    ratio, top, ran = row["speedup_vs_fastest_float"], row["fastest_float"], row.get("fastest_float_ran_in")
+    if ratio > 1.0:
+        return "INT8 is %.2fx the fastest float row (%s, %s)" % (ratio, top, ran)
+    return ("INT8 is not faster than the fastest float row (%.2fx %s, %s): use the float model in %s here"
+            % (ratio, top, ran, ran))
 
 
 def complete_e2e(e2e: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -178,7 +221,7 @@ def summary(results: List[Dict[str, Any]]) -> Dict[str, Any]:
     for r in results:
         if r["role"] != "candidate" or r["kind"] not in ("runner", "e2e"):
             continue
-        key = "%s/%s@%d" % (r["bundle"], r["backend"], r["batch"])
+        key = "%s@%d" % (row_label(r), r["batch"])  # a candidate's bf16/f16 rows carry their peer name
         entry = out.setdefault(key, {"precision": r["precision"]})
         if r.get("int8_form"):
             entry["int8_form"] = r["int8_form"]
@@ -186,9 +229,14 @@ def summary(results: List[Dict[str, Any]]) -> Dict[str, Any]:
             entry.update(speedup_vs_reference=r["speedup_vs_reference"],
                          speedup_vs_reference_median=r["speedup_vs_reference_median"],
                          speedup_vs_best_fp32=r.get("speedup_vs_best_fp32"), best_fp32=r.get("best_fp32"),
+                         speedup_vs_fastest_float=r.get("speedup_vs_fastest_float"),
+                         fastest_float=r.get("fastest_float"), ran_in=r.get("ran_in"),
                          dice_drop=r["dice_drop"], dice_drop_basis=r["dice_drop_basis"],
                          size_ratio_vs_reference=r["size_ratio_vs_reference"],
                          bundle_bytes=r["bundle_bytes"], bundle_ratio_vs_reference=r["bundle_ratio_vs_reference"])
+            verdict = int8_verdict(r)
+            if verdict:
+                entry["int8_verdict"] = verdict
             if naive:
                 entry["speedup_vs_naive_loop"] = _round(r["fps"] / naive["fps"], 4)
                 if naive["outliers"]["flagged"]:
@@ -201,13 +249,10 @@ def summary(results: List[Dict[str, Any]]) -> Dict[str, Any]:
                 entry["pipeline_efficiency_note"] = r["pipeline_efficiency_note"]
             paced = r.get("paced")
             if paced:
-                entry.update(added_latency_ms_p50=paced["added_latency_ms_p50"],
-                             added_latency_ms_p99=paced["added_latency_ms_p99"],
+                added = paced.get("added_latency_ms") or {}
+                entry.update(added_latency_ms_p50=added.get("p50"), added_latency_ms_p99=added.get("p99"),
                              paced_fps=paced["fps_asked"], capture_to_mask_ms_p50=paced["latency_ms"]["p50"],
                              capture_to_mask_ms_p99=paced["latency_ms"]["p99"])
-                if paced.get("around_model_ms"):
-                    entry.update(around_model_ms_p50=paced["around_model_ms"]["p50"],
-                                 around_model_ms_p99=paced["around_model_ms"]["p99"])
             if naive:
                 entry["e2e_speedup_vs_naive_loop"] = _round(r["fps"] / naive["fps"], 4)
     return out

@@ -8,9 +8,13 @@
 Rows: every bundle (the reference first) on every backend asked for (``auto``: the fastest runner here), plus
 the peers a user would otherwise use: ONNX Runtime FP32 of the reference (``peer: "onnxrt-fp32"``), OpenVINO
 called directly on the reference's and each INT8 bundle's ONNX where OpenVINO is installed (``peer:
-"openvino-fp32"``, ``"openvino-int8"``, :mod:`.peers`) and the naive loop (``peer: "naive-loop"``: preprocess,
-PyTorch eager FP32, decode, one frame at a time). All rows are timed together,
-interleaved round-robin (see :mod:`jetseg.benchmarks.timing`), so their ratios hold on a noisy machine.
+"openvino-default"``, ``"openvino-int8"``, :mod:`.peers`), the reference in each reduced float precision the
+CPU has (``--precision``; ``peer: "openvino-bf16"``, ``"openvino-f16"``: jetseg's OpenVINO runner with that
+precision hint) and the naive loop (``peer: "naive-loop"``: preprocess, PyTorch eager FP32, decode, one frame
+at a time). The runner rows are timed together, interleaved round-robin (see
+:mod:`jetseg.benchmarks.timing`), so their ratios hold on a noisy machine. The naive loop is timed first and
+alone, before any other runtime exists in the process: other runtimes' worker threads (OpenVINO's, ONNX
+Runtime's) keep spinning after their calls and slowed PyTorch's own pool 6-12x when interleaved (issue 22).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from jetseg.benchmarks.peers import DirectOpenVino, pytorch_default_threads
 from jetseg.benchmarks.rows import (
     NAIVE,
     ORT_PEER,
+    OV_FLOAT_PEERS,
     OV_FP32_PEER,
     OV_INT8_PEER,
     REFERENCE_BACKEND,
@@ -37,7 +42,7 @@ from jetseg.benchmarks.rows import (
     row_dicts,
     summary,
 )
-from jetseg.benchmarks.timing import cycling, measure_interleaved
+from jetseg.benchmarks.timing import cycling, measure, measure_interleaved
 from jetseg.bundle import Bundle, check_out, uri_path
 from jetseg.errors import JetsegError, RunnerError
 from jetseg.jetson.runners.base import Runner
@@ -48,6 +53,12 @@ log = logging.getLogger("jetseg.bench")
 SCHEMA = str(BenchReport.FORMAT)
 
 PathLike = Union[str, Path]
+
+#: ``--precision`` values: the reference always runs in fp32 (the accuracy reference); bf16 and fp16 add
+#: OpenVINO rows of the reference in that float precision; auto = every one OpenVINO's CPU plugin offers here
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: ``--precision`` -> OpenVINO's precision hint
+_OV_HINTS = {"bf16": "bf16", "fp16": "f16"}
 
 
 @dataclass
@@ -65,6 +76,7 @@ class Settings:
     max_time: Optional[float] = None  # cap on the whole speed measurement
     batch_sizes: List[int] = field(default_factory=lambda: [1])
     threads: int = 0  # inference threads of CPU runners (0 = jetseg's default: usable cores - 1, at least 1)
+    precisions: List[str] = field(default_factory=lambda: ["auto"])  # float precisions of the reference on CPUs
     naive: bool = True
     e2e: bool = False
     e2e_frames: int = 300
@@ -92,6 +104,10 @@ class Settings:
         if self.e2e_frames < 2 or self.e2e_segments < 1:
             raise JetsegError("--e2e-frames is %d in %d segment(s); expected at least 2 frames and 1 segment"
                               % (self.e2e_frames, self.e2e_segments))
+        bad = [p for p in self.precisions if p not in PRECISIONS]
+        if bad or not self.precisions:
+            raise JetsegError("--precision %s; expected a list of %s (auto: fp32 and every reduced float precision "
+                              "this CPU has)" % (",".join(self.precisions), ", ".join(PRECISIONS)))
         from jetseg.jetson.runners import AUTO, RUNNERS
 
         for name in self.backends:
@@ -119,8 +135,11 @@ def _open(row: Row, settings: Settings, naive_threads: int) -> Runner:
     batch = max(settings.batch_sizes)
     if row.peer in (OV_FP32_PEER, OV_INT8_PEER):
         return DirectOpenVino(row.bundle, batch_size=batch, threads=settings.threads)
-    threads = naive_threads if row.peer == NAIVE else settings.threads
-    return open_runner(row.backend, row.bundle, batch_size=batch, threads=threads)
+    options: Dict[str, Any] = {"batch_size": batch,
+                               "threads": naive_threads if row.peer == NAIVE else settings.threads}
+    if row.precision_hint:
+        options["precision_hint"] = row.precision_hint
+    return open_runner(row.backend, row.bundle, **options)
 
 
 def _torch_skip_reason(bundle: Bundle) -> Optional[str]:
@@ -167,6 +186,15 @@ def plan_rows(reference: Bundle, bundles: Sequence[Bundle], settings: Settings,
                     continue
             peer = ORT_PEER if role == "reference" and backend == REFERENCE_BACKEND else None
             rows.append(Row(bundle=bundle, backend=backend, role=role, peer=peer, name=names[id(bundle)]))
+    if available("openvino"):
+        # every FP32 model in each reduced float precision: two models (a teacher and its distilled student)
+        # are compared in the same, fastest precision, never one in bf16 against the other in f32
+        hints = _float_hints(settings, skipped, names[id(reference)])
+        for bundle, role in ordered:
+            if bundle.precision == "fp32":
+                rows += [Row(bundle=bundle, backend="openvino", role="peer" if role == "reference" else role,
+                             peer=OV_FLOAT_PEERS[hint], name=names[id(bundle)], precision_hint=hint)
+                         for hint in hints]
     if settings.peers and available("openvino"):
         for bundle, role in ordered:
             peer = OV_FP32_PEER if bundle.precision == "fp32" else OV_INT8_PEER
@@ -184,6 +212,28 @@ def plan_rows(reference: Bundle, bundles: Sequence[Bundle], settings: Settings,
             rows.append(Row(bundle=reference, backend="torch", role="peer", peer=NAIVE, kind="frame-to-mask",
                             name=names[id(reference)]))
     return rows
+
+
+def _float_hints(settings: Settings, skipped: List[Dict[str, str]], name: str) -> List[str]:
+    """OpenVINO precision hints of the reduced-float rows asked for and offered by this CPU (the others are
+    added to ``skipped`` with the reason). ``auto`` with ``--no-peers`` adds none: only what was asked for."""
+    from jetseg.jetson.runners.openvino import cpu_float_precisions
+
+    precisions = settings.precisions
+    if "auto" in precisions and not settings.peers:
+        return []
+    offered = cpu_float_precisions()
+    wanted = ["bf16", "fp16"] if "auto" in precisions else [p for p in precisions if p in _OV_HINTS]
+    out = []
+    for precision in wanted:
+        hint = _OV_HINTS[precision]
+        if hint in offered:
+            out.append(hint)
+        elif "auto" not in precisions:
+            skipped.append({"bundle": name, "backend": "openvino", "peer": OV_FLOAT_PEERS[hint],
+                            "reason": "--precision %s: this CPU has no %s (OpenVINO's CPU plugin offers %s)"
+                            % (precision, precision, ", ".join(offered) or "f32 only")})
+    return out
 
 
 def _bar(settings: Settings, total: Optional[int], desc: str) -> Any:
@@ -220,9 +270,6 @@ def _timed_calls(rows: List[Row], frames: List[Any], settings: Settings) -> Dict
     inputs_by_spec: Dict[int, List[np.ndarray]] = {}
     for row in rows:
         spec = row.bundle.spec
-        if row.kind == "frame-to-mask":
-            calls[row.key + "@1"] = _naive_step(row, frames)
-            continue
         inputs = inputs_by_spec.setdefault(id(spec), [spec.preprocess(f.image) for f in frames])
         for batch in settings.batch_sizes:
             if batch == 1:
@@ -243,7 +290,17 @@ def _naive_step(row: Row, frames: List[Any]) -> Callable[[], Any]:
     return cycling(one, frames)
 
 
+def _measure_alone(rows: List[Row], frames: List[Any], settings: Settings) -> None:
+    """Time the naive loop on its own, before any other runner is activated (see the module docstring)."""
+    for row in rows:
+        row.timings[1] = measure(_naive_step(row, frames), warmup=settings.warmup, min_time=settings.min_time,
+                                 min_runs=settings.min_runs, max_time=settings.max_time)
+
+
 def _measure_speed(rows: List[Row], frames: List[Any], settings: Settings) -> None:
+    if any(r.kind == "frame-to-mask" and not r.timings for r in rows):
+        _measure_alone([r for r in rows if r.kind == "frame-to-mask"], frames, settings)  # nothing else ran
+    rows = [r for r in rows if r.kind != "frame-to-mask"]
     calls = _timed_calls(rows, frames, settings)
     sizes = {name: int(name.rsplit("@", 1)[1]) for name in calls}
     bar = _bar(settings, None, "timing %d rows" % len(calls))
@@ -257,7 +314,7 @@ def _measure_speed(rows: List[Row], frames: List[Any], settings: Settings) -> No
         if bar is not None:
             bar.close()
     for row in rows:
-        for batch in ([1] if row.kind == "frame-to-mask" else settings.batch_sizes):
+        for batch in settings.batch_sizes:
             row.timings[batch] = stats["%s@%d" % (row.key, batch)]
 
 
@@ -305,8 +362,11 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
     # the naive loop is what a user writes first: PyTorch's own default threads (read before any runner sets
     # them) unless --threads says
     naive_threads = settings.threads or (pytorch_default_threads() if any(r.peer == NAIVE for r in rows) else 0)
+    rows.sort(key=lambda r: r.kind != "frame-to-mask")  # the naive loop first: timed before other runtimes exist
     try:
         for row in list(rows):
+            if row.kind != "frame-to-mask" and any(r.kind == "frame-to-mask" and not r.timings for r in rows):
+                _measure_alone([r for r in rows if r.kind == "frame-to-mask"], frames, settings)
             try:
                 row.runner = _open(row, settings, naive_threads)
             except RunnerError as exc:
@@ -328,7 +388,7 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
         if settings.e2e:
             from jetseg.benchmarks.e2e import run_e2e
 
-            results += complete_e2e(run_e2e([r for r in rows if r.role != "peer" and r.kind == "runner"],
+            results += complete_e2e(run_e2e([r for r in rows if r.role != "peer" and r.kind == "runner" and not r.precision_hint],
                                             data, frames, settings, samples), results)
     finally:
         for row in rows:

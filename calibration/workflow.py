@@ -53,6 +53,7 @@ from jetseg.calibration.quantize import (
     ranges_of,
 )
 from jetseg.calibration.scans import read_scans
+from jetseg.calibration.speedcheck import speed_check
 from jetseg.errors import BundleError, GateError, JetsegError
 from jetseg.evaluate import BENCH_FRAMES
 from jetseg.jetson.trt import cache as trtcache
@@ -276,6 +277,10 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         save_bundle(out, candidate, spec, precision="int8", provenance=provenance, overwrite=overwrite,
                     extra_files=extra, inputs=inputs)
     report = dict(record.to_dict(), out=str(out))
+    if target == "cpu":  # does INT8 beat the fastest float precision here? (calibration/speedcheck.py)
+        report["speed"] = speed_check(fp32.path, out, held_x[0])
+        if report["speed"]:
+            (log.info if report["speed"]["int8_vs_fastest_float"] > 1.0 else log.warning)(report["speed"]["verdict"])
     log.info("wrote %s (%s, %s; %d KB = %.0f%% of FP32; %s)", out, target, method,
              int8_size // 1024, 100.0 * int8_size / fp32_size, gate.describe(final))
     return report

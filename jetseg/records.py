@@ -263,6 +263,9 @@ class BuildRecord(JsonRecord):
         placement_actual: what TensorRT decided (engine inspector).
         io: the engine's I/O tensors (name, mode, shape, dtype).
         engine_bytes: the size of ``engine.plan``.
+        precision_retry: empty, or why the build with OBEY_PRECISION_CONSTRAINTS failed and that it was built
+            again without the flag (``first_error``, ``cleared_flag``, ``constrained_layers``); absent in
+            build.json files written before it existed.
     """
 
     FILE: ClassVar[str] = BUILD_FILE
@@ -282,6 +285,7 @@ class BuildRecord(JsonRecord):
     placement_actual: Dict[str, Any] = _field(dict, default={})
     io: List[Dict[str, Any]] = _field(list, default=[])
     engine_bytes: Optional[int] = _field(int, _NONE, default=None)
+    precision_retry: Dict[str, Any] = _field(dict, default={})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ from jetseg import __version__
 from jetseg.errors import JetsegError
 from jetseg.redact import redact
 
-COMMANDS = ("demo", "train", "distill", "export", "calibrate", "build", "run", "bench", "doctor", "selftest")
+COMMANDS = ("demo", "train", "distill", "export", "calibrate", "build", "run", "bench", "serve", "doctor", "selftest")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inference threads of CPU backends (default 0: jetseg's default, usable cores - 1, at "
                              "least 1, leaving a core to the pipeline; the naive loop: PyTorch's own default; docs/runtime.md, "
                              "Threads)")
+    parser.add_argument("--precision", type=_backends, default=["auto"], metavar="P[,P]",
+                        help="float precisions of the reference on CPU backends: fp32 (exact, always measured: the "
+                             "accuracy reference), bf16, fp16 (OpenVINO rows, where the CPU has them); default auto: "
+                             "every one this CPU offers. Speed-ups are stated against the fastest float row")
     parser.add_argument("--e2e", action="store_true",
                         help="also run the daemon pipeline source -> null sink per bundle (fps, capture-to-sink "
                              "latency, drops, pipeline efficiency)")
@@ -62,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "latency jetseg adds to the model (default 30; 0: none)")
     parser.add_argument("--e2e-paced-frames", type=int, default=300,
                         help="frames of the paced run (default 300)")
+    parser.add_argument("--streams", type=int, default=None, metavar="N",
+                        help="instead of the rows: N paced 30 fps synthetic streams in one daemon (batched) against N "
+                        "daemons, fps, capture-to-mask p50/p99, CPU and RSS (the first BUNDLE and --backend; "
+                        "docs/runtime.md, Several streams)")
+    parser.add_argument("--streams-duration", type=float, default=20.0, metavar="S",
+                        help="seconds each side of --streams runs (default 20)")
     parser.add_argument("--no-naive", action="store_true", help="leave out the naive-loop peer row")
     parser.add_argument("--no-peers", action="store_true",
                         help="leave out the OpenVINO peer rows (OpenVINO called directly, where installed)")
@@ -79,8 +89,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="Dice-drop increase vs --baseline that still passes (default 0.005)")
 
 
+def run_streams(args: argparse.Namespace) -> int:
+    """``--streams N``: one daemon against N daemons (:mod:`jetseg.benchmarks.streams`)."""
+    import json
+    from pathlib import Path
+
+    from jetseg.benchmarks.streams import measure_streams, streams_markdown
+
+    result = measure_streams(args.bundles[0], args.streams, backend=args.backend[0],
+                             options={"threads": args.threads} if args.threads else {},
+                             duration_s=args.streams_duration)
+    text = streams_markdown(result)
+    print(text, end="")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "streams.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / "streams.md").write_text(text)
+        print("report: %s/streams.json, streams.md" % out)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import datetime
+
+    if args.streams is not None:
+        return run_streams(args)
 
     from jetseg.benchmarks.gates import Gates, failures, load_baseline
     from jetseg.benchmarks.report import markdown_table
@@ -93,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(backends=args.backend, frames=BENCH_FRAMES if args.frames is None else args.frames,
                         frames_given=args.frames is not None, min_time=args.min_time, warmup=args.warmup,
                         min_runs=args.min_runs, batch_sizes=args.batch, threads=args.threads,
+                        precisions=args.precision,
                         naive=not args.no_naive, e2e=args.e2e, e2e_frames=args.e2e_frames,
                         e2e_segments=args.e2e_segments, e2e_fps=args.e2e_fps,
                         e2e_paced_frames=args.e2e_paced_frames, peers=not args.no_peers,

@@ -145,10 +145,12 @@ def _load(value: Any) -> str:
 
 def _headline(entry: Dict[str, Any]) -> str:
     parts = []
+    if entry.get("speedup_vs_fastest_float") is not None and entry.get("fastest_float"):
+        parts.append("%.2fx the fastest float row (%s)" % (entry["speedup_vs_fastest_float"], entry["fastest_float"]))
+    if entry.get("speedup_vs_best_fp32") is not None and entry.get("best_fp32"):
+        parts.append("%.2fx the fastest exact-FP32 row (%s)" % (entry["speedup_vs_best_fp32"], entry["best_fp32"]))
     if entry.get("speedup_vs_reference") is not None:
         parts.append("%.2fx ONNX Runtime FP32" % entry["speedup_vs_reference"])
-    if entry.get("speedup_vs_best_fp32") is not None and entry.get("best_fp32"):
-        parts.append("%.2fx the fastest FP32 row (%s)" % (entry["speedup_vs_best_fp32"], entry["best_fp32"]))
     if entry.get("dice_drop") is not None:
         parts.append("Dice drop %.4f (vs %s)" % (_zero(entry["dice_drop"]), entry.get("dice_drop_basis", "reference")))
     if entry.get("bundle_ratio_vs_reference") is not None:
@@ -161,14 +163,13 @@ def _headline(entry: Dict[str, Any]) -> str:
             entry["pipeline_efficiency"], spread[0], spread[1],
             "; above 1 is noise, not a gain" if entry.get("pipeline_efficiency_note") else ""))
     if entry.get("added_latency_ms_p50") is not None:
-        parts.append("latency added to the model at %s fps: p50 %.2f ms, p99 %.2f ms%s" % (
+        # per frame: capture-to-mask minus that frame's own inference, so never negative
+        parts.append("latency the pipeline adds per frame at %s fps: p50 %.2f ms, p99 %.2f ms" % (
             "%g" % entry["paced_fps"] if entry.get("paced_fps") else "the paced rate",
-            entry["added_latency_ms_p50"], entry["added_latency_ms_p99"],
-            # the difference of two noisy series can go below 0; the per-frame figure cannot
-            " (the pipeline's own work per frame: p50 %.2f ms, p99 %.2f ms)" % (
-                entry["around_model_ms_p50"], entry["around_model_ms_p99"])
-            if entry.get("around_model_ms_p50") is not None else ""))
+            entry["added_latency_ms_p50"], entry["added_latency_ms_p99"]))
     if entry.get("speedup_vs_naive_loop") is not None:
         parts.append("%.1fx the naive loop%s" % (entry["speedup_vs_naive_loop"], " (its timings have outliers)"
                                                    if entry.get("naive_loop_outliers") else ""))
+    if entry.get("int8_verdict"):
+        parts.append(entry["int8_verdict"])
     return ", ".join(parts)

@@ -7,12 +7,26 @@ from typing import Any, Dict, List, Optional
 from jetseg.bundle import OVERWRITE_HELP
 from jetseg.errors import JetsegError
 
-HELP = "check or export a user's model (MODEL.onnx, MODEL.ts, pkg.mod:factory) into a bundle"
+HELP = ("check or export a user's model (MODEL.onnx, MODEL.ts, pkg.mod:factory, a MONAI bundle) into a bundle; "
+        "or a bundle as a Triton model repository (--triton REPO BUNDLE)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="MODEL.onnx, MODEL.ts (TorchScript) or package.module:factory")
-    parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
+    parser.add_argument("model", metavar="MODEL", help="MODEL.onnx, MODEL.ts (TorchScript), package.module:factory or a "
+                        "MONAI bundle folder (configs/metadata.json: the spec comes from it; the flags below override "
+                        "it); with --triton: the BUNDLE to export")
+    parser.add_argument("--out", default=None, metavar="BUNDLE", help="bundle directory to write")
+    triton = parser.add_argument_group("Triton model repository (docs/scale.md)")
+    triton.add_argument("--triton", default=None, metavar="REPO",
+                        help="write BUNDLE as REPO/<name>/ (config.pbtxt + 1/model.onnx or 1/model.plan)")
+    triton.add_argument("--platform", choices=("onnxruntime_onnx", "tensorrt_plan"), default="onnxruntime_onnx",
+                        help="onnxruntime_onnx (x86/GPU servers) or tensorrt_plan (Triton on the Jetson; needs --engine)")
+    triton.add_argument("--engine", default=None, metavar="FILE", help="the plan 'jetseg build' made on the serving device")
+    triton.add_argument("--triton-name", default=None, help="model name on the server (default: the bundle's name)")
+    triton.add_argument("--max-batch", type=int, default=0,
+                        help="Triton's max_batch_size: 0 (default) for a model with a fixed batch of 1, else the "
+                        "largest batch its dynamic batcher forms (the model's batch axis must be dynamic)")
+    triton.add_argument("--queue-delay-us", type=int, default=2000, help="dynamic batching: longest wait to fill a batch")
     parser.add_argument("--weights", default=None, metavar="W.pt",
                         help="state_dict for a TorchScript or factory model (loaded weights-only)")
     parser.add_argument("--module-path", default=None, metavar="DIR",
@@ -50,8 +64,8 @@ def _numbers(text: Optional[str], flag: str) -> Optional[List[float]]:
         raise JetsegError("%s %r is invalid; expected a number or comma-separated numbers" % (flag, text)) from None
 
 
-def build_spec(args: argparse.Namespace) -> Any:
-    """The spec from --spec, or from the flags (which also override fields of --spec)."""
+def build_spec(args: argparse.Namespace, base: Optional[Dict[str, Any]] = None) -> Any:
+    """The spec from --spec, else ``base`` (a MONAI bundle's), else the flags (which override either)."""
     from pathlib import Path
 
     from jetseg.cli.train import parse_classes, parse_size
@@ -59,6 +73,8 @@ def build_spec(args: argparse.Namespace) -> Any:
 
     if args.spec:
         data: Dict[str, Any] = Spec.load(args.spec).to_dict()
+    elif base is not None:
+        data = base
     else:
         if args.input_size is None or args.channels is None:
             raise JetsegError("without --spec, give at least --input-size HxW and --channels 1|3 (and --classes, "
@@ -113,8 +129,30 @@ def build_spec(args: argparse.Namespace) -> Any:
     return Spec.from_dict(data)
 
 
+def export_triton(args: argparse.Namespace) -> int:
+    """``--triton REPO BUNDLE``: the bundle as a Triton model repository."""
+    from pathlib import Path
+
+    from jetseg.bundle import Bundle
+    from jetseg.models.triton import write_repository
+
+    if args.out is not None:
+        raise JetsegError("--triton REPO exports an existing bundle (MODEL is the bundle); drop --out %s" % args.out)
+    folder = write_repository(Path(args.triton), Bundle(args.model), args.platform, name=args.triton_name or "",
+                              engine=Path(args.engine) if args.engine else None, max_batch_size=args.max_batch,
+                              queue_delay_us=args.queue_delay_us)
+    print("wrote %s (%s, max_batch_size %d); clients preprocess as the spec says (docs/scale.md)"
+          % (folder, args.platform, args.max_batch))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
+
+    if args.triton is not None:
+        return export_triton(args)
+    if args.out is None:
+        raise JetsegError("give --out BUNDLE (the bundle directory to write), or --triton REPO to export a bundle")
 
     from jetseg.bundle import (
         TORCHSCRIPT_FILE,
@@ -124,17 +162,28 @@ def run(args: argparse.Namespace) -> int:
         save_bundle,
         sha256_file,
     )
+    from jetseg.cli.train import parse_size
     from jetseg.models.export import export_model
+    from jetseg.models.monai_bundle import export_monai, is_monai_bundle, read_bundle, spec_data
 
     if args.weights is not None:
         if not Path(args.weights).is_file():
             raise JetsegError("--weights %s does not exist; expected a PyTorch state_dict file" % args.weights)
-    spec = build_spec(args)
     inputs = [Path(args.model) if Path(args.model).exists() else None, args.weights, args.module_path]
     check_out(args.out, args.overwrite, inputs)  # before the export's work; never an input
     keep: Dict[str, bytes] = {}
     module_path = str(Path(args.module_path).resolve()) if args.module_path else None
-    data, info = export_model(args.model, spec, weights=args.weights, module_path=module_path, keep=keep)
+    if is_monai_bundle(args.model):
+        if args.weights or args.module_path:
+            raise JetsegError("%s is a MONAI bundle: its weights come from its models/ folder; drop --weights and "
+                              "--module-path" % args.model)
+        monai = read_bundle(args.model)
+        size = parse_size(args.input_size) if args.input_size else None
+        spec = build_spec(args, spec_data(monai, input_size=size))
+        data, info = export_monai(monai, spec, keep=keep)
+    else:
+        spec = build_spec(args)
+        data, info = export_model(args.model, spec, weights=args.weights, module_path=module_path, keep=keep)
     provenance: Dict[str, Any] = {"command": command_line(), "tool": "jetseg export", "export": info}
     extra: Dict[str, Any] = dict(keep)
     if TORCHSCRIPT_FILE in keep:  # the torch runner and the naive-loop row run it as the PyTorch reference

@@ -25,6 +25,7 @@ from jetseg.jetson.pipeline import Pipeline, PipelineError, SourceReader, sink_n
 from jetseg.jetson.runners import open_runner
 from jetseg.jetson.sinks import SinkContext, open_sink
 from jetseg.jetson.sinks.base import Sink, check_targets
+from jetseg.jetson.sinks.tokens import TOKEN_RULE, check_token
 from jetseg.jetson.sources import open_source
 from jetseg.options import unknown_message
 from jetseg.redact import add_secret
@@ -32,6 +33,8 @@ from jetseg.redact import add_secret
 log = logging.getLogger("jetseg.daemon")
 
 TOKEN_ENV = "JETSEG_WEB_TOKEN"
+#: More sinks than this is a mistake (a generated list), and each costs a thread: refused before any is built.
+MAX_SINKS = 32
 
 
 def default_bundle() -> str:
@@ -66,12 +69,15 @@ class Assembly:
         self.sinks_open = False
         self.pipeline: Optional[Pipeline] = None
         self.shared: Set[str] = set()
+        self.metrics: Optional[Metrics] = None  # told about frames a sink lost when it closed
 
     def close(self, sinks: bool = True, source: bool = True, runner: bool = True, shared: bool = True) -> None:
         """Close the parts asked for; a failing close is logged and the other parts still close."""
         if sinks and self.sinks_open and (shared or "sinks" not in self.shared):
             for name, sink in self.sinks:
                 close_quietly(sink.close, "sink " + name)
+                if sink.lost and self.metrics is not None:
+                    self.metrics.sink_lost(name, sink.lost)
             self.sinks_open = False
         if source and self.reader is not None and (shared or "source" not in self.shared):
             close_quietly(self.reader.source.close, "source")
@@ -100,15 +106,20 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
         bundle, runner: an activated runner (and its bundle) to use as is; the caller deactivates it.
     """
     parts = Assembly(config)
+    parts.metrics = metrics
     parts.shared = {"runner", "source", "sinks"} - changed_parts(reuse.config, config) if reuse else set()
     keep = parts.shared
     try:
         if reuse is not None and "sinks" in keep:
             parts.sinks, parts.sinks_open = reuse.sinks, reuse.sinks_open
         else:  # URIs and options are checked before anything heavy starts
+            if len(config.sinks) > MAX_SINKS:
+                raise ConfigError("%d sinks; at most %d are allowed (one per output)" % (len(config.sinks), MAX_SINKS))
             uris = [s.uri for s in config.sinks]
             parts.sinks = [(name, open_sink(s.uri, **s.options)) for name, s in zip(sink_names(uris), config.sinks)]
             check_targets([sink for _, sink in parts.sinks])
+            if serves_web(parts.sinks):
+                web_token(config)  # --check refuses the token the run would refuse
         if reuse is not None and "source" in keep:
             parts.reader = reuse.reader
         else:
@@ -184,7 +195,7 @@ def assemble(config: DaemonConfig, metrics: Metrics, bundle: Optional[Bundle] = 
 def open_sinks(parts: Assembly, metrics: Metrics) -> None:
     """Open the sinks with the context they share (spec, fps, ROI-only, the metrics' endpoints, token)."""
     config = parts.config
-    token = config.web.token or os.environ.get(TOKEN_ENV) or None
+    token = web_token(config) if serves_web(parts.sinks) else None
     add_secret(token)  # never logged, whatever prints it
     context = SinkContext(spec=parts.bundle.spec, fps=parts.reader.fps if parts.reader else None,
                           roi_only=config.roi.roi_only, live=bool(parts.reader and parts.reader.live),
@@ -202,6 +213,24 @@ def open_sinks(parts: Assembly, metrics: Metrics) -> None:
             close_quietly(sink.close, "sink")
         raise
     parts.sinks_open = True
+
+
+def serves_web(sinks: Sequence[Tuple[str, Sink]]) -> bool:
+    return any(sink.kind == "http" for _, sink in sinks)
+
+
+def web_token(config: DaemonConfig) -> Optional[str]:
+    """The web viewer's token: ``--token`` / ``web.token``, else ``$JETSEG_WEB_TOKEN``, checked (None: none).
+    A set but empty variable is an error, never a viewer without a token."""
+    if config.web.token is not None:
+        return check_token(config.web.token, "--token (web.token)")
+    env = os.environ.get(TOKEN_ENV)
+    if env is None:
+        return None
+    if not env.strip():
+        raise ConfigError("%s is set but empty; set it to a token (%s) or unset it for a viewer without a token"
+                          % (TOKEN_ENV, TOKEN_RULE))
+    return check_token(env, TOKEN_ENV)
 
 
 def close_quietly(close: Any, what: str) -> None:

@@ -4,6 +4,9 @@
   :class:`~jetseg.jetson.daemon.config.DaemonConfig` with :mod:`jetseg.jetson.daemon.assembly`.
 - SIGTERM / SIGINT: stop capturing, drain the frames in flight, close the sinks (recordings are finalised
   so they play), exit 0. A second signal skips the drain.
+- The signal handlers only set a flag and write one byte to a self-pipe that wakes the main loop; the main
+  loop does the work. A handler that takes a lock (``threading.Event.set()``) deadlocks when its signal
+  lands while the main thread holds that lock, which a storm of SIGHUPs finds within seconds.
 - SIGHUP: reload the config file (CLI flags still override it), build a new set of parts (the unchanged
   ones are taken over) and swap it in; a bad file or a part that cannot be built is reported and the
   daemon keeps running on the old set.
@@ -19,11 +22,12 @@ import dataclasses
 import importlib
 import logging
 import os
+import select
 import signal
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from jetseg.errors import JetsegError, SinkError
 from jetseg.jetson.daemon.assembly import Assembly, build, close_quietly, finish
@@ -67,6 +71,14 @@ def watchdog_interval() -> Optional[float]:
 
 
 # ====================================================================== helpers
+def _poke(fd: int) -> None:
+    """Write one byte to the wake-up pipe ``fd`` (safe inside a signal handler: one system call, no lock)."""
+    try:
+        os.write(fd, b"\0")
+    except BlockingIOError:
+        pass  # the pipe is full: the main loop is already woken
+
+
 def load_hook(target: str) -> Callable[[], Dict[str, float]]:
     """Import ``"package.module:function"`` (the device telemetry hook)."""
     module, _, attr = target.partition(":")
@@ -78,6 +90,17 @@ def load_hook(target: str) -> Callable[[], Dict[str, float]]:
     if not callable(fn):
         raise ConfigError("config field 'device.telemetry' is %r, which is not callable" % target)
     return fn
+
+
+def lost_frames_message(lost: Dict[str, Tuple[int, int]]) -> str:
+    """The one line at exit for sinks that lost frames to failures (``{sink: (lost, given)}``)."""
+    parts = []
+    for name, (count, given) in lost.items():
+        if count >= given:
+            parts.append("sink %s failed on every frame (%d errors); nothing was written there" % (name, count))
+        else:
+            parts.append("sink %s lost %d of %d frames" % (name, count, given))
+    return "; ".join(parts) + "; see the log above"
 
 
 def apply_logging(config: DaemonConfig, verbose: bool = False) -> None:
@@ -102,6 +125,9 @@ class Daemon:
 
     def __init__(self, config: DaemonConfig, config_path: Optional[str] = None,
                  reload_config: Optional[Callable[[], DaemonConfig]] = None) -> None:
+        if config.sources:
+            raise ConfigError("'sources:' (several streams) runs with 'jetseg bench --streams' and "
+                              "jetseg.jetson.daemon.streams.run_streams; the daemon runs one 'source:' today")
         self.config = config
         self.config_path = config_path
         self._reload_config = reload_config
@@ -110,10 +136,15 @@ class Daemon:
         self.metrics = Metrics(device_telemetry=self._telemetry_hook(config.device.telemetry),
                                stale_after_s=config.source.stall_timeout_s)
         self.parts = Assembly(config)  # what is open; replaced by start() and by each reload
-        self._stop = threading.Event()
-        self._force = threading.Event()
-        self._reload = threading.Event()
-        self._wake = threading.Event()
+        # Plain flags, set by the signal handlers and request_*(): no locks (a handler may interrupt the main
+        # thread anywhere); the self-pipe wakes the main loop's select().
+        self._stopping = False
+        self._force = False
+        self._reload_pending = False
+        self._wake_lock = threading.Lock()  # closing the pipe vs. request_*() from other threads
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
         self.reloads = 0
         self.restarts = 0  # reloads that failed midway and fell back to the previous configuration
         self.exit_reason = ""
@@ -121,12 +152,12 @@ class Daemon:
     def _telemetry_hook(self, setting: Optional[str]) -> Optional[Callable[[], Dict[str, Any]]]:
         if setting in (None, "off"):
             return None
-        if setting != "auto":
-            return load_hook(str(setting))
-        from jetseg.jetson.device.telemetry import open_sampler
+        from jetseg.jetson.device.telemetry import IsolatedHook, open_sampler
 
+        if setting != "auto":
+            return IsolatedHook(load_hook(str(setting)), str(setting))
         self._sampler = open_sampler(interval_ms=1000)  # None when this is not a Jetson
-        return self._sampler.latest if self._sampler is not None else None
+        return IsolatedHook(self._sampler.latest, self._sampler.source) if self._sampler is not None else None
 
     # ------------------------------------------------------------------ building
     def start(self) -> None:
@@ -165,37 +196,81 @@ class Daemon:
 
     # ------------------------------------------------------------------ signals and control
     def install_signal_handlers(self) -> Dict[int, Any]:
-        """SIGTERM/SIGINT stop (a second one skips the drain), SIGHUP reloads. Returns the old handlers."""
+        """SIGTERM/SIGINT stop (a second one skips the drain), SIGHUP reloads. Returns the old handlers.
+
+        The handlers set flags and write a byte to the wake-up pipe, nothing else: no lock, no logging, no
+        allocation worth naming, so any number of them, nested at any point of the main thread, cannot hang it.
+        """
         old: Dict[int, Any] = {}
+        names = {int(sig): sig.name for sig in (signal.SIGTERM, signal.SIGINT)}
 
         def stop(signum: int, _frame: Any) -> None:
-            if self._stop.is_set():
-                self._force.set()
-            self.request_stop(signal.Signals(signum).name)
+            if self._stopping:
+                self._force = True
+            elif not self.exit_reason:
+                self.exit_reason = names.get(signum, "signal %d" % signum)
+            self._stopping = True
+            self._poke_from_handler()
 
         def reload(_signum: int, _frame: Any) -> None:
-            self.request_reload()
+            self._reload_pending = True
+            self._poke_from_handler()
 
         for sig, handler in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGHUP, reload)):
             old[sig] = signal.signal(sig, handler)
         return old
 
     def request_stop(self, reason: str = "stop requested") -> None:
+        """Stop as SIGTERM does (callable from any thread)."""
         if not self.exit_reason:
             self.exit_reason = reason
-        self._stop.set()
-        self._wake.set()
+        self._stopping = True
+        self._wake()
 
     def request_reload(self) -> None:
-        self._reload.set()
-        self._wake.set()
+        """Reload as SIGHUP does (callable from any thread)."""
+        self._reload_pending = True
+        self._wake()
+
+    def _poke_from_handler(self) -> None:
+        # Handlers run in the main thread, which is also the only one that closes the pipe (after setting the
+        # fd to -1): no lock needed, and none may be taken here.
+        fd = self._wake_w
+        if fd >= 0:
+            _poke(fd)
+
+    def _wake(self) -> None:
+        with self._wake_lock:
+            if self._wake_w >= 0:
+                _poke(self._wake_w)
+
+    def _sleep(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for a signal or a request, then empty the wake-up pipe."""
+        if self._wake_r < 0:
+            time.sleep(timeout)
+            return
+        ready, _, _ = select.select([self._wake_r], [], [], timeout)
+        if ready:
+            try:
+                while os.read(self._wake_r, 4096):
+                    pass
+            except BlockingIOError:
+                pass  # emptied
+
+    def _close_wakeup(self) -> None:
+        with self._wake_lock:
+            fds, (self._wake_r, self._wake_w) = (self._wake_r, self._wake_w), (-1, -1)
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
 
     # ------------------------------------------------------------------ the main loop
     def run(self) -> int:
         """Start (unless started), serve until stopped or the source is exhausted, shut down; return 0.
 
         Raises the pipeline's error (a JetsegError for user-fixable failures) after shutting down, and a
-        SinkError when a sink failed on every frame (the command then exits non-zero).
+        SinkError when a sink lost frames to failures: every frame, or some (how many); the command then exits
+        non-zero.
         """
         if self.parts.pipeline is None:
             self.start()
@@ -203,10 +278,11 @@ class Daemon:
         watchdog = watchdog_interval()
         last_status = next_ping = time.monotonic()
         try:
-            while not self._stop.is_set():
-                if self._reload.is_set():
-                    self._reload.clear()
+            while not self._stopping:
+                if self._reload_pending:
+                    self._reload_pending = False  # signals during the reload ask for one more
                     self.reload()
+                    continue  # a stop that came meanwhile goes first
                 pipeline = self.parts.pipeline
                 assert pipeline is not None
                 if not pipeline.running:
@@ -222,15 +298,13 @@ class Daemon:
                 if interval and now - last_status >= interval:
                     self.log_status()
                     last_status = now
-                self._wake.wait(min(0.5, watchdog or 0.5))
-                self._wake.clear()
+                self._sleep(min(0.5, watchdog or 0.5))
         finally:
             self.shutdown()
-        lost = self.metrics.lost_sinks()
+            self._close_wakeup()
+        lost = self.metrics.lost_frames()
         if lost:
-            raise SinkError("sink %s failed on every frame (%s); nothing was written there, see the log above"
-                            % (", ".join(lost), ", ".join("%d errors" % self.metrics.sinks[n]["errors"]
-                                                          for n in lost)))
+            raise SinkError(lost_frames_message(lost))
         return 0
 
     def _finished_reason(self, pipeline: Pipeline) -> str:
@@ -257,7 +331,7 @@ class Daemon:
         if pipeline is not None:
             pipeline.stop()
             deadline = time.monotonic() + 30.0
-            while not self._force.is_set() and time.monotonic() < deadline:
+            while not self._force and time.monotonic() < deadline:
                 try:
                     if pipeline.wait(timeout=0.25):
                         break
@@ -266,7 +340,7 @@ class Daemon:
                     break
             if pipeline.running:
                 log.warning("pipeline did not drain%s; dropping frames in flight",
-                            " (second signal)" if self._force.is_set() else " within 30 s")
+                            " (second signal)" if self._force else " within 30 s")
                 pipeline.abort()
                 try:
                     pipeline.wait(timeout=5.0)

@@ -167,7 +167,7 @@ class Metrics:
 
     def add_sink(self, name: str) -> None:
         if name not in self.sinks:
-            self.sinks[name] = {"written": 0, "dropped": 0, "errors": 0}
+            self.sinks[name] = {"written": 0, "dropped": 0, "errors": 0, "lost": 0}
             self.e2e[name] = Reservoir()
             self._e2e_children[name] = self._e2e.labels(sink=name)
             for counter in (self._sink_written, self._sink_dropped, self._sink_errors):
@@ -231,6 +231,11 @@ class Metrics:
             self.sinks[name]["errors"] += 1
         self._sink_errors.labels(sink=name).inc()
 
+    def sink_lost(self, name: str, count: int) -> None:
+        """``count`` frames a sink had accepted were lost when it closed (an encoder that failed to finish)."""
+        with self._lock:
+            self.sinks[name]["lost"] += count
+
     def set_source_state(self, state: str, note: str = "") -> None:
         self.source_state = state
         self.source_note = redact(note) if note else note
@@ -241,9 +246,19 @@ class Metrics:
         self._reconnects.inc()
 
     # ------------------------------------------------------------------ reading
+    def lost_frames(self) -> Dict[str, Tuple[int, int]]:
+        """``{sink: (lost, given)}`` for each sink that lost frames to failures: failed writes plus frames lost
+        when it closed, out of the frames it was given (frames a slow sink skipped are not failures)."""
+        out = {}
+        for name, c in sorted(self.sinks.items()):
+            lost = c["errors"] + c["lost"]
+            if lost:
+                out[name] = (lost, c["written"] + c["errors"])
+        return out
+
     def lost_sinks(self) -> List[str]:
-        """Sinks that failed on every frame they were given (errors, nothing written)."""
-        return sorted(name for name, c in list(self.sinks.items()) if c["errors"] and not c["written"])
+        """Sinks that failed on every frame they were given (nothing of what they were given was kept)."""
+        return [name for name, (lost, given) in self.lost_frames().items() if lost >= given]
 
     def uptime(self) -> float:
         return time.monotonic() - self.started

@@ -29,6 +29,8 @@ RUNNERS.register("openvino", "jetseg.jetson.runners.openvino:OpenVinoRunner",
                  "OpenVINO on the CPU (x86; FP32 and INT8 Q/DQ ONNX)")
 RUNNERS.register("torch", "jetseg.jetson.runners.torch:TorchRunner", "PyTorch eager FP32 reference")
 RUNNERS.register("trt", "jetseg.jetson.runners.trt:TensorRTRunner", "native TensorRT engine (Jetson)")
+RUNNERS.register("triton", "jetseg.jetson.runners.triton:TritonRunner",
+                 "a Triton Inference Server over gRPC (url=grpc://HOST:8001, model=NAME)")
 
 
 #: The backend name that picks the fastest runner for this machine (:func:`choose_backend`).

@@ -7,14 +7,15 @@ the TensorRT execution provider.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from jetseg.bundle import BundleLike, check_shapes
 from jetseg.errors import RunnerError
 from jetseg.jetson.runners.base import Runner
-from jetseg.optional import require
+from jetseg.onnxgraph import has_qdq
+from jetseg.optional import available, require
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -88,12 +89,32 @@ class OnnxRuntimeRunner(Runner):
     def _deactivate(self) -> None:
         self.session = None
 
+    def ran_in(self) -> str:
+        """What the CPU provider runs this model in: ``int8`` for a graph with Q/DQ nodes (fused into
+        QLinearConv & co), else ``f32`` (it has no reduced float precision); read from the model file, or the
+        bundle's manifest without onnx."""
+        qdq = _graph_has_qdq(self.bundle.model_path)
+        if qdq is None:
+            qdq = self.bundle.precision == "int8"
+        return "int8" if qdq else "f32"
+
     def describe(self) -> Dict[str, Any]:
         info = super().describe()
         info.update(provider=self.provider, threads=self.threads or "default")
+        if self.on_cpu:
+            info["ran_in"] = self.ran_in()
         if self.session is not None:
             info["providers"] = self.session.get_providers()
         return info
+
+
+def _graph_has_qdq(path: Any) -> Optional[bool]:
+    """True/False when onnx can read the model file; None without onnx."""
+    if not available("onnx"):
+        return None
+    import onnx
+
+    return has_qdq(onnx.load(str(path), load_external_data=False))
 
 
 def _shapes(args: Any) -> Dict[str, Any]:

@@ -4,11 +4,14 @@ OpenVINO reads the Q/DQ pairs of an INT8 bundle as its own low-precision graph, 
 on TensorRT, ONNX Runtime and here. Options: ``threads`` (inference threads; 0 = jetseg's default, usable
 cores - 1 on the CPU device, OpenVINO's own choice on others), ``device`` (``CPU``; other OpenVINO devices
 are passed through) and ``precision_hint`` (``f32``, the default, keeps float parts in float32 so that
-results match ONNX Runtime; ``auto`` lets OpenVINO choose, e.g. bf16 on CPUs that have it).
+results match ONNX Runtime: the accuracy reference; ``bf16`` or ``f16`` where the CPU has them; ``auto`` lets
+OpenVINO choose, e.g. bf16 on CPUs that have it). What a compiled model really ran in is read back from it
+(:func:`executed_precision`), never assumed from the hint.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from collections import Counter
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -27,6 +30,20 @@ def openvino_core() -> Any:
     return core_class()
 
 
+#: ``precision_hint`` values: OpenVINO's INFERENCE_PRECISION_HINT, or ``auto`` (OpenVINO's choice)
+PRECISION_HINTS = ("auto", "f32", "bf16", "f16")
+#: OpenVINO's element types that mean INT8 execution
+INT8_TYPES = ("i8", "u8")
+
+
+def openvino_reason(exc: BaseException) -> str:
+    """The reason in an OpenVINO exception, without its ``Exception from src/...cpp:84:`` location lines
+    (the first lines of every message, which used to be all that was reported)."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    reason = [line for line in lines if line and not line.startswith("Exception from ")]
+    return " ".join(reason) or type(exc).__name__
+
+
 class OpenVinoRunner(Runner):
     """Runs the bundle's ``model.onnx`` with OpenVINO (one infer request, latency mode, one stream).
 
@@ -38,7 +55,8 @@ class OpenVinoRunner(Runner):
         threads: inference threads; 0 (default) = jetseg's default: usable cores - 1 (at least 1) on the CPU
             device, OpenVINO's own choice on other devices.
         device: OpenVINO device name (default ``CPU``).
-        precision_hint: ``f32`` (default) or ``auto`` (OpenVINO's choice for the device).
+        precision_hint: ``f32`` (default, exact), ``bf16``, ``f16`` or ``auto`` (OpenVINO's choice for the
+            device).
     """
 
     name = "openvino"
@@ -48,7 +66,7 @@ class OpenVinoRunner(Runner):
         opts = self.read_options(options)
         self.device = str(opts.text("device", "CPU"))
         self.threads = self.read_threads(opts)
-        self.precision_hint = opts.choice("precision_hint", ["auto", "f32"], "f32")
+        self.precision_hint = opts.choice("precision_hint", list(PRECISION_HINTS), "f32")
         opts.done()
         self.compiled: Any = None
         self.request: Any = None
@@ -65,8 +83,8 @@ class OpenVinoRunner(Runner):
         out = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
         if self.threads:
             out["INFERENCE_NUM_THREADS"] = str(self.threads)
-        if self.precision_hint == "f32" and self.on_cpu:
-            out["INFERENCE_PRECISION_HINT"] = "f32"
+        if self.precision_hint != "auto" and self.on_cpu:
+            out["INFERENCE_PRECISION_HINT"] = self.precision_hint
         return out
 
     def _activate(self) -> None:
@@ -76,7 +94,7 @@ class OpenVinoRunner(Runner):
             self.compiled = core.compile_model(model, self.device, self.config())
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line messages
             raise RunnerError("OpenVINO cannot load %s on %s: %s" % (self.bundle.model_path, self.device,
-                                                                     str(exc).strip().splitlines()[0])) from None
+                                                                     openvino_reason(exc))) from None
         # The bundle checked names and shapes at load when onnx is installed; this is the check without it.
         check_shapes(str(self.bundle.path), _shapes(self.compiled.inputs), _shapes(self.compiled.outputs),
                      self.input_name, self.spec.input_shape, self._output_name, self.spec.output_shape)
@@ -107,11 +125,44 @@ class OpenVinoRunner(Runner):
         return info
 
 
+def cpu_float_precisions() -> List[str]:
+    """Reduced float precisions OpenVINO's CPU plugin offers here (``bf16``, ``f16``), from its
+    OPTIMIZATION_CAPABILITIES; empty without OpenVINO's CPU device."""
+    caps = openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return [hint for hint, cap in (("bf16", "BF16"), ("f16", "FP16")) if cap in caps]
+
+
+def executed_precision(compiled: Any) -> Optional[str]:
+    """What a compiled model runs in, read from its runtime model: ``int8`` when any layer runs in i8/u8, else
+    ``bf16`` or ``f16`` when any layer runs in it (the convolutions do; reorders and the output stay f32), else
+    ``f32``; None when OpenVINO does not say."""
+    try:
+        ops = compiled.get_runtime_model().get_ops()
+    except Exception:  # a device without a runtime model: the report says "unknown"
+        return None
+    counts: Counter = Counter()
+    for op in ops:
+        info = op.get_rt_info()
+        if "runtimePrecision" in info:
+            value = info["runtimePrecision"]
+            counts[value.astype(str) if hasattr(value, "astype") else str(value)] += 1
+    if any(counts[t] for t in INT8_TYPES):
+        return "int8"
+    for reduced in ("bf16", "f16"):
+        if counts[reduced]:
+            return reduced
+    return "f32" if counts["f32"] else None
+
+
 def compiled_properties(compiled: Any) -> Dict[str, Any]:
-    """Threads and inference precision a compiled model really uses (for reports; empty when unknown)."""
+    """Threads, the inference precision hint and the precision a compiled model really runs in
+    (``ran_in``: :func:`executed_precision`) for reports; empty when unknown."""
     out: Dict[str, Any] = {}
     if compiled is None:
         return out
+    ran_in = executed_precision(compiled)
+    if ran_in is not None:
+        out["ran_in"] = ran_in
     for key, prop in (("threads_used", "INFERENCE_NUM_THREADS"), ("inference_precision", "INFERENCE_PRECISION_HINT")):
         try:
             value = compiled.get_property(prop)

@@ -71,6 +71,7 @@ class Sink(Component):
         super().__init__()
         self.uri = uri
         self.written = 0
+        self.lost = 0  # frames write() accepted that did not survive close() (an encoder that failed to finish)
         self.context: Optional[SinkContext] = None
 
     @property

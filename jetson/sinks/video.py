@@ -44,6 +44,8 @@ ENCODERS = ("auto", "ffmpeg", "opencv")
 DEFAULT_FPS = 30.0
 #: How long close() waits for ffmpeg to finish the file (the +faststart pass rewrites it once).
 FINISH_TIMEOUT_S = 120.0
+#: ffmpeg's -movflags for .mp4/.mov: fragmented MP4 (index first, one fragment per keyframe, 1 s apart).
+FRAGMENTED = "+frag_keyframe+empty_moov+default_base_moof"
 MAX_GAP_FILL_S = 60.0  # longest stream gap a live recording fills with the last picture
 _X264: Optional[bool] = None
 
@@ -62,6 +64,49 @@ def ffmpeg_has_x264(ffmpeg: str) -> bool:
     return _X264
 
 
+def fragment_frames(path: Path) -> int:
+    """How many video frames ``path``, a fragmented MP4, holds in complete fragments (a ``moof`` followed by a
+    whole ``mdat``; the frames are the ``trun`` sample counts): what a player shows of a recording cut short.
+    0 for a file without one."""
+    total = 0
+    try:
+        size = path.stat().st_size
+        with open(str(path), "rb") as handle:
+            offset, pending = 0, None
+            while offset + 8 <= size:
+                handle.seek(offset)
+                header = handle.read(8)
+                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if length == 1:  # a 64-bit size follows
+                    length = int.from_bytes(handle.read(8), "big")
+                if length < 8 or offset + length > size:
+                    break  # a box cut short: the end of what was finished
+                if kind == b"moof":
+                    handle.seek(offset)
+                    pending = _samples(handle.read(length)[8:])
+                elif kind == b"mdat" and pending is not None:
+                    total, pending = total + pending, None
+                offset += length
+    except OSError as exc:
+        log.warning("cannot read the partial recording %s: %s", path, exc)
+    return total
+
+
+def _samples(boxes: bytes) -> int:
+    """The sample count of every ``trun`` in a ``moof``'s children (inside their ``traf`` boxes)."""
+    count, offset = 0, 0
+    while offset + 8 <= len(boxes):
+        length, kind = int.from_bytes(boxes[offset:offset + 4], "big"), boxes[offset + 4:offset + 8]
+        if length < 8:
+            break
+        if kind == b"traf":
+            count += _samples(boxes[offset + 8:offset + length])
+        elif kind == b"trun" and length >= 16:
+            count += int.from_bytes(boxes[offset + 12:offset + 16], "big")
+        offset += length
+    return count
+
+
 def free_segment(path: Path) -> Path:
     """``path`` if nothing has that name, else the first free ``<stem>-NNN<suffix>`` (never replaces a file)."""
     number = 0
@@ -70,6 +115,37 @@ def free_segment(path: Path) -> Path:
         number += 1
         candidate = path.with_name("%s-%03d%s" % (path.stem, number, path.suffix))
     return candidate
+
+
+def recover_partials(path: Path) -> List[Path]:
+    """Give the hidden partial recordings of ``path`` that a killed run left (``.<stem>.<pid>.partial<suffix>``
+    whose process is gone) a name: each with a complete fragment is renamed to the next free segment name
+    (the encoder, in a session of its own, finishes the file after the daemon's SIGKILL); any other is left
+    where it is, with a warning that says where. Returns the recovered files."""
+    recovered = []
+    for partial in sorted(path.parent.glob(".%s.*.partial%s" % (path.stem, path.suffix))):
+        pid = partial.name[len(path.stem) + 2:-len(".partial" + path.suffix)]
+        if not pid.isdigit() or int(pid) == os.getpid() or _running(int(pid)):
+            continue
+        if fragment_frames(partial):
+            target = free_segment(path)
+            os.replace(str(partial), str(target))
+            log.warning("recovered the recording of an earlier run that was killed: %s", target)
+            recovered.append(target)
+        else:
+            log.warning("an earlier run that was killed left an unfinished recording at %s; it holds no "
+                        "complete second of video and is left as it is", partial)
+    return recovered
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 class VideoFileSink(Sink):
@@ -113,7 +189,12 @@ class VideoFileSink(Sink):
 
     @property
     def target(self) -> Optional[str]:
-        return str(Path(self.uri).expanduser().resolve())
+        """The file this sink records to, its ``strftime`` fields expanded (``t-%Y.mp4`` and ``t-2026.mp4`` are
+        one target)."""
+        return str(self._expanded().resolve())
+
+    def _expanded(self) -> Path:
+        return Path(time.strftime(str(Path(self.uri).expanduser())))
 
     # ------------------------------------------------------------------ lifecycle
     def _open(self, context: SinkContext) -> None:
@@ -121,7 +202,7 @@ class VideoFileSink(Sink):
         self.roi_only = context.roi_only if self.roi is None else self.roi
         self.live = bool(context.live)
         self._t0, self.video_frames, self._previous = None, 0, None
-        self.path = Path(time.strftime(str(Path(self.uri).expanduser())))
+        self.path = self._expanded()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             probe = tempfile.NamedTemporaryFile(dir=str(self.path.parent), prefix=".jetseg-probe-")
@@ -129,6 +210,7 @@ class VideoFileSink(Sink):
         except OSError as exc:
             raise SinkError("cannot record to %s: %s; choose a writable folder"
                             % (self.path, exc.strerror or exc)) from None
+        recover_partials(self.path)
         self.path = free_segment(self.path)
         self.tmp_path = self.path.with_name(".%s.%d.partial%s" % (self.path.stem, os.getpid(), self.path.suffix))
         self._cv2 = require("cv2", "recording video")
@@ -216,9 +298,12 @@ class VideoFileSink(Sink):
                     if not self.tmp_path.exists() or self.tmp_path.stat().st_size == 0:
                         raise SinkError("the encoder left no video for %s" % self.path)
                     os.replace(str(self.tmp_path), str(self.path))
-                    log.info("recorded %d frames to %s", self.written, self.path)
+                    # the file holds video_frames pictures: each result once, plus repeats over a live stream's gaps
+                    log.info("recorded %d video frames to %s (%d results%s)", self.video_frames, self.path,
+                             self.written, ", %d repeated over gaps" % (self.video_frames - self.written)
+                             if self.video_frames > self.written else "")
             except BaseException:
-                self._abort()
+                self._salvage()
                 raise
             finally:
                 self.tmp_path = None
@@ -255,7 +340,9 @@ class VideoFileSink(Sink):
                "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
                "-pix_fmt", "yuv420p"]
         if self.path.suffix.lower() in (".mp4", ".mov"):
-            cmd += ["-movflags", "+faststart"]
+            # fragmented: the index comes first and every second of video is a complete fragment, so a file
+            # cut short (full disk, killed encoder, power loss) plays up to its last complete second
+            cmd += ["-g", str(max(1, int(round(self.fps)))), "-movflags", FRAGMENTED]
         return cmd + ["-y", str(self.tmp_path)]
 
     def _pipe(self, image: np.ndarray) -> None:
@@ -278,8 +365,9 @@ class VideoFileSink(Sink):
                 return
             self._failed = True
             message = "ffmpeg stopped while recording %s (exit code %s): %s" % (self.path, code, self._stderr())
-            self._abort()
-            raise SinkError(message) from None
+            kept = self._salvage()
+            raise SinkError(message + ("; kept the frames finished before it in %s" % kept if kept
+                                       else "; nothing could be kept")) from None
 
     def _finish_ffmpeg(self) -> None:
         proc = self._proc
@@ -304,6 +392,31 @@ class VideoFileSink(Sink):
         self._errlog.seek(0)
         lines = [ln for ln in self._errlog.read().decode("utf-8", "replace").splitlines() if ln.strip()]
         return lines[-1].strip() if lines else "no output"
+
+    def _salvage(self) -> Optional[Path]:
+        """After an encoder failure: stop it and keep what it finished under the next free segment name (a
+        fragmented MP4 with at least one complete fragment), else remove the partial file; the results written
+        to the encoder that are not in a kept frame count as lost. Returns the kept file, or None."""
+        tmp = self.tmp_path
+        keep = tmp is not None and self.encoder == "ffmpeg" and self.path.suffix.lower() in (".mp4", ".mov")
+        self.tmp_path = None  # _abort() leaves the partial file alone
+        try:
+            self._abort()
+        finally:
+            self.tmp_path = tmp
+        frames = fragment_frames(tmp) if keep and tmp is not None else 0
+        # results behind the frames not kept (a live recording repeats frames over gaps: scale by its ratio)
+        self.lost = self.written - int(round(min(frames, self.video_frames) * self.written / max(1, self.video_frames)))
+        if frames:
+            assert tmp is not None
+            kept = free_segment(self.path)
+            os.replace(str(tmp), str(kept))
+            log.warning("the encoder of %s failed; kept the %d frames it finished in %s (%d results lost)",
+                        self.path, frames, kept, self.lost)
+            return kept
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+        return None
 
     def _abort(self) -> None:
         """Stop the encoder and remove the partial file (never leaves a broken file under the target name)."""

@@ -45,19 +45,22 @@ from jetseg.errors import SinkError
 from jetseg.jetson.frames.result import to_bgr8
 from jetseg.jetson.frames.slot import Slot
 from jetseg.jetson.sinks.base import Sink, SinkContext
+from jetseg.jetson.sinks.tokens import check_token
 from jetseg.jetson.sinks.webhttp import COOKIE, STATIC, WEB_DIR, Server, Server6, jsonable
 from jetseg.optional import require
-from jetseg.redact import add_secret
+from jetseg.redact import add_secret, redact
 
 log = logging.getLogger("jetseg.sinks.web")
 
 DEFAULT_PORT = 8080
-TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
 
 
 def parse_address(target: str) -> Tuple[str, int]:
     """``":8080"`` -> ``("127.0.0.1", 8080)``; ``"localhost"`` -> 127.0.0.1; ``"[::1]:0"`` -> ``("::1", 0)``."""
     text = target.strip().rstrip("/")
+    if "@" in text:
+        raise SinkError("%s: the web viewer's address takes no user or password; protect it with a token "
+                        "(the token= option or --token) and give http://HOST:PORT" % redact("http://" + target))
     if "/" in text:
         raise SinkError("http://%s: the web viewer takes no path; expected http://HOST:PORT such as "
                         "http://127.0.0.1:8080" % target)
@@ -94,6 +97,8 @@ class WebSink(Sink):
         self.roi = opts.flag("roi", None)
         self.max_clients = opts.integer("max_clients", 8, minimum=1)
         opts.done()
+        if self.token_option is not None:
+            check_token(self.token_option, "the http:// sink's token=")
         self.host, self.port = parse_address(uri)
         self.token: Optional[str] = None
         self.roi_only = False
@@ -131,10 +136,8 @@ class WebSink(Sink):
         self._cv2 = require("cv2", "the web viewer's JPEG stream")
         self.token = self.token_option or context.extra.get("token") or None
         add_secret(self.token)
-        if self.token is not None and not TOKEN_CHARS.issuperset(self.token):
-            raise SinkError("the web viewer's token may use letters, digits and - . _ ~ only (it travels in "
-                            "URLs and a cookie); generate one with: python3 -c 'import secrets; "
-                            "print(secrets.token_urlsafe(24))'")
+        if self.token is not None:
+            check_token(self.token, "the sink context")
         self.roi_only = context.roi_only if self.roi is None else self.roi
         for name in set(STATIC.values()):
             if not (WEB_DIR / name[0]).is_file():

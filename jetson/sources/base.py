@@ -112,6 +112,8 @@ SOURCES.register("file", "jetseg.jetson.sources.video:VideoFileSource", "a video
 SOURCES.register("folder", "jetseg.jetson.sources.images:ImageFolderSource", "a folder of images (+ masks)")
 SOURCES.register("dicom", "jetseg.jetson.sources.dicom:DicomSource", "DICOM file(s), single or multi-frame")
 SOURCES.register("nifti", "jetseg.jetson.sources.nifti:NiftiSource", "NIfTI volume, sliced along an axis")
+SOURCES.register("itk", "jetseg.jetson.sources.itk:ItkSource",
+                 "MHA/MHD, NRRD volume (sliced) or 2-D+t sequence (SimpleITK)")
 SOURCES.register("v4l2", "jetseg.jetson.sources.live:V4L2Source", "V4L2 capture card or USB camera")
 SOURCES.register("csi", "jetseg.jetson.sources.live:CSISource", "Jetson CSI camera (nvarguscamerasrc)")
 SOURCES.register("rtsp", "jetseg.jetson.sources.live:RTSPSource", "RTSP stream")
@@ -121,6 +123,7 @@ SOURCES.register("gst", "jetseg.jetson.sources.live:GstSource", "a GStreamer pip
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
 NIFTI_SUFFIXES = {".nii", ".nii.gz"}
+ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")  # jetson/sources/itk.py reads them (SimpleITK)
 
 
 def parse_uri(uri: str) -> Tuple[str, str, Dict[str, str]]:
@@ -174,11 +177,13 @@ def _path_kind(target: str) -> str:
     name = path.name.lower()
     if any(name.endswith(s) for s in NIFTI_SUFFIXES):
         return "nifti"
+    if path.suffix.lower() in ITK_SUFFIXES:
+        return "itk"
     if path.suffix.lower() in DICOM_SUFFIXES or (path.is_file() and is_dicom_file(path)):
         return "dicom"
     if not path.exists():
-        raise SourceError("source %s does not exist (expected a video file, an image folder, a DICOM or NIfTI "
-                          "file, or a URI such as synthetic://ultrasound)" % target)
+        raise SourceError("source %s does not exist (expected a video file, an image folder, a DICOM, NIfTI, "
+                          "MHA/MHD or NRRD file, or a URI such as synthetic://ultrasound)" % target)
     return "file"
 
 

@@ -35,7 +35,7 @@ def test_baseline_regression_is_flagged(tiny_bundles, tmp_path, capsys):
     ref, cand = tiny_bundles
     assert _bench(ref, cand, tmp_path / "first", "--no-plots") == 0
     out = capsys.readouterr().out
-    assert "| tiny-int8 | onnxrt | int8 | runner | 1 |" in out
+    assert "| tiny-int8 | onnxrt | int8 | f32 | runner | 1 |" in out
     baseline = json.loads((tmp_path / "first" / "report.json").read_text())
     for row in baseline["results"]:
         row["fps"] *= 100.0  # the past was a hundred times faster: today is a regression

@@ -8,3 +8,15 @@ from tests.fixtures.models import batch_conv
 def test_io_signature_names_symbolic_dims():
     assert io_signature(batch_conv("N")) == {"inputs": {"input": ["N", 1, 8, 8]}, "outputs": {"logits": ["N", 2, 8, 8]}}
     assert io_signature(batch_conv(1))["inputs"] == {"input": [1, 1, 8, 8]}
+
+
+def test_cpu_target_keeps_layers_int8_only_slows_in_float():
+    from jetseg.calibration.quantize import cpu_float_nodes, quantizable_nodes
+    from tests.fixtures.models import unet_like
+
+    model = unet_like()
+    # the first conv reads 1 channel; ONNX Runtime's CPU provider has no INT8 ConvTranspose
+    assert cpu_float_nodes(model) == ["enc_conv", "up"]
+    assert "enc_conv" not in quantizable_nodes(model, "cpu") and "up" not in quantizable_nodes(model, "cpu")
+    assert "mid_conv" in quantizable_nodes(model, "cpu")
+    assert {"enc_conv", "up"} <= set(quantizable_nodes(model, "tensorrt"))

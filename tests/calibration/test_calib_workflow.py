@@ -88,6 +88,14 @@ def test_dicom_cine_to_cpu_int8_bundle(make_bundle, tmp_path):
     implicit = report["implicit_int8"]
     assert implicit["model"] is None and len(implicit["model_sha256"]) == 64
     assert implicit["derived_from"]["fp32_model_sha256"] == Bundle(fp32).model_sha256
+    # whether INT8 beats the fastest float precision here is measured and said in one sentence (a tiny model:
+    # either verdict is possible, the figures must be consistent with it)
+    speed = report["speed"]
+    assert speed["ran_in"]["onnxrt int8"] == "int8" and speed["ran_in"]["onnxrt f32"] == "f32"
+    assert speed["fastest_float"] in speed["ms"] and speed["ran_in"][speed["fastest_int8"]] == "int8"
+    ratio = speed["ms"][speed["fastest_float"]] / speed["ms"][speed["fastest_int8"]]
+    assert speed["int8_vs_fastest_float"] == pytest.approx(ratio, rel=1e-2)
+    assert ("is not faster than the fastest float" in speed["verdict"]) == (ratio <= 1.0)
 
 
 def _ops(path):

@@ -58,8 +58,8 @@ def test_openvino_options_and_input_errors(tmp_path):
         open_runner("openvino", bundle, thread=2)
     with pytest.raises(RunnerError, match=r"openvino backend option threads=-1: expected"):
         open_runner("openvino", bundle, threads=-1)
-    with pytest.raises(RunnerError, match=r"precision_hint='bf16': expected"):
-        open_runner("openvino", bundle, precision_hint="bf16")
+    with pytest.raises(RunnerError, match=r"precision_hint=.fp8.: expected"):
+        open_runner("openvino", bundle, precision_hint="fp8")
     with open_runner("openvino", bundle) as ov:
         with pytest.raises(RunnerError, match=r"input 'input': received dtype float64; expected float32"):
             ov.infer(np.zeros((1, 1, 32, 32)))
@@ -93,5 +93,35 @@ def test_openvino_names_a_spec_mismatch_and_an_unreadable_model(tmp_path):
     with pytest.raises(BundleError, match=r"spec.yaml names output 'masks' but model.onnx has outputs \['logits'\]"):
         runner.activate()
     broken = save_bundle(tmp_path / "c", b"not an onnx file", tiny_spec(classes=("background", "target")))
-    with pytest.raises(RunnerError, match=r"OpenVINO cannot load .*model.onnx on CPU: "):
+    with pytest.raises(RunnerError, match=r"OpenVINO cannot load .*model.onnx on CPU: ") as caught:
         open_runner("openvino", broken).activate()
+    assert "Unable to read the model" in str(caught.value)  # the reason, not the C++ source location
+    assert "Exception from" not in str(caught.value)
+
+
+def test_the_precision_a_compiled_model_ran_in_is_read_from_its_runtime_model():
+    from jetseg.jetson.runners.openvino import executed_precision
+
+    class Op:
+        def __init__(self, precision):
+            self.info = {"runtimePrecision": precision}
+
+        def get_rt_info(self):
+            return self.info
+
+    class Compiled:
+        def __init__(self, *precisions):
+            self.ops = [Op(p) for p in precisions]
+
+        def get_runtime_model(self):
+            return self
+
+        def get_ops(self):
+            return self.ops
+
+    # OpenVINO's bf16 default on the bundled U-Net: 91 f32 layers (reorders, output), 32 bf16 (the convolutions)
+    assert executed_precision(Compiled(*["f32"] * 91 + ["bf16"] * 32 + ["i32"] * 23)) == "bf16"
+    assert executed_precision(Compiled(*["f32"] * 4 + ["f16"] * 102)) == "f16"
+    assert executed_precision(Compiled(*["f32"] * 50 + ["u8"] * 41 + ["i8"] * 23 + ["bf16"] * 3)) == "int8"
+    assert executed_precision(Compiled("f32", "i32")) == "f32"
+    assert executed_precision(Compiled()) is None

@@ -249,7 +249,7 @@ def test_a_paced_finite_source_ends_and_is_never_reopened(tiny_bundle, tmp_path)
     out = tmp_path / "masks"
     daemon = Daemon(config_for(tiny_bundle, SMALL + "&frames=12&fps=30&realtime=1",
                                ["masks://%s" % out, "http://127.0.0.1:0"]))
-    thread, result = _start_in_thread(daemon)
+    thread, result = run_in_thread(daemon)
     thread.join(timeout=60)
     assert not thread.is_alive(), "the daemon reopened a finite source instead of ending"
     assert result.get("code") == 0, result

@@ -257,3 +257,30 @@ def test_video_option_errors(tmp_path, spec):
     sink = open_sink("file://%s/x.mp4" % tmp_path)
     with pytest.raises(SinkError, match=r"file:// sink is not open; write\(\) came before open\(\) or after close\(\)"):
         sink.write(make_result(0, spec))
+
+
+def test_two_sinks_whose_names_expand_to_one_file_are_refused(tmp_path):
+    from jetseg.jetson.sinks.base import check_targets
+
+    year = time.strftime("%Y")
+    sinks = [open_sink("file://%s" % (tmp_path / "t-%Y.mp4")), open_sink("file://%s" % (tmp_path / ("t-%s.mp4" % year)))]
+    with pytest.raises(SinkError, match=r"sinks file://.*t-%%Y.mp4 and file://.*t-%s.mp4 both write to .*t-%s.mp4"
+                       % (year, year)):
+        check_targets(sinks)
+
+
+@needs_ffmpeg
+def test_a_partial_recording_left_by_a_killed_run_is_recovered_at_open(tmp_path, spec, caplog):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=60)
+    record(open_sink("file://%s" % (tmp_path / "earlier.mp4")), spec, 40)
+    left = tmp_path / (".out.%d.partial.mp4" % dead.pid)  # what ffmpeg finished after the daemon's SIGKILL
+    (tmp_path / "earlier.mp4").rename(left)
+    alive = tmp_path / (".out.%d.partial.mp4" % os.getppid())  # another running recorder's: not touched
+    alive.write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="jetseg.sinks.video"):
+        record(open_sink("file://%s" % (tmp_path / "out.mp4")), spec, 5)
+    assert probe(tmp_path / "out.mp4")["nb_read_frames"] == "40"  # recovered under the first free name
+    assert probe(tmp_path / "out-001.mp4")["nb_read_frames"] == "5"  # this run's recording
+    assert not left.exists() and alive.exists()
+    assert "recovered the recording of an earlier run that was killed: %s" % (tmp_path / "out.mp4") in caplog.text

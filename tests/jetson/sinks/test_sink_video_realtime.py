@@ -34,12 +34,16 @@ def _stream(sink, spec, live: bool) -> None:
 
 
 @needs_ffmpeg
-def test_a_12_s_live_stream_with_drops_records_12_s(tmp_path, spec):
+def test_a_12_s_live_stream_with_drops_records_12_s(tmp_path, spec, caplog):
     out = tmp_path / "live.mp4"
     sink = open_sink("file://%s" % out)
-    _stream(sink, spec, live=True)
+    with caplog.at_level("INFO", logger="jetseg.sinks.video"):
+        _stream(sink, spec, live=True)
     assert sink.written == 100 and 355 <= sink.video_frames <= 360
     assert duration_s(out) == pytest.approx(12.0, abs=0.2)
+    # the log counts what the file holds (issue 22: "recorded 592 frames" for a 601-frame file)
+    assert ("recorded %d video frames to %s (100 results, %d repeated over gaps)"
+            % (sink.video_frames, out, sink.video_frames - 100)) in caplog.text
 
 
 @needs_ffmpeg

@@ -97,7 +97,20 @@ def test_ultrasound_region_spacing_in_cm(tmp_path: Path) -> None:
     assert frames[0].meta["fps"] is None and frames[0].source_id == "us.dcm"
 
 
-def test_compressed_without_plugin_names_the_plugin(tmp_path: Path) -> None:
+def _hide_plugins(monkeypatch, syntax) -> None:
+    """Make pydicom's decoder for ``syntax`` have no plugin (highdicom installs pyjpegls, a JPEG-LS one)."""
+    try:
+        from pydicom.pixels import get_decoder
+    except ImportError:  # pydicom 2: no plugin registry; the test then relies on none being installed
+        return
+    decoder = get_decoder(syntax)
+    hidden = {label: ("%s (hidden by this test)" % label,) for label in decoder._available}
+    monkeypatch.setattr(decoder, "_available", {})
+    monkeypatch.setattr(decoder, "_unavailable", dict(decoder._unavailable, **hidden))
+
+
+def test_compressed_without_plugin_names_the_plugin(tmp_path: Path, monkeypatch) -> None:
+    _hide_plugins(monkeypatch, pydicom.uid.JPEGLSLossless)
     path = write_dicom(tmp_path / "jls.dcm", gradient(8, 8))
     ds = pydicom.dcmread(str(path))
     ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEGLSLossless
