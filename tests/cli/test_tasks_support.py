@@ -1,6 +1,6 @@
 """What each command does with enhancement and registration bundles today (docs/tasks.md): export and
-calibrate take enhancement models; run and bench refuse both new tasks, and everything refuses registration,
-each in one line without a traceback."""
+calibrate take enhancement models, and run shows their enhanced frames; bench refuses both new tasks, and
+everything refuses registration, each in one line without a traceback."""
 from __future__ import annotations
 
 import onnx
@@ -22,12 +22,35 @@ def _error(capsys, argv):
 
 
 @pytest.mark.parametrize("make, task", [(smoother_bundle, "enhancement"), (registration_bundle, "registration")])
-def test_run_and_bench_refuse_the_new_tasks(tmp_path, capsys, make, task):
+def test_bench_refuses_the_new_tasks(tmp_path, capsys, make, task):
     bundle = make(tmp_path / "b")
-    line = _error(capsys, ["run", "--model", bundle, "--source", "synthetic://ultrasound?frames=2", "--sink", "null://"])
-    assert "jetseg run supports task segmentation; this model's spec.task is %s" % task in line
     line = _error(capsys, ["bench", bundle, "--reference", bundle, "--data", "synthetic://ultrasound?frames=2"])
     assert "jetseg bench supports task segmentation; this model's spec.task is %s" % task in line
+
+
+def test_run_refuses_registration(tmp_path, capsys):
+    bundle = registration_bundle(tmp_path / "b")
+    line = _error(capsys, ["run", "--model", bundle, "--source", "synthetic://ultrasound?frames=2", "--sink", "null://"])
+    assert "jetseg run supports task segmentation and enhancement; this model's spec.task is registration" in line
+
+
+def test_run_records_an_enhancement_model_side_by_side(tmp_path, capsys):
+    import cv2
+
+    bundle = smoother_bundle(tmp_path / "b")
+    video, lines = tmp_path / "out.mp4", tmp_path / "rec"
+    code = main(["run", "--model", str(bundle), "--source", "synthetic://ultrasound?frames=3",
+                 "--sink", "file://%s?pair=1" % video, "--sink", "masks://%s?png=0" % lines])
+    assert code == 0, capsys.readouterr().err
+    capture = cv2.VideoCapture(str(video))
+    ok, picture = capture.read()
+    capture.release()
+    assert ok and picture.shape == (480, 1280, 3)  # 640x480 synthetic frames, input | enhanced
+    records = (lines / "frames.jsonl").read_text().splitlines()
+    assert len(records) == 3 and all('"task": "enhancement"' in r for r in records)
+    line = _error(capsys, ["run", "--model", bundle, "--source", "synthetic://ultrasound?frames=2",
+                           "--sink", "masks://%s" % (tmp_path / "m")])
+    assert "writes class masks, and this model's spec.task is enhancement (no mask)" in line
 
 
 def test_export_takes_an_image_to_image_model(tmp_path, capsys):
