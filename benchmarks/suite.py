@@ -28,6 +28,7 @@ import numpy as np
 
 from jetseg import evaluate
 from jetseg.benchmarks import conditions, cost
+from jetseg.benchmarks.accuracy import score_row
 from jetseg.benchmarks.inputs import check_same_task, load_frames
 from jetseg.benchmarks.peers import DirectOpenVino, pytorch_default_threads
 from jetseg.benchmarks.rows import (
@@ -260,7 +261,7 @@ def _measure_accuracy(rows: List[Row], frames: List[Any], settings: Settings) ->
             bar.close()
     for row in rows:
         assert row.outputs is not None and reference.outputs is not None, "every row ran the frames above"
-        row.scores = evaluate.score_frames(row.outputs, reference.outputs, frames, hd95=settings.hd95)
+        row.scores = score_row(row.outputs, reference.outputs, frames, hd95=settings.hd95)
     return reference
 
 

@@ -23,38 +23,16 @@ import numpy as np
 from jetseg import evaluate
 from jetseg.bundle import Bundle
 from jetseg.calibration.gate import Gate, rounded
-from jetseg.imagescores import ImageScores
-from jetseg.tasks import enhanced_images
 
 #: Defaults of ``jetseg calibrate --gate-psnr`` (dB) and ``--gate-ssim`` for enhancement models.
 MAX_PSNR_DROP = 0.3
 MIN_SSIM = 0.99
 
 
-def _scores(spec: Any, outputs: Sequence[np.ndarray], refs: Sequence[np.ndarray], enhanced_refs: bool) -> Dict[str, Any]:
-    scores = ImageScores(data_range=1.0)
-    for out, ref in zip(outputs, refs):
-        scores.add(enhanced_images(out, spec.enhancement)[0],
-                   enhanced_images(ref, spec.enhancement)[0] if enhanced_refs else ref)
-    return scores.summary()
-
-
 def compare_images(reference: evaluate.Outputs, candidate: evaluate.Outputs,
                    targets: Optional[Sequence[Optional[np.ndarray]]] = None) -> Dict[str, Any]:
-    """Scores of ``candidate`` images against ``reference`` images (and clean ``targets``, ``(C, h, w)`` in
-    [0, 1]): ``frames``, ``bases``, ``int8_vs_fp32``, and with targets ``fp32_vs_targets``,
-    ``int8_vs_targets``; ``psnr_drop`` and ``ssim_drop`` (None without targets), ``ssim`` and ``psnr`` vs FP32."""
-    spec = candidate.spec
-    vs_fp32 = _scores(spec, candidate.outputs, reference.outputs, True)
-    result: Dict[str, Any] = {"frames": len(candidate.outputs), "int8_vs_fp32": vs_fp32, "bases": ["fp32"],
-                              "ssim": vs_fp32["ssim"], "psnr": vs_fp32["psnr"], "psnr_drop": None, "ssim_drop": None}
-    n = len(candidate.outputs)
-    if targets is not None and len(targets) == n and n and all(t is not None for t in targets):
-        fp32_t = _scores(spec, reference.outputs, targets, False)  # type: ignore[arg-type]
-        int8_t = _scores(spec, candidate.outputs, targets, False)  # type: ignore[arg-type]
-        result.update(bases=["fp32", "targets"], fp32_vs_targets=fp32_t, int8_vs_targets=int8_t,
-                      psnr_drop=fp32_t["psnr"] - int8_t["psnr"], ssim_drop=fp32_t["ssim"] - int8_t["ssim"])
-    return rounded(result)
+    """:func:`jetseg.evaluate.compare_images` (the scores bench shows too), rounded for the report."""
+    return rounded(evaluate.compare_images(reference, candidate, targets))
 
 
 class ImageGate(Gate):
