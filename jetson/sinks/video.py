@@ -7,8 +7,8 @@ it) OpenCV's ``VideoWriter`` (``mp4v``) records instead, which players handle bu
 
 Options: ``fps=`` (default: the source's rate, else 30), ``roi=1`` records the ROI only (no burned-in
 patient text around the image), ``pair=1`` records the input frame and the output side by side, ``crf=``
-and ``preset=`` (libx264 quality and speed, default 23 and ``veryfast``), ``encoder=auto|ffmpeg|opencv``. The target may contain ``strftime`` fields
-(``file://rec-%Y%m%d-%H%M%S.mp4``), expanded at ``open()``. An existing recording is never replaced: if
+and ``preset=`` (libx264 quality and speed, default 23 and ``veryfast``), ``encoder=auto|ffmpeg|opencv``.
+The target may contain ``strftime`` fields (``file://rec-%Y%m%d-%H%M%S.mp4``), expanded at ``open()``. An existing recording is never replaced: if
 the name is taken (an earlier run, or the segment before a config reload reopened the sinks), the sink
 records to the next free segment name, ``out.mp4`` -> ``out-001.mp4``, ``out-002.mp4``, ... The target's
 folder is checked for writability at ``open()``.
