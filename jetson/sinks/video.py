@@ -5,13 +5,13 @@ Frames go as raw BGR over a pipe to an ``ffmpeg`` subprocess (H.264 ``libx264``,
 to the target name, so the target never holds a half-written file. Without ffmpeg (or without libx264 in
 it) OpenCV's ``VideoWriter`` (``mp4v``) records instead, which players handle but browsers do not.
 
-Options: ``fps=`` (default: the source's rate, else 30), ``roi=1`` records the ROI only (no burned-in
-patient text around the image), ``pair=1`` records the input frame and the output side by side, ``crf=``
-and ``preset=`` (libx264 quality and speed, default 23 and ``veryfast``), ``encoder=auto|ffmpeg|opencv``.
-The target may contain ``strftime`` fields (``file://rec-%Y%m%d-%H%M%S.mp4``), expanded at ``open()``. An existing recording is never replaced: if
-the name is taken (an earlier run, or the segment before a config reload reopened the sinks), the sink
-records to the next free segment name, ``out.mp4`` -> ``out-001.mp4``, ``out-002.mp4``, ... The target's
-folder is checked for writability at ``open()``.
+Options: ``fps=`` (default: the source's rate, else 30), ``roi=1`` records the ROI only (no burned-in patient
+text around the image), ``pair=1`` records the input frame and the output side by side, ``crf=`` and
+``preset=`` (libx264 quality and speed, default 23 and ``veryfast``), ``encoder=auto|ffmpeg|opencv``. The
+target may contain ``strftime`` fields (``file://rec-%Y%m%d-%H%M%S.mp4``), expanded at ``open()``. An existing
+recording is never replaced: if the name is taken (an earlier run, or the segment before a config reload
+reopened the sinks), the sink records to the next free segment name, ``out.mp4`` -> ``out-001.mp4``,
+``out-002.mp4``, ... The target's folder is checked for writability at ``open()``.
 The frame size is fixed by the first frame; later frames of another size are resized to it.
 
 Real time: from a live source (frames dropped when the pipeline is behind, gaps while reconnecting) each
