@@ -22,13 +22,16 @@ LIVE_TIMEOUT_S = 30.0
 
 
 def check_same_task(reference: Bundle, candidates: Sequence[Bundle]) -> None:
-    """Refuse candidates whose spec turns frames into other inputs or other classes than the reference's:
-    their Dice against it would be meaningless."""
+    """Refuse candidates whose spec turns frames into other inputs, another task or other outputs than the
+    reference's: their scores against it would be meaningless."""
     ref = reference.spec
+    ref.require_task("jetseg bench", "segmentation", "enhancement")  # registration: docs/tasks.md
     for cand in candidates:
         spec = cand.spec
-        for what, mine, theirs in (("classes", spec.classes, ref.classes),
+        for what, mine, theirs in (("task", spec.task, ref.task),
+                                   ("classes", spec.classes, ref.classes),
                                    ("output.kind", spec.output.kind, ref.output.kind),
+                                   ("enhancement", spec.enhancement, ref.enhancement),
                                    ("input.size", list(spec.input.size), list(ref.input.size)),
                                    ("input.channels", spec.input.channels, ref.input.channels),
                                    ("input.color_order", spec.input.color_order, ref.input.color_order),

@@ -15,6 +15,14 @@ from jetseg.records import BenchReport
 MD_COLUMNS = ["bundle", "backend", "precision", "ran in", "kind", "batch", "fps", "p50 ms", "p99 ms",
               "x fastest float", "x ref", "x best FP32", "Dice vs ref", "Dice vs labels", "Dice drop", "HD95 vs ref (px)", "model MB",
               "bundle MB", "notes"]
+#: The accuracy columns by task (in MD_COLUMNS' place of the segmentation ones): (header, row key, digits).
+ACCURACY_COLUMNS = {
+    "segmentation": [("Dice vs ref", "dice_vs_reference", 4), ("Dice vs labels", "dice_vs_labels", 4),
+                     ("Dice drop", "dice_drop", 4), ("HD95 vs ref (px)", "hd95_vs_reference", 2)],
+    "enhancement": [("PSNR vs ref (dB)", "psnr_vs_reference", 2), ("SSIM vs ref", "ssim_vs_reference", 4),
+                    ("PSNR vs targets (dB)", "psnr_vs_targets", 2), ("SSIM vs targets", "ssim_vs_targets", 4),
+                    ("PSNR drop (dB)", "psnr_drop", 3)],
+}
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -56,17 +64,19 @@ def _notes(row: Dict[str, Any]) -> str:
 
 
 def markdown_table(results: List[Dict[str, Any]]) -> str:
-    """The results as a Markdown table (one line per row)."""
-    lines = ["| " + " | ".join(MD_COLUMNS) + " |", "|" + "---|" * len(MD_COLUMNS)]
+    """The results as a Markdown table (one line per row; the accuracy columns of the rows' task)."""
+    task = next((r["task"] for r in results if r.get("task")), "segmentation")
+    accuracy = ACCURACY_COLUMNS[task]
+    first = MD_COLUMNS.index("Dice vs ref")
+    headers = MD_COLUMNS[:first] + [c[0] for c in accuracy] + MD_COLUMNS[first + 4:]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in results:
         lat = r.get("latency_ms") or {}
         size = r.get("size_bytes")
         cells = [r.get("bundle"), r.get("backend"), r.get("precision"), r.get("ran_in"), r.get("kind"),
                  r.get("batch"), _fmt(r.get("fps"), 1), _fmt(lat.get("p50"), 2), _fmt(lat.get("p99"), 2),
                  _fmt(r.get("speedup_vs_fastest_float"), 2), _fmt(r.get("speedup_vs_reference"), 2), _fmt(r.get("speedup_vs_best_fp32"), 2),
-                 _fmt(r.get("dice_vs_reference"), 4),
-                 _fmt(r.get("dice_vs_labels"), 4), _fmt(r.get("dice_drop"), 4),
-                 _fmt(r.get("hd95_vs_reference"), 2),
+                 *[_fmt(r.get(key), digits) for _, key, digits in accuracy],
                  _fmt(size / 1e6, 2) if isinstance(size, (int, float)) else "-",
                  _fmt(r["bundle_bytes"] / 1e6, 2) if isinstance(r.get("bundle_bytes"), int) else "-", _notes(r)]
         lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")

@@ -28,6 +28,7 @@ import numpy as np
 
 from jetseg import evaluate
 from jetseg.benchmarks import conditions, cost
+from jetseg.benchmarks.accuracy import score_row
 from jetseg.benchmarks.inputs import BUNDLE, FrameRois, check_same_task, frame_rois, load_frames
 from jetseg.benchmarks.peers import DirectOpenVino, pytorch_default_threads
 from jetseg.benchmarks.rows import (
@@ -265,11 +266,10 @@ def _measure_accuracy(rows: List[Row], frames: List[Any], rois: FrameRois, setti
     finally:
         if bar is not None:
             bar.close()
-    shapes = [f.image.shape for f in frames]
     for row in rows:
         assert row.outputs is not None and reference.outputs is not None, "every row ran the frames above"
-        row.scores = evaluate.score(row.outputs, reference.outputs, rois.labels(row.bundle.spec, frames),
-                                    hd95=settings.hd95, frame_shapes=shapes)
+        row.scores = score_row(row.outputs, reference.outputs, frames, hd95=settings.hd95,
+                               labels=rois.labels(row.bundle.spec, frames))
     return reference
 
 

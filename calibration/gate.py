@@ -52,13 +52,13 @@ def run_model(bundle: BundleLike, inputs: Sequence[np.ndarray], desc: str = "",
             return evaluate.run_inputs(runner.spec, runner.infer, inputs, lambda: bar.update(1))
 
 
-def _rounded(value: Any) -> Any:
+def rounded(value: Any) -> Any:
     if isinstance(value, float):
         return round(value, 6)
     if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
+        return {k: rounded(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_rounded(v) for v in value]
+        return [rounded(v) for v in value]
     return value
 
 
@@ -78,7 +78,7 @@ def compare(fp32: evaluate.Outputs, int8: evaluate.Outputs,
     result["drop_vs_labels"] = drop["drop_vs_labels"]
     result["pixel_agreement"] = drop["pixel_agreement"]
     result["logit_error"] = result["int8_vs_fp32"].get("logit_error")
-    return _rounded(result)
+    return rounded(result)
 
 
 def verdict(result: Dict[str, Any], threshold: float) -> bool:
@@ -137,15 +137,42 @@ class Gate:
             int8 = run_model(bundle, self.inputs, "gating (INT8)", self.progress, backend)
             checked = run_model(bundle, self.check_inputs, "gating (INT8)", self.progress, backend) \
                 if self.check_inputs else None
-        result = compare(self.reference, int8, self.labels)
+        result = self.compare(self.reference, int8, self.labels)
         result["threshold"] = self.threshold
-        result["passed"] = verdict(result, self.threshold)
+        result["passed"] = self.verdict(result)
         if checked is not None:
-            check = compare(self.check_reference, checked, self.check_labels)
-            check["passed"] = verdict(check, self.threshold)
+            check = self.compare(self.check_reference, checked, self.check_labels)
+            check["passed"] = self.verdict(check)
             result["bench_frames"] = check
             result["passed"] = result["passed"] and check["passed"]
         return result
+
+    def compare(self, reference: evaluate.Outputs, candidate: evaluate.Outputs,
+                labels: Sequence[Optional[np.ndarray]]) -> Dict[str, Any]:
+        """The task's scores of ``candidate`` against ``reference`` (and labels): :func:`compare`."""
+        return compare(reference, candidate, labels)
+
+    def verdict(self, result: Dict[str, Any]) -> bool:
+        """Whether one :meth:`compare` result passes: :func:`verdict`."""
+        return verdict(result, self.threshold)
+
+    def describe(self, result: Dict[str, Any]) -> str:
+        """The result's numbers in one phrase, for the log and the failure message."""
+        return "mean Dice drop %.4f (basis %s; pixel agreement with FP32 %.4f)" % (
+            result["dice_drop"], result["dice_drop_basis"], result["pixel_agreement"])
+
+    def limits(self) -> str:
+        """The thresholds as the command line gives them."""
+        return "--gate-dice %g" % self.threshold
+
+    def failure(self, result: Dict[str, Any]) -> Tuple[str, str]:
+        """Why ``result`` failed, and the limit to loosen: the two halves of the gate's error message."""
+        return "%s > %s" % (self.describe(result), self.limits()), "a larger --gate-dice"
+
+    def record(self, result: Dict[str, Any]) -> Dict[str, Any]:
+        """The headline numbers calibration.json's ``gate`` keeps beside the full result."""
+        return {"threshold": self.threshold, "int8_vs_fp32": {"dice": result["int8_vs_fp32"]["dice"],
+                                                              "pixel_agreement": result["pixel_agreement"]}}
 
     def layer_error(self, model_path: Path, frames: int = RANK_FRAMES) -> float:
         """Mean |logit difference| to FP32 on the first ``frames`` held-out frames."""

@@ -99,25 +99,31 @@ def speed_check(fp32_path: Path, int8_path: Path, frame: np.ndarray, seconds: fl
         label, "int8_vs_fastest_float": ratio, "verdict": sentence}``; ``{}`` without a CPU runner.
     """
     fp32, int8 = Bundle(fp32_path), Bundle(int8_path)
-    ms, ran_in = time_rows(_rows(fp32, int8), frame, seconds)
+    rows = _rows(fp32, int8)
+    ms, ran_in = time_rows(rows, frame, seconds)
     if not ms:
         return {}
-    floats = [k for k in ms if ran_in[k] != "int8"]
-    int8s = [k for k in ms if ran_in[k] == "int8"]
+    of_int8 = {label: bundle is int8 for label, bundle, _, _ in rows}  # the row runs the INT8 bundle
+    floats = [k for k in ms if not of_int8[k]]
+    int8s = [k for k in ms if of_int8[k]]
     if not floats or not int8s:
         raise JetsegError("the speed check ran no %s row (%s); expected both an FP32 and an INT8 model"
                           % ("float" if not floats else "INT8", ", ".join("%s: %s" % kv for kv in ran_in.items())))
     top_float = min(floats, key=lambda k: ms[k])
     top_int8 = min(int8s, key=lambda k: ms[k])
     ratio = ms[top_float] / ms[top_int8]
-    if ratio > 1.0:
+    if ran_in[top_int8] != "int8":  # the gate kept so much in float that the runtime ran no layer in INT8
+        verdict = ("the INT8 model runs no layer in INT8 on %s (it ran in %s: the accuracy gate kept its layers "
+                   "in float); on this machine deploy the FP32 model with %s"
+                   % (top_int8, ran_in[top_int8], top_float))
+    elif ratio > 1.0:
         verdict = ("INT8 (%s, %.2f ms) is %.2fx the fastest float precision here (%s, %.2f ms)"
                    % (top_int8, ms[top_int8], ratio, top_float, ms[top_float]))
     else:
         verdict = ("INT8 (%s, %.2f ms) is not faster than the fastest float precision here (%s, %.2f ms: %.2fx); "
                    "on this machine deploy the FP32 model with %s" % (top_int8, ms[top_int8], top_float,
                                                                      ms[top_float], ratio, top_float))
-    return {"ms": {k: round(v, 3) for k, v in ms.items()}, "ran_in": ran_in, "fastest_float": top_float,
+    return {"ms": {k: float("%.4g" % v) for k, v in ms.items()}, "ran_in": ran_in, "fastest_float": top_float,
             "fastest_int8": top_int8, "int8_vs_fastest_float": round(ratio, 3), "verdict": verdict,
             "basis": "median of %.1f s per row, %d interleaved rounds, one frame; jetseg bench measures fully"
                      % (seconds, ROUNDS)}

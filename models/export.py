@@ -206,7 +206,10 @@ def output_activation(proto: Any, name: str) -> str:
 
 
 def record_activation(proto: Any, spec: Spec, info: Dict[str, Any]) -> None:
-    """Set ``spec.output.activation`` from the model's last node and note it in ``info``."""
+    """Set ``spec.output.activation`` from the model's last node and note it in ``info`` (segmentation only:
+    an enhanced image is read as it is)."""
+    if spec.task != "segmentation":
+        return
     found = output_activation(proto, spec.output.name)
     if found != spec.output.activation:
         log.info("output %r comes from a %s node: output.activation is %s (the decoder does not apply the "
@@ -277,6 +280,7 @@ def export_model(source: str, spec: Spec, weights: Optional[str] = None,
 
     Returns ``(onnx_bytes, info)`` where ``info`` records the route, the source and the parity check.
     """
+    spec.require_task("jetseg export", "segmentation", "enhancement")
     path = Path(source)
     info: Dict[str, Any] = {"source": source}
     if path.suffix.lower() == ".onnx":

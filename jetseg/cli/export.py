@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--module-path", default=None, metavar="DIR",
                         help="folder to import pkg.mod of a pkg.mod:factory model from (instead of PYTHONPATH)")
     parser.add_argument("--spec", default=None, metavar="spec.yaml", help="the model's spec (else the flags below)")
+    parser.add_argument("--task", choices=("segmentation", "enhancement"), default=None,
+                        help="what the model does (default: the spec's, else segmentation); enhancement: image "
+                             "to image, see --output-range")
+    parser.add_argument("--output-range", default=None, metavar="LOW,HIGH",
+                        help="enhancement: the output image's value range (default 0,1)")
     parser.add_argument("--input-size", default=None, metavar="HxW", help="model input size, e.g. 256x256")
     parser.add_argument("--channels", type=int, choices=(1, 3), default=None, help="input channels (1 grey, 3 colour)")
     parser.add_argument("--color-order", choices=("gray", "rgb", "bgr"), default=None,
@@ -109,6 +114,18 @@ def build_spec(args: argparse.Namespace, base: Optional[Dict[str, Any]] = None) 
         data["colors"] = None
     if args.name:
         data["name"] = args.name
+    if args.task is not None:
+        data["task"] = args.task
+    if data.get("task") == "enhancement":  # the image comes back with the input's channels unless told
+        data["enhancement"] = dict({"channels": channels}, **(data.get("enhancement") or {}))
+    if args.output_range is not None:
+        if data.get("task") != "enhancement":
+            raise JetsegError("--output-range applies to enhancement models; add --task enhancement")
+        values = _numbers(args.output_range, "--output-range") or []
+        if len(values) != 2:
+            raise JetsegError("--output-range %r is invalid; expected LOW,HIGH such as 0,1" % args.output_range)
+        data.setdefault("enhancement", {})
+        data["enhancement"] = dict(data["enhancement"] or {}, range=values)
     return Spec.from_dict(data)
 
 

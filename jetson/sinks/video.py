@@ -6,7 +6,7 @@ to the target name, so the target never holds a half-written file. Without ffmpe
 it) OpenCV's ``VideoWriter`` (``mp4v``) records instead, which players handle but browsers do not.
 
 Options: ``fps=`` (default: the source's rate, else 30), ``roi=1`` records the ROI only (no burned-in
-patient text around the image), ``crf=`` and ``preset=`` (libx264 quality and speed, default 23 and
+patient text around the image), ``pair=1`` records the input frame and the output side by side, ``crf=`` and ``preset=`` (libx264 quality and speed, default 23 and
 ``veryfast``), ``encoder=auto|ffmpeg|opencv``. The target may contain ``strftime`` fields
 (``file://rec-%Y%m%d-%H%M%S.mp4``), expanded at ``open()``. An existing recording is never replaced: if
 the name is taken (an earlier run, or the segment before a config reload reopened the sinks), the sink
@@ -80,6 +80,7 @@ class VideoFileSink(Sink):
         opts = self.read_options(options)
         self.fps_option = opts.number("fps", None, positive=True)
         self.roi = opts.flag("roi", None)
+        self.pair = opts.flag("pair", False)  # input | output side by side
         self.crf = opts.integer("crf", 23, minimum=0, maximum=51)
         self.preset = opts.text("preset", "veryfast")
         self.encoder_choice = opts.choice("encoder", ENCODERS, "auto")
@@ -176,7 +177,7 @@ class VideoFileSink(Sink):
         copies = self._copies(result)
         if copies == 0:
             return
-        image = result.overlay(roi_only=self.roi_only)
+        image = result.overlay(roi_only=self.roi_only, pair=self.pair)
         with self._lock:
             if self._failed or self.tmp_path is None:
                 raise SinkError("file://%s is not recording (%s)" % (

@@ -324,3 +324,24 @@ def test_layers_stream_and_its_last_part(spec):
     finally:
         sock.close()
         sink.close()
+
+
+def test_pair_serves_input_and_output_side_by_side_in_every_layer(spec):
+    sink = open_sink("http://127.0.0.1:0?pair=1")
+    sink.open(context(spec))
+    try:
+        result = make_result(2, spec)
+        sink.write(result)
+        height, width = result.frame.image.shape[:2]
+        overlay = jpeg(get(sink.url + "frame.jpg")[2])
+        meta = json.loads(sink.newest_layer("meta")[1])
+        frame = jpeg(sink.newest_layer("frame")[1])
+        import cv2
+        labels = cv2.imdecode(np.frombuffer(sink.newest_layer("mask")[1], np.uint8), cv2.IMREAD_UNCHANGED)
+    finally:
+        sink.close()
+    assert overlay.shape == frame.shape == (height, 2 * width, 3)
+    assert (meta["width"], meta["height"]) == (2 * width, height)
+    assert red_pixels(overlay[:, :width]) == 0 and red_pixels(overlay[:, width:]) > 0
+    assert labels.shape == (height, 2 * width)
+    assert not labels[:, :width].any() and (labels[:, width:] == result.mask).all()
