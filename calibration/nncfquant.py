@@ -111,9 +111,8 @@ def calibrate_openvino(prepared: Path, frames: Sequence[np.ndarray], gate: Gate,
     def attempt(exclude: List[str]) -> Dict[str, Any]:
         quantize_ir(prepared, frames, xml, exclude, progress)
         result = gate.score(xml)
-        log.info("gate (OpenVINO INT8): mean Dice drop %.4f (threshold %.4f, %d layer(s) in float) -> %s",
-                 round(result["dice_drop"], 4) + 0.0, gate.threshold, len(exclude),
-                 "pass" if result["passed"] else "fail")
+        log.info("gate (OpenVINO INT8): %s (%s, %d layer(s) in float) -> %s", gate.describe(result),
+                 gate.limits(), len(exclude), "pass" if result["passed"] else "fail")
         return result
 
     def rank() -> List[Dict[str, Any]]:
@@ -126,11 +125,11 @@ def calibrate_openvino(prepared: Path, frames: Sequence[np.ndarray], gate: Gate,
         "model": None, "weights": None, "kept": False, "by": "nncf.quantize (post-training, defaults)",
         "versions": {"nncf": str(nncf.__version__), "openvino": str(ov.get_version())},
         "calibration_frames": len(frames), "ignored_scope": list(done.exclude),
-        "gate": {"threshold": gate.threshold, "passed": bool(done.final["passed"]), "result": done.final,
-                 "attempts": done.history, "sensitivity": done.ranking or []}}
+        "gate": dict(gate.record(done.final), passed=bool(done.final["passed"]), result=done.final,
+                     attempts=done.history, sensitivity=done.ranking or [])}
     if not done.final["passed"]:
-        record["why"] = ("fails the accuracy gate: mean Dice drop %.4f > %g with %d layer(s) in float"
-                         % (done.final["dice_drop"], gate.threshold, len(done.exclude)))
+        record["why"] = ("fails the accuracy gate: %s with %d layer(s) in float"
+                         % (gate.failure(done.final)[0], len(done.exclude)))
         log.warning("OpenVINO's own INT8 not kept: it %s; the openvino backend runs the Q/DQ model", record["why"])
         return OpenVinoInt8(record)
     files = {OPENVINO_MODEL_FILE: xml, OPENVINO_WEIGHTS_FILE: xml.with_suffix(".bin")}
