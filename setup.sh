@@ -60,7 +60,7 @@ JP5_CONSTRAINTS="$ROOT/requirements/jetpack5.txt"
 #: polygraphy: NVIDIA's cross-check of jetseg's engines in the on-device tests (tests/jetson/trt/test_polygraphy.py).
 JETSON_PY_PACKAGES="numpy PyYAML packaging onnx pydicom nibabel tqdm prometheus-client matplotlib psutil pytest polygraphy"
 
-APT_PACKAGES="ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav chromium"
+APT_PACKAGES="ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav chromium dicom3tools"
 
 #: apt-get waits this long (seconds) for the dpkg lock: on a Jetson's first boot unattended-upgrades holds it.
 APT_LOCK_TIMEOUT=600

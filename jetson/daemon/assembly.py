@@ -201,7 +201,8 @@ def open_sinks(parts: Assembly, metrics: Metrics) -> None:
     context = SinkContext(spec=parts.bundle.spec, fps=parts.reader.fps if parts.reader else None,
                           roi_only=config.roi.roi_only, live=bool(parts.reader and parts.reader.live),
                           health=metrics.health, metrics=metrics.exposition,
-                          stats=metrics.stats, extra={"token": token} if token else {})
+                          stats=metrics.stats, model=parts.bundle.name, precision=parts.bundle.precision,
+                          extra={"token": token} if token else {})
     opened = []
     try:
         for name, sink in parts.sinks:

@@ -16,7 +16,9 @@ Pixels (see docs/sources.md):
 Frame ``meta``: ``pixel_spacing_mm`` ([row, column], from PixelSpacing, or from the valid ultrasound
 regions' PhysicalDeltaY/X in cm), ``roi`` (the imaging area from SequenceOfUltrasoundRegions, validated and
 scaled to the pixels by :mod:`usregions`; ``roi_source`` is then ``"dicom-regions"``), ``fps`` (FrameTime,
-CineRate or RecommendedDisplayFrameRate), ``file_frame``.
+CineRate or RecommendedDisplayFrameRate), ``file_frame``, and ``dicom``: the references a DICOM SEG of the frame
+needs (``study_uid``, ``series_uid``, ``sop_class_uid``, ``sop_instance_uid``, ``frame_number`` (1-based, for
+multi-frame files), ``frames`` (the file's NumberOfFrames) and ``path``), read from the header already loaded.
 Patient tags are never logged or copied.
 """
 from __future__ import annotations
@@ -178,6 +180,7 @@ class DicomSource(Source):
         self._pos: Tuple[int, int] = (0, 0)
         self._regions = Regions([])
         self._file_meta: Dict[str, Any] = {}
+        self._references: Dict[str, Any] = {}
         self._warned_regions = self._noted_scale = False
 
     # ------------------------------------------------------------------ discovery
@@ -267,6 +270,11 @@ class DicomSource(Source):
         # what every frame of this file shares, read from the tags once per file
         self._file_meta = {"fps": frame_rate(ds), "pixel_spacing_mm": pixel_spacing(ds, self._regions),
                            "photometric": str(ds.get("PhotometricInterpretation", ""))}
+        self._references = {"study_uid": str(ds.get("StudyInstanceUID", "")),
+                            "series_uid": str(ds.get("SeriesInstanceUID", "")),
+                            "sop_class_uid": str(ds.get("SOPClassUID", "")),
+                            "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
+                            "frames": item.frames, "path": str(item.path.resolve())}
         roi = self._regions.roi
         if roi is not None:  # the imaging area as the scanner tagged it (RoiPolicy "auto" prefers it)
             self._file_meta.update(roi=roi, roi_source="dicom-regions")
@@ -326,7 +334,8 @@ class DicomSource(Source):
         image = to_frame_pixels(self._decode(item, frame_index), self._ds)
         self._pos = (file_index, frame_index + 1)
         name = item.path.name if item.frames == 1 else "%s#%d" % (item.path.name, frame_index)
-        meta: Dict[str, Any] = dict(self._file_meta, file_frame=frame_index)
+        meta: Dict[str, Any] = dict(self._file_meta, file_frame=frame_index,
+                                    dicom=dict(self._references, frame_number=frame_index + 1))
         return Frame(index=self.delivered, image=image, timestamp=time.monotonic(), source_id=name, meta=meta)
 
     def _close(self) -> None:
