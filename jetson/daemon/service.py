@@ -27,11 +27,12 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from jetseg.errors import JetsegError, SinkError
 from jetseg.jetson.daemon.assembly import Assembly, build, close_quietly, finish
 from jetseg.jetson.daemon.config import ConfigError, DaemonConfig
+from jetseg.jetson.daemon.streams import StreamSet
 from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.pipeline import Pipeline
 from jetseg.redact import redact_data
@@ -125,9 +126,6 @@ class Daemon:
 
     def __init__(self, config: DaemonConfig, config_path: Optional[str] = None,
                  reload_config: Optional[Callable[[], DaemonConfig]] = None) -> None:
-        if config.sources:
-            raise ConfigError("'sources:' (several streams) runs with 'jetseg bench --streams' and "
-                              "jetseg.jetson.daemon.streams.run_streams; the daemon runs one 'source:' today")
         self.config = config
         self.config_path = config_path
         self._reload_config = reload_config
@@ -136,6 +134,10 @@ class Daemon:
         self.metrics = Metrics(device_telemetry=self._telemetry_hook(config.device.telemetry),
                                stale_after_s=config.source.stall_timeout_s)
         self.parts = Assembly(config)  # what is open; replaced by start() and by each reload
+        # With 'sources:' the streams run as a StreamSet instead (self.parts stays unused); each stream's
+        # Metrics outlives reloads like self.metrics does, so its counters and frame numbers go on.
+        self.streams: Optional[StreamSet] = None
+        self.stream_metrics: Dict[str, Metrics] = {}
         # Plain flags, set by the signal handlers and request_*(): no locks (a handler may interrupt the main
         # thread anywhere); the self-pipe wakes the main loop's select().
         self._stopping = False
@@ -164,6 +166,9 @@ class Daemon:
         """Build and start everything; on failure, close what was opened and raise. Frames are numbered on
         from the assembly this one replaces (a restart after a failed reload)."""
         config = self.config
+        if config.sources:
+            self._start_streams(self.streams)
+            return
         previous = self.parts.reader
         self.parts = parts = build(config, self.metrics)  # kept even on failure: it says what was closed
         try:
@@ -173,17 +178,54 @@ class Daemon:
         except BaseException:
             parts.close()
             raise
-        if self._sampler is not None and not self._sampler_started:
-            self._sampler.start()
-            self._sampler_started = True
+        self._start_sampler()
         log.info("running %s on %s: %s -> %s", parts.bundle.name, config.backend.name, config.source.uri,
                  ", ".join(s.uri for s in config.sinks),
                  extra={"fields": {"event": "started", "model": str(parts.bundle.path),
                                    "backend": config.backend.name, "source": config.source.uri}})
 
+    def _new_streams(self, config: DaemonConfig) -> StreamSet:
+        """A StreamSet for ``config`` whose streams keep the Metrics of the running ones of the same name."""
+        return StreamSet(config, metrics=self.stream_metrics, device_telemetry=self.metrics.device_telemetry)
+
+    def _start_streams(self, previous: Optional[StreamSet]) -> None:
+        """Build, open and start the streams of ``sources:`` (numbering each stream's frames on from
+        ``previous``, a restart after a failed reload); on failure, close what was opened and raise."""
+        config = self.config
+        streams = self._new_streams(config).build()
+        self.streams = streams
+        try:
+            streams.finish(after=previous)
+            streams.start()
+        except BaseException:
+            streams.close()
+            raise
+        self.stream_metrics = streams.metrics
+        self._start_sampler()
+        log.info("running %s on %s: %d streams (%s), batch %s", streams.bundle.name, config.backend.name,
+                 len(streams.streams), ", ".join(s.name for s in streams.streams), streams.batcher.max_batch
+                 if streams.batcher is not None else "-",
+                 extra={"fields": {"event": "started", "model": str(streams.bundle.path),
+                                   "backend": config.backend.name,
+                                   "streams": {s.name: s.uri for s in streams.streams}}})
+
+    def _start_sampler(self) -> None:
+        if self._sampler is not None and not self._sampler_started:
+            self._sampler.start()
+            self._sampler_started = True
+
+    def health(self) -> Dict[str, Any]:
+        """The daemon's health: one stream's :meth:`Metrics.health`, or with ``sources:`` the worst status
+        and ``streams: {name: health}`` (:meth:`StreamSet.health`)."""
+        if self.streams is not None:
+            return self.streams.health()
+        return self.metrics.health()
+
     def check(self) -> Dict[str, Any]:
         """Validate everything without running: sink and source URIs, the bundle, the backend (activated once)."""
         config = self.config
+        if config.sources:
+            return self._check_streams()
         parts = build(config, self.metrics)
         try:
             backend = parts.runner.describe()
@@ -193,6 +235,20 @@ class Daemon:
         return redact_data({"ok": True, "model": str(parts.bundle.path), "precision": parts.bundle.precision,
                             "backend": backend, "source": parts.reader.source.uri, "live": parts.reader.live,
                             "sinks": [name for name, _ in parts.sinks], "config": config.to_dict()})
+
+    def _check_streams(self) -> Dict[str, Any]:
+        streams = self._new_streams(self.config).build()
+        try:
+            backend = streams.runner.describe()
+        finally:
+            streams.close()
+        out: Dict[str, Any] = {}
+        for name, parts in streams.parts.items():
+            assert parts.reader is not None
+            out[name] = {"source": parts.reader.source.uri, "live": parts.reader.live,
+                         "sinks": [sink for sink, _ in parts.sinks]}
+        return redact_data({"ok": True, "model": str(streams.bundle.path), "precision": streams.bundle.precision,
+                            "backend": backend, "streams": out, "config": self.config.to_dict()})
 
     # ------------------------------------------------------------------ signals and control
     def install_signal_handlers(self) -> Dict[int, Any]:
@@ -272,7 +328,7 @@ class Daemon:
         SinkError when a sink lost frames to failures: every frame, or some (how many); the command then exits
         non-zero.
         """
-        if self.parts.pipeline is None:
+        if self.parts.pipeline is None and self.streams is None:
             self.start()
         sd_notify("READY=1\nSTATUS=running")
         watchdog = watchdog_interval()
@@ -283,11 +339,10 @@ class Daemon:
                     self._reload_pending = False  # signals during the reload ask for one more
                     self.reload()
                     continue  # a stop that came meanwhile goes first
-                pipeline = self.parts.pipeline
-                assert pipeline is not None
-                if not pipeline.running:
-                    pipeline.wait()  # raises the stage failure, if any
-                    self.exit_reason = self.exit_reason or self._finished_reason(pipeline)
+                active = self._active()
+                if not active.running:
+                    active.wait()  # raises the stage failure, if any
+                    self.exit_reason = self.exit_reason or self._finished_reason(active)
                     break
                 now = time.monotonic()
                 if watchdog is not None and now >= next_ping:
@@ -302,12 +357,21 @@ class Daemon:
         finally:
             self.shutdown()
             self._close_wakeup()
-        lost = self.metrics.lost_frames()
+        lost = self.streams.lost_frames() if self.streams is not None else self.metrics.lost_frames()
         if lost:
             raise SinkError(lost_frames_message(lost))
         return 0
 
-    def _finished_reason(self, pipeline: Pipeline) -> str:
+    def _active(self) -> Union[Pipeline, StreamSet]:
+        """What runs: the StreamSet (``sources:``) or the one pipeline; both have running, wait, stop, abort."""
+        if self.streams is not None:
+            return self.streams
+        assert self.parts.pipeline is not None
+        return self.parts.pipeline
+
+    def _finished_reason(self, pipeline: Union[Pipeline, StreamSet]) -> str:
+        if isinstance(pipeline, StreamSet):
+            return pipeline.finished_reason()
         if pipeline.reader.state == "ended":
             return "source ended"
         if pipeline.max_frames is not None and pipeline.captured >= pipeline.max_frames:
@@ -317,18 +381,24 @@ class Daemon:
     def alive(self) -> bool:
         """For the watchdog: every pipeline thread is alive and none is stuck (a capture thread blocked while
         reconnecting a source does not count)."""
+        limit = max(5.0, 2 * (watchdog_interval() or 2.5))
+        if self.streams is not None:
+            return self.streams.responsive(limit)
         pipeline = self.parts.pipeline
         if pipeline is None:
             return False
-        limit = max(5.0, 2 * (watchdog_interval() or 2.5))
         return pipeline.responsive(limit)
 
     def shutdown(self) -> None:
         """Stop capture, drain, close sinks (finalising recordings), source and runner."""
         sd_notify("STOPPING=1")
         parts = self.parts
-        pipeline = parts.pipeline
-        if pipeline is not None:
+        pipeline: Any = self.streams if self.streams is not None else parts.pipeline
+        if self.streams is not None:
+            if not self.streams.drain(30.0, give_up=lambda: self._force):
+                log.warning("streams did not drain%s; dropped frames in flight",
+                            " (second signal)" if self._force else " within 30 s")
+        elif pipeline is not None:
             pipeline.stop()
             deadline = time.monotonic() + 30.0
             while not self._force and time.monotonic() < deadline:
@@ -346,33 +416,53 @@ class Daemon:
                     pipeline.wait(timeout=5.0)
                 except BaseException as exc:  # reported already; shutting down anyway
                     log.debug("pipeline abort: %s", exc)
-        self.metrics.stopped = True
         # A finite source that reached its end stays "ended" (the web viewer tells its pages "source ended").
-        self.metrics.set_source_state("ended" if self.exit_reason == "source ended" else "stopped")
+        state = "ended" if self.exit_reason == "source ended" else "stopped"
+        for metrics in [self.metrics] + list(self.stream_metrics.values()):
+            metrics.stopped = True
+            metrics.set_source_state(state)
+        if self.streams is not None:
+            self.streams.close()
         parts.close()
         if self._sampler_started:
             close_quietly(self._sampler.stop, "telemetry sampler")
             self._sampler_started = False
         summary = pipeline.summary() if pipeline is not None else {}
-        log.info("stopped (%s): %d frames", self.exit_reason or "done", self.metrics.frames,
+        frames = summary["frames"] if self.streams is not None else self.metrics.frames
+        log.info("stopped (%s): %d frames", self.exit_reason or "done", frames,
                  extra={"fields": {"event": "stopped", "reason": self.exit_reason,
-                                   "frames": self.metrics.frames, "dropped": summary.get("dropped"),
+                                   "frames": frames, "dropped": summary.get("dropped"),
                                    "sinks": {k: {"written": v["written"], "dropped": v["dropped"]}
                                              for k, v in summary.get("sinks", {}).items()}}})
 
     def log_status(self) -> None:
+        """One status line (with ``sources:``, one per stream, its name first)."""
+        if self.streams is not None:
+            for name, metrics in self.streams.metrics.items():
+                self._log_status(metrics, "stream %s: " % name, {"stream": name})
+            health = self.streams.health()
+            frames = sum(h["frames"] for h in health["streams"].values())
+            fps = sum(h["fps"] for h in health["streams"].values())
+            sd_notify("STATUS=%s, %d streams, %.1f fps, %d frames" % (health["status"], len(health["streams"]),
+                                                                      fps, frames))
+            return
+        self._log_status(self.metrics, "", {})
         stats = self.metrics.stats(recent=True)
+        sd_notify("STATUS=%s, %.1f fps, %d frames" % (self.metrics.health()["status"], stats["fps"],
+                                                      stats["frames"]))
+
+    def _log_status(self, metrics: Metrics, prefix: str, fields: Dict[str, Any]) -> None:
+        stats = metrics.stats(recent=True)
         e2e = stats["latency_ms"]["capture_to_sink"]
-        health = self.metrics.health()
-        log.info("%s: %.1f fps, capture-to-sink p50 %s ms p95 %s ms, %d frames, dropped %s, source %s",
+        health = metrics.health()
+        fields = dict(fields, event="status", status=health["status"], fps=stats["fps"], frames=stats["frames"],
+                      latency_ms=e2e, dropped=stats["dropped"], source_state=stats["source_state"],
+                      reasons=health["reasons"],
+                      sinks={k: {"written": v["written"], "dropped": v["dropped"], "errors": v["errors"]}
+                             for k, v in stats["sinks"].items()})
+        log.info(prefix + "%s: %.1f fps, capture-to-sink p50 %s ms p95 %s ms, %d frames, dropped %s, source %s",
                  health["status"], stats["fps"], e2e.get("p50", "-"), e2e.get("p95", "-"), stats["frames"],
-                 stats["dropped"], stats["source_state"],
-                 extra={"fields": {"event": "status", "status": health["status"], "fps": stats["fps"],
-                                   "frames": stats["frames"], "latency_ms": e2e, "dropped": stats["dropped"],
-                                   "sinks": {k: {"written": v["written"], "dropped": v["dropped"],
-                                                 "errors": v["errors"]} for k, v in stats["sinks"].items()},
-                                   "source_state": stats["source_state"], "reasons": health["reasons"]}})
-        sd_notify("STATUS=%s, %.1f fps, %d frames" % (health["status"], stats["fps"], stats["frames"]))
+                 stats["dropped"], stats["source_state"], extra={"fields": fields})
 
     # ------------------------------------------------------------------ reload (SIGHUP)
     def reload(self) -> bool:
@@ -383,7 +473,12 @@ class Daemon:
         try:
             new = self._reload_config() if self._reload_config else (
                 DaemonConfig.load(self.config_path) if self.config_path else self.config)
-            fresh = build(new, self.metrics, reuse=self.parts)
+            if bool(new.sources) != bool(self.config.sources):
+                raise ConfigError("the new configuration has %s where the running one has %s; a reload cannot "
+                                  "switch between one 'source:' and 'sources:': restart the daemon"
+                                  % (("'sources:'", "'source:'") if new.sources else ("'source:'", "'sources:'")))
+            fresh: Any = self._new_streams(new).build() if new.sources else build(new, self.metrics,
+                                                                                   reuse=self.parts)
         except Exception as exc:  # anything the new parts raise: reported, the running set keeps running
             reason = str(exc) if isinstance(exc, JetsegError) else "%s: %s" % (type(exc).__name__, exc)
             log.error("reload failed, keeping the running configuration: %s", reason.splitlines()[0] if reason
@@ -411,8 +506,11 @@ class Daemon:
         sd_notify("READY=1")
         return True
 
-    def _swap(self, fresh: Assembly) -> None:
+    def _swap(self, fresh: Any) -> None:
         """Drain the running pipeline, close the parts ``fresh`` does not take over, start ``fresh``."""
+        if isinstance(fresh, StreamSet):
+            self._swap_streams(fresh)
+            return
         old = self.parts
         pipeline = old.pipeline
         if pipeline is not None:
@@ -431,8 +529,22 @@ class Daemon:
         assert fresh.pipeline is not None
         fresh.pipeline.start()
 
+    def _swap_streams(self, fresh: StreamSet) -> None:
+        """Drain every running stream, close the old set (runner included), open and start ``fresh``: each
+        stream of the same name numbers its frames on and keeps its Metrics."""
+        old = self.streams
+        assert old is not None
+        old.drain(15.0)
+        old.close()
+        self.streams, self.config = fresh, fresh.config
+        fresh.finish(after=old)
+        fresh.start()
+        self.stream_metrics = fresh.metrics
+
     def _restart(self, config: DaemonConfig) -> None:
         """Close everything and start again from ``config`` (raises if even that fails)."""
+        if self.streams is not None:
+            self.streams.close()
         pipeline = self.parts.pipeline
         if pipeline is not None and pipeline.running:
             pipeline.abort()
