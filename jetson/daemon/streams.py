@@ -20,7 +20,7 @@ from jetseg.bundle import Bundle
 from jetseg.errors import JetsegError
 from jetseg.jetson.daemon.assembly import Assembly, build, close_quietly, default_bundle, finish
 from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, SinkConfig, SourceConfig, StreamConfig
-from jetseg.jetson.frames.metrics import Metrics
+from jetseg.jetson.frames.metrics import Metrics, StreamsExposition
 from jetseg.jetson.pipeline import Pipeline
 from jetseg.jetson.pipeline.batcher import Batcher, default_max_delay_s
 from jetseg.jetson.pipeline.stages import PipelineError
@@ -115,6 +115,7 @@ class StreamSet:
         self.started: Optional[float] = None
         self.finished: Optional[float] = None
         self.closed = False
+        self.exposition: Optional[StreamsExposition] = None
 
     def open(self) -> StreamSet:
         """Activate the runner, start the batcher, assemble every stream (nothing flows yet)."""
@@ -157,6 +158,7 @@ class StreamSet:
         for stream in self.streams:  # a stream kept over a reload keeps its counters, with its new settings
             self.metrics[stream.name].stale_after_s = stream.stall_timeout_s
             self.metrics[stream.name].stopped = False
+        self.exposition = StreamsExposition(self.metrics)  # one /metrics, with a stream label, for every stream
         for name, parts in self.parts.items():
             previous = after.parts.get(name) if after is not None else None
             finish(parts, self.metrics[name], after=previous.reader if previous is not None else None)
