@@ -19,98 +19,32 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import os
 import select
 import signal
-import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 from jetseg.errors import JetsegError, SinkError
 from jetseg.jetson.daemon.assembly import Assembly, build, close_quietly, finish
-from jetseg.jetson.daemon.config import ConfigError, DaemonConfig
-from jetseg.jetson.daemon.streams import StreamSet
+from jetseg.jetson.daemon.config import DaemonConfig
+from jetseg.jetson.daemon.streams import StreamSet, check_same_mode
+from jetseg.jetson.daemon.support import (  # noqa: F401 (sd_notify etc.: public here too)
+    apply_logging,
+    load_hook,
+    log_status_line,
+    lost_frames_message,
+    poke,
+    sd_notify,
+    watchdog_interval,
+)
 from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.pipeline import Pipeline
 from jetseg.redact import redact_data
 
 log = logging.getLogger("jetseg.daemon")
-
-
-# ====================================================================== systemd notification
-def sd_notify(message: str) -> bool:
-    """Send ``message`` (``READY=1``, ``WATCHDOG=1``, ...) to systemd's ``$NOTIFY_SOCKET``; False if not under
-    systemd (or it could not be reached)."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return False
-    if address.startswith("@"):  # abstract namespace socket
-        address = "\0" + address[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.connect(address)
-            sock.sendall(message.encode("utf-8"))
-    except OSError as exc:
-        log.debug("sd_notify(%s) failed: %s", message.split("\n")[0], exc)
-        return False
-    return True
-
-
-def watchdog_interval() -> Optional[float]:
-    """Half of systemd's ``WatchdogSec`` (from ``$WATCHDOG_USEC``) when the watchdog is meant for this process."""
-    usec = os.environ.get("WATCHDOG_USEC")
-    pid = os.environ.get("WATCHDOG_PID")
-    if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
-        return None
-    try:
-        return max(0.05, int(usec) / 2e6)
-    except ValueError:
-        return None
-
-
-# ====================================================================== helpers
-def _poke(fd: int) -> None:
-    """Write one byte to the wake-up pipe ``fd`` (safe inside a signal handler: one system call, no lock)."""
-    try:
-        os.write(fd, b"\0")
-    except BlockingIOError:
-        pass  # the pipe is full: the main loop is already woken
-
-
-def load_hook(target: str) -> Callable[[], Dict[str, float]]:
-    """Import ``"package.module:function"`` (the device telemetry hook)."""
-    module, _, attr = target.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError("config field 'device.telemetry' is %r; cannot import it (%s); expected "
-                          "\"package.module:function\"" % (target, exc)) from None
-    if not callable(fn):
-        raise ConfigError("config field 'device.telemetry' is %r, which is not callable" % target)
-    return fn
-
-
-def lost_frames_message(lost: Dict[str, Tuple[int, int]]) -> str:
-    """The one line at exit for sinks that lost frames to failures (``{sink: (lost, given)}``)."""
-    parts = []
-    for name, (count, given) in lost.items():
-        if count >= given:
-            parts.append("sink %s failed on every frame (%d errors); nothing was written there" % (name, count))
-        else:
-            parts.append("sink %s lost %d of %d frames" % (name, count, given))
-    return "; ".join(parts) + "; see the log above"
-
-
-def apply_logging(config: DaemonConfig, verbose: bool = False) -> None:
-    """Configure the ``jetseg`` logger from the config's logging section (JSON lines, level)."""
-    from jetseg.log import setup_logging
-
-    setup_logging(verbose=verbose or config.logging.level == "debug", json_lines=config.logging.json)
-    if not verbose and config.logging.level in ("warning", "error"):
-        logging.getLogger("jetseg").setLevel(config.logging.level.upper())
 
 
 # ====================================================================== the daemon
@@ -185,12 +119,11 @@ class Daemon:
                                    "backend": config.backend.name, "source": config.source.uri}})
 
     def _new_streams(self, config: DaemonConfig) -> StreamSet:
-        """A StreamSet for ``config`` whose streams keep the Metrics of the running ones of the same name."""
+        """A StreamSet for ``config``; a stream keeps the Metrics of the running one of the same name."""
         return StreamSet(config, metrics=self.stream_metrics, device_telemetry=self.metrics.device_telemetry)
 
     def _start_streams(self, previous: Optional[StreamSet]) -> None:
-        """Build, open and start the streams of ``sources:`` (numbering each stream's frames on from
-        ``previous``, a restart after a failed reload); on failure, close what was opened and raise."""
+        """Build, open and start ``sources:`` (frames numbered on from ``previous``); on failure close, raise."""
         config = self.config
         streams = self._new_streams(config).build()
         self.streams = streams
@@ -215,8 +148,7 @@ class Daemon:
             self._sampler_started = True
 
     def health(self) -> Dict[str, Any]:
-        """The daemon's health: one stream's :meth:`Metrics.health`, or with ``sources:`` the worst status
-        and ``streams: {name: health}`` (:meth:`StreamSet.health`)."""
+        """:meth:`Metrics.health`, or with ``sources:`` :meth:`StreamSet.health` (``streams: {name: health}``)."""
         if self.streams is not None:
             return self.streams.health()
         return self.metrics.health()
@@ -225,7 +157,7 @@ class Daemon:
         """Validate everything without running: sink and source URIs, the bundle, the backend (activated once)."""
         config = self.config
         if config.sources:
-            return self._check_streams()
+            return self._new_streams(config).check()
         parts = build(config, self.metrics)
         try:
             backend = parts.runner.describe()
@@ -235,20 +167,6 @@ class Daemon:
         return redact_data({"ok": True, "model": str(parts.bundle.path), "precision": parts.bundle.precision,
                             "backend": backend, "source": parts.reader.source.uri, "live": parts.reader.live,
                             "sinks": [name for name, _ in parts.sinks], "config": config.to_dict()})
-
-    def _check_streams(self) -> Dict[str, Any]:
-        streams = self._new_streams(self.config).build()
-        try:
-            backend = streams.runner.describe()
-        finally:
-            streams.close()
-        out: Dict[str, Any] = {}
-        for name, parts in streams.parts.items():
-            assert parts.reader is not None
-            out[name] = {"source": parts.reader.source.uri, "live": parts.reader.live,
-                         "sinks": [sink for sink, _ in parts.sinks]}
-        return redact_data({"ok": True, "model": str(streams.bundle.path), "precision": streams.bundle.precision,
-                            "backend": backend, "streams": out, "config": self.config.to_dict()})
 
     # ------------------------------------------------------------------ signals and control
     def install_signal_handlers(self) -> Dict[int, Any]:
@@ -293,12 +211,12 @@ class Daemon:
         # fd to -1): no lock needed, and none may be taken here.
         fd = self._wake_w
         if fd >= 0:
-            _poke(fd)
+            poke(fd)
 
     def _wake(self) -> None:
         with self._wake_lock:
             if self._wake_w >= 0:
-                _poke(self._wake_w)
+                poke(self._wake_w)
 
     def _sleep(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for a signal or a request, then empty the wake-up pipe."""
@@ -439,30 +357,17 @@ class Daemon:
         """One status line (with ``sources:``, one per stream, its name first)."""
         if self.streams is not None:
             for name, metrics in self.streams.metrics.items():
-                self._log_status(metrics, "stream %s: " % name, {"stream": name})
+                log_status_line(metrics, "stream %s: " % name, {"stream": name})
             health = self.streams.health()
             frames = sum(h["frames"] for h in health["streams"].values())
             fps = sum(h["fps"] for h in health["streams"].values())
             sd_notify("STATUS=%s, %d streams, %.1f fps, %d frames" % (health["status"], len(health["streams"]),
                                                                       fps, frames))
             return
-        self._log_status(self.metrics, "", {})
+        log_status_line(self.metrics, "", {})
         stats = self.metrics.stats(recent=True)
         sd_notify("STATUS=%s, %.1f fps, %d frames" % (self.metrics.health()["status"], stats["fps"],
                                                       stats["frames"]))
-
-    def _log_status(self, metrics: Metrics, prefix: str, fields: Dict[str, Any]) -> None:
-        stats = metrics.stats(recent=True)
-        e2e = stats["latency_ms"]["capture_to_sink"]
-        health = metrics.health()
-        fields = dict(fields, event="status", status=health["status"], fps=stats["fps"], frames=stats["frames"],
-                      latency_ms=e2e, dropped=stats["dropped"], source_state=stats["source_state"],
-                      reasons=health["reasons"],
-                      sinks={k: {"written": v["written"], "dropped": v["dropped"], "errors": v["errors"]}
-                             for k, v in stats["sinks"].items()})
-        log.info(prefix + "%s: %.1f fps, capture-to-sink p50 %s ms p95 %s ms, %d frames, dropped %s, source %s",
-                 health["status"], stats["fps"], e2e.get("p50", "-"), e2e.get("p95", "-"), stats["frames"],
-                 stats["dropped"], stats["source_state"], extra={"fields": fields})
 
     # ------------------------------------------------------------------ reload (SIGHUP)
     def reload(self) -> bool:
@@ -473,10 +378,7 @@ class Daemon:
         try:
             new = self._reload_config() if self._reload_config else (
                 DaemonConfig.load(self.config_path) if self.config_path else self.config)
-            if bool(new.sources) != bool(self.config.sources):
-                raise ConfigError("the new configuration has %s where the running one has %s; a reload cannot "
-                                  "switch between one 'source:' and 'sources:': restart the daemon"
-                                  % (("'sources:'", "'source:'") if new.sources else ("'source:'", "'sources:'")))
+            check_same_mode(self.config, new)
             fresh: Any = self._new_streams(new).build() if new.sources else build(new, self.metrics,
                                                                                    reuse=self.parts)
         except Exception as exc:  # anything the new parts raise: reported, the running set keeps running
@@ -530,15 +432,9 @@ class Daemon:
         fresh.pipeline.start()
 
     def _swap_streams(self, fresh: StreamSet) -> None:
-        """Drain every running stream, close the old set (runner included), open and start ``fresh``: each
-        stream of the same name numbers its frames on and keeps its Metrics."""
-        old = self.streams
-        assert old is not None
-        old.drain(15.0)
-        old.close()
-        self.streams, self.config = fresh, fresh.config
-        fresh.finish(after=old)
-        fresh.start()
+        assert self.streams is not None
+        old, self.streams, self.config = self.streams, fresh, fresh.config
+        fresh.take_over(old)
         self.stream_metrics = fresh.metrics
 
     def _restart(self, config: DaemonConfig) -> None:

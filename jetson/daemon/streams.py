@@ -25,11 +25,20 @@ from jetseg.jetson.pipeline import Pipeline
 from jetseg.jetson.pipeline.batcher import Batcher, default_max_delay_s
 from jetseg.jetson.pipeline.stages import PipelineError
 from jetseg.jetson.runners import open_runner
+from jetseg.redact import redact_data
 
 log = logging.getLogger("jetseg.daemon")
 
 #: ``--source NAME=URI``: a stream name, then ``=`` (a URI's own ``=`` comes after ``:``, ``/`` or ``?``)
 NAMED_SOURCE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,31})=(.+)$")
+
+
+def check_same_mode(old: DaemonConfig, new: DaemonConfig) -> None:
+    """A reload cannot switch between one ``source:`` and ``sources:`` (a ConfigError says so)."""
+    if bool(new.sources) != bool(old.sources):
+        raise ConfigError("the new configuration has %s where the running one has %s; a reload cannot switch "
+                          "between one 'source:' and 'sources:': restart the daemon"
+                          % (("'sources:'", "'source:'") if new.sources else ("'source:'", "'sources:'")))
 
 
 def split_sources(values: Sequence[str]) -> Tuple[Optional[str], Dict[str, str]]:
@@ -269,6 +278,27 @@ class StreamSet:
             parts.close()
         if self.runner is not None and self.runner.is_active:
             close_quietly(self.runner.deactivate, "runner")
+
+    def take_over(self, old: StreamSet) -> None:
+        """Replace ``old`` (a reload): drain and close it (its runner too), then open and start this set;
+        a stream of the same name numbers its frames on and keeps its Metrics."""
+        old.drain(15.0)
+        old.close()
+        self.finish(after=old)
+        self.start()
+
+    def check(self) -> Dict[str, Any]:
+        """Build everything (the runner activated once), describe it and close it: ``jetseg run --check``."""
+        self.build()
+        try:
+            backend = self.runner.describe()
+        finally:
+            self.close()
+        streams = {name: {"source": parts.reader.source.uri, "live": parts.reader.live,
+                          "sinks": [sink for sink, _ in parts.sinks]}
+                   for name, parts in self.parts.items() if parts.reader is not None}
+        return redact_data({"ok": True, "model": str(self.bundle.path), "precision": self.bundle.precision,
+                            "backend": backend, "streams": streams, "config": self.config.to_dict()})
 
     def health(self) -> Dict[str, Any]:
         """``{"status": the worst stream's, "streams": {name: that stream's health()}}``."""
