@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from types import ModuleType
 from typing import Dict
 
@@ -51,7 +52,12 @@ def available(name: str) -> bool:
 
 
 def require(name: str, purpose: str = "") -> ModuleType:
-    """Import ``name`` or raise a DependencyError naming what needs it and how to install it."""
+    """Import ``name`` or raise a DependencyError naming what needs it and how to install it.
+
+    A module another thread is importing right now (two streams opening their first synthetic source) is
+    waited for, not looked up: mid-import, its spec can be missing and it would read as not installed."""
+    if name in sys.modules:
+        return importlib.import_module(name)  # takes the module's import lock: returns it initialised
     if not available(name):
         top = name.split(".")[0]
         hint = HINTS.get(top, "pip install " + top)

@@ -4,9 +4,8 @@
   :class:`~jetseg.jetson.daemon.config.DaemonConfig` with :mod:`jetseg.jetson.daemon.assembly`.
 - SIGTERM / SIGINT: stop capturing, drain the frames in flight, close the sinks (recordings are finalised
   so they play), exit 0. A second signal skips the drain.
-- The signal handlers only set a flag and write one byte to a self-pipe that wakes the main loop; the main
-  loop does the work. A handler that takes a lock (``threading.Event.set()``) deadlocks when its signal
-  lands while the main thread holds that lock, which a storm of SIGHUPs finds within seconds.
+- The signal handlers only set a flag and write one byte to a self-pipe that wakes the main loop, which does the
+  work: a handler that takes a lock (``Event.set()``) deadlocks when its signal lands while that lock is held.
 - SIGHUP: reload the config file (CLI flags still override it), build a new set of parts (the unchanged
   ones are taken over) and swap it in; a bad file or a part that cannot be built is reported and the
   daemon keeps running on the old set.
@@ -19,97 +18,32 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import os
 import select
 import signal
-import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Union
 
 from jetseg.errors import JetsegError, SinkError
 from jetseg.jetson.daemon.assembly import Assembly, build, close_quietly, finish
-from jetseg.jetson.daemon.config import ConfigError, DaemonConfig
+from jetseg.jetson.daemon.config import DaemonConfig
+from jetseg.jetson.daemon.streams import StreamSet, check_same_mode
+from jetseg.jetson.daemon.support import (  # noqa: F401 (sd_notify etc.: public here too)
+    apply_logging,
+    load_hook,
+    log_status_line,
+    lost_frames_message,
+    poke,
+    sd_notify,
+    watchdog_interval,
+)
 from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.pipeline import Pipeline
 from jetseg.redact import redact_data
 
 log = logging.getLogger("jetseg.daemon")
-
-
-# ====================================================================== systemd notification
-def sd_notify(message: str) -> bool:
-    """Send ``message`` (``READY=1``, ``WATCHDOG=1``, ...) to systemd's ``$NOTIFY_SOCKET``; False if not under
-    systemd (or it could not be reached)."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return False
-    if address.startswith("@"):  # abstract namespace socket
-        address = "\0" + address[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.connect(address)
-            sock.sendall(message.encode("utf-8"))
-    except OSError as exc:
-        log.debug("sd_notify(%s) failed: %s", message.split("\n")[0], exc)
-        return False
-    return True
-
-
-def watchdog_interval() -> Optional[float]:
-    """Half of systemd's ``WatchdogSec`` (from ``$WATCHDOG_USEC``) when the watchdog is meant for this process."""
-    usec = os.environ.get("WATCHDOG_USEC")
-    pid = os.environ.get("WATCHDOG_PID")
-    if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
-        return None
-    try:
-        return max(0.05, int(usec) / 2e6)
-    except ValueError:
-        return None
-
-
-# ====================================================================== helpers
-def _poke(fd: int) -> None:
-    """Write one byte to the wake-up pipe ``fd`` (safe inside a signal handler: one system call, no lock)."""
-    try:
-        os.write(fd, b"\0")
-    except BlockingIOError:
-        pass  # the pipe is full: the main loop is already woken
-
-
-def load_hook(target: str) -> Callable[[], Dict[str, float]]:
-    """Import ``"package.module:function"`` (the device telemetry hook)."""
-    module, _, attr = target.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError("config field 'device.telemetry' is %r; cannot import it (%s); expected "
-                          "\"package.module:function\"" % (target, exc)) from None
-    if not callable(fn):
-        raise ConfigError("config field 'device.telemetry' is %r, which is not callable" % target)
-    return fn
-
-
-def lost_frames_message(lost: Dict[str, Tuple[int, int]]) -> str:
-    """The one line at exit for sinks that lost frames to failures (``{sink: (lost, given)}``)."""
-    parts = []
-    for name, (count, given) in lost.items():
-        if count >= given:
-            parts.append("sink %s failed on every frame (%d errors); nothing was written there" % (name, count))
-        else:
-            parts.append("sink %s lost %d of %d frames" % (name, count, given))
-    return "; ".join(parts) + "; see the log above"
-
-
-def apply_logging(config: DaemonConfig, verbose: bool = False) -> None:
-    """Configure the ``jetseg`` logger from the config's logging section (JSON lines, level)."""
-    from jetseg.log import setup_logging
-
-    setup_logging(verbose=verbose or config.logging.level == "debug", json_lines=config.logging.json)
-    if not verbose and config.logging.level in ("warning", "error"):
-        logging.getLogger("jetseg").setLevel(config.logging.level.upper())
 
 
 # ====================================================================== the daemon
@@ -125,9 +59,6 @@ class Daemon:
 
     def __init__(self, config: DaemonConfig, config_path: Optional[str] = None,
                  reload_config: Optional[Callable[[], DaemonConfig]] = None) -> None:
-        if config.sources:
-            raise ConfigError("'sources:' (several streams) runs with 'jetseg bench --streams' and "
-                              "jetseg.jetson.daemon.streams.run_streams; the daemon runs one 'source:' today")
         self.config = config
         self.config_path = config_path
         self._reload_config = reload_config
@@ -136,6 +67,10 @@ class Daemon:
         self.metrics = Metrics(device_telemetry=self._telemetry_hook(config.device.telemetry),
                                stale_after_s=config.source.stall_timeout_s)
         self.parts = Assembly(config)  # what is open; replaced by start() and by each reload
+        # With 'sources:' the streams run as a StreamSet instead (self.parts stays unused); each stream's
+        # Metrics outlives reloads like self.metrics does, so its counters and frame numbers go on.
+        self.streams: Optional[StreamSet] = None
+        self.stream_metrics: Dict[str, Metrics] = {}
         # Plain flags, set by the signal handlers and request_*(): no locks (a handler may interrupt the main
         # thread anywhere); the self-pipe wakes the main loop's select().
         self._stopping = False
@@ -164,6 +99,9 @@ class Daemon:
         """Build and start everything; on failure, close what was opened and raise. Frames are numbered on
         from the assembly this one replaces (a restart after a failed reload)."""
         config = self.config
+        if config.sources:
+            self._start_streams(self.streams)
+            return
         previous = self.parts.reader
         self.parts = parts = build(config, self.metrics)  # kept even on failure: it says what was closed
         try:
@@ -173,18 +111,53 @@ class Daemon:
         except BaseException:
             parts.close()
             raise
-        if self._sampler is not None and not self._sampler_started:
-            self._sampler.start()
-            self._sampler_started = True
+        self._start_sampler()
         log.info("running %s on %s: %s -> %s", parts.bundle.name, config.backend.name, config.source.uri,
                  ", ".join(s.uri for s in config.sinks),
                  extra={"fields": {"event": "started", "model": str(parts.bundle.path),
                                    "backend": config.backend.name, "source": config.source.uri}})
 
+    def _new_streams(self, config: DaemonConfig) -> StreamSet:
+        """A StreamSet for ``config``; a stream keeps the Metrics of the running one of the same name."""
+        return StreamSet(config, metrics=self.stream_metrics, device_telemetry=self.metrics.device_telemetry)
+
+    def _start_streams(self, previous: Optional[StreamSet]) -> None:
+        """Build, open and start ``sources:`` (frames numbered on from ``previous``); on failure close, raise."""
+        config = self.config
+        streams = self._new_streams(config).build()
+        self.streams = streams
+        try:
+            streams.finish(after=previous)
+            streams.start()
+        except BaseException:
+            streams.close()
+            raise
+        self.stream_metrics = streams.metrics
+        self._start_sampler()
+        log.info("running %s on %s: %d streams (%s), batch %s", streams.bundle.name, config.backend.name,
+                 len(streams.streams), ", ".join(s.name for s in streams.streams), streams.batcher.max_batch
+                 if streams.batcher is not None else "-",
+                 extra={"fields": {"event": "started", "model": str(streams.bundle.path),
+                                   "backend": config.backend.name,
+                                   "streams": {s.name: s.uri for s in streams.streams}}})
+
+    def _start_sampler(self) -> None:
+        if self._sampler is not None and not self._sampler_started:
+            self._sampler.start()
+            self._sampler_started = True
+
+    def health(self) -> Dict[str, Any]:
+        """:meth:`Metrics.health`, or with ``sources:`` :meth:`StreamSet.health` (``streams: {name: health}``)."""
+        if self.streams is not None:
+            return self.streams.health()
+        return self.metrics.health()
+
     def check(self) -> Dict[str, Any]:
         """Validate everything without running: sink and source URIs, the source's own preflight (a capture
         device that does not exist), the bundle, the backend (activated once)."""
         config = self.config
+        if config.sources:
+            return self._new_streams(config).check()
         parts = build(config, self.metrics)
         try:
             assert parts.reader is not None
@@ -239,12 +212,12 @@ class Daemon:
         # fd to -1): no lock needed, and none may be taken here.
         fd = self._wake_w
         if fd >= 0:
-            _poke(fd)
+            poke(fd)
 
     def _wake(self) -> None:
         with self._wake_lock:
             if self._wake_w >= 0:
-                _poke(self._wake_w)
+                poke(self._wake_w)
 
     def _sleep(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for a signal or a request, then empty the wake-up pipe."""
@@ -274,7 +247,7 @@ class Daemon:
         SinkError when a sink lost frames to failures: every frame, or some (how many); the command then exits
         non-zero.
         """
-        if self.parts.pipeline is None:
+        if self.parts.pipeline is None and self.streams is None:
             self.start()
         sd_notify("READY=1\nSTATUS=running")
         watchdog = watchdog_interval()
@@ -285,11 +258,10 @@ class Daemon:
                     self._reload_pending = False  # signals during the reload ask for one more
                     self.reload()
                     continue  # a stop that came meanwhile goes first
-                pipeline = self.parts.pipeline
-                assert pipeline is not None
-                if not pipeline.running:
-                    pipeline.wait()  # raises the stage failure, if any
-                    self.exit_reason = self.exit_reason or self._finished_reason(pipeline)
+                active = self._active()
+                if not active.running:
+                    active.wait()  # raises the stage failure, if any
+                    self.exit_reason = self.exit_reason or self._finished_reason(active)
                     break
                 now = time.monotonic()
                 if watchdog is not None and now >= next_ping:
@@ -304,12 +276,21 @@ class Daemon:
         finally:
             self.shutdown()
             self._close_wakeup()
-        lost = self.metrics.lost_frames()
+        lost = self.streams.lost_frames() if self.streams is not None else self.metrics.lost_frames()
         if lost:
             raise SinkError(lost_frames_message(lost))
         return 0
 
-    def _finished_reason(self, pipeline: Pipeline) -> str:
+    def _active(self) -> Union[Pipeline, StreamSet]:
+        """What runs: the StreamSet (``sources:``) or the one pipeline; both have running, wait, stop, abort."""
+        if self.streams is not None:
+            return self.streams
+        assert self.parts.pipeline is not None
+        return self.parts.pipeline
+
+    def _finished_reason(self, pipeline: Union[Pipeline, StreamSet]) -> str:
+        if isinstance(pipeline, StreamSet):
+            return pipeline.finished_reason()
         if pipeline.reader.state == "ended":
             return "source ended"
         if pipeline.max_frames is not None and pipeline.captured >= pipeline.max_frames:
@@ -319,18 +300,24 @@ class Daemon:
     def alive(self) -> bool:
         """For the watchdog: every pipeline thread is alive and none is stuck (a capture thread blocked while
         reconnecting a source does not count)."""
+        limit = max(5.0, 2 * (watchdog_interval() or 2.5))
+        if self.streams is not None:
+            return self.streams.responsive(limit)
         pipeline = self.parts.pipeline
         if pipeline is None:
             return False
-        limit = max(5.0, 2 * (watchdog_interval() or 2.5))
         return pipeline.responsive(limit)
 
     def shutdown(self) -> None:
         """Stop capture, drain, close sinks (finalising recordings), source and runner."""
         sd_notify("STOPPING=1")
         parts = self.parts
-        pipeline = parts.pipeline
-        if pipeline is not None:
+        pipeline: Any = self.streams if self.streams is not None else parts.pipeline
+        if self.streams is not None:
+            if not self.streams.drain(30.0, give_up=lambda: self._force):
+                log.warning("streams did not drain%s; dropped frames in flight",
+                            " (second signal)" if self._force else " within 30 s")
+        elif pipeline is not None:
             pipeline.stop()
             deadline = time.monotonic() + 30.0
             while not self._force and time.monotonic() < deadline:
@@ -348,33 +335,40 @@ class Daemon:
                     pipeline.wait(timeout=5.0)
                 except BaseException as exc:  # reported already; shutting down anyway
                     log.debug("pipeline abort: %s", exc)
-        self.metrics.stopped = True
         # A finite source that reached its end stays "ended" (the web viewer tells its pages "source ended").
-        self.metrics.set_source_state("ended" if self.exit_reason == "source ended" else "stopped")
+        state = "ended" if self.exit_reason == "source ended" else "stopped"
+        for metrics in [self.metrics] + list(self.stream_metrics.values()):
+            metrics.stopped = True
+            metrics.set_source_state(state)
+        if self.streams is not None:
+            self.streams.close()
         parts.close()
         if self._sampler_started:
             close_quietly(self._sampler.stop, "telemetry sampler")
             self._sampler_started = False
         summary = pipeline.summary() if pipeline is not None else {}
-        log.info("stopped (%s): %d frames", self.exit_reason or "done", self.metrics.frames,
+        frames = summary["frames"] if self.streams is not None else self.metrics.frames
+        log.info("stopped (%s): %d frames", self.exit_reason or "done", frames,
                  extra={"fields": {"event": "stopped", "reason": self.exit_reason,
-                                   "frames": self.metrics.frames, "dropped": summary.get("dropped"),
+                                   "frames": frames, "dropped": summary.get("dropped"),
                                    "sinks": {k: {"written": v["written"], "dropped": v["dropped"]}
                                              for k, v in summary.get("sinks", {}).items()}}})
 
     def log_status(self) -> None:
+        """One status line (with ``sources:``, one per stream, its name first)."""
+        if self.streams is not None:
+            for name, metrics in self.streams.metrics.items():
+                log_status_line(metrics, "stream %s: " % name, {"stream": name})
+            health = self.streams.health()
+            frames = sum(h["frames"] for h in health["streams"].values())
+            fps = sum(h["fps"] for h in health["streams"].values())
+            sd_notify("STATUS=%s, %d streams, %.1f fps, %d frames" % (health["status"], len(health["streams"]),
+                                                                      fps, frames))
+            return
+        log_status_line(self.metrics, "", {})
         stats = self.metrics.stats(recent=True)
-        e2e = stats["latency_ms"]["capture_to_sink"]
-        health = self.metrics.health()
-        log.info("%s: %.1f fps, capture-to-sink p50 %s ms p95 %s ms, %d frames, dropped %s, source %s",
-                 health["status"], stats["fps"], e2e.get("p50", "-"), e2e.get("p95", "-"), stats["frames"],
-                 stats["dropped"], stats["source_state"],
-                 extra={"fields": {"event": "status", "status": health["status"], "fps": stats["fps"],
-                                   "frames": stats["frames"], "latency_ms": e2e, "dropped": stats["dropped"],
-                                   "sinks": {k: {"written": v["written"], "dropped": v["dropped"],
-                                                 "errors": v["errors"]} for k, v in stats["sinks"].items()},
-                                   "source_state": stats["source_state"], "reasons": health["reasons"]}})
-        sd_notify("STATUS=%s, %.1f fps, %d frames" % (health["status"], stats["fps"], stats["frames"]))
+        sd_notify("STATUS=%s, %.1f fps, %d frames" % (self.metrics.health()["status"], stats["fps"],
+                                                      stats["frames"]))
 
     # ------------------------------------------------------------------ reload (SIGHUP)
     def reload(self) -> bool:
@@ -385,7 +379,9 @@ class Daemon:
         try:
             new = self._reload_config() if self._reload_config else (
                 DaemonConfig.load(self.config_path) if self.config_path else self.config)
-            fresh = build(new, self.metrics, reuse=self.parts)
+            check_same_mode(self.config, new)
+            fresh: Any = self._new_streams(new).build() if new.sources else build(new, self.metrics,
+                                                                                   reuse=self.parts)
         except Exception as exc:  # anything the new parts raise: reported, the running set keeps running
             reason = str(exc) if isinstance(exc, JetsegError) else "%s: %s" % (type(exc).__name__, exc)
             log.error("reload failed, keeping the running configuration: %s", reason.splitlines()[0] if reason
@@ -413,8 +409,11 @@ class Daemon:
         sd_notify("READY=1")
         return True
 
-    def _swap(self, fresh: Assembly) -> None:
+    def _swap(self, fresh: Any) -> None:
         """Drain the running pipeline, close the parts ``fresh`` does not take over, start ``fresh``."""
+        if isinstance(fresh, StreamSet):
+            self._swap_streams(fresh)
+            return
         old = self.parts
         pipeline = old.pipeline
         if pipeline is not None:
@@ -433,8 +432,16 @@ class Daemon:
         assert fresh.pipeline is not None
         fresh.pipeline.start()
 
+    def _swap_streams(self, fresh: StreamSet) -> None:
+        assert self.streams is not None
+        old, self.streams, self.config = self.streams, fresh, fresh.config
+        fresh.take_over(old)
+        self.stream_metrics = fresh.metrics
+
     def _restart(self, config: DaemonConfig) -> None:
         """Close everything and start again from ``config`` (raises if even that fails)."""
+        if self.streams is not None:
+            self.streams.close()
         pipeline = self.parts.pipeline
         if pipeline is not None and pipeline.running:
             pipeline.abort()

@@ -28,7 +28,9 @@ def test_every_frame_of_every_stream_goes_through_one_batched_runner(tiny_bundle
     assert summary["backend"]["backend"] == "onnxrt"
 
 
-def test_each_stream_has_its_own_metrics_and_health(tiny_bundle):
+def test_each_stream_has_its_own_metrics_and_health_and_one_exposition_labels_every_series(tiny_bundle):
+    from prometheus_client.parser import text_string_to_metric_families
+
     config = _config(tiny_bundle, {"a": "synthetic://ultrasound?frames=3", "b": "synthetic://endoscopy?frames=5"})
     streams = StreamSet(config, tiny_bundle).open()
     try:
@@ -40,10 +42,21 @@ def test_each_stream_has_its_own_metrics_and_health(tiny_bundle):
     assert set(health["streams"]) == {"a", "b"}
     assert health["streams"]["a"]["frames"] == 3 and health["streams"]["b"]["frames"] == 5
     assert streams.metrics["b"].info["stream"] == "b"
-    assert b'stream="a"' in streams.metrics["a"].exposition()[0]
+    payload = streams.metrics["a"].exposition()[0]
+    assert b'jetseg_frames_processed_total{stream="a"}' in streams.metrics["b"].exposition()[0]  # b's serves a's
+    assert payload.count(b"# HELP jetseg_frames_processed_total") == 1  # one registry, not one per stream
+    families = {f.name: f for f in text_string_to_metric_families(payload.decode())}
+    frames = {s.labels["stream"]: s.value for s in families["jetseg_frames_processed"].samples
+              if s.name.endswith("_total")}
+    assert frames == {"a": 3.0, "b": 5.0}
+    for name in ("jetseg_stage_latency_seconds", "jetseg_source_state", "jetseg_info", "jetseg_fps"):
+        assert {s.labels.get("stream") for s in families[name].samples} == {"a", "b"}, name
+    stages = {(s.labels["stream"], s.labels["stage"]) for s in families["jetseg_stage_latency_seconds"].samples}
+    assert ("a", "infer") in stages and ("b", "infer") in stages
 
 
 def test_a_stream_without_an_end_is_refused(tiny_bundle):
     config = _config(tiny_bundle, {"a": "synthetic://ultrasound?frames=3", "live": "synthetic://ultrasound"})
     with pytest.raises(PipelineError, match=r"stream live \(synthetic://ultrasound\) has no end"):
         run_streams(config, tiny_bundle)
+

@@ -48,11 +48,3 @@ def test_errors_name_the_stream_field_and_the_expected_value(data, message):
     with pytest.raises(ConfigError) as info:
         DaemonConfig.from_dict(data)
     assert message in str(info.value)
-
-
-def test_the_daemon_refuses_sources_it_does_not_run_yet():
-    from jetseg.jetson.daemon.service import Daemon
-
-    config = DaemonConfig.from_dict({"sources": {"a": "synthetic://ultrasound", "b": "synthetic://endoscopy"}})
-    with pytest.raises(ConfigError, match=r"'sources:' \(several streams\) runs with 'jetseg bench --streams'"):
-        Daemon(config)
