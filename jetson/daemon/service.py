@@ -9,8 +9,7 @@
 - SIGHUP: reload the config file (CLI flags still override it), build a new set of parts (the unchanged
   ones are taken over) and swap it in; a bad file or a part that cannot be built is reported and the
   daemon keeps running on the old set.
-- A lost live source does not stop the daemon: ``/health`` says degraded while the source (the source
-  layer, not the daemon) reconnects with backoff.
+- A lost live source does not stop the daemon: ``/health`` says degraded while the source reconnects.
 - systemd: ``READY=1`` once running, ``WATCHDOG=1`` while every pipeline thread is alive and not stuck,
   ``RELOADING=1`` / ``STOPPING=1``, ``STATUS=...``; sent to ``$NOTIFY_SOCKET`` with the stdlib socket module.
 - A finite source (a file, a DICOM cine, ``synthetic://...?frames=N``) ends the run cleanly at its end.
