@@ -16,13 +16,17 @@ for folder, name in FOLDERS.items():
     package_dir[name] = folder
     packages.append(name)
     packages += [name + "." + sub for sub in find_packages(folder)]
+# Folders of data only (no __init__.py): declared as packages so that setuptools ships their files.
+packages += ["jetseg.jetson.service", "jetseg.models.bundles"]
 
 setup(
+    license="Apache-2.0",  # here, not in pyproject: the SPDX string there needs setuptools>=77, which Python 3.8 lacks
     package_dir=package_dir,
     packages=packages,
     include_package_data=True,
     package_data={
-        "jetseg.models": ["bundles/*/*", "bundles/*/*/*"],
-        "jetseg.jetson": ["web/*", "service/*"],
+        "jetseg.models.bundles": ["*/*", "*/*/*"],
+        "jetseg.jetson.web": ["*.html", "*.js", "*.css"],
+        "jetseg.jetson.service": ["*"],
     },
 )

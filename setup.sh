@@ -9,7 +9,7 @@
 #   ./setup.sh test-device  on a Jetson: `jetseg doctor`, `jetseg selftest` and the on-device tests (markers
 #                           jetson, trt, gpu), each run whatever the others did; one summary; non-zero if any failed
 #
-# On x86 hosts: CPU PyTorch (torch==2.13.0), ONNX Runtime, OpenVINO (the openvino backend), OpenCV headless from PyPI, and the apt packages
+# On x86 hosts: CPU PyTorch (torch==2.13.0), ONNX Runtime, OpenVINO (the openvino backend; nncf for its own INT8), OpenCV headless from PyPI, and the apt packages
 # the tests use (ffmpeg, GStreamer tools, chromium). On a Jetson (/etc/nv_tegra_release): a venv with
 # --system-site-packages so that JetPack's TensorRT bindings and GStreamer-enabled OpenCV are used; never
 # OpenCV or TensorRT from pip there.
@@ -60,7 +60,7 @@ JP5_CONSTRAINTS="$ROOT/requirements/jetpack5.txt"
 #: polygraphy: NVIDIA's cross-check of jetseg's engines in the on-device tests (tests/jetson/trt/test_polygraphy.py).
 JETSON_PY_PACKAGES="numpy PyYAML packaging onnx pydicom nibabel tqdm prometheus-client matplotlib psutil pytest polygraphy"
 
-APT_PACKAGES="ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav chromium"
+APT_PACKAGES="ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav chromium dicom3tools"
 
 #: apt-get waits this long (seconds) for the dpkg lock: on a Jetson's first boot unattended-upgrades holds it.
 APT_LOCK_TIMEOUT=600
@@ -131,7 +131,7 @@ install_x86() {
         $pip install -q torch==2.13.0
     fi
     say "pip: jetseg and its extras"
-    $pip install -q -e ".[onnx,openvino,opencv,scans,runtime,bench,train,dev,serve]"
+    $pip install -q -e ".[onnx,openvino,opencv,scans,monai,runtime,bench,train,dev,serve]"
     # jetseg serve: the tritonserver binary of NVIDIA's PyTriton wheel (x86_64 only). Without its dependencies:
     # it pins numpy<2, and jetseg uses only the binary, the Python backend and its stubs (docs/scale.md).
     $pip install -q --no-deps "nvidia-pytriton>=0.5"
@@ -379,6 +379,12 @@ test_device() {
     # -rP prints each passing test's output: Dice per engine, the DLA placement report.
     run_device_check "on-device pytest" "$out/pytest.log" "$VENV/bin/python" -m pytest -m "jetson or trt or gpu" -rP \
         --junitxml "$out/pytest-junit.xml" "$@"
+    # One report: pytest's results (passed, failed with the message, skipped with the reason) join selftest's in
+    # report.md/json. Exit 1 only says that some check failed (counted above); anything else is a broken merge.
+    local merge_rc=0
+    say "test-device: merging the on-device pytest results into $out/report.md"
+    "$VENV/bin/jetseg" selftest --out "$out" --merge-junit "$out/pytest-junit.xml" >"$out/merge.log" 2>&1 || merge_rc=$?
+    if [ "$merge_rc" -gt 1 ]; then DEVICE_RESULTS+=("report merge|$merge_rc|$out/merge.log"); fi
     local summary="$out/summary.md" entry name rc log nfailed=0
     {
         echo "# jetseg test-device summary"
@@ -392,11 +398,13 @@ test_device() {
             if [ "$rc" = 0 ]; then echo "| $name | $rc | passed | $log |"; else echo "| $name | $rc | FAILED | $log |"; fi
         done
         echo
-        echo "Reports: selftest $out/report.md and $out/report.json; on-device pytest $out/pytest-junit.xml."
+        echo "Report: $out/report.md and $out/report.json (every selftest check and every on-device test, with"
+        echo "messages and skip reasons, and the machine: L4T, JetPack, TensorRT, CUDA, power mode, clocks); pytest's"
+        echo "own file: $out/pytest-junit.xml; engine build logs: $out/build-logs/."
         for log in "$out/report.md" "$out/report.json" "$out/pytest-junit.xml"; do
             if [ ! -f "$log" ]; then echo "Missing: $log (its command failed before writing it; see its log)."; fi
         done
-        echo "Send them: open a GitHub issue and attach the folder $out (zip it) with this summary."
+        echo "Send them: open an issue in jetseg's GitHub repository and attach the folder $out (zipped) with this summary."
     } >"$summary"
     for entry in "${DEVICE_RESULTS[@]}"; do
         IFS='|' read -r name rc log <<<"$entry"

@@ -111,12 +111,19 @@ class Browser:
         self.close()
         raise JetsegError("chromium did not open its DevTools port within %.0f s" % self.timeout_s)
 
+    def _about(self) -> Dict[str, Any]:
+        """DevTools' ``/json/version``: the browser's version and its websocket."""
+        with urllib.request.urlopen("http://127.0.0.1:%d/json/version" % self.port, timeout=self.timeout_s) as resp:
+            return dict(json.loads(resp.read()))
+
+    def version(self) -> str:
+        """The browser's name and version, e.g. ``Chrome/120.0.6099.224`` (HeadlessChrome for headless)."""
+        return str(self._about().get("Browser", "unknown"))
+
     def open(self, url: str) -> Tab:
         """A new window at ``url`` (each its own window: a background tab is hidden and draws nothing)."""
         if self._browser is None:
-            with urllib.request.urlopen("http://127.0.0.1:%d/json/version" % self.port,
-                                        timeout=self.timeout_s) as resp:
-                self._browser = Tab(json.loads(resp.read())["webSocketDebuggerUrl"], self.timeout_s)
+            self._browser = Tab(self._about()["webSocketDebuggerUrl"], self.timeout_s)
         target = self._browser.call("Target.createTarget", url=url, newWindow=True)["targetId"]
         tab = Tab("ws://127.0.0.1:%d/devtools/page/%s" % (self.port, target), self.timeout_s)
         self.tabs.append(tab)

@@ -33,8 +33,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
+from jetseg.benchmarks.inputs import FrameRois
 from jetseg.benchmarks.timing import cycling, measure, measure_paced, summarize
 from jetseg.errors import JetsegError
+from jetseg.jetson.frames.roi import RoiMode
 
 log = logging.getLogger("jetseg.bench")
 
@@ -82,9 +84,10 @@ def _segments(total: int, count: int) -> List[int]:
     return [total // count + (1 if i < total % count else 0) for i in range(count)]
 
 
-def run_e2e(rows: Sequence[Any], data: Any, frames: Sequence[Any], settings: Any,
+def run_e2e(rows: Sequence[Any], data: Any, frames: Sequence[Any], rois: FrameRois, settings: Any,
             samples: Dict[str, List[float]]) -> List[Dict[str, Any]]:
-    """One end-to-end row per runner row (batch 1); capture-to-sink latencies go into ``samples``."""
+    """One end-to-end row per runner row (batch 1); capture-to-sink latencies go into ``samples``. The
+    pipeline decides its ROI with ``rois.mode`` (the mode the bench's other rows were cropped by)."""
     from jetseg.benchmarks.plots import row_label
 
     if not isinstance(data, str):
@@ -92,13 +95,13 @@ def run_e2e(rows: Sequence[Any], data: Any, frames: Sequence[Any], settings: Any
                           "frames already read")
     out = []
     for row in rows:
-        item, latencies = _e2e_row(row, data, frames, settings)
+        item, latencies = _e2e_row(row, data, frames, rois, settings)
         out.append(item)
         samples[row_label(item)] = latencies
     return out
 
 
-def _pipeline_run(row: Any, uri: str, options: Dict[str, Any], count: int,
+def _pipeline_run(row: Any, uri: str, options: Dict[str, Any], count: int, roi: RoiMode,
                   realtime: bool = False) -> Tuple[Dict[str, Any], Any]:
     """One run of the daemon pipeline on the row's activated runner into ``null://``: its summary and metrics."""
     from jetseg.jetson.daemon.assembly import run_pipeline
@@ -106,7 +109,7 @@ def _pipeline_run(row: Any, uri: str, options: Dict[str, Any], count: int,
 
     metrics = Metrics(info={"model": row.name, "backend": row.backend, "source": uri})
     summary = run_pipeline(row.bundle, uri, ["null://"], runner=row.runner, max_frames=count,
-                           source_options=options, realtime=realtime, metrics=metrics)
+                           source_options=options, realtime=realtime, metrics=metrics, roi=roi)
     return summary, metrics
 
 
@@ -119,8 +122,9 @@ def _dropped(runs: Sequence[Dict[str, Any]]) -> Dict[str, int]:
     return out
 
 
-def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple[Dict[str, Any], List[float]]:
-    step = cycling(row.runner.infer, [row.bundle.spec.preprocess(f.image) for f in frames])
+def _e2e_row(row: Any, data: str, frames: Sequence[Any], rois: FrameRois,
+             settings: Any) -> Tuple[Dict[str, Any], List[float]]:
+    step = cycling(row.runner.infer, rois.inputs(row.bundle.spec, frames))
     warm = measure(step, warmup=settings.warmup, min_time=0.0, min_runs=max(3, settings.warmup))
     segments = _segments(settings.e2e_frames, settings.e2e_segments)
     log.info("end-to-end: %s on %s, %d frames in %d segment(s) from %s, alternating with bare runner timing",
@@ -140,7 +144,7 @@ def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple
     for count in segments:
         bare(count)
         source = e2e_source(data, count)
-        summary, metrics = _pipeline_run(row, source["uri"], source["options"], count)
+        summary, metrics = _pipeline_run(row, source["uri"], source["options"], count, rois.mode)
         if summary["frames"] < 2 or summary["fps"] <= 0:
             raise JetsegError("the end-to-end run of %s delivered %d frame(s); give a source with at least 2 "
                               "frames" % (row.name, summary["frames"]))
@@ -170,17 +174,19 @@ def _e2e_row(row: Any, data: str, frames: Sequence[Any], settings: Any) -> Tuple
         # work per frame outside the model (capture, preprocess, postprocess, sink) relative to inference
         "pipeline_overhead_ratio": round(outside / infer_ms, 5) if infer_ms else None,
         "source": e2e_source(data, settings.e2e_frames), "runner": row.runner.describe(),
+        "roi": {"mode": rois.mode, "roi": runs[-1].get("roi")},  # the box the pipeline decided on the stream
     }
     if e2e_fps > bare_stats.fps:
         item["pipeline_efficiency_note"] = ("above 1 is measurement noise (runs ranged %.3f-%.3f), not a gain: "
                                             "the pipeline cannot be faster than its model" % (min(seg_eff),
                                                                                               max(seg_eff)))
     if settings.e2e_fps:
-        item["paced"] = _paced(row, data, settings, bare_stats, step)
+        item["paced"] = _paced(row, data, rois.mode, settings, bare_stats, step)
     return item, lat.samples_ms
 
 
-def _paced(row: Any, data: str, settings: Any, bare: Any, step: Callable[[], Any]) -> Dict[str, Any]:
+def _paced(row: Any, data: str, roi: RoiMode, settings: Any, bare: Any,
+           step: Callable[[], Any]) -> Dict[str, Any]:
     """The paced latency run (see the module docstring): bare runner calls at the same rate, then the pipeline,
     in ``PACED_SEGMENTS`` alternations, and bare calls again (a drift of the machine's speed hits both)."""
     total = settings.e2e_paced_frames
@@ -193,7 +199,8 @@ def _paced(row: Any, data: str, settings: Any, bare: Any, step: Callable[[], Any
     runs: List[Dict[str, Any]] = []
     samples: Dict[str, List[float]] = {"to_mask": [], "to_sink": [], "source_delay": [], "around_model": []}
     for count in segments:
-        summary, metrics = _pipeline_run(row, source["uri"], source["options"], count, source["reader_realtime"])
+        summary, metrics = _pipeline_run(row, source["uri"], source["options"], count, roi,
+                                         source["reader_realtime"])
         runs.append(summary)
         samples["to_mask"] += list(metrics.to_mask.values())
         samples["to_sink"] += [v for r in metrics.e2e.values() for v in r.values()]

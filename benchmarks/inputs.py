@@ -1,25 +1,37 @@
 """What ``jetseg bench`` measures on, checked before any timing: the frames (read once through the source
-layer; a live source only with a bound) and the bundles (every candidate must be the reference's model)."""
+layer; a live source only with a bound), the ROI each file is cropped to (decided as ``calibrate`` and
+``run`` decide it) and the bundles (every candidate must be the reference's model)."""
 from __future__ import annotations
 
 import time
-from typing import Any, List, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
 
 from jetseg.bundle import Bundle
 from jetseg.errors import JetsegError
+from jetseg.jetson.frames.roi import Roi, RoiError, RoiMode, RoiPolicy, calibrated_mode, rois_per_file
+from jetseg.spec import Spec
+
+#: ``--roi`` of bench (and its default): the mode the bundles were calibrated with, else ``spec``
+BUNDLE = "bundle"
 
 #: How long a live --data source may stay silent while bench reads its frames.
 LIVE_TIMEOUT_S = 30.0
 
 
 def check_same_task(reference: Bundle, candidates: Sequence[Bundle]) -> None:
-    """Refuse candidates whose spec turns frames into other inputs or other classes than the reference's:
-    their Dice against it would be meaningless."""
+    """Refuse candidates whose spec turns frames into other inputs, another task or other outputs than the
+    reference's: their scores against it would be meaningless."""
     ref = reference.spec
+    ref.require_task("jetseg bench", "segmentation", "enhancement")  # registration: docs/tasks.md
     for cand in candidates:
         spec = cand.spec
-        for what, mine, theirs in (("classes", spec.classes, ref.classes),
+        for what, mine, theirs in (("task", spec.task, ref.task),
+                                   ("classes", spec.classes, ref.classes),
                                    ("output.kind", spec.output.kind, ref.output.kind),
+                                   ("enhancement", spec.enhancement, ref.enhancement),
                                    ("input.size", list(spec.input.size), list(ref.input.size)),
                                    ("input.channels", spec.input.channels, ref.input.channels),
                                    ("input.color_order", spec.input.color_order, ref.input.color_order),
@@ -58,3 +70,74 @@ def load_frames(data: str, count: int, live_ok: bool = False) -> List[Any]:
     if not frames:
         raise JetsegError("source %s delivered no frames; give a source with at least one frame" % data)
     return frames
+
+
+@dataclass
+class FrameRois:
+    """The ROI of every benchmark frame, decided once per file.
+
+    Attributes:
+        asked: ``--roi`` as given (``bundle``, ``auto``, ``spec``, ``none`` or ``[x, y, w, h]``).
+        mode: the mode used (``bundle`` resolved to what the bundles were calibrated with).
+        how: why that mode (``as given``, ``as <bundle> was calibrated``, ``no bundle records one``).
+        boxes: ``(x, y, w, h)`` per frame, in the frames' order.
+        files: per file ``{"roi", "frame", "how"}``, as calibration.json records them.
+    """
+
+    asked: RoiMode
+    mode: RoiMode
+    how: str
+    boxes: List[Roi] = field(default_factory=list)
+    files: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+    def record(self) -> Dict[str, Any]:
+        """What report.json's ``roi`` holds."""
+        return {"asked": self.asked, "mode": self.mode, "how": self.how, "files": self.files}
+
+    def inputs(self, spec: Spec, frames: Sequence[Any]) -> List[np.ndarray]:
+        """Each frame through ``spec.preprocess`` cropped to its ROI: ``(1, C, H, W) float32`` per frame."""
+        return [spec.preprocess(f.image, roi=box) for f, box in zip(frames, self.boxes)]
+
+    def labels(self, spec: Spec, frames: Sequence[Any]) -> List[Any]:
+        """Each frame's label cropped and resized like its input (None where a frame has none)."""
+        return [spec.preprocess_mask(f.label, roi=box) if f.label is not None else None
+                for f, box in zip(frames, self.boxes)]
+
+
+def roi_mode(asked: RoiMode, bundles: Sequence[Bundle]) -> Tuple[RoiMode, str]:
+    """The ROI mode for ``--roi asked`` and why: ``bundle`` becomes the mode the bundles were calibrated with
+    (calibration.json ``roi.mode``; ``spec`` when none records one, as ``run`` does).
+
+    Raises:
+        JetsegError: calibrated bundles disagree (their rows would see different pixels).
+    """
+    if asked != BUNDLE:  # a mode RoiPolicy takes as it is (a name or a box; RoiPolicy checks it)
+        return asked if isinstance(asked, (str, dict)) else list(asked), "as given"
+    records = [(str(b.path), b.calibration()) for b in bundles]
+    modes = {path: calibrated_mode(record) for path, record in records if record is not None}
+    distinct = {str(m) for m in modes.values()}
+    if len(distinct) > 1:
+        raise JetsegError("--roi bundle: the bundles were calibrated with different ROI modes (%s); give --roi "
+                          "auto, spec, none or x,y,w,h to crop every row alike"
+                          % ", ".join("%s: %s" % item for item in sorted(modes.items())))
+    if not modes:
+        return "spec", "no bundle records a calibration ROI"
+    path, mode = sorted(modes.items())[0]
+    return mode, "as %s was calibrated" % path
+
+
+def frame_rois(frames: Sequence[Any], spec: Spec, asked: RoiMode, bundles: Sequence[Bundle],
+               auto_frames: int = 3) -> FrameRois:
+    """The ROI of each frame (:func:`jetseg.jetson.frames.roi.rois_per_file`, as ``calibrate`` decides it).
+
+    Raises:
+        JetsegError: the ROI of a file cannot be decided (the message names the file and the fix).
+    """
+    mode, how = roi_mode(asked, bundles)
+    out = FrameRois(asked=asked if isinstance(asked, (str, dict)) else list(asked), mode=mode, how=how)
+    try:
+        out.boxes = [box for _, _, box in rois_per_file(enumerate(frames), RoiPolicy(spec, mode, auto_frames),
+                                                         out.files)]
+    except RoiError as exc:
+        raise JetsegError("--roi %s: %s; give --roi x,y,w,h, --roi spec or --roi none" % (out.asked, exc)) from None
+    return out

@@ -2,7 +2,8 @@
 
 - ``latency.png``: the latency distribution of every row (box: quartiles, whiskers: p1..p99, dots: mean).
 - ``fps_vs_dice.png``: throughput against Dice (vs labels when the data has them, else vs the FP32
-  reference), one point per row: up and to the right is better.
+  reference; for an enhancement model SSIM, vs clean targets or FP32), one point per row: up and to the
+  right is better.
 """
 from __future__ import annotations
 
@@ -62,8 +63,10 @@ def latency_plot(samples: Dict[str, List[float]], path: Path, title: str) -> Non
 
 def fps_dice_plot(results: List[Dict[str, Any]], path: Path, title: str) -> None:
     plt = _pyplot()
-    use_labels = any(r.get("dice_vs_labels") is not None for r in results)
-    key = "dice_vs_labels" if use_labels else "dice_vs_reference"
+    images = any(r.get("task") == "enhancement" for r in results)
+    use_labels = any(r.get("ssim_vs_targets" if images else "dice_vs_labels") is not None for r in results)
+    key = ("ssim_vs_targets" if use_labels else "ssim_vs_reference") if images else \
+        ("dice_vs_labels" if use_labels else "dice_vs_reference")
     points = [r for r in results if r.get(key) is not None and r.get("fps")]
     fig, ax = plt.subplots(figsize=(8, 5.0 + 0.22 * len(points)))
     try:
@@ -73,11 +76,12 @@ def fps_dice_plot(results: List[Dict[str, Any]], path: Path, title: str) -> None
             ax.scatter([r["fps"]], [r[key]], marker=markers.get(str(r.get("kind")), "o"), s=60, color=palette(i % 10),
                        edgecolors="black", linewidths=0.5, label=row_label(r), zorder=3)
         ax.set_xlabel("throughput (frames/s)")
-        ax.set_ylabel("mean Dice vs %s" % ("labels" if use_labels else "FP32 reference"))
+        ax.set_ylabel("mean %s vs %s" % ("SSIM" if images else "Dice", ("clean targets" if images else "labels")
+                                                if use_labels else "FP32 reference"))
         ax.set_title(title + " (o model alone, s end-to-end pipeline, ^ naive loop frame to mask)", fontsize=9)
         if points:
             ax.set_xlim(0, max(r["fps"] for r in points) * 1.1)
-            # at least 0.05 of Dice in view: differences of 1e-4 must not look like a cliff
+            # at least 0.05 of Dice (or SSIM) in view: differences of 1e-4 must not look like a cliff
             low, high = min(r[key] for r in points), max(r[key] for r in points)
             pad = max(0.0, 0.05 - (high - low)) / 2.0 + 0.005
             ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad) + 0.001)

@@ -8,12 +8,21 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from jetseg.benchmarks.viewer import viewer_lines
 from jetseg.bundle import writing
 from jetseg.records import BenchReport
 
 MD_COLUMNS = ["bundle", "backend", "precision", "ran in", "kind", "batch", "fps", "p50 ms", "p99 ms",
               "x fastest float", "x ref", "x best FP32", "Dice vs ref", "Dice vs labels", "Dice drop", "HD95 vs ref (px)", "model MB",
               "bundle MB", "notes"]
+#: The accuracy columns by task (in MD_COLUMNS' place of the segmentation ones): (header, row key, digits).
+ACCURACY_COLUMNS = {
+    "segmentation": [("Dice vs ref", "dice_vs_reference", 4), ("Dice vs labels", "dice_vs_labels", 4),
+                     ("Dice drop", "dice_drop", 4), ("HD95 vs ref (px)", "hd95_vs_reference", 2)],
+    "enhancement": [("PSNR vs ref (dB)", "psnr_vs_reference", 2), ("SSIM vs ref", "ssim_vs_reference", 4),
+                    ("PSNR vs targets (dB)", "psnr_vs_targets", 2), ("SSIM vs targets", "ssim_vs_targets", 4),
+                    ("PSNR drop (dB)", "psnr_drop", 3)],
+}
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -55,17 +64,19 @@ def _notes(row: Dict[str, Any]) -> str:
 
 
 def markdown_table(results: List[Dict[str, Any]]) -> str:
-    """The results as a Markdown table (one line per row)."""
-    lines = ["| " + " | ".join(MD_COLUMNS) + " |", "|" + "---|" * len(MD_COLUMNS)]
+    """The results as a Markdown table (one line per row; the accuracy columns of the rows' task)."""
+    task = next((r["task"] for r in results if r.get("task")), "segmentation")
+    accuracy = ACCURACY_COLUMNS[task]
+    first = MD_COLUMNS.index("Dice vs ref")
+    headers = MD_COLUMNS[:first] + [c[0] for c in accuracy] + MD_COLUMNS[first + 4:]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in results:
         lat = r.get("latency_ms") or {}
         size = r.get("size_bytes")
         cells = [r.get("bundle"), r.get("backend"), r.get("precision"), r.get("ran_in"), r.get("kind"),
                  r.get("batch"), _fmt(r.get("fps"), 1), _fmt(lat.get("p50"), 2), _fmt(lat.get("p99"), 2),
                  _fmt(r.get("speedup_vs_fastest_float"), 2), _fmt(r.get("speedup_vs_reference"), 2), _fmt(r.get("speedup_vs_best_fp32"), 2),
-                 _fmt(r.get("dice_vs_reference"), 4),
-                 _fmt(r.get("dice_vs_labels"), 4), _fmt(r.get("dice_drop"), 4),
-                 _fmt(r.get("hd95_vs_reference"), 2),
+                 *[_fmt(r.get(key), digits) for _, key, digits in accuracy],
                  _fmt(size / 1e6, 2) if isinstance(size, (int, float)) else "-",
                  _fmt(r["bundle_bytes"] / 1e6, 2) if isinstance(r.get("bundle_bytes"), int) else "-", _notes(r)]
         lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
@@ -84,10 +95,21 @@ def _row_threads(results: List[Dict[str, Any]]) -> str:
     return ", ".join("%s=%s" % (name, "/".join(sorted(v))) for name, v in sorted(seen.items())) or "-"
 
 
+def _roi_lines(roi: Dict[str, Any]) -> List[str]:
+    """The ROI the frames were cropped to: the mode and why, then one line per file."""
+    if not roi:
+        return []
+    return (["- ROI: %s (--roi %s: %s)" % (roi["mode"], roi["asked"], roi["how"])]
+            + ["  - %s: %s in %s frames (%s)" % (name, item["roi"], "x".join(str(v) for v in item["frame"]),
+                                                 item["how"])
+               for name, item in sorted(roi.get("files", {}).items())])
+
+
 def render_markdown(report: Dict[str, Any]) -> str:
-    """The whole report as Markdown: conditions, the table, headline figures, skipped rows, gates."""
+    """The whole report as Markdown: conditions, the table, headline figures, skipped rows, gates, and the
+    viewer's figures (``--viewer``; a report of the viewer alone has no table)."""
     c = report["conditions"]
-    m, v, data = c["machine"], c["versions"], report["data"]
+    m, v, data = c["machine"], c["versions"], report.get("data")
     s = report["settings"]
     out = ["# jetseg benchmark", "",
            "- date: %s" % c["date"],
@@ -96,18 +118,21 @@ def render_markdown(report: Dict[str, Any]) -> str:
                                                                  m["device"]),
            "- versions: " + ", ".join("%s %s" % kv for kv in sorted(v.items())),
            "- threads: " + ", ".join("%s=%s" % kv for kv in sorted(c["threads"].items())),
-           "- inference threads the rows ran with: " + _row_threads(report["results"]),
            "- power mode: %s; clocks: %s" % (c["power_mode"], json.dumps(c["clocks"], sort_keys=True)),
-           "- load average at start / end: %s / %s" % (c.get("load_average_start"), c.get("load_average_end")),
-           "- data: %s, %d frames (%d labelled), frame shape %s"
-           % (data["source"], data["frames"], data["labelled_frames"], data["frame_shape"]),
-           "- reference: %s (%s, %s)" % (report["reference"]["bundle"], report["reference"]["precision"],
-                                         report["reference"]["backend"]),
-           "- timing: warm-up %s calls, then >= %s s and >= %s timed calls per row; rows interleaved in blocks "
-           "of <= %s s, each after %s s of untimed settling calls"
-           % (s["warmup"], s["min_time"], s["min_runs"], min(s["block_time"], s["min_time"] / 4.0),
-              s["settle_time"]),
-           "", markdown_table(report["results"]), ""]
+           "- load average at start / end: %s / %s" % (c.get("load_average_start"), c.get("load_average_end"))]
+    if data:
+        out += ["- inference threads the rows ran with: " + _row_threads(report["results"]),
+                "- data: %s, %d frames (%d labelled), frame shape %s"
+                % (data["source"], data["frames"], data["labelled_frames"], data["frame_shape"]),
+                *_roi_lines(report.get("roi") or {}),
+                "- reference: %s (%s, %s)" % (report["reference"]["bundle"], report["reference"]["precision"],
+                                              report["reference"]["backend"]),
+                "- timing: warm-up %s calls, then >= %s s and >= %s timed calls per row; rows interleaved in blocks "
+                "of <= %s s, each after %s s of untimed settling calls"
+                % (s["warmup"], s["min_time"], s["min_runs"], min(s["block_time"], s["min_time"] / 4.0),
+                   s["settle_time"]),
+                "", markdown_table(report["results"])]
+    out.append("")
     if report.get("summary"):
         out += ["## Headline figures", "",
                 "Speed-ups: `speedup_vs_fastest_float` against the fastest float row of this run in any float "
@@ -124,7 +149,10 @@ def render_markdown(report: Dict[str, Any]) -> str:
     if report.get("gates"):
         out += ["## Gates", ""] + ["- %s: %s" % ("PASS" if g["passed"] else "FAIL", g["message"])
                                    for g in report["gates"]] + [""]
-    out += ["Peak RSS of the benchmark process: %.1f MB." % (report["cost"]["peak_rss_bytes"] / 1e6), ""]
+    if report.get("viewer"):
+        out += viewer_lines(report["viewer"]) + [""]
+    if report.get("cost"):
+        out += ["Peak RSS of the benchmark process: %.1f MB." % (report["cost"]["peak_rss_bytes"] / 1e6), ""]
     return "\n".join(out)
 
 

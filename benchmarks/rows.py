@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from jetseg import evaluate
 from jetseg.benchmarks import cost
+from jetseg.benchmarks.accuracy import IMAGE_KEYS, accuracy_columns
 from jetseg.benchmarks.timing import TimingStats
 from jetseg.bundle import Bundle
 from jetseg.jetson.runners.base import Runner
@@ -103,8 +104,6 @@ def row_dicts(rows: List[Row], reference: Row, power: Dict[str, Optional[float]]
     ref_size = cost.file_size(reference.bundle.model_path)
     out = []
     for row in rows:
-        vs_ref, vs_labels = row.scores["vs_reference"], row.scores["vs_labels"]
-        drop = evaluate.dice_drop(row.scores)
         size = cost.file_size(row.bundle.model_path)
         bundle_bytes = cost.bundle_bytes(row.bundle)
         for batch, stats in sorted(row.timings.items()):
@@ -122,20 +121,11 @@ def row_dicts(rows: List[Row], reference: Row, power: Dict[str, Optional[float]]
                 "size_bytes": size, "size_ratio_vs_reference": _round(size / ref_size, 4),
                 "bundle_bytes": bundle_bytes, "bundle_ratio_vs_reference": _round(bundle_bytes / ref_size, 4),
                 "rss_added_bytes": row.rss_added_bytes,
-                "dice_vs_reference": _round(vs_ref["dice"]), "iou_vs_reference": _round(vs_ref["iou"]),
-                "hd95_vs_reference": _round(vs_ref.get("hd95"), 3),
-                "pixel_agreement": _round(vs_ref["pixel_agreement"], 6),
-                "logit_error": vs_ref.get("logit_error"),
-                "dice_vs_labels": _round(vs_labels["dice"]) if vs_labels else None,
-                "iou_vs_labels": _round(vs_labels["iou"]) if vs_labels else None,
-                "hd95_vs_labels": _round(vs_labels.get("hd95"), 3) if vs_labels else None,
-                "per_class": {"vs_reference": vs_ref["per_class"],
-                              "vs_labels": vs_labels["per_class"] if vs_labels else None},
-                "dice_drop": _round(drop["dice_drop"]), "dice_drop_basis": drop["dice_drop_basis"],
                 "power_w": _round(watts, 3) if watts else "n/a",
                 "fps_per_watt": _round(stats.fps / watts, 3) if watts else "n/a",
                 "runner": row.active_runner.describe(),
             }
+            item.update(accuracy_columns(row.scores))
             item["ran_in"] = item["runner"].get("ran_in")
             if row.peer:
                 item["peer"] = row.peer
@@ -202,8 +192,8 @@ def complete_e2e(e2e: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> Li
         twin = next(r for r in results if r["bundle"] == row["bundle"] and r["backend"] == row["backend"]
                     and r["kind"] == "runner" and r["batch"] == 1 and not r.get("peer", "").startswith("openvino"))
         for key in ("int8_form", "size_bytes", "size_ratio_vs_reference", "bundle_bytes",
-                    "bundle_ratio_vs_reference", "dice_vs_reference", "dice_drop", "dice_drop_basis",
-                    "dice_vs_labels"):
+                    "bundle_ratio_vs_reference", "task", "dice_vs_reference", "dice_drop", "dice_drop_basis",
+                    "dice_vs_labels") + IMAGE_KEYS:
             row.setdefault(key, twin.get(key))
         row["accuracy_from"] = "the runner row of the same bundle and backend (same model, same masks)"
         row.setdefault("power_w", "n/a")
@@ -234,6 +224,8 @@ def summary(results: List[Dict[str, Any]]) -> Dict[str, Any]:
                          dice_drop=r["dice_drop"], dice_drop_basis=r["dice_drop_basis"],
                          size_ratio_vs_reference=r["size_ratio_vs_reference"],
                          bundle_bytes=r["bundle_bytes"], bundle_ratio_vs_reference=r["bundle_ratio_vs_reference"])
+            if r.get("task") == "enhancement":
+                entry.update({key: r[key] for key in IMAGE_KEYS})
             verdict = int8_verdict(r)
             if verdict:
                 entry["int8_verdict"] = verdict

@@ -22,13 +22,14 @@ import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from jetseg import evaluate
 from jetseg.benchmarks import conditions, cost
-from jetseg.benchmarks.inputs import check_same_task, load_frames
+from jetseg.benchmarks.accuracy import score_row
+from jetseg.benchmarks.inputs import BUNDLE, FrameRois, check_same_task, frame_rois, load_frames
 from jetseg.benchmarks.peers import DirectOpenVino, pytorch_default_threads
 from jetseg.benchmarks.rows import (
     NAIVE,
@@ -45,6 +46,7 @@ from jetseg.benchmarks.rows import (
 from jetseg.benchmarks.timing import cycling, measure, measure_interleaved
 from jetseg.bundle import Bundle, check_out, uri_path
 from jetseg.errors import JetsegError, RunnerError
+from jetseg.jetson.frames.roi import Roi, RoiMode
 from jetseg.jetson.runners.base import Runner
 from jetseg.records import BenchReport
 
@@ -77,6 +79,10 @@ class Settings:
     batch_sizes: List[int] = field(default_factory=lambda: [1])
     threads: int = 0  # inference threads of CPU runners (0 = jetseg's default: usable cores - 1, at least 1)
     precisions: List[str] = field(default_factory=lambda: ["auto"])  # float precisions of the reference on CPUs
+    # the ROI each file is cropped to, decided as calibrate and run decide it (benchmarks/inputs.py): bundle (as
+    # the bundles were calibrated, else spec), auto, spec, none or [x, y, w, h]
+    roi: RoiMode = BUNDLE
+    roi_auto_frames: int = 3  # first frames of each file ``auto`` looks at
     naive: bool = True
     e2e: bool = False
     e2e_frames: int = 300
@@ -246,31 +252,35 @@ def _bar(settings: Settings, total: Optional[int], desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="frame" if total else "round", leave=False)
 
 
-def _measure_accuracy(rows: List[Row], frames: List[Any], settings: Settings) -> Row:
+def _measure_accuracy(rows: List[Row], frames: List[Any], rois: FrameRois, settings: Settings) -> Row:
     reference = next(r for r in rows if r.role == "reference" and r.backend == REFERENCE_BACKEND)
     bar = _bar(settings, len(frames) * len(rows), "accuracy")
     tick = (lambda: bar.update(1)) if bar is not None else None
     try:
-        reference.outputs = evaluate.run_frames(reference.bundle.spec, reference.active_runner.infer, frames, tick)
+        reference.outputs = evaluate.run_inputs(reference.bundle.spec, reference.active_runner.infer,
+                                                rois.inputs(reference.bundle.spec, frames), tick)
         for row in rows:
             if row is not reference:
-                row.outputs = evaluate.run_frames(row.bundle.spec, row.active_runner.infer, frames, tick)
+                row.outputs = evaluate.run_inputs(row.bundle.spec, row.active_runner.infer,
+                                                  rois.inputs(row.bundle.spec, frames), tick)
     finally:
         if bar is not None:
             bar.close()
     for row in rows:
         assert row.outputs is not None and reference.outputs is not None, "every row ran the frames above"
-        row.scores = evaluate.score_frames(row.outputs, reference.outputs, frames, hd95=settings.hd95)
+        row.scores = score_row(row.outputs, reference.outputs, frames, hd95=settings.hd95,
+                               labels=rois.labels(row.bundle.spec, frames))
     return reference
 
 
-def _timed_calls(rows: List[Row], frames: List[Any], settings: Settings) -> Dict[str, Callable[[], Any]]:
+def _timed_calls(rows: List[Row], frames: List[Any], rois: FrameRois,
+                 settings: Settings) -> Dict[str, Callable[[], Any]]:
     """name -> one unit of work, per row and batch size (inputs cycle through the frames)."""
     calls: Dict[str, Callable[[], Any]] = {}
     inputs_by_spec: Dict[int, List[np.ndarray]] = {}
     for row in rows:
         spec = row.bundle.spec
-        inputs = inputs_by_spec.setdefault(id(spec), [spec.preprocess(f.image) for f in frames])
+        inputs = inputs_by_spec.setdefault(id(spec), rois.inputs(spec, frames))
         for batch in settings.batch_sizes:
             if batch == 1:
                 batches = inputs
@@ -281,27 +291,27 @@ def _timed_calls(rows: List[Row], frames: List[Any], settings: Settings) -> Dict
     return calls
 
 
-def _naive_step(row: Row, frames: List[Any]) -> Callable[[], Any]:
+def _naive_step(row: Row, frames: List[Any], rois: FrameRois) -> Callable[[], Any]:
     """The loop a user writes first: take a frame, preprocess it, run PyTorch eager FP32, argmax; repeat."""
     spec, runner = row.bundle.spec, row.active_runner
 
-    def one(frame: Any) -> Any:
-        return spec.decode(runner.infer(spec.preprocess(frame.image)))[0]
-    return cycling(one, frames)
+    def one(item: Tuple[Any, Roi]) -> Any:
+        return spec.decode(runner.infer(spec.preprocess(item[0].image, roi=item[1])))[0]
+    return cycling(one, list(zip(frames, rois.boxes)))
 
 
-def _measure_alone(rows: List[Row], frames: List[Any], settings: Settings) -> None:
+def _measure_alone(rows: List[Row], frames: List[Any], rois: FrameRois, settings: Settings) -> None:
     """Time the naive loop on its own, before any other runner is activated (see the module docstring)."""
     for row in rows:
-        row.timings[1] = measure(_naive_step(row, frames), warmup=settings.warmup, min_time=settings.min_time,
+        row.timings[1] = measure(_naive_step(row, frames, rois), warmup=settings.warmup, min_time=settings.min_time,
                                  min_runs=settings.min_runs, max_time=settings.max_time)
 
 
-def _measure_speed(rows: List[Row], frames: List[Any], settings: Settings) -> None:
+def _measure_speed(rows: List[Row], frames: List[Any], rois: FrameRois, settings: Settings) -> None:
     if any(r.kind == "frame-to-mask" and not r.timings for r in rows):
-        _measure_alone([r for r in rows if r.kind == "frame-to-mask"], frames, settings)  # nothing else ran
+        _measure_alone([r for r in rows if r.kind == "frame-to-mask"], frames, rois, settings)  # nothing else ran
     rows = [r for r in rows if r.kind != "frame-to-mask"]
-    calls = _timed_calls(rows, frames, settings)
+    calls = _timed_calls(rows, frames, rois, settings)
     sizes = {name: int(name.rsplit("@", 1)[1]) for name in calls}
     bar = _bar(settings, None, "timing %d rows" % len(calls))
     try:
@@ -318,10 +328,10 @@ def _measure_speed(rows: List[Row], frames: List[Any], settings: Settings) -> No
             row.timings[batch] = stats["%s@%d" % (row.key, batch)]
 
 
-def _power(rows: List[Row], frames: List[Any], settings: Settings,
+def _power(rows: List[Row], frames: List[Any], rois: FrameRois, settings: Settings,
            conds: Dict[str, Any]) -> Dict[str, Optional[float]]:
     """Mean board power per runner row, each alone on the first benchmark frame; empty without telemetry."""
-    calls = {row.key: functools.partial(row.active_runner.infer, row.bundle.spec.preprocess(frames[0].image))
+    calls = {row.key: functools.partial(row.active_runner.infer, rois.inputs(row.bundle.spec, frames[:1])[0])
              for row in rows if row.kind == "runner"}
     return cost.mean_power_w(calls, max(1.0, settings.min_time / 2.0), conds)
 
@@ -355,6 +365,7 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
               else list(data)[:settings.frames])
     if not frames:
         raise JetsegError("no frames to benchmark on; give --data a source with at least one frame")
+    rois = frame_rois(frames, ref_bundle.spec, settings.roi, [ref_bundle, *candidates], settings.roi_auto_frames)
     skipped: List[Dict[str, str]] = []
     rows = plan_rows(ref_bundle, candidates, settings, skipped)
     for item in skipped:
@@ -366,7 +377,7 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
     try:
         for row in list(rows):
             if row.kind != "frame-to-mask" and any(r.kind == "frame-to-mask" and not r.timings for r in rows):
-                _measure_alone([r for r in rows if r.kind == "frame-to-mask"], frames, settings)
+                _measure_alone([r for r in rows if r.kind == "frame-to-mask"], frames, rois, settings)
             try:
                 row.runner = _open(row, settings, naive_threads)
             except RunnerError as exc:
@@ -380,16 +391,16 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
             before = cost.rss_bytes()
             row.runner.activate()
             row.rss_added_bytes = max(0, cost.rss_bytes() - before)
-        ref_row = _measure_accuracy(rows, frames, settings)
-        _measure_speed(rows, frames, settings)
-        power = _power(rows, frames, settings, conds)
+        ref_row = _measure_accuracy(rows, frames, rois, settings)
+        _measure_speed(rows, frames, rois, settings)
+        power = _power(rows, frames, rois, settings, conds)
         samples: Dict[str, List[float]] = {}
         results = row_dicts(rows, ref_row, power, samples)
         if settings.e2e:
             from jetseg.benchmarks.e2e import run_e2e
 
             results += complete_e2e(run_e2e([r for r in rows if r.role != "peer" and r.kind == "runner" and not r.precision_hint],
-                                            data, frames, settings, samples), results)
+                                            data, frames, rois, settings, samples), results)
     finally:
         for row in rows:
             if row.runner is not None:
@@ -404,6 +415,7 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
         "data": {"source": data if isinstance(data, str) else "frames given by the caller",
                  "frames": len(frames), "labelled_frames": sum(1 for f in frames if f.label is not None),
                  "frame_shape": list(frames[0].image.shape)},
+        "roi": rois.record(),
         "reference": {"bundle": bundle_names([ref_bundle])[0], "path": str(ref_bundle.path),
                       "precision": ref_bundle.precision,
                       "backend": REFERENCE_BACKEND},

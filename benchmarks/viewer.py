@@ -51,6 +51,7 @@ def measure_viewer(url: str, tabs: int, seconds: float, warmup_s: float = 3.0) -
     """Open ``tabs`` viewer tabs on ``url``, wait ``warmup_s``, record ``seconds``; figures per tab."""
     before = pipeline_fps(url)
     with Browser() as browser:
+        version = browser.version()
         pages = [browser.open(url) for _ in range(tabs)]
         for page in pages:
             page.wait_for("window.jetsegViewer && window.jetsegViewer.log.length > 0", 30)
@@ -59,8 +60,28 @@ def measure_viewer(url: str, tabs: int, seconds: float, warmup_s: float = 3.0) -
         during = pipeline_fps(url, seconds)
         logs: List[List[Dict[str, Any]]] = [json.loads(page.evaluate(LOG))[start:]
                                             for page, start in zip(pages, starts)]
-    return {"tabs": tabs, "seconds": seconds, "pipeline_fps_before": round(before, 2),
+    return {"tabs": tabs, "seconds": seconds, "browser": version, "pipeline_fps_before": round(before, 2),
             "pipeline_fps_during": round(during, 2), "per_tab": [summarize_tab(log) for log in logs]}
+
+
+def viewer_lines(viewer: Dict[str, Any]) -> List[str]:
+    """report.md's section for ``jetseg bench --viewer``: the conditions, then one table line per tab."""
+    c = viewer["conditions"]
+    out = ["## Web viewer on screen (headless chromium)", "",
+           "- daemon: %s on %s (%s), source %s, ROI %s; web sink %s" % (c["bundle"], c["backend"].get("backend"),
+                                                                      c["backend"].get("precision"), c["source"],
+                                                                      c["roi"]["roi"], c["sink"]),
+           "- %s; %s, %s s per tab count after %s s warm-up"
+           % (c["daemon"], viewer["runs"][0].get("browser", "chromium") if viewer["runs"] else "chromium",
+              c["seconds"], c["warmup_s"]),
+           "", "| tabs | tab | pipeline fps before / during | on screen p50 / p95 (ms) | shown fps | skipped/s |",
+           "|---|---|---|---|---|---|"]
+    for run in viewer["runs"]:
+        for i, tab in enumerate(run["per_tab"]):
+            out.append("| %d | %d | %s / %s | %s / %s | %s | %s |"
+                       % (run["tabs"], i + 1, run["pipeline_fps_before"], run["pipeline_fps_during"], tab["p50_ms"],
+                          tab["p95_ms"], tab["shown_fps"], tab["skipped_per_s"]))
+    return out
 
 
 def main(argv: Sequence[str] = ()) -> int:

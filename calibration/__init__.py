@@ -7,6 +7,7 @@ Modules (each imports its heavy dependencies lazily):
 - :mod:`.quantize`: calibration ranges and Q/DQ quantization (targets ``tensorrt`` and ``cpu``).
 - :mod:`.check`: TensorRT's explicit-quantization rules, checked on a Q/DQ ONNX.
 - :mod:`.gate`: INT8 vs FP32 on held-out frames, layer sensitivity, fallback.
+- :mod:`.nncfquant`: ``--target cpu``: OpenVINO's own INT8 (NNCF, an IR) from the same frames, past the same gate.
 - :mod:`.workflow`: ``jetseg calibrate`` as a function.
 
 The TensorRT calibration cache format (``jetseg.jetson.trt.cache``) and the float-layer decision

@@ -23,7 +23,7 @@ import numpy as np
 from jetseg.bundle import sha256_file
 from jetseg.calibration.curate import group_of
 from jetseg.errors import JetsegError, SourceError
-from jetseg.jetson.frames.roi import RoiError, RoiPolicy
+from jetseg.jetson.frames.roi import RoiError, RoiMode, RoiPolicy, rois_per_file
 from jetseg.optional import require
 from jetseg.spec import Spec
 
@@ -124,54 +124,25 @@ def _frames(uri: str, options: Dict[str, Any], limit: Optional[int], progress: b
             info["truncated"] = limit is not None and position >= limit and not source.ended
 
 
-def with_rois(frames: Iterator[Tuple[int, Any]], spec: Spec, roi: Union[str, Sequence[int]], auto_frames: int,
+def with_rois(frames: Iterator[Tuple[int, Any]], spec: Spec, roi: Union[RoiMode, Sequence[int]], auto_frames: int,
               rois: Dict[str, Dict[str, Any]]) -> Iterator[Tuple[int, Any, Tuple[int, int, int, int]]]:
     """``(position, Frame, roi)``: the ROI of each file (or sequence) decided by a :class:`RoiPolicy` of mode
     ``roi`` from its first ``auto_frames`` frames (``auto``; other modes from its first frame), recorded in
-    ``rois`` under the file's name.
+    ``rois`` under the file's name: :func:`jetseg.jetson.frames.roi.rois_per_file`, as ``bench`` decides it.
 
     Raises:
         ScanError: ``auto`` is not sure on a file (the run-time pipeline would feed it the whole frame).
     """
     policy = RoiPolicy(spec, roi, auto_frames)
-    held: List[Tuple[int, Any]] = []
-
-    def release() -> Iterator[Tuple[int, Any, Tuple[int, int, int, int]]]:
-        first = held[0][1]
-        name = group_of(str(first.source_id or held[0][0]))
-        meta = first.meta or {}
-        known = meta.get("roi") if meta.get("roi_source") else None
-        try:
-            box = policy.resolve([f.image for _, f in held], known=known)
-        except RoiError as exc:
-            raise ScanError("%s: %s; the run-time pipeline would use the whole frame, so give --roi x,y,w,h, "
-                            "--roi spec or --roi none" % (name, exc)) from None
-        how = policy.origin(meta.get("roi_source") if known is not None else None)
-        rois[name] = {"roi": list(box), "frame": [int(first.image.shape[1]), int(first.image.shape[0])],
-                      "how": how}
-        log.info("%s: ROI %s (%s)", name, list(box), how)
-        for position, frame in held:
-            yield position, frame, box
-        del held[:]
-
-    needed = auto_frames if policy.is_auto else 1
-    for position, frame in frames:
-        name = group_of(str(frame.source_id or position))
-        if name in rois and rois[name]["frame"] == [int(frame.image.shape[1]), int(frame.image.shape[0])]:
-            yield position, frame, tuple(rois[name]["roi"])
-            continue
-        if held and (group_of(str(held[0][1].source_id or held[0][0])) != name
-                     or held[0][1].image.shape != frame.image.shape):
-            yield from release()
-        held.append((position, frame))
-        if len(held) >= needed:
-            yield from release()
-    if held:
-        yield from release()
+    try:
+        yield from rois_per_file(frames, policy, rois)
+    except RoiError as exc:
+        raise ScanError("%s; the run-time pipeline would use the whole frame, so give --roi x,y,w,h, --roi spec "
+                        "or --roi none" % exc) from None
 
 
 def read_scans(uri: str, spec: Spec, max_frames: int = 500, memory_mb: float = 1024.0,
-               progress: bool = True, roi: Union[str, Sequence[int]] = "spec", auto_frames: int = 3,
+               progress: bool = True, roi: Union[RoiMode, Sequence[int]] = "spec", auto_frames: int = 3,
                **options: Any) -> ScanSet:
     """Read up to ``max_frames`` frames of ``uri`` and preprocess them with ``spec``, each cropped to its
     file's ROI (``roi``: ``auto``, ``spec``, ``none`` or ``[x, y, w, h]``, as ``run --roi``; see

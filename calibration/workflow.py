@@ -9,6 +9,9 @@ cache (:mod:`.cache`) and the bundle, atomically. Nothing is written unless ever
 INT8 bundle layout::
 
     model.onnx          Q/DQ INT8 model for the target (same input/output names and static shapes)
+    model.openvino.xml  --target cpu, with nncf installed: OpenVINO's own INT8 (NNCF, same frames, same gate),
+    model.openvino.bin  kept when not slower than model.onnx on OpenVINO; the openvino runner prefers it
+                        (calibration.json ``openvino`` says whether it was kept and why)
     model.fp32.onnx     the prepared FP32 model the ranges and the cache refer to (implicit INT8 / DLA builds);
                         --target tensorrt only: a cpu-target bundle ships what the CPU needs and records the
                         prepared model's sha256 instead (calibration.json ``implicit_int8``)
@@ -40,7 +43,9 @@ from jetseg.bundle import (
 )
 from jetseg.calibration.check import check_qdq, format_violations, summary
 from jetseg.calibration.curate import group_of, split
-from jetseg.calibration.gate import Gate, rank_layers, verdict
+from jetseg.calibration.gate import Gate, fall_back, rank_layers
+from jetseg.calibration.gate_image import MAX_PSNR_DROP, MIN_SSIM, ImageGate
+from jetseg.calibration.nncfquant import calibrate_openvino
 from jetseg.calibration.quantize import (
     METHODS,
     TARGETS,
@@ -55,6 +60,7 @@ from jetseg.calibration.scans import read_scans
 from jetseg.calibration.speedcheck import speed_check
 from jetseg.errors import BundleError, GateError, JetsegError
 from jetseg.evaluate import BENCH_FRAMES
+from jetseg.jetson.frames.roi import RoiMode
 from jetseg.jetson.trt import cache as trtcache
 from jetseg.jetson.trt.floatlayers import float_keep
 from jetseg.onnxgraph import default_opset
@@ -130,11 +136,14 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
               gate_dice: float = 0.01, max_fallback: int = 8, max_frames: int = 300,
               trt_version: str = DEFAULT_TRT_VERSION, memory_mb: float = 1024.0,
               overwrite: bool = False, progress: bool = True,
-              roi: Union[str, Sequence[int]] = "spec") -> Dict[str, Any]:
+              roi: Union[RoiMode, Sequence[int]] = "spec", gate_psnr: float = MAX_PSNR_DROP,
+              gate_ssim: float = MIN_SSIM) -> Dict[str, Any]:
     """Calibrate ``bundle`` on ``scans`` and write the INT8 bundle to ``out``; return the report.
 
-    ``roi`` (``auto``, ``spec``, ``none`` or ``[x, y, w, h]``, as ``run --roi``) crops every file's frames to
+    ``roi`` (``auto``, ``spec``, ``none``, ``[x, y, w, h]`` or ``{"relative": [x, y, w, h]}``, as ``run --roi``) crops every file's frames to
     the box ``run`` would use; calibration.json records it per file, and ``run``'s default follows it.
+    Enhancement bundles are gated on SSIM against FP32 (``gate_ssim``) and the PSNR drop against clean
+    targets (``gate_psnr`` dB; :mod:`.gate_image`), segmentation bundles on the Dice drop (``gate_dice``).
 
     Raises:
         GateError: INT8 stays worse than ``gate_dice`` even with ``max_fallback`` layers in float.
@@ -150,6 +159,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
     check_out(out, overwrite, inputs)
     remove_stale_work_folders()
     spec = fp32.spec
+    spec.require_task("jetseg calibrate", "segmentation", "enhancement")
     onnx = require("onnx", "INT8 calibration")
     problem = opset_problem(default_opset(onnx.load(str(fp32.model_path), load_external_data=False)))
     if target == "tensorrt" and problem:
@@ -173,45 +183,46 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         prepare_model(fp32.model_path, prepared)
         data = compute_ranges(prepared, spec.input.name, calib_x, method, work, progress=progress)
         ranges = _ordered_ranges(prepared, ranges_of(data))
-        gate = Gate(fp32, held_x, held_labels, gate_dice, work, progress=progress, check_inputs=check_x,
-                    check_labels=check_labels)
+        if spec.task == "enhancement":  # the scans' labels are masks, not clean images: no targets (yet)
+            gate: Gate = ImageGate(fp32, held_x, [None] * len(held_x), gate_psnr, gate_ssim, work,
+                                   progress=progress, check_inputs=check_x, check_targets=[None] * len(check_x))
+        else:
+            gate = Gate(fp32, held_x, held_labels, gate_dice, work, progress=progress, check_inputs=check_x,
+                        check_labels=check_labels)
         candidate = work / "int8.onnx"
 
         def attempt(exclude: List[str]) -> Dict[str, Any]:
             quantize(prepared, candidate, data, target, exclude=exclude)
             result = gate.score(candidate)
-            log.info("gate: mean Dice drop %.4f (threshold %.4f, %d layer(s) in float) -> %s",
-                     round(result["dice_drop"], 4) + 0.0,
-                     gate_dice, len(exclude), "pass" if result["passed"] else "fail")
+            log.info("gate: %s (%s, %d layer(s) in float) -> %s", gate.describe(result), gate.limits(),
+                     len(exclude), "pass" if result["passed"] else "fail")
             return result
 
-        exclude: List[str] = []
-        history = [dict(attempt(exclude), float_layers=[])]
-        ranking: Optional[List[Dict[str, Any]]] = None
-        while not history[-1]["passed"] and len(exclude) < max_fallback:
-            if ranking is None:
-                nodes = quantizable_nodes(onnx.load(str(prepared)), target)
-                ranking = rank_layers(gate, nodes, lambda name, path: quantize(prepared, path, data, target,
-                                                                               only=[name]), progress=progress)
-            remaining = [r["layer"] for r in ranking if r["layer"] not in exclude]
-            if not remaining:
-                break
-            exclude.append(remaining[0])
-            history.append(dict(attempt(exclude), float_layers=list(exclude)))
-        final = history[-1]
+        def rank() -> List[Dict[str, Any]]:
+            nodes = quantizable_nodes(onnx.load(str(prepared)), target)
+            return rank_layers(gate, nodes, lambda name, path: quantize(prepared, path, data, target, only=[name]),
+                               progress=progress)
+
+        done = fall_back(attempt, rank, max_fallback)
+        history, exclude, ranking, final = done.history, done.exclude, done.ranking, done.final
         if not final["passed"]:
             if not exclude:
                 tried = "no layer fallback (--max-fallback 0)"
             else:
                 tried = "kept in float: %s" % ", ".join(exclude)
-            failed = final if not verdict(final, gate_dice) else final["bench_frames"]
+            failed = final if not gate.verdict(final) else final["bench_frames"]
             where = "held-out" if failed is final else "first (as jetseg bench reads them)"
-            raise GateError("INT8 fails the accuracy gate: mean Dice drop %.4f (basis %s; pixel agreement with FP32 "
-                            "%.4f) > --gate-dice %g on %d %s frames (%s); try --method percentile or minmax, more "
-                            "--count, a higher --max-fallback, or a larger --gate-dice"
-                            % (failed["dice_drop"], failed["dice_drop_basis"], failed["pixel_agreement"], gate_dice,
-                               failed["frames"], where, tried))
+            why, loosen = gate.failure(failed)
+            raise GateError("INT8 fails the accuracy gate: %s on %d %s frames (%s); try --method percentile or "
+                            "minmax, more --count, a higher --max-fallback, or %s"
+                            % (why, failed["frames"], where, tried, loosen))
         # ``candidate`` now holds the model of the last (passing) attempt
+        notice = fallback_notice(len(exclude), len(ranking or [])) if target == "tensorrt" else ""
+        if notice:  # ranking: every quantizable layer once; the cpu target measures its speed instead
+            log.warning(notice)
+        # OpenVINO's own INT8 from the same frames, past the same gate (calibration/nncfquant.py)
+        openvino = calibrate_openvino(prepared, calib_x, gate, candidate, work, max_fallback, progress) \
+            if target == "cpu" else None
 
         qmodel = onnx.load(str(candidate))
         violations = check_qdq(qmodel) if target == "tensorrt" else []
@@ -242,12 +253,9 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                       "calibration_frames": [scanset.ids[i] for i in calib_idx],
                       "holdout_frames": [scanset.ids[i] for i in held_idx],
                       "bench_frames": len(check_idx)},
-            roi={"mode": roi if isinstance(roi, str) else [int(v) for v in roi], "files": scanset.rois},
-            gate={"threshold": gate_dice, "passed": True, "bases": final["bases"],
-                  "int8_vs_fp32": {"dice": final["int8_vs_fp32"]["dice"],
-                                   "pixel_agreement": final["pixel_agreement"]},
-                  "result": final, "attempts": history,
-                  "sensitivity": ranking or []},
+            roi={"mode": roi if isinstance(roi, (str, dict)) else [int(v) for v in roi], "files": scanset.rois},
+            gate=dict(gate.record(final), task=spec.task, passed=True, bases=final["bases"], result=final,
+                      attempts=history, sensitivity=ranking or []),
             float_layers=list(exclude),
             model={"opset": default_opset(qmodel), "qdq": summary(qmodel), "fp32_size_bytes": fp32_size,
                    "int8_size_bytes": int8_size, "size_ratio": round(int8_size / float(fp32_size), 4),
@@ -262,6 +270,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                                **keep.to_dict()),
             ranges=ranges,
             versions=versions(),
+            openvino=openvino.record if openvino is not None else None,
         )
         provenance = {"command": command_line(), "from_bundle": str(fp32.path),
                       "from_model_sha256": fp32.model_sha256, "scans": scans,
@@ -270,6 +279,8 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
                                  CALIBRATION_REPORT_FILE: record.to_json().encode("utf-8")}
         if target == "tensorrt":
             extra[FP32_MODEL_FILE] = prepared
+        if openvino is not None:
+            extra.update(openvino.files)
         save_bundle(out, candidate, spec, precision="int8", provenance=provenance, overwrite=overwrite,
                     extra_files=extra, inputs=inputs)
     report = dict(record.to_dict(), out=str(out))
@@ -277,6 +288,25 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         report["speed"] = speed_check(fp32.path, out, held_x[0])
         if report["speed"]:
             (log.info if report["speed"]["int8_vs_fastest_float"] > 1.0 else log.warning)(report["speed"]["verdict"])
-    log.info("wrote %s (%s, %s; %d KB = %.0f%% of FP32; mean Dice drop %.4f)", out, target, method,
-             int8_size // 1024, 100.0 * int8_size / fp32_size, round(final["dice_drop"], 4) + 0.0)
+    log.info("wrote %s (%s, %s; %d KB = %.0f%% of FP32; %s)", out, target, method,
+             int8_size // 1024, 100.0 * int8_size / fp32_size, gate.describe(final))
     return report
+
+
+#: the share of quantizable layers kept in float from which INT8 is often no faster than FP32 (each float
+#: layer between INT8 ones adds a dequantize/quantize pair and breaks layer fusion; MONAI UNets with 16-19
+#: layers in float measured 0.85x of FP32 on TensorRT)
+SLOW_FALLBACK_SHARE = 0.25
+
+
+def fallback_notice(float_layers: int, quantizable: int) -> str:
+    """The warning calibrate gives when layer fallback kept so many of the ``quantizable`` layers in float that
+    INT8 may be slower than FP32 (at least :data:`SLOW_FALLBACK_SHARE` of them), with what to try; empty when
+    it did not."""
+    total = quantizable
+    if float_layers <= 0 or total <= 0 or float_layers < SLOW_FALLBACK_SHARE * total:
+        return ""
+    return ("%d of %d quantizable layers are kept in float to pass the gate: each one between INT8 layers adds "
+            "conversions, and with this many INT8 often runs slower than FP32; measure it (jetseg bench INT8 "
+            "--reference FP32), and try --method percentile or minmax, more --count, a larger --gate-dice, or "
+            "FP16 instead (jetseg build --precision fp16)" % (float_layers, total))

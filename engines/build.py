@@ -32,7 +32,6 @@ model or calibration are removed (they can never be used again).
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import logging
@@ -55,8 +54,8 @@ from jetseg.engines.placement import (
     onnx_rules,
     scale_findings,
 )
-from jetseg.engines.precision import constrain
-from jetseg.engines.progress import Heartbeat, make_monitor
+from jetseg.engines.precision import Constraints, constrain
+from jetseg.engines.serialize import serialize_with_retry
 from jetseg.errors import DeviceError, JetsegError
 from jetseg.jetson.trt import cache as trtcache
 from jetseg.jetson.trt import store
@@ -113,6 +112,7 @@ class Int8Setup:
     notes: List[str] = field(default_factory=list)
     warnings: List[Finding] = field(default_factory=list)
     uploader: Any = None
+    constraints: Constraints = field(default_factory=Constraints)
 
 
 @dataclass
@@ -126,6 +126,7 @@ class BuiltEngine:
     findings: List[Finding] = field(default_factory=list)  # DLA rules and INT8 range warnings
     files: Dict[str, bytes] = field(default_factory=dict)  # extra files for the engine folder
     timings: Dict[str, float] = field(default_factory=dict)
+    retry: Dict[str, Any] = field(default_factory=dict)  # a build retried without precision constraints
 
 
 @dataclass
@@ -189,7 +190,8 @@ def set_int8(trt: Any, parsed: ParsedNetwork, config: Any, bundle: Bundle, plan:
                                                        keep.uncached)
         setup.notes.append("int8 scales from %s (implicit calibration)%s" % (
             CALIBRATION_CACHE_FILE, "; left out: %s" % ", ".join(keep.uncached) if keep.uncached else ""))
-        setup.notes.extend(constrain(parsed.network, config, keep, trt))
+        setup.constraints = constrain(parsed.network, config, keep, trt)
+        setup.notes.extend(setup.constraints.notes)
         if plan.dla_core is not None:
             setup.notes.extend(int8.equalize_for_dla(model, workdir / CALIBRATION_CACHE_FILE, trt.__version__))
             setup.warnings = scale_findings(model, trtcache.read(workdir / CALIBRATION_CACHE_FILE).scales)
@@ -232,31 +234,6 @@ def use_timing_cache(config: Any, path: Path) -> List[str]:
     return ["reused timing cache %s" % path] if old else []
 
 
-def serialize_engine(trt: Any, feats: trtcompat.Features, parsed: ParsedNetwork, config: Any, label: str,
-                     out: TextIO, uploader: Any = None) -> bytes:
-    """Build the serialized engine, with progress on ``out`` (TensorRT's progress monitor where it has one, else
-    a heartbeat); ``uploader``: an on-device calibration's, whose CUDA context is current during the build and
-    released after it."""
-    print("%s (TensorRT %s; this can take minutes)" % (label, trt.__version__), file=out, flush=True)
-    context: Any = uploader.context if uploader is not None else contextlib.nullcontext()
-    try:
-        with context:
-            if feats.progress_monitor and hasattr(trt, "IProgressMonitor"):
-                config.progress_monitor = make_monitor(out)
-                serialized = parsed.builder.build_serialized_network(parsed.network, config)
-            else:
-                with Heartbeat(label, stream=out):
-                    serialized = parsed.builder.build_serialized_network(parsed.network, config)
-            if uploader is not None:
-                uploader.free()
-    finally:
-        if uploader is not None:
-            uploader.context.release()
-    if serialized is None:
-        raise DeviceError("TensorRT could not build the engine; run 'jetseg build --verbose' to see its messages")
-    return bytes(memoryview(serialized))
-
-
 def inspect_engine(trt: Any, engine_bytes: bytes, dla_core: Optional[int], placement: List[LayerPlacement],
                    findings: List[Finding], out: TextIO, verbose: bool = False) -> Inspection:
     """Load the engine back: its I/O tensors, and on the DLA where TensorRT put the layers against the
@@ -275,15 +252,16 @@ def inspect_engine(trt: Any, engine_bytes: bytes, dla_core: Optional[int], place
         return inspection
     rules = [f for f in findings if not f.reason.startswith("INT8 on the DLA")]
     warnings = [f for f in findings if f.reason.startswith("INT8 on the DLA")]
-    layers, why = engine_info.read_engine(engine, trt)
-    rows = engine_info.actual_placement(placement, layers)
+    layers, why, raw = engine_info.read_engine(engine, trt)
+    rows = engine_info.actual_placement(placement, layers) if not why else engine_info.unknown_placement(placement)
     after = (engine_info.format_actual(layers, rows) + engine_info.differences(placement, rows) if not why
              else ["DLA placement in the built engine unknown: %s" % why])
     for line in after:  # the estimate was printed before the build
         print(line, file=out)
     inspection.report = format_report(placement, rules) + _format_warnings(warnings) + after
     inspection.actual = {"engine_layers": [x.to_dict() for x in layers], "layers": [r.to_dict() for r in rows],
-                         "unknown_because": why, "int8_range_warnings": [w.to_dict() for w in warnings]}
+                         "unknown_because": why, "int8_range_warnings": [w.to_dict() for w in warnings],
+                         "inspector_raw": raw}
     return inspection
 
 
@@ -311,6 +289,7 @@ def build_record(bundle: Bundle, key: EngineKey, plan: BuildPlan, via: str, trt_
         placement_actual=inspection.actual,  # what TensorRT decided (engine inspector)
         io=inspection.io,
         engine_bytes=len(built.engine_bytes),
+        precision_retry=built.retry,
         engine_sha256=hashlib.sha256(built.engine_bytes).hexdigest(),
     )
 
@@ -395,7 +374,8 @@ def _build_onnx(trt: Any, feats: trtcompat.Features, bundle: Bundle, plan: Build
     notes += setup.notes + use_timing_cache(config, cache_path)
     label = "building %s engine for %s" % (plan.precision.upper(), key.device_part)
     t1 = time.monotonic()
-    engine_bytes = serialize_engine(trt, feats, parsed, config, label, out, setup.uploader)
+    engine_bytes, retry = serialize_with_retry(trt, feats, parsed, config, label, out, setup.uploader,
+                                               setup.constraints)
     timings["build_s"] = round(time.monotonic() - t1, 3)
     files: Dict[str, bytes] = {}
     if plan.int8_mode == "device":
@@ -404,7 +384,7 @@ def _build_onnx(trt: Any, feats: trtcompat.Features, bundle: Bundle, plan: Build
             raise DeviceError("TensorRT built the engine but wrote no calibration cache")
         files[CALIBRATION_CACHE_FILE] = produced.read_bytes()
     return BuiltEngine(engine_bytes, bytes(memoryview(config.get_timing_cache().serialize())), notes, placement,
-                       findings + setup.warnings, files, timings)
+                       findings + setup.warnings, files, timings, retry)
 
 
 def _onnx_model(data: bytes) -> Any:

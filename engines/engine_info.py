@@ -44,10 +44,16 @@ class EngineLayer:
 
 
 def parse(info: str) -> List[EngineLayer]:
-    """The engine's layers from ``get_engine_information(LayerInformationFormat.JSON)``."""
+    """The engine's layers from ``get_engine_information(LayerInformationFormat.JSON)``.
+
+    Raises:
+        ValueError: ``info`` is not JSON (the format of a DLA engine's information is undocumented).
+    """
     data = json.loads(info)
     out = []
     for raw in data.get("Layers", []) if isinstance(data, dict) else []:
+        if not isinstance(raw, (str, dict)):
+            continue
         name = raw if isinstance(raw, str) else str(raw.get("Name", ""))
         kind = "" if isinstance(raw, str) else str(raw.get("LayerType", ""))
         foreign = _FOREIGN.match(name)
@@ -61,16 +67,29 @@ def parse(info: str) -> List[EngineLayer]:
     return out
 
 
-def read_engine(engine: Any, trt: Any) -> Tuple[List[EngineLayer], Optional[str]]:
-    """``(layers, None)`` from a deserialized engine, or ``([], why)`` when the inspector gives nothing."""
+def read_engine(engine: Any, trt: Any) -> Tuple[List[EngineLayer], Optional[str], str]:
+    """``(layers, None, raw)`` from a deserialized engine, or ``([], why, raw)`` when the inspector gives
+    nothing usable: a finished engine is never lost over its description (``raw``: the inspector's text, kept
+    in build.json for a maintainer)."""
     inspector = engine.create_engine_inspector()
     if inspector is None:
-        return [], "TensorRT returned no engine inspector"
-    info = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
-    layers = parse(info or "{}")
+        return [], "TensorRT returned no engine inspector", ""
+    try:
+        raw = inspector.get_engine_information(trt.LayerInformationFormat.JSON) or ""
+    except (RuntimeError, TypeError, ValueError) as exc:
+        return [], "the engine inspector failed: %s" % exc, ""
+    try:
+        layers = parse(raw or "{}")
+    except ValueError as exc:
+        return [], "the engine inspector's output is not JSON (%s); its text is kept as inspector_raw" % exc, raw
     if not layers:
-        return [], "the engine inspector listed no layers"
-    return layers, None
+        return [], "the engine inspector listed no layers", raw
+    return layers, None, raw
+
+
+def unknown_placement(estimate: Sequence[LayerPlacement]) -> List[LayerPlacement]:
+    """Each network layer of ``estimate`` on device ``unknown`` (the engine could not say where it is)."""
+    return [LayerPlacement(row.layer, row.type, "unknown", "") for row in estimate]
 
 
 def actual_placement(estimate: Sequence[LayerPlacement], layers: Sequence[EngineLayer]) -> List[LayerPlacement]:

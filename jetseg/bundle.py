@@ -46,16 +46,18 @@ WEIGHTS_FILE = "weights.pt"
 TORCHSCRIPT_FILE = "model.ts"
 ENGINES_DIR = "engines"
 #: What ``jetseg calibrate`` adds to an INT8 bundle (calibration/workflow.py writes them): its report, the
-#: TensorRT calibration cache, and the float graph the cache refers to (implicit INT8 / DLA builds).
+#: TensorRT calibration cache, the float graph the cache refers to (implicit INT8 / DLA builds), and for the cpu
+#: target OpenVINO's own INT8 IR (calibration/nncfquant.py; the openvino runner reads it as a model file).
 CALIBRATION_CACHE_FILE = "calibration.cache"
 FP32_MODEL_FILE = "model.fp32.onnx"
+OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE = "model.openvino.xml", "model.openvino.bin"
 #: The marker file of a folder jetseg wrote (bundles, bench reports): ``--overwrite`` replaces only those.
 OUTPUT_MARKER = ".jetseg-output"
 #: The help of every command's ``--overwrite`` (the rule is :func:`check_out`).
 OVERWRITE_HELP = "replace an existing --out that jetseg wrote (never an input, nor a folder jetseg did not write)"
 #: Files whose content decides what a bundle does: present but not listed in the manifest, they are refused.
 USED_FILES = (MODEL_FILE, SPEC_FILE, WEIGHTS_FILE, TORCHSCRIPT_FILE, CALIBRATION_REPORT_FILE, CALIBRATION_CACHE_FILE,
-              FP32_MODEL_FILE)
+              FP32_MODEL_FILE, OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE)
 
 PathLike = Union[str, Path]
 

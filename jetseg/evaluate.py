@@ -27,8 +27,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from jetseg.imagescores import ImageScores
 from jetseg.scores import SegmentationScores
 from jetseg.spec import Spec
+from jetseg.tasks import enhanced_images
 
 #: Frames ``jetseg bench`` reads by default (``--frames``); the calibration gate also scores its final
 #: model on the first this many frames of the scans, so that a passing gate implies a passing bench.
@@ -39,7 +41,8 @@ Infer = Callable[[np.ndarray], np.ndarray]
 
 @dataclass
 class Outputs:
-    """What a model produced for a list of inputs: raw outputs ``(1, K, h, w)`` and masks ``(h, w)``."""
+    """What a model produced for a list of inputs: raw outputs ``(1, K, h, w)`` and masks ``(h, w)`` (segmentation
+    only; empty for the other tasks)."""
 
     spec: Spec
     outputs: List[np.ndarray]
@@ -58,7 +61,8 @@ def run_inputs(spec: Spec, infer: Infer, inputs: Sequence[np.ndarray],
     for x in inputs:
         out = np.asarray(infer(np.asarray(x, dtype=np.float32)), dtype=np.float32)
         outputs.append(out)
-        masks.append(spec.decode(out)[0])
+        if spec.task == "segmentation":  # other tasks have no masks; their scores read the outputs
+            masks.append(spec.decode(out)[0])
         if progress is not None:
             progress()
     return Outputs(spec=spec, outputs=outputs, masks=masks)
@@ -136,3 +140,32 @@ def dice_drop(scores: Dict[str, Any]) -> Dict[str, Any]:
     return {"dice_drop": drops[basis] if basis else None, "dice_drop_basis": basis,
             "drop_vs_reference": drops.get("reference"), "drop_vs_labels": drops.get("labels"),
             "pixel_agreement": vs_ref.get("pixel_agreement") if vs_ref else None}
+
+
+def _image_scores(spec: Spec, outputs: Sequence[np.ndarray], refs: Sequence[np.ndarray],
+                  enhanced_refs: bool) -> Dict[str, Any]:
+    scores = ImageScores(data_range=1.0)
+    assert spec.enhancement is not None, "an enhancement spec has its section (filled with defaults)"
+    for out, ref in zip(outputs, refs):
+        scores.add(enhanced_images(out, spec.enhancement)[0],
+                   enhanced_images(ref, spec.enhancement)[0] if enhanced_refs else ref)
+    return scores.summary()
+
+
+def compare_images(reference: Outputs, candidate: Outputs,
+                   targets: Optional[Sequence[Optional[np.ndarray]]] = None) -> Dict[str, Any]:
+    """Scores of an enhancement model's ``candidate`` images against ``reference`` images (and clean
+    ``targets``, ``(C, h, w)`` in [0, 1]): ``frames``, ``bases``, ``int8_vs_fp32``, and with a target for
+    every frame ``fp32_vs_targets``, ``int8_vs_targets``; ``psnr_drop`` and ``ssim_drop`` (None without
+    targets), ``ssim`` and ``psnr`` vs FP32 (docs/tasks.md). Used by the calibration gate and the bench."""
+    spec = candidate.spec
+    vs_fp32 = _image_scores(spec, candidate.outputs, reference.outputs, True)
+    result: Dict[str, Any] = {"frames": len(candidate.outputs), "int8_vs_fp32": vs_fp32, "bases": ["fp32"],
+                              "ssim": vs_fp32["ssim"], "psnr": vs_fp32["psnr"], "psnr_drop": None, "ssim_drop": None}
+    n = len(candidate.outputs)
+    if targets is not None and len(targets) == n and n and all(t is not None for t in targets):
+        fp32_t = _image_scores(spec, reference.outputs, targets, False)  # type: ignore[arg-type]
+        int8_t = _image_scores(spec, candidate.outputs, targets, False)  # type: ignore[arg-type]
+        result.update(bases=["fp32", "targets"], fp32_vs_targets=fp32_t, int8_vs_targets=int8_t,
+                      psnr_drop=fp32_t["psnr"] - int8_t["psnr"], ssim_drop=fp32_t["ssim"] - int8_t["ssim"])
+    return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from types import ModuleType
 from typing import Dict
 
@@ -22,6 +23,9 @@ HINTS: Dict[str, str] = {
     "cv2": "pip install 'jetseg[opencv]' (on a Jetson use JetPack's python3-opencv instead)",
     "pydicom": "pip install 'jetseg[scans]'",
     "nibabel": "pip install 'jetseg[scans]'",
+    "SimpleITK": "pip install 'jetseg[scans]'",
+    "highdicom": "pip install 'jetseg[scans]'",
+    "monai": "pip install 'jetseg[monai]' (x86: ./setup.sh installs it; it needs a recent PyTorch)",
     "tqdm": "pip install tqdm",
     "prometheus_client": "pip install 'jetseg[runtime]'",
     "matplotlib": "pip install 'jetseg[bench]'",
@@ -48,7 +52,12 @@ def available(name: str) -> bool:
 
 
 def require(name: str, purpose: str = "") -> ModuleType:
-    """Import ``name`` or raise a DependencyError naming what needs it and how to install it."""
+    """Import ``name`` or raise a DependencyError naming what needs it and how to install it.
+
+    A module another thread is importing right now (two streams opening their first synthetic source) is
+    waited for, not looked up: mid-import, its spec can be missing and it would read as not installed."""
+    if name in sys.modules:
+        return importlib.import_module(name)  # takes the module's import lock: returns it initialised
     if not available(name):
         top = name.split(".")[0]
         hint = HINTS.get(top, "pip install " + top)

@@ -209,6 +209,9 @@ class CalibrationRecord(JsonRecord):
         implicit_int8: the float graph the calibration cache refers to (``model``, ``model_sha256``, ...).
         ranges: tensor name -> [min, max].
         versions: interpreter and package versions.
+        openvino: OpenVINO's own INT8 model (``--target cpu``; calibration/nncfquant.py): ``model`` and
+            ``weights`` (the IR's files, or None when it was not kept), ``kept`` and ``why``, ``ignored_scope``
+            (layers kept in float), its ``gate`` result and attempts, ``speed`` against the Q/DQ model.
     """
 
     FILE: ClassVar[str] = CALIBRATION_REPORT_FILE
@@ -229,6 +232,7 @@ class CalibrationRecord(JsonRecord):
     implicit_int8: Optional[Dict[str, Any]] = _field(dict, _NONE, default=None)
     ranges: Dict[str, List[float]] = _field(dict, default={})
     versions: Dict[str, str] = _field(dict, default={})
+    openvino: Optional[Dict[str, Any]] = _field(dict, _NONE, default=None)
 
     @property
     def fp32_model(self) -> Optional[str]:
@@ -263,6 +267,9 @@ class BuildRecord(JsonRecord):
         placement_actual: what TensorRT decided (engine inspector).
         io: the engine's I/O tensors (name, mode, shape, dtype).
         engine_bytes: the size of ``engine.plan``.
+        precision_retry: empty, or why the build with OBEY_PRECISION_CONSTRAINTS failed and that it was built
+            again without the flag (``first_error``, ``cleared_flag``, ``constrained_layers``); absent in
+            build.json files written before it existed.
     """
 
     FILE: ClassVar[str] = BUILD_FILE
@@ -282,6 +289,7 @@ class BuildRecord(JsonRecord):
     placement_actual: Dict[str, Any] = _field(dict, default={})
     io: List[Dict[str, Any]] = _field(list, default=[])
     engine_bytes: Optional[int] = _field(int, _NONE, default=None)
+    precision_retry: Dict[str, Any] = _field(dict, default={})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,11 +302,15 @@ class BenchReport(JsonRecord):
         conditions: machine, versions, power mode, clocks, load, threads.
         settings: the benchmark settings.
         data: the frame source and how many frames (labelled) it gave.
+        roi: the ROI the frames were cropped to: ``asked`` (``--roi``), ``mode`` (``bundle`` resolved), ``how``
+            and ``files`` (per file ``{"roi": [x, y, w, h], "frame": [w, h], "how"}``, as calibration.json).
         reference: the FP32 reference row's bundle, path, precision and backend.
         skipped: rows not run, with the reason.
         summary: headline figures.
         cost: the benchmark process's own cost (peak RSS).
         gates: the CI gates' verdicts, when gates were given.
+        viewer: ``jetseg bench --viewer``: the web viewer measured in headless chromium (``conditions``, and
+            ``runs``: per tab count the pipeline's fps and each tab's capture-to-display latency and shown fps).
         files: the files written next to the report.
     """
 
@@ -313,9 +325,11 @@ class BenchReport(JsonRecord):
     conditions: Dict[str, Any] = _field(dict, default={})
     settings: Dict[str, Any] = _field(dict, default={})
     data: Dict[str, Any] = _field(dict, default={})
+    roi: Dict[str, Any] = _field(dict, default={})
     reference: Dict[str, Any] = _field(dict, default={})
     skipped: List[Dict[str, Any]] = _field(list, default=[])
     summary: Dict[str, Any] = _field(dict, default={})
     cost: Dict[str, Any] = _field(dict, default={})
     gates: Optional[List[Dict[str, Any]]] = _field(list, _NONE, default=None)
+    viewer: Optional[Dict[str, Any]] = _field(dict, _NONE, default=None)
     files: List[str] = _field(list, default=[])

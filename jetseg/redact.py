@@ -15,8 +15,11 @@ import threading
 from typing import Any, Set
 
 MASK = "***"
-#: ``scheme://user:password@`` (password redacted, user kept) and ``scheme://token@`` (all redacted).
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:\s?#'\"]*)(?::(?P<pw>[^/@\s'\"]*))?@")
+#: ``scheme://user:password@`` (password redacted, user kept) and ``scheme://token@`` (all redacted). The
+#: userinfo runs up to the *last* ``@`` of the authority (which ends at ``/``, ``?``, ``#``, a quote or a
+#: space), so a password containing ``@`` is masked whole.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/:\s?#'\"]*)"
+                       r"(?::(?P<pw>[^/\s?#'\"]*))?@")
 #: Names whose values are secrets: query parameters, options, config fields.
 SECRET_KEYS = ("token", "access_token", "password", "passwd", "pwd", "secret", "api_key", "apikey", "auth")
 #: ``token=...``, ``password=...`` and friends in queries, options and config dumps.

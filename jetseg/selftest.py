@@ -1,6 +1,9 @@
 """The self-test report: named checks with a status (passed, failed, skipped with the reason), written as
 ``report.json`` and ``report.md`` for a user to attach to an issue. The checks themselves are composed by
 ``jetseg selftest`` (jetseg/cli/selftest.py) from the layers they test; this module only runs and reports.
+
+``./setup.sh test-device`` merges the on-device pytest's JUnit XML into the same report
+(:func:`merge_junit`), so one list holds every device check: selftest's and pytest's.
 """
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ from jetseg.errors import JetsegError
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 #: What ``jetseg selftest --out DIR`` writes into DIR.
 REPORT_FILES = ("report.json", "report.md")
+
+#: The machine facts a maintainer needs first (keys of DeviceInfo.to_dict()).
+MAINTAINER_FACTS = ("model", "l4t", "jetpack", "tensorrt", "cuda", "nvpmodel", "jetson_clocks", "dla_cores")
 
 
 class Skip(Exception):
@@ -118,11 +124,61 @@ def markdown(report: Dict[str, Any]) -> str:
              "**%d passed, %d failed, %d skipped**" % (counts[PASSED], counts[FAILED], counts[SKIPPED]), "",
              "| check | group | status | seconds | detail |", "|---|---|---|---|---|"]
     for check in report["checks"]:
-        detail = str(check["detail"]).replace("|", "\\|")
+        detail = str(check["detail"]).replace("|", "\\|").replace("\n", " ")
         lines.append("| %s | %s | %s | %.1f | %s |" % (check["name"], check["group"], check["status"],
                                                        check["seconds"], detail))
-    lines += ["", "## Machine", "", "```json", json.dumps(report["machine"], indent=2, default=str), "```", ""]
+    machine = report.get("machine") or {}
+    lines += ["", "## For the maintainer", ""]
+    lines += ["- %s: %s" % (key, machine.get(key, "unknown")) for key in MAINTAINER_FACTS]
+    logs = [(c["name"], c["data"]["build_log"]) for c in report["checks"]
+            if c["status"] == FAILED and (c.get("data") or {}).get("build_log")]
+    if logs:
+        lines += ["", "Engine build logs of the failed checks (in this folder):", ""]
+        lines += ["- %s: %s" % (name, log) for name, log in logs]
+    lines += ["", "## How to send this report", "",
+              "Open an issue in jetseg's GitHub repository titled \"selftest: <device>, JetPack <version>\", zip "
+              "this folder (report.md, report.json, pytest-junit.xml, summary.md, the logs) and attach the zip. The "
+              "checks use synthetic frames only: no patient data is in it.",
+              "", "## Machine", "", "```json", json.dumps(machine, indent=2, default=str), "```", ""]
     return "\n".join(lines)
+
+
+def junit_results(path: Path) -> List[CheckResult]:
+    """The test cases of a pytest JUnit XML file as checks of group ``pytest``: passed, failed (a failure or an
+    error, with its message) or skipped (with its reason). A missing or unreadable file is one failed check."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(str(path)).getroot()
+    except (OSError, ET.ParseError) as exc:
+        return [CheckResult("on-device pytest", "pytest", FAILED,
+                            "no readable JUnit report at %s (%s); see pytest.log" % (path, exc))]
+    results = []
+    for case in root.iter("testcase"):
+        name = "%s::%s" % (case.get("classname", ""), case.get("name", ""))
+        status, detail = PASSED, ""
+        for child in case:
+            if child.tag in ("failure", "error"):
+                status, detail = FAILED, (child.get("message") or (child.text or "").strip())
+            elif child.tag == "skipped" and status != FAILED:
+                status, detail = SKIPPED, (child.get("message") or "")
+        first = (detail.strip().splitlines() or [""])[0]
+        results.append(CheckResult(name, "pytest", status, first, round(float(case.get("time") or 0), 3)))
+    return results
+
+
+def merge_junit(out: Path, junit: Path) -> Dict[str, Any]:
+    """Add the JUnit results to ``out/report.json`` (and ``report.md``); a missing report.json becomes a failed
+    ``selftest`` check, so the merged report is never silently partial. Returns the merged report."""
+    path = out / "report.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        checks = [CheckResult(**c) for c in report["checks"] if c.get("group") != "pytest"]
+        machine = report.get("machine", {})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        checks = [CheckResult("selftest", "portable", FAILED, "no usable %s (%s); see selftest.log" % (path, exc))]
+        machine = {}
+    return write_report(out, checks + junit_results(junit), machine)
 
 
 def exit_code(results: List[CheckResult]) -> int:

@@ -19,6 +19,8 @@ Example ``spec.yaml``::
     classes: [background, lesion]
     colors: [[0, 0, 0], [255, 64, 64]]
     pixel_spacing_mm: [0.2, 0.2]
+
+The task (segmentation, the default; enhancement; registration) and its section: :mod:`jetseg.tasks`.
 """
 from __future__ import annotations
 
@@ -33,11 +35,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import yaml
 
+from jetseg import tasks
 from jetseg.errors import SpecError
+from jetseg.roibox import RELATIVE_RULE, is_relative, relative_box
 
 log = logging.getLogger("jetseg.spec")
 
-TASKS = ("segmentation",)
 OUTPUT_KINDS = ("softmax", "sigmoid")
 ACTIVATIONS = ("logits", "probabilities")
 COLOR_ORDERS = {1: ("gray",), 3: ("rgb", "bgr")}
@@ -87,7 +90,7 @@ class OutputSpec:
 
 @dataclass
 class Spec:
-    """A segmentation model's contract: input preparation, output decoding, classes, overlay colours."""
+    """A model's contract: task (and its section, :mod:`jetseg.tasks`), input, output, classes, colours."""
 
     name: str = "model"
     task: str = "segmentation"
@@ -98,22 +101,24 @@ class Spec:
     overlay_alpha: float = 0.45
     pixel_spacing_mm: Optional[List[float]] = None  # [row, column] spacing of the *frame*, in mm
     description: str = ""
+    enhancement: Optional[tasks.EnhancementSpec] = None
+    registration: Optional[tasks.RegistrationSpec] = None
 
     # ------------------------------------------------------------------ construction and validation
     def __post_init__(self) -> None:
         if isinstance(self.input, dict):
-            self.input = _build(InputSpec, self.input, "input")
+            self.input = tasks.build_section(InputSpec, self.input, "input")
         if isinstance(self.output, dict):
-            self.output = _build(OutputSpec, self.output, "output")
-        _expect(isinstance(self.input, InputSpec), "input", self.input, "a mapping (name, size, channels, ...)")
-        _expect(isinstance(self.output, OutputSpec), "output", self.output, "a mapping (name, kind, ...)")
+            self.output = tasks.build_section(OutputSpec, self.output, "output")
+        tasks.expect_field(isinstance(self.input, InputSpec), "input", self.input, "a mapping (name, size, channels, ...)")
+        tasks.expect_field(isinstance(self.output, OutputSpec), "output", self.output, "a mapping (name, kind, ...)")
         self.validate()
 
     @classmethod
     def from_dict(cls, data: Any) -> Spec:
         if not isinstance(data, dict):
             raise SpecError("spec must be a mapping of fields, got %s" % type(data).__name__)
-        return _build(cls, copy.deepcopy(data), "")
+        return tasks.build_section(cls, copy.deepcopy(data), "")
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> Spec:
@@ -128,6 +133,9 @@ class Spec:
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
         data["input"]["size"] = list(self.input.size)
+        for section in ("enhancement", "registration"):  # a segmentation spec reads and writes as before
+            if data[section] is None:
+                del data[section]
         return data
 
     def save(self, path: Union[str, Path]) -> None:
@@ -136,64 +144,66 @@ class Spec:
     def validate(self) -> None:
         """Check every field; raise SpecError naming the field and what was expected."""
         inp, out = self.input, self.output
-        _expect(self.task in TASKS, "task", self.task, "one of %s" % ", ".join(TASKS))
+        tasks.expect_field(self.task in tasks.TASKS, "task", self.task, "one of %s" % ", ".join(tasks.TASKS))
+        self.enhancement, self.registration = tasks.validate_task(self.task, self.enhancement, self.registration,
+                                                            self.input.name, self.output.name)
         size = inp.size
-        _expect(isinstance(size, (list, tuple)) and len(size) == 2
+        tasks.expect_field(isinstance(size, (list, tuple)) and len(size) == 2
                 and all(isinstance(v, int) and v > 0 for v in size),
                 "input.size", size, "[height, width] with two positive integers")
         inp.size = (int(size[0]), int(size[1]))
-        _expect(inp.channels in COLOR_ORDERS, "input.channels", inp.channels, "1 or 3")
-        _expect(inp.color_order in COLOR_ORDERS[inp.channels], "input.color_order", inp.color_order,
+        tasks.expect_field(inp.channels in COLOR_ORDERS, "input.channels", inp.channels, "1 or 3")
+        tasks.expect_field(inp.color_order in COLOR_ORDERS[inp.channels], "input.color_order", inp.color_order,
                 " or ".join(COLOR_ORDERS[inp.channels]) + " for %d channel(s)" % inp.channels)
-        _expect(inp.layout in LAYOUTS, "input.layout", inp.layout, "NCHW")
-        _expect(inp.interpolation in INTERPOLATIONS, "input.interpolation", inp.interpolation,
+        tasks.expect_field(inp.layout in LAYOUTS, "input.layout", inp.layout, "NCHW")
+        tasks.expect_field(inp.interpolation in INTERPOLATIONS, "input.interpolation", inp.interpolation,
                 "one of %s" % ", ".join(INTERPOLATIONS))
         for key in ("mean", "std"):
             value = getattr(inp, key)
             if isinstance(value, (int, float)):
                 value = [float(value)] * inp.channels
-            _expect(isinstance(value, (list, tuple)) and len(value) in (1, inp.channels)
+            tasks.expect_field(isinstance(value, (list, tuple)) and len(value) in (1, inp.channels)
                     and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value),
                     "input." + key, value, "a finite number or a list of %d finite numbers" % inp.channels)
             setattr(inp, key, [float(v) for v in value])
-        _expect(all(v > 0 for v in inp.std), "input.std", inp.std, "positive numbers")
+        tasks.expect_field(all(v > 0 for v in inp.std), "input.std", inp.std, "positive numbers")
         if isinstance(inp.roi, dict):
             rel: Any = inp.roi.get("relative")
-            _expect(set(inp.roi) == {"relative"} and isinstance(rel, (list, tuple)) and len(rel) == 4
-                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rel)
-                    and all(0.0 <= v < 1.0 for v in rel[:2]) and all(0.0 < v <= 1.0 for v in rel[2:])
-                    and rel[0] + rel[2] <= 1.0 + 1e-6 and rel[1] + rel[3] <= 1.0 + 1e-6,
-                    "input.roi", inp.roi, "{relative: [x, y, width, height]} as fractions of the frame (x, y "
-                    "in [0, 1), width, height in (0, 1], x + width and y + height at most 1)")
+            tasks.expect_field(set(inp.roi) == {"relative"} and is_relative(rel),
+                               "input.roi", inp.roi, "{relative: [x, y, width, height]} as %s" % RELATIVE_RULE)
             inp.roi = {"relative": [float(v) for v in rel]}
         elif inp.roi is not None:
-            _expect(isinstance(inp.roi, (list, tuple)) and len(inp.roi) == 4
+            tasks.expect_field(isinstance(inp.roi, (list, tuple)) and len(inp.roi) == 4
                     and all(isinstance(v, int) and not isinstance(v, bool) for v in inp.roi)
                     and inp.roi[0] >= 0 and inp.roi[1] >= 0 and inp.roi[2] > 0 and inp.roi[3] > 0,
                     "input.roi", inp.roi, "[x, y, width, height] in frame pixels, {relative: [x, y, width, "
                     "height]} as fractions of the frame, or null")
             inp.roi = [int(v) for v in inp.roi]
-        _expect(out.kind in OUTPUT_KINDS, "output.kind", out.kind, "one of %s" % ", ".join(OUTPUT_KINDS))
-        _expect(out.activation in ACTIVATIONS, "output.activation", out.activation,
+        tasks.expect_field(out.kind in OUTPUT_KINDS, "output.kind", out.kind, "one of %s" % ", ".join(OUTPUT_KINDS))
+        tasks.expect_field(out.activation in ACTIVATIONS, "output.activation", out.activation,
                 "one of %s" % ", ".join(ACTIVATIONS))
-        _expect(isinstance(out.threshold, (int, float)) and 0.0 < out.threshold < 1.0,
+        tasks.expect_field(isinstance(out.threshold, (int, float)) and 0.0 < out.threshold < 1.0,
                 "output.threshold", out.threshold, "a probability between 0 and 1")
-        _expect(isinstance(self.classes, list) and len(self.classes) >= 2
+        tasks.expect_field(isinstance(self.classes, list) and len(self.classes) >= 2
                 and all(isinstance(c, str) and c for c in self.classes)
                 and len(set(self.classes)) == len(self.classes),
                 "classes", self.classes, "a list of at least two distinct names, background first")
         if self.colors is None:
             self.colors = default_colors(len(self.classes))
-        _expect(isinstance(self.colors, list) and len(self.colors) == len(self.classes)
+        tasks.expect_field(isinstance(self.colors, list) and len(self.colors) == len(self.classes)
                 and all(isinstance(c, (list, tuple)) and len(c) == 3
                         and all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in self.colors),
                 "colors", self.colors, "one [r, g, b] (0-255) per class, %d in all" % len(self.classes))
-        _expect(isinstance(self.overlay_alpha, (int, float)) and 0.0 <= self.overlay_alpha <= 1.0,
+        tasks.expect_field(isinstance(self.overlay_alpha, (int, float)) and 0.0 <= self.overlay_alpha <= 1.0,
                 "overlay_alpha", self.overlay_alpha, "a number between 0 and 1")
         if self.pixel_spacing_mm is not None:
-            _expect(isinstance(self.pixel_spacing_mm, (list, tuple)) and len(self.pixel_spacing_mm) == 2
+            tasks.expect_field(isinstance(self.pixel_spacing_mm, (list, tuple)) and len(self.pixel_spacing_mm) == 2
                     and all(isinstance(v, (int, float)) and v > 0 for v in self.pixel_spacing_mm),
                     "pixel_spacing_mm", self.pixel_spacing_mm, "[row_mm, column_mm], positive, or null")
+
+    def require_task(self, what: str, *names: str) -> None:
+        """Raise SpecError when this spec's task is not one of ``names`` (``what``: the command or step)."""
+        tasks.require(self.task, what, *names)
 
     # ------------------------------------------------------------------ derived facts
     @property
@@ -207,7 +217,12 @@ class Spec:
 
     @property
     def output_channels(self) -> int:
-        """softmax: one channel per class; sigmoid: one per foreground class (multi-label when several)."""
+        """softmax: one channel per class; sigmoid: one per foreground class (multi-label when several);
+        enhancement: the image's channels; registration: the field's two (x, y)."""
+        if self.enhancement is not None:
+            return self.enhancement.channels
+        if self.registration is not None:
+            return 2
         return self.num_classes - 1 if self.output.kind == "sigmoid" else self.num_classes
 
     @property
@@ -227,10 +242,7 @@ class Spec:
         if roi is None:
             return 0, 0, width, height
         if isinstance(roi, dict):
-            fx, fy, fw, fh = roi["relative"]
-            x, y = min(width - 1, int(round(fx * width))), min(height - 1, int(round(fy * height)))
-            w = max(1, min(width - x, int(round(fw * width))))
-            return x, y, w, max(1, min(height - y, int(round(fh * height))))
+            return relative_box(roi["relative"], frame_shape)
         x, y, w, h = roi
         if x >= width or y >= height:
             raise SpecError("input.roi %s lies outside the %dx%d frame; fix the ROI in spec.yaml or the "
@@ -330,6 +342,7 @@ class Spec:
         so a lesion listed after its organ shows inside it (the mask that overlays, sinks and scores share);
         :meth:`decode_labels` gives every class's own, overlapping mask.
         """
+        self.require_task("decoding to masks", "segmentation")
         output = np.asarray(output)
         if output.ndim == 3:
             output = output[None]
@@ -350,6 +363,7 @@ class Spec:
 
     def decode_labels(self, output: np.ndarray) -> np.ndarray:
         """Per-class masks ``(N, K-1, H, W) bool`` of the foreground classes (overlapping for multi-label)."""
+        self.require_task("decoding to masks", "segmentation")
         output = np.asarray(output)
         if output.ndim == 3:
             output = output[None]
@@ -366,6 +380,7 @@ class Spec:
     def probabilities(self, output: np.ndarray) -> np.ndarray:
         """Per-class probabilities ``(N, K, H, W) float32``; sigmoid outputs give background first
         (``1 - max`` over the foreground channels), then each foreground class's own probability."""
+        self.require_task("class probabilities", "segmentation")
         output = np.asarray(output, dtype=np.float32)
         if output.ndim == 3:
             output = output[None]
@@ -413,28 +428,6 @@ def _check_frame(frame: Any) -> np.ndarray:
     if frame.dtype == np.float64:
         frame = frame.astype(np.float32)
     return frame
-
-
-def _expect(ok: bool, name: str, got: Any, expected: str) -> None:
-    if not ok:
-        raise SpecError("spec field %r is %r; expected %s" % (name, got, expected))
-
-
-def _build(cls: Any, data: Dict[str, Any], prefix: str) -> Any:
-    known = set(cls.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        import difflib
-
-        where = prefix + "." if prefix else ""
-        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-        hint = " (did you mean %r?)" % (where + close[0]) if close else ""
-        raise SpecError("unknown spec field %r%s; known fields: %s"
-                        % (where + unknown[0], hint, ", ".join(where + k for k in sorted(known))))
-    try:
-        return cls(**data)
-    except TypeError as exc:  # wrong type for a nested section, e.g. input: 5
-        raise SpecError("spec section %r is malformed: %s" % (prefix or cls.__name__, exc)) from None
 
 
 _clip_warned: set = set()  # (what, roi, width, height) already warned about: one warning per frame size

@@ -46,8 +46,10 @@ def load_weights(model: Any, path: Any) -> None:
     except Exception as exc:  # torch raises UnpicklingError/RuntimeError for unsafe or corrupt files
         raise ExportError("cannot load %s as weights only (%s); save it with torch.save(model.state_dict(), "
                           "path)" % (path, str(exc).splitlines()[0][:160])) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
+    for key in ("state_dict", "model"):  # Lightning checkpoints; MONAI's CheckpointSaver {"model": ...}
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
     if not isinstance(state, dict):
         raise ExportError("%s holds a %s, not a state_dict; save it with torch.save(model.state_dict(), path)"
                           % (path, type(state).__name__))
@@ -204,7 +206,10 @@ def output_activation(proto: Any, name: str) -> str:
 
 
 def record_activation(proto: Any, spec: Spec, info: Dict[str, Any]) -> None:
-    """Set ``spec.output.activation`` from the model's last node and note it in ``info``."""
+    """Set ``spec.output.activation`` from the model's last node and note it in ``info`` (segmentation only:
+    an enhanced image is read as it is)."""
+    if spec.task != "segmentation":
+        return
     found = output_activation(proto, spec.output.name)
     if found != spec.output.activation:
         log.info("output %r comes from a %s node: output.activation is %s (the decoder does not apply the "
@@ -255,6 +260,14 @@ def torchscript_bytes(model: Any) -> bytes:
     return buffer.getvalue()
 
 
+def export_torch(model: Any, spec: Spec, info: Dict[str, Any]) -> bytes:
+    """A PyTorch model (weights loaded) to checked ONNX bytes; the activation and the parity go into ``info``."""
+    data = torch_to_onnx(model, spec)
+    record_activation(check_onnx(data, spec), spec, info)
+    info["max_abs_diff_vs_torch"] = compare_with_torch(model, data, spec)
+    return data
+
+
 def export_model(source: str, spec: Spec, weights: Optional[str] = None,
                  factory_kwargs: Optional[Dict[str, Any]] = None, module_path: Optional[str] = None,
                  keep: Optional[Dict[str, bytes]] = None) -> Tuple[bytes, Dict[str, Any]]:
@@ -267,6 +280,7 @@ def export_model(source: str, spec: Spec, weights: Optional[str] = None,
 
     Returns ``(onnx_bytes, info)`` where ``info`` records the route, the source and the parity check.
     """
+    spec.require_task("jetseg export", "segmentation", "enhancement")
     path = Path(source)
     info: Dict[str, Any] = {"source": source}
     if path.suffix.lower() == ".onnx":
@@ -288,15 +302,16 @@ def export_model(source: str, spec: Spec, weights: Optional[str] = None,
     elif ":" in source and not path.exists():
         model = load_factory(source, factory_kwargs, module_path)
         info["route"] = "factory"
+    elif path.is_dir():
+        raise ExportError("%s is a folder but not a MONAI bundle (no configs/metadata.json); expected MODEL.onnx, "
+                          "MODEL.ts, package.module:factory or a MONAI bundle folder" % source)
     else:
         raise ExportError("model %r is not supported; expected MODEL.onnx, MODEL.ts (TorchScript) or "
-                          "package.module:factory" % source)
+                          "package.module:factory or a MONAI bundle folder" % source)
     if weights:
         load_weights(model, weights)
         info["weights"] = str(weights)
-    data = torch_to_onnx(model, spec)
-    record_activation(check_onnx(data, spec), spec, info)
-    info["max_abs_diff_vs_torch"] = compare_with_torch(model, data, spec)
+    data = export_torch(model, spec, info)
     if keep is not None and info["route"] == "torchscript":
         from jetseg.bundle import TORCHSCRIPT_FILE
 

@@ -28,7 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tensorrt: Q/DQ following TensorRT's rules (symmetric int8); cpu: the fastest form "
                              "for ONNX Runtime on the CPU (uint8 activations) (default: tensorrt)")
     parser.add_argument("--gate-dice", type=float, default=0.01, metavar="D",
-                        help="largest allowed drop of the mean Dice on the held-out frames (default: 0.01)")
+                        help="segmentation: largest allowed drop of the mean Dice on the held-out frames "
+                             "(default: 0.01)")
+    parser.add_argument("--gate-ssim", type=float, default=0.99, metavar="S",
+                        help="enhancement: smallest allowed mean SSIM of INT8 against FP32 (default: 0.99)")
+    parser.add_argument("--gate-psnr", type=float, default=0.3, metavar="DB",
+                        help="enhancement: largest allowed PSNR drop against clean targets, dB (default: 0.3)")
     parser.add_argument("--max-fallback", type=int, default=8, metavar="K",
                         help="at most K layers kept in float to pass the gate (default: 8; 0 = none)")
     parser.add_argument("--max-frames", type=int, default=300, metavar="N",
@@ -40,8 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep preprocessed frames in memory up to this size, else read twice (default: 1024)")
     parser.add_argument("--roi", default="spec", metavar="MODE",
                         help="the ROI the scans are cropped to, as 'run --roi': auto (the imaging area each file's "
-                             "first frames show, or its DICOM region tags), spec (the bundle's input.roi), none "
-                             "or x,y,w,h in frame pixels; recorded per file in calibration.json, and run's default "
+                             "first frames show, or its DICOM region tags), spec (the bundle's input.roi), none, "
+                             "x,y,w,h in frame pixels or relative:x,y,w,h in fractions of the frame; recorded per "
+                             "file in calibration.json, and run's default "
                              "follows it (default: spec)")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
@@ -66,13 +72,14 @@ def run(args: argparse.Namespace) -> int:
     import signal
 
     from jetseg.calibration.workflow import calibrate
-    from jetseg.jetson.daemon.config import parse_roi
+    from jetseg.jetson.daemon.flags import parse_roi
 
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     report = calibrate(args.bundle, args.scans, out=args.out, method=args.method, count=args.count,
                        holdout=args.holdout, target=args.target, gate_dice=args.gate_dice,
                        max_fallback=args.max_fallback, max_frames=args.max_frames, trt_version=args.trt_version,
-                       memory_mb=args.memory_mb, overwrite=args.overwrite, roi=parse_roi(args.roi))
+                       memory_mb=args.memory_mb, overwrite=args.overwrite, roi=parse_roi(args.roi),
+                       gate_psnr=args.gate_psnr, gate_ssim=args.gate_ssim)
     gate = report["gate"]["result"]
     model = report["model"]
     print("INT8 bundle: %s" % report["out"])
@@ -80,9 +87,20 @@ def run(args: argparse.Namespace) -> int:
           % (report["target"], report["method"], len(report["curation"]["calibration_frames"]),
              len(report["curation"]["holdout_frames"]), report["scans"]["frames_read"],
              report["scans"]["skipped_files"]))
-    print("  gate: mean Dice drop %.4f <= %g (vs %s), pixel agreement %.4f, layers kept in float: %s"
-          % (round(gate["dice_drop"], 4) + 0.0, report["gate"]["threshold"], " and ".join(gate["bases"]),
-             gate["pixel_agreement"] or 0.0, ", ".join(report["float_layers"]) or "none"))
+    floats = ", ".join(report["float_layers"]) or "none"
+    if report["gate"].get("task") == "enhancement":
+        drop = gate["psnr_drop"]
+        print("  gate: SSIM vs FP32 %.4f >= %g, PSNR vs FP32 %.2f dB, PSNR drop vs targets %s, layers kept in "
+              "float: %s" % (gate["ssim"], report["gate"]["threshold"]["min_ssim"], gate["psnr"],
+                             "n/a (no clean targets)" if drop is None else "%.3f dB" % drop, floats))
+    else:
+        print("  gate: mean Dice drop %.4f <= %g (vs %s), pixel agreement %.4f, layers kept in float: %s"
+              % (round(gate["dice_drop"], 4) + 0.0, report["gate"]["threshold"], " and ".join(gate["bases"]),
+                 gate["pixel_agreement"] or 0.0, floats))
     print("  model.onnx %.0f KB = %.0f%% of FP32; calibration cache %s"
           % (model["int8_size_bytes"] / 1024.0, 100.0 * model["size_ratio"], report["implicit_int8"]["header"]))
+    openvino = report.get("openvino")
+    if openvino:  # --target cpu: OpenVINO's own INT8 (calibration/nncfquant.py), kept or not, and why
+        print("  OpenVINO INT8 (NNCF): %s: %s" % ("model.openvino.xml" if openvino["kept"] else "not kept",
+                                                 openvino["why"]))
     return 0

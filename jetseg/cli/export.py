@@ -7,13 +7,14 @@ from typing import Any, Dict, List, Optional
 from jetseg.bundle import OVERWRITE_HELP
 from jetseg.errors import JetsegError
 
-HELP = ("check or export a user's model (MODEL.onnx, MODEL.ts, pkg.mod:factory) into a bundle; or a bundle as a "
-        "Triton model repository (--triton REPO BUNDLE)")
+HELP = ("check or export a user's model (MODEL.onnx, MODEL.ts, pkg.mod:factory, a MONAI bundle) into a bundle; "
+        "or a bundle as a Triton model repository (--triton REPO BUNDLE)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="MODEL.onnx, MODEL.ts (TorchScript) or package.module:factory; "
-                        "with --triton: the BUNDLE to export")
+    parser.add_argument("model", metavar="MODEL", help="MODEL.onnx, MODEL.ts (TorchScript), package.module:factory or a "
+                        "MONAI bundle folder (configs/metadata.json: the spec comes from it; the flags below override "
+                        "it); with --triton: the BUNDLE to export")
     parser.add_argument("--out", default=None, metavar="BUNDLE", help="bundle directory to write")
     triton = parser.add_argument_group("Triton model repository (docs/scale.md)")
     triton.add_argument("--triton", default=None, metavar="REPO",
@@ -31,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--module-path", default=None, metavar="DIR",
                         help="folder to import pkg.mod of a pkg.mod:factory model from (instead of PYTHONPATH)")
     parser.add_argument("--spec", default=None, metavar="spec.yaml", help="the model's spec (else the flags below)")
+    parser.add_argument("--task", choices=("segmentation", "enhancement"), default=None,
+                        help="what the model does (default: the spec's, else segmentation); enhancement: image "
+                             "to image, see --output-range")
+    parser.add_argument("--output-range", default=None, metavar="LOW,HIGH",
+                        help="enhancement: the output image's value range (default 0,1)")
     parser.add_argument("--input-size", default=None, metavar="HxW", help="model input size, e.g. 256x256")
     parser.add_argument("--channels", type=int, choices=(1, 3), default=None, help="input channels (1 grey, 3 colour)")
     parser.add_argument("--color-order", choices=("gray", "rgb", "bgr"), default=None,
@@ -58,8 +64,8 @@ def _numbers(text: Optional[str], flag: str) -> Optional[List[float]]:
         raise JetsegError("%s %r is invalid; expected a number or comma-separated numbers" % (flag, text)) from None
 
 
-def build_spec(args: argparse.Namespace) -> Any:
-    """The spec from --spec, or from the flags (which also override fields of --spec)."""
+def build_spec(args: argparse.Namespace, base: Optional[Dict[str, Any]] = None) -> Any:
+    """The spec from --spec, else ``base`` (a MONAI bundle's), else the flags (which override either)."""
     from pathlib import Path
 
     from jetseg.cli.train import parse_classes, parse_size
@@ -67,6 +73,8 @@ def build_spec(args: argparse.Namespace) -> Any:
 
     if args.spec:
         data: Dict[str, Any] = Spec.load(args.spec).to_dict()
+    elif base is not None:
+        data = base
     else:
         if args.input_size is None or args.channels is None:
             raise JetsegError("without --spec, give at least --input-size HxW and --channels 1|3 (and --classes, "
@@ -106,6 +114,18 @@ def build_spec(args: argparse.Namespace) -> Any:
         data["colors"] = None
     if args.name:
         data["name"] = args.name
+    if args.task is not None:
+        data["task"] = args.task
+    if data.get("task") == "enhancement":  # the image comes back with the input's channels unless told
+        data["enhancement"] = dict({"channels": channels}, **(data.get("enhancement") or {}))
+    if args.output_range is not None:
+        if data.get("task") != "enhancement":
+            raise JetsegError("--output-range applies to enhancement models; add --task enhancement")
+        values = _numbers(args.output_range, "--output-range") or []
+        if len(values) != 2:
+            raise JetsegError("--output-range %r is invalid; expected LOW,HIGH such as 0,1" % args.output_range)
+        data.setdefault("enhancement", {})
+        data["enhancement"] = dict(data["enhancement"] or {}, range=values)
     return Spec.from_dict(data)
 
 
@@ -142,17 +162,28 @@ def run(args: argparse.Namespace) -> int:
         save_bundle,
         sha256_file,
     )
+    from jetseg.cli.train import parse_size
     from jetseg.models.export import export_model
+    from jetseg.models.monai_bundle import export_monai, is_monai_bundle, read_bundle, spec_data
 
     if args.weights is not None:
         if not Path(args.weights).is_file():
             raise JetsegError("--weights %s does not exist; expected a PyTorch state_dict file" % args.weights)
-    spec = build_spec(args)
     inputs = [Path(args.model) if Path(args.model).exists() else None, args.weights, args.module_path]
     check_out(args.out, args.overwrite, inputs)  # before the export's work; never an input
     keep: Dict[str, bytes] = {}
     module_path = str(Path(args.module_path).resolve()) if args.module_path else None
-    data, info = export_model(args.model, spec, weights=args.weights, module_path=module_path, keep=keep)
+    if is_monai_bundle(args.model):
+        if args.weights or args.module_path:
+            raise JetsegError("%s is a MONAI bundle: its weights come from its models/ folder; drop --weights and "
+                              "--module-path" % args.model)
+        monai = read_bundle(args.model)
+        size = parse_size(args.input_size) if args.input_size else None
+        spec = build_spec(args, spec_data(monai, input_size=size))
+        data, info = export_monai(monai, spec, keep=keep)
+    else:
+        spec = build_spec(args)
+        data, info = export_model(args.model, spec, weights=args.weights, module_path=module_path, keep=keep)
     provenance: Dict[str, Any] = {"command": command_line(), "tool": "jetseg export", "export": info}
     extra: Dict[str, Any] = dict(keep)
     if TORCHSCRIPT_FILE in keep:  # the torch runner and the naive-loop row run it as the PyTorch reference

@@ -1,10 +1,13 @@
 """`jetseg selftest --out DIR`: what works on this machine, as a report to attach to an issue.
 
-Portable checks run everywhere (bundled models, preprocessing, ONNX Runtime, INT8 calibration with the
-TensorRT Q/DQ checker and the calibration cache). Device checks run on a Jetson with TensorRT (engines FP32 /
-FP16 / INT8, DLA INT8 with the placement TensorRT chose, the trt runner against ONNX Runtime, the daemon on trt,
-power and nvpmodel); elsewhere they are skipped with the reason. Writes DIR/report.json and DIR/report.md.
-Exit status: 0 when no check failed.
+Portable checks run everywhere (bundled models, preprocessing, the CPU path: ONNX Runtime and OpenVINO, INT8
+calibration at the calibration's own Dice gate with the TensorRT Q/DQ checker and the calibration cache). Device
+checks run on a Jetson (capture: V4L2 devices and JetPack's GStreamer elements) and with TensorRT (engines FP32 /
+FP16 / INT8 with their build logs, DLA INT8 with the placement TensorRT chose, the trt runner against ONNX
+Runtime, fps of the bundled model per precision, the daemon on trt, power and nvpmodel); elsewhere they are
+skipped with the reason. Writes DIR/report.json and DIR/report.md; ``--merge-junit FILE`` adds the on-device
+pytest's results to that report instead (``./setup.sh test-device`` does both). Exit status: 0 when no check
+failed.
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="directory for report.json and report.md")
     parser.add_argument("--model", default="ultrasound", help="bundled model for the checks (default ultrasound)")
     parser.add_argument("--calib-count", type=int, default=16, help="frames to calibrate with (default 16)")
+    parser.add_argument("--merge-junit", metavar="FILE", help="run no check: add pytest's JUnit XML FILE to the "
+                        "report in --out (./setup.sh test-device)")
 
 
 class _State:
@@ -33,9 +38,12 @@ class _State:
         self.calib_count = calib_count
         self.int8: Optional[Path] = None
         self.frame: Any = None
+        self.out: Optional[Path] = None  # the report folder (engine build logs go there)
+        self.logs: Dict[str, str] = {}  # check name -> its build log, relative to the report folder
 
 
 def portable_checks(state: _State) -> List[Check]:
+    from jetseg import selftest
     from jetseg.bundle import Bundle
     from jetseg.models import bundled, bundled_names
 
@@ -69,6 +77,24 @@ def portable_checks(state: _State) -> List[Check]:
             out = runner.infer(state.frame)
         return "onnxruntime %s: output %s" % (ort.__version__, tuple(out.shape)), {"onnxruntime": ort.__version__}
 
+    def openvino() -> Any:
+        import numpy as np
+
+        from jetseg.jetson.runners import open_runner
+        from jetseg.optional import available
+
+        if not available("openvino"):
+            raise selftest.Skip("OpenVINO is not installed (the x86 CPU runtime: pip install 'jetseg[openvino]')")
+        if state.frame is None:
+            preprocessing()
+        bundle = Bundle(bundled(state.model))
+        with open_runner("onnxrt", bundle) as ref, open_runner("openvino", bundle) as ov:
+            expected, got = ref.infer(state.frame), ov.infer(state.frame)
+        agree = float(np.mean(np.argmax(expected, axis=1) == np.argmax(got, axis=1)))
+        if agree < 0.99:
+            raise AssertionError("OpenVINO and ONNX Runtime agree on %.1f%% of pixels; expected >= 99%%" % (100 * agree))
+        return "OpenVINO vs ONNX Runtime: %.2f%% of pixels agree" % (100 * agree), {"pixel_agreement": agree}
+
     def calibration() -> Any:
         from jetseg.bundle import CALIBRATION_CACHE_FILE
         from jetseg.calibration.check import check_qdq, format_violations
@@ -76,9 +102,10 @@ def portable_checks(state: _State) -> List[Check]:
         from jetseg.jetson.trt import cache
 
         out = state.work / ("%s-int8" % state.model)
+        # The Dice gate is calibrate's own default (0.01), the one users get.
         report = calibrate(bundled(state.model), "synthetic://%s?frames=64&seed=11" % state.model, out=out,
-                           target="tensorrt", count=state.calib_count, holdout=8, gate_dice=0.05,
-                           max_fallback=2, max_frames=64, progress=False)
+                           target="tensorrt", count=state.calib_count, holdout=8, max_fallback=2, max_frames=64,
+                           progress=False)
         violations = check_qdq(out / "model.onnx")
         if violations:
             raise AssertionError("Q/DQ checker: " + format_violations(violations, limit=3))
@@ -90,7 +117,8 @@ def portable_checks(state: _State) -> List[Check]:
                 {"dice_drop": drop, "float_layers": report.get("float_layers")})
 
     return [("bundles", "portable", bundles), ("preprocessing", "portable", preprocessing),
-            ("onnxruntime", "portable", onnxruntime), ("calibration", "portable", calibration)]
+            ("onnxruntime", "portable", onnxruntime), ("openvino", "portable", openvino),
+            ("calibration", "portable", calibration)]
 
 
 def device_checks(state: _State) -> List[Check]:
@@ -103,13 +131,21 @@ def device_checks(state: _State) -> List[Check]:
 
     info = describe(run_tools=False)
     why = selftest.reason_not_on_device(trtcompat.installed_version(), info.is_jetson)
+    not_jetson = selftest.reason_not_on_device("capture needs no TensorRT", info.is_jetson)  # Jetson only
 
-    def needs_device(fn: Callable[[], Any]) -> Callable[[], Any]:
+    def needs_device(fn: Callable[[], Any], reason: Optional[str] = why) -> Callable[[], Any]:
         def wrapped() -> Any:
-            if why is not None:
-                raise selftest.Skip(why)
+            if reason is not None:
+                raise selftest.Skip(reason)
             return fn()
         return wrapped
+
+    def build_log(name: str) -> Any:
+        """The file an engine check's build prints to (its log is attached to the report when it fails)."""
+        folder = (state.out or state.work) / "build-logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        state.logs[name] = "build-logs/%s.log" % name
+        return (folder / ("%s.log" % name)).open("w", encoding="utf-8")
 
     def needs_int8() -> Path:
         if state.int8 is None:
@@ -121,7 +157,8 @@ def device_checks(state: _State) -> List[Check]:
             from jetseg.engines.build import build_engine
 
             path = needs_int8() if precision == "int8" else bundled(state.model)
-            outcome = build_engine(Bundle(path), precision, force=True)
+            with build_log("engine-" + precision) as log:
+                outcome = build_engine(Bundle(path), precision, force=True, out=log)
             return "%s engine %s built in %.1f s" % (precision.upper(), outcome.key, outcome.record["timings"]
                                                      ["total_s"]), {"build": outcome.record}
         return build
@@ -131,7 +168,8 @@ def device_checks(state: _State) -> List[Check]:
 
         if info.dla_cores < 1:
             raise selftest.Skip("this device has no DLA core")
-        outcome = build_engine(Bundle(needs_int8()), "int8", dla_core=0, force=True)
+        with build_log("dla-int8") as log:
+            outcome = build_engine(Bundle(needs_int8()), "int8", dla_core=0, force=True, out=log)
         actual = outcome.record.get("placement_actual") or {}
         if actual.get("unknown_because"):
             raise RuntimeError("DLA INT8 engine %s built, but its placement is unknown: %s"
@@ -156,6 +194,40 @@ def device_checks(state: _State) -> List[Check]:
             raise AssertionError("trt FP32 and ONNX Runtime agree on %.1f%% of pixels; expected >= 99%%" % (100 * agree))
         return "trt FP32 vs ONNX Runtime: %.2f%% of pixels agree" % (100 * agree), {"pixel_agreement": agree}
 
+    def fps(precision: str) -> Callable[[], Any]:
+        def measure() -> Any:
+            import time
+
+            import numpy as np
+
+            from jetseg.jetson.runners import open_runner
+
+            bundle = Bundle(needs_int8() if precision == "int8" else bundled(state.model))
+            frame = np.zeros(bundle.spec.input_shape, np.float32)
+            with open_runner("trt", bundle, precision=precision) as runner:
+                for _ in range(5):  # warm-up
+                    runner.infer(frame)
+                start, count = time.monotonic(), 50
+                for _ in range(count):
+                    runner.infer(frame)
+                rate = count / (time.monotonic() - start)
+            return "%s: %.1f fps (bare trt runner, batch 1, %d frames)" % (precision.upper(), rate, count), {
+                "fps": round(rate, 2), "precision": precision}
+        return measure
+
+    def capture() -> Any:
+        from jetseg.jetson.device.capture import capture_facts
+
+        facts = capture_facts()
+        if facts.gst_inspect is None:
+            raise AssertionError("gst-inspect-1.0 not found; install gstreamer1.0-tools to check the capture elements")
+        if facts.missing:
+            raise AssertionError("GStreamer elements missing: %s (JetPack's nvidia-l4t-gstreamer)"
+                                 % ", ".join(facts.missing))
+        return ("V4L2: %s; GStreamer elements present: %s; OpenCV GStreamer: %s"
+                % (", ".join(facts.v4l2_devices) or "no device", ", ".join(facts.elements),
+                   facts.opencv_gstreamer), facts.to_dict())
+
     def daemon_on_trt() -> Any:
         from jetseg.jetson.daemon.assembly import run_pipeline
 
@@ -175,9 +247,11 @@ def device_checks(state: _State) -> List[Check]:
                 {"telemetry": sample, "nvpmodel": mode})
 
     checks = [("engine-fp32", engine("fp32")), ("engine-fp16", engine("fp16")), ("engine-int8", engine("int8")),
-              ("dla-int8", dla_int8), ("trt-runner", trt_runner), ("daemon-trt", daemon_on_trt),
+              ("dla-int8", dla_int8), ("trt-runner", trt_runner), ("fps-fp32", fps("fp32")),
+              ("fps-fp16", fps("fp16")), ("fps-int8", fps("int8")), ("daemon-trt", daemon_on_trt),
               ("power-nvpmodel", power)]
-    return [(name, "device", needs_device(fn)) for name, fn in checks]
+    return ([("capture", "device", needs_device(capture, not_jetson))]
+            + [(name, "device", needs_device(fn)) for name, fn in checks])
 
 
 def main_checks(state: _State) -> List[Check]:
@@ -190,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
     from jetseg.jetson.device.info import describe
     from jetseg.models import bundled
 
+    if getattr(args, "merge_junit", None):
+        return _merge(Path(args.out), Path(args.merge_junit))
     if args.calib_count < 8:
         raise JetsegError("--calib-count %d is too small; expected at least 8 frames" % args.calib_count)
     bundled(args.model)  # before any work: an unknown --model is one line, not a failed check minutes later
@@ -203,8 +279,11 @@ def run(args: argparse.Namespace) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="jetseg-selftest-") as work:
         state = _State(Path(work), args.model, args.calib_count)
+        state.out = out
         for name, group, fn in main_checks(state):
             result = selftest.run_check(name, group, fn, verbose=getattr(args, "verbose", False))
+            if result.status == selftest.FAILED and name in state.logs:
+                result.data["build_log"] = state.logs[name]
             print("%-8s %-22s %s" % (result.status, name, result.detail), flush=True)
             results.append(result)
     machine: Dict[str, Any] = describe().to_dict()
@@ -213,3 +292,14 @@ def run(args: argparse.Namespace) -> int:
     print("selftest: %d passed, %d failed, %d skipped; report: %s, %s" % (
         counts["passed"], counts["failed"], counts["skipped"], out / "report.json", out / "report.md"))
     return selftest.exit_code(results)
+
+
+def _merge(out: Path, junit: Path) -> int:
+    """``--merge-junit``: the on-device pytest's results added to the report in ``out``; exit 1 if any failed."""
+    from jetseg import selftest
+
+    report = selftest.merge_junit(out, junit)
+    counts = report["summary"]
+    print("selftest: merged %s; %d passed, %d failed, %d skipped; report: %s" % (
+        junit, counts["passed"], counts["failed"], counts["skipped"], out / "report.md"))
+    return 1 if counts["failed"] else 0

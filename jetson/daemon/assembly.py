@@ -17,14 +17,16 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from jetseg.bundle import Bundle, BundleLike
 from jetseg.errors import JetsegError
-from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, DeviceConfig, apply_overrides
+from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, DeviceConfig
+from jetseg.jetson.daemon.flags import apply_overrides
 from jetseg.jetson.frames.metrics import Metrics
-from jetseg.jetson.frames.postprocess import PostProcessor
-from jetseg.jetson.frames.roi import RoiPolicy, calibrated_mode
+from jetseg.jetson.frames.postprocess import post_processor
+from jetseg.jetson.frames.roi import RoiMode, RoiPolicy, calibrated_mode
 from jetseg.jetson.pipeline import Pipeline, PipelineError, SourceReader, sink_names
 from jetseg.jetson.runners import open_runner
 from jetseg.jetson.sinks import SinkContext, open_sink
 from jetseg.jetson.sinks.base import Sink, check_targets
+from jetseg.jetson.sinks.tokens import TOKEN_RULE, check_token
 from jetseg.jetson.sources import open_source
 from jetseg.options import unknown_message
 from jetseg.redact import add_secret
@@ -32,6 +34,8 @@ from jetseg.redact import add_secret
 log = logging.getLogger("jetseg.daemon")
 
 TOKEN_ENV = "JETSEG_WEB_TOKEN"
+#: More sinks than this is a mistake (a generated list), and each costs a thread: refused before any is built.
+MAX_SINKS = 32
 
 
 def default_bundle() -> str:
@@ -66,12 +70,15 @@ class Assembly:
         self.sinks_open = False
         self.pipeline: Optional[Pipeline] = None
         self.shared: Set[str] = set()
+        self.metrics: Optional[Metrics] = None  # told about frames a sink lost when it closed
 
     def close(self, sinks: bool = True, source: bool = True, runner: bool = True, shared: bool = True) -> None:
         """Close the parts asked for; a failing close is logged and the other parts still close."""
         if sinks and self.sinks_open and (shared or "sinks" not in self.shared):
             for name, sink in self.sinks:
                 close_quietly(sink.close, "sink " + name)
+                if sink.lost and self.metrics is not None:
+                    self.metrics.sink_lost(name, sink.lost)
             self.sinks_open = False
         if source and self.reader is not None and (shared or "source" not in self.shared):
             close_quietly(self.reader.source.close, "source")
@@ -100,15 +107,20 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
         bundle, runner: an activated runner (and its bundle) to use as is; the caller deactivates it.
     """
     parts = Assembly(config)
+    parts.metrics = metrics
     parts.shared = {"runner", "source", "sinks"} - changed_parts(reuse.config, config) if reuse else set()
     keep = parts.shared
     try:
         if reuse is not None and "sinks" in keep:
             parts.sinks, parts.sinks_open = reuse.sinks, reuse.sinks_open
         else:  # URIs and options are checked before anything heavy starts
+            if len(config.sinks) > MAX_SINKS:
+                raise ConfigError("%d sinks; at most %d are allowed (one per output)" % (len(config.sinks), MAX_SINKS))
             uris = [s.uri for s in config.sinks]
             parts.sinks = [(name, open_sink(s.uri, **s.options)) for name, s in zip(sink_names(uris), config.sinks)]
             check_targets([sink for _, sink in parts.sinks])
+            if serves_web(parts.sinks):
+                web_token(config)  # --check refuses the token the run would refuse
         if reuse is not None and "source" in keep:
             parts.reader = reuse.reader
         else:
@@ -121,6 +133,7 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
             parts.bundle, parts.runner = reuse.bundle, reuse.runner
         else:
             parts.bundle = bundle if bundle is not None else Bundle(config.model.path or default_bundle())
+            parts.bundle.spec.require_task("jetseg run", "segmentation", "enhancement")  # docs/tasks.md
         if runner is not None:
             parts.runner, parts.own_runner = runner, False
         elif parts.runner is None:
@@ -132,7 +145,7 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
     return parts
 
 
-def roi_mode(config: DaemonConfig, bundle: Bundle) -> Union[str, Sequence[int]]:
+def roi_mode(config: DaemonConfig, bundle: Bundle) -> RoiMode:
     """``roi.mode``, with ``bundle`` (the default) replaced by the mode the bundle was calibrated with."""
     mode = config.roi.mode
     if mode != "bundle":
@@ -162,7 +175,7 @@ def finish(parts: Assembly, metrics: Metrics, after: Optional[SourceReader] = No
     spec = parts.bundle.spec
     parts.pipeline = pipeline = Pipeline(reader, parts.runner, parts.sinks, spec=spec,
                               roi=RoiPolicy(spec, roi_mode(config, parts.bundle), config.roi.auto_frames),
-                              post=PostProcessor(spec, config.postprocess.smoothing, config.postprocess.min_area_px),
+                              post=post_processor(spec, config.postprocess.smoothing, config.postprocess.min_area_px),
                               metrics=metrics, settings=config.pipeline)
     log.info("pipeline scheduler %s: %s", pipeline.schedule["name"], pipeline.schedule["reason"],
              extra={"fields": {"event": "scheduler", "scheduler": pipeline.schedule["name"]}})
@@ -183,12 +196,13 @@ def assemble(config: DaemonConfig, metrics: Metrics, bundle: Optional[Bundle] = 
 def open_sinks(parts: Assembly, metrics: Metrics) -> None:
     """Open the sinks with the context they share (spec, fps, ROI-only, the metrics' endpoints, token)."""
     config = parts.config
-    token = config.web.token or os.environ.get(TOKEN_ENV) or None
+    token = web_token(config) if serves_web(parts.sinks) else None
     add_secret(token)  # never logged, whatever prints it
     context = SinkContext(spec=parts.bundle.spec, fps=parts.reader.fps if parts.reader else None,
                           roi_only=config.roi.roi_only, live=bool(parts.reader and parts.reader.live),
                           health=metrics.health, metrics=metrics.exposition,
-                          stats=metrics.stats, extra={"token": token} if token else {})
+                          stats=metrics.stats, model=parts.bundle.name, precision=parts.bundle.precision,
+                          extra={"token": token} if token else {})
     opened = []
     try:
         for name, sink in parts.sinks:
@@ -201,6 +215,24 @@ def open_sinks(parts: Assembly, metrics: Metrics) -> None:
             close_quietly(sink.close, "sink")
         raise
     parts.sinks_open = True
+
+
+def serves_web(sinks: Sequence[Tuple[str, Sink]]) -> bool:
+    return any(sink.kind == "http" for _, sink in sinks)
+
+
+def web_token(config: DaemonConfig) -> Optional[str]:
+    """The web viewer's token: ``--token`` / ``web.token``, else ``$JETSEG_WEB_TOKEN``, checked (None: none).
+    A set but empty variable is an error, never a viewer without a token."""
+    if config.web.token is not None:
+        return check_token(config.web.token, "--token (web.token)")
+    env = os.environ.get(TOKEN_ENV)
+    if env is None:
+        return None
+    if not env.strip():
+        raise ConfigError("%s is set but empty; set it to a token (%s) or unset it for a viewer without a token"
+                          % (TOKEN_ENV, TOKEN_RULE))
+    return check_token(env, TOKEN_ENV)
 
 
 def close_quietly(close: Any, what: str) -> None:
@@ -226,7 +258,7 @@ def run_overrides() -> Dict[str, str]:
 
 def run_config(bundle: Bundle, source_uri: str, sink_uris: Optional[Sequence[str]] = None,
                backend: Optional[str] = None, config: Optional[DaemonConfig] = None, backend_options: Optional[Dict[str, Any]] = None,
-               source_options: Optional[Dict[str, Any]] = None, roi: Union[str, Sequence[int], None] = None,
+               source_options: Optional[Dict[str, Any]] = None, roi: Union[RoiMode, Sequence[int], None] = None,
                **overrides: Any) -> DaemonConfig:
     """The :class:`DaemonConfig` :func:`run_pipeline` runs: ``config`` (default: every section's defaults,
     device telemetry off) with the arguments applied, validated. An unknown keyword is a ConfigError naming
@@ -240,7 +272,7 @@ def run_config(bundle: Bundle, source_uri: str, sink_uris: Optional[Sequence[str
                              "backend.options": backend_options, "source.uri": source_uri,
                              "source.options": source_options,
                              "sinks": None if sink_uris is None else list(sink_uris),
-                             "roi.mode": roi if roi is None or isinstance(roi, str) else [int(v) for v in roi]}
+                             "roi.mode": roi if roi is None or isinstance(roi, (str, dict)) else [int(v) for v in roi]}
     given.update((known[name], value) for name, value in overrides.items())
     return apply_overrides(base, given)
 
@@ -248,7 +280,7 @@ def run_config(bundle: Bundle, source_uri: str, sink_uris: Optional[Sequence[str
 def run_pipeline(bundle: BundleLike, source_uri: str, sink_uris: Optional[Sequence[str]] = None,
                  backend: Optional[str] = None, runner: Any = None, metrics: Optional[Metrics] = None,
                  config: Optional[DaemonConfig] = None, backend_options: Optional[Dict[str, Any]] = None,
-                 source_options: Optional[Dict[str, Any]] = None, roi: Union[str, Sequence[int], None] = None,
+                 source_options: Optional[Dict[str, Any]] = None, roi: Union[RoiMode, Sequence[int], None] = None,
                  **overrides: Any) -> Dict[str, Any]:
     """Run the full pipeline once and return its statistics (see docs/runtime.md).
 

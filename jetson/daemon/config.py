@@ -16,12 +16,15 @@ Errors name the field and the expected value, like spec.yaml errors do:
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Union
 
+from jetseg.jetson.frames.roi import as_mode, expected_mode
 from jetseg.jetson.pipeline.settings import (
     ConfigError,
     PipelineConfig,
@@ -30,9 +33,9 @@ from jetseg.jetson.pipeline.settings import (
     is_number,
     positive_or_none,
 )
-from jetseg.options import parse_assignments
 
 ROI_MODES = ("bundle", "spec", "auto", "none")
+STREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -97,6 +100,73 @@ class SourceConfig:
 
 
 @dataclass
+class StreamConfig(SourceConfig):
+    """One stream of a daemon with several sources (``sources:``): a source with a name, and its own ROI,
+    post-processing and sinks (null: the top-level section's ``roi`` / ``postprocess``; sinks: ``null://``)::
+
+        sources:
+          - {name: left, uri: "v4l2:///dev/video0", sinks: ["masks:///var/lib/jetseg/left"]}
+          - {name: right, uri: "v4l2:///dev/video1", roi: auto}
+    """
+
+    name: str = ""
+    roi: Any = None
+    postprocess: Any = None
+    sinks: Any = None
+
+    def validate(self) -> None:
+        expect(isinstance(self.name, str) and STREAM_NAME.match(self.name) is not None, "sources[].name",
+                self.name, "a stream name of letters, digits, '-' or '_' (it labels metrics, files and pages)")
+        where = "sources[%s]" % self.name
+        with _within(where, "source"):
+            super().validate()
+        if self.roi is not None and not isinstance(self.roi, RoiConfig):
+            self.roi = _section(RoiConfig, self.roi, where + ".roi")
+        if self.postprocess is not None and not isinstance(self.postprocess, PostprocessConfig):
+            self.postprocess = _section(PostprocessConfig, self.postprocess, where + ".postprocess")
+        for name in ("roi", "postprocess"):
+            section = getattr(self, name)
+            if section is not None:
+                with _within(where, name):
+                    section.validate()
+        self.sinks = _sinks(self.sinks, where + ".sinks") if self.sinks is not None else None
+
+
+@contextlib.contextmanager
+def _within(where: str, section: str) -> Iterator[None]:
+    """Field names in a ConfigError raised inside: ``'roi.mode'`` -> ``'sources[left].roi.mode'``."""
+    try:
+        yield
+    except ConfigError as exc:
+        target = where + "." if section == "source" else "%s.%s." % (where, section)
+        raise ConfigError(str(exc).replace("'%s." % section, "'" + target)) from None
+
+
+@dataclass
+class BatchConfig:
+    """How one daemon's streams share the model (with ``sources:``).
+
+    Attributes:
+        size: the most frames in one batch (null: the number of streams), the runner's ``batch_size``
+            (ONNX Runtime and OpenVINO; TensorRT batch profiles are not built yet).
+        max_delay_ms: the longest the oldest waiting frame waits for the other streams' frames (null: a
+            quarter of the fastest stream's frame period; 8.3 ms at 30 fps).
+    """
+
+    size: Optional[int] = None
+    max_delay_ms: Optional[float] = None
+
+    def validate(self) -> None:
+        expect(self.size is None or (isinstance(self.size, int) and not isinstance(self.size, bool)
+                                     and 1 <= self.size <= 64), "batch.size", self.size,
+               "an integer 1..64 or null (the number of streams)")
+        if self.max_delay_ms is not None:
+            expect(is_number(self.max_delay_ms) and 0 <= self.max_delay_ms <= 1000, "batch.max_delay_ms",
+                   self.max_delay_ms, "a number of milliseconds 0..1000 or null (a quarter of the frame period)")
+            self.max_delay_ms = float(self.max_delay_ms)
+
+
+@dataclass
 class SinkConfig:
     """One output: a sink URI and keyword options for it. In YAML a plain string is the URI."""
 
@@ -111,25 +181,21 @@ class RoiConfig:
     Attributes:
         mode: ``bundle`` (the default: the mode the bundle was calibrated with, calibration.json ``roi.mode``,
             else ``spec``), ``spec`` (the bundle's ``input.roi``, or the whole frame), ``auto`` (detect the ultrasound
-            sector / endoscope field of view from the first frames), ``none`` (the whole frame), or
-            ``[x, y, w, h]`` in frame pixels.
+            sector / endoscope field of view from the first frames), ``none`` (the whole frame),
+            ``[x, y, w, h]`` in frame pixels, or ``{relative: [x, y, w, h]}`` in fractions of the frame.
         auto_frames: how many first frames ``auto`` looks at.
         roi_only: sinks record and serve only the ROI, so burned-in patient text is not stored.
     """
 
-    mode: Union[str, List[int]] = "bundle"
+    mode: Union[str, List[int], Dict[str, List[float]]] = "bundle"
     auto_frames: int = 3
     roi_only: bool = False
 
     def validate(self) -> None:
-        mode = self.mode
-        if isinstance(mode, (list, tuple)):
-            expect(len(mode) == 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in mode)
-                    and mode[0] >= 0 and mode[1] >= 0 and mode[2] > 0 and mode[3] > 0,
-                    "roi.mode", mode, "[x, y, width, height] in frame pixels (x, y >= 0; width, height > 0)")
-            self.mode = [int(v) for v in mode]
-        else:
-            expect(mode in ROI_MODES, "roi.mode", mode, "auto, spec, none or [x, y, width, height], or bundle")
+        normal = as_mode(self.mode, ROI_MODES)
+        expect(normal is not None, "roi.mode", self.mode, expected_mode(self.mode, ROI_MODES))
+        assert normal is not None
+        self.mode = normal
         expect(isinstance(self.auto_frames, int) and not isinstance(self.auto_frames, bool)
                 and 1 <= self.auto_frames <= 100, "roi.auto_frames", self.auto_frames, "an integer 1..100")
         expect(isinstance(self.roi_only, bool), "roi.roi_only", self.roi_only, "true or false")
@@ -201,6 +267,8 @@ class DaemonConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
+    sources: List[StreamConfig] = field(default_factory=list)
+    batch: BatchConfig = field(default_factory=BatchConfig)
     sinks: List[SinkConfig] = field(default_factory=lambda: [SinkConfig("null://")])
     roi: RoiConfig = field(default_factory=RoiConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
@@ -210,16 +278,33 @@ class DaemonConfig:
     device: DeviceConfig = field(default_factory=DeviceConfig)
 
     def validate(self) -> DaemonConfig:
-        for name in ("model", "backend", "source", "roi", "postprocess", "pipeline", "logging", "web", "device"):
+        for name in ("model", "backend", "source", "batch", "roi", "postprocess", "pipeline", "logging", "web",
+                     "device"):
             getattr(self, name).validate()
-        expect(isinstance(self.sinks, list) and len(self.sinks) > 0, "sinks", self.sinks,
-                "a list of at least one sink URI (null:// to discard)")
-        for i, sink in enumerate(self.sinks):
-            expect(isinstance(sink.uri, str) and "://" in sink.uri, "sinks[%d].uri" % i, sink.uri,
-                    "a sink URI such as http://127.0.0.1:8080, masks://DIR, file://out.mp4 or null://")
-            expect(isinstance(sink.options, dict), "sinks[%d].options" % i, sink.options,
-                    "a mapping of option: value")
+        _check_sinks(self.sinks, "sinks")
+        names = []
+        for stream in self.sources:
+            stream.validate()
+            expect(stream.name not in names, "sources[].name", stream.name, "a name no other stream has")
+            names.append(stream.name)
+            _check_sinks(stream.sinks or [SinkConfig()], "sources[%s].sinks" % stream.name)
+        if self.sources:
+            expect(self.source == SourceConfig(), "source", self.source.uri,
+                   "no 'source:' next to 'sources:' (list every stream under sources)")
+            expect(self.sinks == [SinkConfig("null://")], "sinks", [s.uri for s in self.sinks],
+                   "no top-level 'sinks:' next to 'sources:' (give each stream its own sinks)")
         return self
+
+    def streams(self) -> List[StreamConfig]:
+        """The streams to run: ``sources:`` as given (each stream's ROI and post-processing defaulting to the
+        top-level sections, its sinks to ``null://``), or the single ``source:`` as a stream named ``main``
+        with the top-level ROI, post-processing and sinks."""
+        if not self.sources:
+            single = StreamConfig(**dataclasses.asdict(self.source))
+            return [dataclasses.replace(single, name="main", roi=self.roi, postprocess=self.postprocess,
+                                        sinks=list(self.sinks))]
+        return [dataclasses.replace(s, roi=s.roi or self.roi, postprocess=s.postprocess or self.postprocess,
+                                    sinks=list(s.sinks) if s.sinks else [SinkConfig()]) for s in self.sources]
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -237,6 +322,8 @@ class DaemonConfig:
         for name, section in data.items():
             if name == "sinks":
                 kwargs[name] = _sinks(section)
+            elif name == "sources":
+                kwargs[name] = _streams(section)
             else:
                 kwargs[name] = _section(cls.__dataclass_fields__[name].default_factory, section, name)
         return cls(**kwargs).validate()
@@ -256,11 +343,13 @@ def _section(factory: Any, data: Any, name: str) -> Any:
     default = factory()
     if data is None:
         return default
-    if name == "roi" and isinstance(data, (str, list)):  # shorthand: roi: auto
+    kind = name.rsplit(".", 1)[-1]
+    if kind == "roi" and (isinstance(data, (str, list)) or (isinstance(data, dict) and set(data) == {"relative"})):
+        # shorthand: roi: auto, roi: [x, y, w, h], roi: {relative: [x, y, w, h]}
         data = {"mode": data}
-    if name == "model" and isinstance(data, str):  # shorthand: model: path/to/bundle
+    if kind == "model" and isinstance(data, str):  # shorthand: model: path/to/bundle
         data = {"path": data}
-    if name == "source" and isinstance(data, str):  # shorthand: source: URI
+    if kind == "source" and isinstance(data, str):  # shorthand: source: URI
         data = {"uri": data}
     if not isinstance(data, dict):
         raise ConfigError("config section %r is %r; expected a mapping of fields (%s)"
@@ -269,61 +358,45 @@ def _section(factory: Any, data: Any, name: str) -> Any:
     return dataclasses.replace(default, **data)
 
 
-def _sinks(data: Any) -> List[SinkConfig]:
+def _sinks(data: Any, where: str = "sinks") -> List[SinkConfig]:
     if isinstance(data, str):
         data = [data]
-    expect(isinstance(data, list), "sinks", data, "a list of sink URIs or {uri, options} mappings")
+    expect(isinstance(data, list), where, data, "a list of sink URIs or {uri, options} mappings")
     out = []
     for i, item in enumerate(data):
+        if isinstance(item, SinkConfig):
+            out.append(item)
+            continue
         if isinstance(item, str):
             out.append(SinkConfig(uri=item))
             continue
-        expect(isinstance(item, dict), "sinks[%d]" % i, item, "a sink URI or a mapping {uri, options}")
-        check_fields(SinkConfig, item, "sinks[%d]" % i)
+        expect(isinstance(item, dict), "%s[%d]" % (where, i), item, "a sink URI or a mapping {uri, options}")
+        check_fields(SinkConfig, item, "%s[%d]" % (where, i))
         out.append(SinkConfig(**item))
     return out
 
 
-def parse_roi(text: str) -> Union[str, List[int]]:
-    """A ``--roi`` value: ``bundle``, ``auto``, ``spec``, ``none`` or ``x,y,w,h``."""
-    value = text.strip().lower()
-    if value in ROI_MODES:
-        return value
-    parts = [p.strip() for p in value.split(",")]
-    try:
-        numbers = [int(p) for p in parts]
-    except ValueError:
-        numbers = []
-    if len(numbers) != 4 or min(numbers[:2]) < 0 or min(numbers[2:]) <= 0:
-        raise ConfigError("--roi %r: expected auto, spec, none or x,y,w,h in frame pixels (e.g. 80,40,480,400), "
-                          "or bundle (as the bundle was calibrated)"
-                          % text)
-    return numbers
+def _check_sinks(sinks: Any, where: str) -> None:
+    expect(isinstance(sinks, list) and len(sinks) > 0, where, sinks,
+           "a list of at least one sink URI (null:// to discard)")
+    for i, sink in enumerate(sinks):
+        expect(isinstance(sink.uri, str) and "://" in sink.uri, "%s[%d].uri" % (where, i), sink.uri,
+               "a sink URI such as http://127.0.0.1:8080, masks://DIR, file://out.mp4 or null://")
+        expect(isinstance(sink.options, dict), "%s[%d].options" % (where, i), sink.options,
+               "a mapping of option: value")
 
 
-def parse_options(items: Optional[List[str]], flag: str) -> Dict[str, Any]:
-    """``--backend-option`` / ``--source-option`` items -> keyword options (:func:`jetseg.options.parse_assignments`,
-    raising ConfigError): ``["provider=cpu", "threads=2"]`` -> ``{"provider": "cpu", "threads": 2}``."""
-    return parse_assignments(items, flag, ConfigError)
-
-
-def apply_overrides(config: DaemonConfig, overrides: Dict[str, Any]) -> DaemonConfig:
-    """A copy of ``config`` with command-line values applied, validated.
-
-    Keys are dotted field names (``"source.uri"``, ``"roi.mode"``); mappings (``"backend.options"``) are
-    merged into the file's; ``"sinks"`` (a list of URIs) replaces the file's sinks. None values are skipped.
-    """
-    config = copy.deepcopy(config)
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key == "sinks":
-            config.sinks = [item if isinstance(item, SinkConfig) else SinkConfig(uri=item) for item in value]
-            continue
-        section_name, _, name = key.partition(".")
-        section = getattr(config, section_name)
-        current = getattr(section, name)
-        if isinstance(current, dict) and isinstance(value, dict):
-            value = dict(current, **value)
-        setattr(section, name, value)
-    return config.validate()
+def _streams(data: Any) -> List[StreamConfig]:
+    """``sources:``: a list of ``{name, uri, ...}`` mappings, or a mapping ``{name: URI or {uri, ...}}``."""
+    if isinstance(data, dict):
+        data = [dict(item, name=name) if isinstance(item, dict) else {"name": name, "uri": item}
+                for name, item in data.items()]
+    expect(isinstance(data, list) and len(data) > 0, "sources", data,
+           "a list of streams ({name, uri, ...}) or a mapping name: URI")
+    out = []
+    for i, item in enumerate(data):
+        expect(isinstance(item, dict) and "name" in item, "sources[%d]" % i, item,
+               "a mapping with a name and a uri, e.g. {name: left, uri: \"v4l2:///dev/video0\"}")
+        check_fields(StreamConfig, item, "sources[%d]" % i)
+        out.append(StreamConfig(**item))
+    return out

@@ -25,12 +25,46 @@ import shutil
 import subprocess
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from jetseg.errors import DeviceError
 from jetseg.jetson.device.tegrastats import parse_line, total_power
 
 log = logging.getLogger("jetseg.device")
+
+
+class IsolatedHook:
+    """A device telemetry hook that cannot break ``/metrics`` or ``/health``: what it raises, or returns that
+    is not a dict, becomes ``{"telemetry_errors": N, "error": "..."}``, logged at the first error and every
+    100th. Every answer carries ``telemetry_errors`` (exported as ``jetseg_device_telemetry_errors``).
+
+    Args:
+        hook: returns ``{name: number or nested dict}`` (or None for nothing).
+        name: what the hook is (``package.module:function``), for the log.
+    """
+
+    def __init__(self, hook: Callable[[], Any], name: str) -> None:
+        self.hook = hook
+        self.name = name
+        self.errors = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Dict[str, Any]:
+        try:
+            values = self.hook()
+            if values is not None and not isinstance(values, dict):
+                raise TypeError("returned %s; expected a dict of numbers" % type(values).__name__)
+            out = dict(values or {})
+        except Exception as exc:  # isolated: the endpoints keep working; counted, logged, and reported in them
+            with self._lock:
+                self.errors += 1
+                count = self.errors
+            if count == 1 or count % 100 == 0:
+                log.warning("device telemetry hook %s failed (%d errors so far): %s: %s", self.name, count,
+                            type(exc).__name__, exc)
+            return {"telemetry_errors": count, "error": "%s: %s" % (type(exc).__name__, exc)}
+        out["telemetry_errors"] = self.errors
+        return out
 
 
 class Sampler:

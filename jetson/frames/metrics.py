@@ -19,6 +19,9 @@ Prometheus series (own ``CollectorRegistry``, never the global one)::
     jetseg_source_reconnects_total
     jetseg_uptime_seconds, jetseg_last_frame_age_seconds
     jetseg_device_<name>                                from the optional device telemetry hook
+
+Several streams in one daemon (``sources:``) have one :class:`Metrics` each and one exposition over them
+all (:class:`StreamsExposition`): every series above carries a ``stream`` label, except the device ones.
 """
 from __future__ import annotations
 
@@ -148,6 +151,8 @@ class Metrics:
         self.source_state = "opening"
         self.source_note = ""
         self.stopped = False
+        # the exposition of the registry this stream is one of (several streams), else None: its own registry
+        self.shared_exposition: Optional[Callable[[], Tuple[bytes, str]]] = None
         self.roi: Optional[Tuple[int, int, int, int]] = None
         self.stages: Dict[str, Reservoir] = {}
         self.e2e: Dict[str, Reservoir] = {}
@@ -167,7 +172,7 @@ class Metrics:
 
     def add_sink(self, name: str) -> None:
         if name not in self.sinks:
-            self.sinks[name] = {"written": 0, "dropped": 0, "errors": 0}
+            self.sinks[name] = {"written": 0, "dropped": 0, "errors": 0, "lost": 0}
             self.e2e[name] = Reservoir()
             self._e2e_children[name] = self._e2e.labels(sink=name)
             for counter in (self._sink_written, self._sink_dropped, self._sink_errors):
@@ -231,6 +236,11 @@ class Metrics:
             self.sinks[name]["errors"] += 1
         self._sink_errors.labels(sink=name).inc()
 
+    def sink_lost(self, name: str, count: int) -> None:
+        """``count`` frames a sink had accepted were lost when it closed (an encoder that failed to finish)."""
+        with self._lock:
+            self.sinks[name]["lost"] += count
+
     def set_source_state(self, state: str, note: str = "") -> None:
         self.source_state = state
         self.source_note = redact(note) if note else note
@@ -241,9 +251,19 @@ class Metrics:
         self._reconnects.inc()
 
     # ------------------------------------------------------------------ reading
+    def lost_frames(self) -> Dict[str, Tuple[int, int]]:
+        """``{sink: (lost, given)}`` for each sink that lost frames to failures: failed writes plus frames lost
+        when it closed, out of the frames it was given (frames a slow sink skipped are not failures)."""
+        out = {}
+        for name, c in sorted(self.sinks.items()):
+            lost = c["errors"] + c["lost"]
+            if lost:
+                out[name] = (lost, c["written"] + c["errors"])
+        return out
+
     def lost_sinks(self) -> List[str]:
-        """Sinks that failed on every frame they were given (errors, nothing written)."""
-        return sorted(name for name, c in list(self.sinks.items()) if c["errors"] and not c["written"])
+        """Sinks that failed on every frame they were given (nothing of what they were given was kept)."""
+        return [name for name, (lost, given) in self.lost_frames().items() if lost >= given]
 
     def uptime(self) -> float:
         return time.monotonic() - self.started
@@ -328,7 +348,51 @@ class Metrics:
         }
 
     def exposition(self) -> Tuple[bytes, str]:
-        """``(payload, content_type)`` in the Prometheus text format (for ``/metrics``)."""
+        """``(payload, content_type)`` in the Prometheus text format (for ``/metrics``): every stream's when
+        this one is part of a :class:`StreamsExposition`."""
+        if self.shared_exposition is not None:
+            return self.shared_exposition()
+        return self._prom.generate_latest(self.registry), self._prom.CONTENT_TYPE_LATEST
+
+
+class StreamsExposition:
+    """One Prometheus registry over several streams' :class:`Metrics`: each family once, each sample with a
+    ``stream`` label (the device telemetry once, without one). Every stream's ``exposition()`` serves it.
+
+    Args:
+        streams: ``{stream name: Metrics}``.
+    """
+
+    def __init__(self, streams: Dict[str, Metrics]) -> None:
+        self._prom = require("prometheus_client", "the daemon's metrics")
+        self.streams = dict(streams)
+        self.registry = self._prom.CollectorRegistry()
+        self.registry.register(self)
+        for metrics in self.streams.values():
+            metrics.shared_exposition = self.exposition
+
+    def collect(self):
+        from prometheus_client.core import Metric
+
+        families: Dict[str, Any] = {}
+        for stream, metrics in self.streams.items():
+            for family in metrics.registry.collect():
+                device = family.name.startswith("jetseg_device_")
+                if device and family.name in families:
+                    continue
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(family.name, family.documentation, family.type,
+                                                            family.unit)
+                for sample in family.samples:
+                    merged.samples.append(sample if device else
+                                          sample._replace(labels=dict(sample.labels, stream=stream)))
+        return list(families.values())
+
+    def describe(self):
+        return []
+
+    def exposition(self) -> Tuple[bytes, str]:
         return self._prom.generate_latest(self.registry), self._prom.CONTENT_TYPE_LATEST
 
 

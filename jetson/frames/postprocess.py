@@ -12,11 +12,14 @@ Steps for one frame, all optional except decoding and mapping:
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 
 from jetseg.errors import JetsegError
+from jetseg.jetson.frames.enhance import EnhancementPostProcessor
+from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.frames.result import Result
 from jetseg.spec import Spec
 
 
@@ -158,6 +161,31 @@ class PostProcessor:
             return mask, small, areas_px, areas_mm2
         areas_px, areas_mm2 = self.areas_from_small(small, roi, spacing_mm)
         return None, small, areas_px, areas_mm2
+
+    def result(self, output: np.ndarray, frame: Frame, roi: Tuple[int, int, int, int],
+               spacing_mm: Optional[Sequence[float]] = None, stamps: Optional[Dict[str, float]] = None,
+               inference_ms: float = 0.0, roi_trusted: bool = True) -> Result:
+        """The :class:`Result` of one frame's logits (mask, areas)."""
+        mask, small, areas_px, areas_mm2 = self.process(output, frame.image.shape, roi, spacing_mm)
+        return Result(frame=frame, roi=roi, spec=self.spec, mask=mask, model_mask=small if mask is None else None,
+                      areas_px=areas_px, areas_mm2=areas_mm2, stamps=stamps, inference_ms=inference_ms,
+                      roi_trusted=roi_trusted)
+
+
+#: What the pipeline's post-processing stage runs: the one of the model's task.
+AnyPostProcessor = Union[PostProcessor, EnhancementPostProcessor]
+
+
+def post_processor(spec: Spec, smoothing: float = 0.0, min_area_px: int = 0) -> AnyPostProcessor:
+    """The post-processor of ``spec.task``: masks and areas for segmentation, the enhanced frame for
+    enhancement (``min_area_px`` is a mask clean-up: refused for enhancement)."""
+    if spec.task == "enhancement":
+        if min_area_px:
+            raise JetsegError("postprocess.min_area_px is %r; it removes small mask components, and an "
+                              "enhancement model has no mask (set it to 0)" % (min_area_px,))
+        return EnhancementPostProcessor(spec, smoothing)
+    spec.require_task("jetseg run", "segmentation", "enhancement")
+    return PostProcessor(spec, smoothing, min_area_px)
 
 
 def class_pixels(mask: np.ndarray, num_classes: int) -> List[int]:

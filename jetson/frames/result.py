@@ -70,21 +70,50 @@ class Result:
     def index(self) -> int:
         return self.frame.index
 
-    def overlay(self, roi_only: bool = False) -> np.ndarray:
-        """The frame with the mask blended in and contours drawn (``HxWx3 uint8 BGR``), computed once.
+    def overlay(self, roi_only: bool = False, pair: bool = False) -> np.ndarray:
+        """What a sink shows (``HxWx3 uint8 BGR``): the frame with the mask blended in and contours drawn
+        (computed once; an enhancement result shows its enhanced frame instead).
 
-        ``roi_only`` crops to the ROI, so burned-in patient text outside the image area is not shown or stored.
+        Args:
+            roi_only: crop to the ROI, so burned-in patient text outside the image area is not shown or stored.
+            pair: the input frame on the left and this picture on the right (twice as wide).
         """
         if self._overlay is None:
-            self._overlay = render_overlay(self.frame.image, self.mask, self.spec)
+            self._overlay = self._picture()
+        return self._view(self._overlay, roi_only, pair)
+
+    def plain(self, roi_only: bool = False, pair: bool = False) -> np.ndarray:
+        """The picture under :meth:`labels` (``HxWx3 uint8 BGR``): a viewer that blends :meth:`labels` into it
+        with the spec's colours draws what :meth:`overlay` draws (the web viewer's layers)."""
+        frame = to_bgr8(self.frame.image)
+        return self._view(frame, roi_only, pair)
+
+    def labels(self, roi_only: bool = False, pair: bool = False) -> np.ndarray:
+        """Class indices ``HxW uint8`` matching :meth:`plain` (with ``pair``, 0 over the left, input half)."""
+        mask = self.mask
         if roi_only:
-            if not self.roi_trusted:
-                raise SinkError("roi=1 refused for frame %d: auto ROI found no imaging area it is sure of, and the "
-                               "whole frame would record burned-in patient text; set roi: [x, y, w, h] (or --roi "
-                               "x,y,w,h) or drop roi=1" % self.frame.index)
-            x, y, w, h = self.roi
-            return self._overlay[y:y + h, x:x + w]
-        return self._overlay
+            mask = self._crop(mask)
+        return np.hstack([np.zeros_like(mask), mask]) if pair else mask
+
+    def _picture(self) -> np.ndarray:
+        """The full-frame picture this result shows (the hook a task's result overrides)."""
+        return render_overlay(self.frame.image, self.mask, self.spec)
+
+    def _view(self, picture: np.ndarray, roi_only: bool, pair: bool) -> np.ndarray:
+        if roi_only:
+            picture = self._crop(picture)
+        if not pair:
+            return picture
+        frame = to_bgr8(self.frame.image)
+        return np.hstack([self._crop(frame) if roi_only else frame, picture])
+
+    def _crop(self, image: np.ndarray) -> np.ndarray:
+        if not self.roi_trusted:
+            raise SinkError("roi=1 refused for frame %d: auto ROI found no imaging area it is sure of, and the "
+                           "whole frame would record burned-in patient text; set roi: [x, y, w, h] (or --roi "
+                           "x,y,w,h) or drop roi=1" % self.frame.index)
+        x, y, w, h = self.roi
+        return image[y:y + h, x:x + w]
 
     def record(self) -> Dict[str, Any]:
         """A JSON-able per-frame record (no pixels)."""

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from jetseg.jetson.frames.metrics import Metrics
-from jetseg.jetson.frames.postprocess import PostProcessor
+from jetseg.jetson.frames.postprocess import AnyPostProcessor, post_processor
 from jetseg.jetson.frames.roi import RoiPolicy
 from jetseg.jetson.pipeline.graph import Node, chain
 from jetseg.jetson.pipeline.reader import SourceReader
@@ -85,7 +85,7 @@ class Pipeline:
         sinks: ``[(name, sink), ...]`` of opened sinks.
         spec: the model's spec (default: the runner's).
         roi: a :class:`RoiPolicy` (default: the spec's ROI).
-        post: a :class:`PostProcessor` (default: decode only).
+        post: the task's post-processor (default: :func:`post_processor` of the spec: decode only).
         metrics: where events go (default: a new :class:`Metrics`).
         settings: queue sizes, limits, threads (:class:`PipelineConfig`, which declares the defaults).
         **overrides: fields of :class:`PipelineConfig` replacing those of ``settings`` (``max_frames=10``);
@@ -115,7 +115,7 @@ class Pipeline:
     """
 
     def __init__(self, source: Union[SourceReader, Source], runner: Runner, sinks: Sequence[Tuple[str, Sink]],
-                 spec: Optional[Spec] = None, roi: Optional[RoiPolicy] = None, post: Optional[PostProcessor] = None,
+                 spec: Optional[Spec] = None, roi: Optional[RoiPolicy] = None, post: Optional[AnyPostProcessor] = None,
                  metrics: Optional[Metrics] = None, settings: Optional[PipelineConfig] = None,
                  **overrides: Any) -> None:
         given = overrides.pop("scheduler") if isinstance(overrides.get("scheduler"), Scheduler) else None
@@ -137,7 +137,7 @@ class Pipeline:
             self.read,
             Preprocess(self.spec, roi if roi is not None else RoiPolicy(self.spec), m),
             Infer(runner, m),
-            Postprocess(self.spec, post if post is not None else PostProcessor(self.spec), m),
+            Postprocess(self.spec, post if post is not None else post_processor(self.spec), m),
             fan_out=[SinkWriter(name, sink, m) for name, sink in self.sinks])
         for name in ("capture", "preprocess", "infer", "postprocess"):
             m.add_stage(name)

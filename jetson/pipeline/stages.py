@@ -18,7 +18,7 @@ import numpy as np
 from jetseg.errors import JetsegError
 from jetseg.jetson.frames.frame import Frame
 from jetseg.jetson.frames.metrics import Metrics
-from jetseg.jetson.frames.postprocess import PostProcessor
+from jetseg.jetson.frames.postprocess import AnyPostProcessor
 from jetseg.jetson.frames.result import Result
 from jetseg.jetson.frames.roi import RoiError, RoiPolicy
 from jetseg.jetson.frames.slot import END
@@ -237,11 +237,12 @@ class Infer(Stage):
 
 
 class Postprocess(Stage):
-    """Logits -> :class:`Result` (mask, areas) with a :class:`PostProcessor`; counts the frame as processed."""
+    """Model output -> :class:`Result` with the task's post-processor (segmentation: mask and areas; enhancement:
+    the enhanced frame); counts the frame as processed."""
 
     name = "postprocess"
 
-    def __init__(self, spec: Spec, post: PostProcessor, metrics: Optional[Metrics] = None) -> None:
+    def __init__(self, spec: Spec, post: AnyPostProcessor, metrics: Optional[Metrics] = None) -> None:
         super().__init__(metrics)
         self.spec = spec
         self.post = post
@@ -251,11 +252,9 @@ class Postprocess(Stage):
         spacing = frame.meta.get("pixel_spacing_mm") if frame.meta else None
         if item.logits is None:
             raise PipelineError("frame %d reached post-processing without model outputs" % frame.index)
-        mask, small, areas_px, areas_mm2 = self.post.process(item.logits, frame.image.shape, item.roi, spacing)
+        result = self.post.result(item.logits, frame, item.roi, spacing, stamps=item.stamps,
+                                  inference_ms=item.inference_ms, roi_trusted=item.roi_trusted)
         now = item.stamps["postprocessed"] = time.monotonic()
-        result = Result(frame=frame, roi=item.roi, spec=self.spec, mask=mask,
-                        model_mask=small if mask is None else None, areas_px=areas_px, areas_mm2=areas_mm2,
-                        stamps=item.stamps, inference_ms=item.inference_ms, roi_trusted=item.roi_trusted)
         if self.metrics is not None:
             self.metrics.frame(now, item.stamps.get("captured"), item.inference_ms / 1e3)
         result.stamps["sink"] = now

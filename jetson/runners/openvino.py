@@ -1,7 +1,10 @@
-"""OpenVINO runner: the bundle's ONNX (FP32 or the INT8 Q/DQ model) compiled for the CPU.
+"""OpenVINO runner: the bundle's model (FP32, OpenVINO's own INT8 IR, or the INT8 Q/DQ ONNX) compiled for the CPU.
 
-OpenVINO reads the Q/DQ pairs of an INT8 bundle as its own low-precision graph, so one INT8 ONNX file runs
-on TensorRT, ONNX Runtime and here. Options: ``threads`` (inference threads; 0 = jetseg's default, usable
+An INT8 bundle calibrated with ``--target cpu`` carries OpenVINO's own INT8 model (``model.openvino.xml`` and
+``.bin``: NNCF post-training quantization from the same frames, past the same accuracy gate); this runner
+prefers it (option ``model``: ``auto``, the default, or ``onnx`` for the Q/DQ ONNX). Otherwise OpenVINO reads the
+Q/DQ pairs of an INT8 bundle as its own low-precision graph, so one INT8 ONNX file runs on TensorRT, ONNX
+Runtime and here. Loading an IR is reading a model file: nothing in a bundle is imported or run. Options: ``threads`` (inference threads; 0 = jetseg's default, usable
 cores - 1 on the CPU device, OpenVINO's own choice on others), ``device`` (``CPU``; other OpenVINO devices
 are passed through) and ``precision_hint`` (``f32``, the default, keeps float parts in float32 so that
 results match ONNX Runtime: the accuracy reference; ``bf16`` or ``f16`` where the CPU has them; ``auto`` lets
@@ -11,11 +14,12 @@ OpenVINO choose, e.g. bf16 on CPUs that have it). What a compiled model really r
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from jetseg.bundle import BundleLike, check_shapes
+from jetseg.bundle import OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE, Bundle, BundleLike, check_shapes
 from jetseg.errors import RunnerError
 from jetseg.jetson.runners.base import Runner
 from jetseg.optional import require
@@ -32,8 +36,18 @@ def openvino_core() -> Any:
 
 #: ``precision_hint`` values: OpenVINO's INFERENCE_PRECISION_HINT, or ``auto`` (OpenVINO's choice)
 PRECISION_HINTS = ("auto", "f32", "bf16", "f16")
+#: ``model`` values: ``auto`` (the bundle's OpenVINO IR when it has one, else model.onnx) or ``onnx``
+MODEL_CHOICES = ("auto", "onnx")
 #: OpenVINO's element types that mean INT8 execution
 INT8_TYPES = ("i8", "u8")
+
+
+def openvino_reason(exc: BaseException) -> str:
+    """The reason in an OpenVINO exception, without its ``Exception from src/...cpp:84:`` location lines
+    (the first lines of every message, which used to be all that was reported)."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    reason = [line for line in lines if line and not line.startswith("Exception from ")]
+    return " ".join(reason) or type(exc).__name__
 
 
 class OpenVinoRunner(Runner):
@@ -49,6 +63,8 @@ class OpenVinoRunner(Runner):
         device: OpenVINO device name (default ``CPU``).
         precision_hint: ``f32`` (default, exact), ``bf16``, ``f16`` or ``auto`` (OpenVINO's choice for the
             device).
+        model: ``auto`` (default: the bundle's OpenVINO INT8 IR when its manifest lists one, else model.onnx)
+            or ``onnx`` (always model.onnx: the Q/DQ model of an INT8 bundle).
     """
 
     name = "openvino"
@@ -59,7 +75,11 @@ class OpenVinoRunner(Runner):
         self.device = str(opts.text("device", "CPU"))
         self.threads = self.read_threads(opts)
         self.precision_hint = opts.choice("precision_hint", list(PRECISION_HINTS), "f32")
+        model = opts.choice("model", list(MODEL_CHOICES), "auto")
         opts.done()
+        ir = openvino_ir(self.bundle) if model == "auto" else None
+        #: the model file compiled: the IR when preferred and present, else model.onnx
+        self.model_path = ir if ir is not None else self.bundle.model_path
         self.compiled: Any = None
         self.request: Any = None
         self._output: Any = None
@@ -82,11 +102,11 @@ class OpenVinoRunner(Runner):
     def _activate(self) -> None:
         core = openvino_core()
         try:
-            model = core.read_model(str(self.bundle.model_path))
+            model = core.read_model(str(self.model_path))
             self.compiled = core.compile_model(model, self.device, self.config())
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line messages
-            raise RunnerError("OpenVINO cannot load %s on %s: %s" % (self.bundle.model_path, self.device,
-                                                                     str(exc).strip().splitlines()[0])) from None
+            raise RunnerError("OpenVINO cannot load %s on %s: %s" % (self.model_path, self.device,
+                                                                     openvino_reason(exc))) from None
         # The bundle checked names and shapes at load when onnx is installed; this is the check without it.
         check_shapes(str(self.bundle.path), _shapes(self.compiled.inputs), _shapes(self.compiled.outputs),
                      self.input_name, self.spec.input_shape, self._output_name, self.spec.output_shape)
@@ -112,9 +132,17 @@ class OpenVinoRunner(Runner):
 
     def describe(self) -> Dict[str, Any]:
         info = super().describe()
-        info.update(device=self.device, threads=self.threads or "default", precision_hint=self.precision_hint)
+        info.update(device=self.device, threads=self.threads or "default", precision_hint=self.precision_hint,
+                    model_file=self.model_path.name)
         info.update(compiled_properties(self.compiled))
         return info
+
+
+def openvino_ir(bundle: Bundle) -> Optional[Path]:
+    """The bundle's OpenVINO INT8 IR (``model.openvino.xml``) when its manifest lists it and its ``.bin`` (the
+    bundle verified both), else None."""
+    listed = all(name in bundle.manifest.files for name in (OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE))
+    return bundle.file(OPENVINO_MODEL_FILE) if listed else None
 
 
 def cpu_float_precisions() -> List[str]:

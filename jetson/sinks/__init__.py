@@ -1,4 +1,4 @@
-"""Output sinks, named by URI: ``display://``, ``file://out.mp4``, ``http://HOST:PORT``, ``masks://DIR``, ``null://``."""
+"""Output sinks, named by URI: ``display://``, ``file://out.mp4``, ``http://HOST:PORT``, ``masks://DIR``, ``dicom-seg://DIR``, ``null://``."""
 from __future__ import annotations
 
 from jetseg.jetson.sinks.base import SINKS, Sink, SinkContext, open_sink

@@ -41,6 +41,8 @@ class SinkContext:
         health: returns the daemon's health as a JSON-able dict (``/health``).
         metrics: returns ``(payload, content_type)`` in Prometheus text format (``/metrics``).
         stats: returns live statistics (fps, latencies, drops) as a JSON-able dict (web viewer).
+        model: the bundle's name (``dicom-seg://`` names the algorithm with it; empty: ``spec.name``).
+        precision: the bundle's precision (``fp32``, ``int8``), for the algorithm identification.
     """
 
     spec: Spec
@@ -50,6 +52,8 @@ class SinkContext:
     health: Callable[[], Dict[str, Any]] = _empty
     metrics: Callable[[], Tuple[bytes, str]] = _no_metrics
     stats: Callable[[], Dict[str, Any]] = _empty
+    model: str = ""
+    precision: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,6 +75,7 @@ class Sink(Component):
         super().__init__()
         self.uri = uri
         self.written = 0
+        self.lost = 0  # frames write() accepted that did not survive close() (an encoder that failed to finish)
         self.context: Optional[SinkContext] = None
 
     @property
@@ -116,6 +121,7 @@ class Sink(Component):
 
 #: Sink classes by URI scheme.
 SINKS: Registry[Type[Sink]] = Registry("sink", SinkError)
+SINKS.register("dicom-seg", "jetseg.jetson.sinks.dicomseg:DicomSegSink", "DICOM Segmentation objects")
 SINKS.register("display", "jetseg.jetson.sinks.display:DisplaySink", "OpenCV window")
 SINKS.register("file", "jetseg.jetson.sinks.video:VideoFileSink", "overlay video (mp4)")
 SINKS.register("http", "jetseg.jetson.sinks.web:WebSink", "web viewer, /metrics, /health")
@@ -127,7 +133,7 @@ def parse_sink_uri(uri: str) -> Tuple[str, str, Dict[str, str]]:
     """``masks://out/dir?every=2`` -> ``("masks", "out/dir", {"every": "2"})``; ``http://host:port`` keeps host:port."""
     if not isinstance(uri, str) or "://" not in uri:
         raise SinkError("sink %r is not a URI; expected one of display://, file://out.mp4, "
-                        "http://127.0.0.1:8080, masks://DIR, null://" % (uri,))
+                        "http://127.0.0.1:8080, masks://DIR, dicom-seg://DIR, null://" % (uri,))
     kind, target, query = split_uri(uri)
     return SINKS.check(kind), target, query
 

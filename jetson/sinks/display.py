@@ -5,7 +5,8 @@ and ends the run. The window is created at the first ``write()``, so open, write
 the thread that writes (HighGUI wants one thread). Without a desktop (no ``$DISPLAY`` on Linux) or with a
 headless OpenCV build (``opencv-python-headless``), ``open()`` raises a SinkError saying what to use instead.
 
-Options: ``roi=1`` shows the ROI only, ``title=`` names the window (default: the model's name).
+Options: ``roi=1`` shows the ROI only, ``pair=1`` the input frame and the output side by side, ``title=`` names
+the window (default: the model's name).
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ class DisplaySink(Sink):
         super().__init__(uri)
         opts = self.read_options(options)
         self.roi = opts.flag("roi", None)
+        self.pair = opts.flag("pair", False)  # input | output side by side
         self.title_option = opts.text("title", None)
         opts.done()
         self.quit_requested = False
@@ -80,7 +82,7 @@ class DisplaySink(Sink):
         if not self._window:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
             self._window = True
-        cv2.imshow(self.title, result.overlay(roi_only=self.roi_only))
+        cv2.imshow(self.title, result.overlay(roi_only=self.roi_only, pair=self.pair))
         key = cv2.waitKey(1) & 0xFF
         if key in QUIT_KEYS or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             if not self.quit_requested:

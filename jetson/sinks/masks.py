@@ -52,6 +52,10 @@ class MaskSink(Sink):
         return str(self.directory.resolve())
 
     def _open(self, context: SinkContext) -> None:
+        if self.png and context.spec.task != "segmentation":
+            raise SinkError("masks://%s writes class masks, and this model's spec.task is %s (no mask); use "
+                            "masks://%s?png=0 for the per-frame JSON lines, or file://out.mp4 to record the "
+                            "pictures" % (self.uri, context.spec.task, self.uri))
         if self.png:
             self._cv2 = require("cv2", "writing mask PNGs")
         try:

@@ -6,13 +6,16 @@ to the target name, so the target never holds a half-written file. Without ffmpe
 it) OpenCV's ``VideoWriter`` (``mp4v``) records instead, which players handle but browsers do not.
 
 Options: ``fps=`` (default: the source's rate, else 30), ``roi=1`` records the ROI only (no burned-in
-patient text around the image), ``crf=`` and ``preset=`` (libx264 quality and speed, default 23 and
+patient text around the image), ``pair=1`` records the input frame and the output side by side, ``crf=`` and ``preset=`` (libx264 quality and speed, default 23 and
 ``veryfast``), ``encoder=auto|ffmpeg|opencv``. The target may contain ``strftime`` fields
 (``file://rec-%Y%m%d-%H%M%S.mp4``), expanded at ``open()``. An existing recording is never replaced: if
 the name is taken (an earlier run, or the segment before a config reload reopened the sinks), the sink
 records to the next free segment name, ``out.mp4`` -> ``out-001.mp4``, ``out-002.mp4``, ... The target's
 folder is checked for writability at ``open()``.
-The frame size is fixed by the first frame; later frames of another size are resized to it.
+The picture size is fixed by the first frame. When it changes (a folder of files of several sizes, a new
+ROI after a reconnection: with ``roi=1`` the picture is the ROI), the sink finishes the segment it was
+recording and goes on in the next free segment name (``out.mp4`` -> ``out-001.mp4``) at the new size,
+with one INFO line saying so: pictures are never squashed or stretched to another size.
 
 Real time: from a live source (frames dropped when the pipeline is behind, gaps while reconnecting) each
 frame is placed by its capture time (``stamps["captured"]``), repeating the previous frame over the gaps,
@@ -35,6 +38,7 @@ import numpy as np
 
 from jetseg.errors import SinkError
 from jetseg.jetson.sinks.base import Sink, SinkContext
+from jetseg.jetson.sinks.recordings import fragment_frames, free_segment, recover_partials
 from jetseg.optional import require
 
 log = logging.getLogger("jetseg.sinks.video")
@@ -44,6 +48,8 @@ ENCODERS = ("auto", "ffmpeg", "opencv")
 DEFAULT_FPS = 30.0
 #: How long close() waits for ffmpeg to finish the file (the +faststart pass rewrites it once).
 FINISH_TIMEOUT_S = 120.0
+#: ffmpeg's -movflags for .mp4/.mov: fragmented MP4 (index first, one fragment per keyframe, 1 s apart).
+FRAGMENTED = "+frag_keyframe+empty_moov+default_base_moof"
 MAX_GAP_FILL_S = 60.0  # longest stream gap a live recording fills with the last picture
 _X264: Optional[bool] = None
 
@@ -62,16 +68,6 @@ def ffmpeg_has_x264(ffmpeg: str) -> bool:
     return _X264
 
 
-def free_segment(path: Path) -> Path:
-    """``path`` if nothing has that name, else the first free ``<stem>-NNN<suffix>`` (never replaces a file)."""
-    number = 0
-    candidate = path
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name("%s-%03d%s" % (path.stem, number, path.suffix))
-    return candidate
-
-
 class VideoFileSink(Sink):
     """Overlay video recorder. ``write()`` blocks while the encoder is busy (the pipeline's queue absorbs it)."""
 
@@ -84,6 +80,7 @@ class VideoFileSink(Sink):
         opts = self.read_options(options)
         self.fps_option = opts.number("fps", None, positive=True)
         self.roi = opts.flag("roi", None)
+        self.pair = opts.flag("pair", False)  # input | output side by side
         self.crf = opts.integer("crf", 23, minimum=0, maximum=51)
         self.preset = opts.text("preset", "veryfast")
         self.encoder_choice = opts.choice("encoder", ENCODERS, "auto")
@@ -94,6 +91,9 @@ class VideoFileSink(Sink):
             raise SinkError("file://%s: cannot record to a %r file; expected a name ending in %s"
                             % (uri, Path(uri).suffix, ", ".join(sorted(SUFFIXES))))
         self.path = Path(uri)
+        self.segments: List[Path] = []  # the files finished so far (one more per picture size change)
+        self._base = self.path  # the target name segments are numbered from
+        self._segment_written = 0
         self.tmp_path: Optional[Path] = None
         self.encoder = ""
         self.size: Optional[Tuple[int, int]] = None  # (width, height) fixed by the first frame
@@ -113,7 +113,12 @@ class VideoFileSink(Sink):
 
     @property
     def target(self) -> Optional[str]:
-        return str(Path(self.uri).expanduser().resolve())
+        """The file this sink records to, its ``strftime`` fields expanded (``t-%Y.mp4`` and ``t-2026.mp4`` are
+        one target)."""
+        return str(self._expanded().resolve())
+
+    def _expanded(self) -> Path:
+        return Path(time.strftime(str(Path(self.uri).expanduser())))
 
     # ------------------------------------------------------------------ lifecycle
     def _open(self, context: SinkContext) -> None:
@@ -121,7 +126,7 @@ class VideoFileSink(Sink):
         self.roi_only = context.roi_only if self.roi is None else self.roi
         self.live = bool(context.live)
         self._t0, self.video_frames, self._previous = None, 0, None
-        self.path = Path(time.strftime(str(Path(self.uri).expanduser())))
+        self.path = self._expanded()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             probe = tempfile.NamedTemporaryFile(dir=str(self.path.parent), prefix=".jetseg-probe-")
@@ -129,8 +134,9 @@ class VideoFileSink(Sink):
         except OSError as exc:
             raise SinkError("cannot record to %s: %s; choose a writable folder"
                             % (self.path, exc.strerror or exc)) from None
-        self.path = free_segment(self.path)
-        self.tmp_path = self.path.with_name(".%s.%d.partial%s" % (self.path.stem, os.getpid(), self.path.suffix))
+        recover_partials(self.path)
+        self._base, self.segments = self.path, []
+        self._begin_segment()
         self._cv2 = require("cv2", "recording video")
         ffmpeg = shutil.which("ffmpeg")
         choice = self.encoder_choice
@@ -150,6 +156,12 @@ class VideoFileSink(Sink):
         log.info("recording %s (%s, %.3g fps%s)", self.path, self.encoder, self.fps,
                  ", ROI only" if self.roi_only else "")
 
+    def _begin_segment(self) -> None:
+        """Name the next file: the target, or its first free segment name; its partial file beside it."""
+        self.path = free_segment(self._base)
+        self.tmp_path = self.path.with_name(".%s.%d.partial%s" % (self.path.stem, os.getpid(), self.path.suffix))
+        self._segment_written = 0
+
     def _copies(self, result: Any) -> int:
         """How many video frames this result fills: 1 for a file source; for a live one, up to its capture
         time (0 when it arrives faster than the recording's rate)."""
@@ -165,7 +177,7 @@ class VideoFileSink(Sink):
         copies = self._copies(result)
         if copies == 0:
             return
-        image = result.overlay(roi_only=self.roi_only)
+        image = result.overlay(roi_only=self.roi_only, pair=self.pair)
         with self._lock:
             if self._failed or self.tmp_path is None:
                 raise SinkError("file://%s is not recording (%s)" % (
@@ -176,7 +188,8 @@ class VideoFileSink(Sink):
                 self.size = (int(image.shape[1]), int(image.shape[0]))
                 self._start()
             if (image.shape[1], image.shape[0]) != self.size:
-                image = self._cv2.resize(image, self.size, interpolation=self._cv2.INTER_AREA)
+                self._next_segment((int(image.shape[1]), int(image.shape[0])))
+                copies = 1
             image = np.ascontiguousarray(image)
             # a gap in a live stream is filled with the previous picture (what the screen showed), for at most
             # MAX_GAP_FILL_S: a longer outage is shortened in the recording rather than stall this thread
@@ -196,38 +209,68 @@ class VideoFileSink(Sink):
                 self.video_frames += 1
             self._previous = image
             self.written += 1
+            self._segment_written += 1
+
+    def _next_segment(self, size: Tuple[int, int]) -> None:
+        """The picture size changed: finish this file, start the next segment at ``size`` (lock held)."""
+        old, finished = self.size, self.path
+        try:
+            self._finish_segment()
+        except BaseException:
+            self._failed = True  # later writes say so; close() has nothing left to finish
+            raise
+        self._begin_segment()
+        log.info("file://%s: the picture changed from %dx%d to %dx%d (%s); %s is finished, recording on in %s",
+                 self._base, old[0] if old else 0, old[1] if old else 0, size[0], size[1],
+                 "the ROI changed" if self.roi_only else "the frame size changed", finished.name, self.path.name,
+                 extra={"fields": {"event": "recording_segment", "segment": str(self.path),
+                                   "size": list(size)}})
+        self.size = size
+        self._t0, self.video_frames, self._previous = None, 0, None
+        self._start()
+
+    def _finish_segment(self) -> None:
+        """Finish the current file and give it its name; on failure remove the partial file and raise
+        SinkError."""
+        assert self.tmp_path is not None
+        try:
+            if self.size is None:
+                log.warning("no frames reached %s; nothing recorded", self.path)
+            elif self.encoder == "ffmpeg":
+                self._finish_ffmpeg()
+            else:
+                self._writer.release()
+                self._writer = None
+            if self.size is not None:
+                if not self.tmp_path.exists() or self.tmp_path.stat().st_size == 0:
+                    raise SinkError("the encoder left no video for %s" % self.path)
+                os.replace(str(self.tmp_path), str(self.path))
+                self.segments.append(self.path)
+                # the file holds video_frames pictures: each result once, plus repeats over a live stream's gaps
+                log.info("recorded %d video frames to %s (%d results%s)", self.video_frames, self.path,
+                         self._segment_written, ", %d repeated over gaps" % (self.video_frames - self._segment_written)
+                         if self.video_frames > self._segment_written else "")
+        except BaseException:
+            self._salvage()
+            raise
+        finally:
+            self.tmp_path = None
+            if self._errlog is not None:
+                self._errlog.close()
+                self._errlog = None
 
     def _close(self) -> None:
         """Finish the file and give it its name; on failure remove the partial file and raise SinkError."""
         with self._lock:
             if self.tmp_path is None:
                 return
-            try:
-                if self._failed:
-                    return  # write() raised already and removed the partial file
-                if self.size is None:
-                    log.warning("no frames reached %s; nothing recorded", self.path)
-                elif self.encoder == "ffmpeg":
-                    self._finish_ffmpeg()
-                else:
-                    self._writer.release()
-                    self._writer = None
-                if self.size is not None:
-                    if not self.tmp_path.exists() or self.tmp_path.stat().st_size == 0:
-                        raise SinkError("the encoder left no video for %s" % self.path)
-                    os.replace(str(self.tmp_path), str(self.path))
-                    # the file holds video_frames pictures: each result once, plus repeats over a live stream's gaps
-                    log.info("recorded %d video frames to %s (%d results%s)", self.video_frames, self.path,
-                             self.written, ", %d repeated over gaps" % (self.video_frames - self.written)
-                             if self.video_frames > self.written else "")
-            except BaseException:
-                self._abort()
-                raise
-            finally:
+            if self._failed:  # write() raised already and removed the partial file
                 self.tmp_path = None
                 if self._errlog is not None:
                     self._errlog.close()
                     self._errlog = None
+                return
+            self._finish_segment()
 
     # ------------------------------------------------------------------ encoders
     def _start(self) -> None:
@@ -258,7 +301,9 @@ class VideoFileSink(Sink):
                "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
                "-pix_fmt", "yuv420p"]
         if self.path.suffix.lower() in (".mp4", ".mov"):
-            cmd += ["-movflags", "+faststart"]
+            # fragmented: the index comes first and every second of video is a complete fragment, so a file
+            # cut short (full disk, killed encoder, power loss) plays up to its last complete second
+            cmd += ["-g", str(max(1, int(round(self.fps)))), "-movflags", FRAGMENTED]
         return cmd + ["-y", str(self.tmp_path)]
 
     def _pipe(self, image: np.ndarray) -> None:
@@ -281,8 +326,9 @@ class VideoFileSink(Sink):
                 return
             self._failed = True
             message = "ffmpeg stopped while recording %s (exit code %s): %s" % (self.path, code, self._stderr())
-            self._abort()
-            raise SinkError(message) from None
+            kept = self._salvage()
+            raise SinkError(message + ("; kept the frames finished before it in %s" % kept if kept
+                                       else "; nothing could be kept")) from None
 
     def _finish_ffmpeg(self) -> None:
         proc = self._proc
@@ -307,6 +353,31 @@ class VideoFileSink(Sink):
         self._errlog.seek(0)
         lines = [ln for ln in self._errlog.read().decode("utf-8", "replace").splitlines() if ln.strip()]
         return lines[-1].strip() if lines else "no output"
+
+    def _salvage(self) -> Optional[Path]:
+        """After an encoder failure: stop it and keep what it finished under the next free segment name (a
+        fragmented MP4 with at least one complete fragment), else remove the partial file; the results written
+        to the encoder that are not in a kept frame count as lost. Returns the kept file, or None."""
+        tmp = self.tmp_path
+        keep = tmp is not None and self.encoder == "ffmpeg" and self.path.suffix.lower() in (".mp4", ".mov")
+        self.tmp_path = None  # _abort() leaves the partial file alone
+        try:
+            self._abort()
+        finally:
+            self.tmp_path = tmp
+        frames = fragment_frames(tmp) if keep and tmp is not None else 0
+        # results behind the frames not kept (a live recording repeats frames over gaps: scale by its ratio)
+        self.lost = self.written - int(round(min(frames, self.video_frames) * self.written / max(1, self.video_frames)))
+        if frames:
+            assert tmp is not None
+            kept = free_segment(self.path)
+            os.replace(str(tmp), str(kept))
+            log.warning("the encoder of %s failed; kept the %d frames it finished in %s (%d results lost)",
+                        self.path, frames, kept, self.lost)
+            return kept
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+        return None
 
     def _abort(self) -> None:
         """Stop the encoder and remove the partial file (never leaves a broken file under the target name)."""

@@ -6,7 +6,8 @@ Routes:
                       the rate per client); each part is closed (its boundary written) as soon as it is sent, so
                       a browser shows it at once. Part headers ``X-Frame-Index`` and ``X-Captured-Ms`` (capture
                       time, ms since the epoch) name the picture. ``?layers=1`` (the viewer page) sends per frame
-                      a JSON part (index, capture time, areas), the plain frame (JPEG) and the class-index mask
+                      a JSON part (index, capture time, areas), the plain picture (JPEG: the frame, or an
+                      enhancement model's enhanced frame) and the class-index mask
                       (8-bit PNG), so the page draws the overlay itself; at the end a last JSON part
                       ``{"state": "ended"}`` (finite source done) or ``{"state": "stopped"}``.
     ``/frame.jpg``    the newest overlay as one JPEG (503 until the first frame)
@@ -21,6 +22,9 @@ The server binds exactly the host given: ``http://:8080`` and ``http://localhost
 :attr:`WebSink.url` give the real one. With a token (option ``token=`` or ``SinkContext.extra["token"]``)
 every route but ``/health`` needs ``?token=...``, ``Authorization: Bearer ...`` or the cookie that a
 successful ``?token=`` request sets (so the page's own requests need no token in their URLs).
+
+Options include ``roi=1`` (serve the ROI only) and ``pair=1`` (the input frame and the output side by side,
+in the stream, ``/frame.jpg`` and the page alike).
 
 ``write()`` only swaps in the newest Result. Encoding happens lazily in the server's threads, once per frame
 and layer however many clients watch, and not at all while nobody does. Each client has its own thread, takes
@@ -42,22 +46,24 @@ from typing import Any, Deque, Dict, Optional, Set, Tuple
 import numpy as np
 
 from jetseg.errors import SinkError
-from jetseg.jetson.frames.result import to_bgr8
 from jetseg.jetson.frames.slot import Slot
 from jetseg.jetson.sinks.base import Sink, SinkContext
+from jetseg.jetson.sinks.tokens import check_token
 from jetseg.jetson.sinks.webhttp import COOKIE, STATIC, WEB_DIR, Server, Server6, jsonable
 from jetseg.optional import require
-from jetseg.redact import add_secret
+from jetseg.redact import add_secret, redact
 
 log = logging.getLogger("jetseg.sinks.web")
 
 DEFAULT_PORT = 8080
-TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
 
 
 def parse_address(target: str) -> Tuple[str, int]:
     """``":8080"`` -> ``("127.0.0.1", 8080)``; ``"localhost"`` -> 127.0.0.1; ``"[::1]:0"`` -> ``("::1", 0)``."""
     text = target.strip().rstrip("/")
+    if "@" in text:
+        raise SinkError("%s: the web viewer's address takes no user or password; protect it with a token "
+                        "(the token= option or --token) and give http://HOST:PORT" % redact("http://" + target))
     if "/" in text:
         raise SinkError("http://%s: the web viewer takes no path; expected http://HOST:PORT such as "
                         "http://127.0.0.1:8080" % target)
@@ -92,8 +98,11 @@ class WebSink(Sink):
         self.max_fps = opts.number("max_fps", None, positive=True)  # None: every frame, at the source's rate
         self.quality = opts.integer("quality", 80, minimum=1, maximum=100)
         self.roi = opts.flag("roi", None)
+        self.pair = opts.flag("pair", False)  # input | output side by side
         self.max_clients = opts.integer("max_clients", 8, minimum=1)
         opts.done()
+        if self.token_option is not None:
+            check_token(self.token_option, "the http:// sink's token=")
         self.host, self.port = parse_address(uri)
         self.token: Optional[str] = None
         self.roi_only = False
@@ -131,10 +140,8 @@ class WebSink(Sink):
         self._cv2 = require("cv2", "the web viewer's JPEG stream")
         self.token = self.token_option or context.extra.get("token") or None
         add_secret(self.token)
-        if self.token is not None and not TOKEN_CHARS.issuperset(self.token):
-            raise SinkError("the web viewer's token may use letters, digits and - . _ ~ only (it travels in "
-                            "URLs and a cookie); generate one with: python3 -c 'import secrets; "
-                            "print(secrets.token_urlsafe(24))'")
+        if self.token is not None:
+            check_token(self.token, "the sink context")
         self.roi_only = context.roi_only if self.roi is None else self.roi
         for name in set(STATIC.values()):
             if not (WEB_DIR / name[0]).is_file():
@@ -273,9 +280,7 @@ class WebSink(Sink):
     def _encode(self, layer: str, seq: int, result: Any) -> bytes:
         cv2 = self._cv2
         if layer == "meta":
-            height, width = result.frame.image.shape[:2]
-            if self.roi_only:
-                width, height = result.roi[2], result.roi[3]
+            height, width = self._layer_picture(result).shape[:2]
             meta = {"index": result.index, "seq": seq, "captured_ms": captured_epoch_ms(result),
                     "width": int(width), "height": int(height), "inference_ms": round(float(result.inference_ms), 3),
                     "areas_px": dict(result.areas_px),
@@ -283,13 +288,13 @@ class WebSink(Sink):
                         k: round(float(v), 3) for k, v in result.areas_mm2.items()}}
             return json.dumps(meta, default=jsonable).encode("utf-8")
         if layer == "overlay":
-            ok, buf = cv2.imencode(".jpg", result.overlay(roi_only=self.roi_only),
+            ok, buf = cv2.imencode(".jpg", result.overlay(roi_only=self.roi_only, pair=self.pair),
                                    [int(cv2.IMWRITE_JPEG_QUALITY), self.quality])
         elif layer == "frame":
-            ok, buf = cv2.imencode(".jpg", self._crop(result, to_bgr8(result.frame.image)),
+            ok, buf = cv2.imencode(".jpg", self._layer_picture(result),
                                    [int(cv2.IMWRITE_JPEG_QUALITY), self.quality])
         elif layer == "mask":
-            ok, buf = cv2.imencode(".png", np.ascontiguousarray(self._crop(result, result.mask)),
+            ok, buf = cv2.imencode(".png", np.ascontiguousarray(result.labels(self.roi_only, self.pair)),
                                    [int(cv2.IMWRITE_PNG_COMPRESSION), 1])
         else:
             raise SinkError("web viewer layer %r: expected one of overlay, frame, mask, meta" % layer)
@@ -297,12 +302,9 @@ class WebSink(Sink):
             raise SinkError("could not encode the %s of frame %d" % (layer, result.index))
         return bytes(buf.tobytes())
 
-    def _crop(self, result: Any, image: np.ndarray) -> np.ndarray:
-        if not self.roi_only:
-            return image
-        result.overlay(roi_only=True)  # refuses an untrusted ROI, with the message that says what to do
-        x, y, w, h = result.roi
-        return image[y:y + h, x:x + w]
+    def _layer_picture(self, result: Any) -> np.ndarray:
+        """The picture the page blends the mask layer into (what the sink draws: the task's result decides)."""
+        return result.plain(self.roi_only, self.pair)
 
     def stamp(self, seq: int) -> Tuple[Optional[int], Optional[float]]:
         """``(frame index, capture time in ms since the epoch)`` of the frame written as ``seq`` while it is the

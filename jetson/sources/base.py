@@ -6,6 +6,9 @@ newest frame wins and ``dropped`` counts the ones that were overwritten before a
 """
 from __future__ import annotations
 
+import glob
+import os
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Tuple, Type
 
@@ -28,6 +31,8 @@ class Source(Component):
 
     kind = ""
     live = False
+    #: the local device the source reads (``/dev/video0``), checked by :meth:`preflight`; None: none
+    local_device: Optional[str] = None
     family = "source"
     error = SourceError
 
@@ -94,6 +99,18 @@ class Source(Component):
     def stats(self) -> Dict[str, Any]:
         return {"uri": self.uri, "delivered": self.delivered, "dropped": self.dropped, "live": self.live}
 
+    def preflight(self) -> None:
+        """What ``run --check`` verifies beyond the URI and options, without opening the source: raises a
+        SourceError when it cannot work as given (its :attr:`local_device` does not exist). A normal start
+        does not call it: a live source waits for its device and reconnects."""
+        device = self.local_device
+        if device is None or os.path.exists(device):
+            return
+        present = sorted(glob.glob(re.sub(r"\d+$", "*", device)))  # /dev/video0 -> the /dev/video* there are
+        raise SourceError("%s %r: no such device %s (%s here: %s); plug the device in or give the right --source "
+                          "(a normal run waits for it and reconnects)"
+                          % (self.label, self.uri, device, re.sub(r"\d+$", "*", device), ", ".join(present) or "none"))
+
     # hooks
     def _open(self) -> None:
         pass
@@ -112,6 +129,8 @@ SOURCES.register("file", "jetseg.jetson.sources.video:VideoFileSource", "a video
 SOURCES.register("folder", "jetseg.jetson.sources.images:ImageFolderSource", "a folder of images (+ masks)")
 SOURCES.register("dicom", "jetseg.jetson.sources.dicom:DicomSource", "DICOM file(s), single or multi-frame")
 SOURCES.register("nifti", "jetseg.jetson.sources.nifti:NiftiSource", "NIfTI volume, sliced along an axis")
+SOURCES.register("itk", "jetseg.jetson.sources.itk:ItkSource",
+                 "MHA/MHD, NRRD volume (sliced) or 2-D+t sequence (SimpleITK)")
 SOURCES.register("v4l2", "jetseg.jetson.sources.live:V4L2Source", "V4L2 capture card or USB camera")
 SOURCES.register("csi", "jetseg.jetson.sources.live:CSISource", "Jetson CSI camera (nvarguscamerasrc)")
 SOURCES.register("rtsp", "jetseg.jetson.sources.live:RTSPSource", "RTSP stream")
@@ -121,6 +140,7 @@ SOURCES.register("gst", "jetseg.jetson.sources.live:GstSource", "a GStreamer pip
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
 NIFTI_SUFFIXES = {".nii", ".nii.gz"}
+ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")  # jetson/sources/itk.py reads them (SimpleITK)
 
 
 def parse_uri(uri: str) -> Tuple[str, str, Dict[str, str]]:
@@ -174,11 +194,13 @@ def _path_kind(target: str) -> str:
     name = path.name.lower()
     if any(name.endswith(s) for s in NIFTI_SUFFIXES):
         return "nifti"
+    if path.suffix.lower() in ITK_SUFFIXES:
+        return "itk"
     if path.suffix.lower() in DICOM_SUFFIXES or (path.is_file() and is_dicom_file(path)):
         return "dicom"
     if not path.exists():
-        raise SourceError("source %s does not exist (expected a video file, an image folder, a DICOM or NIfTI "
-                          "file, or a URI such as synthetic://ultrasound)" % target)
+        raise SourceError("source %s does not exist (expected a video file, an image folder, a DICOM, NIfTI, "
+                          "MHA/MHD or NRRD file, or a URI such as synthetic://ultrasound)" % target)
     return "file"
 
 

@@ -3,6 +3,10 @@
 URI: ``dicom://cine.dcm``, a ``.dcm`` path, or ``dicom://DIR`` (every DICOM file in the folder, ordered by
 InstanceNumber when all files have one, else by name; files that are not DICOM are skipped and counted).
 
+Options:
+    loop: ``1`` starts again at the first frame of the first file after the last one (for review: the
+        source then never ends). Frame indices keep counting; ``meta["file_frame"]`` starts again.
+
 Pixels (see docs/sources.md):
     MONOCHROME2 as stored, MONOCHROME1 inverted (so that bright means high signal in both); RGB,
     YBR_FULL and YBR_FULL_422 converted to BGR; PALETTE COLOR through its lookup table.
@@ -12,7 +16,9 @@ Pixels (see docs/sources.md):
 Frame ``meta``: ``pixel_spacing_mm`` ([row, column], from PixelSpacing, or from the valid ultrasound
 regions' PhysicalDeltaY/X in cm), ``roi`` (the imaging area from SequenceOfUltrasoundRegions, validated and
 scaled to the pixels by :mod:`usregions`; ``roi_source`` is then ``"dicom-regions"``), ``fps`` (FrameTime,
-CineRate or RecommendedDisplayFrameRate), ``file_frame``.
+CineRate or RecommendedDisplayFrameRate), ``file_frame``, and ``dicom``: the references a DICOM SEG of the frame
+needs (``study_uid``, ``series_uid``, ``sop_class_uid``, ``sop_instance_uid``, ``frame_number`` (1-based, for
+multi-frame files), ``frames`` (the file's NumberOfFrames) and ``path``), read from the header already loaded.
 Patient tags are never logged or copied.
 """
 from __future__ import annotations
@@ -161,7 +167,9 @@ class DicomSource(Source):
 
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri)
-        self.read_options(options).done()
+        opts = self.read_options(options)
+        self.loop = opts.flag("loop", False)
+        opts.done()
         self.path = Path(uri)
         self.items: List[_Item] = []
         self.skipped = 0
@@ -172,6 +180,7 @@ class DicomSource(Source):
         self._pos: Tuple[int, int] = (0, 0)
         self._regions = Regions([])
         self._file_meta: Dict[str, Any] = {}
+        self._references: Dict[str, Any] = {}
         self._warned_regions = self._noted_scale = False
 
     # ------------------------------------------------------------------ discovery
@@ -250,11 +259,22 @@ class DicomSource(Source):
         problem = missing_plugin(ds)
         if problem:
             raise SourceError("cannot decode %s: %s" % (item.path.name, problem))
+        if int(ds.get("SamplesPerPixel", 1) or 1) > 1 and "PlanarConfiguration" not in ds:
+            # Required for colour (type 1C) but left out by some exports; uncompressed colour is almost always
+            # interleaved (R1G1B1 R2G2B2 ...), and compressed pixel data ignores the tag.
+            log.warning("%s: colour pixels without PlanarConfiguration; reading them as interleaved (0)",
+                        item.path.name)
+            ds.PlanarConfiguration = 0
         self._ds, self._ds_item, self._whole = ds, item, None
         self._regions = self._check_regions(item, ds)
         # what every frame of this file shares, read from the tags once per file
         self._file_meta = {"fps": frame_rate(ds), "pixel_spacing_mm": pixel_spacing(ds, self._regions),
                            "photometric": str(ds.get("PhotometricInterpretation", ""))}
+        self._references = {"study_uid": str(ds.get("StudyInstanceUID", "")),
+                            "series_uid": str(ds.get("SeriesInstanceUID", "")),
+                            "sop_class_uid": str(ds.get("SOPClassUID", "")),
+                            "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
+                            "frames": item.frames, "path": str(item.path.resolve())}
         roi = self._regions.roi
         if roi is not None:  # the imaging area as the scanner tagged it (RoiPolicy "auto" prefers it)
             self._file_meta.update(roi=roi, roi_source="dicom-regions")
@@ -288,7 +308,8 @@ class DicomSource(Source):
                     whole = convert_color_space(whole, "YBR_FULL", "RGB")
                 self._whole = whole
             return self._whole[index] if item.frames > 1 else self._whole
-        except (RuntimeError, NotImplementedError, ValueError) as exc:
+        except (RuntimeError, NotImplementedError, ValueError, AttributeError, KeyError) as exc:
+            # pydicom says what is wrong with the file (a missing or inconsistent element) in its message
             detail = " ".join(str(exc).split())
             raise SourceError("cannot decode %s: %s" % (item.path.name, detail)) from None
 
@@ -303,6 +324,8 @@ class DicomSource(Source):
         file_index, frame_index = self._pos
         while file_index < len(self.items) and frame_index >= self.items[file_index].frames:
             file_index, frame_index = file_index + 1, 0
+        if file_index >= len(self.items) and self.loop:  # _scan found at least one file with frames
+            file_index, frame_index = 0, 0
         if file_index >= len(self.items):
             self.ended = True
             self._ds = self._ds_item = self._whole = None
@@ -311,7 +334,8 @@ class DicomSource(Source):
         image = to_frame_pixels(self._decode(item, frame_index), self._ds)
         self._pos = (file_index, frame_index + 1)
         name = item.path.name if item.frames == 1 else "%s#%d" % (item.path.name, frame_index)
-        meta: Dict[str, Any] = dict(self._file_meta, file_frame=frame_index)
+        meta: Dict[str, Any] = dict(self._file_meta, file_frame=frame_index,
+                                    dicom=dict(self._references, frame_number=frame_index + 1))
         return Frame(index=self.delivered, image=image, timestamp=time.monotonic(), source_id=name, meta=meta)
 
     def _close(self) -> None:

@@ -388,6 +388,7 @@ class V4L2Source(LiveSource):
         self.device = "/dev/video%s" % target if target.isdigit() else target
         if not self.device.startswith("/dev/"):
             raise SourceError("v4l2 source %r: expected a device such as v4l2:///dev/video0 or v4l2://0" % self.uri)
+        self.local_device = self.device  # run --check says when it does not exist (Source.preflight)
 
     def _gstreamer_pipeline(self, jetson: bool) -> str:
         return pipelines.v4l2_pipeline(self.device, self.width, self.height, self.rate, self.format, jetson)

@@ -26,6 +26,7 @@ from jetseg.errors import SourceError
 from jetseg.jetson.frames.frame import Frame
 from jetseg.jetson.sources.base import Source
 from jetseg.jetson.sources.limits import check_volume_size
+from jetseg.jetson.sources.volume import class_labels, window_uint16
 from jetseg.optional import require
 
 
@@ -94,31 +95,15 @@ class NiftiSource(Source):
     def _open(self) -> None:
         image = self._load_volume(self.path, "volume")
         data = self._volume(image, "volume")
-        if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
-            raise SourceError("NIfTI volume %s has %s voxels; expected real numbers" % (self.path.name, data.dtype))
-        finite = data[np.isfinite(data)] if np.issubdtype(data.dtype, np.floating) else data
-        low = float(finite.min()) if self.vmin is None and finite.size else self.vmin
-        high = float(finite.max()) if self.vmax is None and finite.size else self.vmax
-        low = 0.0 if low is None else low
-        high = low + 1.0 if high is None or high <= low else high
-        scaled = (np.nan_to_num(data.astype(np.float32), nan=low) - low) * (65535.0 / (high - low))
-        self._data = np.clip(scaled, 0, 65535).round().astype(np.uint16)
-        self.window = (low, high)
+        self._data, self.window = window_uint16(data, self.vmin, self.vmax, "NIfTI volume %s" % self.path.name)
         zooms = [float(z) for z in image.header.get_zooms()[:3]]
         rest = [z for i, z in enumerate(zooms) if i != self.axis]
         self._spacing = [rest[1], rest[0]] if len(rest) == 2 and all(z > 0 for z in rest) else None
         self._labels = None
         if self.labels_path is not None:
             labels = self._volume(self._load_volume(self.labels_path, "label volume"), "label volume")
-            if labels.shape != data.shape:
-                raise SourceError("NIfTI label volume %s is %s, volume %s is %s; expected the same shape"
-                                  % (self.labels_path.name, "x".join(map(str, labels.shape)), self.path.name,
-                                     "x".join(map(str, data.shape))))
-            labels = np.rint(np.nan_to_num(labels.astype(np.float64)))
-            if labels.size and (labels.min() < 0 or labels.max() > 255):
-                raise SourceError("NIfTI label volume %s holds values %g..%g; expected class indices 0..255"
-                                  % (self.labels_path.name, labels.min(), labels.max()))
-            self._labels = labels.astype(np.uint8)
+            self._labels = class_labels(labels, data.shape, "NIfTI label volume %s" % self.labels_path.name,
+                                        self.path.name)
         self._count = self._data.shape[self.axis]
         self._pos = 0
         self.ended = False

@@ -12,9 +12,11 @@ SIZE = 16
 
 @pytest.fixture
 def make_bundle(tmp_path):
-    """make_bundle(name, threshold, precision="fp32") -> path of a tiny thresholding bundle in tmp_path."""
-    def make(name, threshold, precision="fp32"):
-        return threshold_bundle(tmp_path / name, SIZE, threshold, precision, classes=("background", "blob"))
+    """make_bundle(name, threshold, precision="fp32", calibrated_roi=None) -> path of a tiny thresholding bundle
+    in tmp_path (``calibrated_roi``: the ROI mode its calibration.json records)."""
+    def make(name, threshold, precision="fp32", calibrated_roi=None):
+        return threshold_bundle(tmp_path / name, SIZE, threshold, precision, calibrated_roi=calibrated_roi,
+                                classes=("background", "blob"))
     return make
 
 

@@ -53,6 +53,27 @@ def test_calibration_records_the_roi_and_run_follows_it(make_bundle, tmp_path):
     assert calibrated_mode(None) == "spec"  # an FP32 bundle
     assert calibrated_mode(CalibrationRecord()) == "spec"  # calibrated before the ROI was recorded
     assert calibrated_mode(CalibrationRecord(roi={"mode": [1, 2, 30, 40]})) == [1, 2, 30, 40]
+    assert calibrated_mode(CalibrationRecord(roi={"mode": {"relative": [0, 0.5, 1, 0.5]}})) == {
+        "relative": [0.0, 0.5, 1.0, 0.5]}
+    assert calibrated_mode(CalibrationRecord(roi={"mode": "sector"})) == "spec"  # not a mode: the spec's ROI
+
+
+def test_calibrate_and_run_share_a_relative_roi(make_bundle, tmp_path):
+    """calibrate --roi relative:... crops every file to the same fractions, records them, and run follows."""
+    from jetseg.jetson.daemon.flags import parse_roi
+
+    path = real_screen_path("examples_ybr_color.dcm")  # a 320x240 cine with region tags (not used: relative)
+    mode = parse_roi("relative:0.0,0.25,1.0,0.5")
+    scans = read_scans(path, tiny_spec(), max_frames=4, progress=False, roi=mode)
+    (recorded,) = scans.rois.values()
+    assert recorded["roi"] == [0, 60, 320, 120] and recorded["how"] == "relative [0.0, 0.25, 1.0, 0.5]"
+    fp32 = make_bundle()
+    run = run_pipeline(fp32, path, roi=mode, max_frames=2)
+    assert list(run["roi"]) == recorded["roi"]
+    out = tmp_path / "int8"
+    calibrate(fp32, path, out=out, count=4, holdout=2, target="cpu", progress=False, roi=mode, max_frames=12)
+    assert Bundle(out).calibration().roi["mode"] == {"relative": [0.0, 0.25, 1.0, 0.5]}
+    assert roi_mode(DaemonConfig.from_dict({"model": str(out)}), Bundle(out)) == mode
 
 
 def test_the_four_file_folder_splits_by_file_and_says_so(tmp_path, caplog):

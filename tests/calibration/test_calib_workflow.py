@@ -11,7 +11,7 @@ import pytest
 from jetseg.bundle import Bundle, sha256_file
 from jetseg.calibration.check import check_qdq
 from jetseg.calibration.scans import ScanError, read_scans
-from jetseg.calibration.workflow import calibrate
+from jetseg.calibration.workflow import calibrate, fallback_notice
 from jetseg.cli import main
 from jetseg.errors import GateError
 from jetseg.jetson.trt import cache
@@ -84,7 +84,9 @@ def test_dicom_cine_to_cpu_int8_bundle(make_bundle, tmp_path):
     assert "QuantizeLinear" in ops and Bundle(tmp_path / "cpu").precision == "int8"
     # the CPU needs no FP32 graph: it is named by hash, not shipped, so the bundle stays small
     shipped = set(Bundle(tmp_path / "cpu").manifest.files)
-    assert shipped == {"model.onnx", "calibration.cache", "calibration.json", "spec.yaml"}
+    # plus OpenVINO's own INT8 when it was kept (tests/calibration/test_calib_nncf.py)
+    ir = {"model.openvino.xml", "model.openvino.bin"} if (report.get("openvino") or {}).get("kept") else set()
+    assert shipped == {"model.onnx", "calibration.cache", "calibration.json", "spec.yaml"} | ir
     implicit = report["implicit_int8"]
     assert implicit["model"] is None and len(implicit["model_sha256"]) == 64
     assert implicit["derived_from"]["fp32_model_sha256"] == Bundle(fp32).model_sha256
@@ -92,6 +94,8 @@ def test_dicom_cine_to_cpu_int8_bundle(make_bundle, tmp_path):
     # either verdict is possible, the figures must be consistent with it)
     speed = report["speed"]
     assert speed["ran_in"]["onnxrt int8"] == "int8" and speed["ran_in"]["onnxrt f32"] == "f32"
+    if ir:  # the IR and the Q/DQ model are both timed on OpenVINO
+        assert speed["ran_in"]["openvino int8 nncf"] == speed["ran_in"]["openvino int8 q/dq"] == "int8"
     assert speed["fastest_float"] in speed["ms"] and speed["ran_in"][speed["fastest_int8"]] == "int8"
     ratio = speed["ms"][speed["fastest_float"]] / speed["ms"][speed["fastest_int8"]]
     assert speed["int8_vs_fastest_float"] == pytest.approx(ratio, rel=1e-2)
@@ -104,9 +108,12 @@ def _ops(path):
     return [{"op": n.op_type, "name": n.name, "inputs": list(n.input)} for n in onnx.load(str(path)).graph.node]
 
 
-def test_gate_keeps_the_outlier_layer_in_float(make_bundle, png_folder, tmp_path):
-    report = calibrate(make_bundle("outlier", outlier=True), str(png_folder(24)), out=tmp_path / "int8",
-                       count=12, holdout=6, progress=False)
+def test_gate_keeps_the_outlier_layer_in_float(make_bundle, png_folder, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="jetseg"):
+        report = calibrate(make_bundle("outlier", outlier=True), str(png_folder(24)), out=tmp_path / "int8",
+                           count=12, holdout=6, progress=False)
     attempts = report["gate"]["attempts"]
     assert not attempts[0]["passed"] and attempts[0]["dice_drop"] > 0.5  # INT8 everywhere wrecks the masks
     assert report["gate"]["sensitivity"][0]["layer"] == "dec_conv"  # the layer reading the outlier tensor
@@ -115,6 +122,17 @@ def test_gate_keeps_the_outlier_layer_in_float(make_bundle, png_folder, tmp_path
     dec = next(n for n in ops if n["name"] == "dec_conv")
     assert dec["inputs"][:2] == ["cat", "w3"]  # float input, float weights: no Q/DQ around it
     assert check_qdq(tmp_path / "int8" / "model.onnx") == []
+    notice = fallback_notice(1, len(report["gate"]["sensitivity"]))  # one of the ranked layers kept in float
+    assert (notice in caplog.text) if notice else ("kept in float to pass the gate" not in caplog.text)
+
+
+def test_fallback_notice_says_int8_may_be_slower_than_fp32_and_what_to_try():
+    assert fallback_notice(0, 40) == "" and fallback_notice(9, 40) == "" and fallback_notice(3, 0) == ""
+    text = fallback_notice(17, 60)  # a MONAI UNet: 16-19 layers kept in float measured 0.85x of FP32
+    assert text.startswith("17 of 60 quantizable layers are kept in float to pass the gate")
+    assert "INT8 often runs slower than FP32; measure it (jetseg bench INT8 --reference FP32)" in text
+    assert "--method percentile or minmax" in text and "jetseg build --precision fp16" in text
+    assert fallback_notice(10, 40).startswith("10 of 40")  # a quarter is enough
 
 
 def test_gate_failure_writes_nothing(make_bundle, png_folder, tmp_path, capsys):

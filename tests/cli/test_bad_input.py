@@ -106,6 +106,13 @@ def test_spec_with_nan_std_is_refused_at_load(tmp_path):
     assert "input.std" in line and "finite" in line
 
 
+def test_run_check_of_a_camera_that_does_not_exist_says_no_such_device(tmp_path):
+    bundle = threshold_bundle(tmp_path / "tiny")
+    result = jetseg("run", "--model", bundle, "--source", "v4l2:///dev/video97", "--check")
+    assert result.returncode != 0 and "Traceback" not in result.stderr and '"ok": true' not in result.stdout
+    assert "no such device /dev/video97" in last_line(result)
+
+
 # ------------------------------------------------------------------------------ 10, 11, 12. bench input
 def test_bench_refuses_a_live_source_without_a_bound(tmp_path):
     bundle = threshold_bundle(tmp_path / "tiny")

@@ -18,3 +18,11 @@ def test_redact_data_masks_secret_fields_and_strings():
         "sinks": [{"uri": "http://0.0.0.0:8080?token=***&fps=5", "options": {"Token": MASK, "fps": 5}},
                   {"uri": "null://", "options": {"token": None}}],  # unset stays visible as unset
         "source": {"uri": "rtsp://admin:***@cam/live", "options": {"password": ""}}}
+
+
+def test_redact_password_containing_at_signs_up_to_the_last_at_of_the_authority():
+    assert redact("rtsp://admin:p@ssw0rd@127.0.0.1/live") == "rtsp://admin:***@127.0.0.1/live"
+    assert redact("open rtsp://admin:a@b@c@cam:554/x@y failed") == "open rtsp://admin:***@cam:554/x@y failed"
+    assert redact("rtsp://tok@en@cam/live") == "rtsp://***@cam/live"
+    assert redact("http://127.0.0.1:8080/a@b") == "http://127.0.0.1:8080/a@b"  # an @ in the path is no userinfo
+    assert redact("'rtsp://u:x@y@h/l' and rtsp://v:z@h2") == "'rtsp://u:***@h/l' and rtsp://v:***@h2"

@@ -12,6 +12,7 @@ from onnx import helper
 
 from jetseg import trtcompat
 from jetseg.engines import build
+from jetseg.engines.serialize import serialize_engine
 from jetseg.errors import DeviceError
 from jetseg.jetson.device.info import DeviceInfo
 from jetseg.jetson.trt import store
@@ -86,18 +87,18 @@ def test_serialize_engine_and_its_failure(monkeypatch):
     trt, feats, parsed = _parsed(monkeypatch)
     config, _ = build.make_config(trt, feats, parsed, "fp16", qdq=False, workspace_mb=64)
     out = io.StringIO()
-    data = build.serialize_engine(trt, feats, parsed, config, "building FP16 engine", out)
+    data = serialize_engine(trt, feats, parsed, config, "building FP16 engine", out)
     assert isinstance(data, bytes) and json.loads(data)["flags"] == ["FP16"]
     assert "building FP16 engine (TensorRT 8.5.2.2; this can take minutes)" in out.getvalue()
     monkeypatch.setattr(parsed.builder, "build_serialized_network", lambda network, config: None)
     with pytest.raises(DeviceError, match="TensorRT could not build the engine; run 'jetseg build --verbose'"):
-        build.serialize_engine(trt, feats, parsed, config, "building", out)
+        serialize_engine(trt, feats, parsed, config, "building", out)
 
 
 def test_inspect_engine_reads_io_and_refuses_garbage(monkeypatch):
     trt, feats, parsed = _parsed(monkeypatch)
     config, _ = build.make_config(trt, feats, parsed, "fp16", qdq=False, workspace_mb=64)
-    data = build.serialize_engine(trt, feats, parsed, config, "building", io.StringIO())
+    data = serialize_engine(trt, feats, parsed, config, "building", io.StringIO())
     seen = build.inspect_engine(trt, data, None, [], [], io.StringIO())
     assert seen.io[0] == {"name": "input", "mode": "INPUT", "shape": [1, 1, 32, 32], "dtype": "FLOAT"}
     assert seen.report == [] and seen.actual == {}  # DLA placement only for DLA builds
@@ -107,7 +108,7 @@ def test_inspect_engine_reads_io_and_refuses_garbage(monkeypatch):
 
 #: build.json's top-level keys (store.py and the bundle tools read them; a change here is a format change).
 RECORD_KEYS = {"format", "key", "created", "command", "via", "versions", "device", "flags", "timings",
-               "placement", "placement_actual", "io", "engine_bytes", "engine_sha256"}
+               "placement", "placement_actual", "io", "engine_bytes", "engine_sha256", "precision_retry"}
 
 
 def test_build_record_and_save_engine(tiny_bundle, tmp_path):
@@ -128,3 +129,21 @@ def test_build_record_and_save_engine(tiny_bundle, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["build.json", "engine.plan", "extra.txt", "timing.cache"]
     assert json.loads((folder / store.BUILD_FILE).read_text()) == record.to_dict()
     assert store.read_record(folder) == record
+
+
+def test_build_json_written_before_precision_retry_still_reads(tiny_bundle, tmp_path):
+    """build.json files written before ``precision_retry`` existed read as "no retry" (and a retry reads back)."""
+    key = EngineKey(soc="xavier", compute_capability="72", trt_version="8.5.2", precision="fp16", dla_core=None,
+                    model_sha256=tiny_bundle.model_sha256, calibration_sha256=None)
+    built = build.BuiltEngine(b"engine", retry={"first_error": "x", "cleared_flag": "OBEY_PRECISION_CONSTRAINTS",
+                                                 "constrained_layers": ["dec_conv"]})
+    record = build.build_record(tiny_bundle, key, BuildPlan("fp16", None, "none", False, None), "onnx", "8.5.2.2",
+                                trtcompat.features("8.5.2.2"), DeviceInfo(), ("xavier", "72"), 64, built,
+                                build.Inspection())
+    folder = tmp_path / "engines" / key.name
+    build.save_engine(folder, built, record)
+    assert store.read_record(folder).precision_retry["constrained_layers"] == ["dec_conv"]
+    old = record.to_dict()
+    del old["precision_retry"]
+    (folder / store.BUILD_FILE).write_text(json.dumps(old))
+    assert store.read_record(folder).precision_retry == {}

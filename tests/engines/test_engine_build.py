@@ -103,11 +103,13 @@ def test_dla_int8_from_the_calibration_cache(tmp_path, xavier):
     outcome = build_engine(bundle, "int8", dla_core=1, out=out)
     call = trt.calls[-1]
     assert call["device"] == "DLA" and call["dla_core"] == 1
-    assert call["flags"] == ["FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS", "GPU_FALLBACK"]
-    # The logits stay float as in the Q/DQ model: left out of the cache, written in FP16 by their layer.
+    # No float layer, so no precision constraint and no OBEY_PRECISION_CONSTRAINTS: the logits stay float as in
+    # the Q/DQ model because the cache has no scale for them, not because their type is forced.
+    assert call["flags"] == ["FP16", "INT8", "GPU_FALLBACK"]
     assert call["calibrator"] == "IInt8EntropyCalibrator2"
     assert call["calibration_cache"] == "TRT-8502-EntropyCalibration2\ninput: 3d4ccccd\n"
-    assert call["constraints"] == {"conv": {"precision": None, "outputs": {"0": "HALF"}}}
+    assert call["constraints"] == {}
+    assert [layer["precision"] for layer in call["layers"]] == ["HALF"]  # no scale for the logits: no INT8
     assert call["ops"] == ["Conv"]  # Q/DQ removed: the DLA cannot run a Q/DQ network
     assert outcome.key.name.startswith("xavier-sm72-trt8.5.2-int8-dla1-") and outcome.key.calibration_sha256
     assert outcome.report[0] == ("DLA placement estimate (can_run_on_DLA, before the build): 1 of 1 layers on the "

@@ -9,7 +9,7 @@ from tests.fixtures.fake_l4t import fake_device_venv, fake_l4t
 from tests.fixtures.paths import REPO
 
 
-def run_test_device(tmp_path, root=True, **codes):
+def run_test_device(tmp_path, root=True, **codes):  # codes: doctor, selftest, pytest, merge
     """Runs test-device; returns (exit code, output, report dir, calls logged by the stubs)."""
     fake = fake_l4t(tmp_path / "root")
     if not root:
@@ -30,14 +30,16 @@ def test_every_check_runs_when_the_first_ones_fail_and_the_exit_code_says_so(tmp
         "jetseg doctor",
         "jetseg selftest --out %s" % report,
         "python -m pytest -m jetson or trt or gpu -rP --junitxml %s/pytest-junit.xml -k dla" % report,
+        "jetseg selftest --out %s --merge-junit %s/pytest-junit.xml" % (report, report),
     ]
     summary = (report / "summary.md").read_text()
     assert "| jetseg doctor | 3 | FAILED | %s/doctor.log |" % report in summary
     assert "| jetseg selftest | 1 | FAILED | %s/selftest.log |" % report in summary
     assert "| on-device pytest | 0 | passed | %s/pytest.log |" % report in summary
-    assert "selftest %s/report.md and %s/report.json; on-device pytest %s/pytest-junit.xml" % (
-        report, report, report) in summary
-    assert "GitHub issue" in summary
+    assert "Report: %s/report.md and %s/report.json (every selftest check and every on-device test" % (
+        report, report) in summary
+    assert "GitHub repository" in summary
+    assert (report / "report.md").read_text().endswith("merged\n")  # pytest's results joined selftest's report
     assert (report / "report.md").exists() and (report / "pytest-junit.xml").exists()
     assert (report / "doctor.log").read_text() == "doctor: fake\n"
     assert "error: test-device: 2 of 3 checks failed (summary: %s/summary.md)" % report in out
@@ -46,7 +48,7 @@ def test_every_check_runs_when_the_first_ones_fail_and_the_exit_code_says_so(tmp
 def test_a_failing_pytest_alone_fails_the_run(tmp_path):
     code, out, report, calls = run_test_device(tmp_path, pytest=1)
     assert code != 0, out
-    assert len(calls) == 3
+    assert len(calls) == 4
     assert "| on-device pytest | 1 | FAILED |" in (report / "summary.md").read_text()
 
 
@@ -79,3 +81,11 @@ def test_a_report_left_from_an_earlier_run_is_not_passed_off_as_this_runs(tmp_pa
     summary = (old / "summary.md").read_text()
     assert "| on-device pytest | 4 | FAILED |" in summary
     assert "Missing: %s/pytest-junit.xml" % old in summary
+
+
+def test_a_broken_merge_is_reported_but_a_merge_that_found_failures_is_not_counted_twice(tmp_path):
+    code, out, report, calls = run_test_device(tmp_path, merge=2)
+    assert code != 0 and "| report merge | 2 | FAILED | %s/merge.log |" % report in (report / "summary.md").read_text()
+    code, out, report, calls = run_test_device(tmp_path / "again", merge=1)
+    assert code == 0, out
+    assert "test-device: all 3 checks passed" in out

@@ -78,3 +78,18 @@ def test_doctor_summary_of_a_sample():
     assert _now(None) == "-"
     if not ON_JETSON:
         assert telemetry.sample_once() is None
+
+
+@pytest.mark.parametrize("hook, reason", [("failing_telemetry", "RuntimeError: sensor gone"),
+                                          ("malformed_telemetry", "TypeError: returned list; expected a dict")])
+def test_a_broken_telemetry_hook_leaves_metrics_and_health_working_and_counts_its_errors(hook, reason):
+    from jetseg.jetson.daemon.config import DaemonConfig
+    from jetseg.jetson.daemon.service import Daemon
+
+    config = DaemonConfig.from_dict({"device": {"telemetry": "tests.fixtures.hardware:" + hook}})
+    metrics = Daemon(config).metrics
+    for _ in range(3):
+        payload, _ = metrics.exposition()  # /metrics
+        health = metrics.health()  # /health
+    assert "jetseg_device_telemetry_errors 5.0" in payload.decode()  # calls 1, 3, 5 were scrapes
+    assert health["device"]["telemetry_errors"] == 6 and health["device"]["error"].startswith(reason)

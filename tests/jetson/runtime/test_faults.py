@@ -3,12 +3,10 @@ loopback sockets only. Each test fails without its fix; the CLI's bad-input case
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,6 +14,8 @@ import pytest
 
 from jetseg.jetson.frames.metrics import Metrics
 from tests.fixtures.bundles import mismatched_bundle
+from tests.fixtures.disks import full_disk, tmpfs
+from tests.fixtures.media import playable_frames
 from tests.fixtures.processes import daemon, health, jetseg, logtext, stop
 from tests.fixtures.waiting import count_lines, free_port, http_get, wait_for
 
@@ -23,13 +23,6 @@ PASSWORD = "hunter2-secret"
 TOKEN = "viewer-tok3n-xyz"
 SMALL = "synthetic://ultrasound?width=160&height=120&fps=15&realtime=1"
 
-
-def _frames_in(path: Path) -> int:
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                          "stream=nb_read_frames", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr
-    return int(out.stdout.strip())
 
 
 def _config(path: Path, bundle: Path, source: str, sinks) -> None:
@@ -60,6 +53,14 @@ def test_credentials_and_tokens_never_reach_logs_metrics_stats_or_check(tiny_bun
     assert "jetseg_info" in served and "admin:***@" in served
     assert PASSWORD not in served and TOKEN not in served
     assert PASSWORD not in log and TOKEN not in log, log
+
+
+def test_a_password_containing_at_signs_is_masked_whole_in_check(tiny_bundle):
+    source = "rtsp://admin:p@ssw0rd@X@127.0.0.1:%d/live" % free_port()
+    check = jetseg("run", "--model", str(tiny_bundle.path), "--source", source, "--check", "-v")
+    assert check.returncode == 0, check.stderr
+    assert "ssw0rd" not in check.stdout + check.stderr
+    assert "rtsp://admin:***@127.0.0.1:" in check.stdout
 
 
 # ------------------------------------------------------------- 2. model shape vs spec; a failed reload
@@ -105,7 +106,7 @@ def test_reload_that_reopens_sinks_starts_a_new_segment_and_continues_frame_numb
         wait_for(lambda: count_lines(out / "frames.jsonl") >= before + 15, timeout=60, what="frames after it")
         assert stop(proc) == 0, logtext(proc)
     first, second = out / "rec.mp4", out / "rec-001.mp4"
-    assert _frames_in(first) >= 15 and _frames_in(second) >= 15  # the first segment was not overwritten
+    assert playable_frames(first) >= 15 and playable_frames(second) >= 15  # the first segment was not overwritten
     records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     indices = [r["frame"] for r in records]
     assert len(set(indices)) == len(indices) and indices == sorted(indices), str(indices)
@@ -113,20 +114,6 @@ def test_reload_that_reopens_sinks_starts_a_new_segment_and_continues_frame_numb
 
 
 # ------------------------------------------------------------------- 8. sinks checked, failures counted
-@contextlib.contextmanager
-def tmpfs(tmp_path: Path, options: str):
-    """A small tmpfs mounted under ``tmp_path`` (needs root and mount; skipped otherwise)."""
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
-                                                       capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_unwritable_file_sink_is_refused_at_open(tiny_bundle, tmp_path):
     with tmpfs(tmp_path, "size=64k,ro") as readonly:  # read-only even for root
         result = jetseg("run", "--model", str(tiny_bundle.path), "--source", "synthetic://ultrasound?frames=5",
@@ -134,19 +121,6 @@ def test_unwritable_file_sink_is_refused_at_open(tiny_bundle, tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1] == ("jetseg run: error: cannot record to %s: Read-only file system; "
                                               "choose a writable folder" % (readonly / "out.mp4"))
-
-
-@contextlib.contextmanager
-def full_disk(tmp_path: Path):
-    """A folder on a full filesystem: a 64 KiB tmpfs filled to the last byte (needs root and mount)."""
-    with tmpfs(tmp_path, "size=64k") as mount:
-        (mount / "masks").mkdir()
-        with contextlib.suppress(OSError):  # ENOSPC, from a write or from the final flush
-            with open(str(mount / "filler"), "wb") as handle:
-                while True:
-                    handle.write(b"\0" * 4096)
-                    handle.flush()
-        yield mount
 
 
 def test_disk_full_sink_leaves_no_empty_temp_files_and_the_run_exits_non_zero(tiny_bundle, tmp_path):

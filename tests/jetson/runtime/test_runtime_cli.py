@@ -5,11 +5,9 @@ Every wait is bounded by a deadline; every child process is killed in a finally 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import time
 
 import cv2
 import numpy as np
@@ -169,8 +167,8 @@ def test_bad_model_and_config_file_are_one_line(tmp_path):
     result = subprocess.run(JETSEG + ["run", "--config", str(bad)], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        "jetseg run: error: %s: unknown config field 'sink' (did you mean 'sinks'?); known fields: backend, device, "
-        "logging, model, pipeline, postprocess, roi, sinks, source, web" % bad)
+        "jetseg run: error: %s: unknown config field 'sink' (did you mean 'sinks'?); known fields: backend, batch, "
+        "device, logging, model, pipeline, postprocess, roi, sinks, source, sources, web" % bad)
 
 
 @pytest.mark.parametrize("args, said", [
@@ -187,7 +185,8 @@ def test_a_paced_source_runs_capture_to_mask_in_one_thread_unless_told(tiny_bund
 
 def test_check_validates_without_running(tiny_bundle):
     result = subprocess.run(JETSEG + ["run", "--model", str(tiny_bundle.path), "--sink", "null://",
-                                      "--sink", "http://127.0.0.1:1?token=abc", "--token", "s3cret", "--check"],
+                                      "--sink", "http://127.0.0.1:1?token=abc-viewer-token-0", "--token", "s3cret-flag-token-1",
+                                      "--check"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -195,57 +194,4 @@ def test_check_validates_without_running(tiny_bundle):
     assert report["ok"] is True and report["sinks"] == ["null", "http"]
     assert report["backend"]["backend"] == choose_backend(tiny_bundle)[0]
     assert report["backend"]["threads"] == default_threads()
-    assert "s3cret" not in result.stdout and "abc" not in result.stdout
-
-
-@pytest.mark.slow
-def test_soak_memory_and_open_files_stay_flat(tiny_bundle, tmp_path):
-    """Runs the daemon for JETSEG_SOAK_SECONDS (default 600) at 30 fps with masks, web and mp4 sinks, sends it
-    SIGHUP every JETSEG_SOAK_HUP_SECONDS (default 60; the config alternates its smoothing, so each reload
-    builds a new pipeline on the kept parts) and samples its resident memory and open file descriptors: both
-    must stay flat after the warm-up, and every reload must succeed."""
-    psutil = pytest.importorskip("psutil")
-    seconds = float(os.environ.get("JETSEG_SOAK_SECONDS", "600"))
-    hup_every = float(os.environ.get("JETSEG_SOAK_HUP_SECONDS", "60"))
-    port = free_port()
-    out = tmp_path / "soak"
-    config = tmp_path / "daemon.yaml"
-    body = ("model: %s\nbackend: {options: {threads: 1}}\n"
-            "source: 'synthetic://ultrasound?loop=30&fps=30&realtime=1'\n"
-            "sinks: ['masks://%s?png=0', 'http://127.0.0.1:%d', 'file://%s']\n"
-            "postprocess: {smoothing: %%s}\nlogging: {interval_s: 30}\n"
-            % (tiny_bundle.path, out, port, out / "soak.mp4"))
-    config.write_text(body % 0.0)
-    samples, hups = [], 0
-    with daemon("--config", str(config)) as proc:
-        child = psutil.Process(proc.pid)
-        wait_for(lambda: count_lines(out / "frames.jsonl") >= 30, timeout=120, what="the first frames")
-        start = next_hup = time.monotonic()
-        next_hup += hup_every
-        while time.monotonic() - start < seconds:
-            assert proc.poll() is None, logtext(proc)
-            http_get("http://127.0.0.1:%d/metrics" % port)  # scrapes and viewers come and go
-            http_get("http://127.0.0.1:%d/stats" % port)
-            samples.append((time.monotonic() - start, child.memory_info().rss, child.num_fds()))
-            if time.monotonic() >= next_hup:
-                hups += 1
-                config.write_text(body % (0.2 if hups % 2 else 0.0))
-                proc.send_signal(signal.SIGHUP)
-                next_hup += hup_every
-            time.sleep(max(1.0, min(seconds / 120, 5.0)))
-        assert stop(proc) == 0, logtext(proc)
-        log = logtext(proc)
-    warm = [s for s in samples if s[0] >= min(60.0, seconds / 4)]
-    assert len(warm) >= 3
-    rss = [s[1] for s in warm]
-    fds = [s[2] for s in warm]
-    growth_mb = (np.mean(rss[-len(rss) // 3:]) - np.mean(rss[:len(rss) // 3])) / 2 ** 20
-    reloads = log.count("configuration reloaded")
-    print("soak %.0f s: %d frames, %d SIGHUP (%d reloads), RSS %.1f..%.1f MB (growth %.2f MB), open fds %d..%d"
-          % (seconds, count_lines(out / "frames.jsonl"), hups, reloads, min(rss) / 2 ** 20, max(rss) / 2 ** 20,
-             growth_mb, min(fds), max(fds)))
-    assert reloads == hups and "reload failed" not in log, log[-3000:]
-    assert growth_mb < 8.0, "RSS grew by %.1f MB: %s" % (growth_mb, [r // 2 ** 20 for r in rss])
-    assert max(fds) - min(fds) <= 4, "open files changed: %s" % fds
-    indices = [json.loads(line)["frame"] for line in (out / "frames.jsonl").read_text().splitlines()]
-    assert len(indices) > 0 and len(set(indices)) == len(indices)  # numbering continued across the reloads
+    assert "s3cret" not in result.stdout and "abc-viewer" not in result.stdout

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, apply_overrides, parse_options, parse_roi
+from jetseg.jetson.daemon.config import ConfigError, DaemonConfig
+from jetseg.jetson.daemon.flags import apply_overrides, parse_options, parse_roi
 from tests.fixtures.paths import REPO
 
 
@@ -41,6 +42,8 @@ def test_shorthands_and_defaults(tmp_path):
     cfg = load(tmp_path, "model: bundles/us\nsource: synthetic://endoscopy\nroi: auto\nsinks: null://\n")
     assert cfg.model.path == "bundles/us" and cfg.source.uri == "synthetic://endoscopy"
     assert cfg.roi.mode == "auto" and [s.uri for s in cfg.sinks] == ["null://"]
+    relative = load(tmp_path, "roi: {relative: [0.1, 0, 0.8, 1]}\n").roi
+    assert relative.mode == {"relative": [0.1, 0.0, 0.8, 1.0]} and relative.roi_only is False
     assert load(tmp_path, "") == DaemonConfig()
 
 
@@ -49,6 +52,8 @@ def test_shorthands_and_defaults(tmp_path):
     ("postprocess: {min_area_px: -1}", "config field 'postprocess.min_area_px' is -1; expected a non-negative"),
     ("roi: {mode: sector}", "config field 'roi.mode' is 'sector'; expected auto, spec, none or"),
     ("roi: {mode: [1, 2, 3]}", r"config field 'roi.mode' is \[1, 2, 3\]; expected \[x, y, width, height\]"),
+    ("roi: {mode: {relative: [0, 0, 2, 1]}}", r"config field 'roi.mode' is \{'relative': \[0, 0, 2, 1\]\}; "
+     r"expected \{relative: \[x, y, width, height\]\} as fractions of the frame \(x, y in \[0, 1\)"),
     ("source: {stall_timeout_s: 0}", "config field 'source.stall_timeout_s' is 0; expected a positive number"),
     ("source: {realtime: maybe}", "config field 'source.realtime' is 'maybe'; expected true or false"),
     ("sinks: [masks]", "config field 'sinks\\[0\\].uri' is 'masks'; expected a sink URI"),
@@ -94,6 +99,15 @@ def test_flag_parsers():
     assert parse_roi("auto") == "auto" and parse_roi(" 1, 2,3,4 ") == [1, 2, 3, 4]
     with pytest.raises(ConfigError, match="--roi '1,2,3': expected auto, spec, none or x,y,w,h"):
         parse_roi("1,2,3")
+    assert parse_roi("relative:0.1, 0.05,0.8,0.9") == {"relative": [0.1, 0.05, 0.8, 0.9]}
+    assert parse_roi("Relative:0,0,1,1") == {"relative": [0.0, 0.0, 1.0, 1.0]}
+    assert parse_roi("0,0,1,1") == [0, 0, 1, 1]  # bare numbers stay pixels
+    for bad in ("relative:0.5,0,0.6,1", "relative:0.1,0.1,0.5", "relative:a,b,c,d", "relative:0.1,0.1,nan,0.5"):
+        with pytest.raises(ConfigError, match=r"--roi '%s': expected relative:x,y,w,h as fractions of the frame "
+                                              r"\(x, y in \[0, 1\), width, height in \(0, 1\]" % bad):
+            parse_roi(bad)
+    with pytest.raises(ConfigError, match=r"--roi '0.1,0.1,0.5,0.5': expected .* relative:x,y,w,h in fractions"):
+        parse_roi("0.1,0.1,0.5,0.5")
     assert parse_options(["threads=2", "provider=cuda", "flag=true", "x=1.5"], "--backend-option") == {
         "threads": 2, "provider": "cuda", "flag": True, "x": 1.5}
     with pytest.raises(ConfigError, match="--backend-option 'threads': expected key=value"):

@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from jetseg.jetson.daemon.assembly import default_bundle
-from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, apply_overrides
+from jetseg.jetson.daemon.config import ConfigError, DaemonConfig
+from jetseg.jetson.daemon.flags import apply_overrides
 from jetseg.jetson.daemon.service import Daemon, sd_notify, watchdog_interval
 from tests.fixtures.waiting import count_lines, run_in_thread, wait_for
 

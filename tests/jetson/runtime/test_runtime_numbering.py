@@ -6,7 +6,8 @@ import socket
 
 import numpy as np
 
-from jetseg.jetson.daemon.config import DaemonConfig, apply_overrides
+from jetseg.jetson.daemon.config import DaemonConfig
+from jetseg.jetson.daemon.flags import apply_overrides
 from jetseg.jetson.daemon.service import Daemon
 from jetseg.jetson.pipeline.reader import SourceReader
 from jetseg.jetson.pipeline.stages import ReadFrames

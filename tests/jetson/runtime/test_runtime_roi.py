@@ -56,6 +56,19 @@ def test_policies():
         RoiPolicy(spec, "sector")
 
 
+def test_relative_roi_fits_every_frame_size():
+    policy = RoiPolicy(tiny_spec(), {"relative": [0.25, 0.125, 0.5, 0.75]})
+    assert policy.resolve([np.zeros((48, 64), np.uint8)]) == (16, 6, 32, 36)
+    assert policy.current((96, 128)) is None  # another size: resolved again, to the same fractions
+    assert policy.resolve([np.zeros((96, 128, 3), np.uint8)]) == (32, 12, 64, 72)
+    assert policy.origin() == "relative [0.25, 0.125, 0.5, 0.75]"
+    with pytest.raises(RoiError, match=r"ROI mode \{'relative': \[0.5, 0, 0.6, 1\]\} is unknown; expected "
+                                        r"\{relative: \[x, y, width, height\]\} as fractions of the frame"):
+        RoiPolicy(tiny_spec(), {"relative": [0.5, 0, 0.6, 1]})  # x + width > 1
+    with pytest.raises(RoiError, match=r"expected \[x, y, width, height\] in frame pixels"):
+        RoiPolicy(tiny_spec(), [0.1, 0.1, 0.5, 0.5])  # fractions need {relative: ...}
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_auto_roi_on_real_looking_scanner_screens(kind):
     frames, truth = [], None

@@ -52,5 +52,5 @@ def test_gui_backend_from_build_information(text, expected):
 
 
 def test_display_options(spec):
-    with pytest.raises(SinkError, match=r"unknown display:// sink option 'fps'; known options: roi, title"):
+    with pytest.raises(SinkError, match=r"unknown display:// sink option 'fps'; known options: pair, roi, title"):
         open_sink("display://?fps=3")

@@ -112,11 +112,32 @@ def test_roi_only_odd_sizes_resizing_and_fps_option(tmp_path, spec):
     sink = open_sink("file://%s" % odd)
     sink.open(SinkContext(spec=spec))
     sink.write(make_result(0, spec, shape=(95, 127)))
-    sink.write(make_result(1, spec, shape=(96, 128)))  # another size: resized to the first
+    sink.write(make_result(1, spec, shape=(95, 127)))
     sink.close()
     info = probe(odd)
     assert (info["width"], info["height"]) == (128, 96)  # yuv420p: odd sizes padded by one pixel
     assert info["nb_read_frames"] == "2" and info["r_frame_rate"] == "30/1"  # default fps
+
+
+@needs_ffmpeg
+def test_a_new_picture_size_starts_a_new_segment_never_a_squashed_frame(tmp_path, spec, caplog):
+    """roi=1 over files of several layouts: each ROI size gets its own file, at its own size."""
+    out = tmp_path / "rec.mp4"
+    sink = open_sink("file://%s?roi=1" % out)
+    sink.open(SinkContext(spec=spec, fps=25.0))
+    small = (ROI[0], ROI[1], ROI[2] // 2, ROI[3] // 2)
+    with caplog.at_level(logging.INFO, logger="jetseg"):
+        for index, roi in enumerate([ROI, ROI, small, small, small, ROI]):
+            result = make_result(index, spec)
+            result.roi = roi
+            sink.write(result)
+        sink.close()
+    assert sink.segments == [out, tmp_path / "rec-001.mp4", tmp_path / "rec-002.mp4"]
+    sizes = [(probe(p)["width"], probe(p)["height"], probe(p)["nb_read_frames"]) for p in sink.segments]
+    assert sizes == [(ROI[2], ROI[3], "2"), (ROI[2] // 2, ROI[3] // 2, "3"), (ROI[2], ROI[3], "1")]
+    assert sink.written == 6 and leftovers(tmp_path, "rec.mp4") == ["rec-001.mp4", "rec-002.mp4"]
+    assert "file://%s: the picture changed from 80x60 to 40x30 (the ROI changed); rec.mp4 is finished, " \
+           "recording on in rec-001.mp4" % out in caplog.text
 
 
 @needs_ffmpeg
@@ -257,3 +278,30 @@ def test_video_option_errors(tmp_path, spec):
     sink = open_sink("file://%s/x.mp4" % tmp_path)
     with pytest.raises(SinkError, match=r"file:// sink is not open; write\(\) came before open\(\) or after close\(\)"):
         sink.write(make_result(0, spec))
+
+
+def test_two_sinks_whose_names_expand_to_one_file_are_refused(tmp_path):
+    from jetseg.jetson.sinks.base import check_targets
+
+    year = time.strftime("%Y")
+    sinks = [open_sink("file://%s" % (tmp_path / "t-%Y.mp4")), open_sink("file://%s" % (tmp_path / ("t-%s.mp4" % year)))]
+    with pytest.raises(SinkError, match=r"sinks file://.*t-%%Y.mp4 and file://.*t-%s.mp4 both write to .*t-%s.mp4"
+                       % (year, year)):
+        check_targets(sinks)
+
+
+@needs_ffmpeg
+def test_a_partial_recording_left_by_a_killed_run_is_recovered_at_open(tmp_path, spec, caplog):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=60)
+    record(open_sink("file://%s" % (tmp_path / "earlier.mp4")), spec, 40)
+    left = tmp_path / (".out.%d.partial.mp4" % dead.pid)  # what ffmpeg finished after the daemon's SIGKILL
+    (tmp_path / "earlier.mp4").rename(left)
+    alive = tmp_path / (".out.%d.partial.mp4" % os.getppid())  # another running recorder's: not touched
+    alive.write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="jetseg.sinks.video"):
+        record(open_sink("file://%s" % (tmp_path / "out.mp4")), spec, 5)
+    assert probe(tmp_path / "out.mp4")["nb_read_frames"] == "40"  # recovered under the first free name
+    assert probe(tmp_path / "out-001.mp4")["nb_read_frames"] == "5"  # this run's recording
+    assert not left.exists() and alive.exists()
+    assert "recovered the recording of an earlier run that was killed: %s" % (tmp_path / "out.mp4") in caplog.text

@@ -18,7 +18,7 @@ from jetseg.jetson.sinks.web import WebSink, parse_address
 from tests.fixtures.media import make_result
 from tests.fixtures.specs import ROI
 
-TOKEN = "s3cret-Token_1"
+TOKEN = "s3cret-Token_1.viewer"
 # shaped like jetseg.jetson.frames.metrics.Metrics.stats()
 PIPELINE_STATS = {"fps": 24.5, "frames": 120, "dropped": {"source": 2, "pipeline": 1},
                   "latency_ms": {"stages": {"infer": {"mean": 11.2, "p50": 11.0, "p95": 12.5}}}}
@@ -205,8 +205,10 @@ def test_token_option_and_bad_token(spec):
         assert get(sink.url + "stats")[0] == 401
     finally:
         sink.close()
-    with pytest.raises(SinkError, match=r"the web viewer's token may use letters, digits and - . _ ~ only"):
-        open_sink("http://127.0.0.1:0", token="a b;c").open(context(spec))
+    with pytest.raises(SinkError, match=r"the web viewer's token from the http:// sink's token= has 5 characters "
+                                        r"and has characters other than letters, digits and - . _ ~; expected "
+                                        r"at least 16 characters"):
+        open_sink("http://127.0.0.1:0", token="a b;c")  # refused when built, so --check refuses it too
 
 
 def test_port_in_use_and_release_on_close(spec):
@@ -322,3 +324,24 @@ def test_layers_stream_and_its_last_part(spec):
     finally:
         sock.close()
         sink.close()
+
+
+def test_pair_serves_input_and_output_side_by_side_in_every_layer(spec):
+    sink = open_sink("http://127.0.0.1:0?pair=1")
+    sink.open(context(spec))
+    try:
+        result = make_result(2, spec)
+        sink.write(result)
+        height, width = result.frame.image.shape[:2]
+        overlay = jpeg(get(sink.url + "frame.jpg")[2])
+        meta = json.loads(sink.newest_layer("meta")[1])
+        frame = jpeg(sink.newest_layer("frame")[1])
+        import cv2
+        labels = cv2.imdecode(np.frombuffer(sink.newest_layer("mask")[1], np.uint8), cv2.IMREAD_UNCHANGED)
+    finally:
+        sink.close()
+    assert overlay.shape == frame.shape == (height, 2 * width, 3)
+    assert (meta["width"], meta["height"]) == (2 * width, height)
+    assert red_pixels(overlay[:, :width]) == 0 and red_pixels(overlay[:, width:]) > 0
+    assert labels.shape == (height, 2 * width)
+    assert not labels[:, :width].any() and (labels[:, width:] == result.mask).all()

@@ -78,6 +78,20 @@ def test_rgb_becomes_bgr(tmp_path: Path) -> None:
     assert frames[0].meta["fps"] == pytest.approx(30.0)
 
 
+def test_colour_without_planar_configuration_reads_as_interleaved_with_one_warning(tmp_path: Path, caplog) -> None:
+    rgb = np.random.default_rng(0).integers(0, 255, (2, 16, 24, 3), dtype=np.uint8)
+    path = write_dicom(tmp_path / "rgb.dcm", rgb, photometric="RGB")
+    ds = pydicom.dcmread(str(path))
+    del ds.PlanarConfiguration  # left out by some vendor exports though colour requires it
+    ds.save_as(str(path))
+    with caplog.at_level(logging.WARNING, logger="jetseg"):
+        source = open_source(str(path))
+        source.open()
+        first = source.read()
+    assert first is not None and np.array_equal(first.image, rgb[0][:, :, ::-1])
+    assert sum("without PlanarConfiguration" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_ybr_full_is_converted_to_bgr(tmp_path: Path) -> None:
     rgb = _cine(2, colour=True)
     ybr = _rgb_to_ybr_full(rgb)
@@ -97,7 +111,20 @@ def test_ultrasound_region_spacing_in_cm(tmp_path: Path) -> None:
     assert frames[0].meta["fps"] is None and frames[0].source_id == "us.dcm"
 
 
-def test_compressed_without_plugin_names_the_plugin(tmp_path: Path) -> None:
+def _hide_plugins(monkeypatch, syntax) -> None:
+    """Make pydicom's decoder for ``syntax`` have no plugin (highdicom installs pyjpegls, a JPEG-LS one)."""
+    try:
+        from pydicom.pixels import get_decoder
+    except ImportError:  # pydicom 2: no plugin registry; the test then relies on none being installed
+        return
+    decoder = get_decoder(syntax)
+    hidden = {label: ("%s (hidden by this test)" % label,) for label in decoder._available}
+    monkeypatch.setattr(decoder, "_available", {})
+    monkeypatch.setattr(decoder, "_unavailable", dict(decoder._unavailable, **hidden))
+
+
+def test_compressed_without_plugin_names_the_plugin(tmp_path: Path, monkeypatch) -> None:
+    _hide_plugins(monkeypatch, pydicom.uid.JPEGLSLossless)
     path = write_dicom(tmp_path / "jls.dcm", gradient(8, 8))
     ds = pydicom.dcmread(str(path))
     ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEGLSLossless
@@ -127,6 +154,23 @@ def test_folder_ordered_by_instance_number_skips_junk(tmp_path: Path, caplog) ->
     assert len(src) == 4
 
 
+def test_loop_starts_again_after_the_last_file(tmp_path: Path) -> None:
+    folder = tmp_path / "series"
+    folder.mkdir()
+    write_dicom(folder / "a.dcm", np.stack([np.full((6, 6), 20, np.uint8), np.full((6, 6), 30, np.uint8)]))
+    write_dicom(folder / "b.dcm", np.full((6, 6), 40, np.uint8))
+    with open_source("dicom://%s?loop=1" % folder) as src:
+        frames = [src.read(1.0) for _ in range(7)]
+        assert not src.ended
+    assert [int(f.image[0, 0]) for f in frames] == [20, 30, 40, 20, 30, 40, 20]
+    assert [f.index for f in frames] == list(range(7))
+    assert [f.meta["file_frame"] for f in frames] == [0, 1, 0, 0, 1, 0, 0]
+    frames, src = _read_all("dicom://%s" % folder)  # without loop the source ends
+    assert len(frames) == 3 and src.ended
+    with pytest.raises(SourceError, match=r"dicom source option loop='maybe': expected 1/0 \(true/false\)"):
+        open_source("dicom://%s?loop=maybe" % folder)
+
+
 def test_errors(tmp_path: Path) -> None:
     (tmp_path / "fake.dcm").write_bytes(b"this is not dicom")
     with pytest.raises(SourceError, match=r"cannot read fake\.dcm as DICOM .*expected a DICOM Part 10 file"):
@@ -137,7 +181,7 @@ def test_errors(tmp_path: Path) -> None:
         open_source("dicom://%s" % empty).open()
     with pytest.raises(SourceError, match=r"DICOM source .*missing\.dcm does not exist"):
         open_source("dicom://%s" % (tmp_path / "missing.dcm")).open()
-    with pytest.raises(SourceError, match=r"unknown dicom source option 'fps'; known options: none"):
+    with pytest.raises(SourceError, match=r"unknown dicom source option 'fps'; known options: loop"):
         open_source("dicom://%s?fps=3" % (tmp_path / "fake.dcm"))
 
 

@@ -136,6 +136,15 @@ def test_missing_v4l2_device_is_retried() -> None:
     assert open_source("v4l2://3", backend="v4l2").device == "/dev/video3"
 
 
+def test_preflight_says_no_such_device_without_opening_it() -> None:
+    missing = open_source("v4l2:///dev/video97", backend="v4l2")
+    with pytest.raises(SourceError, match=r"v4l2 source '/dev/video97': no such device /dev/video97 "
+                                          r"\(/dev/video\* here: .*\); plug the device in or give the right --source"):
+        missing.preflight()
+    assert missing.stats()["state"] == "closed"  # preflight never opens
+    open_source("v4l2:///dev/null", backend="v4l2").preflight()  # a device path that exists passes
+
+
 def test_option_errors() -> None:
     with pytest.raises(SourceError, match=r"unknown v4l2 source option 'fsp' \(did you mean 'fps'\?\)"):
         open_source("v4l2:///dev/video0?fsp=30")

@@ -1,0 +1,137 @@
+"""The tasks a model can do and their own spec sections (``spec.task``; docs/tasks.md).
+
+The task (``segmentation``, the default; ``enhancement``; ``registration``) decides what the output is and
+which metric checks it (docs/tasks.md). An enhancement model (image to image) outputs the enhanced image
+``(N, enhancement.channels, H, W)`` with values in ``enhancement.range``::
+
+    task: enhancement
+    output: {name: enhanced}
+    enhancement: {channels: 1, range: [0.0, 1.0]}
+
+A registration model takes two images prepared alike by ``input`` (``input.name`` is the moving image,
+``registration.fixed_input`` the fixed one) and outputs the displacement field ``output.name``
+``(N, 2, H, W)``, channel 0 along x (columns), channel 1 along y (rows), in ``registration.units``
+(``pixels``, or ``normalized``: grid_sample's [-1, 1] coordinates with align_corners=False), and optionally
+the warped moving image ``registration.warped_output``::
+
+    task: registration
+    input: {name: moving, size: [128, 128], channels: 1, color_order: gray}
+    output: {name: flow}
+    registration: {fixed_input: fixed, units: pixels, warped_output: warped}
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from jetseg.errors import SpecError
+
+TASKS = ("segmentation", "enhancement", "registration")
+FIELD_UNITS = ("pixels", "normalized")
+IMAGE_CHANNELS = (1, 3)
+
+
+@dataclass
+class EnhancementSpec:
+    """What an image-to-image model outputs: ``(N, channels, H, W) float32`` in ``range`` ([low, high])."""
+
+    channels: int = 1
+    range: List[float] = field(default_factory=lambda: [0.0, 1.0])
+
+
+@dataclass
+class RegistrationSpec:
+    """The second input and the field of a registration model (the layout is fixed: ``(N, 2, H, W)``, x then y)."""
+
+    fixed_input: str = "fixed"  # the fixed image's input name; input.name is the moving image
+    units: str = "pixels"  # pixels, or normalized (grid_sample's [-1, 1], align_corners=False)
+    warped_output: Optional[str] = None  # the model's warped-image output, if it has one
+
+
+def validate_task(task: str, enhancement: Any, registration: Any,
+                  input_name: str, output_name: str) -> Tuple[Optional[EnhancementSpec], Optional[RegistrationSpec]]:
+    """Check the task's own section (filled with defaults when absent) and that the others are absent; return
+    the ``(enhancement, registration)`` sections to keep. Raises SpecError naming the field."""
+    if isinstance(enhancement, dict):
+        enhancement = build_section(EnhancementSpec, enhancement, "enhancement")
+    if isinstance(registration, dict):
+        registration = build_section(RegistrationSpec, registration, "registration")
+    sections: Dict[str, Any] = {"enhancement": enhancement, "registration": registration}
+    for section in ("enhancement", "registration"):
+        if section != task:
+            expect_field(sections[section] is None, section, sections[section],
+                    "no %s section for task %s (set task: %s, or remove the section)"
+                    % (section, task, section))
+    if task == "enhancement":
+        enh = enhancement or EnhancementSpec()
+        expect_field(isinstance(enh, EnhancementSpec), "enhancement", enh, "a mapping (channels, range)")
+        expect_field(enh.channels in IMAGE_CHANNELS, "enhancement.channels", enh.channels, "1 or 3")
+        rng = enh.range
+        expect_field(isinstance(rng, (list, tuple)) and len(rng) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                        for v in rng) and rng[0] < rng[1],
+                "enhancement.range", rng, "[low, high], two finite numbers with low < high")
+        enh.range = [float(rng[0]), float(rng[1])]
+        enhancement = enh
+    elif task == "registration":
+        reg = registration or RegistrationSpec()
+        expect_field(isinstance(reg, RegistrationSpec), "registration", reg,
+                "a mapping (fixed_input, units, warped_output)")
+        expect_field(isinstance(reg.fixed_input, str) and bool(reg.fixed_input) and reg.fixed_input != input_name,
+                "registration.fixed_input", reg.fixed_input,
+                "the fixed image's input name, other than input.name (%r, the moving image)" % input_name)
+        expect_field(reg.units in FIELD_UNITS, "registration.units", reg.units, " or ".join(FIELD_UNITS))
+        expect_field(reg.warped_output is None or (isinstance(reg.warped_output, str) and bool(reg.warped_output)
+                                              and reg.warped_output != output_name),
+                "registration.warped_output", reg.warped_output,
+                "null or the warped image's output name, other than output.name (%r, the field)"
+                % output_name)
+        registration = reg
+    return enhancement, registration
+
+
+def require(task: str, what: str, *names: str) -> None:
+    """Raise SpecError when ``task`` is not one of ``names`` (``what``: the command or step that needs them)."""
+    if task not in names:
+        raise SpecError("%s supports task %s; this model's spec.task is %s (see docs/tasks.md for what each "
+                        "task supports)" % (what, " and ".join(names), task))
+
+
+def enhanced_images(output: Any, spec: EnhancementSpec) -> np.ndarray:
+    """An enhancement model's output ``(N, C, H, W)`` (or ``(C, H, W)``) as images in [0, 1]: clipped to
+    ``spec.range`` and rescaled, ``(N, C, H, W) float32`` (what metrics and sinks read)."""
+    output = np.asarray(output, dtype=np.float32)
+    if output.ndim == 3:
+        output = output[None]
+    if output.ndim != 4 or output.shape[1] != spec.channels:
+        raise SpecError("model output has shape %s; spec expects (N, %d, H, W) for task enhancement with "
+                        "enhancement.channels %d" % (tuple(output.shape), spec.channels, spec.channels))
+    low, high = spec.range
+    return ((np.clip(output, low, high) - np.float32(low)) / np.float32(high - low)).astype(np.float32)
+
+
+def expect_field(ok: bool, name: str, got: Any, expected: str) -> None:
+    """Raise SpecError naming the field, what it is and what was expected, unless ``ok``."""
+    if not ok:
+        raise SpecError("spec field %r is %r; expected %s" % (name, got, expected))
+
+
+def build_section(cls: Any, data: Dict[str, Any], prefix: str) -> Any:
+    """``cls(**data)`` for a spec section, with one line naming an unknown field (and the closest known one)."""
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        import difflib
+
+        where = prefix + "." if prefix else ""
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = " (did you mean %r?)" % (where + close[0]) if close else ""
+        raise SpecError("unknown spec field %r%s; known fields: %s"
+                        % (where + unknown[0], hint, ", ".join(where + k for k in sorted(known))))
+    try:
+        return cls(**data)
+    except TypeError as exc:  # wrong type for a nested section, e.g. input: 5
+        raise SpecError("spec section %r is malformed: %s" % (prefix or cls.__name__, exc)) from None
