@@ -65,6 +65,7 @@ from jetseg.jetson.trt import cache as trtcache
 from jetseg.jetson.trt.floatlayers import float_keep
 from jetseg.onnxgraph import default_opset
 from jetseg.optional import require
+from jetseg.pids import running
 from jetseg.records import CALIBRATION_REPORT_FILE, CalibrationRecord
 from jetseg.trtcompat import DEFAULT_TRT_VERSION, opset_problem
 
@@ -84,7 +85,7 @@ def remove_stale_work_folders() -> List[Path]:
     removed = []
     for path in Path(tempfile.gettempdir()).glob(WORK_PREFIX + "*"):
         pid = path.name[len(WORK_PREFIX):].split(".")[0]
-        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+        if path.is_dir() and pid.isdigit() and not running(int(pid)):
             shutil.rmtree(str(path), ignore_errors=True)
             log.info("removed %s, left by an interrupted calibration", path)
             removed.append(path)
@@ -95,16 +96,6 @@ def remove_own_work_folders() -> None:
     """Remove this process's work folders (on SIGTERM, before exiting)."""
     for path in Path(tempfile.gettempdir()).glob("%s%d.*" % (WORK_PREFIX, os.getpid())):
         shutil.rmtree(str(path), ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 def _check_options(method: str, target: str, count: int, holdout: int, gate_dice: float, max_fallback: int) -> None:

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import List
 
+from jetseg.pids import running
+
 log = logging.getLogger("jetseg.sinks.video")
 
 
@@ -76,7 +78,7 @@ def recover_partials(path: Path) -> List[Path]:
     recovered = []
     for partial in sorted(path.parent.glob(".%s.*.partial%s" % (path.stem, path.suffix))):
         pid = partial.name[len(path.stem) + 2:-len(".partial" + path.suffix)]
-        if not pid.isdigit() or int(pid) == os.getpid() or _running(int(pid)):
+        if not pid.isdigit() or int(pid) == os.getpid() or running(int(pid)):
             continue
         if fragment_frames(partial):
             target = free_segment(path)
@@ -88,12 +90,3 @@ def recover_partials(path: Path) -> List[Path]:
                         "complete second of video and is left as it is", partial)
     return recovered
 
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
