@@ -88,7 +88,7 @@ def test_model_onnx_is_used_first_with_its_tensor_names(tmp_path, capsys):
     assert spec.classes == ["background", "cavity", "wall"]  # the flags override metadata.json
 
 
-def test_calibrate_runs_on_the_exported_bundle(tmp_path, capsys):
+def test_an_exported_monai_bundle_calibrates_runs_and_benches(tmp_path, capsys):
     from tests.fixtures.media import write_png_scans
 
     src = monai_bundles.build(tmp_path / "monai")
@@ -98,6 +98,16 @@ def test_calibrate_runs_on_the_exported_bundle(tmp_path, capsys):
                  "--target", "cpu", "--out", str(tmp_path / "int8")])
     assert code == 0, capsys.readouterr().err
     assert Bundle(tmp_path / "int8").spec.classes == ["background", "lv", "myocardium"]
+    code = main(["run", "--model", str(tmp_path / "int8"), "--backend", "onnxrt", "--source", str(scans),
+                 "--sink", "masks://%s" % (tmp_path / "masks")])
+    assert code == 0, capsys.readouterr().err
+    assert len(list((tmp_path / "masks").rglob("*.png"))) == 10
+    code = main(["bench", str(tmp_path / "int8"), "--reference", str(tmp_path / "b"), "--data", str(scans),
+                 "--backend", "onnxrt", "--min-time", "0.02", "--warmup", "1", "--min-runs", "3", "--no-naive",
+                 "--no-plots", "--out", str(tmp_path / "report")])
+    assert code == 0, capsys.readouterr().err
+    rows = json.loads((tmp_path / "report" / "report.json").read_text())["results"]
+    assert {row["precision"] for row in rows} >= {"fp32", "int8"}
 
 
 @pytest.mark.parametrize("change, text", [
