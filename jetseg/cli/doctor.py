@@ -145,8 +145,10 @@ def todo(info: Dict[str, Any]) -> List[str]:
         if not dev["gpu_device_nodes"]:
             out.append("no NVIDIA GPU here: use --backend openvino or onnxrt (CPU), or torch")
         if not str(info["opencv_gstreamer"]).upper().startswith("YES"):
-            out.append("OpenCV has no GStreamer here: gst://, csi://, rtsp:// sources need it (Debian's "
-                       "python3-opencv has it; pip wheels do not); files, folders and v4l2 work without")
+            from jetseg.jetson.sources.pipelines import without_gstreamer
+
+            out.append("OpenCV has no GStreamer here: %s; files and folders work without (Debian's python3-opencv "
+                       "has GStreamer; pip wheels do not)" % without_gstreamer())
         for name in ("onnxruntime", "cv2"):
             if _missing(versions, name):
                 out.append("%s: %s" % (name, HINTS.get(name, "pip install " + name)))

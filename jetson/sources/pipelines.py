@@ -17,6 +17,18 @@ from jetseg.errors import SourceError
 
 APPSINK = "appsink drop=true max-buffers=1 sync=false"
 
+#: What each live source opens with when OpenCV has no GStreamer (docs/sources.md, "Live capture"; jetseg doctor
+#: says the same): None where the source needs GStreamer.
+WITHOUT_GSTREAMER: Dict[str, Optional[str]] = {"v4l2": "OpenCV's V4L2 backend", "rtsp": "OpenCV's FFmpeg backend",
+                                               "udp": "OpenCV's FFmpeg backend", "csi": None, "gst": None}
+
+
+def without_gstreamer() -> str:
+    """One sentence: which live sources need GStreamer and what the others use without it."""
+    need = ", ".join("%s://" % s for s, how in WITHOUT_GSTREAMER.items() if how is None)
+    other = "; ".join("%s:// uses %s" % (s, how) for s, how in WITHOUT_GSTREAMER.items() if how is not None)
+    return "%s sources need it; without it %s (more latency than GStreamer)" % (need, other)
+
 # platform -> role -> element chain. One place to change when a JetPack release differs.
 ELEMENTS: Dict[str, Dict[str, str]] = {
     "jetson": {

@@ -67,3 +67,20 @@ def test_helpers() -> None:
 
     assert redact("rtsp://admin:s3cret@10.0.0.9/live") == "rtsp://admin:***@10.0.0.9/live"
     assert redact("rtsp://cam/live") == "rtsp://cam/live"
+
+
+def test_what_live_sources_need_without_gstreamer_is_what_the_docs_table_says():
+    """doctor's advice comes from WITHOUT_GSTREAMER; docs/sources.md's "Live capture" table must agree."""
+    from jetseg.jetson.sources.pipelines import WITHOUT_GSTREAMER, without_gstreamer
+    from tests.fixtures.paths import REPO
+
+    text = (REPO / "docs" / "sources.md").read_text(encoding="utf-8")
+    table = text[text.index("## Live capture"):].split("\n\n")[1]  # the first table of that section
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    for scheme, how in WITHOUT_GSTREAMER.items():
+        (row,) = [r for r in rows if r.startswith("| `%s://" % scheme)]
+        without = row.rstrip(" |").rsplit("|", 1)[1]
+        assert ("needs GStreamer" in without) == (how is None), (scheme, without)
+        if how is not None:
+            assert ("CAP_FFMPEG" in without) == ("FFmpeg" in how) and ("CAP_V4L2" in without) == ("V4L2" in how)
+    assert without_gstreamer().startswith("csi://, gst:// sources need it")
