@@ -33,9 +33,11 @@ def test_selftest_here(tmp_path, capsys):
     assert {c["name"] for c in device} >= {"capture", "fps-fp32", "fps-fp16", "fps-int8", "dla-int8"}
     assert device and all(c["status"] == "skipped" and "not a Jetson" in c["detail"] for c in device)
     md = (out / "report.md").read_text()
-    assert "**5 passed, 0 failed, 11 skipped**" in md and "| calibration | portable | passed |" in md
+    passed = sum(v == "passed" for v in status.values())  # openvino: passed here, skipped on JetPack 5's stack
+    counts = "%d passed, 0 failed, %d skipped" % (passed, len(status) - passed)
+    assert "**%s**" % counts in md and "| calibration | portable | passed |" in md
     assert "## How to send this report" in md and "- tensorrt: " in md and "- nvpmodel: " in md
-    assert "selftest: 5 passed, 0 failed, 11 skipped" in capsys.readouterr().out
+    assert "selftest: " + counts in capsys.readouterr().out
 
 
 def test_report_replaces_a_planted_symlink_without_following_it(tmp_path):
