@@ -8,7 +8,7 @@ from jetseg.bundle import OVERWRITE_HELP
 from jetseg.errors import JetsegError
 
 HELP = ("check or export a user's model (MODEL.onnx, MODEL.ts, pkg.mod:factory, a MONAI bundle) into a bundle; "
-        "or a bundle as a Triton model repository (--triton REPO BUNDLE)")
+        "or a bundle as a Triton model repository (--triton REPO BUNDLE) or DeepStream configs (--deepstream DIR BUNDLE)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Triton's max_batch_size: 0 (default) for a model with a fixed batch of 1, else the "
                         "largest batch its dynamic batcher forms (the model's batch axis must be dynamic)")
     triton.add_argument("--queue-delay-us", type=int, default=2000, help="dynamic batching: longest wait to fill a batch")
+    deepstream = parser.add_argument_group("DeepStream 6.2/6.3 configs (docs/scale.md)")
+    deepstream.add_argument("--deepstream", default=None, metavar="DIR",
+                            help="write BUNDLE as DIR/ (nvinfer_config.txt, deepstream_app_config.txt, model.onnx; "
+                            "--engine FILE is copied and named as model-engine-file)")
+    deepstream.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                            help="nvinfer's network-mode (default int8 for an INT8 bundle with a cache, else fp16)")
+    deepstream.add_argument("--sources", type=int, default=1, help="file sources in the deepstream-app config")
     parser.add_argument("--weights", default=None, metavar="W.pt",
                         help="state_dict for a TorchScript or factory model (loaded weights-only)")
     parser.add_argument("--module-path", default=None, metavar="DIR",
@@ -146,11 +153,30 @@ def export_triton(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_deepstream(args: argparse.Namespace) -> int:
+    """``--deepstream DIR BUNDLE``: the bundle as DeepStream nvinfer and deepstream-app configs."""
+    from pathlib import Path
+
+    from jetseg.bundle import Bundle
+    from jetseg.models.deepstream import NVINFER_FILE, write_configs
+
+    if args.out is not None:
+        raise JetsegError("--deepstream DIR exports an existing bundle (MODEL is the bundle); drop --out %s" % args.out)
+    folder = write_configs(Path(args.deepstream), Bundle(args.model), sources=args.sources,
+                           engine=Path(args.engine) if args.engine else None, precision=args.precision)
+    print("wrote %s (%s; edit the source uris); not run here: docs/scale.md" % (folder, NVINFER_FILE))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    if args.triton is not None and args.deepstream is not None:
+        raise JetsegError("give --triton REPO or --deepstream DIR, not both")
     if args.triton is not None:
         return export_triton(args)
+    if args.deepstream is not None:
+        return export_deepstream(args)
     if args.out is None:
         raise JetsegError("give --out BUNDLE (the bundle directory to write), or --triton REPO to export a bundle")
 
