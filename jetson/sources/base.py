@@ -33,6 +33,8 @@ class Source(Component):
     live = False
     #: the local device the source reads (``/dev/video0``), checked by :meth:`preflight`; None: none
     local_device: Optional[str] = None
+    #: the local file or folder the source reads (a cine, a volume, a video), checked by :meth:`preflight`
+    local_file: Optional[str] = None
     family = "source"
     error = SourceError
 
@@ -101,8 +103,11 @@ class Source(Component):
 
     def preflight(self) -> None:
         """What ``run --check`` verifies beyond the URI and options, without opening the source: raises a
-        SourceError when it cannot work as given (its :attr:`local_device` does not exist). A normal start
-        does not call it: a live source waits for its device and reconnects."""
+        SourceError when it cannot work as given (its :attr:`local_file` or :attr:`local_device` does not
+        exist). A normal start does not call it: a live source waits for its device and reconnects."""
+        if self.local_file is not None and not os.path.exists(self.local_file):
+            raise SourceError("%s %r: %s does not exist; give an existing file or folder as --source"
+                              % (self.label, self.uri, self.local_file))
         device = self.local_device
         if device is None or os.path.exists(device):
             return

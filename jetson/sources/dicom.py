@@ -171,6 +171,7 @@ class DicomSource(Source):
         self.loop = opts.flag("loop", False)
         opts.done()
         self.path = Path(uri)
+        self.local_file = str(self.path)  # run --check says when it does not exist (Source.preflight)
         self.items: List[_Item] = []
         self.skipped = 0
         self._fps: Optional[float] = None

@@ -63,6 +63,7 @@ class ItkSource(Source):
         self.vmax = opts.number("vmax", None)
         opts.done()
         self.path = Path(uri)
+        self.local_file = str(self.path)  # run --check says when it does not exist (Source.preflight)
         suffix = _suffix(self.path)
         if suffix not in SUFFIXES:
             other = OTHER_READERS.get(suffix)

@@ -53,6 +53,7 @@ class NiftiSource(Source):
         if self.vmin is not None and self.vmax is not None and not self.vmax > self.vmin:
             raise SourceError("%s options vmin=%g, vmax=%g: expected vmin < vmax" % (self.label, self.vmin, self.vmax))
         self.path = Path(uri)
+        self.local_file = str(self.path)  # run --check says when it does not exist (Source.preflight)
         self.labels_path = Path(labels) if labels else None
         self._data: Optional[np.ndarray] = None
         self._labels: Optional[np.ndarray] = None

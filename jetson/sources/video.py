@@ -42,6 +42,7 @@ class VideoFileSource(Source):
         self.loop = opts.flag("loop", False)
         opts.done()
         self.path = Path(uri)
+        self.local_file = str(self.path)  # run --check says when it does not exist (Source.preflight)
         self._cap: Any = None
         self._fps: Optional[float] = None
         self._count = 0

@@ -113,6 +113,15 @@ def test_run_check_of_a_camera_that_does_not_exist_says_no_such_device(tmp_path)
     assert "no such device /dev/video97" in last_line(result)
 
 
+@pytest.mark.parametrize("uri", ["dicom://{d}/missing.dcm", "nifti://{d}/missing.nii.gz", "itk://{d}/missing.mha",
+                                 "file://{d}/missing.mp4"])
+def test_run_check_of_a_file_source_that_does_not_exist_says_so(tmp_path, uri):
+    bundle = threshold_bundle(tmp_path / "tiny")
+    result = jetseg("run", "--model", bundle, "--source", uri.format(d=tmp_path), "--check")
+    assert result.returncode != 0 and "Traceback" not in result.stderr and '"ok": true' not in result.stdout
+    assert "missing" in last_line(result) and "does not exist" in last_line(result)
+
+
 # ------------------------------------------------------------------------------ 10, 11, 12. bench input
 def test_bench_refuses_a_live_source_without_a_bound(tmp_path):
     bundle = threshold_bundle(tmp_path / "tiny")
