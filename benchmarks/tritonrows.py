@@ -10,9 +10,12 @@ The server serves the reference bundle (FP32) through the same runner the local 
   batching is what its config.pbtxt says, read from the server).
 
 A client is a thread with its own ``triton`` runner (its own gRPC connection) sending preprocessed frames
-(``NCHW float32``, batch 1 per request) back to back for ``seconds``; the row's ``fps`` is all clients' frames
-over the wall time, its latency the per-request time. The local row is one client calling the local runner the
-same way. Before timing, every client sends the same frames at once and its masks (``Spec.decode``) are
+(``NCHW float32``, batch 1 per request) back to back; the row's ``fps`` is all clients' frames over the wall
+time, its latency the per-request time. The local row is one client calling the local runner the same way.
+Each row gets ``seconds`` in ``ROUNDS`` rounds, the rows taking turns in every round, so load that comes and
+goes on a shared machine hits them alike. For a server it started, the row also says how many frames Triton
+ran per model execution (``mean_batch``, from its metrics ``nv_inference_request_success`` /
+``nv_inference_exec_count``). Before timing, every client sends the same frames at once and its masks (``Spec.decode``) are
 compared with the local runner's: ``masks_identical`` and ``max_abs_logit_diff`` say how they compare.
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ from jetseg.jetson.runners import open_runner
 from jetseg.jetson.runners.base import Runner
 
 KIND = "clients"  # the rows' kind: measured by concurrent client loops
+ROUNDS = 3  # every row is timed in this many rounds, the rows interleaved
 
 
 @dataclass
@@ -143,16 +147,21 @@ def _masks(bundle: Bundle, open_client: Client, inputs: Sequence[np.ndarray], cl
     return identical, diff
 
 
-def _row(bundle: Bundle, name: str, backend: str, clients: int, frames: int, wall: float, samples: List[float],
-         extra: Dict[str, Any]) -> Dict[str, Any]:
-    stats = summarize(samples) if samples else None
+def _base(bundle: Bundle, name: str, backend: str, clients: int, extra: Dict[str, Any]) -> Dict[str, Any]:
     row: Dict[str, Any] = {"bundle": name, "bundle_path": str(bundle.path), "backend": backend,
                            "precision": bundle.precision, "kind": KIND, "role": "triton", "batch": 1,
-                           "clients": clients, "frames": frames, "seconds": round(wall, 3),
-                           "fps": round(frames / wall, 3) if wall > 0 else None,
-                           "latency_ms": stats.latency_ms() if stats else {}, "runs": frames}
+                           "clients": clients}
     row.update(extra)
     return row
+
+
+def _row(done: Dict[str, Any], samples: List[float]) -> Dict[str, Any]:
+    """A row's timing fields: frames, seconds, fps (all clients' frames over the wall time), latency."""
+    stats = summarize(samples) if samples else None
+    wall = done["seconds"]
+    return {"frames": done["frames"], "seconds": round(wall, 3), "runs": done["frames"],
+            "fps": round(done["frames"] / wall, 3) if wall > 0 else None,
+            "latency_ms": stats.latency_ms() if stats else {}}
 
 
 def _started(bundle: Bundle, settings: TritonSettings, backend: str, options: Dict[str, Any], work: Path) -> Any:
@@ -182,6 +191,31 @@ def _server_batching(url: str, model: str) -> Dict[str, Any]:
             "queue_delay_us": int(dynamic.get("max_queue_delay_microseconds", 0)) if dynamic is not None else None}
 
 
+def _executions(server: Any, model: str) -> Optional[Tuple[float, float]]:
+    """``(requests, executions)`` of ``model`` so far, from the started server's Prometheus metrics
+    (``nv_inference_request_success``, ``nv_inference_exec_count``); None when they cannot be read."""
+    import urllib.request
+
+    totals = {"nv_inference_request_success": 0.0, "nv_inference_exec_count": 0.0}
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % server.metrics_port, timeout=5) as answer:
+            text = answer.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        if name in totals and 'model="%s"' % model in rest:
+            totals[name] += float(rest.rsplit(" ", 1)[-1])
+    return totals["nv_inference_request_success"], totals["nv_inference_exec_count"]
+
+
+def _mean_batch(before: Optional[Tuple[float, float]], after: Optional[Tuple[float, float]]) -> Optional[float]:
+    """Frames per model execution between two :func:`_executions` readings (the batches Triton formed)."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 3)
+
+
 def triton_rows(bundle: Bundle, inputs: List[np.ndarray], settings: TritonSettings, backend: str = "onnxrt",
                 threads: int = 0, name: str = "") -> Tuple[List[Dict[str, Any]], Dict[str, List[float]]]:
     """The local row and the Triton rows (see the module docstring) of ``bundle`` (``name`` in the report);
@@ -190,47 +224,73 @@ def triton_rows(bundle: Bundle, inputs: List[np.ndarray], settings: TritonSettin
     settings.check()
     options = {"threads": threads} if threads else {}
     checked = inputs[:settings.check_frames]
-    rows: List[Dict[str, Any]] = []
-    latencies: Dict[str, List[float]] = {}
-    with open_runner(backend, bundle, **options) as local:
-        expected = [local.infer(x) for x in checked]
-        frames, wall, samples = _client_loops(lambda: _Borrowed(local), inputs, 1, settings.seconds)
-        rows.append(_row(bundle, name, backend, 1, frames, wall, samples, {"runner": local.describe(),
-                                                                      "server": None}))
-        latencies[triton_label(rows[-1])] = samples
-    base = rows[0]["fps"]
     server = None
     work = tempfile.TemporaryDirectory(prefix="jetseg-bench-triton-")
     try:
-        if settings.url is None:
-            server = _started(bundle, settings, backend, options, Path(work.name))
-            url = "grpc://127.0.0.1:%d" % server.grpc_port
-            plan = [(bundle.name + "-b1", 1), (bundle.name + "-b1", settings.clients),
-                    (bundle.name + "-dyn", settings.clients)]
-            where = "jetseg serve's tritonserver (PyTriton) on 127.0.0.1, %s runner inside" % backend
-        else:
-            url, model = settings.url, settings.model or bundle.name
-            plan = [(model, 1), (model, settings.clients)] if settings.clients > 1 else [(model, 1)]
-            where = "an existing server (--triton-url)"
-        for model, clients in plan:
-            def client(model: str = model) -> ContextManager[Any]:
-                return open_runner("triton", bundle, url=url, model=model)
-
-            identical, diff = _masks(bundle, client, checked, clients, expected)
-            frames, wall, samples = _client_loops(client, inputs, clients, settings.seconds)
-            row = _row(bundle, name, "triton", clients, frames, wall, samples,
-                       {"server": {"url": url, "model": model, "where": where,
-                                   "batching": _server_batching(url, model)},
-                        "masks_identical": identical, "max_abs_logit_diff": diff,
-                        "runner": {"backend": "triton", "url": url, "model": model}})
-            row["vs_local_batch1"] = round(row["fps"] / base, 4) if base and row["fps"] else None
-            rows.append(row)
-            latencies[triton_label(row)] = samples
+        with open_runner(backend, bundle, **options) as local:
+            expected = [local.infer(x) for x in checked]
+            if settings.url is None:
+                server = _started(bundle, settings, backend, options, Path(work.name))
+                url = "grpc://127.0.0.1:%d" % server.grpc_port
+                plan = [(bundle.name + "-b1", 1), (bundle.name + "-b1", settings.clients),
+                        (bundle.name + "-dyn", settings.clients)]
+                where = "jetseg serve's tritonserver (PyTriton) on 127.0.0.1, %s runner inside" % backend
+            else:
+                url, model = settings.url, settings.model or bundle.name
+                plan = [(model, 1), (model, settings.clients)] if settings.clients > 1 else [(model, 1)]
+                where = "an existing server (--triton-url)"
+            rows = [_base(bundle, name, backend, 1, {"runner": local.describe(), "server": None})]
+            for model, clients in plan:
+                identical, diff = _masks(bundle, _client(bundle, url, model), checked, clients, expected)
+                rows.append(_base(bundle, name, "triton", clients, {
+                    "server": {"url": url, "model": model, "where": where, "batching": _server_batching(url, model),
+                               "mean_batch": None},
+                    "masks_identical": identical, "max_abs_logit_diff": diff,
+                    "runner": {"backend": "triton", "url": url, "model": model}}))
+            clients_of: List[Client] = [lambda: _Borrowed(local)] + [_client(bundle, url, m) for m, _ in plan]
+            latencies = _interleaved(rows, clients_of, inputs, settings, server)
     finally:
         if server is not None:
             server.stop()
         work.cleanup()
+    base = rows[0]["fps"]
+    for row in rows[1:]:
+        row["vs_local_batch1"] = round(row["fps"] / base, 4) if base and row["fps"] else None
     return rows, latencies
+
+
+def _client(bundle: Bundle, url: str, model: str) -> Client:
+    return lambda: open_runner("triton", bundle, url=url, model=model)
+
+
+def _interleaved(rows: List[Dict[str, Any]], clients_of: List[Client], inputs: Sequence[np.ndarray],
+                 settings: TritonSettings, server: Any) -> Dict[str, List[float]]:
+    """Time the rows in ``ROUNDS`` rounds of ``seconds / ROUNDS`` each, one row after the other in every round
+    (load that comes and goes on a shared machine then hits every row alike); fills each row's frames, seconds,
+    fps, latency and the batches the started server formed; returns the latency samples by plot label."""
+    frames, walls = [0] * len(rows), [0.0] * len(rows)
+    samples: List[List[float]] = [[] for _ in rows]
+    runs: List[List[Tuple[float, float]]] = [[] for _ in rows]  # (requests, executions) per round
+    for _ in range(ROUNDS):
+        for i, (row, client) in enumerate(zip(rows, clients_of)):
+            model = (row["server"] or {}).get("model")
+            before = _executions(server, model) if server is not None and model else None
+            count, wall, times = _client_loops(client, inputs, row["clients"], settings.seconds / ROUNDS)
+            after = _executions(server, model) if server is not None and model else None
+            if before is not None and after is not None:
+                runs[i].append((after[0] - before[0], after[1] - before[1]))
+            frames[i] += count
+            walls[i] += wall
+            samples[i] += times
+    out = {}
+    for i, row in enumerate(rows):
+        done = _row({"frames": frames[i], "seconds": walls[i]}, samples[i])
+        row.update(done)
+        if runs[i]:
+            row["server"]["mean_batch"] = _mean_batch((0.0, 0.0), (sum(r[0] for r in runs[i]),
+                                                                   sum(r[1] for r in runs[i])))
+        out[triton_label(row)] = samples[i]
+    return out
 
 
 def triton_label(row: Dict[str, Any]) -> str:
@@ -249,6 +309,8 @@ def triton_note(row: Dict[str, Any]) -> str:
     how = ("dynamic batching, max %d, %s us" % (batching["max_batch_size"], batching.get("queue_delay_us"))
            if batching.get("max_batch_size", 0) > 1 and batching.get("queue_delay_us") is not None
            else "no batching (max_batch_size %s)" % batching.get("max_batch_size"))
+    if server.get("mean_batch") is not None:
+        how += "; %s frames per model run" % server["mean_batch"]
     return ("%d client(s) to model %s (%s); masks identical to local: %s (max logit diff %.2g); %sx local batch 1"
             % (row["clients"], server["model"], how, "yes" if row.get("masks_identical") else "NO",
                row.get("max_abs_logit_diff") or 0.0, row.get("vs_local_batch1")))

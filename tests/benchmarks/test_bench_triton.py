@@ -49,6 +49,9 @@ def test_triton_rows_with_a_real_server(tiny_bundles, frames, tmp_path):
         assert row["vs_local_batch1"] == pytest.approx(row["fps"] / rows[0]["fps"], rel=1e-2, abs=1e-3)
     assert rows[1]["server"]["batching"] == {"max_batch_size": 1, "queue_delay_us": 2000}
     assert rows[3]["server"]["batching"] == {"max_batch_size": 4, "queue_delay_us": 2000}
+    assert rows[1]["server"]["mean_batch"] == 1.0  # read from the server's metrics: max_batch_size 1 runs alone
+    assert 1.0 <= rows[3]["server"]["mean_batch"] <= 2.0  # two clients: at most two frames per run
     assert report["settings"]["triton"]["clients"] == 2
     text = render_markdown(report)
-    assert "2 client(s) to model tiny-dyn (dynamic batching, max 4, 2000 us); masks identical to local: yes" in text
+    assert "2 client(s) to model tiny-dyn (dynamic batching, max 4, 2000 us; " in text
+    assert "frames per model run); masks identical to local: yes" in text
