@@ -195,9 +195,9 @@ def find_engine(bundle: Bundle, trt_version: str, soc: str, cc: str, module: str
         precision = precisions[0]
     if batch is None:
         target = "gpu" if dla_core is None else "dla%d" % dla_core
+        names = set(store.find_for_device(bundle, device_part, precision, target))
         batches = sorted({int(record.key.get("batch", 1)) for name, record in store.list_engines(bundle)
-                          if record is not None and name in store.find_for_device(bundle, device_part, precision,
-                                                                                  target)})
+                          if record is not None and name in names})
         if len(batches) > 1:
             return EngineLookup(None, "bundle %s has %s engines of several batches (%s) for this device (%s)"
                                 % (bundle.path, precision, ", ".join(str(b) for b in batches), device_part),

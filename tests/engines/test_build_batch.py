@@ -116,3 +116,18 @@ def test_cli_batch_error_is_one_line(tiny_bundle):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_dla_int8_from_the_cache_with_a_batch(tmp_path, device):
+    """The Xavier's DLA INT8 path (the bundle's calibration cache) with --batch 2: a fixed DLA profile and a
+    calibration profile of its own at the calibrator's batch."""
+    from tests.fixtures.bundles import conv_bundle as make
+
+    cache = b"TRT-8502-EntropyCalibration2\ninput: 3c010204\nlogits: 3d000000\n"
+    bundle = make(tmp_path / "int8", model=batch_conv(batch="N", size=32), precision="int8",
+                  extra={"calibration.cache": cache})
+    out = build_engine(bundle, "int8", dla_core=0, batch=2)
+    call = device.calls[-1]
+    assert call["profiles"] == [{"input": [[2, 1, 32, 32]] * 3}]
+    assert call["calibration_profile"] == {"input": [[1, 1, 32, 32]] * 3} and call["calibration_batches"] == 0
+    assert out.key.batch == 2 and out.record["profile"]["calibration"] == [1, 1, 32, 32]

@@ -29,8 +29,8 @@ def test_dla_profile_is_fixed_and_says_why():
 def test_calibration_profile_is_the_calibrators_batch():
     p = batch_profile("input", ["N", 1, 32, 32], 8, calibrating=True, calibration_batch=1)
     assert p.calibration == (1, 1, 32, 32) and p.to_dict()["calibration"] == [1, 1, 32, 32]
-    with pytest.raises(JetsegError, match="outside the DLA engine's batch 4"):
-        batch_profile("input", ["N", 1, 32, 32], 4, dla=True, calibrating=True, calibration_batch=1)
+    dla = batch_profile("input", ["N", 1, 32, 32], 4, dla=True, calibrating=True, calibration_batch=1)
+    assert dla.shapes == ((4, 1, 32, 32),) * 3 and dla.calibration == (1, 1, 32, 32)  # its own profile
 
 
 def test_fixed_batch_needs_no_profile_and_another_batch_is_refused_with_the_fix():
