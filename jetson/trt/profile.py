@@ -81,8 +81,8 @@ def batch_profile(name: str, dims: Sequence[Dim], batch: int, dla: bool = False,
     if isinstance(first, int):
         if first != batch:
             raise JetsegError("--batch %d: %s has a fixed batch of %d; build with --batch %d, or re-export the model "
-                              "with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={%r: {0: 'N'}}))"
-                              " or a batch of %d" % (batch, name, first, first, name, batch))
+                              "with a batch of %d (torch.onnx.export of a (%d, C, H, W) input, then jetseg export)"
+                              % (batch, name, first, first, batch, batch))
         return BatchProfile(name, batch, (batch,) + tail, dla=dla)
     low = batch if dla else 1
     shapes = ((low,) + tail, (batch,) + tail, (batch,) + tail)
