@@ -131,3 +131,20 @@ def test_dla_int8_from_the_cache_with_a_batch(tmp_path, device):
     assert call["profiles"] == [{"input": [[2, 1, 32, 32]] * 3}]
     assert call["calibration_profile"] == {"input": [[1, 1, 32, 32]] * 3} and call["calibration_batches"] == 0
     assert out.key.batch == 2 and out.record["profile"]["calibration"] == [1, 1, 32, 32]
+
+
+def test_a_daemon_with_three_streams_runs_the_batch_engine_in_shared_batches(dyn_bundle, device):
+    """Three streams in one daemon on the trt backend: the runner's batch comes from the engine (4), the batcher
+    forms batches of up to 3 (the streams), each batch one TensorRT execution."""
+    from jetseg.jetson.daemon.config import DaemonConfig
+    from jetseg.jetson.daemon.streams import run_streams
+
+    build_engine(dyn_bundle, "fp16", batch=4)
+    sources = [{"name": "s%d" % i, "uri": "synthetic://ultrasound?frames=10"} for i in range(3)]
+    config = DaemonConfig.from_dict({"model": str(dyn_bundle.path), "backend": {"name": "trt"}, "sources": sources,
+                                     "batch": {"max_delay_ms": 200}, "device": {"telemetry": "off"}})
+    summary = run_streams(config, dyn_bundle)
+    batcher = summary["batcher"]
+    assert summary["frames"] == 30 and summary["backend"]["engine_batch"] == 4
+    assert max(int(n) for n in batcher["sizes"]) > 1, batcher
+    assert device.executions == batcher["batches"]  # one execution per batch, not per frame
