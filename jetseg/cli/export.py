@@ -23,9 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="onnxruntime_onnx (x86/GPU servers) or tensorrt_plan (Triton on the Jetson; needs --engine)")
     triton.add_argument("--engine", default=None, metavar="FILE", help="the plan 'jetseg build' made on the serving device")
     triton.add_argument("--triton-name", default=None, help="model name on the server (default: the bundle's name)")
-    triton.add_argument("--max-batch", type=int, default=0,
-                        help="Triton's max_batch_size: 0 (default) for a model with a fixed batch of 1, else the "
-                        "largest batch its dynamic batcher forms (the model's batch axis must be dynamic)")
+    triton.add_argument("--max-batch", type=int, default=None,
+                        help="Triton's max_batch_size: 0 for a model with a fixed batch of 1, else the largest batch "
+                        "its dynamic batcher forms (the model's batch axis must be dynamic); default 0, for a plan "
+                        "the engine's batch from its build.json")
     triton.add_argument("--queue-delay-us", type=int, default=2000, help="dynamic batching: longest wait to fill a batch")
     deepstream = parser.add_argument_group("DeepStream 6.2/6.3 configs (docs/scale.md)")
     deepstream.add_argument("--deepstream", default=None, metavar="DIR",
@@ -148,8 +149,9 @@ def export_triton(args: argparse.Namespace) -> int:
     folder = write_repository(Path(args.triton), Bundle(args.model), args.platform, name=args.triton_name or "",
                               engine=Path(args.engine) if args.engine else None, max_batch_size=args.max_batch,
                               queue_delay_us=args.queue_delay_us)
-    print("wrote %s (%s, max_batch_size %d); clients preprocess as the spec says (docs/scale.md)"
-          % (folder, args.platform, args.max_batch))
+    print("wrote %s (%s, %s); clients preprocess as the spec says (docs/scale.md)"
+          % (folder, args.platform, next(line for line in (folder / "config.pbtxt").read_text().splitlines()
+                                         if line.startswith("max_batch_size"))))
     return 0
 
 
