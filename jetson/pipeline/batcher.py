@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -220,8 +220,8 @@ class StreamPort(Runner):
     def on_cpu(self) -> bool:
         return self.batcher.runner.on_cpu
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        out = super().infer(batch)
+    def infer(self, batch: np.ndarray, extra_inputs: Optional[Mapping[str, np.ndarray]] = None) -> np.ndarray:
+        out = super().infer(batch, extra_inputs)
         self.last_inference_ms = self._model_ms
         return out
 
@@ -233,7 +233,10 @@ class StreamPort(Runner):
         if not self.batcher.runner.is_active:
             raise PipelineError("stream %r: the shared runner is not active" % self.stream)
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, extra_inputs: Dict[str, np.ndarray]) -> np.ndarray:
+        if extra_inputs:
+            raise PipelineError("stream %r: the stream batcher takes one-input models; this one also takes %s"
+                                % (self.stream, ", ".join(sorted(extra_inputs))))
         request = self.batcher.submit(self.stream, batch)
         while not request.done.wait(0.5):
             if not self.batcher.running:

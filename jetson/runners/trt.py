@@ -141,6 +141,10 @@ class TensorRTRunner(Runner):
                     raise RunnerError("TensorRT refused the buffer address of tensor %r" % name)
             self._input = self._pick(inputs, self.input_name, "input")
             self._output = self._pick(outputs, self.spec.output.name, "output")
+            missing = [n for n in self.extra_input_names if n not in inputs]
+            if missing:
+                raise RunnerError("engine has inputs %s but spec.yaml names input %r too; rebuild the engine from "
+                                  "this bundle" % (inputs, missing[0]))
             if self.cuda_graph:
                 context.execute_async_v3(self._stream.handle)  # first run outside capture (lazy setup)
                 self._stream.synchronize()
@@ -160,9 +164,10 @@ class TensorRTRunner(Runner):
             raise RunnerError("TensorRT execute_async_v3 failed")
         self._buffers.copy_out()
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, extra_inputs: Dict[str, np.ndarray]) -> np.ndarray:
         buffers = self._buffers.items
         host_in = buffers[self._input].host
+        feeds = [(buffers[name].host, array) for name, array in extra_inputs.items()]
         outs = []
         with self._ctx:
             for start in range(0, batch.shape[0], host_in.shape[0]):
@@ -171,6 +176,8 @@ class TensorRTRunner(Runner):
                     raise RunnerError("engine batch is %d but %d frame(s) were given; rebuild for batch %d"
                                       % (host_in.shape[0], chunk.shape[0], chunk.shape[0]))
                 np.copyto(host_in, chunk.astype(host_in.dtype, copy=False))
+                for host, array in feeds:  # a registration model's fixed image, the same frames
+                    np.copyto(host, array[start:start + host_in.shape[0]].astype(host.dtype, copy=False))
                 if self._graph is not None:
                     self._graph.launch()
                 else:
