@@ -179,8 +179,9 @@ class Batcher:
         for request in batch:
             self.waited.add(start - request.arrived)
         try:
+            tensors = np.concatenate([r.tensor for r in batch])
             extra = {name: np.concatenate([r.extra[name] for r in batch]) for name in batch[0].extra}
-            logits = self.runner.infer(np.concatenate([r.tensor for r in batch]), extra or None)
+            logits = self.runner.infer(tensors, extra) if extra else self.runner.infer(tensors)
         except BaseException as exc:  # every frame of the batch gets the failure; its stream stops with it
             self.error = exc
             for request in batch:

@@ -278,3 +278,14 @@ def test_post_reference_is_refused_for_a_segmentation_model():
     finally:
         sink.close()
     assert code == 409 and "only registration models have a reference" in answer["message"]
+
+
+@pytest.mark.parametrize("uri", ["masks://{d}", "dicom-seg://{d}"])
+def test_mask_sinks_refuse_a_registration_model_in_one_line(tmp_path, uri):
+    from jetseg.errors import SinkError
+    from jetseg.jetson.sinks import SinkContext, open_sink
+
+    sink = open_sink(uri.format(d=tmp_path / "out"))
+    with pytest.raises(SinkError, match="this model's spec.task is registration \\(no mask\\); use masks://.*png=0"):
+        sink.open(SinkContext(spec=registration_spec(warped=None)))
+    assert not (tmp_path / "out").exists()
