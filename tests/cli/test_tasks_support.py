@@ -1,24 +1,15 @@
 """What each command does with enhancement and registration bundles today (docs/tasks.md): export and
 calibrate take enhancement models, run shows their enhanced frames and bench measures them (tests/benchmarks);
-the commands that do not take registration yet refuse it, each in one line without a traceback (run takes it:
-tests/jetson/runtime/test_runtime_register.py)."""
+everything refuses registration, each in one line without a traceback."""
 from __future__ import annotations
 
 import onnx
 
 from jetseg.bundle import Bundle
 from jetseg.cli import main
-from tests.fixtures.bundles import known_field_bundle, registration_bundle, smoother_bundle
+from tests.fixtures.bundles import registration_bundle, smoother_bundle
 from tests.fixtures.models import smoother
-
-
-def _error(capsys, argv):
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code != 0 and "Traceback" not in err, err
-    lines = [ln for ln in err.splitlines() if "error:" in ln]
-    assert len(lines) == 1, err
-    return lines[0]
+from tests.fixtures.processes import main_error as _error
 
 
 def test_bench_refuses_registration(tmp_path, capsys):
@@ -44,31 +35,6 @@ def test_run_records_an_enhancement_model_side_by_side(tmp_path, capsys):
     line = _error(capsys, ["run", "--model", bundle, "--source", "synthetic://ultrasound?frames=2",
                            "--sink", "masks://%s" % (tmp_path / "m")])
     assert "writes class masks, and this model's spec.task is enhancement (no mask)" in line
-
-
-def test_run_registers_each_frame_against_the_reference_it_is_given(tmp_path, capsys):
-    import json
-
-    bundle = known_field_bundle(tmp_path / "reg")
-    lines = tmp_path / "rec"
-    code = main(["run", "--model", str(bundle), "--source", "synthetic://ultrasound?frames=3", "--reference",
-                 "previous", "--sink", "masks://%s?png=0" % lines])
-    assert code == 0, capsys.readouterr().err
-    records = [json.loads(r) for r in (lines / "frames.jsonl").read_text().splitlines()]
-    assert [r["reference"] for r in records] == ["previous"] * 3 and all(r["motion"]["mean_px"] > 0 for r in records)
-    assert main(["run", "--model", str(bundle), "--reference", "first", "--check"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["ok"] and report["config"]["postprocess"]["reference"] == "first"
-    missing = tmp_path / "missing.png"
-    line = _error(capsys, ["run", "--model", bundle, "--reference", missing, "--check"])
-    assert "postprocess.reference %r is not a file; give postprocess.reference (--reference) first, previous or " \
-           "an image file" % str(missing) in line
-    line = _error(capsys, ["run", "--model", bundle, "--source", "synthetic://ultrasound?frames=2",
-                           "--sink", "masks://%s" % (tmp_path / "m")])
-    assert "writes class masks, and this model's spec.task is registration (no mask)" in line
-    seg = smoother_bundle(tmp_path / "enh")
-    line = _error(capsys, ["run", "--model", seg, "--reference", "previous", "--check"])
-    assert "postprocess.reference is 'previous'; only registration models have a reference image" in line
 
 
 def test_export_takes_an_image_to_image_model(tmp_path, capsys):
