@@ -30,3 +30,25 @@ def test_run_registers_each_frame_against_the_reference_it_is_given(tmp_path, ca
     seg = smoother_bundle(tmp_path / "enh")
     line = main_error(capsys, ["run", "--model", seg, "--reference", "previous", "--check"])
     assert "postprocess.reference is 'previous'; only registration models have a reference image" in line
+
+
+def test_selftest_runs_a_registration_bundle_with_its_fixed_image(tmp_path, monkeypatch):
+    import numpy as np
+    import pytest
+
+    import jetseg.models
+    from jetseg.bundle import Bundle
+    from jetseg.cli import selftest as selftest_cli
+
+    bundle = known_field_bundle(tmp_path / "reg")
+    monkeypatch.setattr(jetseg.models, "bundled", lambda name: bundle)
+    state = selftest_cli._State(tmp_path, "ultrasound", 8)
+    checks = {name: fn for name, _, fn in selftest_cli.portable_checks(state)}
+    assert "-> (1, 1, 32, 32) float32" in checks["preprocessing"]()
+    assert checks["onnxruntime"]()[0].endswith("output (1, 2, 32, 32)")
+    spec = Bundle(bundle).spec
+    field = np.zeros((1, 2, 32, 32), np.float32)
+    detail, data = selftest_cli.agreement(spec, field, field + 0.25, "A vs B")
+    assert data["epe_p95"] == pytest.approx(np.hypot(0.25, 0.25)) and detail.startswith("A vs B: field end-point")
+    with pytest.raises(AssertionError, match="A vs B: field end-point error p95 1.414 px; expected <= 0.5 px"):
+        selftest_cli.agreement(spec, field, field + 1.0, "A vs B")
