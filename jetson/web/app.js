@@ -400,7 +400,8 @@
   byId("fullscreen").addEventListener("click", fullscreen);
   function setReference() {  // registration: the frame on screen becomes the reference (POST /reference)
     fetch("reference", { method: "POST", credentials: "same-origin", headers: { "X-Requested-With": "jetseg" } })
-      .then(function (r) { return r.json(); }).then(function (d) { text("frame-time", d.message || ""); });
+      .then(function (r) { return r.json().then(function (d) { var b = byId("reference"); b.title = d.message || "";
+        b.textContent = r.ok ? "Reference \u2713" : "Reference \u2717"; window.setTimeout(function () { b.textContent = "Reference"; }, 2000); }); });
   }
   byId("reference").addEventListener("click", setReference);
   document.addEventListener("keydown", function (e) {
