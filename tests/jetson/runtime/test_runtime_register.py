@@ -289,3 +289,31 @@ def test_mask_sinks_refuse_a_registration_model_in_one_line(tmp_path, uri):
     with pytest.raises(SinkError, match="this model's spec.task is registration \\(no mask\\); use masks://.*png=0"):
         sink.open(SinkContext(spec=registration_spec(warped=None)))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_reference_file_of_the_frames_size_is_cropped_like_them(tmp_path):
+    import cv2
+
+    bundle = known_field_bundle(tmp_path / "reg", gain=GAIN, shift=SHIFT)
+    video = write_video(tmp_path / "in.mp4", frames=3, size=(64, 48))
+    frames = video_frames(video)
+    reference = tmp_path / "ref.png"
+    saved = frames[2].copy()
+    saved[:, :8] = 255  # outside the ROI: a reference taken whole (not cropped) would differ
+    cv2.imwrite(str(reference), saved)  # the last frame, saved at the frames' size
+    run_pipeline(bundle, "file://%s" % video, sink_uris=["masks://%s?png=0" % (tmp_path / "m")], backend="onnxrt",
+                 reference=str(reference), roi=[8, 0, 48, 48])
+    got = records(tmp_path / "m")
+    assert [r["reference"] for r in got] == ["file"] * 3
+    for i, rec in enumerate(got):
+        want = expected_motion(frames[i], frames[2], bundle_spec(bundle), (8, 0, 48, 48))
+        assert rec["motion"]["mean_px"] == pytest.approx(want["mean_px"], abs=1e-3)
+
+
+def test_the_config_field_names_what_it_expects():
+    from jetseg.jetson.daemon.config import ConfigError
+
+    assert DaemonConfig.from_dict({"postprocess": {"reference": "previous"}}).postprocess.reference == "previous"
+    with pytest.raises(ConfigError, match="config field 'postprocess.reference' is 5; expected first, previous or an "
+                                          "image file"):
+        DaemonConfig.from_dict({"postprocess": {"reference": 5}})
