@@ -47,10 +47,12 @@ class DirectOpenVino(Runner):
             raise RunnerError("OpenVINO cannot load %s: %s" % (self.bundle.model_path,
                                                                str(exc).strip().splitlines()[0])) from None
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, extra_inputs: Dict[str, np.ndarray]) -> np.ndarray:
+        feed = {self.input_name: batch, **extra_inputs}
         if batch.shape[0] == 1:
-            return np.asarray(self.compiled(batch)[0])
-        return np.concatenate([np.asarray(self.compiled(batch[i:i + 1])[0]) for i in range(batch.shape[0])])
+            return np.asarray(self.compiled(feed)[0])
+        return np.concatenate([np.asarray(self.compiled({k: v[i:i + 1] for k, v in feed.items()})[0])
+                               for i in range(batch.shape[0])])
 
     def _deactivate(self) -> None:
         self.compiled = None

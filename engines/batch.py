@@ -9,6 +9,7 @@ dimensions, ``IBuilderConfig.set_calibration_profile(profile)`` (returns False w
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, List
 
@@ -29,11 +30,14 @@ def plan_profile(bundle: Bundle, plan: BuildPlan) -> BatchProfile:
     model = onnx.load(str(path), load_external_data=False)
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise JetsegError("%s has %d inputs; jetseg builds models with one input" % (path, len(inputs)))
+    shapes = {i.name: dims(i) for i in inputs}
+    if len(set(map(tuple, shapes.values()))) != 1:  # one image, or a registration model's moving and fixed image
+        raise JetsegError("%s has inputs of different shapes %s; jetseg builds models whose inputs share one shape"
+                          % (path, shapes))
     calibrating = plan.int8_mode in ("cache", "device")
-    return batch_profile(inputs[0].name, dims(inputs[0]), plan.batch, dla=plan.dla_core is not None,
-                         calibrating=calibrating, calibration_batch=int(bundle.spec.input_shape[0]))
+    profile = batch_profile(inputs[0].name, dims(inputs[0]), plan.batch, dla=plan.dla_core is not None,
+                            calibrating=calibrating, calibration_batch=int(bundle.spec.input_shape[0]))
+    return replace(profile, others=tuple(i.name for i in inputs[1:]))
 
 
 def set_profile(builder: Any, config: Any, profile: BatchProfile) -> List[str]:
@@ -43,14 +47,16 @@ def set_profile(builder: Any, config: Any, profile: BatchProfile) -> List[str]:
         return ["input %s has the static shape %s" % (profile.input, list(profile.static))]
     low, opt, high = profile.shapes
     made = builder.create_optimization_profile()
-    made.set_shape(profile.input, low, opt, high)
+    for name in profile.inputs:
+        made.set_shape(name, low, opt, high)
     if config.add_optimization_profile(made) < 0:
         raise DeviceError("TensorRT refused the optimization profile %s min %s opt %s max %s"
                           % (profile.input, list(low), list(opt), list(high)))
     notes = ["optimization profile %s: min %s, opt %s, max %s" % (profile.input, list(low), list(opt), list(high))]
     if profile.calibration is not None:
         calib = builder.create_optimization_profile()
-        calib.set_shape(profile.input, profile.calibration, profile.calibration, profile.calibration)
+        for name in profile.inputs:
+            calib.set_shape(name, profile.calibration, profile.calibration, profile.calibration)
         if not config.set_calibration_profile(calib):
             raise DeviceError("TensorRT refused the calibration profile %s %s"
                               % (profile.input, list(profile.calibration)))

@@ -38,6 +38,7 @@ from jetseg.onnxgraph import dims
 from jetseg.optional import available
 from jetseg.records import CALIBRATION_REPORT_FILE, MANIFEST_FILE, CalibrationRecord, ManifestRecord
 from jetseg.spec import Spec
+from jetseg.tasks import extra_io
 
 MODEL_FILE = "model.onnx"
 SPEC_FILE = "spec.yaml"
@@ -197,25 +198,24 @@ class Bundle:
         outputs = {o.name: dims(o) for o in graph.output}
         spec = self.spec
         check_shapes(str(self.path), inputs, outputs, spec.input.name, spec.input_shape,
-                     spec.output.name, spec.output_shape)
+                     spec.output.name, spec.output_shape, extra_io(spec.registration, spec.input_shape))
 
     def __repr__(self) -> str:
         return "Bundle(%r, precision=%r)" % (str(self.path), self.precision)
 
 
 def check_shapes(where: str, inputs: Dict[str, Any], outputs: Dict[str, Any], input_name: str,
-                 input_shape: Any, output_name: str, output_shape: Any) -> None:
-    """Compare a model's input/output names and shapes (ints; a name or None: dynamic) with the spec's; raise
-    BundleError.
-
-    The batch dimension is not compared (a model may be exported with a fixed batch or a dynamic one).
-    """
-    for kind, found, name, expected, fields in (
-            ("input", inputs, input_name, input_shape, "input.channels and input.size"),
-            ("output", outputs, output_name, output_shape, "output.kind and classes")):
+                 input_shape: Any, output_name: str, output_shape: Any, extra: Sequence[Any] = ()) -> None:
+    """Compare a model's input/output names and shapes (ints; a name or None: dynamic; the batch is not compared)
+    with the spec's and the task's ``extra`` (:func:`jetseg.tasks.extra_io`); raise BundleError."""
+    for kind, name, expected, field, fields in [
+            ("input", input_name, input_shape, "input.name", "input.channels and input.size"),
+            ("output", output_name, output_shape, "output.name", "output.kind and classes")] + [
+            (k, n, s, f, "input.channels and input.size") for k, n, s, f in extra]:
+        found = inputs if kind == "input" else outputs
         if name not in found:
-            raise BundleError("bundle %s: spec.yaml names %s %r but model.onnx has %ss %s; fix %s.name in "
-                              "spec.yaml or re-export the model" % (where, kind, name, kind, sorted(found), kind))
+            raise BundleError("bundle %s: spec.yaml names %s %r but model.onnx has %ss %s; fix %s in "
+                              "spec.yaml or re-export the model" % (where, kind, name, kind, sorted(found), field))
         if found[name] is None:
             continue
         shape, want = list(found[name]), list(expected)

@@ -93,6 +93,19 @@ def validate_task(task: str, enhancement: Any, registration: Any,
     return enhancement, registration
 
 
+def extra_io(registration: Optional[RegistrationSpec], input_shape: Tuple[int, ...],
+             ) -> List[Tuple[str, str, Tuple[int, ...], str]]:
+    """The model inputs and outputs a task adds to ``input.name`` and ``output.name``, as ``(kind, name, shape,
+    spec field)``: a registration model's fixed image (shaped like the moving one) and its warped image when
+    ``warped_output`` names one; none for the other tasks."""
+    if registration is None:
+        return []
+    out = [("input", registration.fixed_input, tuple(input_shape), "registration.fixed_input")]
+    if registration.warped_output:
+        out.append(("output", registration.warped_output, tuple(input_shape), "registration.warped_output"))
+    return out
+
+
 def require(task: str, what: str, *names: str) -> None:
     """Raise SpecError when ``task`` is not one of ``names`` (``what``: the command or step that needs them)."""
     if task not in names:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from jetseg.bundle import Bundle, BundleLike
 from jetseg.component import Component
 from jetseg.errors import RunnerError
 from jetseg.options import OptionReader
+from jetseg.tasks import extra_io
 
 log = logging.getLogger("jetseg.runners")
 
@@ -44,7 +45,8 @@ def default_threads() -> int:
 
 
 class Runner(Component):
-    """Runs one segmentation model: ``(N, C, H, W) float32`` in, ``(N, K, H, W) float32`` logits out.
+    """Runs one model: ``(N, C, H, W) float32`` in (a registration model: the moving image, and the fixed one in
+    ``extra_inputs``), its ``output.name`` out (``(N, K, H, W) float32`` logits for segmentation).
 
     Args:
         bundle: a :class:`~jetseg.bundle.Bundle` or its path.
@@ -113,12 +115,20 @@ class Runner(Component):
     def _exit(self) -> None:
         self.deactivate()
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Run the model on a preprocessed batch and return its logits."""
+    def infer(self, batch: np.ndarray, extra_inputs: Optional[Mapping[str, np.ndarray]] = None) -> np.ndarray:
+        """Run the model on a preprocessed batch and return its output (``output.name``).
+
+        Args:
+            batch: the main input ``input.name``, ``(N, C, H, W) float32``.
+            extra_inputs: the model's other inputs by name, each of the batch's shape: for a registration
+                model ``{spec.registration.fixed_input: fixed}`` (the batch is the moving image); none for a
+                one-input model.
+        """
         self._require_started("active; use it as a context manager or call activate()")
         self.check_input(batch)
+        extras = self.check_extra_inputs(batch, extra_inputs)
         start = time.perf_counter()
-        out = self._infer(batch)
+        out = self._infer(batch, extras)
         self.last_inference_ms = (time.perf_counter() - start) * 1e3
         return out
 
@@ -130,12 +140,45 @@ class Runner(Component):
     def expected_shape(self, n: int = 1) -> Tuple[int, ...]:
         return (n,) + tuple(self.spec.input_shape[1:])
 
-    def check_input(self, batch: Any) -> None:
-        if not isinstance(batch, np.ndarray):
+    @property
+    def extra_input_names(self) -> Tuple[str, ...]:
+        """The model's inputs besides :attr:`input_name` (a registration model's fixed image), in model order."""
+        return tuple(name for kind, name, _, _ in extra_io(self.spec.registration, self.spec.input_shape)
+                     if kind == "input")
+
+    def input_names(self) -> Tuple[str, ...]:
+        """Every input of the model: :attr:`input_name` first, then :attr:`extra_input_names`."""
+        return (self.input_name,) + self.extra_input_names
+
+    def check_extra_inputs(self, batch: np.ndarray, extra_inputs: Optional[Mapping[str, Any]]) -> Dict[str, np.ndarray]:
+        """The extra inputs checked against the spec (names; each a float32 array of the batch's shape)."""
+        extras = dict(extra_inputs or {})
+        wanted = self.extra_input_names
+        unknown = sorted(set(extras) - set(wanted))
+        if unknown:
+            raise RunnerError("input %r: received it, but this model's inputs are %s (spec.yaml)"
+                              % (unknown[0], ", ".join(repr(n) for n in self.input_names())))
+        missing = [n for n in wanted if n not in extras]
+        if missing:
+            raise RunnerError("input %r: missing; this model (task %s) takes %s, so pass extra_inputs={%r: array} "
+                              "shaped like input %r" % (missing[0], self.spec.task, ", ".join(
+                                  repr(n) for n in self.input_names()), missing[0], self.input_name))
+        for name, array in extras.items():
+            self._check_array(name, array, "%s (the shape of input %r)" % (tuple(batch.shape), self.input_name))
+            if array.shape != batch.shape:
+                raise RunnerError("input %r: received shape %s; expected %s, the shape of input %r"
+                                  % (name, tuple(array.shape), tuple(batch.shape), self.input_name))
+        return extras
+
+    def _check_array(self, name: str, array: Any, shape: Any) -> None:
+        if not isinstance(array, np.ndarray):
             raise RunnerError("input %r: received %s; expected a numpy array of shape %s float32"
-                              % (self.input_name, type(batch).__name__, self.expected_shape()))
-        if batch.dtype != np.float32:
-            raise RunnerError("input %r: received dtype %s; expected float32" % (self.input_name, batch.dtype))
+                              % (name, type(array).__name__, shape))
+        if array.dtype != np.float32:
+            raise RunnerError("input %r: received dtype %s; expected float32" % (name, array.dtype))
+
+    def check_input(self, batch: Any) -> None:
+        self._check_array(self.input_name, batch, self.expected_shape())
         n = batch.shape[0] if batch.ndim == 4 else 1
         if batch.ndim != 4 or batch.shape[1:] != self.expected_shape()[1:] or not 1 <= n <= self.batch_size:
             raise RunnerError("input %r: received shape %s; expected %s with batch 1..%d"
@@ -149,7 +192,9 @@ class Runner(Component):
     def _activate(self) -> None:
         raise NotImplementedError
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, extra_inputs: Dict[str, np.ndarray]) -> np.ndarray:
+        """Run the checked inputs: ``batch`` is ``input.name``, ``extra_inputs`` the others by name (empty for a
+        one-input model)."""
         raise NotImplementedError
 
     def _deactivate(self) -> None:

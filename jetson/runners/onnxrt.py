@@ -16,6 +16,7 @@ from jetseg.errors import RunnerError
 from jetseg.jetson.runners.base import Runner
 from jetseg.onnxgraph import has_qdq
 from jetseg.optional import available, require
+from jetseg.tasks import extra_io
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -74,13 +75,15 @@ class OnnxRuntimeRunner(Runner):
                                                                     str(exc).splitlines()[0])) from None
         # The bundle checked names and shapes at load when onnx is installed; this is the check without it.
         check_shapes(str(self.bundle.path), _shapes(self.session.get_inputs()), _shapes(self.session.get_outputs()),
-                     self.input_name, self.spec.input_shape, self._output_name, self.spec.output_shape)
+                     self.input_name, self.spec.input_shape, self._output_name, self.spec.output_shape,
+                     extra_io(self.spec.registration, self.spec.input_shape))
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, extra_inputs: Dict[str, np.ndarray]) -> np.ndarray:
+        feed = {self.input_name: batch, **extra_inputs}
         if batch.shape[0] == 1 or self._static_batch() != 1:
-            return self.session.run([self._output_name], {self.input_name: batch})[0]
+            return self.session.run([self._output_name], feed)[0]
         # A model exported with a fixed batch of 1: run the frames one by one.
-        return np.concatenate([self.session.run([self._output_name], {self.input_name: batch[i:i + 1]})[0]
+        return np.concatenate([self.session.run([self._output_name], {k: v[i:i + 1] for k, v in feed.items()})[0]
                                for i in range(batch.shape[0])])
 
     def _static_batch(self) -> Any:

@@ -23,6 +23,7 @@ from jetseg.bundle import OPENVINO_MODEL_FILE, OPENVINO_WEIGHTS_FILE, Bundle, Bu
 from jetseg.errors import RunnerError
 from jetseg.jetson.runners.base import Runner
 from jetseg.optional import require
+from jetseg.tasks import extra_io
 
 
 def openvino_core() -> Any:
@@ -109,22 +110,24 @@ class OpenVinoRunner(Runner):
                                                                      openvino_reason(exc))) from None
         # The bundle checked names and shapes at load when onnx is installed; this is the check without it.
         check_shapes(str(self.bundle.path), _shapes(self.compiled.inputs), _shapes(self.compiled.outputs),
-                     self.input_name, self.spec.input_shape, self._output_name, self.spec.output_shape)
+                     self.input_name, self.spec.input_shape, self._output_name, self.spec.output_shape,
+                     extra_io(self.spec.registration, self.spec.input_shape))
         self._output = self.compiled.output(self._output_name)
         shape = self.compiled.input(self.input_name).get_partial_shape()
         self._static_batch = shape[0].get_length() if shape[0].is_static else 0
         self.request = self.compiled.create_infer_request()
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        self.request.infer({self.input_name: batch})
+    def _run(self, feed: Dict[str, np.ndarray]) -> np.ndarray:
+        self.request.infer(feed)
         # the request reuses its output buffer: copy before the next call
         return np.array(self.request.get_tensor(self._output).data, dtype=np.float32, copy=True)
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, extra_inputs: Dict[str, np.ndarray]) -> np.ndarray:
+        feed = {self.input_name: batch, **extra_inputs}
         if batch.shape[0] == 1 or self._static_batch != 1:
-            return self._run(batch)
+            return self._run(feed)
         # a model exported with a fixed batch of 1: run the frames one by one
-        return np.concatenate([self._run(batch[i:i + 1]) for i in range(batch.shape[0])])
+        return np.concatenate([self._run({k: v[i:i + 1] for k, v in feed.items()}) for i in range(batch.shape[0])])
 
     def _deactivate(self) -> None:
         self.request = None

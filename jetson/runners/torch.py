@@ -92,12 +92,16 @@ class TorchRunner(Runner):
     def on_cpu(self) -> bool:
         return True
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, extra_inputs: Dict[str, np.ndarray]) -> np.ndarray:
         torch = self._torch
         if torch.get_num_threads() != self.threads:  # one setting per process: another runner changed it
             torch.set_num_threads(self.threads)
+        # positional in the model's input order (a registration model: moving, fixed)
+        arrays = [batch] + [extra_inputs[name] for name in self.extra_input_names]
         with torch.no_grad():
-            out = self.model(torch.from_numpy(np.ascontiguousarray(batch)))
+            out = self.model(*[torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])
+        if isinstance(out, (tuple, list)):  # a model that also returns the warped image: the field comes first
+            out = out[0]
         return out.numpy()
 
     def _deactivate(self) -> None:

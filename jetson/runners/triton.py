@@ -103,19 +103,21 @@ class TritonRunner(Runner):
                               "--backend-option model=NAME" % (self.url, self.model, ", ".join(names) or "none"))
         meta = client.get_model_metadata(self.model, self.version, client_timeout=self.timeout_s)
         inputs, outputs = [t.name for t in meta.inputs], [t.name for t in meta.outputs]
-        if self.input_name not in inputs or self.spec.output.name not in outputs:
+        if any(n not in inputs for n in self.input_names()) or self.spec.output.name not in outputs:
             self._drop()
             raise RunnerError("Triton model %r at %s has inputs %s and outputs %s; the bundle's spec expects "
-                              "input %r and output %r" % (self.model, self.url, inputs, outputs, self.input_name,
-                                                          self.spec.output.name))
+                              "inputs %s and output %r" % (self.model, self.url, inputs, outputs,
+                                                           list(self.input_names()), self.spec.output.name))
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, extra_inputs: Dict[str, np.ndarray]) -> np.ndarray:
         client = self._connect()
-        tensor = self._grpc.InferInput(self.input_name, list(batch.shape), "FP32")
-        tensor.set_data_from_numpy(np.ascontiguousarray(batch))
+        tensors = []
+        for name, array in [(self.input_name, batch)] + list(extra_inputs.items()):
+            tensors.append(self._grpc.InferInput(name, list(array.shape), "FP32"))
+            tensors[-1].set_data_from_numpy(np.ascontiguousarray(array))
         wanted = [self._grpc.InferRequestedOutput(self.spec.output.name)]
         try:
-            result = client.infer(self.model, [tensor], model_version=self.version, outputs=wanted,
+            result = client.infer(self.model, tensors, model_version=self.version, outputs=wanted,
                                   client_timeout=self.timeout_s)
         except self._errors() as exc:
             self._drop()

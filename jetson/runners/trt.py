@@ -153,6 +153,10 @@ class TensorRTRunner(Runner):
                     raise RunnerError("TensorRT refused the buffer address of tensor %r" % name)
             self._input = self._pick(inputs, self.input_name, "input")
             self._output = self._pick(outputs, self.spec.output.name, "output")
+            missing = [n for n in self.extra_input_names if n not in inputs]
+            if missing:
+                raise RunnerError("engine has inputs %s but spec.yaml names input %r too; rebuild the engine from "
+                                  "this bundle" % (inputs, missing[0]))
             if self.cuda_graph:
                 context.execute_async_v3(self._stream.handle)  # first run outside capture (lazy setup)
                 self._stream.synchronize()
@@ -183,18 +187,20 @@ class TensorRTRunner(Runner):
             raise RunnerError("TensorRT execute_async_v3 failed")
         self._buffers.copy_out()
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, extra_inputs: Dict[str, np.ndarray]) -> np.ndarray:
         buffers = self._buffers.items
         host_in = buffers[self._input].host
+        feeds = [(buffers[name].host, array) for name, array in extra_inputs.items()]
         outs = []
         with self._ctx:
             for start, stop in chunks(batch.shape[0], self._high):
                 n = stop - start
                 size = self._high if self._graph is not None else run_size(n, self._low, self._high)
                 self._set_batch(size)
-                host_in[:n] = batch[start:stop]
-                if size > n:
-                    host_in[n:size] = 0  # padding up to the engine's batch: its outputs are dropped
+                for host, array in [(host_in, batch)] + feeds:  # feeds: a registration model's fixed images
+                    host[:n] = array[start:stop]
+                    if size > n:
+                        host[n:size] = 0  # padding up to the engine's batch: its outputs are dropped
                 if self._graph is not None:
                     self._graph.launch()
                 else:
@@ -208,9 +214,10 @@ class TensorRTRunner(Runner):
         shape = (size,) + tuple(self._shape[1:])
         if shape == self._shape:
             return
-        if not self._context.set_input_shape(self._input, shape):
-            raise RunnerError("engine input %r does not accept shape %s (its batch is %d..%d)"
-                              % (self._input, shape, self._low, self._high))
+        for name in [self._input] + list(self.extra_input_names):  # the inputs share the batch and the shape
+            if not self._context.set_input_shape(name, shape):
+                raise RunnerError("engine input %r does not accept shape %s (its batch is %d..%d)"
+                                  % (name, shape, self._low, self._high))
         self._shape = shape
 
     def _deactivate(self) -> None:

@@ -38,7 +38,8 @@ Shape = Tuple[int, ...]
 @dataclass(frozen=True)
 class BatchProfile:
     """The input shapes of an engine: ``shapes`` is None for a network without runtime dimensions (no
-    profile is needed), else ``(min, opt, max)``; ``calibration`` the calibration profile's shape (or None)."""
+    profile is needed), else ``(min, opt, max)``; ``calibration`` the calibration profile's shape (or None);
+    ``others`` the model's other inputs (a registration model's fixed image), which share the shapes."""
 
     input: str
     batch: int
@@ -46,10 +47,17 @@ class BatchProfile:
     shapes: Optional[Tuple[Shape, Shape, Shape]] = None
     calibration: Optional[Shape] = None
     dla: bool = False
+    others: Tuple[str, ...] = ()
+
+    @property
+    def inputs(self) -> Tuple[str, ...]:
+        return (self.input,) + self.others
 
     def to_dict(self) -> Dict[str, Any]:
         """build.json's ``profile``."""
         out: Dict[str, Any] = {"input": self.input, "batch": self.batch}
+        if self.others:
+            out["others"] = list(self.others)
         if self.shapes is not None:
             out.update(min=list(self.shapes[0]), opt=list(self.shapes[1]), max=list(self.shapes[2]))
         else:
@@ -81,8 +89,8 @@ def batch_profile(name: str, dims: Sequence[Dim], batch: int, dla: bool = False,
     if isinstance(first, int):
         if first != batch:
             raise JetsegError("--batch %d: %s has a fixed batch of %d; build with --batch %d, or re-export the model "
-                              "with a batch of %d (torch.onnx.export of a (%d, C, H, W) input, then jetseg export)"
-                              % (batch, name, first, first, batch, batch))
+                              "with 'jetseg export --batch dynamic' (or --batch %d)"
+                              % (batch, name, first, first, batch))
         return BatchProfile(name, batch, (batch,) + tail, dla=dla)
     low = batch if dla else 1
     shapes = ((low,) + tail, (batch,) + tail, (batch,) + tail)

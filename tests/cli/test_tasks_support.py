@@ -9,27 +9,13 @@ from jetseg.bundle import Bundle
 from jetseg.cli import main
 from tests.fixtures.bundles import registration_bundle, smoother_bundle
 from tests.fixtures.models import smoother
-
-
-def _error(capsys, argv):
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code != 0 and "Traceback" not in err, err
-    lines = [ln for ln in err.splitlines() if "error:" in ln]
-    assert len(lines) == 1, err
-    return lines[0]
+from tests.fixtures.processes import main_error as _error
 
 
 def test_bench_refuses_registration(tmp_path, capsys):
     bundle = registration_bundle(tmp_path / "b")
     line = _error(capsys, ["bench", bundle, "--reference", bundle, "--data", "synthetic://ultrasound?frames=2"])
     assert "jetseg bench supports task segmentation and enhancement; this model's spec.task is registration" in line
-
-
-def test_run_refuses_registration(tmp_path, capsys):
-    bundle = registration_bundle(tmp_path / "b")
-    line = _error(capsys, ["run", "--model", bundle, "--source", "synthetic://ultrasound?frames=2", "--sink", "null://"])
-    assert "jetseg run supports task segmentation and enhancement; this model's spec.task is registration" in line
 
 
 def test_run_records_an_enhancement_model_side_by_side(tmp_path, capsys):
