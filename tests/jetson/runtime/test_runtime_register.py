@@ -89,6 +89,18 @@ def test_the_warp_moves_the_roi_by_the_field_exactly():
     assert result.record()["task"] == "registration"
 
 
+def test_the_picture_warp_agrees_with_the_reference_warp_at_sub_pixel_shifts():
+    """cv2.remap (1/32 px) makes the picture; jetseg.flowscores.warp is the reference: within one grey level."""
+    spec = registration_spec(size=8, warped=None)
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    out = (rng.standard_normal((1, 2, 8, 8)) * 0.7).astype(np.float32)  # fractional, smooth after the resize
+    result = RegistrationPostProcessor(spec).result(out, Frame(0, image, 0.0), (0, 0, 64, 48))
+    reference = warp(image.transpose(2, 0, 1).astype(np.float32), result.field.at_roi()).transpose(1, 2, 0)
+    diff = np.abs(result.warped_roi().astype(np.float32) - reference)
+    assert diff.max() <= 1.5 and diff.mean() < 0.6
+
+
 def test_flow_colours_show_direction_by_hue_and_size_by_weight():
     field = np.zeros((2, 2, 2), np.float32)
     field[0, 0, 0], field[1, 0, 1], field[0, 1, 0] = 4.0, 4.0, 1.0  # +x, +y (down), a quarter of full
