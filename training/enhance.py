@@ -43,6 +43,7 @@ class EnhanceConfig(TrainConfig):
     ssim_weight: float = 0.0  # weight of (1 - SSIM)
     adversarial: bool = False  # add a least-squares GAN loss with a small PatchGAN discriminator
     adv_weight: float = 0.01
+    patch: int = 64  # train on random patch x patch crops (the model is fully convolutional); 0: whole inputs
 
 
 @dataclass
@@ -196,10 +197,18 @@ def train_enhancement(cfg: EnhanceConfig) -> Bundle:
     gen = torch.Generator().manual_seed(cfg.seed)
     adversary = Adversarial(channels) if cfg.adversarial else None
     val_x, val_t = val_set.x.astype(np.float32), val_set.t.astype(np.float32)
+    height, width = (int(v) for v in spec.input.size)
+    patch = cfg.patch if 0 < cfg.patch < min(height, width) else 0
+    if patch and patch % (2 ** int(model.config["depth"])):
+        raise TrainError("--patch %d is not a multiple of %d (2**depth); choose e.g. 64" % (patch, 2 ** model.config["depth"]))
 
     def step_loss(idx: np.ndarray) -> Any:
-        x = torch.from_numpy(train_set.x[idx].astype(np.float32))
-        t = torch.from_numpy(train_set.t[idx].astype(np.float32))
+        x, t = train_set.x[idx], train_set.t[idx]
+        if patch:  # one random window per batch, the same for input and target
+            y0, x0 = (int(v) for v in torch.randint(0, 1 << 30, (2,), generator=gen))
+            y0, x0 = y0 % (height - patch + 1), x0 % (width - patch + 1)
+            x, t = x[..., y0:y0 + patch, x0:x0 + patch], t[..., y0:y0 + patch, x0:x0 + patch]
+        x, t = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(t.astype(np.float32))
         flip = torch.rand(len(idx), generator=gen) < 0.5  # left-right mirror, the same for input and target
         x[flip], t[flip] = x[flip].flip(-1), t[flip].flip(-1)
         out = model(x)
@@ -230,7 +239,8 @@ def train_enhancement(cfg: EnhanceConfig) -> Bundle:
         "history": result.history, "best_step": result.best_step,
         "onnx_max_abs_diff_vs_torch": max_diff, "seconds": round(time.time() - started, 1),
     }
-    provenance["training"].update(steps_run=steps, train_threads_used=train_threads, augment="left-right flip")
+    provenance["training"].update(steps_run=steps, train_threads_used=train_threads, augment="left-right flip",
+                                  patch_used=patch)
     parent = Path(cfg.out).resolve().parent
     with staged_bundle(onnx_bytes, spec, extra_files={WEIGHTS_FILE: weights}, provenance=provenance,
                        parent=parent, prefix=".jetseg-train-") as exported:

@@ -41,10 +41,10 @@ def enhancement_card(spec: Spec, prov: Dict[str, Any], model: Any) -> bytes:
     lines += _train_data(prov["data"])
     lines += [
         "", "## Training", "", "```", prov["command"], "```", "",
-        "%d steps, batch %d, AdamW lr %g (one-cycle), loss %s, left-right flips; best held-out step %d (by PSNR); "
-        "%.0f s on this machine's CPU (%d training thread(s))." % (
-            tr["steps_run"], tr["batch"], tr["lr"], " + ".join(losses), prov["best_step"], prov["seconds"],
-            tr["train_threads_used"]),
+        "%d steps, batch %d%s, AdamW lr %g (one-cycle), loss %s, left-right flips; best held-out step %d (by "
+        "PSNR); %.0f s on this machine's CPU (%d training thread(s))." % (
+            tr["steps_run"], tr["batch"], " of %dx%d crops" % (tr["patch_used"], tr["patch_used"]) if tr["patch_used"]
+            else "", tr["lr"], " + ".join(losses), prov["best_step"], prov["seconds"], tr["train_threads_used"]),
         "", "## Held-out accuracy", "",
         "Mean per-frame PSNR and SSIM against the clean targets, of the exported `model.onnx` through the `%s` "
         "runner on %d held-out frames at the model's input resolution (targets cropped and area-resized like the "

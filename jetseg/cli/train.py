@@ -81,6 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     enh.add_argument("--adversarial", action="store_true",
                      help="add a least-squares GAN loss with a small discriminator (off by default)")
     enh.add_argument("--adv-weight", type=float, default=0.01, help="weight of the adversarial loss (default 0.01)")
+    enh.add_argument("--patch", type=int, default=64, metavar="N",
+                     help="train on random NxN crops of the inputs (default 64; 0: whole inputs)")
 
 
 def add_thread_arguments(parser: argparse.ArgumentParser, runner: str) -> None:
@@ -144,6 +146,8 @@ def run_enhancement(args: argparse.Namespace) -> int:
     """``--task enhancement``: a denoiser on noisy/clean pairs (:mod:`jetseg.training.enhance`)."""
     from jetseg.training.enhance import EnhanceConfig, train_enhancement
 
+    if args.patch < 0:
+        raise JetsegError("--patch %d is invalid; expected 0 (whole inputs) or a crop size such as 64" % args.patch)
     for name in ("ssim_weight", "adv_weight"):
         if not 0.0 <= getattr(args, name) < math.inf:
             raise JetsegError("--%s %g is invalid; expected 0 or a positive number"
@@ -157,7 +161,7 @@ def run_enhancement(args: argparse.Namespace) -> int:
                         val_fraction=args.val_fraction, eval_interval=args.eval_interval, channels=args.channels,
                         threads=args.threads, train_threads=args.train_threads, arch_kwargs=unet_kwargs(args),
                         overwrite=args.overwrite, loss=args.loss, ssim_weight=args.ssim_weight,
-                        adversarial=args.adversarial, adv_weight=args.adv_weight)
+                        adversarial=args.adversarial, adv_weight=args.adv_weight, patch=args.patch)
     bundle = train_enhancement(cfg)
     metrics = bundle.manifest.provenance.get("metrics", {})
     print("wrote %s (held-out PSNR %.2f dB, SSIM %.4f on %d frames, %s runner; noisy input %.2f dB)"
