@@ -36,8 +36,8 @@ def clean_targets(spec: Spec, frames: Sequence[Any],
     """Each frame's clean target (``frame.meta["clean"]``, full frame) cropped to its ROI (``boxes``, as the
     inputs were; default the spec's) and resized like the model's input, ``(C, h, w) float32`` in [0, 1]
     (:func:`jetseg.tasks.clean_target`); None unless every frame has one."""
-    cleans = [(f.meta or {}).get("clean") for f in frames]
-    if not cleans or any(c is None for c in cleans):
+    cleans: List[np.ndarray] = [c for c in ((f.meta or {}).get("clean") for f in frames) if c is not None]
+    if not cleans or len(cleans) != len(frames):
         return None
     rois = list(boxes) if boxes is not None else [spec.roi_for(f.image.shape) for f in frames]
     return [clean_target(spec, clean, box) for clean, box in zip(cleans, rois)]

@@ -265,6 +265,7 @@ def evaluate_enhancement(bundle: Any, x: np.ndarray, targets: np.ndarray, uri: s
     with open_runner(backend, bundle, threads=threads) as runner:
         outputs = evaluate.run_inputs(runner.spec, runner.infer, [x[i:i + 1] for i in range(len(x))])
         enhancement = runner.spec.enhancement
+    assert enhancement is not None, "an enhancement spec has its section (filled with defaults)"
     images = np.concatenate([enhanced_images(o, enhancement) for o in outputs.outputs])
     model = image_scores(images, targets)
     noisy = image_scores(x, targets)

@@ -33,8 +33,9 @@ class ResidualUNet(nn.Module):
                                    "num_classes=%r (give equal numbers)" % (in_channels, num_classes))
         self.body = UNet(input_size, in_channels, in_channels, depth, base_width, separable=False)
         self.config = dict(self.body.config)
-        nn.init.zeros_(self.body.head.weight)  # starts as the identity: the output is the input
-        nn.init.zeros_(self.body.head.bias)
+        head: Any = self.body.head
+        nn.init.zeros_(head.weight)  # starts as the identity: the output is the input
+        nn.init.zeros_(head.bias)
 
     def forward(self, x: Any) -> Any:
         return x + self.body(x)
