@@ -24,7 +24,7 @@ import numpy as np
 
 from jetseg.bundle import WEIGHTS_FILE, Bundle, check_out, command_line, save_bundle, staged_bundle, uri_path
 from jetseg.spec import Spec
-from jetseg.training.data import TrainError, held_out_uri, synthetic_kind
+from jetseg.training.data import TrainError, every_kth, held_out_uri, synthetic_kind
 from jetseg.training.train import TrainConfig
 
 log = logging.getLogger("jetseg.train")
@@ -59,16 +59,9 @@ class Pairs:
 
 def make_spec(cfg: EnhanceConfig, sample: Any, name: str) -> Spec:
     """The bundle's spec from the first frame: channels, the ROI (the synthetic field of view), area resizing."""
-    from jetseg.training.train import _is_grey
+    from jetseg.training.train import input_channels
 
-    kind = synthetic_kind(cfg.data)
-    if cfg.channels is not None:
-        channels = cfg.channels
-    elif kind is not None:
-        channels = 3 if kind == "endoscopy" else 1
-    else:
-        image = sample.image
-        channels = 1 if image.ndim == 2 or _is_grey(image) else 3
+    channels = input_channels(cfg, sample)
     roi = sample.meta.get("roi")
     return Spec.from_dict({
         "name": name, "task": "enhancement",
@@ -96,40 +89,27 @@ def held_out_pairs_uri(uri: str, frames: int, every: int) -> Optional[str]:
 def read_pairs(uri: str, limit: Optional[int], every: int, spec: Optional[Spec], cfg: EnhanceConfig,
                name: str = "") -> Tuple[Pairs, Spec]:
     """Noisy/clean pairs from ``uri`` (every ``every``-th frame, up to ``limit``), preprocessed as they arrive."""
-    from jetseg.jetson.sources import open_source
     from jetseg.tasks import clean_target
-    from jetseg.training.progress import bar
 
-    source = open_source(uri)
-    try:
-        total: Optional[int] = len(source) if limit is None else min(len(source), limit * every)
-    except TypeError:
-        if limit is None:
-            raise TrainError("source %s is endless; add frames=N to the URI" % uri) from None
-        total = limit * every
     digest = hashlib.sha256()
     xs: List[np.ndarray] = []
     ts: List[np.ndarray] = []
-    read = 0
-    with source, bar(total=total, desc="read " + uri[:40], unit="frame") as progress:
-        for frame in source:
-            clean = (frame.meta or {}).get("clean")
-            if clean is None:
-                raise TrainError("frame %s of %s has no clean target; enhancement training needs noisy/clean pairs "
-                                 "(synthetic://ultrasound?noise=speckle, synthetic://ct?noise=lowdose, or a folder "
-                                 "with images/ and clean/)" % (frame.source_id or frame.index, uri))
-            if read % every == 0:
-                if spec is None:
-                    spec = make_spec(cfg, frame, name)
-                box = spec.roi_for(frame.image.shape)
-                digest.update(np.ascontiguousarray(frame.image).tobytes())
-                digest.update(np.ascontiguousarray(clean).tobytes())
-                xs.append(spec.preprocess(frame.image, roi=box).astype(np.float16))
-                ts.append(clean_target(spec, clean, box)[None].astype(np.float16))
-            read += 1
-            progress.update(1)
-            if limit is not None and len(xs) >= limit:
-                break
+    counts = {"read": 0}
+    for frame, keep in every_kth(uri, limit, every, counts):
+        clean = (frame.meta or {}).get("clean")
+        if clean is None:
+            raise TrainError("frame %s of %s has no clean target; enhancement training needs noisy/clean pairs "
+                             "(synthetic://ultrasound?noise=speckle, synthetic://ct?noise=lowdose, or a folder "
+                             "with images/ and clean/)" % (frame.source_id or frame.index, uri))
+        if keep:
+            if spec is None:
+                spec = make_spec(cfg, frame, name)
+            box = spec.roi_for(frame.image.shape)
+            digest.update(np.ascontiguousarray(frame.image).tobytes())
+            digest.update(np.ascontiguousarray(clean).tobytes())
+            xs.append(spec.preprocess(frame.image, roi=box).astype(np.float16))
+            ts.append(clean_target(spec, clean, box)[None].astype(np.float16))
+    read = counts["read"]
     if not xs or spec is None:
         raise TrainError("source %s delivered no frames" % uri)
     return Pairs(x=np.concatenate(xs), t=np.concatenate(ts), uri=uri, sha256=digest.hexdigest(), read=read), spec
