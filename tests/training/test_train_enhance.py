@@ -23,10 +23,14 @@ def _cli(capsys, *argv):
     return code, out.out, out.err
 
 
-@pytest.mark.parametrize("extra", [[], ["--loss", "mse", "--ssim-weight", "0.5", "--adversarial"]])
-def test_tiny_run_writes_an_enhancement_bundle(tmp_path, capsys, extra):
+@pytest.mark.parametrize("data,extra", [
+    (DATA, []),
+    ("synthetic://ct?noise=lowdose&frames=40&width=160&height=120", ["--loss", "mse", "--ssim-weight", "0.5",
+                                                                     "--adversarial"]),
+])
+def test_tiny_run_writes_an_enhancement_bundle(tmp_path, capsys, data, extra):
     out = tmp_path / "denoiser"
-    code, stdout, err = _cli(capsys, "train", "--data", DATA, "--out", str(out), *(TINY + extra))
+    code, stdout, err = _cli(capsys, "train", "--data", data, "--out", str(out), *(TINY + extra))
     assert code == 0, err
     assert "held-out PSNR" in stdout and "noisy input" in stdout
     bundle = Bundle(out)
@@ -35,7 +39,8 @@ def test_tiny_run_writes_an_enhancement_bundle(tmp_path, capsys, extra):
     assert spec.input.mean == [0.0] and spec.input.std == [1.0] and spec.input.interpolation == "area"
     prov = bundle.manifest.provenance
     assert prov["architecture"]["name"] == "unet-denoise" and prov["task"] == "enhancement"
-    assert "noise=speckle,lowgain" in prov["data"]["validation"]["uri"] and "seed=1000" in prov["data"]["validation"]["uri"]
+    noise = data.split("noise=")[1].split("&")[0]
+    assert "noise=" + noise in prov["data"]["validation"]["uri"] and "seed=1000" in prov["data"]["validation"]["uri"]
     metrics = prov["metrics"]
     assert metrics["frames"] == 4 and metrics["backend"] == "onnxrt"
     assert 0 < metrics["input"]["psnr"] < 40 and 0 < metrics["psnr"] < 100 and -1 <= metrics["ssim"] <= 1
