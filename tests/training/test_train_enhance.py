@@ -104,3 +104,24 @@ def test_bad_input_is_one_line(tmp_path, capsys, argv, message):
     assert code != 0 and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_a_folder_of_noisy_clean_pairs_trains_with_its_last_files_held_out(tmp_path, capsys):
+    import cv2
+
+    from jetseg.jetson.sources import open_source
+
+    data = tmp_path / "pairs"
+    (data / "images").mkdir(parents=True)
+    (data / "clean").mkdir()
+    with open_source("synthetic://ct?noise=lowdose&width=96&height=96&frames=10") as source:
+        for frame in source:
+            cv2.imwrite(str(data / "images" / ("s%02d.png" % frame.index)), frame.image)
+            cv2.imwrite(str(data / "clean" / ("s%02d.png" % frame.index)), frame.meta["clean"])
+    argv = TINY[:TINY.index("--frames")] + TINY[TINY.index("--threads"):]  # a folder: all its files, split
+    code, _, err = _cli(capsys, "train", "--data", str(data), "--out", str(tmp_path / "d"), *argv)
+    assert code == 0, err
+    prov = Bundle(tmp_path / "d").manifest.provenance
+    assert prov["data"]["train"]["frames_used"] == 8 and prov["metrics"]["frames"] == 2
+    assert prov["data"]["validation"]["uri"].endswith("(last 2 frames held out)")
+    assert Bundle(tmp_path / "d").spec.input.channels == 1  # grey PNGs
