@@ -17,6 +17,7 @@ import numpy as np
 
 from jetseg import evaluate
 from jetseg.spec import Spec
+from jetseg.tasks import clean_target
 
 #: The accuracy keys of enhancement rows (report.json; None for segmentation rows).
 IMAGE_KEYS = ("psnr_vs_reference", "ssim_vs_reference", "psnr_vs_targets", "ssim_vs_targets",
@@ -30,42 +31,32 @@ def _round(value: Any, digits: int = 5) -> Any:
     return round(float(value), digits) if isinstance(value, (int, float)) else value
 
 
-def clean_targets(spec: Spec, frames: Sequence[Any]) -> Optional[List[np.ndarray]]:
-    """Each frame's clean target (``frame.meta["clean"]``, full frame) cropped and resized like the model's
-    input, ``(C, h, w) float32`` in [0, 1]; None unless every frame has one."""
-    import cv2
-
-    cleans = [(f.meta or {}).get("clean") for f in frames]
-    if not cleans or any(c is None for c in cleans):
+def clean_targets(spec: Spec, frames: Sequence[Any],
+                  boxes: Optional[Sequence[Sequence[int]]] = None) -> Optional[List[np.ndarray]]:
+    """Each frame's clean target (``frame.meta["clean"]``, full frame) cropped to its ROI (``boxes``, as the
+    inputs were; default the spec's) and resized like the model's input, ``(C, h, w) float32`` in [0, 1]
+    (:func:`jetseg.tasks.clean_target`); None unless every frame has one."""
+    cleans: List[np.ndarray] = [c for c in ((f.meta or {}).get("clean") for f in frames) if c is not None]
+    if not cleans or len(cleans) != len(frames):
         return None
-    height, width = (int(v) for v in spec.input.size)
-    out = []
-    for frame, clean in zip(frames, cleans):
-        x, y, w, h = spec.roi_for(frame.image.shape)
-        crop = np.asarray(clean)[y:y + h, x:x + w]
-        scale = 65535.0 if crop.dtype == np.uint16 else 255.0 if crop.dtype == np.uint8 else 1.0
-        if spec.input.channels == 1 and crop.ndim == 3:
-            crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-        crop = cv2.resize(crop.astype(np.float32) / np.float32(scale), (width, height), interpolation=cv2.INTER_AREA)
-        image = crop[None] if crop.ndim == 2 else crop.transpose(2, 0, 1)
-        if image.shape[0] == 3 and spec.input.color_order == "rgb":
-            image = image[::-1]
-        out.append(np.ascontiguousarray(image, dtype=np.float32))
-    return out
+    rois = list(boxes) if boxes is not None else [spec.roi_for(f.image.shape) for f in frames]
+    return [clean_target(spec, clean, box) for clean, box in zip(cleans, rois)]
 
 
 def score_row(outputs: evaluate.Outputs, reference: evaluate.Outputs, frames: Sequence[Any], hd95: bool,
-              labels: Optional[Sequence[Optional[np.ndarray]]] = None) -> Dict[str, Any]:
+              labels: Optional[Sequence[Optional[np.ndarray]]] = None,
+              boxes: Optional[Sequence[Sequence[int]]] = None) -> Dict[str, Any]:
     """One row's scores against the reference row (and labels or clean targets), by the spec's task.
 
     Args:
         labels: model-size labels, cropped to each frame's ROI (``bench --roi``); default: the frames' labels
             through the spec's ROI.
+        boxes: each frame's ROI ``(x, y, w, h)`` (``bench --roi``) for the clean targets; default the spec's.
     """
     spec = outputs.spec
     if spec.task == "enhancement":
         return {"task": "enhancement",
-                "images": evaluate.compare_images(reference, outputs, clean_targets(spec, frames))}
+                "images": evaluate.compare_images(reference, outputs, clean_targets(spec, frames, boxes))}
     if labels is None:
         scores = evaluate.score_frames(outputs, reference, frames, hd95=hd95)
     else:

@@ -274,7 +274,7 @@ def _measure_accuracy(rows: List[Row], frames: List[Any], rois: FrameRois, setti
     for row in rows:
         assert row.outputs is not None and reference.outputs is not None, "every row ran the frames above"
         row.scores = score_row(row.outputs, reference.outputs, frames, hd95=settings.hd95,
-                               labels=rois.labels(row.bundle.spec, frames))
+                               labels=rois.labels(row.bundle.spec, frames), boxes=rois.boxes)
     return reference
 
 

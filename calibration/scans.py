@@ -8,6 +8,10 @@ each frame we keep a small thumbnail (for curation), its label when the source h
 preprocessed tensor while the total stays under a memory budget; past the budget the tensors are dropped
 and :meth:`ScanSet.tensors` reads the chosen frames again in a second pass (finite sources only).
 
+Enhancement models: a frame that carries a clean target (``frame.meta["clean"]``: ``synthetic://...?noise=``,
+an image folder with ``images/`` and ``clean/``) also gives its target, cropped and resized like the input
+(:func:`jetseg.tasks.clean_target`), kept and re-read like the tensors (:meth:`ScanSet.targets`).
+
 Provenance: the sha256 of every source file (a folder: each file in it; one file: that file; synthetic:
 the URI and the generator's parameters).
 """
@@ -26,6 +30,7 @@ from jetseg.errors import JetsegError, SourceError
 from jetseg.jetson.frames.roi import RoiError, RoiMode, RoiPolicy, rois_per_file
 from jetseg.optional import require
 from jetseg.spec import Spec
+from jetseg.tasks import clean_target
 
 log = logging.getLogger("jetseg.calibration")
 
@@ -56,6 +61,7 @@ class ScanSet:
         skipped: files the source could not use (unreadable, corrupt), as the source counted them.
         files: provenance records (``{"path", "sha256"}`` per file, or the synthetic parameters).
         rois: the ROI used per file or sequence: ``{"roi": [x, y, w, h], "frame": [w, h], "how": ...}``.
+        cleans: how many frames carried a clean target (enhancement models; 0 otherwise).
     """
 
     uri: str
@@ -67,7 +73,9 @@ class ScanSet:
     files: List[Dict[str, Any]] = field(default_factory=list)
     truncated: bool = False
     rois: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    cleans: int = 0
     _tensors: Optional[List[np.ndarray]] = None
+    _targets: Optional[List[Optional[np.ndarray]]] = None
     _options: Dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -77,12 +85,30 @@ class ScanSet:
     def in_memory(self) -> bool:
         return self._tensors is not None
 
+    @property
+    def with_targets(self) -> bool:
+        """Every frame carried a clean target (an enhancement model's PSNR drop can be measured)."""
+        return bool(self.ids) and self.cleans == len(self.ids)
+
     def tensors(self, indices: Sequence[int], progress: bool = False) -> List[np.ndarray]:
         """The preprocessed ``(1, C, H, W) float32`` inputs of the frames at ``indices`` (positions in this set)."""
         if self._tensors is not None:
             return [self._tensors[i] for i in indices]
+        return [pair[0] for pair in self._reread(indices, progress)]
+
+    def targets(self, indices: Sequence[int], progress: bool = False) -> List[Optional[np.ndarray]]:
+        """The clean targets ``(C, H, W) float32`` in [0, 1] of the frames at ``indices``; None per frame unless
+        every frame carried one (:attr:`with_targets`)."""
+        if not self.with_targets:
+            return [None] * len(indices)
+        if self._targets is not None:
+            return [self._targets[i] for i in indices]
+        return [pair[1] for pair in self._reread(indices, progress)]
+
+    def _reread(self, indices: Sequence[int], progress: bool) -> List[Tuple[np.ndarray, Optional[np.ndarray]]]:
+        """A second pass over the source: ``(tensor, target)`` of the frames at ``indices``."""
         wanted = {int(self.ids[i]["index"]): i for i in indices}
-        found: Dict[int, np.ndarray] = {}
+        found: Dict[int, Tuple[np.ndarray, Optional[np.ndarray]]] = {}
         last = max(wanted) if wanted else -1
         for position, frame in _frames(self.uri, self._options, limit=last + 1, progress=progress,
                                        desc="re-reading"):
@@ -93,11 +119,19 @@ class ScanSet:
                 if not np.allclose(thumbnail(tensor), self.thumbs[i], atol=1e-4):
                     raise ScanError("source %s delivered a different frame %d on the second pass; calibrate from "
                                     "files (not a live stream) or raise --memory-mb" % (self.uri, position))
-                found[position] = tensor
+                found[position] = (tensor, _target(self.spec, frame, roi))
         missing = sorted(set(wanted) - set(found))
         if missing:
             raise ScanError("source %s ended before frame %d on the second pass" % (self.uri, missing[0]))
         return [found[int(self.ids[i]["index"])] for i in indices]
+
+
+def _target(spec: Spec, frame: Any, roi: Sequence[int]) -> Optional[np.ndarray]:
+    """The frame's clean target for an enhancement model (:func:`jetseg.tasks.clean_target`), else None."""
+    clean = (frame.meta or {}).get("clean")
+    if spec.task != "enhancement" or clean is None:
+        return None
+    return clean_target(spec, clean, roi)
 
 
 def _frames(uri: str, options: Dict[str, Any], limit: Optional[int], progress: bool, desc: str,
@@ -156,6 +190,7 @@ def read_scans(uri: str, spec: Spec, max_frames: int = 500, memory_mb: float = 1
         raise ScanError("--max-frames %r is invalid; expected a positive integer" % (max_frames,))
     out = ScanSet(uri=uri, spec=spec, _options=dict(options))
     tensors: Optional[List[np.ndarray]] = []
+    targets: List[Optional[np.ndarray]] = []
     thumbs: List[np.ndarray] = []
     used = 0.0
     budget = float(memory_mb) * 1024 * 1024
@@ -165,17 +200,21 @@ def read_scans(uri: str, spec: Spec, max_frames: int = 500, memory_mb: float = 1
         for position, frame, box in with_rois(frames, spec, roi, auto_frames, out.rois):
             tensor = spec.preprocess(frame.image, roi=box)
             label = spec.preprocess_mask(frame.label, roi=box) if frame.label is not None else None
+            target = _target(spec, frame, box)
+            out.cleans += target is not None
             out.ids.append({"index": position, "source": str(frame.source_id or position)})
             out.labels.append(label)
             thumbs.append(thumbnail(tensor))
             if tensors is not None:
-                used += tensor.nbytes
+                used += tensor.nbytes + (target.nbytes if target is not None else 0)
                 if used > budget:
                     log.info("scans exceed --memory-mb %.0f; keeping thumbnails only, the chosen frames are read "
                              "again", memory_mb)
                     tensors = None
+                    targets = []
                 else:
                     tensors.append(tensor)
+                    targets.append(target)
     except SourceError as exc:
         if "no usable" in str(exc):
             raise ScanError("%s; nothing to calibrate with" % exc) from None
@@ -189,6 +228,7 @@ def read_scans(uri: str, spec: Spec, max_frames: int = 500, memory_mb: float = 1
                         "model can take" % (uri, out.skipped))
     out.thumbs = np.stack(thumbs)
     out._tensors = tensors
+    out._targets = targets if tensors is not None else None
     out.files = provenance(uri, options)
     return out
 

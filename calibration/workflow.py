@@ -174,9 +174,10 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         prepare_model(fp32.model_path, prepared)
         data = compute_ranges(prepared, spec.input.name, calib_x, method, work, progress=progress)
         ranges = _ordered_ranges(prepared, ranges_of(data))
-        if spec.task == "enhancement":  # the scans' labels are masks, not clean images: no targets (yet)
-            gate: Gate = ImageGate(fp32, held_x, [None] * len(held_x), gate_psnr, gate_ssim, work,
-                                   progress=progress, check_inputs=check_x, check_targets=[None] * len(check_x))
+        if spec.task == "enhancement":  # clean targets when every scan carries one (scans.py), else None
+            gate: Gate = ImageGate(fp32, held_x, scanset.targets(held_idx, progress), gate_psnr, gate_ssim, work,
+                                   progress=progress, check_inputs=check_x,
+                                   check_targets=scanset.targets(check_idx, progress))
         else:
             gate = Gate(fp32, held_x, held_labels, gate_dice, work, progress=progress, check_inputs=check_x,
                         check_labels=check_labels)

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from jetseg.errors import SpecError
+
+if TYPE_CHECKING:
+    from jetseg.spec import Spec
 
 TASKS = ("segmentation", "enhancement", "registration")
 FIELD_UNITS = ("pixels", "normalized")
@@ -124,6 +127,29 @@ def enhanced_images(output: Any, spec: EnhancementSpec) -> np.ndarray:
                         "enhancement.channels %d" % (tuple(output.shape), spec.channels, spec.channels))
     low, high = spec.range
     return ((np.clip(output, low, high) - np.float32(low)) / np.float32(high - low)).astype(np.float32)
+
+
+def clean_target(spec: Spec, clean: np.ndarray, roi: Sequence[int]) -> np.ndarray:
+    """A clean target for an enhancement model: the clean full frame ``clean`` (``HxW`` or ``HxWx3`` BGR,
+    uint8, uint16 or float in [0, 1]; ``frame.meta["clean"]``) cropped to ``roi`` ``(x, y, w, h)`` as the input
+    is, converted to the model's channels and order, area-resized to ``input.size``: ``(C, h, w) float32`` in
+    [0, 1] (what :func:`enhanced_images` gives for the model's output). Used by calibrate and bench alike."""
+    from jetseg.optional import require
+
+    cv2 = require("cv2", "clean targets")
+    height, width = (int(v) for v in spec.input.size)
+    x, y, w, h = (int(v) for v in roi)
+    crop = np.asarray(clean)[y:y + h, x:x + w]
+    scale = 65535.0 if crop.dtype == np.uint16 else 255.0 if crop.dtype == np.uint8 else 1.0
+    if spec.input.channels == 1 and crop.ndim == 3:
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    crop = cv2.resize(crop.astype(np.float32) / np.float32(scale), (width, height), interpolation=cv2.INTER_AREA)
+    image = crop[None] if crop.ndim == 2 else crop.transpose(2, 0, 1)
+    if image.shape[0] == 1 and spec.input.channels == 3:
+        image = np.repeat(image, 3, axis=0)
+    if image.shape[0] == 3 and spec.input.color_order == "rgb":
+        image = image[::-1]
+    return np.ascontiguousarray(image, dtype=np.float32)
 
 
 def expect_field(ok: bool, name: str, got: Any, expected: str) -> None:

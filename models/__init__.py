@@ -11,13 +11,15 @@ from typing import List
 from jetseg.errors import JetsegError
 
 BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
-BUNDLED = {"ultrasound": "ultrasound-unet", "endoscopy": "endoscopy-unet"}
+BUNDLED = {"ultrasound": "ultrasound-unet", "endoscopy": "endoscopy-unet",
+           "ultrasound-denoise": "ultrasound-denoise"}  # the last: task enhancement (docs/tasks.md)
 
 
 def bundled(kind: str) -> Path:
-    """The path of a demo bundle shipped with jetseg: ``bundled("ultrasound")``, ``bundled("endoscopy")``.
+    """The path of a demo bundle shipped with jetseg: ``bundled("ultrasound")``, ``bundled("endoscopy")`` (segmentation),
+    ``bundled("ultrasound-denoise")`` (a denoiser, task enhancement).
 
-    Both are trained on jetseg's synthetic scans (see their MODEL_CARD.md); not for clinical use.
+    All are trained on jetseg's synthetic scans (see their MODEL_CARD.md); not for clinical use.
     """
     if kind not in BUNDLED:
         raise JetsegError("no bundled model %r; bundled models: %s" % (kind, ", ".join(sorted(BUNDLED))))

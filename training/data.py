@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -57,15 +57,12 @@ def held_out_uri(uri: str, frames: int, every: int, offset: int = 1000) -> Optio
     return "synthetic://%s?seed=%d&frames=%d%s" % (kind, seed, frames * every, extra)
 
 
-def read_frames(uri: str, limit: Optional[int], every: int, spec: Optional[Spec],
-                make: Optional[Callable[[Any], Spec]] = None, dtype: Any = np.float16,
-                labels: str = "required") -> Tuple[Dataset, Spec]:
-    """Frames from ``uri`` (every ``every``-th, up to ``limit``), preprocessed as they arrive.
+def every_kth(uri: str, limit: Optional[int], every: int, counts: Dict[str, int]) -> Iterator[Tuple[Any, bool]]:
+    """``(frame, keep)`` for each frame read from ``uri`` with a progress bar: ``keep`` for every ``every``-th, up
+    to ``limit`` kept frames (a finite source without ``limit``: all of it); ``counts["read"]`` counts the frames.
 
-    Args:
-        spec: the spec whose preprocessing is used, or None to make it with ``make(first_frame)``.
-        labels: ``required`` (a frame without a mask is an error), ``optional`` (masks are kept only if
-            every frame has one; ``y`` is None otherwise) or ``ignore``.
+    Raises:
+        TrainError: an endless source without ``limit``.
     """
     from jetseg.jetson.sources import open_source
     from jetseg.training.progress import bar
@@ -81,29 +78,48 @@ def read_frames(uri: str, limit: Optional[int], every: int, spec: Optional[Spec]
         total = finite
     else:
         total = limit * every if finite is None else min(finite, limit * every)
+    kept = 0
+    counts["read"] = 0
+    with source, bar(total=total, desc="read " + uri[:40], unit="frame") as progress:
+        for frame in source:
+            keep = counts["read"] % every == 0
+            yield frame, keep
+            kept += keep
+            counts["read"] += 1
+            progress.update(1)
+            if limit is not None and kept >= limit:
+                break
+
+
+def read_frames(uri: str, limit: Optional[int], every: int, spec: Optional[Spec],
+                make: Optional[Callable[[Any], Spec]] = None, dtype: Any = np.float16,
+                labels: str = "required") -> Tuple[Dataset, Spec]:
+    """Frames from ``uri`` (every ``every``-th, up to ``limit``), preprocessed as they arrive.
+
+    Args:
+        spec: the spec whose preprocessing is used, or None to make it with ``make(first_frame)``.
+        labels: ``required`` (a frame without a mask is an error), ``optional`` (masks are kept only if
+            every frame has one; ``y`` is None otherwise) or ``ignore``.
+    """
     digest = hashlib.sha256()
     xs: List[np.ndarray] = []
     ys: Optional[List[np.ndarray]] = [] if labels != "ignore" else None
-    read = 0
-    with source, bar(total=total, desc="read " + uri[:40], unit="frame") as progress:
-        for frame in source:
-            if frame.label is None and labels == "required":
-                raise TrainError("frame %s of %s has no label; training needs masks (a folder with images/ and "
-                                 "masks/, or synthetic://...)" % (frame.source_id or frame.index, uri))
-            if read % every == 0:
-                if spec is None:
-                    spec = make(frame)  # type: ignore[misc]
-                digest.update(np.ascontiguousarray(frame.image).tobytes())
-                xs.append(spec.preprocess(frame.image).astype(dtype))
-                if ys is not None and frame.label is None:
-                    ys = None
-                elif ys is not None and frame.label is not None:
-                    digest.update(np.ascontiguousarray(frame.label).tobytes())
-                    ys.append(spec.preprocess_mask(frame.label))
-            read += 1
-            progress.update(1)
-            if limit is not None and len(xs) >= limit:
-                break
+    counts = {"read": 0}
+    for frame, keep in every_kth(uri, limit, every, counts):
+        if frame.label is None and labels == "required":
+            raise TrainError("frame %s of %s has no label; training needs masks (a folder with images/ and "
+                             "masks/, or synthetic://...)" % (frame.source_id or frame.index, uri))
+        if keep:
+            if spec is None:
+                spec = make(frame)  # type: ignore[misc]
+            digest.update(np.ascontiguousarray(frame.image).tobytes())
+            xs.append(spec.preprocess(frame.image).astype(dtype))
+            if ys is not None and frame.label is None:
+                ys = None
+            elif ys is not None and frame.label is not None:
+                digest.update(np.ascontiguousarray(frame.label).tobytes())
+                ys.append(spec.preprocess_mask(frame.label))
+    read = counts["read"]
     if not xs or spec is None:
         raise TrainError("source %s delivered no frames" % uri)
     y = np.stack(ys) if ys else None

@@ -67,15 +67,8 @@ class TrainConfig:
 
 def make_spec(cfg: TrainConfig, sample: Any, name: str) -> Spec:
     """The bundle's spec from the first frame: channels, classes, ROI (the synthetic field of view)."""
-    kind = synthetic_kind(cfg.data)
     classes = cfg.classes or sample.meta.get("classes") or ["background", "target"]
-    if cfg.channels is not None:
-        channels = cfg.channels
-    elif kind is not None:
-        channels = 1 if kind == "ultrasound" else 3
-    else:
-        image = sample.image
-        channels = 1 if image.ndim == 2 or (image.ndim == 3 and _is_grey(image)) else 3
+    channels = input_channels(cfg, sample)
     roi = sample.meta.get("roi")
     return Spec.from_dict({
         "name": name, "task": "segmentation",
@@ -86,6 +79,18 @@ def make_spec(cfg: TrainConfig, sample: Any, name: str) -> Spec:
         "classes": list(classes),
         "description": "trained by jetseg train on %s" % cfg.data,
     })
+
+
+def input_channels(cfg: TrainConfig, sample: Any) -> int:
+    """``--channels``, else 3 for synthetic endoscopy and 1 for the other synthetic kinds, else 1 for grey data
+    (grey frames, or BGR frames with equal channels) and 3 for colour."""
+    kind = synthetic_kind(cfg.data)
+    if cfg.channels is not None:
+        return cfg.channels
+    if kind is not None:
+        return 3 if kind == "endoscopy" else 1
+    image = sample.image
+    return 1 if image.ndim == 2 or (image.ndim == 3 and _is_grey(image)) else 3
 
 
 def _is_grey(image: np.ndarray) -> bool:

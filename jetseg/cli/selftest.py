@@ -283,6 +283,7 @@ def main_checks(state: _State) -> List[Check]:
 
 def run(args: argparse.Namespace) -> int:
     from jetseg import selftest
+    from jetseg.bundle import Bundle
     from jetseg.errors import JetsegError
     from jetseg.jetson.device.info import describe
     from jetseg.models import bundled
@@ -291,7 +292,10 @@ def run(args: argparse.Namespace) -> int:
         return _merge(Path(args.out), Path(args.merge_junit))
     if args.calib_count < 8:
         raise JetsegError("--calib-count %d is too small; expected at least 8 frames" % args.calib_count)
-    bundled(args.model)  # before any work: an unknown --model is one line, not a failed check minutes later
+    task = Bundle(bundled(args.model)).spec.task  # before any work: a wrong --model is one line, not a failed check
+    if task != "segmentation":  # the checks stream synthetic://MODEL through a segmentation model
+        raise JetsegError("selftest checks a segmentation model; bundled model %r is task %s (give --model "
+                          "ultrasound or endoscopy)" % (args.model, task))
     out = Path(args.out)
     selftest.check_report_folder(out)  # before the checks: a wrong --out is found in a second, not after minutes
     try:

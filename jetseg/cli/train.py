@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Tuple
 from jetseg.bundle import OVERWRITE_HELP
 from jetseg.errors import JetsegError
 
-HELP = "train a segmentation model (U-Net family) on labelled scans and write a bundle"
+HELP = "train a segmentation model (U-Net family) on labelled scans, or a denoiser on noisy/clean pairs, and write a bundle"
 
 
 def parse_size(text: str) -> Tuple[int, int]:
@@ -38,13 +38,18 @@ def parse_classes(text: Optional[str]) -> Optional[List[str]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from jetseg.models.archs import ARCHITECTURES
 
+    parser.add_argument("--task", choices=("segmentation", "enhancement"), default="segmentation",
+                        help="what the model does (default segmentation; enhancement: a denoiser, docs/tasks.md)")
     parser.add_argument("--data", required=True, metavar="DIR|URI",
-                        help="labelled frames: a folder with images/ and masks/, or synthetic://ultrasound?frames=N")
-    parser.add_argument("--arch", default="unet-small",
-                        help="architecture (%s; default unet-small)" % ", ".join(ARCHITECTURES.names()))
+                        help="labelled frames: a folder with images/ and masks/, or synthetic://ultrasound?frames=N; "
+                             "enhancement: noisy/clean pairs, a folder with images/ and clean/, or "
+                             "synthetic://ultrasound?noise=speckle&frames=N")
+    parser.add_argument("--arch", default=None,
+                        help="architecture (%s; default unet-small, unet-denoise for enhancement)"
+                             % ", ".join(ARCHITECTURES.names()))
     parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
-    parser.add_argument("--input-size", default="160x160", metavar="HxW",
-                        help="model input size, multiples of 2**depth (default 160x160)")
+    parser.add_argument("--input-size", default=None, metavar="HxW",
+                        help="model input size, multiples of 2**depth (default 160x160; 128x128 for enhancement)")
     parser.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
     parser.add_argument("--epochs", type=int, default=None, help="passes over the training frames (overrides --steps)")
     parser.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
@@ -70,6 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-width", type=int, default=None, help="U-Net base width (architecture default)")
     add_thread_arguments(parser, "the runner that scores the exported model on the held-out frames")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    enh = parser.add_argument_group("enhancement (--task enhancement)")
+    enh.add_argument("--loss", choices=("l1", "mse"), default="l1", help="pixel loss (default l1)")
+    enh.add_argument("--ssim-weight", type=float, default=0.0, help="weight of an added 1 - SSIM loss (default 0)")
+    enh.add_argument("--adversarial", action="store_true",
+                     help="add a least-squares GAN loss with a small discriminator (off by default)")
+    enh.add_argument("--adv-weight", type=float, default=0.01, help="weight of the adversarial loss (default 0.01)")
+    enh.add_argument("--patch", type=int, default=64, metavar="N",
+                     help="train on random NxN crops of the inputs (default 64; 0: whole inputs)")
 
 
 def add_thread_arguments(parser: argparse.ArgumentParser, runner: str) -> None:
@@ -112,8 +125,11 @@ def run(args: argparse.Namespace) -> int:
     check_loop_options(args)
     if args.epochs is not None and args.epochs < 1:
         raise JetsegError("--epochs %d is invalid; expected a positive integer" % args.epochs)
+    if args.task == "enhancement":
+        return run_enhancement(args)
     arch_kwargs = unet_kwargs(args)
-    cfg = TrainConfig(data=args.data, arch=args.arch, out=args.out, input_size=parse_size(args.input_size),
+    cfg = TrainConfig(data=args.data, arch=args.arch or "unet-small", out=args.out,
+                      input_size=parse_size(args.input_size or "160x160"),
                       steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
                       frames=args.frames, every=args.every, val_data=args.val_data, val_frames=args.val_frames,
                       val_every=args.val_every, val_fraction=args.val_fraction, eval_interval=args.eval_interval,
@@ -123,4 +139,32 @@ def run(args: argparse.Namespace) -> int:
     metrics = bundle.manifest.provenance.get("metrics", {})
     print("wrote %s (held-out Dice %.4f on %d frames, %s runner)"
           % (bundle.path, metrics.get("dice", float("nan")), metrics.get("frames", 0), metrics.get("backend", "?")))
+    return 0
+
+
+def run_enhancement(args: argparse.Namespace) -> int:
+    """``--task enhancement``: a denoiser on noisy/clean pairs (:mod:`jetseg.training.enhance`)."""
+    from jetseg.training.enhance import EnhanceConfig, train_enhancement
+
+    if args.patch < 0:
+        raise JetsegError("--patch %d is invalid; expected 0 (whole inputs) or a crop size such as 64" % args.patch)
+    for name in ("ssim_weight", "adv_weight"):
+        if not 0.0 <= getattr(args, name) < math.inf:
+            raise JetsegError("--%s %g is invalid; expected 0 or a positive number"
+                              % (name.replace("_", "-"), getattr(args, name)))
+    if args.classes is not None:
+        raise JetsegError("--classes is for segmentation; an enhancement model outputs an image (drop --classes)")
+    cfg = EnhanceConfig(data=args.data, arch=args.arch or "unet-denoise", out=args.out,
+                        input_size=parse_size(args.input_size or "128x128"), steps=args.steps, epochs=args.epochs,
+                        batch=args.batch, lr=args.lr, seed=args.seed, frames=args.frames, every=args.every,
+                        val_data=args.val_data, val_frames=args.val_frames, val_every=args.val_every,
+                        val_fraction=args.val_fraction, eval_interval=args.eval_interval, channels=args.channels,
+                        threads=args.threads, train_threads=args.train_threads, arch_kwargs=unet_kwargs(args),
+                        overwrite=args.overwrite, loss=args.loss, ssim_weight=args.ssim_weight,
+                        adversarial=args.adversarial, adv_weight=args.adv_weight, patch=args.patch)
+    bundle = train_enhancement(cfg)
+    metrics = bundle.manifest.provenance.get("metrics", {})
+    print("wrote %s (held-out PSNR %.2f dB, SSIM %.4f on %d frames, %s runner; noisy input %.2f dB)"
+          % (bundle.path, metrics["psnr"], metrics["ssim"], metrics["frames"], metrics["backend"],
+             metrics["input"]["psnr"]))
     return 0

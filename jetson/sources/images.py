@@ -8,9 +8,13 @@ Layouts:
     ``DIR/images/*`` + ``DIR/masks/*``  labelled: a mask has its image's stem (``masks/case01.png`` for
                                         ``images/case01.jpg``) and holds class indices; binary masks saved
                                         as 0/255 are read as 0/1.
+    ``DIR/images/*`` + ``DIR/clean/*``  noisy/clean pairs for enhancement models: the clean image has its
+                                        noisy image's stem and size; it is ``Frame.meta["clean"]`` (what
+                                        calibrate and bench score against). ``masks/`` may be there too.
 
 Options:
     masks: a folder of masks to use instead of ``DIR/masks``.
+    clean: a folder of clean targets to use instead of ``DIR/clean``.
     loop: ``1`` starts again after the last image (the source then never ends).
 
 Frames are ``HxW`` (grey) or ``HxWx3`` BGR, uint8 or uint16 as stored (alpha is dropped). A file that
@@ -97,6 +101,15 @@ def read_mask(path: Path) -> np.ndarray:
     return mask
 
 
+def _by_stem(folder: Optional[Path]) -> Dict[str, Path]:
+    """The images of ``folder`` by file stem (a PNG wins over a lossy format when both exist); {} for None."""
+    found: Dict[str, Path] = {}
+    for path in list_images(folder) if folder is not None else []:
+        if path.stem not in found or path.suffix.lower() == ".png":
+            found[path.stem] = path
+    return found
+
+
 class ImageFolderSource(Source):
     """Images of a folder, one frame each, with ``Frame.label`` in the labelled layout.
 
@@ -111,13 +124,16 @@ class ImageFolderSource(Source):
         super().__init__(uri)
         opts = self.read_options(options)
         masks = opts.text("masks", None)
+        clean = opts.text("clean", None)
         self.loop = opts.flag("loop", False)
         opts.done()
         self.folder = Path(uri)
         self.mask_folder: Optional[Path] = Path(masks) if masks else None
+        self.clean_folder: Optional[Path] = Path(clean) if clean else None
         self.image_folder = self.folder
         self.files: List[Path] = []
         self._masks: Dict[str, Path] = {}
+        self._cleans: Dict[str, Path] = {}
         self._pos = 0
         self.skipped = 0
         self.unlabelled = 0
@@ -132,20 +148,21 @@ class ImageFolderSource(Source):
             self.image_folder = images
             if self.mask_folder is None and masks.is_dir():
                 self.mask_folder = masks
+            if self.clean_folder is None and (self.folder / "clean").is_dir():
+                self.clean_folder = self.folder / "clean"
         if self.mask_folder is not None and not self.mask_folder.is_dir():
             raise SourceError("mask folder %s does not exist; expected a folder of class-index PNGs named like "
                               "the images" % self.mask_folder)
+        if self.clean_folder is not None and not self.clean_folder.is_dir():
+            raise SourceError("clean folder %s does not exist; expected a folder of clean images named like the "
+                              "noisy images" % self.clean_folder)
         self.files = list_images(self.image_folder)
         if not self.files:
             raise SourceError("no images in %s: expected PNG, JPEG, TIFF or BMP files (or images/ and masks/ "
                               "folders); for other files name the reader: dicom://%s (DICOM), nifti://FILE.nii.gz "
                               "(NIfTI), or a video file" % (self.image_folder, self.folder))
-        self._masks = {}
-        if self.mask_folder is not None:
-            for path in list_images(self.mask_folder):
-                # a PNG wins over a lossy format when both exist
-                if path.stem not in self._masks or path.suffix.lower() == ".png":
-                    self._masks[path.stem] = path
+        self._masks = _by_stem(self.mask_folder)
+        self._cleans = _by_stem(self.clean_folder)
 
     @property
     def labelled(self) -> bool:
@@ -185,8 +202,23 @@ class ImageFolderSource(Source):
                     self._skip(path, "mask %s is %dx%d, image is %dx%d" % (
                         mask_path.name, label.shape[0], label.shape[1], image.shape[0], image.shape[1]))
                     return None
+        meta: Dict[str, Any] = {"path": str(path)}
+        if self.clean_folder is not None:
+            clean_path = self._cleans.get(path.stem)
+            if clean_path is None:
+                self._skip(path, "no clean image named %s.* in %s" % (path.stem, self.clean_folder))
+                return None
+            try:
+                meta["clean"] = read_image(clean_path)
+            except (ValueError, OSError) as exc:
+                self._skip(path, "its clean image %s: %s" % (clean_path.name, exc))
+                return None
+            if meta["clean"].shape[:2] != image.shape[:2]:
+                self._skip(path, "clean image %s is %dx%d, image is %dx%d" % (
+                    clean_path.name, meta["clean"].shape[0], meta["clean"].shape[1], image.shape[0], image.shape[1]))
+                return None
         return Frame(index=self.delivered, image=image, timestamp=time.monotonic(), label=label,
-                     source_id=path.name, meta={"path": str(path)})
+                     source_id=path.name, meta=meta)
 
     def _skip(self, path: Path, why: str) -> None:
         self._bad.add(path)
@@ -214,5 +246,5 @@ class ImageFolderSource(Source):
     def stats(self) -> Dict[str, Any]:
         out = super().stats()
         out.update({"files": len(self.files), "skipped": self.skipped, "labelled": self.labelled,
-                    "unlabelled": self.unlabelled})
+                    "unlabelled": self.unlabelled, "clean_targets": self.clean_folder is not None})
         return out

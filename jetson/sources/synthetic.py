@@ -1,6 +1,6 @@
-"""``synthetic://KIND?frames=N&seed=S&width=W&height=H&fps=F&realtime=1&loop=L&start=K``
+"""``synthetic://KIND?frames=N&seed=S&width=W&height=H&fps=F&realtime=1&loop=L&start=K&noise=NAME&level=X``
 
-Synthetic ultrasound or endoscopy frames with ground truth (``Frame.label``) and the imaging area's
+Synthetic ultrasound, endoscopy or CT frames with ground truth (``Frame.label``) and the imaging area's
 bounding box in ``Frame.meta["roi"]``.
 
 Options:
@@ -15,6 +15,11 @@ Options:
         the stream position, so it jumps). 0 (default) delivers every frame as fast as asked.
     loop: render only ``L`` distinct frames (cached) and cycle them: cheap streaming for benchmarks.
     start: index of the first frame (held-out sets use other indices or seeds than training).
+    noise: noisy/clean pairs for enhancement models (:mod:`jetseg.models.synthetic.noise`): ``speckle`` or
+        ``lowgain`` (ultrasound), ``lowdose`` (ct), several joined by a comma. The frame is the noisy image and
+        ``Frame.meta["clean"]`` the clean full frame (what ``jetseg calibrate`` and ``jetseg bench`` score
+        against).
+    level: strength of the noise (default 1.0).
 """
 from __future__ import annotations
 
@@ -23,9 +28,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from jetseg.errors import SourceError
+from jetseg.errors import JetsegError, SourceError
 from jetseg.jetson.frames.frame import Frame
 from jetseg.jetson.sources.base import Source
+
+#: one synthetic picture: the frame, its label, and its clean version when noise was added (else None)
+Picture = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]
 
 
 class SyntheticSource(Source):
@@ -42,7 +50,7 @@ class SyntheticSource(Source):
         if scene not in KINDS:
             raise SourceError("synthetic source kind %r is unknown; expected synthetic://%s"
                               % (scene, " or synthetic://".join(KINDS)))
-        #: ``ultrasound`` or ``endoscopy``
+        #: ``ultrasound``, ``endoscopy`` or ``ct``
         self.scene = scene
         opts = self.read_options(options)
         self.frames = opts.integer("frames", None, minimum=1)
@@ -54,11 +62,22 @@ class SyntheticSource(Source):
         self.live = self.realtime  # paced like a scanner: the newest frame wins, drops are counted
         self.loop = opts.integer("loop", None, minimum=1)
         self.start = opts.integer("start", 0, minimum=0)
+        noise = opts.text("noise", None)
+        self.level = opts.number("level", 1.0, positive=True)
         opts.done()
+        #: the noises added to each frame (``Frame.meta["clean"]`` then holds the clean frame), or ()
+        self.noise: Tuple[str, ...] = ()
+        if noise is not None:
+            from jetseg.models.synthetic.noise import parse_noise
+
+            try:
+                self.noise = parse_noise(noise, scene)
+            except JetsegError as exc:
+                raise SourceError(str(exc)) from None
         self._next = 0
         self._due = 0.0
-        self._cache: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
-        self._ahead: Optional[Tuple[int, np.ndarray, np.ndarray]] = None
+        self._cache: Dict[int, Picture] = {}
+        self._ahead: Optional[Tuple[int, Picture]] = None
         self.roi: Tuple[int, int, int, int] = (0, 0, self.size[1], self.size[0])
 
     @property
@@ -80,21 +99,32 @@ class SyntheticSource(Source):
             for position in range(self.loop if self.frames is None else min(self.loop, self.frames)):
                 self._render(position)
 
-    def _render(self, position: int) -> Tuple[np.ndarray, np.ndarray]:
-        """Frame ``position``: rendered once (a paced read renders it ahead of its time, then may wait for it
-        more than once); with ``loop``, from the cache of the loop's pictures."""
+    def _picture(self, index: int) -> Picture:
+        """``(image, label, clean)`` of frame ``index``: with ``noise``, the image is noisy and ``clean`` the frame
+        as made; otherwise ``clean`` is None."""
         from jetseg.models.synthetic import make_frame
 
+        image, label = make_frame(self.scene, index, self.seed, self.size)
+        if not self.noise:
+            return image, label, None
+        from jetseg.models.synthetic.noise import add_noise
+
+        return add_noise(image, self.scene, self.noise, index, self.seed, self.level), label, image
+
+    def _render(self, position: int) -> Picture:
+        """Frame ``position``: rendered once (a paced read renders it ahead of its time, then may wait for it
+        more than once); with ``loop``, from the cache of the loop's pictures."""
         if self.loop is None:
             if self._ahead is None or self._ahead[0] != position:
-                self._ahead = (position,) + make_frame(self.scene, self.start + position, self.seed, self.size)
-            return self._ahead[1], self._ahead[2]
+                self._ahead = (position, self._picture(self.start + position))
+            return self._ahead[1]
         slot = position % self.loop
         if slot not in self._cache:
-            image, label = make_frame(self.scene, self.start + slot, self.seed, self.size)
-            image.setflags(write=False)  # shared by every pass of the loop
-            label.setflags(write=False)
-            self._cache[slot] = (image, label)
+            picture = self._picture(self.start + slot)
+            for array in picture:
+                if array is not None:
+                    array.setflags(write=False)  # shared by every pass of the loop
+            self._cache[slot] = picture
         return self._cache[slot]
 
     def _read(self, timeout: Optional[float]) -> Optional[Frame]:
@@ -121,13 +151,16 @@ class SyntheticSource(Source):
             if wait > 0:
                 time.sleep(wait)
         position = self._next
-        image, label = self._render(position)
+        image, label, clean = self._render(position)
         self._next += 1
         if self.frames is not None and self._next >= self.frames:
             self.ended = True
+        meta: Dict[str, Any] = {"roi": self.roi, "classes": self._classes()}
+        if clean is not None:
+            meta["clean"] = clean
         return Frame(index=position, image=image, timestamp=stamp, label=label,
                      source_id="synthetic://%s?seed=%d#%d" % (self.scene, self.seed, self.start + position),
-                     meta={"roi": self.roi, "classes": self._classes()})
+                     meta=meta)
 
     def _classes(self) -> List[str]:
         from jetseg.models.synthetic import CLASSES

@@ -1,4 +1,4 @@
-"""The architecture registry: U-Net family members by name.
+"""The architecture registry: U-Net family members by name (segmentation; ``unet-denoise`` for enhancement).
 
     from jetseg.models.archs import ARCHITECTURES, build_model
     model = build_model("unet", input_size=(128, 128), in_channels=1, num_classes=2)
@@ -20,6 +20,8 @@ ARCHITECTURES.register("unet-small", "jetseg.models.archs.unet:unet_small",
                        "real-time U-Net: depthwise-separable convolutions, depth 4, base width 16")
 ARCHITECTURES.register("unet-tiny", "jetseg.models.archs.unet:unet_tiny",
                        "tiny U-Net for tests: depth 2, base width 4")
+ARCHITECTURES.register("unet-denoise", "jetseg.models.archs.denoise:unet_denoise",
+                       "residual U-Net denoiser (enhancement): output = input + U-Net(input), depth 3, base width 16")
 
 
 def build_model(name: str, **kwargs: Any) -> Any:

@@ -6,7 +6,8 @@
 
 Frames are deterministic from ``(seed, index)``. Within a scene of ``CLIP_LENGTH`` frames everything moves
 smoothly (a cine loop); each scene has its own tissue, lesions or polyps. Different seeds are different
-"patients": train on some seeds or index ranges, hold out others.
+"patients": train on some seeds or index ranges, hold out others. Noisy/clean pairs for enhancement
+models: :mod:`jetseg.models.synthetic.noise`.
 """
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ import numpy as np
 from jetseg.errors import JetsegError
 from jetseg.models.synthetic.common import CLIP_LENGTH
 
-KINDS = ("ultrasound", "endoscopy")
+KINDS = ("ultrasound", "endoscopy", "ct")
 
 #: class names per kind (index 0 is background)
-CLASSES: Dict[str, List[str]] = {"ultrasound": ["background", "lesion"], "endoscopy": ["background", "polyp"]}
+CLASSES: Dict[str, List[str]] = {"ultrasound": ["background", "lesion"], "endoscopy": ["background", "polyp"],
+                                  "ct": ["background", "lesion"]}
 
 
 def _module(kind: str) -> Any:
@@ -44,7 +46,7 @@ def make_frame(kind: str, index: int, seed: int = 0,
     """One synthetic frame with its ground truth.
 
     Args:
-        kind: ``ultrasound`` or ``endoscopy``.
+        kind: ``ultrasound``, ``endoscopy`` or ``ct`` (an axial slice in a soft-tissue window).
         index: frame index (>= 0); consecutive indices move smoothly within a scene.
         seed: the "patient"; frames are a pure function of ``(seed, index)``.
         size: ``(height, width)`` of the frame.
@@ -58,7 +60,7 @@ def make_frame(kind: str, index: int, seed: int = 0,
 
 
 def field_of_view(kind: str, size: Tuple[int, int] = (480, 640)) -> Tuple[int, int, int, int]:
-    """The bounding box ``(x, y, w, h)`` of the imaging area (ultrasound sector, endoscope circle)."""
+    """The bounding box ``(x, y, w, h)`` of the imaging area (ultrasound sector, endoscope or CT circle)."""
     return _module(kind).field_of_view(_check_size(size))
 
 

@@ -75,3 +75,26 @@ def test_targets_give_the_psnr_drop_columns():
     assert cols["psnr_vs_targets"] == pytest.approx(cols["psnr_vs_reference"], abs=0.01)
     row = dict(cols, bundle="b", backend="onnxrt", precision="int8", kind="runner", batch=1, fps=10.0)
     assert "PSNR drop (dB)" in markdown_table([row])
+
+
+def test_bench_from_the_command_line_measures_the_psnr_drop_on_noisy_clean_pairs(tmp_path, capsys):
+    fp32 = smoother_bundle(tmp_path / "fp32")
+    damaged = smoother_bundle(tmp_path / "damaged", gain=0.9)
+    code = main(["bench", str(damaged), "--reference", str(fp32), "--data",
+                 "synthetic://ultrasound?noise=lowgain&width=160&height=120&frames=3", "--roi", "10,10,100,80",
+                 "--out", str(tmp_path / "rep")] + QUICK)
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    rows = {r["role"]: r for r in report["results"] if r["kind"] == "runner"}
+    ref, cand = rows["reference"], rows["candidate"]
+    assert ref["psnr_drop"] == pytest.approx(0.0) and ref["psnr_vs_targets"] is not None
+    assert cand["psnr_vs_targets"] is not None and cand["psnr_drop"] is not None and cand["ssim_vs_targets"] is not None
+
+
+def test_clean_targets_follow_the_given_boxes():
+    spec = enhancement_spec(size=4)
+    clean = np.zeros((8, 8), np.uint8)
+    clean[4:, 4:] = 255
+    frames = [Frame(index=0, image=clean, timestamp=0.0, meta={"clean": clean})]
+    assert float(clean_targets(spec, frames, boxes=[(4, 4, 4, 4)])[0].min()) == 1.0
+    assert float(clean_targets(spec, frames, boxes=[(0, 0, 4, 4)])[0].max()) == 0.0

@@ -64,3 +64,59 @@ def test_registration_is_refused_in_one_line(tmp_path, png_folder, capsys):
     err = capsys.readouterr().err
     assert code != 0 and "Traceback" not in err
     assert "jetseg calibrate supports task segmentation and enhancement; this model's spec.task is registration" in err
+
+
+def test_scans_with_clean_targets_give_the_psnr_drop_from_the_command_line(tmp_path, capsys):
+    import json
+
+    bundle, out = smoother_bundle(tmp_path / "fp32"), tmp_path / "int8"
+    scans = "synthetic://ultrasound?noise=speckle&width=160&height=120&frames=24"
+    code = main(["calibrate", str(bundle), "--scans", scans, "--out", str(out), "--count", "8", "--holdout", "4",
+                 "--target", "cpu"])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert "PSNR drop vs targets" in stdout and "no clean targets" not in stdout
+    gate = json.loads((out / "calibration.json").read_text())["gate"]
+    assert gate["bases"] == ["fp32", "targets"]
+    assert gate["psnr_drop"] is not None and gate["psnr_drop"] <= 0.3
+
+
+def _noisy_clean_folder(root, n=6):
+    """DIR/images/*.png (noisy) + DIR/clean/*.png: synthetic ultrasound frames and their clean versions."""
+    import cv2
+
+    from jetseg.jetson.sources import open_source
+
+    (root / "images").mkdir(parents=True)
+    (root / "clean").mkdir()
+    with open_source("synthetic://ultrasound?noise=lowgain&width=160&height=120&frames=%d" % n) as source:
+        for frame in source:
+            cv2.imwrite(str(root / "images" / ("f%02d.png" % frame.index)), frame.image)
+            cv2.imwrite(str(root / "clean" / ("f%02d.png" % frame.index)), frame.meta["clean"])
+    return root
+
+
+@pytest.mark.parametrize("memory_mb", [1024.0, 0.001])  # in memory, and read again in a second pass
+def test_scan_readers_deliver_clean_targets_cropped_like_the_input(tmp_path, memory_mb):
+    from jetseg.calibration.scans import read_scans
+    from jetseg.tasks import clean_target
+
+    spec = enhancement_spec(size=32)
+    folder = _noisy_clean_folder(tmp_path / "pairs")
+    scans = read_scans(str(folder), spec, progress=False, roi=[10, 20, 100, 80], memory_mb=memory_mb)
+    assert scans.with_targets and scans.in_memory == (memory_mb > 1)
+    targets = scans.targets([1, 4])
+    import cv2
+
+    clean = cv2.imread(str(folder / "clean" / "f04.png"))
+    np.testing.assert_array_equal(targets[1], clean_target(spec, clean, [10, 20, 100, 80]))
+    assert targets[0].shape == (1, 32, 32) and 0.0 <= targets[0].min() and targets[0].max() <= 1.0
+    # the noisy input is darker than its target (low gain), so the pair is not the same picture twice
+    assert float(scans.tensors([4])[0].mean()) < 0.8 * float(targets[1].mean())
+
+
+def test_scans_without_clean_targets_give_none(tmp_path, png_folder):
+    from jetseg.calibration.scans import read_scans
+
+    scans = read_scans(str(png_folder(4)), enhancement_spec(size=32), progress=False)
+    assert not scans.with_targets and scans.targets([0, 1]) == [None, None]

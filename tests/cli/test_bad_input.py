@@ -241,6 +241,10 @@ def test_selftest_refuses_an_unknown_model_before_any_check(tmp_path):
     done = jetseg("selftest", "--out", tmp_path / "report", "--model", "nosuch", timeout=120)
     assert done.returncode == 2
     assert last_line(done) == ("jetseg selftest: error: no bundled model 'nosuch'; bundled models: endoscopy, "
-                               "ultrasound")
+                               "ultrasound, ultrasound-denoise")
     assert done.stdout == "" and not (tmp_path / "report").exists()  # no check ran, nothing written
     assert time.monotonic() - before < 60
+    denoiser = jetseg("selftest", "--out", tmp_path / "report", "--model", "ultrasound-denoise", timeout=120)
+    assert denoiser.returncode != 0 and not (tmp_path / "report").exists()
+    assert last_line(denoiser) == ("jetseg selftest: error: selftest checks a segmentation model; bundled model "
+                                   "'ultrasound-denoise' is task enhancement (give --model ultrasound or endoscopy)")

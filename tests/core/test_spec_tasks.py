@@ -73,3 +73,23 @@ def test_enhanced_clips_to_the_range_and_rescales():
         enhanced_images(np.zeros((1, 3, 4, 4), np.float32), spec.enhancement)
     with pytest.raises(SpecError, match="reading enhanced images supports task enhancement"):
         tiny_spec().require_task("reading enhanced images", "enhancement")
+
+
+def test_clean_target_crops_converts_and_scales_like_the_input():
+    pytest.importorskip("cv2")
+    from jetseg.tasks import clean_target
+
+    grey = Spec.from_dict({"name": "d", "task": "enhancement", "output": {"name": "enhanced"},
+                           "input": {"name": "input", "size": [2, 2], "channels": 1, "color_order": "gray"}})
+    clean = np.zeros((4, 6, 3), np.uint8)
+    clean[:, 2:4] = 255
+    target = clean_target(grey, clean, (2, 0, 2, 4))
+    assert target.shape == (1, 2, 2) and target.dtype == np.float32 and np.allclose(target, 1.0)
+    assert np.allclose(clean_target(grey, clean.astype(np.uint16) * 257, (0, 0, 2, 4)), 0.0)
+    rgb = Spec.from_dict({"name": "d", "task": "enhancement", "output": {"name": "enhanced"},
+                          "enhancement": {"channels": 3},
+                          "input": {"name": "input", "size": [2, 2], "channels": 3, "color_order": "rgb"}})
+    bgr = np.zeros((2, 2, 3), np.uint8)
+    bgr[..., 0] = 255  # blue
+    assert clean_target(rgb, bgr, (0, 0, 2, 2))[:, 0, 0].tolist() == [0.0, 0.0, 1.0]  # red, green, blue
+    assert clean_target(rgb, bgr[..., 0], (0, 0, 2, 2)).shape == (3, 2, 2)  # a grey target for a colour model

@@ -13,7 +13,7 @@ from jetseg.models.synthetic.ultrasound import sector_mask  # noqa: E402
 SIZE = (240, 320)
 
 
-@pytest.mark.parametrize("kind", ["ultrasound", "endoscopy"])
+@pytest.mark.parametrize("kind", ["ultrasound", "endoscopy", "ct"])
 def test_shapes_types_and_determinism(kind):
     image, mask = make_frame(kind, 7, seed=3, size=SIZE)
     assert image.shape == SIZE + (3,) and image.dtype == np.uint8

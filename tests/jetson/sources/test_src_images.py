@@ -132,3 +132,25 @@ def test_loop_restarts(tmp_path: Path) -> None:
         ids = [src.read(1.0).source_id for _ in range(5)]
     assert ids == ["0.png", "1.png", "0.png", "1.png", "0.png"]
     assert src.skipped == 1 and not src.ended  # a bad file is counted once, not once per loop
+
+
+def test_clean_layout_pairs_noisy_and_clean_images(tmp_path: Path, caplog) -> None:
+    import cv2
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "clean").mkdir()
+    noisy = np.full((20, 30), 40, np.uint8)
+    for name in ("a", "b", "c"):
+        cv2.imwrite(str(tmp_path / "images" / (name + ".png")), noisy)
+    cv2.imwrite(str(tmp_path / "clean" / "a.png"), np.full((20, 30), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "clean" / "b.png"), np.full((10, 30), 90, np.uint8))  # wrong size
+    with open_source(str(tmp_path)) as src:
+        frames = list(src)
+        stats = src.stats()
+    assert [f.source_id for f in frames] == ["a.png"]
+    assert frames[0].meta["clean"].shape == (20, 30) and int(frames[0].meta["clean"][0, 0]) == 90
+    assert stats["skipped"] == 2 and stats["clean_targets"] is True
+    assert "no clean image named c.* in" in caplog.text and "clean image b.png is 10x30, image is 20x30" in caplog.text
+    with pytest.raises(SourceError, match="clean folder .*nowhere does not exist"):
+        with open_source("folder://%s?clean=%s" % (tmp_path, tmp_path / "nowhere")):
+            pass

@@ -85,12 +85,38 @@ def test_realtime_finite_stream_ends_after_its_last_frame():
 
 @pytest.mark.parametrize("uri, text", [
     ("synthetic://ultrasound?frame=3", "unknown synthetic source option 'frame' (did you mean 'frames'?); known "
-                                       "options: fps, frames, height, loop, realtime, seed, start, width"),
+                                       "options: fps, frames, height, level, loop, noise, realtime, seed, start, "
+                                       "width"),
     ("synthetic://ultrasound?frames=0", "synthetic source option frames=0: expected an integer >= 1"),
     ("synthetic://ultrasound?seed=x", "synthetic source option seed='x': expected an integer"),
-    ("synthetic://mri", "kind 'mri' is unknown; expected synthetic://ultrasound or synthetic://endoscopy"),
+    ("synthetic://mri", "kind 'mri' is unknown; expected synthetic://ultrasound or synthetic://endoscopy or synthetic://ct"),
 ])
 def test_bad_options(uri, text):
     with pytest.raises(SourceError) as err:
         open_source(uri)
     assert text in str(err.value)
+
+
+def test_noise_option_gives_noisy_frames_with_their_clean_frame():
+    from jetseg.models.synthetic.noise import add_noise
+
+    with open_source("synthetic://ct?noise=lowdose&level=0.5&frames=2&seed=4&" + SMALL) as src:
+        frames = list(src)
+    clean, mask = make_frame("ct", 1, seed=4, size=(120, 160))
+    assert np.array_equal(frames[1].meta["clean"], clean) and np.array_equal(frames[1].label, mask)
+    assert np.array_equal(frames[1].image, add_noise(clean, "ct", ("lowdose",), 1, seed=4, level=0.5))
+    with open_source("synthetic://ultrasound?frames=1&" + SMALL) as src:
+        assert "clean" not in next(iter(src)).meta
+    with open_source("synthetic://ultrasound?noise=speckle&loop=2&frames=4&" + SMALL) as src:
+        looped = list(src)
+    assert looped[2].meta["clean"] is looped[0].meta["clean"] and not looped[0].meta["clean"].flags.writeable
+
+
+@pytest.mark.parametrize("uri,message", [
+    ("synthetic://ct?noise=speckle", "noise 'speckle' is made for synthetic://ultrasound, not synthetic://ct; "
+                                     "use noise=lowdose"),
+    ("synthetic://ultrasound?noise=speckle&level=0", "level"),
+])
+def test_bad_noise_options_are_one_line(uri, message):
+    with pytest.raises(SourceError, match=message):
+        open_source(uri)
