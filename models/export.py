@@ -13,7 +13,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -128,18 +128,29 @@ def load_torchscript(path: Any) -> Any:
                           "model), path)" % (path, str(exc).splitlines()[0][:160])) from None
 
 
+def io_names(spec: Spec) -> Tuple[List[str], List[str]]:
+    """The model's input and output names in order: ``input.name`` (and a registration model's
+    ``fixed_input``), ``output.name`` (and its ``warped_output`` when set)."""
+    reg = spec.registration
+    if reg is None:
+        return [spec.input.name], [spec.output.name]
+    return [spec.input.name, reg.fixed_input], [spec.output.name] + ([reg.warped_output] if reg.warped_output else [])
+
+
 def torch_to_onnx(model: Any, spec: Spec) -> bytes:
-    """Export ``model`` (eval mode) to ONNX opset 17 with the spec's static input shape and tensor names."""
+    """Export ``model`` (eval mode) to ONNX opset 17 with the spec's static input shape and tensor names (a
+    registration model: two inputs, and the warped image as a second output when the spec names one)."""
     torch = require("torch", "ONNX export")
     model.eval()
-    example = torch.zeros(spec.input_shape, dtype=torch.float32)
+    inputs, outputs = io_names(spec)
+    example = tuple(torch.zeros(spec.input_shape, dtype=torch.float32) for _ in inputs)
     buffer = io.BytesIO()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter is what we want
             warnings.filterwarnings("ignore", message="no signature found")  # ScriptModules have none
-            torch.onnx.export(model, (example,), buffer, opset_version=MAX_OPSET, input_names=[spec.input.name],
-                              output_names=[spec.output.name], do_constant_folding=True, dynamo=False)
+            torch.onnx.export(model, example, buffer, opset_version=MAX_OPSET, input_names=inputs,
+                              output_names=outputs, do_constant_folding=True, dynamo=False)
     except Exception as exc:  # the exporter raises many types for unsupported models
         raise ExportError("PyTorch cannot export the model to ONNX opset %d with input %s: %s"
                           % (MAX_OPSET, spec.input_shape, str(exc).splitlines()[0][:200])) from None
@@ -169,23 +180,31 @@ def check_onnx(model: Any, spec: Spec) -> Any:
     initializers = {i.name for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in initializers]
     names = [i.name for i in inputs]
-    if names != [spec.input.name]:
-        hint = " (use --input-name %s, or set input.name in the spec)" % names[0] if len(names) == 1 else \
-            " (set input.name in the spec to the model's input name)"
-        raise ExportError("%s has inputs %s; the spec expects exactly one input named %r%s"
-                          % (_where(model), names, spec.input.name, hint))
-    shape = dims(inputs[0])
-    if not is_static(shape):
-        raise ExportError("%s input %r has a dynamic shape %s; jetseg needs a static shape such as %s (export "
-                          "without dynamic_axes)" % (_where(model), names[0], shape, list(spec.input_shape)))
-    if list(shape[1:]) != list(spec.input_shape[1:]) or len(shape) != 4:
-        raise ExportError("%s input %r has shape %s; the spec expects %s (NCHW: channels %d, size %dx%d)"
-                          % (_where(model), names[0], shape, list(spec.input_shape), spec.input.channels,
-                             spec.input.size[0], spec.input.size[1]))
+    wanted, wanted_out = io_names(spec)
+    if sorted(names) != sorted(wanted):
+        if len(wanted) == 2:
+            hint = " (the moving image is input.name, the fixed one registration.fixed_input)"
+        elif len(names) == 1:
+            hint = " (use --input-name %s, or set input.name in the spec)" % names[0]
+        else:
+            hint = " (set input.name in the spec to the model's input name)"
+        raise ExportError("%s has inputs %s; the spec expects %s named %s%s"
+                          % (_where(model), names, "exactly one input" if len(wanted) == 1 else "the inputs",
+                             ", ".join(repr(n) for n in wanted), hint))
+    for inp in inputs:
+        shape = dims(inp)
+        if not is_static(shape):
+            raise ExportError("%s input %r has a dynamic shape %s; jetseg needs a static shape such as %s (export "
+                              "without dynamic_axes)" % (_where(model), inp.name, shape, list(spec.input_shape)))
+        if list(shape[1:]) != list(spec.input_shape[1:]) or len(shape) != 4:
+            raise ExportError("%s input %r has shape %s; the spec expects %s (NCHW: channels %d, size %dx%d)"
+                              % (_where(model), inp.name, shape, list(spec.input_shape), spec.input.channels,
+                                 spec.input.size[0], spec.input.size[1]))
     outputs = {o.name: dims(o) for o in proto.graph.output}
-    if spec.output.name not in outputs:
-        raise ExportError("%s has outputs %s; the spec expects an output named %r"
-                          % (_where(model), sorted(outputs), spec.output.name))
+    for name in wanted_out:
+        if name not in outputs:
+            raise ExportError("%s has outputs %s; the spec expects an output named %r"
+                              % (_where(model), sorted(outputs), name))
     out_shape = outputs[spec.output.name]
     if len(out_shape) == 4 and isinstance(out_shape[1], int) and out_shape[1] != spec.output_channels:
         raise ExportError("%s output %r has %d channels; the spec (%s, %d classes) expects %d"
@@ -231,16 +250,18 @@ def compare_with_torch(model: Any, onnx_bytes: bytes, spec: Spec, seed: int = 0,
     """
     torch = require("torch", "export checks")
     ort = require("onnxruntime", "export checks")
-    x = np.random.default_rng(seed).standard_normal(spec.input_shape).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    names = io_names(spec)[0]
+    feed = {name: rng.standard_normal(spec.input_shape).astype(np.float32) for name in names}
     with torch.no_grad():
-        expected = model(torch.from_numpy(x))
+        expected = model(*[torch.from_numpy(feed[name]) for name in names])
     if isinstance(expected, (tuple, list)):
         expected = expected[0]
     expected = expected.detach().cpu().numpy()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     session = ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
-    got = session.run([spec.output.name], {spec.input.name: x})[0]
+    got = session.run([spec.output.name], feed)[0]
     if got.shape != expected.shape:
         raise ExportError("ONNX Runtime output shape %s differs from PyTorch's %s" % (got.shape, expected.shape))
     diff = float(np.max(np.abs(got - expected)))
@@ -280,7 +301,6 @@ def export_model(source: str, spec: Spec, weights: Optional[str] = None,
 
     Returns ``(onnx_bytes, info)`` where ``info`` records the route, the source and the parity check.
     """
-    spec.require_task("jetseg export", "segmentation", "enhancement")
     path = Path(source)
     info: Dict[str, Any] = {"source": source}
     if path.suffix.lower() == ".onnx":

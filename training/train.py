@@ -63,6 +63,7 @@ class TrainConfig:
     train_threads: int = 0  # PyTorch's threads for the training loop (0: jetseg's default), not a runner's
     arch_kwargs: Dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False
+    task: str = "segmentation"  # or registration (training/registration.py)
 
 
 def make_spec(cfg: TrainConfig, sample: Any, name: str) -> Spec:
@@ -118,6 +119,11 @@ def default_val_uri(cfg: TrainConfig) -> Optional[str]:
 def train(cfg: TrainConfig) -> Bundle:
     """Run a training job described by ``cfg`` and write the bundle to ``cfg.out``."""
     from jetseg.optional import require
+
+    if cfg.task == "registration":
+        from jetseg.training.registration import train_registration
+
+        return train_registration(cfg)
 
     torch = require("torch", "training")
     from jetseg.models.archs import ARCHITECTURES, build_model, describe

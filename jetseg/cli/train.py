@@ -40,8 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--data", required=True, metavar="DIR|URI",
                         help="labelled frames: a folder with images/ and masks/, or synthetic://ultrasound?frames=N")
-    parser.add_argument("--arch", default="unet-small",
-                        help="architecture (%s; default unet-small)" % ", ".join(ARCHITECTURES.names()))
+    parser.add_argument("--task", choices=("segmentation", "registration"), default="segmentation",
+                        help="what the model does (docs/tasks.md); registration: moving + fixed -> displacement "
+                             "field, trained on synthetic deformations of the frames")
+    parser.add_argument("--arch", default=None,
+                        help="architecture (%s; default unet-small, vxm-small for --task registration)"
+                             % ", ".join(ARCHITECTURES.names()))
     parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
     parser.add_argument("--input-size", default="160x160", metavar="HxW",
                         help="model input size, multiples of 2**depth (default 160x160)")
@@ -113,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise JetsegError("--epochs %d is invalid; expected a positive integer" % args.epochs)
     arch_kwargs = unet_kwargs(args)
-    cfg = TrainConfig(data=args.data, arch=args.arch, out=args.out, input_size=parse_size(args.input_size),
+    arch = args.arch or ("vxm-small" if args.task == "registration" else "unet-small")
+    cfg = TrainConfig(data=args.data, arch=arch, task=args.task, out=args.out, input_size=parse_size(args.input_size),
                       steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
                       frames=args.frames, every=args.every, val_data=args.val_data, val_frames=args.val_frames,
                       val_every=args.val_every, val_fraction=args.val_fraction, eval_interval=args.eval_interval,
@@ -121,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
                       train_threads=args.train_threads, arch_kwargs=arch_kwargs, overwrite=args.overwrite)
     bundle = train(cfg)
     metrics = bundle.manifest.provenance.get("metrics", {})
+    if args.task == "registration":
+        print("wrote %s (held-out EPE mean %.3f px, p95 %.3f px on %d pairs, %s runner)"
+              % (bundle.path, metrics["epe_mean"], metrics["epe_p95"], metrics["pairs"], metrics["backend"]))
+        return 0
     print("wrote %s (held-out Dice %.4f on %d frames, %s runner)"
           % (bundle.path, metrics.get("dice", float("nan")), metrics.get("frames", 0), metrics.get("backend", "?")))
     return 0

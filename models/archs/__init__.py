@@ -20,6 +20,12 @@ ARCHITECTURES.register("unet-small", "jetseg.models.archs.unet:unet_small",
                        "real-time U-Net: depthwise-separable convolutions, depth 4, base width 16")
 ARCHITECTURES.register("unet-tiny", "jetseg.models.archs.unet:unet_tiny",
                        "tiny U-Net for tests: depth 2, base width 4")
+ARCHITECTURES.register("vxm-small", "jetseg.models.archs.regnet:vxm_small",
+                       "2-D VoxelMorph-style registration U-Net: moving + fixed -> field (pixels), depth 3, width 16")
+ARCHITECTURES.register("vxm-tiny", "jetseg.models.archs.regnet:vxm_tiny",
+                       "tiny registration net for tests: depth 2, base width 4")
+#: architectures of registration models (two inputs, a displacement field out); the others segment
+REGISTRATION_ARCHS = ("vxm-small", "vxm-tiny")
 
 
 def build_model(name: str, **kwargs: Any) -> Any:
