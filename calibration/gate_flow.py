@@ -48,6 +48,21 @@ def held_out_pairs(frames: Sequence[np.ndarray]) -> List[Tuple[np.ndarray, np.nd
     return evaluate.deformed_pairs(frames, evaluate.PAIR_SEED)
 
 
+def warp_nodes(model: Any, field_output: str) -> List[str]:
+    """Names of the nodes that do not lead to the field output ``field_output`` (a ModelProto): the warp of a
+    model with ``registration.warped_output`` (the sampling grid's arithmetic and GridSample). Calibration
+    keeps them in float: 8 bits on the grid's [-1, 1] would move every sample by up to a fraction of a pixel,
+    and the gate, which checks the field, would not see it."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    needed, todo = set(), [field_output]
+    while todo:
+        node = producers.get(todo.pop())
+        if node is not None and id(node) not in needed:
+            needed.add(id(node))
+            todo.extend(node.input)
+    return [node.name for node in model.graph.node if id(node) not in needed and node.name]
+
+
 class FlowGate(Gate):
     """:class:`~jetseg.calibration.gate.Gate` for registration bundles.
 
@@ -63,6 +78,7 @@ class FlowGate(Gate):
                  check_inputs: Sequence[Any] = (), check_labels: Sequence[Optional[np.ndarray]] = ()) -> None:
         fp32.spec.require_task("the registration gate", "registration")
         self.max_dice_drop = float(max_dice_drop)
+        self.warp_nodes: List[str] = []  # kept in float by the workflow (:func:`warp_nodes`), recorded here
         super().__init__(fp32, pairs, labels, max_epe_p95, work_dir, progress, check_inputs, check_labels)
 
     def compare(self, reference: evaluate.Outputs, candidate: evaluate.Outputs,
@@ -91,4 +107,4 @@ class FlowGate(Gate):
                               "folding_rise": FOLDING_TOLERANCE},
                 "int8_vs_fp32": {"epe_mean": result["epe_mean"], "epe_p95": result["epe_p95"],
                                  "folding": result["folding"], "fp32_folding": result["fp32_folding"]},
-                "dice_drop": result["dice_drop"]}
+                "dice_drop": result["dice_drop"], "warp_kept_in_float": list(self.warp_nodes)}

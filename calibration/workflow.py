@@ -44,7 +44,7 @@ from jetseg.bundle import (
 from jetseg.calibration.check import check_qdq, format_violations, summary
 from jetseg.calibration.curate import group_of, split
 from jetseg.calibration.gate import Gate, fall_back, rank_layers
-from jetseg.calibration.gate_flow import MAX_EPE_P95, FlowGate, calibration_feeds, held_out_pairs
+from jetseg.calibration.gate_flow import MAX_EPE_P95, FlowGate, calibration_feeds, held_out_pairs, warp_nodes
 from jetseg.calibration.gate_image import MAX_PSNR_DROP, MIN_SSIM, ImageGate
 from jetseg.calibration.nncfquant import calibrate_openvino
 from jetseg.calibration.quantize import (
@@ -179,9 +179,11 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         data = compute_ranges(prepared, spec.input.name, calibration_feeds(spec, calib_x) if registration else calib_x,
                               method, work, progress=progress)
         ranges = _ordered_ranges(prepared, ranges_of(data))
+        in_float: List[str] = []  # the warp of a registration model stays in float (gate_flow.warp_nodes)
         if registration:
             gate: Gate = FlowGate(fp32, held_out_pairs(held_x), held_labels, gate_epe, gate_dice, work,
                                   progress=progress, check_inputs=held_out_pairs(check_x), check_labels=check_labels)
+            in_float = gate.warp_nodes = warp_nodes(onnx.load(str(prepared)), spec.output.name)
         elif spec.task == "enhancement":  # the scans' labels are masks, not clean images: no targets (yet)
             gate = ImageGate(fp32, held_x, [None] * len(held_x), gate_psnr, gate_ssim, work,
                                    progress=progress, check_inputs=check_x, check_targets=[None] * len(check_x))
@@ -191,14 +193,14 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         candidate = work / "int8.onnx"
 
         def attempt(exclude: List[str]) -> Dict[str, Any]:
-            quantize(prepared, candidate, data, target, exclude=exclude)
+            quantize(prepared, candidate, data, target, exclude=exclude + in_float)
             result = gate.score(candidate)
             log.info("gate: %s (%s, %d layer(s) in float) -> %s", gate.describe(result), gate.limits(),
                      len(exclude), "pass" if result["passed"] else "fail")
             return result
 
         def rank() -> List[Dict[str, Any]]:
-            nodes = quantizable_nodes(onnx.load(str(prepared)), target)
+            nodes = [n for n in quantizable_nodes(onnx.load(str(prepared)), target) if n not in in_float]
             return rank_layers(gate, nodes, lambda name, path: quantize(prepared, path, data, target, only=[name]),
                                progress=progress)
 
@@ -235,7 +237,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
 
         # The cache leaves out what the accepted model never quantizes (logits, inputs read by float layers
         # only), so that implicit INT8 (DLA) builds the model the gate accepted (jetson/trt/floatlayers.py).
-        keep = float_keep(onnx.load(str(prepared)), exclude)
+        keep = float_keep(onnx.load(str(prepared)), exclude + in_float)
         cache_bytes = trtcache.dumps({name: scale for name, scale in trtcache.scales_from_ranges(ranges).items()
                                       if name not in set(keep.uncached)}, trt_version, method)
         fp32_size, int8_size = fp32.model_path.stat().st_size, candidate.stat().st_size

@@ -80,3 +80,21 @@ def test_registration_gate_fails_in_one_line(tmp_path, png_folder):
         calibrate(registration_bundle(tmp_path / "fp32"), str(png_folder(16)), out=tmp_path / "o", count=8,
                   holdout=4, progress=False, gate_epe=1e-6, max_fallback=0)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("target", ["cpu", "tensorrt"])
+def test_the_warp_stays_in_float_and_passes_the_tensorrt_rules(tmp_path, png_folder, target):
+    pytest.importorskip("torch")
+    import onnx
+
+    from tests.fixtures.bundles import vxm_bundle
+
+    report = calibrate(vxm_bundle(tmp_path / "fp32"), str(png_folder(16)), out=tmp_path / "int8", count=8,
+                       holdout=4, progress=False, target=target)
+    assert report["gate"]["warp_kept_in_float"] == ["/warp/Transpose", "/warp/Mul", "/warp/Add", "/warp/GridSample"]
+    assert report["tensorrt_check"]["violations"] == []
+    model = onnx.load(str(tmp_path / "int8" / "model.onnx"))
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    grid = next(n for n in model.graph.node if n.op_type == "GridSample")
+    assert producers[grid.input[1]] == "Add"  # the sampling grid is computed in float, never dequantized
+    assert {o.name for o in model.graph.output} == {"flow", "warped"}

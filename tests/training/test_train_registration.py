@@ -47,20 +47,9 @@ def test_tiny_registration_run_writes_a_registration_bundle(tmp_path, capsys):
 
 
 def test_torch_runner_returns_the_field_of_a_model_with_a_warped_output(tmp_path):
-    from jetseg.bundle import WEIGHTS_FILE, save_bundle
-    from jetseg.models.archs import build_model, describe
-    from jetseg.models.export import torch_to_onnx
-    from jetseg.training.loop import state_bytes
-    from tests.fixtures.specs import registration_spec
+    from tests.fixtures.bundles import vxm_bundle
 
-    kwargs = {"input_size": [32, 32], "warped": True}
-    model = build_model("vxm-tiny", **kwargs)
-    with torch.no_grad():
-        model.unet.head.weight.normal_(0.0, 0.5)
-    spec = registration_spec(size=32, warped="warped")
-    bundle = save_bundle(tmp_path / "b", torch_to_onnx(model, spec), spec,
-                         extra_files={WEIGHTS_FILE: state_bytes(model)},
-                         provenance={"architecture": describe("vxm-tiny", kwargs)})
+    bundle = Bundle(vxm_bundle(tmp_path / "b", warped=True))
     rng = np.random.default_rng(2)
     moving, fixed = rng.random((1, 1, 32, 32), dtype=np.float32), rng.random((1, 1, 32, 32), dtype=np.float32)
     with open_runner("torch", bundle, threads=1) as ref, open_runner("onnxrt", bundle, threads=1) as ort_runner:
