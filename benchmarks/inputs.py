@@ -114,7 +114,7 @@ def infer_call(runner: Any) -> Callable[[Any], np.ndarray]:
     pair ``(moving, fixed)``."""
     reg = runner.spec.registration
     if reg is None:
-        return runner.infer  # type: ignore[no-any-return]
+        return runner.infer
     return lambda pair: runner.infer(pair[0], {reg.fixed_input: pair[1]})
 
 

@@ -76,7 +76,7 @@ class FrameReader:
     Built as a subclass of ONNX Runtime's reader class at first use (onnxruntime is imported lazily).
     """
 
-    def __new__(cls, input_name: str, frames: Sequence[np.ndarray], progress: Any = None) -> Any:
+    def __new__(cls, input_name: str, frames: Sequence[Any], progress: Any = None) -> Any:
         q = _ort_quantization()
 
         reader_base: Any = q.CalibrationDataReader
@@ -146,7 +146,7 @@ def prepare_model(src: Path, dst: Path) -> None:
     del q
 
 
-def compute_ranges(model_path: Path, input_name: str, frames: Sequence[np.ndarray], method: str,
+def compute_ranges(model_path: Path, input_name: str, frames: Sequence[Any], method: str,
                    work_dir: Path, progress: bool = True) -> Any:
     """Run the prepared FP32 model over ``frames`` and return ONNX Runtime's ``TensorsData`` (per-tensor ranges).
 

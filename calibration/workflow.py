@@ -181,9 +181,10 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         ranges = _ordered_ranges(prepared, ranges_of(data))
         in_float: List[str] = []  # the warp of a registration model stays in float (gate_flow.warp_nodes)
         if registration:
-            gate: Gate = FlowGate(fp32, held_out_pairs(held_x), held_labels, gate_epe, gate_dice, work,
-                                  progress=progress, check_inputs=held_out_pairs(check_x), check_labels=check_labels)
-            in_float = gate.warp_nodes = warp_nodes(onnx.load(str(prepared)), spec.output.name)
+            flow_gate = FlowGate(fp32, held_out_pairs(held_x), held_labels, gate_epe, gate_dice, work,
+                                 progress=progress, check_inputs=held_out_pairs(check_x), check_labels=check_labels)
+            in_float = flow_gate.warp_nodes = warp_nodes(onnx.load(str(prepared)), spec.output.name)
+            gate: Gate = flow_gate
         elif spec.task == "enhancement":  # the scans' labels are masks, not clean images: no targets (yet)
             gate = ImageGate(fp32, held_x, [None] * len(held_x), gate_psnr, gate_ssim, work,
                                    progress=progress, check_inputs=check_x, check_targets=[None] * len(check_x))

@@ -73,7 +73,7 @@ def held_out_pairs(data: Dataset, amplitude: float) -> Dict[str, Any]:
     rng = np.random.default_rng(HELD_OUT_SEED)
     size = tuple(data.x.shape[-2:])
     for i, x in enumerate(data.x):
-        flow = field_batch([HELD_OUT_SEED + i], size, rng, amplitude)[0]  # type: ignore[arg-type]
+        flow = field_batch([HELD_OUT_SEED + i], size, rng, amplitude)[0]
         fields.append(flow)
         fixed.append(flowscores.warp(x.astype(np.float32), flow))
     return {"moving": data.x.astype(np.float32), "fixed": np.stack(fixed).astype(np.float32),

@@ -68,10 +68,11 @@ class RegistrationNet(nn.Module):
         # a one-channel U-Net (its first convolution is a plain 3x3 one) whose first convolution is widened to
         # take the pair (2 * in_channels channels)
         self.unet = UNet(input_size, 1, 2, depth, base_width, separable)
-        first = self.unet.down[0][0]
-        self.unet.down[0][0] = nn.Conv2d(2 * in_channels, first.out_channels, 3, padding=1, bias=False)
-        nn.init.normal_(self.unet.head.weight, 0.0, 1e-5)
-        nn.init.zeros_(self.unet.head.bias)
+        block: Any = self.unet.down[0]
+        block[0] = nn.Conv2d(2 * in_channels, block[0].out_channels, 3, padding=1, bias=False)
+        head: Any = self.unet.head
+        nn.init.normal_(head.weight, 0.0, 1e-5)
+        nn.init.zeros_(head.bias)
         self.warp = SpatialWarp(input_size)
         self.warped = bool(warped)
         self.config = dict(self.unet.config, in_channels=int(in_channels), warped=self.warped)
