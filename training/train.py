@@ -126,7 +126,7 @@ def train(cfg: TrainConfig) -> Bundle:
         return train_registration(cfg)
 
     torch = require("torch", "training")
-    from jetseg.models.archs import ARCHITECTURES, build_model, describe
+    from jetseg.models.archs import ARCHITECTURES, REGISTRATION_ARCHS, build_model, describe
     from jetseg.models.export import compare_with_torch, torch_to_onnx
     from jetseg.scores import mean_dice
     from jetseg.training.augment import Augment
@@ -135,6 +135,8 @@ def train(cfg: TrainConfig) -> Bundle:
     from jetseg.training.losses import dice_ce_loss
 
     ARCHITECTURES.check(cfg.arch)
+    if cfg.arch in REGISTRATION_ARCHS:
+        raise TrainError("--arch %s is a registration model; add --task registration" % cfg.arch)
     data_inputs = [uri_path(cfg.data), uri_path(cfg.val_data)]
     check_out(cfg.out, cfg.overwrite, data_inputs)
     train_threads = use_training_threads(cfg.train_threads)

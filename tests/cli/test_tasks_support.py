@@ -1,7 +1,7 @@
 """What each command does with enhancement and registration bundles today (docs/tasks.md): export and
 calibrate take enhancement models, run shows their enhanced frames and bench measures them (tests/benchmarks);
-export and calibrate take registration models (tests/calibration, tests/training); run and bench refuse them in
-one line without a traceback (the run side is built separately)."""
+export, calibrate, train and bench take registration models (tests/calibration, tests/training,
+tests/benchmarks); run refuses them in one line without a traceback (the run side is built separately)."""
 from __future__ import annotations
 
 import onnx
@@ -19,12 +19,6 @@ def _error(capsys, argv):
     lines = [ln for ln in err.splitlines() if "error:" in ln]
     assert len(lines) == 1, err
     return lines[0]
-
-
-def test_bench_refuses_registration(tmp_path, capsys):
-    bundle = registration_bundle(tmp_path / "b")
-    line = _error(capsys, ["bench", bundle, "--reference", bundle, "--data", "synthetic://ultrasound?frames=2"])
-    assert "jetseg bench supports task segmentation and enhancement; this model's spec.task is registration" in line
 
 
 def test_run_refuses_registration(tmp_path, capsys):

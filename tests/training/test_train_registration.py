@@ -65,3 +65,11 @@ def test_a_segmentation_arch_is_refused_for_registration(tmp_path, capsys):
     assert code != 0 and "Traceback" not in err
     assert "--arch unet-tiny is a segmentation model; --task registration trains vxm-small or vxm-tiny" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_registration_arch_is_refused_for_segmentation(tmp_path, capsys):
+    code = main(["train", "--data", DATA, "--out", str(tmp_path / "o"), "--arch", "vxm-tiny", "--input-size", "32x32",
+                 "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    assert "--arch vxm-tiny is a registration model; add --task registration" in err
