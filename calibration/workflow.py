@@ -225,6 +225,8 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         # OpenVINO's own INT8 from the same frames, past the same gate (calibration/nncfquant.py)
         openvino = calibrate_openvino(prepared, calib_x, gate, candidate, work, max_fallback, progress) \
             if target == "cpu" and not registration else None  # NNCF's reader here feeds one input
+        if target == "cpu" and registration:
+            log.info("no OpenVINO INT8 (NNCF) and no speed check for a two-input model yet: model.onnx only")
 
         qmodel = onnx.load(str(candidate))
         violations = check_qdq(qmodel) if target == "tensorrt" else []

@@ -98,3 +98,14 @@ def test_the_warp_stays_in_float_and_passes_the_tensorrt_rules(tmp_path, png_fol
     grid = next(n for n in model.graph.node if n.op_type == "GridSample")
     assert producers[grid.input[1]] == "Add"  # the sampling grid is computed in float, never dequantized
     assert {o.name for o in model.graph.output} == {"flow", "warped"}
+
+
+def test_fallback_ranks_the_unet_layers_never_the_warp(tmp_path, png_folder):
+    pytest.importorskip("torch")
+    from tests.fixtures.bundles import vxm_bundle
+
+    with pytest.raises(GateError) as err:  # an impossible limit: one layer in float, then the gate gives up
+        calibrate(vxm_bundle(tmp_path / "fp32"), str(png_folder(16)), out=tmp_path / "o", count=8, holdout=4,
+                  progress=False, gate_epe=1e-9, max_fallback=1)
+    message = str(err.value)
+    assert "kept in float: /unet/" in message and "/warp/" not in message
