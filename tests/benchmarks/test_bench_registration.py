@@ -52,3 +52,12 @@ def test_bench_refuses_a_segmentation_candidate_against_a_registration_reference
     err = capsys.readouterr().err
     assert code != 0 and "Traceback" not in err
     assert "has task segmentation but the --reference %s has registration" % fp32 in err
+
+
+def test_bench_e2e_refuses_registration_in_one_line(tmp_path, capsys):
+    fp32 = registration_bundle(tmp_path / "fp32")
+    code = main(["bench", str(fp32), "--reference", str(fp32), "--data", "synthetic://ultrasound?frames=2",
+                 "--e2e"] + QUICK)
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    assert "--e2e runs the daemon's pipeline, which does not take registration models yet" in err
