@@ -103,6 +103,17 @@ class FrameRois:
         xs = [spec.preprocess(f.image, roi=box) for f, box in zip(frames, self.boxes)]
         return evaluate.deformed_pairs(xs) if spec.registration is not None else xs
 
+    @staticmethod
+    def batched(inputs: Sequence[Any], batch: int) -> List[Any]:
+        """Batches of ``batch`` items of :meth:`inputs` (cycling through them), pairs batched per input."""
+        def cat(items: List[Any]) -> Any:
+            return tuple(np.concatenate(part) for part in zip(*items)) if isinstance(items[0], tuple) \
+                else np.concatenate(items)
+
+        if batch == 1:
+            return list(inputs)
+        return [cat([inputs[(i + j) % len(inputs)] for j in range(batch)]) for i in range(0, len(inputs), batch)]
+
     def labels(self, spec: Spec, frames: Sequence[Any]) -> List[Any]:
         """Each frame's label cropped and resized like its input (None where a frame has none)."""
         return [spec.preprocess_mask(f.label, roi=box) if f.label is not None else None
@@ -110,22 +121,12 @@ class FrameRois:
 
 
 def infer_call(runner: Any) -> Callable[[Any], np.ndarray]:
-    """``runner.infer`` on one item of :meth:`FrameRois.inputs` (or :func:`batched`): a batch, or a registration
-    pair ``(moving, fixed)``."""
+    """``runner.infer`` on one item of :meth:`FrameRois.inputs` (or :meth:`FrameRois.batched`): a batch, or a
+    registration pair ``(moving, fixed)``."""
     reg = runner.spec.registration
     if reg is None:
         return runner.infer
     return lambda pair: runner.infer(pair[0], {reg.fixed_input: pair[1]})
-
-
-def batched(inputs: Sequence[Any], batch: int) -> List[Any]:
-    """Batches of ``batch`` items of :meth:`FrameRois.inputs` (cycling through them), pairs batched per input."""
-    def cat(items: List[Any]) -> Any:
-        return tuple(np.concatenate(part) for part in zip(*items)) if isinstance(items[0], tuple) else np.concatenate(items)
-
-    if batch == 1:
-        return list(inputs)
-    return [cat([inputs[(i + j) % len(inputs)] for j in range(batch)]) for i in range(0, len(inputs), batch)]
 
 
 def roi_mode(asked: RoiMode, bundles: Sequence[Bundle]) -> Tuple[RoiMode, str]:

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from jetseg.benchmarks.tritonrows import KIND as TRITON_KIND
+from jetseg.benchmarks.tritonrows import triton_note
 from jetseg.benchmarks.viewer import viewer_lines
 from jetseg.bundle import writing
 from jetseg.records import BenchReport
@@ -42,6 +44,8 @@ def _notes(row: Dict[str, Any]) -> str:
         notes.append("peer: " + row["peer"])
     if row.get("role") == "reference":
         notes.append("reference")
+    if row.get("kind") == TRITON_KIND:
+        notes.append(triton_note(row))
     if row.get("int8_form") == "tensorrt":
         notes.append("TensorRT-form INT8 (Q/DQ on float weights, made for TensorRT; slow on CPU runtimes)")
     if row.get("kind") == "e2e":

@@ -29,15 +29,7 @@ import numpy as np
 from jetseg import evaluate
 from jetseg.benchmarks import conditions, cost
 from jetseg.benchmarks.accuracy import score_row
-from jetseg.benchmarks.inputs import (
-    BUNDLE,
-    FrameRois,
-    batched,
-    check_same_task,
-    frame_rois,
-    infer_call,
-    load_frames,
-)
+from jetseg.benchmarks.inputs import BUNDLE, FrameRois, check_same_task, frame_rois, infer_call, load_frames
 from jetseg.benchmarks.peers import DirectOpenVino, pytorch_default_threads
 from jetseg.benchmarks.rows import (
     NAIVE,
@@ -98,6 +90,7 @@ class Settings:
     e2e_fps: float = 30.0  # paced run at a scanner's frame rate for the latency figures (0 = none)
     e2e_paced_frames: int = 300
     peers: bool = True  # OpenVINO called directly, where it is installed
+    triton: Optional[Dict[str, Any]] = None  # Triton rows (benchmarks/tritonrows.py TritonSettings as a dict)
     hd95: bool = True
     plots: bool = True
     progress: bool = True
@@ -122,6 +115,10 @@ class Settings:
         if bad or not self.precisions:
             raise JetsegError("--precision %s; expected a list of %s (auto: fp32 and every reduced float precision "
                               "this CPU has)" % (",".join(self.precisions), ", ".join(PRECISIONS)))
+        if self.triton is not None:
+            from jetseg.benchmarks.tritonrows import TritonSettings
+
+            TritonSettings(**self.triton).check()
         from jetseg.jetson.runners import AUTO, RUNNERS
 
         for name in self.backends:
@@ -290,7 +287,7 @@ def _timed_calls(rows: List[Row], frames: List[Any], rois: FrameRois,
         spec = row.bundle.spec
         inputs = inputs_by_spec.setdefault(id(spec), rois.inputs(spec, frames))
         for batch in settings.batch_sizes:
-            calls["%s@%d" % (row.key, batch)] = cycling(infer_call(row.active_runner), batched(inputs, batch))
+            calls["%s@%d" % (row.key, batch)] = cycling(infer_call(row.active_runner), FrameRois.batched(inputs, batch))
     return calls
 
 
@@ -407,6 +404,14 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
 
             results += complete_e2e(run_e2e([r for r in rows if r.role != "peer" and r.kind == "runner" and not r.precision_hint],
                                             data, frames, rois, settings, samples), results)
+        if settings.triton is not None:  # the reference bundle served by Triton against its local runner
+            from jetseg.benchmarks.tritonrows import TritonSettings, triton_rows
+
+            remote, latencies = triton_rows(ref_bundle, rois.inputs(ref_bundle.spec, frames),
+                                            TritonSettings(**settings.triton), REFERENCE_BACKEND, settings.threads,
+                                            bundle_names([ref_bundle])[0])
+            results += remote
+            samples.update(latencies)
     finally:
         for row in rows:
             if row.runner is not None:

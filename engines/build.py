@@ -16,8 +16,11 @@ int8 --calib-scans the FP32 bundle's float model            implicit, calibrated
 The build is a chain of small steps, each usable and tested on its own (the way Polygraphy's loaders chain
 ``NetworkFromOnnxPath -> CreateConfig -> EngineBytesFromNetwork -> SaveEngine``)::
 
-    parse_network -> make_config -> set_int8 -> place_on_dla -> use_timing_cache -> serialize_engine
-        -> inspect_engine -> build_record -> save_engine
+    parse_network -> make_config -> set_profile -> set_int8 -> place_on_dla -> use_timing_cache
+        -> serialize_engine -> inspect_engine -> build_record -> save_engine
+
+``--batch N`` (:mod:`.batch`): one optimization profile, batch 1..N on the GPU, exactly N on the DLA (it has no
+runtime dimensions), recorded in the key and build.json.
 
 :func:`build_engine` decides the plan and the key, reuses an up-to-date engine, and runs the chain.
 
@@ -45,6 +48,7 @@ from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 from jetseg import trtcompat
 from jetseg.bundle import CALIBRATION_CACHE_FILE, Bundle, command_line, writing
+from jetseg.engines import batch as batching
 from jetseg.engines import engine_info, int8, via_torch2trt
 from jetseg.engines.placement import (
     Finding,
@@ -67,6 +71,7 @@ from jetseg.jetson.trt.plan import (
     current_key,
     plan_build,
 )
+from jetseg.jetson.trt.profile import BatchProfile
 from jetseg.records import BuildRecord
 
 log = logging.getLogger("jetseg.build")
@@ -127,6 +132,7 @@ class BuiltEngine:
     files: Dict[str, bytes] = field(default_factory=dict)  # extra files for the engine folder
     timings: Dict[str, float] = field(default_factory=dict)
     retry: Dict[str, Any] = field(default_factory=dict)  # a build retried without precision constraints
+    profile: Dict[str, Any] = field(default_factory=dict)  # the input's optimization profile (build.json)
 
 
 @dataclass
@@ -290,6 +296,8 @@ def build_record(bundle: Bundle, key: EngineKey, plan: BuildPlan, via: str, trt_
         io=inspection.io,
         engine_bytes=len(built.engine_bytes),
         precision_retry=built.retry,
+        batch=plan.batch,
+        profile=built.profile,
         engine_sha256=hashlib.sha256(built.engine_bytes).hexdigest(),
     )
 
@@ -309,7 +317,7 @@ def save_engine(folder: Path, built: BuiltEngine, record: BuildRecord) -> None:
 def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None, workspace_mb: int = 1024,
                  timing_cache: Optional[Path] = None, force: bool = False, via: str = "onnx",
                  verbose: bool = False, out: Optional[TextIO] = None, calib_scans: Optional[str] = None,
-                 calib_count: int = 100) -> BuildOutcome:
+                 calib_count: int = 100, batch: int = 1) -> BuildOutcome:
     """Build (or reuse) the engine for this device; see the module docstring."""
     out = out or sys.stderr
     if via not in VIA:
@@ -318,7 +326,10 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
         raise JetsegError("--workspace %d MB is too small; expected at least 16 MB (default 1024)" % workspace_mb)
     trt = trtcompat.load("'jetseg build'")
     feats = trtcompat.features(trt.__version__)
-    plan = plan_build(bundle, precision, dla_core, bundle_has_qdq(bundle), calib_scans, calib_count)
+    plan = plan_build(bundle, precision, dla_core, bundle_has_qdq(bundle), calib_scans, calib_count, batch)
+    if via == "torch2trt" and batch != 1:
+        raise JetsegError("--batch %d: the torch2trt route builds batch 1 only; drop --via torch2trt" % batch)
+    profile = batching.plan_profile(bundle, plan) if via == "onnx" else None
     from jetseg.jetson.device.info import describe, identity, module_name
 
     soc, cc = identity()
@@ -349,7 +360,9 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
     else:
         cache_path = Path(timing_cache) if timing_cache else store.shared_timing_cache(bundle, key)
         with tempfile.TemporaryDirectory(prefix="jetseg-build-") as workdir:
-            built = _build_onnx(trt, feats, bundle, plan, key, workspace_mb, cache_path, verbose, out, Path(workdir))
+            assert profile is not None
+            built = _build_onnx(trt, feats, bundle, plan, key, workspace_mb, cache_path, verbose, out, Path(workdir),
+                                profile)
     built.timings["total_s"] = round(time.monotonic() - start, 3)
     inspection = inspect_engine(trt, built.engine_bytes, plan.dla_core, built.placement, built.findings, out,
                                 verbose)
@@ -363,12 +376,14 @@ def build_engine(bundle: Bundle, precision: str, dla_core: Optional[int] = None,
 
 
 def _build_onnx(trt: Any, feats: trtcompat.Features, bundle: Bundle, plan: BuildPlan, key: EngineKey,
-                workspace_mb: int, cache_path: Path, verbose: bool, out: TextIO, workdir: Path) -> BuiltEngine:
+                workspace_mb: int, cache_path: Path, verbose: bool, out: TextIO, workdir: Path,
+                profile: BatchProfile) -> BuiltEngine:
     """The ONNX route: the steps from parsing to the serialized engine, timed."""
     t0 = time.monotonic()
     parsed = parse_network(trt, feats, load_network_bytes(bundle, plan), verbose)
     timings = {"parse_s": round(time.monotonic() - t0, 3)}
     config, notes = make_config(trt, feats, parsed, plan.precision, plan.int8_mode == "qdq", workspace_mb)
+    notes += batching.set_profile(parsed.builder, config, profile)
     setup = set_int8(trt, parsed, config, bundle, plan, workdir)
     placement, findings = place_on_dla(trt, parsed, config, plan.dla_core, setup.warnings, out)
     notes += setup.notes + use_timing_cache(config, cache_path)
@@ -384,7 +399,7 @@ def _build_onnx(trt: Any, feats: trtcompat.Features, bundle: Bundle, plan: Build
             raise DeviceError("TensorRT built the engine but wrote no calibration cache")
         files[CALIBRATION_CACHE_FILE] = produced.read_bytes()
     return BuiltEngine(engine_bytes, bytes(memoryview(config.get_timing_cache().serialize())), notes, placement,
-                       findings + setup.warnings, files, timings, retry)
+                       findings + setup.warnings, files, timings, retry, profile.to_dict())
 
 
 def _onnx_model(data: bytes) -> Any:

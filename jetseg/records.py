@@ -270,6 +270,10 @@ class BuildRecord(JsonRecord):
         precision_retry: empty, or why the build with OBEY_PRECISION_CONSTRAINTS failed and that it was built
             again without the flag (``first_error``, ``cleared_flag``, ``constrained_layers``); absent in
             build.json files written before it existed.
+        batch: the largest batch the engine runs (``jetseg build --batch N``); 1 when absent (built before
+            batches were recorded).
+        profile: the input's optimization profile (``input``, ``batch``, ``min``/``opt``/``max`` or the static
+            ``shape``, ``calibration``, and on the DLA what it allows: ``dla``); see jetson/trt/profile.py.
     """
 
     FILE: ClassVar[str] = BUILD_FILE
@@ -290,6 +294,8 @@ class BuildRecord(JsonRecord):
     io: List[Dict[str, Any]] = _field(list, default=[])
     engine_bytes: Optional[int] = _field(int, _NONE, default=None)
     precision_retry: Dict[str, Any] = _field(dict, default={})
+    batch: int = _field(int, default=1)
+    profile: Dict[str, Any] = _field(dict, default={})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -137,23 +137,47 @@ def io_names(spec: Spec) -> Tuple[List[str], List[str]]:
     return [spec.input.name, reg.fixed_input], [spec.output.name] + ([reg.warped_output] if reg.warped_output else [])
 
 
-def torch_to_onnx(model: Any, spec: Spec) -> bytes:
-    """Export ``model`` (eval mode) to ONNX opset 17 with the spec's static input shape and tensor names (a
-    registration model: two inputs, and the warped image as a second output when the spec names one)."""
+#: ``--batch dynamic``: the batch axis' name in the ONNX (every other dimension stays static)
+DYNAMIC_BATCH = "N"
+
+
+def parse_batch(value: Any) -> Union[int, str]:
+    """``--batch``: a positive integer (a fixed batch) or ``dynamic`` (any batch; the multi-stream batcher, Triton's
+    dynamic batching and TensorRT profiles use it). Raises ExportError with the accepted forms."""
+    text = str(value).strip().lower()
+    if text == "dynamic":
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise ExportError("--batch %r is invalid; expected a positive integer (a fixed batch) or dynamic" % (value,))
+
+
+def example_shape(spec: Spec, batch: Union[int, str] = 1) -> Tuple[int, ...]:
+    """The input shape an export and its parity check use: a fixed ``batch``, or 2 for a dynamic batch (so that
+    the check runs a batch above 1 through the exported graph)."""
+    return (batch if isinstance(batch, int) else 2,) + tuple(spec.input_shape[1:])
+
+
+def torch_to_onnx(model: Any, spec: Spec, batch: Union[int, str] = 1) -> bytes:
+    """Export ``model`` (eval mode) to ONNX opset 17 with the spec's tensor names and static dimensions, the
+    batch fixed (``batch`` N) or dynamic (``"dynamic"``: named :data:`DYNAMIC_BATCH`); a registration model
+    has two inputs, and the warped image as a second output when the spec names one."""
     torch = require("torch", "ONNX export")
     model.eval()
     inputs, outputs = io_names(spec)
-    example = tuple(torch.zeros(spec.input_shape, dtype=torch.float32) for _ in inputs)
+    examples = tuple(torch.zeros(example_shape(spec, batch), dtype=torch.float32) for _ in inputs)
+    dynamic_axes = None if isinstance(batch, int) else {name: {0: DYNAMIC_BATCH} for name in inputs + outputs}
     buffer = io.BytesIO()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter is what we want
             warnings.filterwarnings("ignore", message="no signature found")  # ScriptModules have none
-            torch.onnx.export(model, example, buffer, opset_version=MAX_OPSET, input_names=inputs,
-                              output_names=outputs, do_constant_folding=True, dynamo=False)
+            torch.onnx.export(model, examples, buffer, opset_version=MAX_OPSET,
+                              input_names=inputs, output_names=outputs, do_constant_folding=True, dynamo=False,
+                              dynamic_axes=dynamic_axes)
     except Exception as exc:  # the exporter raises many types for unsupported models
         raise ExportError("PyTorch cannot export the model to ONNX opset %d with input %s: %s"
-                          % (MAX_OPSET, spec.input_shape, str(exc).splitlines()[0][:200])) from None
+                          % (MAX_OPSET, list(examples[0].shape), str(exc).splitlines()[0][:200])) from None
     return buffer.getvalue()
 
 
@@ -162,7 +186,7 @@ def check_onnx(model: Any, spec: Spec) -> Any:
     """Check an ONNX model (path or bytes) for deployment; return the loaded ``onnx.ModelProto``.
 
     Checks: ``onnx.checker``; opset <= 17 (TensorRT 8.5); one input named like ``spec.input.name`` with the
-    static shape ``spec.input_shape`` (batch may be 1 or fixed); an output named ``spec.output.name`` with
+    shape ``spec.input_shape`` (the batch fixed, or dynamic: every other dimension static); an output named ``spec.output.name`` with
     ``spec.output_channels`` channels.
     """
     onnx = require("onnx", "checking ONNX models")
@@ -193,9 +217,10 @@ def check_onnx(model: Any, spec: Spec) -> Any:
                              ", ".join(repr(n) for n in wanted), hint))
     for inp in inputs:
         shape = dims(inp)
-        if not is_static(shape):
-            raise ExportError("%s input %r has a dynamic shape %s; jetseg needs a static shape such as %s (export "
-                              "without dynamic_axes)" % (_where(model), inp.name, shape, list(spec.input_shape)))
+        if not shape or not is_static(shape[1:]):
+            raise ExportError("%s input %r has a dynamic shape %s; jetseg needs static dimensions such as %s (only "
+                              "the batch, the first, may be dynamic: export with dynamic_axes on axis 0 only)"
+                              % (_where(model), inp.name, shape, list(spec.input_shape)))
         if list(shape[1:]) != list(spec.input_shape[1:]) or len(shape) != 4:
             raise ExportError("%s input %r has shape %s; the spec expects %s (NCHW: channels %d, size %dx%d)"
                               % (_where(model), inp.name, shape, list(spec.input_shape), spec.input.channels,
@@ -243,8 +268,8 @@ def _where(model: Any) -> str:
 
 
 def compare_with_torch(model: Any, onnx_bytes: bytes, spec: Spec, seed: int = 0,
-                       rtol: float = RTOL, atol: float = ATOL) -> float:
-    """Run PyTorch and ONNX Runtime on the same random input; return max |difference|.
+                       rtol: float = RTOL, atol: float = ATOL, batch: Union[int, str] = 1) -> float:
+    """Run PyTorch and ONNX Runtime on the same random input (of :func:`example_shape`); return max |difference|.
 
     Raises ExportError when the difference exceeds ``atol + rtol * range(PyTorch output)``.
     """
@@ -252,7 +277,7 @@ def compare_with_torch(model: Any, onnx_bytes: bytes, spec: Spec, seed: int = 0,
     ort = require("onnxruntime", "export checks")
     rng = np.random.default_rng(seed)
     names = io_names(spec)[0]
-    feed = {name: rng.standard_normal(spec.input_shape).astype(np.float32) for name in names}
+    feed = {name: rng.standard_normal(example_shape(spec, batch)).astype(np.float32) for name in names}
     with torch.no_grad():
         expected = model(*[torch.from_numpy(feed[name]) for name in names])
     if isinstance(expected, (tuple, list)):
@@ -281,23 +306,28 @@ def torchscript_bytes(model: Any) -> bytes:
     return buffer.getvalue()
 
 
-def export_torch(model: Any, spec: Spec, info: Dict[str, Any]) -> bytes:
-    """A PyTorch model (weights loaded) to checked ONNX bytes; the activation and the parity go into ``info``."""
-    data = torch_to_onnx(model, spec)
+def export_torch(model: Any, spec: Spec, info: Dict[str, Any], batch: Union[int, str] = 1) -> bytes:
+    """A PyTorch model (weights loaded) to checked ONNX bytes with a fixed or dynamic ``batch``; the activation,
+    the batch and the parity go into ``info``."""
+    data = torch_to_onnx(model, spec, batch)
     record_activation(check_onnx(data, spec), spec, info)
-    info["max_abs_diff_vs_torch"] = compare_with_torch(model, data, spec)
+    info["batch"] = batch
+    info["max_abs_diff_vs_torch"] = compare_with_torch(model, data, spec, batch=batch)
     return data
 
 
 def export_model(source: str, spec: Spec, weights: Optional[str] = None,
                  factory_kwargs: Optional[Dict[str, Any]] = None, module_path: Optional[str] = None,
-                 keep: Optional[Dict[str, bytes]] = None) -> Tuple[bytes, Dict[str, Any]]:
+                 keep: Optional[Dict[str, bytes]] = None,
+                 batch: Optional[Union[int, str]] = None) -> Tuple[bytes, Dict[str, Any]]:
     """Produce checked ONNX bytes from ``MODEL.onnx``, ``MODEL.ts`` / ``.pt`` TorchScript or ``pkg.mod:factory``.
 
     Args:
         module_path: folder to import ``pkg.mod`` from (else it must be installed or on PYTHONPATH).
         keep: when given, receives the files a bundle keeps besides the ONNX model: for TorchScript,
             ``{"model.ts": bytes}`` (the ScriptModule with ``weights`` loaded), the PyTorch reference.
+        batch: for PyTorch sources, the exported batch: N (fixed) or ``"dynamic"``; None: 1. An ONNX file keeps
+            its own batch axis, so ``batch`` must be None there.
 
     Returns ``(onnx_bytes, info)`` where ``info`` records the route, the source and the parity check.
     """
@@ -309,6 +339,9 @@ def export_model(source: str, spec: Spec, weights: Optional[str] = None,
                               % source)
         if not path.is_file():
             raise ExportError("ONNX model %s does not exist" % source)
+        if batch is not None:
+            raise ExportError("--batch applies to PyTorch models; an ONNX file keeps its own batch axis (fixed, or "
+                              "dynamic when it was exported with dynamic_axes on axis 0)")
         proto = check_onnx(path, spec)
         record_activation(proto, spec, info)
         data = path.read_bytes()
@@ -331,7 +364,7 @@ def export_model(source: str, spec: Spec, weights: Optional[str] = None,
     if weights:
         load_weights(model, weights)
         info["weights"] = str(weights)
-    data = export_torch(model, spec, info)
+    data = export_torch(model, spec, info, batch if batch is not None else 1)
     if keep is not None and info["route"] == "torchscript":
         from jetseg.bundle import TORCHSCRIPT_FILE
 

@@ -18,7 +18,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from jetseg.errors import JetsegError
 from jetseg.optional import require
@@ -264,12 +264,13 @@ def onnx_names(path: Path) -> Tuple[str, str]:
     return inputs[0], proto.graph.output[0].name
 
 
-def export_monai(bundle: MonaiBundle, spec: Spec, keep: Optional[Dict[str, bytes]] = None
-                 ) -> Tuple[bytes, Dict[str, Any]]:
+def export_monai(bundle: MonaiBundle, spec: Spec, keep: Optional[Dict[str, bytes]] = None,
+                 batch: Optional[Union[int, str]] = None) -> Tuple[bytes, Dict[str, Any]]:
     """Checked ONNX bytes from the bundle's ``models/model.onnx``, ``model.ts`` or ``model.pt`` (+ network_def).
 
     ``spec`` (from :func:`spec_data`, perhaps with the user's overrides) must name the ONNX file's tensors for
     the ``model.onnx`` route; ``keep`` receives ``model.ts`` (the PyTorch reference) for the TorchScript route.
+    ``batch`` is :func:`jetseg.models.export.export_model`'s (PyTorch routes only).
     Returns ``(onnx_bytes, info)`` like :func:`jetseg.models.export.export_model`, plus the MONAI provenance.
     """
     from jetseg.models.export import export_model, export_torch, load_weights
@@ -282,9 +283,9 @@ def export_monai(bundle: MonaiBundle, spec: Spec, keep: Optional[Dict[str, bytes
         model = network_from_config(bundle)
         load_weights(model, path)
         info: Dict[str, Any] = {"source": str(path), "route": "monai-config"}
-        data = export_torch(model, spec, info)
+        data = export_torch(model, spec, info, batch if batch is not None else 1)
     else:
-        data, info = export_model(str(path), spec, keep=keep)
+        data, info = export_model(str(path), spec, keep=keep, batch=batch)
         info["route"] = "monai-" + info["route"]
     info["monai_bundle"] = bundle.provenance()
     return data, info

@@ -22,6 +22,7 @@ from jetseg import onnxgraph
 from jetseg.bundle import CALIBRATION_CACHE_FILE, Bundle
 from jetseg.errors import JetsegError
 from jetseg.optional import require
+from jetseg.records import BUILD_FILE, BuildRecord
 from jetseg.spec import Spec
 
 #: Model file of each platform Triton serves a bundle with (REPO/<name>/1/<file>).
@@ -105,12 +106,38 @@ def check_batch_axis(bundle: Bundle, max_batch_size: int) -> None:
                           "a dynamic batch axis" % (max_batch_size, bundle.model_path, batch))
 
 
+def plan_max_batch(engine: Path, asked: Optional[int] = None) -> int:
+    """``max_batch_size`` for a plan: the engine's largest batch from the build.json next to it (``jetseg build
+    --batch N``: a profile from batch 1 to N), or ``asked`` when it is within that; 0 for an engine of a
+    fixed batch of 1. A fixed batch above 1 (a DLA engine, or a model exported with batch N) cannot take
+    Triton's batches of 1..N, and a plan without build.json keeps ``asked`` (default 0)."""
+    folder = Path(engine).parent
+    if not (folder / BUILD_FILE).is_file():
+        return asked or 0
+    record = BuildRecord.read(folder)
+    dynamic = "max" in record.profile and int(record.profile["min"][0]) == 1
+    if not dynamic and record.batch > 1:
+        raise JetsegError("engine %s runs a fixed batch of %d (%s); Triton's dynamic batcher sends 1..N: build "
+                          "it for the GPU with 'jetseg build --batch %d' from a model with a dynamic batch axis"
+                          % (engine, record.batch, "the DLA" if record.profile.get("dla") else "a fixed-batch model",
+                             record.batch))
+    largest = record.batch if dynamic else 0
+    if asked is None:
+        return largest
+    if asked > largest:
+        raise JetsegError("--max-batch %d: engine %s runs batches up to %d (build.json); use --max-batch %d or "
+                          "rebuild with 'jetseg build --batch %d'" % (asked, engine, max(largest, 1), largest, asked))
+    return asked
+
+
 def write_repository(repo: Path, bundle: Bundle, platform: str, name: str = "", engine: Optional[Path] = None,
-                     max_batch_size: int = 0, queue_delay_us: int = DEFAULT_QUEUE_DELAY_US) -> Path:
+                     max_batch_size: Optional[int] = 0, queue_delay_us: int = DEFAULT_QUEUE_DELAY_US) -> Path:
     """Write ``REPO/<name>/`` for ``bundle`` served on ``platform``; return that folder.
 
     ``engine`` is the plan for ``tensorrt_plan`` (built by ``jetseg build`` on the serving device with the
-    TensorRT version of that Triton release). An existing model folder is an error (choose another name).
+    TensorRT version of that Triton release); its ``max_batch_size`` comes from its build.json when
+    ``max_batch_size`` is None (:func:`plan_max_batch`). An existing model folder is an error (choose another
+    name).
     """
     if platform not in PLATFORMS:
         raise JetsegError("unknown Triton platform %r; expected one of %s" % (platform, ", ".join(PLATFORMS)))
@@ -123,8 +150,10 @@ def write_repository(repo: Path, bundle: Bundle, platform: str, name: str = "", 
             raise JetsegError("platform tensorrt_plan needs --engine FILE (an engine 'jetseg build' made on the "
                               "serving device); got %s" % (engine or "none"))
         source, accelerator = Path(engine), None
+        max_batch_size = plan_max_batch(source, max_batch_size)
     else:
         source, accelerator = bundle.model_path, onnx_accelerator(bundle)
+        max_batch_size = max_batch_size or 0
         check_batch_axis(bundle, max_batch_size)
     version = folder / "1"
     version.mkdir(parents=True)

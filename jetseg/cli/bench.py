@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, List
+from typing import Any, Callable, Dict, List, Optional
 
 from jetseg.bundle import OVERWRITE_HELP
 from jetseg.evaluate import BENCH_FRAMES
@@ -75,6 +75,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "latency jetseg adds to the model (default 30; 0: none)")
     parser.add_argument("--e2e-paced-frames", type=int, default=300,
                         help="frames of the paced run (default 300)")
+    triton = parser.add_argument_group("Triton rows (docs/scale.md): the reference served by Triton vs its local runner")
+    triton.add_argument("--triton", action="store_true",
+                        help="start jetseg serve's Triton server on free 127.0.0.1 ports for the reference bundle and "
+                        "add rows: batch 1 (1 and N clients) and dynamic batching (N clients), masks checked")
+    triton.add_argument("--triton-url", default=None, metavar="grpc://HOST:PORT",
+                        help="instead of starting one: rows for the model --triton-model of this running server")
+    triton.add_argument("--triton-model", default=None, help="with --triton-url: the model (default: the bundle's name)")
+    triton.add_argument("--triton-clients", type=int, default=4, metavar="N", help="concurrent clients (default 4)")
+    triton.add_argument("--triton-seconds", type=float, default=5.0, metavar="S",
+                        help="timed seconds per Triton row (default 5)")
+    triton.add_argument("--triton-max-batch", type=int, default=8, metavar="N",
+                        help="with --triton: the dynamic-batching model's max_batch_size (default 8)")
     parser.add_argument("--streams", type=int, default=None, metavar="N",
                         help="instead of the rows: N paced 30 fps synthetic streams in one daemon (batched) against N "
                         "daemons, fps, capture-to-mask p50/p99, CPU and RSS (the first BUNDLE and --backend; "
@@ -151,6 +163,20 @@ def _viewer(args: argparse.Namespace, out: str) -> int:
     return 0
 
 
+def _triton(args: argparse.Namespace) -> Optional[Dict[str, Any]]:
+    """The Triton rows' settings (benchmarks/tritonrows.py), or None without --triton / --triton-url."""
+    from jetseg.errors import JetsegError
+
+    if args.triton and args.triton_url:
+        raise JetsegError("--triton starts a server and --triton-url names one; give one of them")
+    if args.triton_model and not args.triton_url:
+        raise JetsegError("--triton-model names a model of --triton-url's server; add --triton-url grpc://HOST:PORT")
+    if not (args.triton or args.triton_url):
+        return None
+    return {"clients": args.triton_clients, "url": args.triton_url, "model": args.triton_model,
+            "max_batch": args.triton_max_batch, "seconds": args.triton_seconds}
+
+
 def run(args: argparse.Namespace) -> int:
     import datetime
 
@@ -182,7 +208,8 @@ def run(args: argparse.Namespace) -> int:
                         naive=not args.no_naive, e2e=args.e2e, e2e_frames=args.e2e_frames,
                         e2e_segments=args.e2e_segments, e2e_fps=args.e2e_fps,
                         e2e_paced_frames=args.e2e_paced_frames, peers=not args.no_peers,
-                        hd95=not args.no_hd95, plots=not args.no_plots, progress=sys.stderr.isatty())
+                        hd95=not args.no_hd95, plots=not args.no_plots, progress=sys.stderr.isatty(),
+                        triton=_triton(args))
     report = run_benchmark(args.bundles, args.reference, args.data, out_dir=out, settings=settings,
                            gates=gates if gates.active else None, overwrite=args.overwrite)
     print(markdown_table(report["results"]))

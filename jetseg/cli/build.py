@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="conversion route: the ONNX parser (default) or torch2trt from weights.pt")
     parser.add_argument("--timing-cache", metavar="PATH", default=None,
                         help="timing cache to reuse and update (default: one per device inside the bundle)")
+    parser.add_argument("--batch", type=int, default=1, metavar="N",
+                        help="largest batch: one optimization profile, batch 1..N (exactly N on the DLA); the ONNX "
+                             "needs a dynamic batch axis or a batch of N (default 1)")
     parser.add_argument("--force", action="store_true", help="rebuild even when the engine is up to date")
     parser.add_argument("--calib-scans", metavar="SOURCE", default=None,
                         help="INT8 only: calibrate here with TensorRT's calibrator on frames from SOURCE (instead "
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     outcome = build_engine(bundle, args.precision, dla_core=args.dla, workspace_mb=args.workspace,
                            timing_cache=Path(args.timing_cache) if args.timing_cache else None,
                            force=args.force, via=args.via, verbose=args.verbose, calib_scans=args.calib_scans,
-                           calib_count=args.calib_count)
+                           calib_count=args.calib_count, batch=args.batch)
     if outcome.reused:  # a fresh build printed its progress and DLA placement report while building
         for line in outcome.report:
             print(line, file=sys.stderr)

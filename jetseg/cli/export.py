@@ -23,9 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="onnxruntime_onnx (x86/GPU servers) or tensorrt_plan (Triton on the Jetson; needs --engine)")
     triton.add_argument("--engine", default=None, metavar="FILE", help="the plan 'jetseg build' made on the serving device")
     triton.add_argument("--triton-name", default=None, help="model name on the server (default: the bundle's name)")
-    triton.add_argument("--max-batch", type=int, default=0,
-                        help="Triton's max_batch_size: 0 (default) for a model with a fixed batch of 1, else the "
-                        "largest batch its dynamic batcher forms (the model's batch axis must be dynamic)")
+    triton.add_argument("--max-batch", type=int, default=None,
+                        help="Triton's max_batch_size: 0 for a model with a fixed batch of 1, else the largest batch "
+                        "its dynamic batcher forms (the model's batch axis must be dynamic); default 0, for a plan "
+                        "the engine's batch from its build.json")
     triton.add_argument("--queue-delay-us", type=int, default=2000, help="dynamic batching: longest wait to fill a batch")
     deepstream = parser.add_argument_group("DeepStream 6.2/6.3 configs (docs/scale.md)")
     deepstream.add_argument("--deepstream", default=None, metavar="DIR",
@@ -62,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "from its last node")
     parser.add_argument("--input-name", default=None, help="ONNX input name (default input)")
     parser.add_argument("--output-name", default=None, help="ONNX output name (default logits)")
+    parser.add_argument("--batch", default=None, metavar="N|dynamic",
+                        help="PyTorch models: the exported batch axis, a fixed N or dynamic (for several streams in "
+                        "one daemon, Triton's dynamic batching and jetseg build --batch; docs/scale.md); default 1; "
+                        "an ONNX file keeps its own")
     parser.add_argument("--roi", default=None, metavar="X,Y,W,H", help="crop applied to frames before resizing")
     parser.add_argument("--name", default=None, help="model name in the spec (default: the bundle's folder name)")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
@@ -158,8 +163,9 @@ def export_triton(args: argparse.Namespace) -> int:
     folder = write_repository(Path(args.triton), Bundle(args.model), args.platform, name=args.triton_name or "",
                               engine=Path(args.engine) if args.engine else None, max_batch_size=args.max_batch,
                               queue_delay_us=args.queue_delay_us)
-    print("wrote %s (%s, max_batch_size %d); clients preprocess as the spec says (docs/scale.md)"
-          % (folder, args.platform, args.max_batch))
+    print("wrote %s (%s, %s); clients preprocess as the spec says (docs/scale.md)"
+          % (folder, args.platform, next(line for line in (folder / "config.pbtxt").read_text().splitlines()
+                                         if line.startswith("max_batch_size"))))
     return 0
 
 
@@ -199,13 +205,14 @@ def run(args: argparse.Namespace) -> int:
         sha256_file,
     )
     from jetseg.cli.train import parse_size
-    from jetseg.models.export import export_model
+    from jetseg.models.export import export_model, parse_batch
     from jetseg.models.monai_bundle import export_monai, is_monai_bundle, read_bundle, spec_data
 
     if args.weights is not None:
         if not Path(args.weights).is_file():
             raise JetsegError("--weights %s does not exist; expected a PyTorch state_dict file" % args.weights)
     inputs = [Path(args.model) if Path(args.model).exists() else None, args.weights, args.module_path]
+    batch = parse_batch(args.batch) if args.batch is not None else None
     check_out(args.out, args.overwrite, inputs)  # before the export's work; never an input
     keep: Dict[str, bytes] = {}
     module_path = str(Path(args.module_path).resolve()) if args.module_path else None
@@ -216,10 +223,11 @@ def run(args: argparse.Namespace) -> int:
         monai = read_bundle(args.model)
         size = parse_size(args.input_size) if args.input_size else None
         spec = build_spec(args, spec_data(monai, input_size=size))
-        data, info = export_monai(monai, spec, keep=keep)
+        data, info = export_monai(monai, spec, keep=keep, batch=batch)
     else:
         spec = build_spec(args)
-        data, info = export_model(args.model, spec, weights=args.weights, module_path=module_path, keep=keep)
+        data, info = export_model(args.model, spec, weights=args.weights, module_path=module_path, keep=keep,
+                                  batch=batch)
     provenance: Dict[str, Any] = {"command": command_line(), "tool": "jetseg export", "export": info}
     extra: Dict[str, Any] = dict(keep)
     if TORCHSCRIPT_FILE in keep:  # the torch runner and the naive-loop row run it as the PyTorch reference

@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="record and serve only the ROI (no burned-in patient text)")
     parser.add_argument("--smoothing", type=float, metavar="S", help="temporal smoothing 0..1 (0 = off)")
     parser.add_argument("--min-area", type=int, metavar="PX", help="remove mask components under PX frame pixels")
+    parser.add_argument("--reference", metavar="REF", help="a registration model's fixed image: first (default: "
+                        "the first frame after start or reload), previous (each frame against the one before) or "
+                        "an image file")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     parser.add_argument("--scheduler", metavar="NAME",
@@ -75,6 +78,7 @@ def overrides_from(args: argparse.Namespace) -> Dict[str, Any]:
         "roi.roi_only": args.roi_only,
         "postprocess.smoothing": args.smoothing,
         "postprocess.min_area_px": args.min_area,
+        "postprocess.reference": args.reference,
         "pipeline.duration_s": args.duration,
         "pipeline.max_frames": args.max_frames,
         "pipeline.scheduler": args.scheduler,

@@ -42,6 +42,32 @@ class _State:
         self.logs: Dict[str, str] = {}  # check name -> its build log, relative to the report folder
 
 
+def model_inputs(spec: Any, frame: Any) -> Dict[str, Any]:
+    """Keyword arguments of ``Runner.infer`` for one preprocessed frame: a registration model gets the same frame
+    as its fixed image (docs/tasks.md)."""
+    reg = spec.registration
+    return {"extra_inputs": {reg.fixed_input: frame}} if reg is not None else {}
+
+
+def agreement(spec: Any, expected: Any, got: Any, what: str) -> Any:
+    """``(detail, data)`` of two runners' outputs for one frame, or AssertionError: the share of pixels whose class
+    agrees (99% at least), or for a registration model the end-point error of the fields (p95 at most 0.5 px)."""
+    import numpy as np
+
+    if spec.registration is not None:
+        from jetseg.flowscores import endpoint_error, to_pixels
+
+        epe = endpoint_error(to_pixels(got, spec.registration.units), to_pixels(expected, spec.registration.units))
+        p95 = float(np.percentile(epe, 95))
+        if p95 > 0.5:
+            raise AssertionError("%s: field end-point error p95 %.3f px; expected <= 0.5 px" % (what, p95))
+        return "%s: field end-point error p95 %.4f px" % (what, p95), {"epe_p95": p95}
+    agree = float(np.mean(np.argmax(expected, axis=1) == np.argmax(got, axis=1)))
+    if agree < 0.99:
+        raise AssertionError("%s agree on %.1f%% of pixels; expected >= 99%%" % (what, 100 * agree))
+    return "%s: %.2f%% of pixels agree" % (what, 100 * agree), {"pixel_agreement": agree}
+
+
 def portable_checks(state: _State) -> List[Check]:
     from jetseg import selftest
     from jetseg.bundle import Bundle
@@ -73,12 +99,12 @@ def portable_checks(state: _State) -> List[Check]:
 
         if state.frame is None:
             preprocessing()
-        with open_runner("onnxrt", Bundle(bundled(state.model))) as runner:
-            out = runner.infer(state.frame)
+        bundle = Bundle(bundled(state.model))
+        with open_runner("onnxrt", bundle) as runner:
+            out = runner.infer(state.frame, **model_inputs(bundle.spec, state.frame))
         return "onnxruntime %s: output %s" % (ort.__version__, tuple(out.shape)), {"onnxruntime": ort.__version__}
 
     def openvino() -> Any:
-        import numpy as np
 
         from jetseg.jetson.runners import open_runner
         from jetseg.optional import available
@@ -88,12 +114,10 @@ def portable_checks(state: _State) -> List[Check]:
         if state.frame is None:
             preprocessing()
         bundle = Bundle(bundled(state.model))
+        inputs = model_inputs(bundle.spec, state.frame)
         with open_runner("onnxrt", bundle) as ref, open_runner("openvino", bundle) as ov:
-            expected, got = ref.infer(state.frame), ov.infer(state.frame)
-        agree = float(np.mean(np.argmax(expected, axis=1) == np.argmax(got, axis=1)))
-        if agree < 0.99:
-            raise AssertionError("OpenVINO and ONNX Runtime agree on %.1f%% of pixels; expected >= 99%%" % (100 * agree))
-        return "OpenVINO vs ONNX Runtime: %.2f%% of pixels agree" % (100 * agree), {"pixel_agreement": agree}
+            expected, got = ref.infer(state.frame, **inputs), ov.infer(state.frame, **inputs)
+        return agreement(bundle.spec, expected, got, "OpenVINO vs ONNX Runtime")
 
     def calibration() -> Any:
         from jetseg.bundle import CALIBRATION_CACHE_FILE
@@ -187,12 +211,10 @@ def device_checks(state: _State) -> List[Check]:
 
         bundle = Bundle(bundled(state.model))
         frame = state.frame if state.frame is not None else np.zeros(bundle.spec.input_shape, np.float32)
+        inputs = model_inputs(bundle.spec, frame)
         with open_runner("onnxrt", bundle) as ref, open_runner("trt", bundle, precision="fp32") as trt:
-            expected, got = ref.infer(frame), trt.infer(frame)
-        agree = float(np.mean(np.argmax(expected, axis=1) == np.argmax(got, axis=1)))
-        if agree < 0.99:
-            raise AssertionError("trt FP32 and ONNX Runtime agree on %.1f%% of pixels; expected >= 99%%" % (100 * agree))
-        return "trt FP32 vs ONNX Runtime: %.2f%% of pixels agree" % (100 * agree), {"pixel_agreement": agree}
+            expected, got = ref.infer(frame, **inputs), trt.infer(frame, **inputs)
+        return agreement(bundle.spec, expected, got, "trt FP32 vs ONNX Runtime")
 
     def fps(precision: str) -> Callable[[], Any]:
         def measure() -> Any:
@@ -204,12 +226,13 @@ def device_checks(state: _State) -> List[Check]:
 
             bundle = Bundle(needs_int8() if precision == "int8" else bundled(state.model))
             frame = np.zeros(bundle.spec.input_shape, np.float32)
+            inputs = model_inputs(bundle.spec, frame)
             with open_runner("trt", bundle, precision=precision) as runner:
                 for _ in range(5):  # warm-up
-                    runner.infer(frame)
+                    runner.infer(frame, **inputs)
                 start, count = time.monotonic(), 50
                 for _ in range(count):
-                    runner.infer(frame)
+                    runner.infer(frame, **inputs)
                 rate = count / (time.monotonic() - start)
             return "%s: %.1f fps (bare trt runner, batch 1, %d frames)" % (precision.upper(), rate, count), {
                 "fps": round(rate, 2), "precision": precision}

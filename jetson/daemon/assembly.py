@@ -21,6 +21,7 @@ from jetseg.jetson.daemon.config import ConfigError, DaemonConfig, DeviceConfig
 from jetseg.jetson.daemon.flags import apply_overrides
 from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.frames.postprocess import post_processor
+from jetseg.jetson.frames.reference import check_reference
 from jetseg.jetson.frames.roi import RoiMode, RoiPolicy, calibrated_mode
 from jetseg.jetson.pipeline import Pipeline, PipelineError, SourceReader, sink_names
 from jetseg.jetson.runners import open_runner
@@ -133,7 +134,8 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
             parts.bundle, parts.runner = reuse.bundle, reuse.runner
         else:
             parts.bundle = bundle if bundle is not None else Bundle(config.model.path or default_bundle())
-            parts.bundle.spec.require_task("jetseg run", "segmentation", "enhancement")  # docs/tasks.md
+            parts.bundle.spec.require_task("jetseg run", "segmentation", "enhancement", "registration")
+        check_reference(config.postprocess.reference, parts.bundle.spec.task)  # --check reads the file too
         if runner is not None:
             parts.runner, parts.own_runner = runner, False
         elif parts.runner is None:
@@ -175,7 +177,8 @@ def finish(parts: Assembly, metrics: Metrics, after: Optional[SourceReader] = No
     spec = parts.bundle.spec
     parts.pipeline = pipeline = Pipeline(reader, parts.runner, parts.sinks, spec=spec,
                               roi=RoiPolicy(spec, roi_mode(config, parts.bundle), config.roi.auto_frames),
-                              post=post_processor(spec, config.postprocess.smoothing, config.postprocess.min_area_px),
+                              post=post_processor(spec, config.postprocess.smoothing, config.postprocess.min_area_px,
+                                                  config.postprocess.reference),
                               metrics=metrics, settings=config.pipeline)
     log.info("pipeline scheduler %s: %s", pipeline.schedule["name"], pipeline.schedule["reason"],
              extra={"fields": {"event": "scheduler", "scheduler": pipeline.schedule["name"]}})

@@ -204,10 +204,13 @@ class RoiConfig:
 @dataclass
 class PostprocessConfig:
     """Mask clean-up: ``smoothing`` is the EMA weight of the previous frames' probabilities (0 = off);
-    ``min_area_px`` removes connected components smaller than this many frame pixels (0 = off)."""
+    ``min_area_px`` removes connected components smaller than this many frame pixels (0 = off).
+    ``reference``: a registration model's fixed image: ``first`` (the first frame after start or reload),
+    ``previous`` (each frame against the one before) or an image file (docs/runtime.md, "Registration")."""
 
     smoothing: float = 0.0
     min_area_px: int = 0
+    reference: str = "first"
 
     def validate(self) -> None:
         expect(is_number(self.smoothing) and 0.0 <= self.smoothing < 1.0, "postprocess.smoothing",
@@ -216,6 +219,8 @@ class PostprocessConfig:
         expect(isinstance(self.min_area_px, int) and not isinstance(self.min_area_px, bool)
                 and self.min_area_px >= 0, "postprocess.min_area_px", self.min_area_px,
                 "a non-negative integer number of frame pixels (0 = keep every component)")
+        expect(isinstance(self.reference, str) and self.reference.strip() != "", "postprocess.reference",
+               self.reference, "first, previous or an image file (a registration model's fixed image)")
 
 
 @dataclass

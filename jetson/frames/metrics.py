@@ -19,6 +19,7 @@ Prometheus series (own ``CollectorRegistry``, never the global one)::
     jetseg_source_reconnects_total
     jetseg_uptime_seconds, jetseg_last_frame_age_seconds
     jetseg_device_<name>                                from the optional device telemetry hook
+    jetseg_motion_*                                     a registration model's motion (jetson/frames/motion.py)
 
 Several streams in one daemon (``sources:``) have one :class:`Metrics` each and one exposition over them
 all (:class:`StreamsExposition`): every series above carries a ``stream`` label, except the device ones.
@@ -34,6 +35,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from jetseg.jetson.frames.motion import MotionStats
 from jetseg.optional import require
 from jetseg.redact import redact
 
@@ -162,6 +164,7 @@ class Metrics:
         self._times: Deque[float] = collections.deque(maxlen=64)
         self.first_frame: Optional[float] = None
         self.last_frame: Optional[float] = None
+        self.motion = MotionStats(prom, reg)  # a registration model's motion per frame
         self._state.state("opening")
 
     # ------------------------------------------------------------------ registration (before the run)
@@ -318,6 +321,8 @@ class Metrics:
                                "last_frame_age_s": None if age < 0 else round(age, 3),
                                "source_state": self.source_state, "frames": self.frames,
                                "reconnects": self.reconnects, "reasons": reasons}
+        if self.motion.frames:
+            out["motion"] = self.motion.stats()["last"]
         device = self.telemetry()
         if device:
             out["device"] = device
@@ -345,6 +350,7 @@ class Metrics:
             },
             "sinks": {name: dict(c, latency_ms=self.e2e[name].summary_ms(recent))
                       for name, c in list(self.sinks.items())},
+            "motion": self.motion.stats() if self.motion.frames else None,
         }
 
     def exposition(self) -> Tuple[bytes, str]:

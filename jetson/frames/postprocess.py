@@ -19,6 +19,8 @@ import numpy as np
 from jetseg.errors import JetsegError
 from jetseg.jetson.frames.enhance import EnhancementPostProcessor
 from jetseg.jetson.frames.frame import Frame
+from jetseg.jetson.frames.reference import check_reference
+from jetseg.jetson.frames.register import RegistrationPostProcessor
 from jetseg.jetson.frames.result import Result
 from jetseg.spec import Spec
 
@@ -173,18 +175,27 @@ class PostProcessor:
 
 
 #: What the pipeline's post-processing stage runs: the one of the model's task.
-AnyPostProcessor = Union[PostProcessor, EnhancementPostProcessor]
+AnyPostProcessor = Union[PostProcessor, EnhancementPostProcessor, RegistrationPostProcessor]
 
 
-def post_processor(spec: Spec, smoothing: float = 0.0, min_area_px: int = 0) -> AnyPostProcessor:
+def post_processor(spec: Spec, smoothing: float = 0.0, min_area_px: int = 0,
+                   reference: str = "first") -> AnyPostProcessor:
     """The post-processor of ``spec.task``: masks and areas for segmentation, the enhanced frame for
-    enhancement (``min_area_px`` is a mask clean-up: refused for enhancement)."""
+    enhancement, the warped frame, flow and landmarks for registration against ``reference`` (``first``,
+    ``previous`` or an image file). ``min_area_px`` (a mask clean-up) is refused for the tasks without masks,
+    ``smoothing`` for registration, and a reference other than ``first`` for the tasks without one."""
+    check_reference(reference, spec.task)
+    if spec.task != "segmentation" and min_area_px:
+        raise JetsegError("postprocess.min_area_px is %r; it removes small mask components, and this model (task "
+                          "%s) has no mask (set it to 0)" % (min_area_px, spec.task))
+    if spec.task == "registration":
+        if smoothing:
+            raise JetsegError("postprocess.smoothing is %r; a registration model's field is not smoothed over "
+                              "frames (set it to 0)" % (smoothing,))
+        return RegistrationPostProcessor(spec, reference)
     if spec.task == "enhancement":
-        if min_area_px:
-            raise JetsegError("postprocess.min_area_px is %r; it removes small mask components, and an "
-                              "enhancement model has no mask (set it to 0)" % (min_area_px,))
         return EnhancementPostProcessor(spec, smoothing)
-    spec.require_task("jetseg run", "segmentation", "enhancement")
+    spec.require_task("jetseg run", "segmentation", "enhancement", "registration")
     return PostProcessor(spec, smoothing, min_area_px)
 
 

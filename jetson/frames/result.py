@@ -31,7 +31,10 @@ class Result:
         inference_ms: time inside the runner.
         roi_trusted: False when ``roi: auto`` was not sure and fell back to the whole frame: a ROI-only view
             would show the whole screen, burned-in patient text included, so :meth:`overlay` refuses it.
+        motion: a registration frame's motion (``mean_px``, ``p95_px``, ``folding``), else None.
     """
+
+    motion: Optional[Dict[str, float]] = None
 
     def __init__(self, frame: Frame, roi: Tuple[int, int, int, int], spec: Spec,
                  mask: Optional[np.ndarray] = None, model_mask: Optional[np.ndarray] = None,

@@ -12,6 +12,9 @@ next batch (round robin), so none starves.
     stream a: capture -> preprocess -> [port a] --.                    .--> postprocess -> sinks (stream a)
     stream b: capture -> preprocess -> [port b] ---+-- batcher thread --+--> postprocess -> sinks (stream b)
     stream c: capture -> preprocess -> [port c] --'   runner.infer(N)  '--> postprocess -> sinks (stream c)
+
+A model with more inputs (a registration model's fixed image, each stream its own) gets them batched alike:
+every input is concatenated in the same stream order.
 """
 from __future__ import annotations
 
@@ -38,10 +41,11 @@ def default_max_delay_s(fps: Optional[float]) -> float:
 class _Request:
     """One frame's tensor waiting for its logits."""
 
-    __slots__ = ("tensor", "arrived", "done", "logits", "error", "model_ms", "batch")
+    __slots__ = ("tensor", "extra", "arrived", "done", "logits", "error", "model_ms", "batch")
 
-    def __init__(self, tensor: np.ndarray) -> None:
+    def __init__(self, tensor: np.ndarray, extra: Optional[Dict[str, np.ndarray]] = None) -> None:
         self.tensor = tensor
+        self.extra = extra or {}  # the model's other inputs (a registration model's fixed image), batched alike
         self.arrived = time.monotonic()
         self.done = threading.Event()
         self.logits: Optional[np.ndarray] = None
@@ -97,11 +101,12 @@ class Batcher:
             self._order.append(stream)
         return StreamPort(self, stream).activate()
 
-    def submit(self, stream: str, tensor: np.ndarray) -> _Request:
-        """Hand one frame's ``(1, C, H, W)`` tensor over (newest wins per stream); wait on the request."""
+    def submit(self, stream: str, tensor: np.ndarray, extra: Optional[Dict[str, np.ndarray]] = None) -> _Request:
+        """Hand one frame's ``(1, C, H, W)`` tensor (and its other inputs by name) over (newest wins per stream);
+        wait on the request."""
         if self._stop.is_set() or self._thread is None:
             raise PipelineError("the batcher is not running; start() it before the streams' pipelines")
-        request = _Request(tensor)
+        request = _Request(tensor, extra)
         with self._arrived:
             slot = self._slots[stream]
             waiting = slot.get(0) if len(slot) else None  # a frame the batch did not take yet: superseded
@@ -174,7 +179,9 @@ class Batcher:
         for request in batch:
             self.waited.add(start - request.arrived)
         try:
-            logits = self.runner.infer(np.concatenate([r.tensor for r in batch]))
+            tensors = np.concatenate([r.tensor for r in batch])
+            extra = {name: np.concatenate([r.extra[name] for r in batch]) for name in batch[0].extra}
+            logits = self.runner.infer(tensors, extra) if extra else self.runner.infer(tensors)
         except BaseException as exc:  # every frame of the batch gets the failure; its stream stops with it
             self.error = exc
             for request in batch:
@@ -234,10 +241,7 @@ class StreamPort(Runner):
             raise PipelineError("stream %r: the shared runner is not active" % self.stream)
 
     def _infer(self, batch: np.ndarray, extra_inputs: Dict[str, np.ndarray]) -> np.ndarray:
-        if extra_inputs:
-            raise PipelineError("stream %r: the stream batcher takes one-input models; this one also takes %s"
-                                % (self.stream, ", ".join(sorted(extra_inputs))))
-        request = self.batcher.submit(self.stream, batch)
+        request = self.batcher.submit(self.stream, batch, extra_inputs)
         while not request.done.wait(0.5):
             if not self.batcher.running:
                 raise PipelineError("stream %r: the batcher stopped (%s)" % (self.stream, self.batcher.error

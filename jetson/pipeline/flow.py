@@ -9,6 +9,7 @@ import numpy as np
 
 from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.frames.postprocess import AnyPostProcessor, post_processor
+from jetseg.jetson.frames.register import RegistrationPostProcessor
 from jetseg.jetson.frames.roi import RoiPolicy
 from jetseg.jetson.pipeline.graph import Node, chain
 from jetseg.jetson.pipeline.reader import SourceReader
@@ -52,10 +53,14 @@ def probe_inference_ms(runner: Runner, calls: int = 3) -> float:
     """The median time (ms) of ``calls`` inferences on a blank input (they also warm the runner up: first
     calls allocate and tune)."""
     blank = np.zeros(runner.expected_shape(1), dtype=np.float32)
+    reg = runner.spec.registration
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        runner.infer(blank)
+        if reg is None:
+            runner.infer(blank)
+        else:  # a registration model: the same blank as its fixed image
+            runner.infer(blank, extra_inputs={reg.fixed_input: blank})
         times.append((time.perf_counter() - start) * 1e3)
     return sorted(times)[len(times) // 2]
 
@@ -133,11 +138,13 @@ class Pipeline:
         self.schedule: Dict[str, str] = {}
         m = self.metrics
         self.read = ReadFrames(reader, settings.max_frames, settings.duration_s, m)
+        post = post if post is not None else post_processor(self.spec)
+        reference = post.reference if isinstance(post, RegistrationPostProcessor) else None
         self.graph: Node = chain(
             self.read,
-            Preprocess(self.spec, roi if roi is not None else RoiPolicy(self.spec), m),
+            Preprocess(self.spec, roi if roi is not None else RoiPolicy(self.spec), m, reference),
             Infer(runner, m),
-            Postprocess(self.spec, post if post is not None else post_processor(self.spec), m),
+            Postprocess(self.spec, post, m),
             fan_out=[SinkWriter(name, sink, m) for name, sink in self.sinks])
         for name in ("capture", "preprocess", "infer", "postprocess"):
             m.add_stage(name)

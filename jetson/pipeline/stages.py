@@ -19,6 +19,8 @@ from jetseg.errors import JetsegError
 from jetseg.jetson.frames.frame import Frame
 from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.frames.postprocess import AnyPostProcessor
+from jetseg.jetson.frames.reference import Reference
+from jetseg.jetson.frames.register import RegistrationPostProcessor
 from jetseg.jetson.frames.result import Result
 from jetseg.jetson.frames.roi import RoiError, RoiPolicy
 from jetseg.jetson.frames.slot import END
@@ -37,13 +39,15 @@ class PipelineError(JetsegError):
 class Item:
     """One frame on its way through the pipeline: the frame, its ROI, tensors and per-stage time stamps."""
 
-    __slots__ = ("frame", "roi", "roi_trusted", "tensor", "logits", "stamps", "inference_ms")
+    __slots__ = ("frame", "roi", "roi_trusted", "tensor", "extra", "reference", "logits", "stamps", "inference_ms")
 
     def __init__(self, frame: Frame, stamps: Dict[str, float]) -> None:
         self.frame = frame
         self.roi: Tuple[int, int, int, int] = (0, 0, 0, 0)
         self.roi_trusted = True
         self.tensor: Optional[np.ndarray] = None
+        self.extra: Optional[Dict[str, np.ndarray]] = None  # a registration model's fixed image, by input name
+        self.reference = 0  # the generation of that fixed image (jetseg.jetson.frames.reference)
         self.logits: Optional[np.ndarray] = None
         self.stamps = stamps
         self.inference_ms = 0.0
@@ -148,14 +152,19 @@ class Preprocess(Stage):
     sent on in order. If no image area is found for sure (black frames while a scanner starts, a screen of
     text and bars), the whole frame is used for those frames, marked untrusted (``roi=1`` sinks refuse
     them rather than record burned-in text), and detection is retried on the next ones.
+
+    A registration model's fixed image comes from ``reference`` (prepared alike, in frame order) and goes to
+    the runner as an extra input named ``registration.fixed_input``.
     """
 
     name = "preprocess"
 
-    def __init__(self, spec: Spec, roi: RoiPolicy, metrics: Optional[Metrics] = None) -> None:
+    def __init__(self, spec: Spec, roi: RoiPolicy, metrics: Optional[Metrics] = None,
+                 reference: Optional[Reference] = None) -> None:
         super().__init__(metrics)
         self.spec = spec
         self.roi = roi
+        self.reference = reference
         self._held: List[Item] = []
         self._warned = False
         self._trusted = True
@@ -175,9 +184,18 @@ class Preprocess(Stage):
             roi = self._resolve([item])
         item.roi = roi
         item.roi_trusted = self._trusted
-        item.tensor = self.spec.preprocess(image, roi=roi)
+        self._prepare(item)
         item.stamps["preprocessed"] = time.monotonic()
         return [item]
+
+    def _prepare(self, item: Item) -> None:
+        """The model's input(s) of one frame whose ROI is known."""
+        item.tensor = tensor = self.spec.preprocess(item.frame.image, roi=item.roi)
+        if self.reference is not None:
+            assert self.spec.registration is not None
+            fixed, item.reference = self.reference.fixed_for(tensor, item.frame.image.shape, item.roi,
+                                                             item.frame.index)
+            item.extra = {self.spec.registration.fixed_input: fixed}
 
     def _resolve(self, items: List[Item]) -> Tuple[int, int, int, int]:
         self._trusted = True
@@ -212,7 +230,7 @@ class Preprocess(Stage):
         for h in held:
             h.roi = roi
             h.roi_trusted = self._trusted
-            h.tensor = self.spec.preprocess(h.frame.image, roi=roi)
+            self._prepare(h)
             h.stamps["preprocessed"] = now
         return held
 
@@ -229,16 +247,20 @@ class Infer(Stage):
     def process(self, item: Item) -> List[Item]:
         if item.tensor is None:
             raise PipelineError("frame %d reached inference without an input tensor" % item.frame.index)
-        item.logits = self.runner.infer(item.tensor)
+        if item.extra is None:
+            item.logits = self.runner.infer(item.tensor)
+        else:
+            item.logits = self.runner.infer(item.tensor, extra_inputs=item.extra)
         item.inference_ms = self.runner.last_inference_ms
-        item.tensor = None
+        item.tensor = item.extra = None
         item.stamps["inferred"] = time.monotonic()
         return [item]
 
 
 class Postprocess(Stage):
     """Model output -> :class:`Result` with the task's post-processor (segmentation: mask and areas; enhancement:
-    the enhanced frame); counts the frame as processed."""
+    the enhanced frame; registration: the warped frame, flow and landmarks, and the frame's motion for the
+    metrics); counts the frame as processed."""
 
     name = "postprocess"
 
@@ -252,11 +274,14 @@ class Postprocess(Stage):
         spacing = frame.meta.get("pixel_spacing_mm") if frame.meta else None
         if item.logits is None:
             raise PipelineError("frame %d reached post-processing without model outputs" % frame.index)
+        task: Dict[str, Any] = {"reference": item.reference} if isinstance(self.post, RegistrationPostProcessor) else {}
         result = self.post.result(item.logits, frame, item.roi, spacing, stamps=item.stamps,
-                                  inference_ms=item.inference_ms, roi_trusted=item.roi_trusted)
+                                  inference_ms=item.inference_ms, roi_trusted=item.roi_trusted, **task)
         now = item.stamps["postprocessed"] = time.monotonic()
         if self.metrics is not None:
             self.metrics.frame(now, item.stamps.get("captured"), item.inference_ms / 1e3)
+            if result.motion is not None:
+                self.metrics.motion.add(result.motion)
         result.stamps["sink"] = now
         return [result]
 

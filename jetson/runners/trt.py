@@ -6,10 +6,17 @@ deserializes it, allocates page-locked host and device buffers for every I/O ten
 (jetson/trt/cuda.py: libcudart through ctypes). Inference copies in, runs ``execute_async_v3(stream)``, copies out and synchronizes;
 with ``cuda_graph=True`` those three steps are captured once into a CUDA graph and replayed.
 
+Batches: an engine built with ``jetseg build --batch N`` has one optimization profile (batch 1..N on the GPU,
+exactly N on the DLA; jetson/trt/profile.py). The runner's ``batch_size`` is at least the profile's largest
+batch (so the daemon's batcher forms batches of N), buffers are allocated for it, and each call sets the input
+shape of its chunk with ``set_input_shape`` (padding to the profile's smallest batch; with a CUDA graph, to
+the batch it was captured at). Larger batches than the engine's run in chunks.
+
 Options (``open_runner("trt", bundle, precision="int8", dla_core=0)``; from the CLI ``--backend trt`` with the
 runtime's backend options):
     precision: ``fp32``, ``fp16`` or ``int8``; default: the one engine built for this device (an error lists
         the choices when there are several).
+    batch: the engine's batch (``jetseg build --batch N``); default: the one built for this device.
     dla_core: DLA core (0 or 1) or None for the GPU.
     cuda_graph: capture the inference into a CUDA graph.
     device: CUDA device index (0 on a Jetson).
@@ -28,17 +35,18 @@ from jetseg.jetson.device import info
 from jetseg.jetson.runners.base import Runner
 from jetseg.jetson.trt.key import EngineKey
 from jetseg.jetson.trt.plan import EngineLookup, find_engine
+from jetseg.jetson.trt.profile import chunks, run_size
 from jetseg.options import OptionReader
 from jetseg.trtcompat import PRECISIONS
 
 
 def find_engine_here(bundle: Bundle, trt_version: str, precision: Optional[str] = None,
-                     dla_core: Optional[int] = None) -> EngineLookup:
+                     dla_core: Optional[int] = None, batch: Optional[int] = None) -> EngineLookup:
     """:func:`~jetseg.jetson.trt.plan.find_engine` for this device: its SoC, compute capability and module from
     the device tree (or CUDA); raises a DeviceError without a GPU. The runner's lookup, and what ``--backend
     auto`` asks before choosing it."""
     soc, cc = info.identity()
-    return find_engine(bundle, trt_version, soc, cc, info.module_name(), precision, dla_core)
+    return find_engine(bundle, trt_version, soc, cc, info.module_name(), precision, dla_core, batch)
 
 
 def _dla_core(opts: OptionReader) -> Optional[int]:
@@ -64,6 +72,7 @@ class TensorRTRunner(Runner):
         self.dla = _dla_core(opts)
         self.cuda_graph = opts.flag("cuda_graph", False)
         self.device_index = opts.integer("device", 0, minimum=0)
+        self.engine_batch: Optional[int] = opts.integer("batch", 0, minimum=0) or None
         self.threads = self.read_threads(opts)
         opts.done()
         self.key: Optional[EngineKey] = None
@@ -76,6 +85,8 @@ class TensorRTRunner(Runner):
         self._runtime: Any = None
         self._input: Any = None
         self._output: Any = None
+        self._low = self._high = 1  # the engine's batch range (its profile, or its static batch)
+        self._shape: Tuple[int, ...] = ()  # the input shape set on the context
 
     # ------------------------------------------------------------------ engine lookup
     def _engine_key(self, trt_version: str) -> Tuple[EngineKey, Path]:
@@ -84,7 +95,7 @@ class TensorRTRunner(Runner):
         asks)."""
         from jetseg.jetson.trt import store
 
-        found = find_engine_here(self.bundle, trt_version, self.precision, self.dla)
+        found = find_engine_here(self.bundle, trt_version, self.precision, self.dla, self.engine_batch)
         if found.key is None or not found.usable:
             raise RunnerError(found.message)
         return found.key, store.engine_dir(self.bundle, found.key) / store.ENGINE_FILE
@@ -128,12 +139,13 @@ class TensorRTRunner(Runner):
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
             inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
             outputs = [n for n in names if n not in inputs]
-            for name in inputs:  # all input shapes first: output shapes follow from them
-                shape: Tuple[int, ...] = tuple(engine.get_tensor_shape(name))
-                if any(d < 0 for d in shape):
-                    shape = (self.batch_size,) + tuple(self.expected_shape()[1:])
+            for name in inputs:  # all input shapes first (the largest batch): output shapes follow from them
+                shape = self._largest_shape(engine, name)
                 if not context.set_input_shape(name, shape):
                     raise RunnerError("engine input %r does not accept shape %s" % (name, shape))
+                self._shape = shape
+            self.engine_batch = self._high
+            self.batch_size = max(self.batch_size, self._high)
             for name in inputs + outputs:
                 dtype = jcuda.numpy_dtype(engine.get_tensor_dtype(name))
                 buf = self._buffers.add(name, tuple(context.get_tensor_shape(name)), dtype, name in inputs)
@@ -150,6 +162,17 @@ class TensorRTRunner(Runner):
                 self._stream.synchronize()
                 self._graph = jcuda.CudaGraph(self._stream)
                 self._graph.capture(self._enqueue)
+
+    def _largest_shape(self, engine: Any, name: str) -> Tuple[int, ...]:
+        """The input's shape at the engine's largest batch; sets the batch range (``_low``, ``_high``) from the
+        profile (``get_tensor_profile_shape(name, 0)``: min, opt, max) or from the static batch."""
+        shape: Tuple[int, ...] = tuple(int(d) for d in engine.get_tensor_shape(name))
+        if all(d >= 0 for d in shape):
+            self._low = self._high = shape[0]
+            return shape
+        low, _, high = [tuple(int(d) for d in dims) for dims in engine.get_tensor_profile_shape(name, 0)]
+        self._low, self._high = low[0], high[0]
+        return high
 
     def _pick(self, names: Any, wanted: str, kind: str) -> str:
         if wanted in names:
@@ -170,21 +193,32 @@ class TensorRTRunner(Runner):
         feeds = [(buffers[name].host, array) for name, array in extra_inputs.items()]
         outs = []
         with self._ctx:
-            for start in range(0, batch.shape[0], host_in.shape[0]):
-                chunk = batch[start:start + host_in.shape[0]]
-                if chunk.shape[0] != host_in.shape[0]:
-                    raise RunnerError("engine batch is %d but %d frame(s) were given; rebuild for batch %d"
-                                      % (host_in.shape[0], chunk.shape[0], chunk.shape[0]))
-                np.copyto(host_in, chunk.astype(host_in.dtype, copy=False))
-                for host, array in feeds:  # a registration model's fixed image, the same frames
-                    np.copyto(host, array[start:start + host_in.shape[0]].astype(host.dtype, copy=False))
+            for start, stop in chunks(batch.shape[0], self._high):
+                n = stop - start
+                size = self._high if self._graph is not None else run_size(n, self._low, self._high)
+                self._set_batch(size)
+                for host, array in [(host_in, batch)] + feeds:  # feeds: a registration model's fixed images
+                    host[:n] = array[start:stop]
+                    if size > n:
+                        host[n:size] = 0  # padding up to the engine's batch: its outputs are dropped
                 if self._graph is not None:
                     self._graph.launch()
                 else:
                     self._enqueue()
                 self._stream.synchronize()
-                outs.append(np.array(buffers[self._output].host, dtype=np.float32, copy=True))
+                outs.append(np.array(buffers[self._output].host[:n], dtype=np.float32, copy=True))
         return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+    def _set_batch(self, size: int) -> None:
+        """Set the input shape to batch ``size`` when it changes (the named-tensor API's set_input_shape)."""
+        shape = (size,) + tuple(self._shape[1:])
+        if shape == self._shape:
+            return
+        for name in [self._input] + list(self.extra_input_names):  # the inputs share the batch and the shape
+            if not self._context.set_input_shape(name, shape):
+                raise RunnerError("engine input %r does not accept shape %s (its batch is %d..%d)"
+                                  % (name, shape, self._low, self._high))
+        self._shape = shape
 
     def _deactivate(self) -> None:
         if self._ctx is None:
@@ -203,7 +237,8 @@ class TensorRTRunner(Runner):
     def describe(self) -> Dict[str, Any]:
         info = super().describe()
         info.update(precision=self.key.precision if self.key is not None else self.precision,
-                    target="gpu" if self.dla is None else "dla%d" % self.dla, cuda_graph=self.cuda_graph)
+                    target="gpu" if self.dla is None else "dla%d" % self.dla, cuda_graph=self.cuda_graph,
+                    engine_batch=self.engine_batch)
         if self.key is not None:
             info["engine"] = self.key.name
         return info

@@ -49,9 +49,17 @@ def write_serving_repository(repo: Path, bundle: Bundle, name: str = "", backend
 
 
 def distribution() -> Path:
-    """The ``tritonserver`` folder of the installed PyTriton wheel (bin/, backends/, python_backend_stubs/)."""
-    pytriton = require("pytriton", "jetseg serve (pip install 'jetseg[serve]', x86 only)")
-    return Path(str(pytriton.__file__)).parent / "tritonserver"
+    """The ``tritonserver`` folder of the installed PyTriton wheel (bin/, backends/, python_backend_stubs/).
+
+    Found, not imported: ``import pytriton`` needs its Python dependencies (gevent, ...), which setup.sh leaves
+    out (``--no-deps``: it pins numpy<2), and jetseg uses only the binary, the backend and the stubs."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        require("pytriton", "jetseg serve (pip install 'jetseg[serve]', x86 only)")  # raises: not installed
+    assert spec is not None and spec.submodule_search_locations is not None
+    return Path(list(spec.submodule_search_locations)[0]) / "tritonserver"
 
 
 def prepare_backends(work: Path) -> Path:

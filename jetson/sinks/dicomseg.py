@@ -71,6 +71,10 @@ class DicomSegSink(Sink):
         return str(self.directory.resolve())
 
     def _open(self, context: SinkContext) -> None:
+        if context.spec.task != "segmentation":
+            raise SinkError("dicom-seg://%s writes segmentations, and this model's spec.task is %s (no mask); use "
+                            "masks://DIR?png=0 for per-frame JSON lines, or file://out.mp4 to record the pictures"
+                            % (self.uri, context.spec.task))
         self._pydicom = require("pydicom", "writing DICOM SEG")
         self._hd = require("highdicom", "writing DICOM SEG")
         try:

@@ -13,6 +13,8 @@ Routes:
     ``/frame.jpg``    the newest overlay as one JPEG (503 until the first frame)
     ``/stats``        JSON: the pipeline's ``context.stats()`` plus ``"viewer"``, this sink's own figures
     ``/metrics``      the pipeline's ``context.metrics()`` (Prometheus text format)
+    ``POST /reference`` a registration model registers the next frames against the newest frame (header
+                      ``X-Requested-With: jetseg`` required; 409 for other tasks or ``reference=previous``)
     ``/health``       JSON from ``context.health()``; 503 when it reports a failure, a stop or that it is still
                       starting (the source not open yet; ``"degraded"``
                       stays 200: the process works, its reasons say what is wrong); never needs the token
@@ -45,7 +47,7 @@ from typing import Any, Deque, Dict, Optional, Set, Tuple
 
 import numpy as np
 
-from jetseg.errors import SinkError
+from jetseg.errors import JetsegError, SinkError
 from jetseg.jetson.frames.slot import Slot
 from jetseg.jetson.sinks.base import Sink, SinkContext
 from jetseg.jetson.sinks.tokens import check_token
@@ -242,6 +244,19 @@ class WebSink(Sink):
             out["areas_mm2"] = None if result.areas_mm2 is None else {
                 k: round(float(v), 3) for k, v in result.areas_mm2.items()}
         return out
+
+    def set_reference(self) -> Tuple[int, str]:
+        """``POST /reference``: the newest frame becomes a registration model's reference; ``(HTTP code, message)``."""
+        result = self._newest.peek()[1]
+        if result is None:
+            return 503, "no frame yet"
+        if not hasattr(result, "use_as_reference"):
+            return 409, "this model's task is %s; only registration models have a reference" % result.spec.task
+        try:
+            result.use_as_reference()
+        except JetsegError as exc:
+            return 409, str(exc)
+        return 200, "reference: frame %d" % result.index
 
     @property
     def run_context(self) -> SinkContext:

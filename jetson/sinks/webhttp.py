@@ -93,6 +93,21 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             log.debug("viewer %s left during %s", self.client_address[0], route)
 
+    def do_POST(self) -> None:
+        """``POST /reference``: a registration model registers the next frames against the frame on screen. It
+        needs the header ``X-Requested-With: jetseg`` (a page of another site cannot send it) and the token."""
+        sink = self.server.sink
+        parts = urlsplit(self.path)
+        if parts.path != "/reference":
+            self._send(404, b"not found; POST /reference is the only POST route\n", "text/plain; charset=utf-8")
+        elif not sink.authorised(self, parse_qs(parts.query)):
+            self._send(401, b"this jetseg viewer needs a token\n", "text/plain; charset=utf-8")
+        elif self.headers.get("X-Requested-With") != "jetseg":
+            self._json(403, {"message": "POST /reference needs the header X-Requested-With: jetseg"})
+        else:
+            code, message = sink.set_reference()
+            self._json(code, {"message": message})
+
     def _health(self, sink: WebSink) -> None:
         health = dict(sink.run_context.health() or {})
         failed = health.get("ok") is False or str(health.get("status", "")).lower() in (

@@ -59,6 +59,8 @@ class EngineKey:
             the SM count), see :func:`jetseg.jetson.device.info.module_name`.
         via: the build route (``onnx`` or ``torch2trt``).
         flags: the builder flags and INT8 path (``fp16``, ``fp16+int8:qdq``, ``fp16+int8:cache+gpu_fallback``).
+        batch: the largest batch of the engine's profile (``jetseg build --batch N``); 1 in keys recorded before
+            batches existed. Covered by the hash when it is not 1 (so batch-1 folder names did not change).
     """
 
     soc: str
@@ -71,6 +73,7 @@ class EngineKey:
     module: str = "unknown"
     via: str = "onnx"
     flags: str = ""
+    batch: int = 1
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -80,6 +83,8 @@ class EngineKey:
         if self.dla_core is not None and self.precision == "fp32":
             raise JetsegError("the DLA runs FP16 and INT8 only; got --precision fp32 with --dla %d "
                               "(use --precision fp16 or int8, or drop --dla)" % self.dla_core)
+        if not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
+            raise JetsegError("batch %r is invalid; expected an integer >= 1 (jetseg build --batch N)" % (self.batch,))
         object.__setattr__(self, "compute_capability", normalise_cc(self.compute_capability))
 
     @property
@@ -93,9 +98,12 @@ class EngineKey:
 
     @property
     def content_hash(self) -> str:
-        """8 hex digits over the model's and the calibration cache's sha256, the module, route and flags."""
+        """8 hex digits over the model's and the calibration cache's sha256, the module, route, flags and a
+        batch other than 1."""
         text = "%s:%s:%s:%s:%s" % (self.model_sha256, self.calibration_sha256 or "", self.module, self.via,
                                    self.flags)
+        if self.batch != 1:
+            text += ":batch%d" % self.batch
         digest = hashlib.sha256(text.encode("utf-8"))
         return digest.hexdigest()[:8]
 
@@ -121,7 +129,7 @@ class EngineKey:
                        model_sha256=str(data["model_sha256"]),
                        calibration_sha256=data.get("calibration_sha256"),
                        module=str(data.get("module", "unknown")), via=str(data.get("via", "onnx")),
-                       flags=str(data.get("flags", "")))
+                       flags=str(data.get("flags", "")), batch=int(data.get("batch", 1)))
         except KeyError as exc:
             raise JetsegError("engine record lacks field %s; rebuild the engine with 'jetseg build --force'"
                               % exc) from None
@@ -139,6 +147,7 @@ _FIELDS = (
     ("module", "module"),
     ("via", "build route (--via)"),
     ("flags", "builder flags"),
+    ("batch", "batch (--batch)"),
 )
 
 
@@ -165,6 +174,8 @@ def stale_reasons(recorded: Mapping[str, Any], current: EngineKey) -> List[str]:
         here = now[field]
         if field == "compute_capability" and then is not None:
             then = normalise_cc(then)
+        if field == "batch":  # keys recorded before batches existed are batch 1
+            then = 1 if then is None else then
         if field == "soc" and then is not None:
             then, here = slug(str(then)), slug(str(here))
         if then != here:

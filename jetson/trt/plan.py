@@ -37,17 +37,28 @@ class BuildPlan:
     calib_scans: Optional[str] = None  # "device": the source URI of the frames to calibrate with
     calib_count: int = 0
     network: Optional[Path] = None  # the ONNX file to parse (None: the bundle's model.onnx)
+    batch: int = 1  # the profile's largest batch (jetseg build --batch N; jetson/trt/profile.py)
 
 
 def plan_build(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: bool,
-               calib_scans: Optional[str] = None, calib_count: int = 100) -> BuildPlan:
+               calib_scans: Optional[str] = None, calib_count: int = 100, batch: int = 1) -> BuildPlan:
     """Choose the network and the INT8 path; user mistakes raise one-line errors.
 
     Args:
         qdq: whether the bundle's model.onnx has Q/DQ nodes.
         calib_scans: calibrate on the device from this source (implicit INT8, TensorRT's calibrator).
         calib_count: frames to calibrate with.
+        batch: the largest batch of the engine's profile (the ONNX is checked at build time).
     """
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise JetsegError("--batch %r is invalid; expected an integer >= 1" % (batch,))
+    plan = _plan(bundle, precision, dla_core, qdq, calib_scans, calib_count)
+    plan.batch = batch
+    return plan
+
+
+def _plan(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: bool, calib_scans: Optional[str],
+          calib_count: int) -> BuildPlan:
     if precision not in trtcompat.PRECISIONS:
         raise JetsegError("--precision %r is unknown; expected one of %s" % (precision, ", ".join(trtcompat.PRECISIONS)))
     if dla_core is not None and precision == "fp32":
@@ -102,12 +113,12 @@ def _fp32_graph_needed(bundle: Bundle) -> Optional[str]:
     return record.fp32_model_sha256
 
 
-def runtime_plan(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: bool) -> BuildPlan:
+def runtime_plan(bundle: Bundle, precision: str, dla_core: Optional[int], qdq: bool, batch: int = 1) -> BuildPlan:
     """The plan an engine of ``precision`` was built with, as the runner reconstructs it: like
     :func:`plan_build`, except that INT8 from an FP32 bundle means "calibrated on the device"."""
     if precision == "int8" and not qdq and not bundle.file(CALIBRATION_CACHE_FILE).is_file():
-        return BuildPlan(precision, dla_core, "device", False, None, "(on the device)", 0)
-    return plan_build(bundle, precision, dla_core, qdq)
+        return BuildPlan(precision, dla_core, "device", False, None, "(on the device)", 0, batch=batch)
+    return plan_build(bundle, precision, dla_core, qdq, batch=batch)
 
 
 def build_flags(plan: BuildPlan) -> str:
@@ -126,7 +137,7 @@ def current_key(bundle: Bundle, plan: BuildPlan, trt_version: str, soc: str, cc:
         calib = DEVICE_CALIBRATED
     return EngineKey(soc=soc, compute_capability=cc, trt_version=trtcompat.short_version(trt_version),
                      precision=plan.precision, dla_core=plan.dla_core, model_sha256=bundle.model_sha256,
-                     calibration_sha256=calib, module=module, via=via, flags=build_flags(plan))
+                     calibration_sha256=calib, module=module, via=via, flags=build_flags(plan), batch=plan.batch)
 
 
 @dataclass
@@ -156,14 +167,16 @@ class EngineLookup:
 
 
 def find_engine(bundle: Bundle, trt_version: str, soc: str, cc: str, module: str = "unknown",
-                precision: Optional[str] = None, dla_core: Optional[int] = None) -> EngineLookup:
+                precision: Optional[str] = None, dla_core: Optional[int] = None,
+                batch: Optional[int] = None) -> EngineLookup:
     """The engine of ``bundle`` that this device (``soc``, ``cc``, ``module``, TensorRT ``trt_version``) can
     load for ``precision`` (None: the one precision built for this device) and ``dla_core`` (None: the GPU).
 
     An engine is usable only when its key is the current one and its record and file check out
     (:func:`store.status`); an engine of the same device built from another model or calibration is reported
     as stale, engines of other devices or TensorRT versions are named. Raises a JetsegError for a bundle that
-    cannot have the engine asked for (:func:`plan_build`'s one-line errors).
+    cannot have the engine asked for (:func:`plan_build`'s one-line errors). ``batch`` None: the one batch
+    built for this device, precision and target (1 when none is built).
     """
     device_part = "%s-sm%s-trt%s" % (slug(soc), cc, trtcompat.short_version(trt_version))
     if precision is None:
@@ -180,7 +193,17 @@ def find_engine(bundle: Bundle, trt_version: str, soc: str, cc: str, module: str
                 % ", ".join(others) if others else ""),
                 "build one here with '%s'" % _build_command(bundle, "fp16", dla_core, False))
         precision = precisions[0]
-    plan = runtime_plan(bundle, precision, dla_core, qdq=bundle_has_qdq(bundle))
+    if batch is None:
+        target = "gpu" if dla_core is None else "dla%d" % dla_core
+        names = set(store.find_for_device(bundle, device_part, precision, target))
+        batches = sorted({int(record.key.get("batch", 1)) for name, record in store.list_engines(bundle)
+                          if record is not None and name in names})
+        if len(batches) > 1:
+            return EngineLookup(None, "bundle %s has %s engines of several batches (%s) for this device (%s)"
+                                % (bundle.path, precision, ", ".join(str(b) for b in batches), device_part),
+                                "choose one with the backend option batch=...")
+        batch = batches[0] if batches else 1
+    plan = runtime_plan(bundle, precision, dla_core, qdq=bundle_has_qdq(bundle), batch=batch)
     # An engine built either way (jetseg build --via onnx, the default, or --via torch2trt) is usable.
     keys = [current_key(bundle, plan, trt_version, soc, cc, module, via) for via in ("onnx", "torch2trt")]
     states = [store.status(bundle, key) for key in keys]
@@ -188,7 +211,7 @@ def find_engine(bundle: Bundle, trt_version: str, soc: str, cc: str, module: str
         if state == store.OK:
             return EngineLookup(key)
     key, (state, reasons) = keys[0], states[0]
-    rebuild = _build_command(bundle, key.precision, key.dla_core, force=state != store.MISSING)
+    rebuild = _build_command(bundle, key.precision, key.dla_core, force=state != store.MISSING, batch=key.batch)
     old = [path.name for path in store.superseded(bundle, key)]
     if state == store.MISSING and old:  # built on this device from another model or calibration
         state, reasons = store.STALE, _record_reasons(bundle, old[0], key)
@@ -204,9 +227,10 @@ def _record_reasons(bundle: Bundle, name: str, key: EngineKey) -> List[str]:
     return ["%s: %s" % (name, "; ".join(stale_reasons(record.key, key)))] if record else [name]
 
 
-def _build_command(bundle: Bundle, precision: str, dla_core: Optional[int], force: bool) -> str:
-    return "jetseg build %s --precision %s%s%s" % (bundle.path, precision, "" if dla_core is None else
-                                                   " --dla %d" % dla_core, " --force" if force else "")
+def _build_command(bundle: Bundle, precision: str, dla_core: Optional[int], force: bool, batch: int = 1) -> str:
+    return "jetseg build %s --precision %s%s%s%s" % (bundle.path, precision, "" if dla_core is None else
+                                                     " --dla %d" % dla_core, "" if batch == 1 else " --batch %d" % batch,
+                                                     " --force" if force else "")
 
 
 def bundle_has_qdq(bundle: Bundle) -> bool:

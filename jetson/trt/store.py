@@ -97,8 +97,9 @@ def explain_others(bundle: Bundle, key: EngineKey) -> List[str]:
 
 
 def superseded(bundle: Bundle, key: EngineKey) -> List[Path]:
-    """Engine folders for the same device, TensorRT, precision and target as ``key`` but another model or
-    calibration: left over from before the bundle changed, never usable again."""
+    """Engine folders for the same device, TensorRT, precision, target and batch as ``key`` but another model or
+    calibration: left over from before the bundle changed, never usable again (an engine of another batch is
+    kept: ``jetseg build --batch``)."""
     out = []
     for name, record in list_engines(bundle):
         if name == key.name or record is None:
@@ -107,7 +108,8 @@ def superseded(bundle: Bundle, key: EngineKey) -> List[Path]:
             other = EngineKey.from_dict(record.key)
         except Exception:  # an unreadable record is reported by explain_others, not deleted
             continue
-        if (other.device_part, other.precision, other.target) == (key.device_part, key.precision, key.target):
+        if ((other.device_part, other.precision, other.target, other.batch)
+                == (key.device_part, key.precision, key.target, key.batch)):
             out.append(engines_root(bundle) / name)
     return out
 

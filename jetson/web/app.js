@@ -285,6 +285,8 @@
     add("capture \u2192 sink, ms p50 / p95", ms(lat.capture_to_sink));
     Object.keys(lat.stages || {}).forEach(function (k) { add(k + ", ms p50 / p95", ms(lat.stages[k])); });
     add("reconnects", stats.reconnects ? fmt(stats.reconnects, 0) : undefined);
+    var mo = (stats.motion || {}).last;  // a registration model: |u| of the last frame, frame pixels
+    if (mo) { add("motion |u|, px mean / p95", fmt(mo.mean_px, 2) + " / " + fmt(mo.p95_px, 2)); add("folding", fmt(mo.folding * 100, 2) + " %"); }
     return rows;
   }
 
@@ -396,6 +398,12 @@
   byId("step-next").addEventListener("click", function () { step(1); });
   byId("snapshot").addEventListener("click", snapshot);
   byId("fullscreen").addEventListener("click", fullscreen);
+  function setReference() {  // registration: the frame on screen becomes the reference (POST /reference)
+    fetch("reference", { method: "POST", credentials: "same-origin", headers: { "X-Requested-With": "jetseg" } })
+      .then(function (r) { return r.json().then(function (d) { var b = byId("reference"); b.title = d.message || "";
+        b.textContent = r.ok ? "Reference \u2713" : "Reference \u2717"; window.setTimeout(function () { b.textContent = "Reference"; }, 2000); }); });
+  }
+  byId("reference").addEventListener("click", setReference);
   document.addEventListener("keydown", function (e) {
     if (e.target && e.target.tagName === "INPUT" && e.target.type === "range") { return; }
     var k = e.key;
@@ -408,6 +416,7 @@
     else if (k === "ArrowRight") { step(1); }
     else if (k === "s" || k === "S") { snapshot(); }
     else if (k === "f" || k === "F") { fullscreen(); }
+    else if (k === "r" || k === "R") { setReference(); }
     else if (/^[1-9]$/.test(k) && Number(k) < view.classes.length) { toggleClass(Number(k)); }
     else { return; }
     e.preventDefault();

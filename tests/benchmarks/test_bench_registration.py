@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from jetseg.benchmarks.inputs import batched
+from jetseg.benchmarks.inputs import FrameRois
 from jetseg.calibration.workflow import calibrate
 from jetseg.cli import main
 from tests.fixtures.bundles import registration_bundle, threshold_bundle
@@ -40,7 +40,7 @@ def test_bench_reports_epe_warped_label_dice_and_folding(tmp_path, capsys):
 
 def test_pairs_batch_per_input():
     pairs = [(np.full((1, 1, 2, 2), i, np.float32), np.full((1, 1, 2, 2), -i, np.float32)) for i in range(3)]
-    out = batched(pairs, 2)
+    out = FrameRois.batched(pairs, 2)
     assert len(out) == 2 and out[0][0].shape == (2, 1, 2, 2)
     assert out[1][0][:, 0, 0, 0].tolist() == [2.0, 0.0] and out[1][1][:, 0, 0, 0].tolist() == [-2.0, 0.0]
 

@@ -1,7 +1,7 @@
 """What each command does with enhancement and registration bundles today (docs/tasks.md): export and
 calibrate take enhancement models, run shows their enhanced frames and bench measures them (tests/benchmarks);
-export, calibrate, train and bench take registration models (tests/calibration, tests/training,
-tests/benchmarks); run refuses them in one line without a traceback (the run side is built separately)."""
+export, calibrate, train, run and bench take registration models (tests/calibration, tests/training,
+tests/jetson/runtime, tests/benchmarks)."""
 from __future__ import annotations
 
 import onnx
@@ -10,21 +10,7 @@ from jetseg.bundle import Bundle
 from jetseg.cli import main
 from tests.fixtures.bundles import registration_bundle, smoother_bundle
 from tests.fixtures.models import smoother
-
-
-def _error(capsys, argv):
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code != 0 and "Traceback" not in err, err
-    lines = [ln for ln in err.splitlines() if "error:" in ln]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
-def test_run_refuses_registration(tmp_path, capsys):
-    bundle = registration_bundle(tmp_path / "b")
-    line = _error(capsys, ["run", "--model", bundle, "--source", "synthetic://ultrasound?frames=2", "--sink", "null://"])
-    assert "jetseg run supports task segmentation and enhancement; this model's spec.task is registration" in line
+from tests.fixtures.processes import main_error as _error
 
 
 def test_run_records_an_enhancement_model_side_by_side(tmp_path, capsys):

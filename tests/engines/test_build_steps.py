@@ -108,7 +108,8 @@ def test_inspect_engine_reads_io_and_refuses_garbage(monkeypatch):
 
 #: build.json's top-level keys (store.py and the bundle tools read them; a change here is a format change).
 RECORD_KEYS = {"format", "key", "created", "command", "via", "versions", "device", "flags", "timings",
-               "placement", "placement_actual", "io", "engine_bytes", "engine_sha256", "precision_retry"}
+               "placement", "placement_actual", "io", "engine_bytes", "engine_sha256", "precision_retry", "batch",
+               "profile"}
 
 
 def test_build_record_and_save_engine(tiny_bundle, tmp_path):

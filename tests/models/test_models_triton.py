@@ -83,3 +83,30 @@ def test_cli_export_triton(tmp_path, capsys):
     assert main(["export", "--triton", str(tmp_path / "repo"), str(bundle)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "exists; remove it or give another --triton-name" in err
+
+
+def _engine(folder, batch, profile):
+    from jetseg.records import BuildRecord
+
+    folder.mkdir(parents=True)
+    (folder / "engine.plan").write_bytes(b"plan")
+    BuildRecord(key={"batch": batch}, batch=batch, profile=profile).write(folder)
+    return folder / "engine.plan"
+
+
+def test_plan_max_batch_comes_from_build_json(tmp_path):
+    bundle = Bundle(conv_bundle(tmp_path / "b", model=batch_conv(batch="N", size=32)).path)
+    four = _engine(tmp_path / "e4", 4, {"input": "input", "batch": 4, "min": [1, 1, 32, 32], "max": [4, 1, 32, 32]})
+    config = parse(write_repository(tmp_path / "repo", bundle, "tensorrt_plan", engine=four,
+                                    max_batch_size=None) / "config.pbtxt")
+    assert config.max_batch_size == 4 and list(config.input[0].dims) == [1, 32, 32]
+    assert config.HasField("dynamic_batching")
+    with pytest.raises(JetsegError, match="--max-batch 8: engine .* runs batches up to 4"):
+        write_repository(tmp_path / "repo2", bundle, "tensorrt_plan", engine=four, max_batch_size=8)
+    old = _engine(tmp_path / "e1", 1, {})  # a build.json from before batches: batch 1, a fixed shape
+    assert parse(write_repository(tmp_path / "repo3", bundle, "tensorrt_plan", engine=old,
+                                  max_batch_size=None) / "config.pbtxt").max_batch_size == 0
+    dla = _engine(tmp_path / "e2", 2, {"input": "input", "batch": 2, "min": [2, 1, 32, 32], "max": [2, 1, 32, 32],
+                                      "dla": "fixed"})
+    with pytest.raises(JetsegError, match="runs a fixed batch of 2 \\(the DLA\\)"):
+        write_repository(tmp_path / "repo4", bundle, "tensorrt_plan", engine=dla, max_batch_size=None)

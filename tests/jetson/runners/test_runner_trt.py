@@ -29,7 +29,7 @@ def test_bad_options(tiny_bundle):
     with pytest.raises(RunnerError, match="trt backend option dla_core='x': expected a DLA core number"):
         open_runner("trt", tiny_bundle, dla_core="x")
     assert open_runner("trt", tiny_bundle, dla_core="none").dla is None
-    with pytest.raises(RunnerError, match="unknown trt backend option 'dla'; known options: cuda_graph, device, dla_core, precision"):
+    with pytest.raises(RunnerError, match="unknown trt backend option 'dla'; known options: batch, cuda_graph, device, dla_core, precision"):
         open_runner("trt", tiny_bundle, dla=0)  # never silently ignored (it would run on the GPU)
 
 

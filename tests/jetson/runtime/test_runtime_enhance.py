@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jetseg.errors import JetsegError, SinkError, SpecError
+from jetseg.errors import JetsegError, SinkError
 from jetseg.jetson.frames.enhance import EnhancedResult, EnhancementPostProcessor
 from jetseg.jetson.frames.frame import Frame
 from jetseg.jetson.frames.postprocess import PostProcessor, post_processor
+from jetseg.jetson.frames.register import RegistrationPostProcessor
 from tests.fixtures.specs import enhancement_spec, registration_spec, tiny_spec
 
 
@@ -100,6 +101,4 @@ def test_post_processor_follows_the_task():
     assert isinstance(post_processor(tiny_spec()), PostProcessor)
     with pytest.raises(JetsegError, match="postprocess.min_area_px is 5; .*no mask"):
         post_processor(enhancement_spec(), min_area_px=5)
-    with pytest.raises(SpecError, match="supports task segmentation and enhancement; this model's spec.task is "
-                                        "registration"):
-        post_processor(registration_spec())
+    assert isinstance(post_processor(registration_spec()), RegistrationPostProcessor)

@@ -14,10 +14,9 @@ from jetseg.cli import main
 from jetseg.errors import RunnerError
 from jetseg.jetson.runners import open_runner
 from tests.fixtures.bundles import threshold_bundle
-from tests.fixtures.triton import triton_server
+from tests.fixtures.triton import skip_without_server, triton_server
 
-pytest.importorskip("pytriton", reason="needs the nvidia-pytriton wheel (pip install 'jetseg[serve]')")
-pytest.importorskip("tritonclient.grpc", reason="needs tritonclient[grpc] (pip install 'jetseg[serve]')")
+skip_without_server()  # the binary is found, not imported (setup.sh installs the wheel without gevent & co)
 
 
 @pytest.fixture(scope="module")
