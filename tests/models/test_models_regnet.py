@@ -74,3 +74,14 @@ def test_check_onnx_names_the_missing_fixed_input():
     with pytest.raises(ExportError, match="the spec expects the inputs named 'moving', 'fixed' "
                                           r"\(the moving image is input.name, the fixed one registration"):
         check_onnx(conv_model().SerializeToString(), registration_spec(size=32, warped=None))
+
+
+def test_a_dynamic_batch_export_names_the_batch_of_both_inputs_and_outputs():
+    spec = registration_spec(size=32, warped="warped")
+    model = build_model("vxm-tiny", warped=True)
+    proto = check_onnx(torch_to_onnx(model, spec, "dynamic"), spec)
+    shapes = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(proto.graph.input) + list(proto.graph.output)}
+    assert shapes == {"moving": ["N", 1, 32, 32], "fixed": ["N", 1, 32, 32], "flow": ["N", 2, 32, 32],
+                      "warped": ["N", 1, 32, 32]}
+    assert compare_with_torch(model, proto.SerializeToString(), spec, batch="dynamic") < 1e-3
