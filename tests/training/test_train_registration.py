@@ -73,3 +73,17 @@ def test_a_registration_arch_is_refused_for_segmentation(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code != 0 and "Traceback" not in err
     assert "--arch vxm-tiny is a registration model; add --task registration" in err
+
+
+def test_distill_refuses_registration_in_one_line(tmp_path, capsys):
+    from jetseg.models import BUNDLES_DIR
+
+    for teacher, student, message in (
+            ("ultrasound-unet", "vxm-tiny", "--student vxm-tiny is a registration model; jetseg distill makes "
+                                            "segmentation students"),
+            ("ultrasound-register", "unet-tiny", "jetseg distill supports task segmentation; this model's spec.task "
+                                                 "is registration")):
+        code = main(["distill", str(BUNDLES_DIR / teacher), "--student", student, "--scans", DATA, "--steps", "1",
+                     "--out", str(tmp_path / student)])
+        err = capsys.readouterr().err
+        assert code != 0 and "Traceback" not in err and message in err, err
