@@ -5,6 +5,10 @@
 - enhancement: images against the FP32 reference's images (PSNR, SSIM) and, when every frame carries a
   clean target (``frame.meta["clean"]``, the same size as the frame), against the targets; the PSNR drop is
   ``PSNR(FP32, target) - PSNR(row, target)`` (None without targets: FP32 is then the only reference).
+- registration: each frame and its known smooth deformation make a pair (the calibration gate's pairs); the
+  fields against the FP32 reference's fields: end-point error (mean, p95, pixels), the Dice of the frames'
+  labels warped by the row's field against those warped by FP32's (its drop is the row's ``dice_drop``),
+  and the folding fraction beside FP32's (:func:`jetseg.evaluate.compare_fields`).
 
 A row dict carries every task's accuracy keys (None where they do not apply), so that tables, plots and
 gates read one layout.
@@ -22,6 +26,8 @@ from jetseg.tasks import clean_target
 #: The accuracy keys of enhancement rows (report.json; None for segmentation rows).
 IMAGE_KEYS = ("psnr_vs_reference", "ssim_vs_reference", "psnr_vs_targets", "ssim_vs_targets",
               "psnr_drop", "ssim_drop")
+#: The accuracy keys of registration rows (None for the other tasks; ``dice_drop`` is the warped-label drop).
+FLOW_KEYS = ("epe_mean", "epe_p95", "folding", "reference_folding", "warped_label_dice")
 #: The accuracy keys of segmentation rows (None for enhancement rows).
 MASK_KEYS = ("dice_vs_reference", "iou_vs_reference", "hd95_vs_reference", "pixel_agreement", "logit_error",
              "dice_vs_labels", "iou_vs_labels", "hd95_vs_labels", "per_class", "dice_drop", "dice_drop_basis")
@@ -54,6 +60,9 @@ def score_row(outputs: evaluate.Outputs, reference: evaluate.Outputs, frames: Se
         boxes: each frame's ROI ``(x, y, w, h)`` (``bench --roi``) for the clean targets; default the spec's.
     """
     spec = outputs.spec
+    if spec.task == "registration":
+        return {"task": "registration", "fields": evaluate.compare_fields(
+            reference, outputs, labels if labels is not None else [None] * len(frames))}
     if spec.task == "enhancement":
         return {"task": "enhancement",
                 "images": evaluate.compare_images(reference, outputs, clean_targets(spec, frames, boxes))}
@@ -67,8 +76,14 @@ def score_row(outputs: evaluate.Outputs, reference: evaluate.Outputs, frames: Se
 
 def accuracy_columns(scores: Dict[str, Any]) -> Dict[str, Any]:
     """A row's accuracy keys (every task's; None where they do not apply) from :func:`score_row`."""
-    out: Dict[str, Any] = dict.fromkeys(MASK_KEYS + IMAGE_KEYS)
+    out: Dict[str, Any] = dict.fromkeys(MASK_KEYS + IMAGE_KEYS + FLOW_KEYS)
     out["task"] = scores["task"]
+    if scores["task"] == "registration":
+        f = scores["fields"]
+        out.update(epe_mean=_round(f["epe_mean"]), epe_p95=_round(f["epe_p95"]), folding=_round(f["folding"], 6),
+                   reference_folding=_round(f["fp32_folding"], 6), warped_label_dice=_round(f["warped_label_dice"]),
+                   dice_drop=_round(f["dice_drop"]), dice_drop_basis="warped labels, vs FP32")
+        return out
     if scores["task"] == "enhancement":
         images = scores["images"]
         vs_ref = images["int8_vs_fp32"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from jetseg import evaluate
 from jetseg.bundle import Bundle
 from jetseg.errors import JetsegError
 from jetseg.jetson.frames.roi import Roi, RoiError, RoiMode, RoiPolicy, calibrated_mode, rois_per_file
@@ -25,13 +26,14 @@ def check_same_task(reference: Bundle, candidates: Sequence[Bundle]) -> None:
     """Refuse candidates whose spec turns frames into other inputs, another task or other outputs than the
     reference's: their scores against it would be meaningless."""
     ref = reference.spec
-    ref.require_task("jetseg bench", "segmentation", "enhancement")  # registration: docs/tasks.md
+    ref.require_task("jetseg bench", "segmentation", "enhancement", "registration")
     for cand in candidates:
         spec = cand.spec
         for what, mine, theirs in (("task", spec.task, ref.task),
                                    ("classes", spec.classes, ref.classes),
                                    ("output.kind", spec.output.kind, ref.output.kind),
                                    ("enhancement", spec.enhancement, ref.enhancement),
+                                   ("registration", spec.registration, ref.registration),
                                    ("input.size", list(spec.input.size), list(ref.input.size)),
                                    ("input.channels", spec.input.channels, ref.input.channels),
                                    ("input.color_order", spec.input.color_order, ref.input.color_order),
@@ -94,14 +96,37 @@ class FrameRois:
         """What report.json's ``roi`` holds."""
         return {"asked": self.asked, "mode": self.mode, "how": self.how, "files": self.files}
 
-    def inputs(self, spec: Spec, frames: Sequence[Any]) -> List[np.ndarray]:
-        """Each frame through ``spec.preprocess`` cropped to its ROI: ``(1, C, H, W) float32`` per frame."""
-        return [spec.preprocess(f.image, roi=box) for f, box in zip(frames, self.boxes)]
+    def inputs(self, spec: Spec, frames: Sequence[Any]) -> List[Any]:
+        """Each frame through ``spec.preprocess`` cropped to its ROI: ``(1, C, H, W) float32`` per frame; for a
+        registration model the pair of each such frame and its known deformation (the calibration gate's
+        pairs: :func:`jetseg.evaluate.deformed_pairs`), run by :func:`infer_call`."""
+        xs = [spec.preprocess(f.image, roi=box) for f, box in zip(frames, self.boxes)]
+        return evaluate.deformed_pairs(xs) if spec.registration is not None else xs
+
+    @staticmethod
+    def batched(inputs: Sequence[Any], batch: int) -> List[Any]:
+        """Batches of ``batch`` items of :meth:`inputs` (cycling through them), pairs batched per input."""
+        def cat(items: List[Any]) -> Any:
+            return tuple(np.concatenate(part) for part in zip(*items)) if isinstance(items[0], tuple) \
+                else np.concatenate(items)
+
+        if batch == 1:
+            return list(inputs)
+        return [cat([inputs[(i + j) % len(inputs)] for j in range(batch)]) for i in range(0, len(inputs), batch)]
 
     def labels(self, spec: Spec, frames: Sequence[Any]) -> List[Any]:
         """Each frame's label cropped and resized like its input (None where a frame has none)."""
         return [spec.preprocess_mask(f.label, roi=box) if f.label is not None else None
                 for f, box in zip(frames, self.boxes)]
+
+
+def infer_call(runner: Any) -> Callable[[Any], np.ndarray]:
+    """``runner.infer`` on one item of :meth:`FrameRois.inputs` (or :meth:`FrameRois.batched`): a batch, or a
+    registration pair ``(moving, fixed)``."""
+    reg = runner.spec.registration
+    if reg is None:
+        return runner.infer
+    return lambda pair: runner.infer(pair[0], {reg.fixed_input: pair[1]})
 
 
 def roi_mode(asked: RoiMode, bundles: Sequence[Bundle]) -> Tuple[RoiMode, str]:

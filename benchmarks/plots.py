@@ -64,9 +64,11 @@ def latency_plot(samples: Dict[str, List[float]], path: Path, title: str) -> Non
 def fps_dice_plot(results: List[Dict[str, Any]], path: Path, title: str) -> None:
     plt = _pyplot()
     images = any(r.get("task") == "enhancement" for r in results)
-    use_labels = any(r.get("ssim_vs_targets" if images else "dice_vs_labels") is not None for r in results)
-    key = ("ssim_vs_targets" if use_labels else "ssim_vs_reference") if images else \
-        ("dice_vs_labels" if use_labels else "dice_vs_reference")
+    flows = any(r.get("task") == "registration" for r in results)  # the warped-label Dice vs FP32's
+    use_labels = not flows and any(r.get("ssim_vs_targets" if images else "dice_vs_labels") is not None
+                                   for r in results)
+    key = ("ssim_vs_targets" if use_labels else "ssim_vs_reference") if images else "warped_label_dice" if flows \
+        else ("dice_vs_labels" if use_labels else "dice_vs_reference")
     points = [r for r in results if r.get(key) is not None and r.get("fps")]
     fig, ax = plt.subplots(figsize=(8, 5.0 + 0.22 * len(points)))
     try:
@@ -76,8 +78,8 @@ def fps_dice_plot(results: List[Dict[str, Any]], path: Path, title: str) -> None
             ax.scatter([r["fps"]], [r[key]], marker=markers.get(str(r.get("kind")), "o"), s=60, color=palette(i % 10),
                        edgecolors="black", linewidths=0.5, label=row_label(r), zorder=3)
         ax.set_xlabel("throughput (frames/s)")
-        ax.set_ylabel("mean %s vs %s" % ("SSIM" if images else "Dice", ("clean targets" if images else "labels")
-                                                if use_labels else "FP32 reference"))
+        ax.set_ylabel("mean %s vs %s" % ("SSIM" if images else "warped-label Dice" if flows else "Dice",
+                                         ("clean targets" if images else "labels") if use_labels else "FP32 reference"))
         ax.set_title(title + " (o model alone, s end-to-end pipeline, ^ naive loop frame to mask)", fontsize=9)
         if points:
             ax.set_xlim(0, max(r["fps"] for r in points) * 1.1)

@@ -24,6 +24,9 @@ ACCURACY_COLUMNS = {
     "enhancement": [("PSNR vs ref (dB)", "psnr_vs_reference", 2), ("SSIM vs ref", "ssim_vs_reference", 4),
                     ("PSNR vs targets (dB)", "psnr_vs_targets", 2), ("SSIM vs targets", "ssim_vs_targets", 4),
                     ("PSNR drop (dB)", "psnr_drop", 3)],
+    "registration": [("EPE vs ref (px)", "epe_mean", 3), ("EPE p95 (px)", "epe_p95", 3),
+                     ("warped-label Dice vs ref", "warped_label_dice", 4), ("Dice drop", "dice_drop", 4),
+                     ("folding", "folding", 4)],
 }
 
 

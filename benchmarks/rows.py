@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from jetseg import evaluate
 from jetseg.benchmarks import cost
-from jetseg.benchmarks.accuracy import IMAGE_KEYS, accuracy_columns
+from jetseg.benchmarks.accuracy import FLOW_KEYS, IMAGE_KEYS, accuracy_columns
 from jetseg.benchmarks.timing import TimingStats
 from jetseg.bundle import Bundle
 from jetseg.jetson.runners.base import Runner
@@ -193,7 +193,7 @@ def complete_e2e(e2e: List[Dict[str, Any]], results: List[Dict[str, Any]]) -> Li
                     and r["kind"] == "runner" and r["batch"] == 1 and not r.get("peer", "").startswith("openvino"))
         for key in ("int8_form", "size_bytes", "size_ratio_vs_reference", "bundle_bytes",
                     "bundle_ratio_vs_reference", "task", "dice_vs_reference", "dice_drop", "dice_drop_basis",
-                    "dice_vs_labels") + IMAGE_KEYS:
+                    "dice_vs_labels") + IMAGE_KEYS + FLOW_KEYS:
             row.setdefault(key, twin.get(key))
         row["accuracy_from"] = "the runner row of the same bundle and backend (same model, same masks)"
         row.setdefault("power_w", "n/a")
@@ -224,8 +224,8 @@ def summary(results: List[Dict[str, Any]]) -> Dict[str, Any]:
                          dice_drop=r["dice_drop"], dice_drop_basis=r["dice_drop_basis"],
                          size_ratio_vs_reference=r["size_ratio_vs_reference"],
                          bundle_bytes=r["bundle_bytes"], bundle_ratio_vs_reference=r["bundle_ratio_vs_reference"])
-            if r.get("task") == "enhancement":
-                entry.update({key: r[key] for key in IMAGE_KEYS})
+            if r.get("task") in ("enhancement", "registration"):
+                entry.update({key: r[key] for key in (IMAGE_KEYS if r["task"] == "enhancement" else FLOW_KEYS)})
             verdict = int8_verdict(r)
             if verdict:
                 entry["int8_verdict"] = verdict

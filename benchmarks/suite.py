@@ -29,7 +29,7 @@ import numpy as np
 from jetseg import evaluate
 from jetseg.benchmarks import conditions, cost
 from jetseg.benchmarks.accuracy import score_row
-from jetseg.benchmarks.inputs import BUNDLE, FrameRois, check_same_task, frame_rois, load_frames
+from jetseg.benchmarks.inputs import BUNDLE, FrameRois, check_same_task, frame_rois, infer_call, load_frames
 from jetseg.benchmarks.peers import DirectOpenVino, pytorch_default_threads
 from jetseg.benchmarks.rows import (
     NAIVE,
@@ -214,7 +214,7 @@ def plan_rows(reference: Bundle, bundles: Sequence[Bundle], settings: Settings,
     elif settings.peers:
         skipped.append({"bundle": names[id(reference)], "backend": "openvino", "peer": OV_FP32_PEER,
                         "reason": "OpenVINO peers skipped: openvino is not installed (pip install 'jetseg[openvino]')"})
-    if settings.naive:
+    if settings.naive and reference.spec.task == "segmentation":  # the naive loop ends at a mask
         reason = _torch_skip_reason(reference)
         if reason:
             skipped.append({"bundle": names[id(reference)], "backend": "torch", "peer": NAIVE,
@@ -287,12 +287,7 @@ def _timed_calls(rows: List[Row], frames: List[Any], rois: FrameRois,
         spec = row.bundle.spec
         inputs = inputs_by_spec.setdefault(id(spec), rois.inputs(spec, frames))
         for batch in settings.batch_sizes:
-            if batch == 1:
-                batches = inputs
-            else:
-                batches = [np.concatenate([inputs[(i + j) % len(inputs)] for j in range(batch)])
-                           for i in range(0, len(inputs), batch)]
-            calls["%s@%d" % (row.key, batch)] = cycling(row.active_runner.infer, batches)
+            calls["%s@%d" % (row.key, batch)] = cycling(infer_call(row.active_runner), FrameRois.batched(inputs, batch))
     return calls
 
 
@@ -336,7 +331,7 @@ def _measure_speed(rows: List[Row], frames: List[Any], rois: FrameRois, settings
 def _power(rows: List[Row], frames: List[Any], rois: FrameRois, settings: Settings,
            conds: Dict[str, Any]) -> Dict[str, Optional[float]]:
     """Mean board power per runner row, each alone on the first benchmark frame; empty without telemetry."""
-    calls = {row.key: functools.partial(row.active_runner.infer, rois.inputs(row.bundle.spec, frames[:1])[0])
+    calls = {row.key: functools.partial(infer_call(row.active_runner), rois.inputs(row.bundle.spec, frames[:1])[0])
              for row in rows if row.kind == "runner"}
     return cost.mean_power_w(calls, max(1.0, settings.min_time / 2.0), conds)
 
@@ -366,6 +361,9 @@ def run_benchmark(bundles: Sequence[PathLike], reference: PathLike, data: Union[
     ref_bundle = Bundle(reference)
     candidates = [b for b in (Bundle(p) for p in bundles) if b.path.resolve() != ref_bundle.path.resolve()]
     check_same_task(ref_bundle, candidates)
+    if settings.e2e and ref_bundle.spec.task == "registration":
+        raise JetsegError("--e2e runs the daemon's pipeline, which does not take registration models yet "
+                          "(docs/tasks.md); drop --e2e")
     frames = (load_frames(data, settings.frames, live_ok=settings.frames_given) if isinstance(data, str)
               else list(data)[:settings.frames])
     if not frames:

@@ -70,12 +70,13 @@ def _ort_quantization() -> Any:
 
 
 class FrameReader:
-    """ONNX Runtime CalibrationDataReader over preprocessed ``(1, C, H, W) float32`` frames.
+    """ONNX Runtime CalibrationDataReader over preprocessed ``(1, C, H, W) float32`` frames (or, for a model with
+    several inputs such as registration's moving + fixed, items that map each input name to its frame).
 
     Built as a subclass of ONNX Runtime's reader class at first use (onnxruntime is imported lazily).
     """
 
-    def __new__(cls, input_name: str, frames: Sequence[np.ndarray], progress: Any = None) -> Any:
+    def __new__(cls, input_name: str, frames: Sequence[Any], progress: Any = None) -> Any:
         q = _ort_quantization()
 
         reader_base: Any = q.CalibrationDataReader
@@ -88,7 +89,9 @@ class FrameReader:
             def get_next(self) -> Optional[Dict[str, np.ndarray]]:
                 if self.pos >= len(self.frames):
                     return None
-                item = {input_name: np.ascontiguousarray(self.frames[self.pos], dtype=np.float32)}
+                frame = self.frames[self.pos]
+                feeds = frame if isinstance(frame, dict) else {input_name: frame}
+                item = {name: np.ascontiguousarray(x, dtype=np.float32) for name, x in feeds.items()}
                 self.pos += 1
                 if progress is not None:
                     progress.update(1)
@@ -143,14 +146,14 @@ def prepare_model(src: Path, dst: Path) -> None:
     del q
 
 
-def compute_ranges(model_path: Path, input_name: str, frames: Sequence[np.ndarray], method: str,
+def compute_ranges(model_path: Path, input_name: str, frames: Sequence[Any], method: str,
                    work_dir: Path, progress: bool = True) -> Any:
     """Run the prepared FP32 model over ``frames`` and return ONNX Runtime's ``TensorsData`` (per-tensor ranges).
 
     Args:
         model_path: the prepared FP32 model.
         input_name: the model's input.
-        frames: preprocessed frames ``(1, C, H, W) float32``.
+        frames: preprocessed frames ``(1, C, H, W) float32`` (or ``{input name: frame}`` items: two-input models).
         method: ``entropy`` (KL divergence, as TensorRT's EntropyCalibrator2), ``minmax`` or ``percentile``
             (99.999th percentile of |x|).
         work_dir: where ONNX Runtime may write its augmented model.

@@ -44,6 +44,7 @@ from jetseg.bundle import (
 from jetseg.calibration.check import check_qdq, format_violations, summary
 from jetseg.calibration.curate import group_of, split
 from jetseg.calibration.gate import Gate, fall_back, rank_layers
+from jetseg.calibration.gate_flow import MAX_EPE_P95, FlowGate, calibration_feeds, held_out_pairs, warp_nodes
 from jetseg.calibration.gate_image import MAX_PSNR_DROP, MIN_SSIM, ImageGate
 from jetseg.calibration.nncfquant import calibrate_openvino
 from jetseg.calibration.quantize import (
@@ -128,13 +129,15 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
               trt_version: str = DEFAULT_TRT_VERSION, memory_mb: float = 1024.0,
               overwrite: bool = False, progress: bool = True,
               roi: Union[RoiMode, Sequence[int]] = "spec", gate_psnr: float = MAX_PSNR_DROP,
-              gate_ssim: float = MIN_SSIM) -> Dict[str, Any]:
+              gate_ssim: float = MIN_SSIM, gate_epe: float = MAX_EPE_P95) -> Dict[str, Any]:
     """Calibrate ``bundle`` on ``scans`` and write the INT8 bundle to ``out``; return the report.
 
     ``roi`` (``auto``, ``spec``, ``none``, ``[x, y, w, h]`` or ``{"relative": [x, y, w, h]}``, as ``run --roi``) crops every file's frames to
     the box ``run`` would use; calibration.json records it per file, and ``run``'s default follows it.
     Enhancement bundles are gated on SSIM against FP32 (``gate_ssim``) and the PSNR drop against clean
-    targets (``gate_psnr`` dB; :mod:`.gate_image`), segmentation bundles on the Dice drop (``gate_dice``).
+    targets (``gate_psnr`` dB; :mod:`.gate_image`), registration bundles on the EPE of INT8 against FP32
+    (``gate_epe`` px, p95), the warped-label Dice drop (``gate_dice``) and folding (:mod:`.gate_flow`),
+    segmentation bundles on the Dice drop (``gate_dice``).
 
     Raises:
         GateError: INT8 stays worse than ``gate_dice`` even with ``max_fallback`` layers in float.
@@ -150,7 +153,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
     check_out(out, overwrite, inputs)
     remove_stale_work_folders()
     spec = fp32.spec
-    spec.require_task("jetseg calibrate", "segmentation", "enhancement")
+    spec.require_task("jetseg calibrate", "segmentation", "enhancement", "registration")
     onnx = require("onnx", "INT8 calibration")
     problem = opset_problem(default_opset(onnx.load(str(fp32.model_path), load_external_data=False)))
     if target == "tensorrt" and problem:
@@ -172,26 +175,33 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         work = Path(tmp)
         prepared = work / FP32_MODEL_FILE
         prepare_model(fp32.model_path, prepared)
-        data = compute_ranges(prepared, spec.input.name, calib_x, method, work, progress=progress)
+        registration = spec.task == "registration"  # pairs of each frame and its known deformation (gate_flow)
+        data = compute_ranges(prepared, spec.input.name, calibration_feeds(spec, calib_x) if registration else calib_x,
+                              method, work, progress=progress)
         ranges = _ordered_ranges(prepared, ranges_of(data))
-        if spec.task == "enhancement":  # clean targets when every scan carries one (scans.py), else None
-            gate: Gate = ImageGate(fp32, held_x, scanset.targets(held_idx, progress), gate_psnr, gate_ssim, work,
-                                   progress=progress, check_inputs=check_x,
-                                   check_targets=scanset.targets(check_idx, progress))
+        in_float: List[str] = []  # the warp of a registration model stays in float (gate_flow.warp_nodes)
+        if registration:
+            flow_gate = FlowGate(fp32, held_out_pairs(held_x), held_labels, gate_epe, gate_dice, work,
+                                 progress=progress, check_inputs=held_out_pairs(check_x), check_labels=check_labels)
+            in_float = flow_gate.warp_nodes = warp_nodes(onnx.load(str(prepared)), spec.output.name)
+            gate: Gate = flow_gate
+        elif spec.task == "enhancement":  # clean targets when every scan carries one (scans.py), else None
+            gate = ImageGate(fp32, held_x, scanset.targets(held_idx, progress), gate_psnr, gate_ssim, work,
+                             progress=progress, check_inputs=check_x, check_targets=scanset.targets(check_idx, progress))
         else:
             gate = Gate(fp32, held_x, held_labels, gate_dice, work, progress=progress, check_inputs=check_x,
                         check_labels=check_labels)
         candidate = work / "int8.onnx"
 
         def attempt(exclude: List[str]) -> Dict[str, Any]:
-            quantize(prepared, candidate, data, target, exclude=exclude)
+            quantize(prepared, candidate, data, target, exclude=exclude + in_float)
             result = gate.score(candidate)
             log.info("gate: %s (%s, %d layer(s) in float) -> %s", gate.describe(result), gate.limits(),
                      len(exclude), "pass" if result["passed"] else "fail")
             return result
 
         def rank() -> List[Dict[str, Any]]:
-            nodes = quantizable_nodes(onnx.load(str(prepared)), target)
+            nodes = [n for n in quantizable_nodes(onnx.load(str(prepared)), target) if n not in in_float]
             return rank_layers(gate, nodes, lambda name, path: quantize(prepared, path, data, target, only=[name]),
                                progress=progress)
 
@@ -214,7 +224,9 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
             log.warning(notice)
         # OpenVINO's own INT8 from the same frames, past the same gate (calibration/nncfquant.py)
         openvino = calibrate_openvino(prepared, calib_x, gate, candidate, work, max_fallback, progress) \
-            if target == "cpu" else None
+            if target == "cpu" and not registration else None  # NNCF's reader here feeds one input
+        if target == "cpu" and registration:
+            log.info("no OpenVINO INT8 (NNCF) and no speed check for a two-input model yet: model.onnx only")
 
         qmodel = onnx.load(str(candidate))
         violations = check_qdq(qmodel) if target == "tensorrt" else []
@@ -228,7 +240,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
 
         # The cache leaves out what the accepted model never quantizes (logits, inputs read by float layers
         # only), so that implicit INT8 (DLA) builds the model the gate accepted (jetson/trt/floatlayers.py).
-        keep = float_keep(onnx.load(str(prepared)), exclude)
+        keep = float_keep(onnx.load(str(prepared)), exclude + in_float)
         cache_bytes = trtcache.dumps({name: scale for name, scale in trtcache.scales_from_ranges(ranges).items()
                                       if name not in set(keep.uncached)}, trt_version, method)
         fp32_size, int8_size = fp32.model_path.stat().st_size, candidate.stat().st_size
@@ -276,7 +288,7 @@ def calibrate(bundle: Union[str, Path, Bundle], scans: str, out: Optional[Union[
         save_bundle(out, candidate, spec, precision="int8", provenance=provenance, overwrite=overwrite,
                     extra_files=extra, inputs=inputs)
     report = dict(record.to_dict(), out=str(out))
-    if target == "cpu":  # does INT8 beat the fastest float precision here? (calibration/speedcheck.py)
+    if target == "cpu" and not registration:  # INT8 vs the fastest float here (speedcheck.py; one input)
         report["speed"] = speed_check(fp32.path, out, held_x[0])
         if report["speed"]:
             (log.info if report["speed"]["int8_vs_fastest_float"] > 1.0 else log.warning)(report["speed"]["verdict"])

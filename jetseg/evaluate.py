@@ -23,12 +23,14 @@ both compare this number with ``D``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from jetseg import flowscores
+from jetseg.flowscores import FlowScores
 from jetseg.imagescores import ImageScores
-from jetseg.scores import SegmentationScores
+from jetseg.scores import SegmentationScores, mean_dice
 from jetseg.spec import Spec
 from jetseg.tasks import enhanced_images
 
@@ -36,7 +38,15 @@ from jetseg.tasks import enhanced_images
 #: model on the first this many frames of the scans, so that a passing gate implies a passing bench.
 BENCH_FRAMES = 50
 
-Infer = Callable[[np.ndarray], np.ndarray]
+#: How far the synthetic deformations of :func:`deformed_pairs` move pixels (``smooth_field``'s amplitude, in
+#: pixels at the model's input size): the registration pairs of the calibration gate and the bench.
+PAIR_AMPLITUDE = 4.0
+#: The first seed of those deformations for held-out frames: the gate's held-out and bench-frame pairs and the
+#: bench's pairs are the same pairs of the same frames (calibration pairs use other seeds).
+PAIR_SEED = 500
+
+#: A runner's ``infer``: ``infer(batch)``, and for a registration model ``infer(moving, {fixed_input: fixed})``.
+Infer = Callable[..., np.ndarray]
 
 
 @dataclass
@@ -56,10 +66,16 @@ def same_geometry(a: Spec, b: Spec) -> bool:
 
 def run_inputs(spec: Spec, infer: Infer, inputs: Sequence[np.ndarray],
                progress: Optional[Callable[[], None]] = None) -> Outputs:
-    """Run ``infer`` (a runner's ``infer``: one ``(1, C, H, W) float32`` batch -> raw output) on each input."""
+    """Run ``infer`` (a runner's ``infer``: one ``(1, C, H, W) float32`` batch -> raw output) on each input; for a
+    registration model each input is a pair ``(moving, fixed)`` (:func:`deformed_pairs`) and the output its field."""
     outputs, masks = [], []
     for x in inputs:
-        out = np.asarray(infer(np.asarray(x, dtype=np.float32)), dtype=np.float32)
+        if spec.registration is not None:
+            moving, fixed = x
+            out = np.asarray(infer(np.asarray(moving, dtype=np.float32),
+                                   {spec.registration.fixed_input: np.asarray(fixed, dtype=np.float32)}), np.float32)
+        else:
+            out = np.asarray(infer(np.asarray(x, dtype=np.float32)), dtype=np.float32)
         outputs.append(out)
         if spec.task == "segmentation":  # other tasks have no masks; their scores read the outputs
             masks.append(spec.decode(out)[0])
@@ -168,4 +184,51 @@ def compare_images(reference: Outputs, candidate: Outputs,
         int8_t = _image_scores(spec, candidate.outputs, targets, False)  # type: ignore[arg-type]
         result.update(bases=["fp32", "targets"], fp32_vs_targets=fp32_t, int8_vs_targets=int8_t,
                       psnr_drop=fp32_t["psnr"] - int8_t["psnr"], ssim_drop=fp32_t["ssim"] - int8_t["ssim"])
+    return result
+
+
+def deformed_pairs(inputs: Sequence[np.ndarray], first_seed: int = PAIR_SEED,
+                   amplitude: float = PAIR_AMPLITUDE) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """Registration pairs from preprocessed frames ``(1, C, H, W)``: pair ``i`` is the frame (moving) and the
+    frame warped by :func:`~jetseg.flowscores.smooth_field` of seed ``first_seed + i`` (fixed), so the field
+    that registers them is known. The calibration gate and the bench build their pairs here (docs/tasks.md)."""
+    pairs = []
+    for i, x in enumerate(inputs):
+        moving = np.asarray(x, dtype=np.float32)
+        flow = flowscores.smooth_field(first_seed + i, moving.shape[-2:], amplitude)
+        pairs.append((moving, flowscores.warp(moving[0], flow)[None].astype(np.float32)))
+    return pairs
+
+
+def compare_fields(reference: Outputs, candidate: Outputs,
+                   labels: Optional[Sequence[Optional[np.ndarray]]] = None) -> Dict[str, Any]:
+    """Scores of a registration model's ``candidate`` fields against ``reference`` fields (both converted to
+    pixels from ``registration.units``): ``frames``, ``epe_mean`` and ``epe_p95`` (pixels, all pixels of all
+    pairs), ``folding`` and ``fp32_folding`` (mean folding fractions) and ``folding_rise``; with labels of the
+    moving images (model size, None where a pair has none) the Dice of the labels warped by the candidate's
+    field against those warped by the reference's (``warped_label_dice``, nearest; 1.0 where neither has a
+    foreground) and ``dice_drop`` = 1 - that; None without labels. Used by the calibration gate and the bench."""
+    spec = candidate.spec
+    assert spec.registration is not None, "a registration spec has its section (filled with defaults)"
+    units = spec.registration.units
+    fields = FlowScores()
+    warped_c, warped_r = [], []
+    for i, (out, ref) in enumerate(zip(candidate.outputs, reference.outputs)):
+        flow, ref_flow = flowscores.to_pixels(out, units), flowscores.to_pixels(ref, units)
+        fields.add(flow, ref_flow)
+        label = labels[i] if labels is not None and i < len(labels) else None
+        if label is not None:
+            warped_c.append(flowscores.warp(label, flow, "nearest"))
+            warped_r.append(flowscores.warp(label, ref_flow, "nearest"))
+    summary = fields.summary()
+    result: Dict[str, Any] = {"frames": summary["frames"], "bases": ["fp32"], "epe_mean": summary["epe_mean"],
+                              "epe_p95": summary["epe_p95"], "folding": summary["folding"],
+                              "fp32_folding": summary["reference_folding"], "labelled_frames": len(warped_c),
+                              "warped_label_dice": None, "dice_drop": None}
+    if summary["frames"]:
+        result["folding_rise"] = summary["folding"] - summary["reference_folding"]
+    if warped_c:
+        classes = max(2, int(max(int(w.max()) for w in warped_c + warped_r)) + 1)
+        dice = mean_dice(np.stack(warped_c), np.stack(warped_r), classes)
+        result.update(warped_label_dice=dice, dice_drop=1.0 - dice)
     return result

@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-__all__ = ["to_pixels", "endpoint_error", "jacobian_determinant", "folding_fraction", "warp", "FlowScores"]
+__all__ = ["to_pixels", "endpoint_error", "jacobian_determinant", "folding_fraction", "warp", "smooth_field",
+           "FlowScores"]
 
 UNITS = ("pixels", "normalized")
 
@@ -101,6 +102,26 @@ def warp(image: Any, flow: Any, order: str = "linear") -> np.ndarray:
     else:
         raise ValueError("warp order %r is unknown; expected linear or nearest" % (order,))
     return out[0] if img.ndim == 2 else out
+
+
+def smooth_field(seed: int, size: Tuple[int, int], amplitude: float = 4.0, waves: int = 4) -> np.ndarray:
+    """A random smooth pixel field ``(2, H, W) float32``, a pure function of ``seed``: per axis a shift of up to
+    ``amplitude / 2`` plus ``waves`` plane sine waves of at most one cycle across the image with normal
+    weights, scaled so each axis's wave part has a standard deviation near ``amplitude / 2`` pixels (its
+    gradients stay well below 1, so the map does not fold). The synthetic deformations of the registration
+    task (docs/tasks.md): training pairs, calibration pairs and the bench's pairs all come from here."""
+    rng = np.random.default_rng([abs(int(seed)), 25])
+    height, width = int(size[0]), int(size[1])
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    xx, yy = xx / width, yy / height
+    out = np.zeros((2, height, width), np.float64)
+    for axis in range(2):
+        for _ in range(waves):
+            fx, fy = rng.uniform(-1.0, 1.0, 2)
+            out[axis] += rng.normal() * np.sin(2 * np.pi * (fx * xx + fy * yy) + rng.uniform(0, 2 * np.pi))
+    out *= amplitude / np.sqrt(2.0 * max(1, waves))
+    out += rng.uniform(-amplitude / 2, amplitude / 2, size=(2, 1, 1))
+    return out.astype(np.float32)
 
 
 class FlowScores:

@@ -13,7 +13,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -128,6 +128,15 @@ def load_torchscript(path: Any) -> Any:
                           "model), path)" % (path, str(exc).splitlines()[0][:160])) from None
 
 
+def io_names(spec: Spec) -> Tuple[List[str], List[str]]:
+    """The model's input and output names in order: ``input.name`` (and a registration model's
+    ``fixed_input``), ``output.name`` (and its ``warped_output`` when set)."""
+    reg = spec.registration
+    if reg is None:
+        return [spec.input.name], [spec.output.name]
+    return [spec.input.name, reg.fixed_input], [spec.output.name] + ([reg.warped_output] if reg.warped_output else [])
+
+
 #: ``--batch dynamic``: the batch axis' name in the ONNX (every other dimension stays static)
 DYNAMIC_BATCH = "N"
 
@@ -151,23 +160,24 @@ def example_shape(spec: Spec, batch: Union[int, str] = 1) -> Tuple[int, ...]:
 
 def torch_to_onnx(model: Any, spec: Spec, batch: Union[int, str] = 1) -> bytes:
     """Export ``model`` (eval mode) to ONNX opset 17 with the spec's tensor names and static dimensions, the
-    batch fixed (``batch`` N) or dynamic (``"dynamic"``: named :data:`DYNAMIC_BATCH`)."""
+    batch fixed (``batch`` N) or dynamic (``"dynamic"``: named :data:`DYNAMIC_BATCH`); a registration model
+    has two inputs, and the warped image as a second output when the spec names one."""
     torch = require("torch", "ONNX export")
     model.eval()
-    example = torch.zeros(example_shape(spec, batch), dtype=torch.float32)
-    dynamic_axes = None if isinstance(batch, int) else {spec.input.name: {0: DYNAMIC_BATCH},
-                                                         spec.output.name: {0: DYNAMIC_BATCH}}
+    inputs, outputs = io_names(spec)
+    examples = tuple(torch.zeros(example_shape(spec, batch), dtype=torch.float32) for _ in inputs)
+    dynamic_axes = None if isinstance(batch, int) else {name: {0: DYNAMIC_BATCH} for name in inputs + outputs}
     buffer = io.BytesIO()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter is what we want
             warnings.filterwarnings("ignore", message="no signature found")  # ScriptModules have none
-            torch.onnx.export(model, (example,), buffer, opset_version=MAX_OPSET, input_names=[spec.input.name],
-                              output_names=[spec.output.name], do_constant_folding=True, dynamo=False,
+            torch.onnx.export(model, examples, buffer, opset_version=MAX_OPSET,
+                              input_names=inputs, output_names=outputs, do_constant_folding=True, dynamo=False,
                               dynamic_axes=dynamic_axes)
     except Exception as exc:  # the exporter raises many types for unsupported models
         raise ExportError("PyTorch cannot export the model to ONNX opset %d with input %s: %s"
-                          % (MAX_OPSET, list(example.shape), str(exc).splitlines()[0][:200])) from None
+                          % (MAX_OPSET, list(examples[0].shape), str(exc).splitlines()[0][:200])) from None
     return buffer.getvalue()
 
 
@@ -194,24 +204,32 @@ def check_onnx(model: Any, spec: Spec) -> Any:
     initializers = {i.name for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in initializers]
     names = [i.name for i in inputs]
-    if names != [spec.input.name]:
-        hint = " (use --input-name %s, or set input.name in the spec)" % names[0] if len(names) == 1 else \
-            " (set input.name in the spec to the model's input name)"
-        raise ExportError("%s has inputs %s; the spec expects exactly one input named %r%s"
-                          % (_where(model), names, spec.input.name, hint))
-    shape = dims(inputs[0])
-    if not shape or not is_static(shape[1:]):
-        raise ExportError("%s input %r has a dynamic shape %s; jetseg needs static dimensions such as %s (only the "
-                          "batch, the first, may be dynamic: export with dynamic_axes on axis 0 only)"
-                          % (_where(model), names[0], shape, list(spec.input_shape)))
-    if list(shape[1:]) != list(spec.input_shape[1:]) or len(shape) != 4:
-        raise ExportError("%s input %r has shape %s; the spec expects %s (NCHW: channels %d, size %dx%d)"
-                          % (_where(model), names[0], shape, list(spec.input_shape), spec.input.channels,
-                             spec.input.size[0], spec.input.size[1]))
+    wanted, wanted_out = io_names(spec)
+    if sorted(names) != sorted(wanted):
+        if len(wanted) == 2:
+            hint = " (the moving image is input.name, the fixed one registration.fixed_input)"
+        elif len(names) == 1:
+            hint = " (use --input-name %s, or set input.name in the spec)" % names[0]
+        else:
+            hint = " (set input.name in the spec to the model's input name)"
+        raise ExportError("%s has inputs %s; the spec expects %s named %s%s"
+                          % (_where(model), names, "exactly one input" if len(wanted) == 1 else "the inputs",
+                             ", ".join(repr(n) for n in wanted), hint))
+    for inp in inputs:
+        shape = dims(inp)
+        if not shape or not is_static(shape[1:]):
+            raise ExportError("%s input %r has a dynamic shape %s; jetseg needs static dimensions such as %s (only "
+                              "the batch, the first, may be dynamic: export with dynamic_axes on axis 0 only)"
+                              % (_where(model), inp.name, shape, list(spec.input_shape)))
+        if list(shape[1:]) != list(spec.input_shape[1:]) or len(shape) != 4:
+            raise ExportError("%s input %r has shape %s; the spec expects %s (NCHW: channels %d, size %dx%d)"
+                              % (_where(model), inp.name, shape, list(spec.input_shape), spec.input.channels,
+                                 spec.input.size[0], spec.input.size[1]))
     outputs = {o.name: dims(o) for o in proto.graph.output}
-    if spec.output.name not in outputs:
-        raise ExportError("%s has outputs %s; the spec expects an output named %r"
-                          % (_where(model), sorted(outputs), spec.output.name))
+    for name in wanted_out:
+        if name not in outputs:
+            raise ExportError("%s has outputs %s; the spec expects an output named %r"
+                              % (_where(model), sorted(outputs), name))
     out_shape = outputs[spec.output.name]
     if len(out_shape) == 4 and isinstance(out_shape[1], int) and out_shape[1] != spec.output_channels:
         raise ExportError("%s output %r has %d channels; the spec (%s, %d classes) expects %d"
@@ -257,16 +275,18 @@ def compare_with_torch(model: Any, onnx_bytes: bytes, spec: Spec, seed: int = 0,
     """
     torch = require("torch", "export checks")
     ort = require("onnxruntime", "export checks")
-    x = np.random.default_rng(seed).standard_normal(example_shape(spec, batch)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    names = io_names(spec)[0]
+    feed = {name: rng.standard_normal(example_shape(spec, batch)).astype(np.float32) for name in names}
     with torch.no_grad():
-        expected = model(torch.from_numpy(x))
+        expected = model(*[torch.from_numpy(feed[name]) for name in names])
     if isinstance(expected, (tuple, list)):
         expected = expected[0]
     expected = expected.detach().cpu().numpy()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     session = ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
-    got = session.run([spec.output.name], {spec.input.name: x})[0]
+    got = session.run([spec.output.name], feed)[0]
     if got.shape != expected.shape:
         raise ExportError("ONNX Runtime output shape %s differs from PyTorch's %s" % (got.shape, expected.shape))
     diff = float(np.max(np.abs(got - expected)))
@@ -311,7 +331,6 @@ def export_model(source: str, spec: Spec, weights: Optional[str] = None,
 
     Returns ``(onnx_bytes, info)`` where ``info`` records the route, the source and the parity check.
     """
-    spec.require_task("jetseg export", "segmentation", "enhancement")
     path = Path(source)
     info: Dict[str, Any] = {"source": source}
     if path.suffix.lower() == ".onnx":

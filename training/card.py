@@ -144,3 +144,46 @@ def _student_accuracy(prov: Dict[str, Any]) -> str:
 
 def _student_limit() -> str:
     return "- A student reproduces its teacher, errors included; it is no better than the teacher on the labels."
+
+
+# ---------------------------------------------------------------------------------------------- registration
+def registration_card(spec: Spec, prov: Dict[str, Any], model: Any) -> bytes:
+    """MODEL_CARD.md for a registration bundle of ``jetseg train --task registration`` (numbers from ``prov``)."""
+    params = sum(int(p.numel()) for p in model.parameters())
+    arch, tr, m, reg = prov["architecture"], prov["training"], prov["metrics"], spec.registration
+    assert reg is not None, "a registration spec"
+    dice = ("; Dice of the moving image's labels warped by the predicted field vs by the true field **%.4f** "
+            "(identity %.4f)" % (m["warped_label_dice"], m["identity_label_dice"])) if "warped_label_dice" in m else ""
+    lines = [
+        "# %s" % spec.name, "",
+        "2-D deformable registration (VoxelMorph style) of synthetic %s frames: moving + fixed image -> "
+        "displacement field. **Synthetic data only: not for clinical use.**" % (synthetic_kind(tr["data"]) or "")
+        , "", "## Architecture", "",
+        "- `%s`, %d parameters, kwargs `%s`" % (arch["name"], params, arch["kwargs"]),
+        "- inputs `%s` (moving) and `%s` (fixed) %s float32 (NCHW), %s, mean %s, std %s, ROI %s" % (
+            spec.input.name, reg.fixed_input, list(spec.input_shape), spec.input.color_order, spec.input.mean,
+            spec.input.std, spec.input.roi),
+        "- output `%s` %s: displacement in %s, x (columns) then y (rows); warped moving image: %s" % (
+            spec.output.name, list(spec.output_shape), reg.units,
+            "`%s` (ONNX GridSample, opset 16+)" % reg.warped_output if reg.warped_output else "not in the graph"),
+        "- ONNX opset 17, static shape; ONNX Runtime vs PyTorch max |diff| of the field %.2g"
+        % prov["onnx_max_abs_diff_vs_torch"],
+        "", "## Data", "",
+    ] + _train_data(prov["data"]) + [
+        "- pairs: each frame (moving) and the frame warped by a random smooth field (fixed); %s"
+        % prov["registration"]["deformations"],
+        "", "## Training", "", "```", prov["command"], "```", "",
+        "%d steps, batch %d, AdamW lr %g (one-cycle); loss %s (the true field is never used); best held-out step "
+        "%d; %.0f s on this machine's CPU." % (tr["steps_run"], tr["batch"], tr["lr"], prov["registration"]["loss"],
+                                               prov["best_step"], prov["seconds"]),
+        "", "## Held-out accuracy", "",
+        "The exported `model.onnx` through the `%s` runner on %d held-out pairs at %s: end-point error against the "
+        "true field mean **%.3f px**, p95 **%.3f px** (identity: mean %.3f px, p95 %.3f px); folding fraction "
+        "%.4f%s." % (m["backend"], m["pairs"], m["resolution"], m["epe_mean"], m["epe_p95"], m["identity_epe_mean"],
+                     m["identity_epe_p95"], m["folding"], dice),
+        "", "## Limits", "",
+        "- Trained on synthetic smooth deformations of single frames, not on real tissue motion between frames; "
+        "retrain on your own scans (`jetseg train --task registration --data DIR`).",
+        NOT_CLINICAL, "",
+    ]
+    return "\n".join(lines).encode("utf-8")

@@ -89,9 +89,12 @@ def inputs(cfg: DistillConfig) -> List[Optional[Path]]:
 
 def check_config(cfg: DistillConfig) -> None:
     """Refuse options that cannot work before any frame is read (TrainError, one line)."""
-    from jetseg.models.archs import ARCHITECTURES
+    from jetseg.models.archs import ARCHITECTURES, REGISTRATION_ARCHS
 
     ARCHITECTURES.check(cfg.student)
+    if cfg.student in REGISTRATION_ARCHS:
+        raise TrainError("--student %s is a registration model; jetseg distill makes segmentation students"
+                         % cfg.student)
     if Path(cfg.out).resolve() == Path(cfg.teacher).resolve():
         raise TrainError("--out %s is the teacher bundle; choose another directory" % cfg.out)
     check_out(cfg.out, cfg.overwrite, inputs(cfg))
@@ -171,6 +174,7 @@ def distill(cfg: DistillConfig) -> Bundle:
     check_config(cfg)
     teacher = Bundle(cfg.teacher)
     spec = teacher.spec
+    spec.require_task("jetseg distill", "segmentation")
     kind = spec.output.kind
     train_threads = use_training_threads(cfg.train_threads)
     torch.manual_seed(cfg.seed)

@@ -23,7 +23,7 @@ class FitResult:
     """What :func:`fit` did: the step whose weights were kept, its score, and the evaluation history."""
 
     best_step: int = 0
-    best_score: float = -1.0
+    best_score: float = float("-inf")  # any first score is kept (registration scores are minus an error)
     history: List[Dict[str, Any]] = field(default_factory=list)
 
 

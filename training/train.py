@@ -63,6 +63,7 @@ class TrainConfig:
     train_threads: int = 0  # PyTorch's threads for the training loop (0: jetseg's default), not a runner's
     arch_kwargs: Dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False
+    task: str = "segmentation"  # or registration (training/registration.py)
 
 
 def make_spec(cfg: TrainConfig, sample: Any, name: str) -> Spec:
@@ -124,8 +125,13 @@ def train(cfg: TrainConfig) -> Bundle:
     """Run a training job described by ``cfg`` and write the bundle to ``cfg.out``."""
     from jetseg.optional import require
 
+    if cfg.task == "registration":
+        from jetseg.training.registration import train_registration
+
+        return train_registration(cfg)
+
     torch = require("torch", "training")
-    from jetseg.models.archs import ARCHITECTURES, build_model, describe
+    from jetseg.models.archs import ARCHITECTURES, REGISTRATION_ARCHS, build_model, describe
     from jetseg.models.export import compare_with_torch, torch_to_onnx
     from jetseg.scores import mean_dice
     from jetseg.training.augment import Augment
@@ -134,6 +140,8 @@ def train(cfg: TrainConfig) -> Bundle:
     from jetseg.training.losses import dice_ce_loss
 
     ARCHITECTURES.check(cfg.arch)
+    if cfg.arch in REGISTRATION_ARCHS:
+        raise TrainError("--arch %s is a registration model; add --task registration" % cfg.arch)
     data_inputs = [uri_path(cfg.data), uri_path(cfg.val_data)]
     check_out(cfg.out, cfg.overwrite, data_inputs)
     train_threads = use_training_threads(cfg.train_threads)

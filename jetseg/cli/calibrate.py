@@ -28,8 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tensorrt: Q/DQ following TensorRT's rules (symmetric int8); cpu: the fastest form "
                              "for ONNX Runtime on the CPU (uint8 activations) (default: tensorrt)")
     parser.add_argument("--gate-dice", type=float, default=0.01, metavar="D",
-                        help="segmentation: largest allowed drop of the mean Dice on the held-out frames "
-                             "(default: 0.01)")
+                        help="segmentation: largest allowed drop of the mean Dice on the held-out frames; "
+                             "registration: of the Dice of labels warped by INT8 vs FP32 fields (default: 0.01)")
+    parser.add_argument("--gate-epe", type=float, default=0.5, metavar="PX",
+                        help="registration: largest allowed 95th percentile of the end-point error of the INT8 "
+                             "field against FP32, pixels (default: 0.5)")
     parser.add_argument("--gate-ssim", type=float, default=0.99, metavar="S",
                         help="enhancement: smallest allowed mean SSIM of INT8 against FP32 (default: 0.99)")
     parser.add_argument("--gate-psnr", type=float, default=0.3, metavar="DB",
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                        holdout=args.holdout, target=args.target, gate_dice=args.gate_dice,
                        max_fallback=args.max_fallback, max_frames=args.max_frames, trt_version=args.trt_version,
                        memory_mb=args.memory_mb, overwrite=args.overwrite, roi=parse_roi(args.roi),
-                       gate_psnr=args.gate_psnr, gate_ssim=args.gate_ssim)
+                       gate_psnr=args.gate_psnr, gate_ssim=args.gate_ssim, gate_epe=args.gate_epe)
     gate = report["gate"]["result"]
     model = report["model"]
     print("INT8 bundle: %s" % report["out"])
@@ -93,6 +96,13 @@ def run(args: argparse.Namespace) -> int:
         print("  gate: SSIM vs FP32 %.4f >= %g, PSNR vs FP32 %.2f dB, PSNR drop vs targets %s, layers kept in "
               "float: %s" % (gate["ssim"], report["gate"]["threshold"]["min_ssim"], gate["psnr"],
                              "n/a (no clean targets)" if drop is None else "%.3f dB" % drop, floats))
+    elif report["gate"].get("task") == "registration":
+        drop = gate["dice_drop"]
+        print("  gate: EPE vs FP32 mean %.3f px, p95 %.3f px <= %g; warped-label Dice drop %s; folding %.4f (FP32 "
+              "%.4f); layers kept in float: %s" % (gate["epe_mean"], gate["epe_p95"],
+                                                   report["gate"]["threshold"]["epe_p95_px"],
+                                                   "n/a (no labels)" if drop is None else "%.4f" % drop,
+                                                   gate["folding"], gate["fp32_folding"], floats))
     else:
         print("  gate: mean Dice drop %.4f <= %g (vs %s), pixel agreement %.4f, layers kept in float: %s"
               % (round(gate["dice_drop"], 4) + 0.0, report["gate"]["threshold"], " and ".join(gate["bases"]),

@@ -40,9 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--module-path", default=None, metavar="DIR",
                         help="folder to import pkg.mod of a pkg.mod:factory model from (instead of PYTHONPATH)")
     parser.add_argument("--spec", default=None, metavar="spec.yaml", help="the model's spec (else the flags below)")
-    parser.add_argument("--task", choices=("segmentation", "enhancement"), default=None,
+    parser.add_argument("--task", choices=("segmentation", "enhancement", "registration"), default=None,
                         help="what the model does (default: the spec's, else segmentation); enhancement: image "
-                             "to image, see --output-range")
+                             "to image, see --output-range; registration: moving (--input-name) + fixed image "
+                             "(--fixed-input) -> displacement field in pixels (docs/tasks.md)")
+    parser.add_argument("--fixed-input", default=None, metavar="NAME",
+                        help="registration: the fixed image's input name (default fixed)")
+    parser.add_argument("--warped-output", default=None, metavar="NAME",
+                        help="registration: the model's warped-image output, if it has one")
     parser.add_argument("--output-range", default=None, metavar="LOW,HIGH",
                         help="enhancement: the output image's value range (default 0,1)")
     parser.add_argument("--input-size", default=None, metavar="HxW", help="model input size, e.g. 256x256")
@@ -130,6 +135,11 @@ def build_spec(args: argparse.Namespace, base: Optional[Dict[str, Any]] = None) 
         data["task"] = args.task
     if data.get("task") == "enhancement":  # the image comes back with the input's channels unless told
         data["enhancement"] = dict({"channels": channels}, **(data.get("enhancement") or {}))
+    if data.get("task") == "registration":
+        data["registration"] = dict(data.get("registration") or {}, **{k: getattr(args, k) for k in (
+            "fixed_input", "warped_output") if getattr(args, k)})
+    elif args.fixed_input or args.warped_output:
+        raise JetsegError("--fixed-input and --warped-output apply to registration models; add --task registration")
     if args.output_range is not None:
         if data.get("task") != "enhancement":
             raise JetsegError("--output-range applies to enhancement models; add --task enhancement")

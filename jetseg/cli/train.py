@@ -38,14 +38,17 @@ def parse_classes(text: Optional[str]) -> Optional[List[str]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from jetseg.models.archs import ARCHITECTURES
 
-    parser.add_argument("--task", choices=("segmentation", "enhancement"), default="segmentation",
-                        help="what the model does (default segmentation; enhancement: a denoiser, docs/tasks.md)")
+    parser.add_argument("--task", choices=("segmentation", "enhancement", "registration"), default="segmentation",
+                        help="what the model does (default segmentation; enhancement: a denoiser; registration: "
+                             "moving + fixed -> displacement field, trained on synthetic deformations of the "
+                             "frames; docs/tasks.md)")
     parser.add_argument("--data", required=True, metavar="DIR|URI",
                         help="labelled frames: a folder with images/ and masks/, or synthetic://ultrasound?frames=N; "
                              "enhancement: noisy/clean pairs, a folder with images/ and clean/, or "
-                             "synthetic://ultrasound?noise=speckle&frames=N")
+                             "synthetic://ultrasound?noise=speckle&frames=N; registration: frames")
     parser.add_argument("--arch", default=None,
-                        help="architecture (%s; default unet-small, unet-denoise for enhancement)"
+                        help="architecture (%s; default unet-small, unet-denoise for enhancement, vxm-small for "
+                             "registration)"
                              % ", ".join(ARCHITECTURES.names()))
     parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
     parser.add_argument("--input-size", default=None, metavar="HxW",
@@ -128,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     if args.task == "enhancement":
         return run_enhancement(args)
     arch_kwargs = unet_kwargs(args)
-    cfg = TrainConfig(data=args.data, arch=args.arch or "unet-small", out=args.out,
+    arch = args.arch or ("vxm-small" if args.task == "registration" else "unet-small")
+    cfg = TrainConfig(data=args.data, arch=arch, task=args.task, out=args.out,
                       input_size=parse_size(args.input_size or "160x160"),
                       steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
                       frames=args.frames, every=args.every, val_data=args.val_data, val_frames=args.val_frames,
@@ -137,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
                       train_threads=args.train_threads, arch_kwargs=arch_kwargs, overwrite=args.overwrite)
     bundle = train(cfg)
     metrics = bundle.manifest.provenance.get("metrics", {})
+    if args.task == "registration":
+        print("wrote %s (held-out EPE mean %.3f px, p95 %.3f px on %d pairs, %s runner)"
+              % (bundle.path, metrics["epe_mean"], metrics["epe_p95"], metrics["pairs"], metrics["backend"]))
+        return 0
     print("wrote %s (held-out Dice %.4f on %d frames, %s runner)"
           % (bundle.path, metrics.get("dice", float("nan")), metrics.get("frames", 0), metrics.get("backend", "?")))
     return 0

@@ -22,6 +22,12 @@ ARCHITECTURES.register("unet-tiny", "jetseg.models.archs.unet:unet_tiny",
                        "tiny U-Net for tests: depth 2, base width 4")
 ARCHITECTURES.register("unet-denoise", "jetseg.models.archs.denoise:unet_denoise",
                        "residual U-Net denoiser (enhancement): output = input + U-Net(input), depth 3, base width 16")
+ARCHITECTURES.register("vxm-small", "jetseg.models.archs.regnet:vxm_small",
+                       "2-D VoxelMorph-style registration U-Net: moving + fixed -> field (pixels), depth 3, width 16")
+ARCHITECTURES.register("vxm-tiny", "jetseg.models.archs.regnet:vxm_tiny",
+                       "tiny registration net for tests: depth 2, base width 4")
+#: architectures of registration models (two inputs, a displacement field out); the others segment
+REGISTRATION_ARCHS = ("vxm-small", "vxm-tiny")
 
 
 def build_model(name: str, **kwargs: Any) -> Any:

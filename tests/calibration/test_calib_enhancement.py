@@ -9,7 +9,7 @@ from jetseg.calibration.gate_image import compare_images
 from jetseg.calibration.workflow import calibrate
 from jetseg.cli import main
 from jetseg.errors import GateError
-from tests.fixtures.bundles import registration_bundle, smoother_bundle
+from tests.fixtures.bundles import smoother_bundle
 from tests.fixtures.images import smooth_pair
 from tests.fixtures.specs import enhancement_spec
 
@@ -57,13 +57,6 @@ def test_image_gate_keeps_the_outlier_layer_in_float(tmp_path, png_folder):
                                          r"--gate-psnr 0.3\) on 4 held-out frames .*or a lower --gate-ssim"):
         calibrate(bundle, str(png_folder(16, name="again")), out=tmp_path / "fails", count=8, holdout=4,
                   progress=False, target="cpu", gate_ssim=0.999, max_fallback=0)
-
-
-def test_registration_is_refused_in_one_line(tmp_path, png_folder, capsys):
-    code = main(["calibrate", str(registration_bundle(tmp_path / "reg")), "--scans", str(png_folder(4)), "--out", str(tmp_path / "o")])
-    err = capsys.readouterr().err
-    assert code != 0 and "Traceback" not in err
-    assert "jetseg calibrate supports task segmentation and enhancement; this model's spec.task is registration" in err
 
 
 def test_scans_with_clean_targets_give_the_psnr_drop_from_the_command_line(tmp_path, capsys):

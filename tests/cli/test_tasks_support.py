@@ -1,6 +1,7 @@
 """What each command does with enhancement and registration bundles today (docs/tasks.md): export and
 calibrate take enhancement models, run shows their enhanced frames and bench measures them (tests/benchmarks);
-everything refuses registration, each in one line without a traceback."""
+export, calibrate, train, run and bench take registration models (tests/calibration, tests/training,
+tests/jetson/runtime, tests/benchmarks)."""
 from __future__ import annotations
 
 import onnx
@@ -10,12 +11,6 @@ from jetseg.cli import main
 from tests.fixtures.bundles import registration_bundle, smoother_bundle
 from tests.fixtures.models import smoother
 from tests.fixtures.processes import main_error as _error
-
-
-def test_bench_refuses_registration(tmp_path, capsys):
-    bundle = registration_bundle(tmp_path / "b")
-    line = _error(capsys, ["bench", bundle, "--reference", bundle, "--data", "synthetic://ultrasound?frames=2"])
-    assert "jetseg bench supports task segmentation and enhancement; this model's spec.task is registration" in line
 
 
 def test_run_records_an_enhancement_model_side_by_side(tmp_path, capsys):
@@ -49,12 +44,22 @@ def test_export_takes_an_image_to_image_model(tmp_path, capsys):
     assert spec.output.activation == "logits"  # untouched: an enhanced image is read as it is
 
 
-def test_export_refuses_registration_and_a_range_without_the_task(tmp_path, capsys):
+def test_export_takes_a_registration_model_and_refuses_a_range_without_the_task(tmp_path, capsys):
     registration_bundle(tmp_path / "reg")
     model = tmp_path / "reg.onnx"
     model.write_bytes((tmp_path / "reg" / "model.onnx").read_bytes())
-    line = _error(capsys, ["export", model, "--spec", tmp_path / "reg" / "spec.yaml", "--out", tmp_path / "o"])
-    assert "jetseg export supports task segmentation and enhancement; this model's spec.task is registration" in line
+    code = main(["export", str(model), "--task", "registration", "--input-name", "moving", "--input-size", "32x32",
+                 "--channels", "1", "--output-name", "flow", "--out", str(tmp_path / "o")])
+    assert code == 0, capsys.readouterr().err
+    spec = Bundle(tmp_path / "o").spec
+    assert spec.task == "registration" and spec.registration.fixed_input == "fixed"
+    line = _error(capsys, ["export", model, "--task", "registration", "--input-name", "moving", "--input-size",
+                           "32x32", "--channels", "1", "--output-name", "flow", "--fixed-input", "reference", "--out",
+                           tmp_path / "o2"])
+    assert "has inputs ['moving', 'fixed']; the spec expects the inputs named 'moving', 'reference'" in line
+    line = _error(capsys, ["export", model, "--input-size", "32x32", "--channels", "1", "--fixed-input", "fixed",
+                           "--out", tmp_path / "o3"])
+    assert "--fixed-input and --warped-output apply to registration models; add --task registration" in line
     line = _error(capsys, ["export", model, "--input-size", "32x32", "--channels", "1", "--output-range", "0,1",
-                           "--out", tmp_path / "o"])
+                           "--out", tmp_path / "o4"])
     assert "--output-range applies to enhancement models; add --task enhancement" in line
