@@ -49,7 +49,8 @@ from jetseg.errors import SinkError
 from jetseg.jetson.frames.slot import Slot
 from jetseg.jetson.sinks.base import Sink, SinkContext
 from jetseg.jetson.sinks.tokens import check_token
-from jetseg.jetson.sinks.webhttp import COOKIE, STATIC, WEB_DIR, Server, Server6, jsonable
+from jetseg.jetson.sinks.webhttp import COOKIE, LAYER_TYPES, STATIC, WEB_DIR, Server, Server6, jsonable, part
+from jetseg.jetson.sinks.webpng import indexed_png, palette_chunks
 from jetseg.optional import require
 from jetseg.redact import add_secret, redact
 
@@ -122,6 +123,7 @@ class WebSink(Sink):
         self._clients: Set[socket.socket] = set()
         self._clients_lock = threading.Lock()
         self._cv2: Any = None
+        self._palette: Optional[bytes] = None  # the mask layer's PLTE + tRNS, from the spec's colours
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -260,25 +262,35 @@ class WebSink(Sink):
         return self.newest_layer("overlay")
 
     def newest_layer(self, layer: str) -> Optional[Tuple[int, bytes]]:
-        """``(seq, bytes)`` of one layer of the newest frame, encoded once per frame.
+        """``(seq, bytes)`` of one layer of the newest frame, encoded once per frame however many clients ask.
 
-        Layers: ``overlay`` (JPEG, the mask blended in), ``frame`` (JPEG, the plain picture), ``mask`` (8-bit
-        PNG of class indices, the frame's size), ``meta`` (JSON: index, capture time, areas). With ``roi=1``
-        every picture is cropped to the ROI.
+        Layers: ``overlay`` (JPEG, the mask blended in), ``frame`` (JPEG, the plain picture), ``mask`` (the
+        indexed-colour PNG of :mod:`.webpng`, the frame's size), ``meta`` (JSON: index, capture time, areas);
+        ``stream`` and ``layers``: the multipart parts of one frame of ``/stream.mjpg`` (the overlay) and of
+        ``/stream.mjpg?layers=1`` (meta, frame, mask), shared by every client. With ``roi=1`` every picture is
+        cropped to the ROI.
         """
         with self._encode_lock:
             seq, result = self._newest.peek()
             if result is None:
                 return None
-            cached = self._encoded.get(layer)
-            if cached is None or cached[0] != seq:
-                cached = (seq, self._encode(layer, seq, result))
-                self._encoded[layer] = cached
-                self.encoded += layer == "overlay"
-            return cached
+            return seq, self._cached(layer, seq, result)
+
+    def _cached(self, layer: str, seq: int, result: Any) -> bytes:
+        cached = self._encoded.get(layer)
+        if cached is None or cached[0] != seq:
+            cached = (seq, self._encode(layer, seq, result))
+            self._encoded[layer] = cached
+            self.encoded += layer == "overlay"
+        return cached[1]
 
     def _encode(self, layer: str, seq: int, result: Any) -> bytes:
         cv2 = self._cv2
+        if layer in ("stream", "layers"):
+            names = ("meta", "frame", "mask") if layer == "layers" else ("overlay",)
+            headers = [("X-Frame-Seq", str(seq)), ("X-Frame-Index", str(result.index)),
+                       ("X-Captured-Ms", "%.3f" % captured_epoch_ms(result))]
+            return b"".join(part(self._cached(name, seq, result), LAYER_TYPES[name], headers) for name in names)
         if layer == "meta":
             height, width = self._layer_picture(result).shape[:2]
             meta = {"index": result.index, "seq": seq, "captured_ms": captured_epoch_ms(result),
@@ -287,17 +299,18 @@ class WebSink(Sink):
                     "areas_mm2": None if result.areas_mm2 is None else {
                         k: round(float(v), 3) for k, v in result.areas_mm2.items()}}
             return json.dumps(meta, default=jsonable).encode("utf-8")
+        if layer == "mask":
+            if self._palette is None:
+                self._palette = palette_chunks(result.spec.colors or [])
+            return indexed_png(result.labels(self.roi_only, self.pair), self._palette, cv2)
         if layer == "overlay":
             ok, buf = cv2.imencode(".jpg", result.overlay(roi_only=self.roi_only, pair=self.pair),
                                    [int(cv2.IMWRITE_JPEG_QUALITY), self.quality])
         elif layer == "frame":
             ok, buf = cv2.imencode(".jpg", self._layer_picture(result),
                                    [int(cv2.IMWRITE_JPEG_QUALITY), self.quality])
-        elif layer == "mask":
-            ok, buf = cv2.imencode(".png", np.ascontiguousarray(result.labels(self.roi_only, self.pair)),
-                                   [int(cv2.IMWRITE_PNG_COMPRESSION), 1])
         else:
-            raise SinkError("web viewer layer %r: expected one of overlay, frame, mask, meta" % layer)
+            raise SinkError("web viewer layer %r: expected one of overlay, frame, mask, meta, stream, layers" % layer)
         if not ok:
             raise SinkError("could not encode the %s of frame %d" % (layer, result.index))
         return bytes(buf.tobytes())
@@ -305,14 +318,6 @@ class WebSink(Sink):
     def _layer_picture(self, result: Any) -> np.ndarray:
         """The picture the page blends the mask layer into (what the sink draws: the task's result decides)."""
         return result.plain(self.roi_only, self.pair)
-
-    def stamp(self, seq: int) -> Tuple[Optional[int], Optional[float]]:
-        """``(frame index, capture time in ms since the epoch)`` of the frame written as ``seq`` while it is the
-        newest, else ``(None, None)``."""
-        newest_seq, result = self._newest.peek()
-        if result is None or newest_seq != seq:
-            return None, None
-        return result.index, captured_epoch_ms(result)
 
     def wait_newer(self, seq: int, timeout: float) -> bool:
         """Wait until a frame newer than ``seq`` exists (True) or ``timeout`` passes / the sink closes (False)."""
@@ -327,8 +332,8 @@ class WebSink(Sink):
         header = handler.headers.get("Authorization", "")
         if header.lower().startswith("bearer "):
             offered.append(header[7:].strip())
-        for part in handler.headers.get("Cookie", "").split(";"):
-            name, _, value = part.strip().partition("=")
+        for cookie in handler.headers.get("Cookie", "").split(";"):
+            name, _, value = cookie.strip().partition("=")
             if name == COOKIE:
                 offered.append(value)
         expected = self.token.encode("utf-8")

@@ -8,7 +8,7 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8")}
 BOUNDARY = b"jetsegframe"
 COOKIE = "jetseg_token"
+LAYER_TYPES = {"meta": "application/json", "frame": "image/jpeg", "mask": "image/png", "overlay": "image/jpeg"}
 CLIENT_TIMEOUT_S = 15.0
 SECURITY_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
                     ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"),
@@ -128,14 +129,14 @@ class _Handler(BaseHTTPRequestHandler):
                 delay = next_at - time.monotonic()
                 if delay > 0 and sink._stopping.wait(delay):
                     break
-                parts = _frame_parts(sink, layers)
+                parts = sink.newest_layer("layers" if layers else "stream")
                 if parts is None:
                     continue
                 sent, data = parts
                 next_at = time.monotonic() + interval
                 self.wfile.write(data)
             if layers and sink.end_state is not None:
-                self.wfile.write(_part(json.dumps({"state": sink.end_state}).encode("utf-8"),
+                self.wfile.write(part(json.dumps({"state": sink.end_state}).encode("utf-8"),
                                        "application/json", ()) + b"--%s--\r\n" % BOUNDARY)
         except OSError:
             log.debug("stream viewer %s left", self.client_address[0])
@@ -169,33 +170,12 @@ class _Handler(BaseHTTPRequestHandler):
                     (format % args).split(" (")[0][:120] if args else format[:120])
 
 
-def _part(data: bytes, ctype: str, headers: Any) -> bytes:
+def part(data: bytes, ctype: str, headers: Any) -> bytes:
     """One multipart part, closed at once by the boundary that follows it (a browser shows it without waiting
     for the next one)."""
     head = "".join("%s: %s\r\n" % kv for kv in headers)
     return (b"Content-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (ctype.encode(), len(data), head.encode())
             + data + b"\r\n--%s\r\n" % BOUNDARY)
-
-
-def _frame_parts(sink: WebSink, layers: bool) -> Optional[Tuple[int, bytes]]:
-    """``(seq, bytes)``: the newest frame's parts for one client (the overlay, or meta + frame + mask)."""
-    names = ("meta", "frame", "mask") if layers else ("overlay",)
-    ctypes = {"meta": "application/json", "frame": "image/jpeg", "mask": "image/png", "overlay": "image/jpeg"}
-    found: List[Tuple[str, int, bytes]] = []
-    for name in names:
-        layer = sink.newest_layer(name)
-        if layer is None:
-            return None
-        found.append((name, layer[0], layer[1]))
-    seq = found[0][1]
-    if any(f[1] != seq for f in found):  # a newer frame came in between: take that one whole
-        return _frame_parts(sink, layers)
-    index, captured = sink.stamp(seq)
-    headers = [("X-Frame-Seq", str(seq))]
-    if index is not None and captured is not None:
-        headers += [("X-Frame-Index", str(index)), ("X-Captured-Ms", "%.3f" % captured)]
-    out = b"".join(_part(data, ctypes[name], headers) for name, _, data in found)
-    return seq, out
 
 
 def jsonable(value: Any) -> Any:

@@ -68,6 +68,11 @@ def shoot(tab: Tab, tmp_path: Path, name: str) -> np.ndarray:
     return image
 
 
+def picture(image: np.ndarray, box: Dict[str, float]) -> np.ndarray:
+    """The stage's part of a screenshot."""
+    return image[int(box["y"]):int(box["y"] + box["h"]), int(box["x"]):int(box["x"] + box["w"])]
+
+
 def banner(tab: Tab) -> str:
     return str(tab.evaluate("document.getElementById('banner').hidden ? '' : "
                             "document.getElementById('banner').innerText"))
@@ -92,8 +97,9 @@ def test_live_frozen_not_live_and_ended(tmp_path, feed):
         assert red_pixels(view) > 200 and view.std() > 5
         assert banner(tab) == ""
         assert abs(box["w"] / box["h"] - 640 / 480) < 0.02  # sized by the picture's aspect ratio
-        shown = tab.evaluate("window.jetsegViewer.shown.meta.index")
-        assert tab.evaluate("document.getElementById('frame-index').textContent") == str(shown)
+        # the footer's number is a picture's that was on screen (it follows the picture at most 4 times a second)
+        footer = int(tab.evaluate("document.getElementById('frame-index').textContent"))
+        assert footer in tab.evaluate("window.jetsegViewer.log.map(function (r) { return r.index; })")
         # the page's own latency figure is computed on its stats tick: wait for its first value
         tab.wait_for("['', '\u2013'].indexOf(document.getElementById('latency').textContent) < 0")
         assert "lesion" in tab.evaluate("document.getElementById('areas').innerText")
@@ -104,6 +110,20 @@ def test_live_frozen_not_live_and_ended(tmp_path, feed):
         time.sleep(0.6)
         assert tab.evaluate("window.jetsegViewer.shown.meta.index") == frozen
         assert banner(tab).startswith("FROZEN - frame %d" % frozen)
+        assert tab.evaluate("document.getElementById('frame-index').textContent") == str(frozen)
+        # contour only and a class switched off: the palette changes, the frozen picture is drawn again
+        full = red_pixels(picture(shoot(tab, tmp_path, "frozen-full"), box))
+        tab.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'c'}))")
+        time.sleep(0.3)
+        contour = red_pixels(picture(shoot(tab, tmp_path, "frozen-contour"), box))
+        assert 0 < contour < full / 2, (contour, full)
+        tab.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'c'}))")
+        tab.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: '1'}))")
+        time.sleep(0.3)
+        assert red_pixels(picture(shoot(tab, tmp_path, "frozen-class-off"), box)) < 20
+        tab.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: '1'}))")
+        time.sleep(0.3)
+        assert red_pixels(picture(shoot(tab, tmp_path, "frozen-class-on"), box)) > full / 2
         shoot(tab, tmp_path, "frozen")
         tab.evaluate("document.getElementById('step-back').click()")
         tab.wait_for("window.jetsegViewer.shown.meta.index < %d" % frozen, 5)
