@@ -128,7 +128,8 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
             parts.reader = SourceReader(open_source(src.uri, **src.options), realtime=src.realtime, fps=src.fps,
                                         stall_timeout_s=src.stall_timeout_s,
                                         reconnect_initial_s=src.reconnect_initial_s,
-                                        reconnect_max_s=src.reconnect_max_s, metrics=metrics)
+                                        reconnect_max_s=src.reconnect_max_s, metrics=metrics,
+                                        frozen_after_s=src.frozen_after_s)
         if reuse is not None and "runner" in keep and runner is None:
             parts.bundle, parts.runner = reuse.bundle, reuse.runner
         else:

@@ -34,6 +34,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from jetseg.jetson.frames.frozenstate import FrozenState
 from jetseg.optional import require
 from jetseg.redact import redact
 
@@ -94,7 +95,7 @@ class Reservoir:
         return out
 
 
-class Metrics:
+class Metrics(FrozenState):
     """Counters, latencies and state of one daemon or pipeline run.
 
     Args:
@@ -134,6 +135,7 @@ class Metrics:
         self._captured = prom.Counter("jetseg_source_frames_captured",
                                       "Frames the source captured (delivered or dropped)", registry=reg)
         prom.Gauge("jetseg_fps", "Recent end-to-end frames per second", registry=reg).set_function(self.fps)
+        self.register_frozen(prom, reg)
         prom.Gauge("jetseg_uptime_seconds", "Seconds since start", registry=reg).set_function(self.uptime)
         prom.Gauge("jetseg_last_frame_age_seconds", "Seconds since the last processed frame (-1: none yet)",
                    registry=reg).set_function(self.last_frame_age)
@@ -308,6 +310,7 @@ class Metrics:
             failing = sorted(name for name, c in list(self.sinks.items()) if c["errors"])
             if failing:
                 reasons.append("sink errors: " + ", ".join(failing))
+            self.frozen_reason(reasons)
             status = "degraded" if reasons else "ok"
             if status == "ok" and (self.source_state == "opening" or age < 0):
                 # not ok before the source has opened and delivered a frame
@@ -317,7 +320,7 @@ class Metrics:
         out: Dict[str, Any] = {"status": status, "uptime_s": round(self.uptime(), 3), "fps": round(self.fps(), 2),
                                "last_frame_age_s": None if age < 0 else round(age, 3),
                                "source_state": self.source_state, "frames": self.frames,
-                               "reconnects": self.reconnects, "reasons": reasons}
+                               "reconnects": self.reconnects, "reasons": reasons, "input_frozen_s": self.frozen_for()}
         device = self.telemetry()
         if device:
             out["device"] = device
@@ -330,7 +333,7 @@ class Metrics:
             "frames": self.frames,
             "fps": round(self.fps(), 2),
             "uptime_s": round(self.uptime(), 3),
-            "source_state": self.source_state,
+            "source_state": self.source_state, "input_frozen_s": self.frozen_for(),
             "reconnects": self.reconnects,
             "source": {"captured": self.captured, "dropped": self.dropped.get("source", 0),
                        "reconnects": self.reconnects},

@@ -295,7 +295,7 @@ class WebSink(Sink):
             height, width = self._layer_picture(result).shape[:2]
             meta = {"index": result.index, "seq": seq, "captured_ms": captured_epoch_ms(result),
                     "width": int(width), "height": int(height), "inference_ms": round(float(result.inference_ms), 3),
-                    "areas_px": dict(result.areas_px),
+                    "areas_px": dict(result.areas_px), "frozen_s": result.frame.meta.get("frozen_s"),
                     "areas_mm2": None if result.areas_mm2 is None else {
                         k: round(float(v), 3) for k, v in result.areas_mm2.items()}}
             return json.dumps(meta, default=jsonable).encode("utf-8")

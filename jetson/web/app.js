@@ -25,7 +25,7 @@
     classes: [], colors: [], enabled: [], overlay: true, contour: false, opacity: 0.45,
     frozen: false, cursor: -1, history: [], shown: null, palette: null,
     streamState: "connecting", lastArrival: 0, period: 1000 / 30, clockOffset: 0, bestRtt: Infinity,
-    pending: null, decoding: false, log: [], statsPrev: null, panelItem: null, panelAt: 0
+    pending: null, latest: null, repeating: false, decoding: false, log: [], statsPrev: null, panelItem: null, panelAt: 0
   };
   window.jetsegViewer = view;  // for measurements (benchmarks/viewer.py) and tests
 
@@ -128,6 +128,11 @@
     if (view.streamState !== "open") { view.streamState = "open"; }
     if (view.lastArrival) { view.period = 0.9 * view.period + 0.1 * (item.arrived - view.lastArrival); }
     view.lastArrival = item.arrived;
+    view.latest = item;
+    if ((typeof item.meta.frozen_s === "number") !== view.repeating) {  // the input froze or came back: say so now
+      view.repeating = !view.repeating;
+      updateState();
+    }
     if (view.frozen) { return; }  // the frames to step through stay those before the freeze
     view.history.push(item);
     if (view.history.length > HISTORY) { view.history.shift(); }
@@ -235,6 +240,13 @@
   }
 
   // --- state: live, stalled, frozen, ended ----------------------------------------------------------
+  // Seconds the source has repeated the same picture, as the daemon saw it in the newest frame (its frozen_s:
+  // docs/runtime.md, "Frozen input"), counted on to now; null while the picture changes.
+  function repeated() {
+    var m = view.latest && view.latest.meta;
+    return m && typeof m.frozen_s === "number" ? m.frozen_s + (nowMs() - view.latest.arrived) / 1000 : null;
+  }
+
   function updateState() {
     if (view.shown && view.panelItem !== view.shown && nowMs() - view.panelAt >= PANEL_MS) { renderPanel(view.shown); }
     var s = view.streamState, body = document.body, since = nowMs() - view.lastArrival;
@@ -244,9 +256,10 @@
     else if (s !== "open" && s !== "connecting") { state = "disconnected"; label = s; }
     else if (!view.lastArrival) { state = "waiting"; label = s === "open" ? "connected, no frames yet" : "connecting"; ok = true; }
     else if (since > stale) { state = "stalled"; label = "no new frame for " + fmt(since / 1000, 1) + " s"; }
+    else if (repeated() !== null) { state = "repeating"; label = "frozen input: the same picture for " + fmt(repeated(), 1) + " s"; }
     else { state = "live"; label = "live"; ok = true; }
     if (view.frozen) { label = "frozen (" + label + ")"; }
-    body.dataset.state = state;
+    if (body.dataset.state !== state) { body.dataset.state = state; }
     body.classList.toggle("frozen", view.frozen);
     byId("dot").className = "dot " + (ok ? "ok" : "bad");
     text("state", label);
@@ -258,6 +271,10 @@
       text("banner-title", "FROZEN - frame " + view.shown.meta.index);
       text("banner-detail", "captured " + clock(view.shown.meta.captured_ms - view.clockOffset) +
            "; Space resumes, \u2190 \u2192 step" + (notLive ? "; stream: " + label : ""));
+    } else if (state === "repeating") {  // frames arrive, but the daemon saw the same picture in each
+      text("banner-title", "NOT LIVE - frozen input");
+      var m = view.latest.meta;
+      text("banner-detail", label + ", since " + clock(m.captured_ms - m.frozen_s * 1000 - view.clockOffset));
     } else if (notLive) {
       var last = view.shown.meta.captured_ms;
       text("banner-title", "NOT LIVE - last frame " + clock(last - view.clockOffset));

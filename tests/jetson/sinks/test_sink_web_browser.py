@@ -173,3 +173,46 @@ def test_phone_viewport(tmp_path, feed):
         assert box["w"] >= 385 and abs(box["h"] - box["w"] * 480 / 640) < 3  # full width, no black bars
         areas_top = tab.evaluate("document.getElementById('areas').getBoundingClientRect().bottom")
         assert areas_top < 844, "the class areas are below the fold"
+
+
+def test_frozen_input_from_a_real_video_is_not_live(tmp_path, tiny_bundle):
+    """A daemon plays an ffmpeg video whose picture freezes (the same decoded frame over and over): frames keep
+    coming, yet after source.frozen_after_s the page says NOT LIVE - frozen input over a dimmed picture."""
+    from jetseg.jetson.daemon.config import DaemonConfig
+    from jetseg.jetson.daemon.service import Daemon
+    from tests.fixtures.media import live_then_still
+    from tests.fixtures.waiting import run_in_thread
+
+    video = live_then_still(tmp_path / "freeze.mp4", live_s=1.5, still_s=6.0, size=(320, 240))
+    daemon = Daemon(DaemonConfig.from_dict({
+        "model": str(tiny_bundle.path), "backend": {"options": {"threads": 1}}, "logging": {"interval_s": 0},
+        "device": {"telemetry": "off"}, "source": {"uri": str(video), "realtime": True},
+        "sinks": ["http://127.0.0.1:0"]}))
+    daemon.start()  # the sinks are open (their url known) before the run
+    thread, result = run_in_thread(daemon)
+    try:
+        with Browser(1280, 900) as browser:
+            tab = browser.open(next(s for _, s in daemon.parts.sinks if hasattr(s, "url")).url)
+            tab.wait_for("window.jetsegViewer && window.jetsegViewer.log.length > 5")
+            assert tab.evaluate("document.body.dataset.state") == "live"  # the moving part
+            tab.wait_for("document.body.dataset.state === 'repeating'", 10)
+            assert banner(tab).startswith("NOT LIVE - frozen input")
+            assert "the same picture for " in banner(tab)
+            box, image = stage_box(tab), shoot(tab, tmp_path, "frozen-input")
+            red = dict(tab.evaluate("(function(){var r=document.getElementById('banner').getBoundingClientRect();"
+                                    "return {x:r.x, y:r.y, w:r.width, h:r.height};})()"))
+            assert box["x"] < red["x"] < red["x"] + red["w"] < box["x"] + box["w"]  # over the picture
+            assert box["y"] < red["y"] < red["y"] + red["h"] < box["y"] + box["h"]
+            patch = image[int(red["y"] + red["h"] / 2) - 3:int(red["y"] + red["h"] / 2) + 3,
+                          int(red["x"]) + 6:int(red["x"]) + 12]  # the banner's padding, left of its text
+            b, g, r = (float(patch[..., i].mean()) for i in range(3))
+            assert r > 80 and r > 2 * g and r > 2 * b, "the NOT LIVE banner is not red"
+            dimmed = picture(image, box)
+            assert float(dimmed.mean()) < 70  # the picture (grey 0x60 = 96) is dimmed and hatched
+            arrivals = tab.evaluate("window.jetsegViewer.log.length")
+            time.sleep(0.5)
+            assert tab.evaluate("window.jetsegViewer.log.length") > arrivals  # frames still come and are shown
+    finally:
+        daemon.request_stop("test done")
+        thread.join(timeout=30)
+    assert "error" not in result, result
