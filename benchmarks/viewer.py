@@ -70,7 +70,7 @@ def own_cpu_seconds() -> float:
     return float(times.user + times.system)
 
 
-def summarize_tab(log: Sequence[Dict[str, Any]]) -> Dict[str, float]:
+def summarize_tab(log: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """p50/p95 capture -> display (ms), shown fps and frames skipped per second, from one tab's log."""
     if len(log) < 2:
         raise JetsegError("a tab showed %d frames; expected a stream (is the pipeline running?)" % len(log))
@@ -100,7 +100,8 @@ def measure_viewer(url: str, tabs: int, seconds: float, warmup_s: float = 3.0,
         starts = [len(json.loads(page.evaluate(LOG))) for page in pages]
         busy0, cpu0, own0, t0 = [p.busy() for p in pages], cpu_seconds(browser.pid), own_cpu_seconds(), time.monotonic()
         during = pipeline_fps(url, seconds)
-        busy1, cpu1, own1, wall = [p.busy() for p in pages], cpu_seconds(browser.pid), own_cpu_seconds(), time.monotonic() - t0
+        busy1, cpu1, own1 = [p.busy() for p in pages], cpu_seconds(browser.pid), own_cpu_seconds()
+        wall = time.monotonic() - t0
         logs: List[List[Dict[str, Any]]] = [json.loads(page.evaluate(LOG))[start:]
                                             for page, start in zip(pages, starts)]
     cores = {kind: round((cpu1[kind] - cpu0.get(kind, 0.0)) / wall, 3) for kind in sorted(cpu1)}

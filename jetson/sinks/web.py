@@ -51,6 +51,7 @@ from jetseg.jetson.sinks.base import Sink, SinkContext
 from jetseg.jetson.sinks.tokens import check_token
 from jetseg.jetson.sinks.webhttp import COOKIE, LAYER_TYPES, STATIC, WEB_DIR, Server, Server6, jsonable, part
 from jetseg.jetson.sinks.webpng import indexed_png, palette_chunks
+from jetseg.jetson.sinks.webshare import attach, detach
 from jetseg.optional import require
 from jetseg.redact import add_secret, redact
 
@@ -108,7 +109,7 @@ class WebSink(Sink):
         self.token: Optional[str] = None
         self.roi_only = False
         self._server: Optional[Server] = None
-        self._thread: Optional[threading.Thread] = None
+        self.stream = ""  # the stream's name when several streams share the viewer (webshare.py)
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # the viewer's figures below
         self._newest = Slot()  # the newest Result; viewers peek at it (version = frames written)
@@ -148,21 +149,26 @@ class WebSink(Sink):
         for name in set(STATIC.values()):
             if not (WEB_DIR / name[0]).is_file():
                 raise SinkError("the web viewer's page %s is missing; reinstall jetseg" % (WEB_DIR / name[0]))
-        server_class = Server6 if ":" in self.host else Server
-        try:
-            self._server = server_class((self.host, self.port))
-        except OSError as exc:
-            raise SinkError("cannot serve the web viewer on %s:%d: %s; choose another port (http://%s:0 picks "
-                            "a free one)" % (self.host, self.port, exc.strerror or exc, self.host)) from None
-        self._server.sink = self
+        self.stream = str(context.extra.get("stream") or "")
+        group = context.extra.get("viewer_group")
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="jetseg-web", daemon=True)
-        self._thread.start()
+        self._server = attach(self, None if group is None else (self.host, self.port, group), self._bind)
+        if len(self._server.sinks) > 1:
+            log.info("stream %s joins the web viewer at %s (page %ss/%s/)", self.stream, self.url, self.url,
+                     self.stream)
+            return
         if self.host not in ("127.0.0.1", "::1") and not self.token:
             log.warning("the web viewer is reachable from the network at %s without a token; set token=... "
                         "to protect patient images", self.url)
         log.info("web viewer at %s", self.url)
+
+    def _bind(self) -> Server:
+        server_class = Server6 if ":" in self.host else Server
+        try:
+            return server_class((self.host, self.port))
+        except OSError as exc:
+            raise SinkError("cannot serve the web viewer on %s:%d: %s; choose another port (http://%s:0 picks "
+                            "a free one)" % (self.host, self.port, exc.strerror or exc, self.host)) from None
 
     def _write(self, result: Any) -> None:
         now = time.monotonic()
@@ -198,12 +204,13 @@ class WebSink(Sink):
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 log.debug("a viewer connection was already closed")
+        self.port = int(server.server_address[1])
+        if not detach(self, server):  # other streams still serve there
+            return
         server.shutdown()
         server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
-        self.port = int(server.server_address[1])
+        if server.thread is not None:
+            server.thread.join(timeout=2.0)
         log.info("web viewer on port %d stopped", self.port)
 
     def _source_state(self) -> Optional[str]:
@@ -227,6 +234,7 @@ class WebSink(Sink):
         spec = result.spec if result is not None else (context.spec if context is not None else None)
         with self._clients_lock:
             clients = len(self._clients)
+        server = self._server
         out: Dict[str, Any] = {
             "model": spec.name if spec else None,
             "classes": list(spec.classes) if spec else [],
@@ -236,7 +244,8 @@ class WebSink(Sink):
             "age_s": None if result is None else round(now - last_write, 3),
             "stream_clients": clients, "encoded": self.encoded, "max_fps": self.max_fps,
             "roi_only": self.roi_only, "now_ms": round(time.time() * 1000.0, 3),
-            "spacing_known": bool(spec and spec.pixel_spacing_mm),
+            "spacing_known": bool(spec and spec.pixel_spacing_mm), "stream": self.stream or None,
+            "streams": len(server.sinks) if server is not None else 1,
         }
         if result is not None:
             out.update(frame=result.index, inference_ms=round(float(result.inference_ms), 3),

@@ -5,11 +5,14 @@ import json
 import logging
 import socket
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
+
+from jetseg.jetson.sinks import webshare
 
 if TYPE_CHECKING:
     from jetseg.jetson.sinks.web import WebSink
@@ -20,7 +23,9 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/index.html": ("index.html", "text/html; charset=utf-8"),
           "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "/style.css": ("style.css", "text/css; charset=utf-8")}
+          "/style.css": ("style.css", "text/css; charset=utf-8"),
+          "/grid.html": ("grid.html", "text/html; charset=utf-8"),
+          "/grid.js": ("grid.js", "text/javascript; charset=utf-8")}
 BOUNDARY = b"jetsegframe"
 COOKIE = "jetseg_token"
 LAYER_TYPES = {"meta": "application/json", "frame": "image/jpeg", "mask": "image/png", "overlay": "image/jpeg"}
@@ -32,14 +37,16 @@ SECURITY_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "n
 
 
 class Server(ThreadingHTTPServer):
-    """The viewer's server: ``Server((host, port))`` serves :class:`_Handler`; ``sink`` is set after binding."""
+    """The viewer's server: ``Server((host, port))`` serves :class:`_Handler` for the sinks in ``sinks``
+    (``{stream name: sink}``; several when streams share it, :mod:`.webshare`)."""
 
     daemon_threads = True
     allow_reuse_address = True
-    sink: WebSink
 
     def __init__(self, address: Tuple[str, int]) -> None:
         super().__init__(address, _Handler)
+        self.sinks: Dict[str, WebSink] = {}
+        self.thread: Optional[threading.Thread] = None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], (ConnectionError, socket.timeout)):
@@ -63,20 +70,31 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = CLIENT_TIMEOUT_S
 
     def do_GET(self) -> None:
-        sink = self.server.sink
         parts = urlsplit(self.path)
-        route, query = parts.path, parse_qs(parts.query)
+        query = parse_qs(parts.query)
+        sink, route = webshare.route(self.server, parts.path)
+        root = not parts.path.startswith("/s/")
+        grid = root and len(self.server.sinks) > 1
         try:
-            if route == "/health":
-                self._health(sink)
+            if sink is None:
+                self._send(404, ("no stream %r here; streams: %s\n" % (parts.path[3:].split("/")[0], ", ".join(
+                    self.server.sinks))).encode("utf-8"), "text/plain; charset=utf-8")
+            elif route == "/health":
+                self._health(sink, grid)
             elif not sink.authorised(self, query):
                 self._send(401, b"this jetseg viewer needs a token: open /?token=YOUR_TOKEN or send "
                                 b"'Authorization: Bearer YOUR_TOKEN'\n", "text/plain; charset=utf-8",
                            [("WWW-Authenticate", 'Bearer realm="jetseg"')])
+            elif route == "":  # /s/NAME: the page's own requests are relative to /s/NAME/
+                self._send(301, b"", "text/plain", [("Location", "/s/%s/" % sink.stream)])
+            elif grid and route in ("/", "/index.html"):
+                self._static(sink, "/grid.html", query)
+            elif root and route == "/streams":
+                self._json(200, webshare.streams(self.server))
             elif route in STATIC:
                 self._static(sink, route, query)
             elif route == "/stream.mjpg":
-                self._stream(sink, query.get("layers", ["0"])[-1] == "1")
+                self._stream(sink, query.get("layers", ["0"])[-1] == "1", _rate(query))
             elif route == "/frame.jpg":
                 frame = sink.newest_jpeg()
                 if frame is None:
@@ -94,8 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             log.debug("viewer %s left during %s", self.client_address[0], route)
 
-    def _health(self, sink: WebSink) -> None:
-        health = dict(sink.run_context.health() or {})
+    def _health(self, sink: WebSink, grid: bool) -> None:
+        health = webshare.health(self.server) if grid else dict(sink.run_context.health() or {})
         failed = health.get("ok") is False or str(health.get("status", "")).lower() in (
             "error", "failed", "down", "unhealthy", "stopped", "starting")
         self._json(503 if failed else 200, health)
@@ -107,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
             extra.append(("Set-Cookie", "%s=%s; Path=/; HttpOnly; SameSite=Strict" % (COOKIE, sink.token)))
         self._send(200, (WEB_DIR / name).read_bytes(), ctype, extra)
 
-    def _stream(self, sink: WebSink, layers: bool) -> None:
+    def _stream(self, sink: WebSink, layers: bool, max_fps: Optional[float]) -> None:
         if not sink.enter_client(self.connection):
             self._send(503, b"too many viewers (max_clients)\n", "text/plain; charset=utf-8",
                        [("Retry-After", "5")])
@@ -121,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Pragma", "no-cache")
             self.end_headers()
             self.wfile.write(b"--%s\r\n" % BOUNDARY)
-            interval = 1.0 / sink.max_fps if sink.max_fps else 0.0
+            interval = max(1.0 / sink.max_fps if sink.max_fps else 0.0, 1.0 / max_fps if max_fps else 0.0)
             sent, next_at = 0, 0.0
             while not sink._stopping.is_set():
                 if not sink.wait_newer(sent, timeout=1.0):
@@ -176,6 +194,15 @@ def part(data: bytes, ctype: str, headers: Any) -> bytes:
     head = "".join("%s: %s\r\n" % kv for kv in headers)
     return (b"Content-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (ctype.encode(), len(data), head.encode())
             + data + b"\r\n--%s\r\n" % BOUNDARY)
+
+
+def _rate(query: Dict[str, Any]) -> Optional[float]:
+    """``?max_fps=N`` of one stream request (the grid's tiles ask for fewer frames), or None."""
+    try:
+        value = float(query.get("max_fps", ["0"])[-1])
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def jsonable(value: Any) -> Any:

@@ -361,8 +361,9 @@
       view.classes = v.classes; view.colors = v.colors || [];
       makePalette();
     }
-    text("model", v.model || "\u2013");
-    document.title = "jetseg \u2013 " + (v.model || "viewer");
+    text("model", (v.stream ? v.stream + " \u00b7 " : "") + (v.model || "\u2013"));
+    byId("all-streams").hidden = !(v.streams > 1);
+    document.title = "jetseg \u2013 " + (v.stream ? v.stream + " \u2013 " : "") + (v.model || "viewer");
     text("latency", fmt(screen.p50, 0));
     text("latency-p95", fmt(screen.p95, 0));
     text("fps", fmt(screen.fps, 1));
