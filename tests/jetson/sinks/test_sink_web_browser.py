@@ -183,7 +183,7 @@ def test_frozen_input_from_a_real_video_is_not_live(tmp_path, tiny_bundle):
     from tests.fixtures.media import live_then_still
     from tests.fixtures.waiting import run_in_thread
 
-    video = live_then_still(tmp_path / "freeze.mp4", live_s=1.5, still_s=6.0, size=(320, 240))
+    video = live_then_still(tmp_path / "freeze.mp4", live_s=4.0, still_s=6.0, size=(320, 240))
     daemon = Daemon(DaemonConfig.from_dict({
         "model": str(tiny_bundle.path), "backend": {"options": {"threads": 1}}, "logging": {"interval_s": 0},
         "device": {"telemetry": "off"}, "source": {"uri": str(video), "realtime": True},
@@ -194,8 +194,8 @@ def test_frozen_input_from_a_real_video_is_not_live(tmp_path, tiny_bundle):
         with Browser(1280, 900) as browser:
             tab = browser.open(next(s for _, s in daemon.parts.sinks if hasattr(s, "url")).url)
             tab.wait_for("window.jetsegViewer && window.jetsegViewer.log.length > 5")
-            assert tab.evaluate("document.body.dataset.state") == "live"  # the moving part
-            tab.wait_for("document.body.dataset.state === 'repeating'", 10)
+            assert tab.evaluate("document.body.dataset.state") == "live"  # the moving part (4 s)
+            tab.wait_for("document.body.dataset.state === 'repeating'", 15)
             assert banner(tab).startswith("NOT LIVE - frozen input")
             assert "the same picture for " in banner(tab)
             box, image = stage_box(tab), shoot(tab, tmp_path, "frozen-input")
