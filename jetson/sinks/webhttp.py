@@ -23,6 +23,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/index.html": ("index.html", "text/html; charset=utf-8"),
           "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+          "/palette.js": ("palette.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8"),
           "/grid.html": ("grid.html", "text/html; charset=utf-8"),
           "/grid.js": ("grid.js", "text/javascript; charset=utf-8")}

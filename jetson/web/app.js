@@ -1,9 +1,7 @@
 // jetseg web viewer. Reads /stream.mjpg?layers=1 with fetch: per frame a JSON part (index, capture time, areas),
-// the plain frame (JPEG) and the mask (an indexed-colour PNG: class index, +128 on boundaries; jetson/sinks/
-// webpng.py); draws both on one canvas, newest frame wins. The browser decodes both pictures; the overlay
-// controls only swap the PNG's palette (PLTE) and transparency (tRNS) chunks, never touch pixels in script. It measures what this screen shows (capture -> display by the picture's own index and
-// capture stamp) and labels the pipeline's figures (from /stats) as the pipeline's.
-// The page's requests carry the access cookie that the server set when the page was opened with ?token=.
+// the frame (JPEG) and the mask (indexed PNG, palette.js); the browser decodes both, drawn on one canvas, newest
+// frame wins. It measures what this screen shows (capture -> display by the picture's own index and capture
+// stamp) and labels the pipeline's figures (/stats) as the pipeline's. Requests carry the server's access cookie.
 (function () {
   "use strict";
 
@@ -12,7 +10,6 @@
   var params = new URLSearchParams(window.location.search);
   function byId(id) { return document.getElementById(id); }
   var canvas = byId("picture"), ctx = canvas.getContext("2d", { alpha: false });
-  var EDGE = 128, PALETTE_AT = 33, PALETTE_BYTES = (12 + 768) + (12 + 256);  // as webpng.py writes them
 
   if (params.has("token") && window.history.replaceState) {
     // The cookie now carries the token: keep it out of the address bar, history and screenshots.
@@ -140,41 +137,8 @@
     decodeNext();
   }
 
-  // --- the mask's palette: colours, opacity, contour only and the classes shown, as PNG chunks --------------
-  var CRC = (function () {
-    var t = new Uint32Array(256);
-    for (var n = 0; n < 256; n++) {
-      var c = n;
-      for (var k = 0; k < 8; k++) { c = c & 1 ? 0xEDB88320 ^ (c >>> 1) : c >>> 1; }
-      t[n] = c >>> 0;
-    }
-    return t;
-  }());
-  function chunk(type, data) {
-    var out = new Uint8Array(12 + data.length), dv = new DataView(out.buffer), c = 0xFFFFFFFF;
-    dv.setUint32(0, data.length);
-    out.set(enc.encode(type), 4);
-    out.set(data, 8);
-    for (var i = 4; i < 8 + data.length; i++) { c = CRC[(c ^ out[i]) & 255] ^ (c >>> 8); }
-    dv.setUint32(8 + data.length, (c ^ 0xFFFFFFFF) >>> 0);
-    return out;
-  }
-  function makePalette() {
-    if (!view.colors.length) { view.palette = null; return; }  // until /stats names them: the server's palette
-    var colours = new Uint8Array(768), alpha = new Uint8Array(256), fill = Math.round(view.opacity * 255);
-    for (var c = 1; c < Math.min(view.colors.length, EDGE); c++) {
-      var col = view.colors[c] || [255, 255, 0], on = view.enabled[c] !== false;
-      for (var j = 0; j < 3; j++) { colours[3 * c + j] = colours[3 * (c + EDGE) + j] = col[j]; }
-      alpha[c] = on && !view.contour ? fill : 0;
-      alpha[c + EDGE] = on ? 255 : 0;
-    }
-    view.palette = new Blob([chunk("PLTE", colours), chunk("tRNS", alpha)]);
-  }
-  function maskBlob(bytes) {
-    var ours = view.palette && bytes.length > PALETTE_AT + PALETTE_BYTES &&
-               dec.decode(bytes.subarray(PALETTE_AT + 4, PALETTE_AT + 8)) === "PLTE";
-    return new Blob(ours ? [bytes.subarray(0, PALETTE_AT), view.palette, bytes.subarray(PALETTE_AT + PALETTE_BYTES)]
-                         : [bytes], { type: "image/png" });
+  function makePalette() {  // until /stats names the colours: the server's palette
+    view.palette = view.colors.length ? jetsegMask.palette(view.colors, view.enabled, view.opacity, view.contour) : null;
   }
 
   function decodeNext() {
@@ -183,7 +147,7 @@
     view.pending = null;
     view.decoding = true;
     var jobs = [createImageBitmap(new Blob([item.frame], { type: "image/jpeg" }))];
-    if (view.overlay) { jobs.push(createImageBitmap(maskBlob(item.mask))); }
+    if (view.overlay) { jobs.push(createImageBitmap(jetsegMask.blob(item.mask, view.palette))); }
     Promise.all(jobs)
       .then(function (bitmaps) {
         window.requestAnimationFrame(function () {
