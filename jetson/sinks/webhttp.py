@@ -79,7 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if sink is None:
                 self._send(404, ("no stream %r here; streams: %s\n" % (parts.path[3:].split("/")[0], ", ".join(
-                    self.server.sinks))).encode("utf-8"), "text/plain; charset=utf-8")
+                    list(self.server.sinks)))).encode("utf-8"), "text/plain; charset=utf-8")
             elif route == "/health":
                 self._health(sink, grid)
             elif not sink.authorised(self, query):

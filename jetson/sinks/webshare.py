@@ -67,13 +67,12 @@ def route(server: Server, path: str) -> Tuple[Optional[WebSink], str]:
     """``(the sink that answers, its route)`` for a request path: ``/s/NAME/...`` goes to stream NAME (route
     ``/...``; ``/s/NAME`` without the slash gets route ``""``: redirect), anything else to the first stream.
     ``(None, path)``: no stream of that name."""
-    sinks = server.sinks
+    sinks = dict(server.sinks)  # a copy: streams may join or leave meanwhile
     if path.startswith("/s/"):
         name, slash, rest = path[3:].partition("/")
         sink = sinks.get(name)
         return (sink, "/" + rest if slash else "") if sink is not None else (None, path)
-    first = next(iter(sinks.values()), None)
-    return first, path
+    return next(iter(sinks.values()), None), path
 
 
 def streams(server: Server) -> List[Dict[str, Any]]:

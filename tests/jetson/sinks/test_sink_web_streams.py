@@ -61,7 +61,8 @@ def viewer_url(daemon: Daemon) -> str:
 def test_streams_share_one_viewer_with_a_grid_pages_and_health(tiny_bundle):
     with streams_daemon(tiny_bundle, ["left", "right"]) as daemon:
         url = viewer_url(daemon)
-        wait_for(lambda: all(s["frame"] is not None for s in json.loads(get(url + "streams")[1])), 20)
+        wait_for(lambda: all(s["frame"] is not None and s["status"] == "ok" and s["fps"] > 0
+                             for s in json.loads(get(url + "streams")[1])), 20)
         code, body = get(url)
         assert code == 200 and b"grid.js" in body  # the grid, not one stream's viewer
         streams = json.loads(get(url + "streams")[1])
