@@ -70,6 +70,14 @@ class Tab:
                 raise JetsegError("the page did not reach %r within %.0f s" % (expression, timeout_s))
             time.sleep(0.1)
 
+    def busy(self) -> Dict[str, float]:
+        """The page's main-thread time so far, seconds: ``task``, ``script``, ``layout``, ``style`` (DevTools'
+        ``Performance.getMetrics``; the first call enables the counters)."""
+        self.call("Performance.enable")
+        values = {m["name"]: float(m["value"]) for m in self.call("Performance.getMetrics").get("metrics", [])}
+        return {"task": values.get("TaskDuration", 0.0), "script": values.get("ScriptDuration", 0.0),
+                "layout": values.get("LayoutDuration", 0.0), "style": values.get("RecalcStyleDuration", 0.0)}
+
     def viewport(self, width: int, height: int, mobile: bool = False, scale: float = 1.0) -> None:
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=scale,
                   mobile=mobile)
@@ -128,6 +136,11 @@ class Browser:
         tab = Tab("ws://127.0.0.1:%d/devtools/page/%s" % (self.port, target), self.timeout_s)
         self.tabs.append(tab)
         return tab
+
+    @property
+    def pid(self) -> int:
+        """The browser process's id (its renderers and GPU process are its descendants)."""
+        return int(self._proc.pid)
 
     def close(self) -> None:
         for tab in self.tabs + ([self._browser] if self._browser is not None else []):

@@ -95,7 +95,8 @@ def measure(bundle: Bundle, tabs: Sequence[int], seconds: float, backend: str = 
     source = SOURCE % fps
     with running_daemon(bundle, source, backend, mode) as running:
         daemon = running["daemon"]
-        runs = [measure_viewer(running["url"], count, seconds, warmup_s=warmup_s) for count in tabs]
+        runs = [measure_viewer(running["url"], count, seconds, warmup_s=warmup_s, server_in_process=True)
+                for count in tabs]
         runner = daemon.parts.runner.describe()
         roi_used = daemon.metrics.roi
     return {"conditions": {"bundle": bundle.name, "bundle_path": str(bundle.path), "backend": runner,

@@ -129,7 +129,8 @@ def build(config: DaemonConfig, metrics: Metrics, reuse: Optional[Assembly] = No
             parts.reader = SourceReader(open_source(src.uri, **src.options), realtime=src.realtime, fps=src.fps,
                                         stall_timeout_s=src.stall_timeout_s,
                                         reconnect_initial_s=src.reconnect_initial_s,
-                                        reconnect_max_s=src.reconnect_max_s, metrics=metrics)
+                                        reconnect_max_s=src.reconnect_max_s, metrics=metrics,
+                                        frozen_after_s=src.frozen_after_s)
         if reuse is not None and "runner" in keep and runner is None:
             parts.bundle, parts.runner = reuse.bundle, reuse.runner
         else:
@@ -205,7 +206,7 @@ def open_sinks(parts: Assembly, metrics: Metrics) -> None:
                           roi_only=config.roi.roi_only, live=bool(parts.reader and parts.reader.live),
                           health=metrics.health, metrics=metrics.exposition,
                           stats=metrics.stats, model=parts.bundle.name, precision=parts.bundle.precision,
-                          extra={"token": token} if token else {})
+                          extra=dict({"token": token} if token else {}, **viewer_share(metrics)))
     opened = []
     try:
         for name, sink in parts.sinks:
@@ -218,6 +219,14 @@ def open_sinks(parts: Assembly, metrics: Metrics) -> None:
             close_quietly(sink.close, "sink")
         raise
     parts.sinks_open = True
+
+
+def viewer_share(metrics: Metrics) -> Dict[str, Any]:
+    """A stream of several (``sources:``): its name and the group whose web sinks share one viewer (one per
+    set of streams; jetson/sinks/webshare.py). One stream: nothing."""
+    if metrics.shared_exposition is None:
+        return {}
+    return {"stream": metrics.info.get("stream"), "viewer_group": metrics.shared_exposition}
 
 
 def serves_web(sinks: Sequence[Tuple[str, Sink]]) -> bool:

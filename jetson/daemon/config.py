@@ -74,6 +74,8 @@ class SourceConfig:
             (newest frame wins) instead of processing every frame as fast as possible.
         fps: pacing rate for ``realtime`` when the source does not know its own (default 30).
         stall_timeout_s: a live source that delivers nothing for this long is reopened.
+        frozen_after_s: a live source that repeats the same picture for this long is frozen: /health says
+            degraded, the viewer NOT LIVE (jetson/pipeline/frozen.py); 0 turns the check off.
         reconnect_initial_s, reconnect_max_s: reconnect backoff, doubling from initial to max.
     """
 
@@ -82,6 +84,7 @@ class SourceConfig:
     realtime: bool = False
     fps: Optional[float] = None
     stall_timeout_s: float = 5.0
+    frozen_after_s: float = 1.0
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 10.0
 
@@ -95,6 +98,9 @@ class SourceConfig:
             value = getattr(self, key)
             expect(is_number(value) and value > 0, "source." + key, value, "a positive number of seconds")
             setattr(self, key, float(value))
+        expect(is_number(self.frozen_after_s) and self.frozen_after_s >= 0, "source.frozen_after_s",
+               self.frozen_after_s, "a number of seconds >= 0 (0: no frozen-input check)")
+        self.frozen_after_s = float(self.frozen_after_s)
         expect(self.reconnect_max_s >= self.reconnect_initial_s, "source.reconnect_max_s",
                 self.reconnect_max_s, "at least source.reconnect_initial_s (%g)" % self.reconnect_initial_s)
 

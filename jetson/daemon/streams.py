@@ -67,8 +67,8 @@ def with_named_sources(config: DaemonConfig, named: Dict[str, str],
     """``config`` with the command line's ``--source NAME=URI`` streams: a stream of the config's
     ``sources:`` with that name gets the URI (keeping its sinks), another is added with the top-level source
     settings (``--source-option``, ``--realtime``). ``sinks`` (``--sink``) go to every stream, ``{stream}``
-    replaced by its name; with several streams a sink without ``{stream}`` (other than ``null://``) would
-    write one file or serve one port twice and is refused."""
+    replaced by its name; with several streams a sink without ``{stream}`` (other than ``null://``, and
+    ``http://``: the streams share one web viewer, a page each) would write one file twice and is refused."""
     if not named:
         return config
     streams = {s.name: s for s in config.sources}
@@ -79,7 +79,7 @@ def with_named_sources(config: DaemonConfig, named: Dict[str, str],
         else:
             streams[name] = StreamConfig(**dict(defaults, name=name, uri=uri))
     if sinks:
-        shared = [uri for uri in sinks if "{stream}" not in uri and not uri.startswith("null:")]
+        shared = [uri for uri in sinks if "{stream}" not in uri and not uri.startswith(("null:", "http:"))]
         if shared and len(streams) > 1:
             raise ConfigError("--sink %s would be shared by %d streams; put {stream} in it (e.g. "
                               "masks:///data/{stream}) or give each stream its sinks in --config's sources:"

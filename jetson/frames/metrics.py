@@ -10,14 +10,13 @@ Prometheus series (own ``CollectorRegistry``, never the global one)::
     jetseg_frames_processed_total                       frames through post-processing
     jetseg_frames_dropped_total{where=source|pipeline}  lost before inference (newest frame wins)
     jetseg_sink_frames_written_total{sink}              per sink
-    jetseg_sink_frames_dropped_total{sink}              a slow sink's queue overflowed
-    jetseg_sink_errors_total{sink}
+    jetseg_sink_frames_dropped_total{sink}              a slow sink's queue overflowed; jetseg_sink_errors_total{sink}
     jetseg_fps                                          recent frames per second
     jetseg_stage_latency_seconds{stage}                 capture, preprocess, infer, postprocess, sink:<name>
     jetseg_capture_to_sink_latency_seconds{sink}        end to end, per sink
     jetseg_source_state{jetseg_source_state=...}        opening, running, reconnecting, ended, stopped
-    jetseg_source_reconnects_total
-    jetseg_uptime_seconds, jetseg_last_frame_age_seconds
+    jetseg_source_reconnects_total, jetseg_uptime_seconds, jetseg_last_frame_age_seconds
+    jetseg_input_frozen_seconds                         the same picture repeated (frozenstate.py)
     jetseg_device_<name>                                from the optional device telemetry hook
     jetseg_motion_*                                     a registration model's motion (jetson/frames/motion.py)
 
@@ -35,6 +34,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from jetseg.jetson.frames.frozenstate import FrozenState
 from jetseg.jetson.frames.motion import MotionStats
 from jetseg.optional import require
 from jetseg.redact import redact
@@ -96,7 +96,7 @@ class Reservoir:
         return out
 
 
-class Metrics:
+class Metrics(FrozenState):
     """Counters, latencies and state of one daemon or pipeline run.
 
     Args:
@@ -136,6 +136,7 @@ class Metrics:
         self._captured = prom.Counter("jetseg_source_frames_captured",
                                       "Frames the source captured (delivered or dropped)", registry=reg)
         prom.Gauge("jetseg_fps", "Recent end-to-end frames per second", registry=reg).set_function(self.fps)
+        self.register_frozen(prom, reg)
         prom.Gauge("jetseg_uptime_seconds", "Seconds since start", registry=reg).set_function(self.uptime)
         prom.Gauge("jetseg_last_frame_age_seconds", "Seconds since the last processed frame (-1: none yet)",
                    registry=reg).set_function(self.last_frame_age)
@@ -311,6 +312,7 @@ class Metrics:
             failing = sorted(name for name, c in list(self.sinks.items()) if c["errors"])
             if failing:
                 reasons.append("sink errors: " + ", ".join(failing))
+            self.frozen_reason(reasons)
             status = "degraded" if reasons else "ok"
             if status == "ok" and (self.source_state == "opening" or age < 0):
                 # not ok before the source has opened and delivered a frame
@@ -320,7 +322,7 @@ class Metrics:
         out: Dict[str, Any] = {"status": status, "uptime_s": round(self.uptime(), 3), "fps": round(self.fps(), 2),
                                "last_frame_age_s": None if age < 0 else round(age, 3),
                                "source_state": self.source_state, "frames": self.frames,
-                               "reconnects": self.reconnects, "reasons": reasons}
+                               "reconnects": self.reconnects, "reasons": reasons, "input_frozen_s": self.frozen_for()}
         if self.motion.frames:
             out["motion"] = self.motion.stats()["last"]
         device = self.telemetry()
@@ -335,7 +337,7 @@ class Metrics:
             "frames": self.frames,
             "fps": round(self.fps(), 2),
             "uptime_s": round(self.uptime(), 3),
-            "source_state": self.source_state,
+            "source_state": self.source_state, "input_frozen_s": self.frozen_for(),
             "reconnects": self.reconnects,
             "source": {"captured": self.captured, "dropped": self.dropped.get("source", 0),
                        "reconnects": self.reconnects},

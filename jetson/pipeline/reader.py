@@ -14,6 +14,7 @@ from typing import Optional, Union
 from jetseg.jetson.frames.frame import Frame
 from jetseg.jetson.frames.metrics import Metrics
 from jetseg.jetson.frames.slot import END
+from jetseg.jetson.pipeline.frozen import DEFAULT_AFTER_S, FrozenInput
 from jetseg.jetson.sources.base import Source
 from jetseg.jetson.sources.reconnect import self_healing
 
@@ -38,7 +39,9 @@ class SourceReader:
             ``reconnect_initial_s`` doubling to ``reconnect_max_s``).
         realtime, fps: pace a finite source (see above).
         stall_timeout_s: a live source without a frame for this long is reported as reconnecting.
-        metrics: where the source state, drops and reconnections go.
+        frozen_after_s: a live source that repeats the same picture for this long is reported as frozen
+            (:mod:`~jetseg.jetson.pipeline.frozen`; each frame then carries ``meta["frozen_s"]``); 0: never.
+        metrics: where the source state, drops, reconnections and a frozen input go.
 
     ``first_index`` is the index of the first frame: :meth:`continue_after` sets it, so that a reader built by
     a config reload (or by a restart after a failed one) continues the numbering of the one before it (mask
@@ -47,12 +50,13 @@ class SourceReader:
 
     def __init__(self, source: Source, realtime: bool = False, fps: Optional[float] = None,
                  stall_timeout_s: float = 5.0, reconnect_initial_s: float = 0.5, reconnect_max_s: float = 10.0,
-                 metrics: Optional[Metrics] = None) -> None:
+                 metrics: Optional[Metrics] = None, frozen_after_s: float = DEFAULT_AFTER_S) -> None:
         self.source = self_healing(source, reconnect_initial_s, reconnect_max_s, stall_timeout_s)
         self.realtime = bool(realtime)
         self._fps = fps
         self.stall_timeout_s = float(stall_timeout_s)
         self.metrics = metrics
+        self.frozen = FrozenInput(frozen_after_s)
         self.state = "opening"
         self.first_index = 0
         self._delivered_before = self.source.delivered  # frames the source delivered to someone else
@@ -126,9 +130,25 @@ class SourceReader:
             return self._nothing(live)
         self._last_frame = time.monotonic()
         frame.index = self.next_index - 1  # the source counted this frame already
+        if self.live:
+            self._check_frozen(frame)
         if live and self.state != "running":
             self._set_state("running")
         return frame
+
+    def _check_frozen(self, frame: Frame) -> None:
+        held = self.frozen.see(frame.image, frame.timestamp)
+        was = self.metrics.input_frozen_s if self.metrics is not None else None
+        if held is not None:
+            frame.meta["frozen_s"] = round(held, 3)
+            if was is None:
+                log.warning("source %s: the same picture for %.1f s; the input is frozen (not live)",
+                            self.source.uri, held, extra={"fields": {"event": "input_frozen"}})
+        elif was is not None:
+            log.info("source %s: the picture changes again; live", self.source.uri,
+                     extra={"fields": {"event": "input_live"}})
+        if self.metrics is not None:
+            self.metrics.set_frozen(held)
 
     def _nothing(self, live: bool) -> ReadResult:
         if self.source.ended:  # a finite source, paced like a scanner or not, ends the run at its end

@@ -51,7 +51,9 @@ from jetseg.errors import JetsegError, SinkError
 from jetseg.jetson.frames.slot import Slot
 from jetseg.jetson.sinks.base import Sink, SinkContext
 from jetseg.jetson.sinks.tokens import check_token
-from jetseg.jetson.sinks.webhttp import COOKIE, STATIC, WEB_DIR, Server, Server6, jsonable
+from jetseg.jetson.sinks.webhttp import COOKIE, LAYER_TYPES, STATIC, WEB_DIR, Server, Server6, jsonable, part
+from jetseg.jetson.sinks.webpng import indexed_png, palette_chunks
+from jetseg.jetson.sinks.webshare import attach, detach
 from jetseg.optional import require
 from jetseg.redact import add_secret, redact
 
@@ -109,7 +111,7 @@ class WebSink(Sink):
         self.token: Optional[str] = None
         self.roi_only = False
         self._server: Optional[Server] = None
-        self._thread: Optional[threading.Thread] = None
+        self.stream = ""  # the stream's name when several streams share the viewer (webshare.py)
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # the viewer's figures below
         self._newest = Slot()  # the newest Result; viewers peek at it (version = frames written)
@@ -124,6 +126,7 @@ class WebSink(Sink):
         self._clients: Set[socket.socket] = set()
         self._clients_lock = threading.Lock()
         self._cv2: Any = None
+        self._palette: Optional[bytes] = None  # the mask layer's PLTE + tRNS, from the spec's colours
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -148,21 +151,26 @@ class WebSink(Sink):
         for name in set(STATIC.values()):
             if not (WEB_DIR / name[0]).is_file():
                 raise SinkError("the web viewer's page %s is missing; reinstall jetseg" % (WEB_DIR / name[0]))
-        server_class = Server6 if ":" in self.host else Server
-        try:
-            self._server = server_class((self.host, self.port))
-        except OSError as exc:
-            raise SinkError("cannot serve the web viewer on %s:%d: %s; choose another port (http://%s:0 picks "
-                            "a free one)" % (self.host, self.port, exc.strerror or exc, self.host)) from None
-        self._server.sink = self
+        self.stream = str(context.extra.get("stream") or "")
+        group = context.extra.get("viewer_group")
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="jetseg-web", daemon=True)
-        self._thread.start()
+        self._server = attach(self, None if group is None else (self.host, self.port, group), self._bind)
+        if len(self._server.sinks) > 1:
+            log.info("stream %s joins the web viewer at %s (page %ss/%s/)", self.stream, self.url, self.url,
+                     self.stream)
+            return
         if self.host not in ("127.0.0.1", "::1") and not self.token:
             log.warning("the web viewer is reachable from the network at %s without a token; set token=... "
                         "to protect patient images", self.url)
         log.info("web viewer at %s", self.url)
+
+    def _bind(self) -> Server:
+        server_class = Server6 if ":" in self.host else Server
+        try:
+            return server_class((self.host, self.port))
+        except OSError as exc:
+            raise SinkError("cannot serve the web viewer on %s:%d: %s; choose another port (http://%s:0 picks "
+                            "a free one)" % (self.host, self.port, exc.strerror or exc, self.host)) from None
 
     def _write(self, result: Any) -> None:
         now = time.monotonic()
@@ -198,12 +206,13 @@ class WebSink(Sink):
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 log.debug("a viewer connection was already closed")
+        self.port = int(server.server_address[1])
+        if not detach(self, server):  # other streams still serve there
+            return
         server.shutdown()
         server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
-        self.port = int(server.server_address[1])
+        if server.thread is not None:
+            server.thread.join(timeout=2.0)
         log.info("web viewer on port %d stopped", self.port)
 
     def _source_state(self) -> Optional[str]:
@@ -227,6 +236,7 @@ class WebSink(Sink):
         spec = result.spec if result is not None else (context.spec if context is not None else None)
         with self._clients_lock:
             clients = len(self._clients)
+        server = self._server
         out: Dict[str, Any] = {
             "model": spec.name if spec else None,
             "classes": list(spec.classes) if spec else [],
@@ -236,7 +246,8 @@ class WebSink(Sink):
             "age_s": None if result is None else round(now - last_write, 3),
             "stream_clients": clients, "encoded": self.encoded, "max_fps": self.max_fps,
             "roi_only": self.roi_only, "now_ms": round(time.time() * 1000.0, 3),
-            "spacing_known": bool(spec and spec.pixel_spacing_mm),
+            "spacing_known": bool(spec and spec.pixel_spacing_mm), "stream": self.stream or None,
+            "streams": len(server.sinks) if server is not None else 1,
         }
         if result is not None:
             out.update(frame=result.index, inference_ms=round(float(result.inference_ms), 3),
@@ -275,44 +286,55 @@ class WebSink(Sink):
         return self.newest_layer("overlay")
 
     def newest_layer(self, layer: str) -> Optional[Tuple[int, bytes]]:
-        """``(seq, bytes)`` of one layer of the newest frame, encoded once per frame.
+        """``(seq, bytes)`` of one layer of the newest frame, encoded once per frame however many clients ask.
 
-        Layers: ``overlay`` (JPEG, the mask blended in), ``frame`` (JPEG, the plain picture), ``mask`` (8-bit
-        PNG of class indices, the frame's size), ``meta`` (JSON: index, capture time, areas). With ``roi=1``
-        every picture is cropped to the ROI.
+        Layers: ``overlay`` (JPEG, the mask blended in), ``frame`` (JPEG, the plain picture), ``mask`` (the
+        indexed-colour PNG of :mod:`.webpng`, the frame's size), ``meta`` (JSON: index, capture time, areas);
+        ``stream`` and ``layers``: the multipart parts of one frame of ``/stream.mjpg`` (the overlay) and of
+        ``/stream.mjpg?layers=1`` (meta, frame, mask), shared by every client. With ``roi=1`` every picture is
+        cropped to the ROI.
         """
         with self._encode_lock:
             seq, result = self._newest.peek()
             if result is None:
                 return None
-            cached = self._encoded.get(layer)
-            if cached is None or cached[0] != seq:
-                cached = (seq, self._encode(layer, seq, result))
-                self._encoded[layer] = cached
-                self.encoded += layer == "overlay"
-            return cached
+            return seq, self._cached(layer, seq, result)
+
+    def _cached(self, layer: str, seq: int, result: Any) -> bytes:
+        cached = self._encoded.get(layer)
+        if cached is None or cached[0] != seq:
+            cached = (seq, self._encode(layer, seq, result))
+            self._encoded[layer] = cached
+            self.encoded += layer == "overlay"
+        return cached[1]
 
     def _encode(self, layer: str, seq: int, result: Any) -> bytes:
         cv2 = self._cv2
+        if layer in ("stream", "layers"):
+            names = ("meta", "frame", "mask") if layer == "layers" else ("overlay",)
+            headers = [("X-Frame-Seq", str(seq)), ("X-Frame-Index", str(result.index)),
+                       ("X-Captured-Ms", "%.3f" % captured_epoch_ms(result))]
+            return b"".join(part(self._cached(name, seq, result), LAYER_TYPES[name], headers) for name in names)
         if layer == "meta":
             height, width = self._layer_picture(result).shape[:2]
             meta = {"index": result.index, "seq": seq, "captured_ms": captured_epoch_ms(result),
                     "width": int(width), "height": int(height), "inference_ms": round(float(result.inference_ms), 3),
-                    "areas_px": dict(result.areas_px),
+                    "areas_px": dict(result.areas_px), "frozen_s": result.frame.meta.get("frozen_s"),
                     "areas_mm2": None if result.areas_mm2 is None else {
                         k: round(float(v), 3) for k, v in result.areas_mm2.items()}}
             return json.dumps(meta, default=jsonable).encode("utf-8")
+        if layer == "mask":
+            if self._palette is None:
+                self._palette = palette_chunks(result.spec.colors or [])
+            return indexed_png(result.labels(self.roi_only, self.pair), self._palette, cv2)
         if layer == "overlay":
             ok, buf = cv2.imencode(".jpg", result.overlay(roi_only=self.roi_only, pair=self.pair),
                                    [int(cv2.IMWRITE_JPEG_QUALITY), self.quality])
         elif layer == "frame":
             ok, buf = cv2.imencode(".jpg", self._layer_picture(result),
                                    [int(cv2.IMWRITE_JPEG_QUALITY), self.quality])
-        elif layer == "mask":
-            ok, buf = cv2.imencode(".png", np.ascontiguousarray(result.labels(self.roi_only, self.pair)),
-                                   [int(cv2.IMWRITE_PNG_COMPRESSION), 1])
         else:
-            raise SinkError("web viewer layer %r: expected one of overlay, frame, mask, meta" % layer)
+            raise SinkError("web viewer layer %r: expected one of overlay, frame, mask, meta, stream, layers" % layer)
         if not ok:
             raise SinkError("could not encode the %s of frame %d" % (layer, result.index))
         return bytes(buf.tobytes())
@@ -320,14 +342,6 @@ class WebSink(Sink):
     def _layer_picture(self, result: Any) -> np.ndarray:
         """The picture the page blends the mask layer into (what the sink draws: the task's result decides)."""
         return result.plain(self.roi_only, self.pair)
-
-    def stamp(self, seq: int) -> Tuple[Optional[int], Optional[float]]:
-        """``(frame index, capture time in ms since the epoch)`` of the frame written as ``seq`` while it is the
-        newest, else ``(None, None)``."""
-        newest_seq, result = self._newest.peek()
-        if result is None or newest_seq != seq:
-            return None, None
-        return result.index, captured_epoch_ms(result)
 
     def wait_newer(self, seq: int, timeout: float) -> bool:
         """Wait until a frame newer than ``seq`` exists (True) or ``timeout`` passes / the sink closes (False)."""
@@ -342,8 +356,8 @@ class WebSink(Sink):
         header = handler.headers.get("Authorization", "")
         if header.lower().startswith("bearer "):
             offered.append(header[7:].strip())
-        for part in handler.headers.get("Cookie", "").split(";"):
-            name, _, value = part.strip().partition("=")
+        for cookie in handler.headers.get("Cookie", "").split(";"):
+            name, _, value = cookie.strip().partition("=")
             if name == COOKIE:
                 offered.append(value)
         expected = self.token.encode("utf-8")

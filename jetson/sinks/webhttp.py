@@ -5,11 +5,14 @@ import json
 import logging
 import socket
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
+
+from jetseg.jetson.sinks import webshare
 
 if TYPE_CHECKING:
     from jetseg.jetson.sinks.web import WebSink
@@ -20,9 +23,13 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/index.html": ("index.html", "text/html; charset=utf-8"),
           "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "/style.css": ("style.css", "text/css; charset=utf-8")}
+          "/palette.js": ("palette.js", "text/javascript; charset=utf-8"),
+          "/style.css": ("style.css", "text/css; charset=utf-8"),
+          "/grid.html": ("grid.html", "text/html; charset=utf-8"),
+          "/grid.js": ("grid.js", "text/javascript; charset=utf-8")}
 BOUNDARY = b"jetsegframe"
 COOKIE = "jetseg_token"
+LAYER_TYPES = {"meta": "application/json", "frame": "image/jpeg", "mask": "image/png", "overlay": "image/jpeg"}
 CLIENT_TIMEOUT_S = 15.0
 SECURITY_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
                     ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"),
@@ -31,14 +38,16 @@ SECURITY_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "n
 
 
 class Server(ThreadingHTTPServer):
-    """The viewer's server: ``Server((host, port))`` serves :class:`_Handler`; ``sink`` is set after binding."""
+    """The viewer's server: ``Server((host, port))`` serves :class:`_Handler` for the sinks in ``sinks``
+    (``{stream name: sink}``; several when streams share it, :mod:`.webshare`)."""
 
     daemon_threads = True
     allow_reuse_address = True
-    sink: WebSink
 
     def __init__(self, address: Tuple[str, int]) -> None:
         super().__init__(address, _Handler)
+        self.sinks: Dict[str, WebSink] = {}
+        self.thread: Optional[threading.Thread] = None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], (ConnectionError, socket.timeout)):
@@ -62,20 +71,31 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = CLIENT_TIMEOUT_S
 
     def do_GET(self) -> None:
-        sink = self.server.sink
         parts = urlsplit(self.path)
-        route, query = parts.path, parse_qs(parts.query)
+        query = parse_qs(parts.query)
+        sink, route = webshare.route(self.server, parts.path)
+        root = not parts.path.startswith("/s/")
+        grid = root and len(self.server.sinks) > 1
         try:
-            if route == "/health":
-                self._health(sink)
+            if sink is None:
+                self._send(404, ("no stream %r here; streams: %s\n" % (parts.path[3:].split("/")[0], ", ".join(
+                    list(self.server.sinks)))).encode("utf-8"), "text/plain; charset=utf-8")
+            elif route == "/health":
+                self._health(sink, grid)
             elif not sink.authorised(self, query):
                 self._send(401, b"this jetseg viewer needs a token: open /?token=YOUR_TOKEN or send "
                                 b"'Authorization: Bearer YOUR_TOKEN'\n", "text/plain; charset=utf-8",
                            [("WWW-Authenticate", 'Bearer realm="jetseg"')])
+            elif route == "":  # /s/NAME: the page's own requests are relative to /s/NAME/
+                self._send(301, b"", "text/plain", [("Location", "/s/%s/" % sink.stream)])
+            elif grid and route in ("/", "/index.html"):
+                self._static(sink, "/grid.html", query)
+            elif root and route == "/streams":
+                self._json(200, webshare.streams(self.server))
             elif route in STATIC:
                 self._static(sink, route, query)
             elif route == "/stream.mjpg":
-                self._stream(sink, query.get("layers", ["0"])[-1] == "1")
+                self._stream(sink, query.get("layers", ["0"])[-1] == "1", _rate(query))
             elif route == "/frame.jpg":
                 frame = sink.newest_jpeg()
                 if frame is None:
@@ -94,11 +114,12 @@ class _Handler(BaseHTTPRequestHandler):
             log.debug("viewer %s left during %s", self.client_address[0], route)
 
     def do_POST(self) -> None:
-        """``POST /reference``: a registration model registers the next frames against the frame on screen. It
-        needs the header ``X-Requested-With: jetseg`` (a page of another site cannot send it) and the token."""
-        sink = self.server.sink
+        """``POST /reference`` (``/s/NAME/reference`` for a stream of a shared viewer): a registration model
+        registers the next frames against the frame on screen. It needs the header ``X-Requested-With: jetseg``
+        (a page of another site cannot send it) and the token."""
         parts = urlsplit(self.path)
-        if parts.path != "/reference":
+        sink, route = webshare.route(self.server, parts.path)
+        if sink is None or route != "/reference":
             self._send(404, b"not found; POST /reference is the only POST route\n", "text/plain; charset=utf-8")
         elif not sink.authorised(self, parse_qs(parts.query)):
             self._send(401, b"this jetseg viewer needs a token\n", "text/plain; charset=utf-8")
@@ -108,8 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
             code, message = sink.set_reference()
             self._json(code, {"message": message})
 
-    def _health(self, sink: WebSink) -> None:
-        health = dict(sink.run_context.health() or {})
+    def _health(self, sink: WebSink, grid: bool) -> None:
+        health = webshare.health(self.server) if grid else dict(sink.run_context.health() or {})
         failed = health.get("ok") is False or str(health.get("status", "")).lower() in (
             "error", "failed", "down", "unhealthy", "stopped", "starting")
         self._json(503 if failed else 200, health)
@@ -121,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             extra.append(("Set-Cookie", "%s=%s; Path=/; HttpOnly; SameSite=Strict" % (COOKIE, sink.token)))
         self._send(200, (WEB_DIR / name).read_bytes(), ctype, extra)
 
-    def _stream(self, sink: WebSink, layers: bool) -> None:
+    def _stream(self, sink: WebSink, layers: bool, max_fps: Optional[float]) -> None:
         if not sink.enter_client(self.connection):
             self._send(503, b"too many viewers (max_clients)\n", "text/plain; charset=utf-8",
                        [("Retry-After", "5")])
@@ -135,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Pragma", "no-cache")
             self.end_headers()
             self.wfile.write(b"--%s\r\n" % BOUNDARY)
-            interval = 1.0 / sink.max_fps if sink.max_fps else 0.0
+            interval = max(1.0 / sink.max_fps if sink.max_fps else 0.0, 1.0 / max_fps if max_fps else 0.0)
             sent, next_at = 0, 0.0
             while not sink._stopping.is_set():
                 if not sink.wait_newer(sent, timeout=1.0):
@@ -143,14 +164,14 @@ class _Handler(BaseHTTPRequestHandler):
                 delay = next_at - time.monotonic()
                 if delay > 0 and sink._stopping.wait(delay):
                     break
-                parts = _frame_parts(sink, layers)
+                parts = sink.newest_layer("layers" if layers else "stream")
                 if parts is None:
                     continue
                 sent, data = parts
                 next_at = time.monotonic() + interval
                 self.wfile.write(data)
             if layers and sink.end_state is not None:
-                self.wfile.write(_part(json.dumps({"state": sink.end_state}).encode("utf-8"),
+                self.wfile.write(part(json.dumps({"state": sink.end_state}).encode("utf-8"),
                                        "application/json", ()) + b"--%s--\r\n" % BOUNDARY)
         except OSError:
             log.debug("stream viewer %s left", self.client_address[0])
@@ -184,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
                     (format % args).split(" (")[0][:120] if args else format[:120])
 
 
-def _part(data: bytes, ctype: str, headers: Any) -> bytes:
+def part(data: bytes, ctype: str, headers: Any) -> bytes:
     """One multipart part, closed at once by the boundary that follows it (a browser shows it without waiting
     for the next one)."""
     head = "".join("%s: %s\r\n" % kv for kv in headers)
@@ -192,25 +213,13 @@ def _part(data: bytes, ctype: str, headers: Any) -> bytes:
             + data + b"\r\n--%s\r\n" % BOUNDARY)
 
 
-def _frame_parts(sink: WebSink, layers: bool) -> Optional[Tuple[int, bytes]]:
-    """``(seq, bytes)``: the newest frame's parts for one client (the overlay, or meta + frame + mask)."""
-    names = ("meta", "frame", "mask") if layers else ("overlay",)
-    ctypes = {"meta": "application/json", "frame": "image/jpeg", "mask": "image/png", "overlay": "image/jpeg"}
-    found: List[Tuple[str, int, bytes]] = []
-    for name in names:
-        layer = sink.newest_layer(name)
-        if layer is None:
-            return None
-        found.append((name, layer[0], layer[1]))
-    seq = found[0][1]
-    if any(f[1] != seq for f in found):  # a newer frame came in between: take that one whole
-        return _frame_parts(sink, layers)
-    index, captured = sink.stamp(seq)
-    headers = [("X-Frame-Seq", str(seq))]
-    if index is not None and captured is not None:
-        headers += [("X-Frame-Index", str(index)), ("X-Captured-Ms", "%.3f" % captured)]
-    out = b"".join(_part(data, ctypes[name], headers) for name, _, data in found)
-    return seq, out
+def _rate(query: Dict[str, Any]) -> Optional[float]:
+    """``?max_fps=N`` of one stream request (the grid's tiles ask for fewer frames), or None."""
+    try:
+        value = float(query.get("max_fps", ["0"])[-1])
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def jsonable(value: Any) -> Any:

@@ -1,19 +1,15 @@
 // jetseg web viewer. Reads /stream.mjpg?layers=1 with fetch: per frame a JSON part (index, capture time, areas),
-// the plain frame (JPEG) and the class-index mask (PNG); draws the frame on a canvas and the overlay itself,
-// newest frame wins. It measures what this screen shows (capture -> display by the picture's own index and
-// capture stamp) and labels the pipeline's figures (from /stats) as the pipeline's.
-// The page's requests carry the access cookie that the server set when the page was opened with ?token=.
+// the frame (JPEG) and the mask (indexed PNG, palette.js); the browser decodes both, drawn on one canvas, newest
+// frame wins. It measures what this screen shows (capture -> display by the picture's own index and capture
+// stamp) and labels the pipeline's figures (/stats) as the pipeline's. Requests carry the server's access cookie.
 (function () {
   "use strict";
 
-  var STATS_MS = 1000, HISTORY = 60, WINDOW = 90;
+  var STATS_MS = 1000, HISTORY = 60, WINDOW = 90, PANEL_MS = 250;
   var BOUNDARY = "--jetsegframe";
   var params = new URLSearchParams(window.location.search);
   function byId(id) { return document.getElementById(id); }
-  var frameCanvas = byId("frame"), overlayCanvas = byId("overlay");
-  var frameCtx = frameCanvas.getContext("2d"), overlayCtx = overlayCanvas.getContext("2d");
-  var maskCanvas = document.createElement("canvas");
-  var maskCtx = maskCanvas.getContext("2d", { willReadFrequently: true });
+  var canvas = byId("picture"), ctx = canvas.getContext("2d", { alpha: false });
 
   if (params.has("token") && window.history.replaceState) {
     // The cookie now carries the token: keep it out of the address bar, history and screenshots.
@@ -24,19 +20,25 @@
 
   var view = {
     classes: [], colors: [], enabled: [], overlay: true, contour: false, opacity: 0.45,
-    frozen: false, cursor: -1, history: [], shown: null, labels: null,
+    frozen: false, cursor: -1, history: [], shown: null, palette: null,
     streamState: "connecting", lastArrival: 0, period: 1000 / 30, clockOffset: 0, bestRtt: Infinity,
-    pending: null, decoding: false, log: [], statsPrev: null
+    pending: null, latest: null, repeating: false, decoding: false, log: [], statsPrev: null, panelItem: null, panelAt: 0
   };
   window.jetsegViewer = view;  // for measurements (benchmarks/viewer.py) and tests
 
-  function text(id, value) { byId(id).textContent = value; }
-  function fmt(value, digits) {
+  function setText(el, value) { if (el.textContent !== value) { el.textContent = value; } }  // no change: no layout
+  function text(id, value) { setText(byId(id), value); }
+  function fmt(value, digits) {  // 12,345.6: as toLocaleString, without its cost at 30 frames/s
     if (typeof value !== "number" || !isFinite(value)) { return "\u2013"; }
-    return value.toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+    var s = value.toFixed(digits);
+    if (digits > 0) { s = s.replace(/\.?0+$/, ""); }
+    var parts = s.split(".");
+    parts[0] = parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return parts.join(".");
   }
   function nowMs() { return performance.timeOrigin + performance.now(); }
-  function clock(ms) { return new Date(ms).toLocaleTimeString(undefined, { hour12: false }); }
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+  function clock(ms) { var d = new Date(ms); return two(d.getHours()) + ":" + two(d.getMinutes()) + ":" + two(d.getSeconds()); }
   function pct(values, p) {
     if (!values.length) { return undefined; }
     var s = values.slice().sort(function (a, b) { return a - b; });
@@ -111,10 +113,9 @@
       if (data.state) { view.streamState = data.state; updateState(); return; }
       part.meta = data; part.frame = part.mask = null;
     } else if (ctype === "image/jpeg" && part.meta) {
-      part.frame = new Blob([bytes], { type: "image/jpeg" });
+      part.frame = bytes;
     } else if (ctype === "image/png" && part.meta && part.frame) {
-      var item = { meta: part.meta, frame: part.frame, mask: new Blob([bytes], { type: "image/png" }),
-                   arrived: nowMs() };
+      var item = { meta: part.meta, frame: part.frame, mask: bytes, arrived: nowMs() };
       part.meta = null;
       arrived(item);
     }
@@ -124,11 +125,20 @@
     if (view.streamState !== "open") { view.streamState = "open"; }
     if (view.lastArrival) { view.period = 0.9 * view.period + 0.1 * (item.arrived - view.lastArrival); }
     view.lastArrival = item.arrived;
+    view.latest = item;
+    if ((typeof item.meta.frozen_s === "number") !== view.repeating) {  // the input froze or came back: say so now
+      view.repeating = !view.repeating;
+      updateState();
+    }
+    if (view.frozen) { return; }  // the frames to step through stay those before the freeze
     view.history.push(item);
     if (view.history.length > HISTORY) { view.history.shift(); }
-    if (view.frozen) { return; }
     view.pending = item;  // newest wins: a frame still waiting for its turn is replaced
     decodeNext();
+  }
+
+  function makePalette() {  // until /stats names the colours: the server's palette
+    view.palette = view.colors.length ? jetsegMask.palette(view.colors, view.enabled, view.opacity, view.contour) : null;
   }
 
   function decodeNext() {
@@ -136,12 +146,13 @@
     var item = view.pending;
     view.pending = null;
     view.decoding = true;
-    var opts = { colorSpaceConversion: "none", premultiplyAlpha: "none" };
-    Promise.all([createImageBitmap(item.frame), createImageBitmap(item.mask, opts)])
+    var jobs = [createImageBitmap(new Blob([item.frame], { type: "image/jpeg" }))];
+    if (view.overlay) { jobs.push(createImageBitmap(jetsegMask.blob(item.mask, view.palette))); }
+    Promise.all(jobs)
       .then(function (bitmaps) {
         window.requestAnimationFrame(function () {
           if (view.frozen && item !== view.history[view.cursor]) {  // decoded before the freeze: not shown
-            bitmaps[0].close(); bitmaps[1].close();
+            bitmaps.forEach(function (b) { b.close(); });
           } else {
             show(item, bitmaps[0], bitmaps[1]);
           }
@@ -151,56 +162,57 @@
       }, function () { view.decoding = false; decodeNext(); });
   }
 
+  function redraw() {  // the controls changed: draw the picture on screen again
+    makePalette();
+    if (view.shown && !view.pending) { view.pending = view.shown; decodeNext(); }
+  }
+
   // --- drawing --------------------------------------------------------------------------------------
   function show(item, frame, mask) {
     var w = frame.width, h = frame.height;
-    if (frameCanvas.width !== w || frameCanvas.height !== h) {
-      frameCanvas.width = overlayCanvas.width = maskCanvas.width = w;
-      frameCanvas.height = overlayCanvas.height = maskCanvas.height = h;
+    if (canvas.width !== w || canvas.height !== h) {
+      canvas.width = w;
+      canvas.height = h;
       byId("stage").style.setProperty("--ar", w / h);
       byId("stage").style.aspectRatio = w + " / " + h;
     }
-    frameCtx.drawImage(frame, 0, 0);
-    maskCtx.clearRect(0, 0, w, h);
-    maskCtx.drawImage(mask, 0, 0, w, h);
-    view.labels = maskCtx.getImageData(0, 0, w, h).data;
-    frame.close(); mask.close();
+    ctx.drawImage(frame, 0, 0);
+    if (mask) { ctx.drawImage(mask, 0, 0, w, h); mask.close(); }
+    frame.close();
+    var again = item === view.shown;
     view.shown = item;
-    drawOverlay();
     byId("waiting").hidden = true;
     var m = item.meta, displayed = nowMs();
-    if (!view.frozen && typeof m.captured_ms === "number") {
+    if (!again && !view.frozen && typeof m.captured_ms === "number") {
       view.log.push({ index: m.index, captured_ms: m.captured_ms, arrived_ms: item.arrived, displayed_ms: displayed,
                       latency_ms: displayed + view.clockOffset - m.captured_ms });
       if (view.log.length > 5000) { view.log.splice(0, 1000); }
     }
+    if (again || view.frozen || displayed - view.panelAt >= PANEL_MS) { renderPanel(item); }
+  }
+
+  // The frame number, its time and its areas are text: changing them at 30 frames/s costs each tab a layout
+  // and a repaint per frame, so they follow the picture at most every PANEL_MS (always the numbers of a
+  // picture that was on screen, and of the one on screen when frozen or once the stream stops).
+  function renderPanel(item) {
+    var m = item.meta;
+    view.panelItem = item;
+    view.panelAt = nowMs();
     text("frame-index", String(m.index));
     text("frame-time", typeof m.captured_ms === "number" ? clock(m.captured_ms - view.clockOffset) : "");
     renderAreas(m);
   }
 
-  function drawOverlay() {
-    var w = overlayCanvas.width, h = overlayCanvas.height, labels = view.labels;
-    overlayCtx.clearRect(0, 0, w, h);
-    if (!view.overlay || !labels) { return; }
-    var out = overlayCtx.createImageData(w, h), px = out.data;
-    var fill = Math.round(view.opacity * 255), colors = view.colors, enabled = view.enabled;
-    for (var y = 0; y < h; y++) {
-      for (var x = 0; x < w; x++) {
-        var i = (y * w + x) * 4, c = labels[i];
-        if (c === 0 || enabled[c] === false) { continue; }
-        var edge = x === 0 || y === 0 || x === w - 1 || y === h - 1 || labels[i - 4] !== c ||
-                   labels[i + 4] !== c || labels[i - w * 4] !== c || labels[i + w * 4] !== c;
-        if (view.contour && !edge) { continue; }
-        var col = colors[c] || [255, 255, 0];
-        px[i] = col[0]; px[i + 1] = col[1]; px[i + 2] = col[2]; px[i + 3] = edge ? 255 : fill;
-      }
-    }
-    overlayCtx.putImageData(out, 0, 0);
+  // --- state: live, stalled, frozen, ended ----------------------------------------------------------
+  // Seconds the source has repeated the same picture, as the daemon saw it in the newest frame (its frozen_s:
+  // docs/runtime.md, "Frozen input"), counted on to now; null while the picture changes.
+  function repeated() {
+    var m = view.latest && view.latest.meta;
+    return m && typeof m.frozen_s === "number" ? m.frozen_s + (nowMs() - view.latest.arrived) / 1000 : null;
   }
 
-  // --- state: live, stalled, frozen, ended ----------------------------------------------------------
   function updateState() {
+    if (view.shown && view.panelItem !== view.shown && nowMs() - view.panelAt >= PANEL_MS) { renderPanel(view.shown); }
     var s = view.streamState, body = document.body, since = nowMs() - view.lastArrival;
     var stale = Math.max(1000, 3 * view.period), state, label, ok = false;
     if (s === "ended") { state = "ended"; label = "source ended"; }
@@ -208,9 +220,10 @@
     else if (s !== "open" && s !== "connecting") { state = "disconnected"; label = s; }
     else if (!view.lastArrival) { state = "waiting"; label = s === "open" ? "connected, no frames yet" : "connecting"; ok = true; }
     else if (since > stale) { state = "stalled"; label = "no new frame for " + fmt(since / 1000, 1) + " s"; }
+    else if (repeated() !== null) { state = "repeating"; label = "frozen input: the same picture for " + fmt(repeated(), 1) + " s"; }
     else { state = "live"; label = "live"; ok = true; }
     if (view.frozen) { label = "frozen (" + label + ")"; }
-    body.dataset.state = state;
+    if (body.dataset.state !== state) { body.dataset.state = state; }
     body.classList.toggle("frozen", view.frozen);
     byId("dot").className = "dot " + (ok ? "ok" : "bad");
     text("state", label);
@@ -222,6 +235,10 @@
       text("banner-title", "FROZEN - frame " + view.shown.meta.index);
       text("banner-detail", "captured " + clock(view.shown.meta.captured_ms - view.clockOffset) +
            "; Space resumes, \u2190 \u2192 step" + (notLive ? "; stream: " + label : ""));
+    } else if (state === "repeating") {  // frames arrive, but the daemon saw the same picture in each
+      text("banner-title", "NOT LIVE - frozen input");
+      var m = view.latest.meta;
+      text("banner-detail", label + ", since " + clock(m.captured_ms - m.frozen_s * 1000 - view.clockOffset));
     } else if (notLive) {
       var last = view.shown.meta.captured_ms;
       text("banner-title", "NOT LIVE - last frame " + clock(last - view.clockOffset));
@@ -232,29 +249,43 @@
   // --- numbers --------------------------------------------------------------------------------------
   function rgb(c) { return "rgb(" + c[0] + "," + c[1] + "," + c[2] + ")"; }
 
-  function renderAreas(m) {
-    var body = byId("areas"), px = m.areas_px || {}, mm = m.areas_mm2;
-    text("areas-frame", "frame " + m.index);
-    text("area-unit", mm ? "mm\u00b2" : "mm\u00b2 (no spacing)");
+  var areaRows = null;  // per class: its name and cells; the rows are built once, their numbers updated
+  function buildAreas() {
+    var body = byId("areas");
     body.textContent = "";
+    areaRows = [];
     view.classes.forEach(function (name, i) {
       if (i === 0) { return; }  // background
       var tr = document.createElement("tr");
       var box = document.createElement("input");
-      box.type = "checkbox"; box.checked = view.enabled[i] !== false; box.title = "show " + name + " (" + i + ")";
+      box.type = "checkbox"; box.title = "show " + name + " (" + i + ")";
       box.addEventListener("change", function () { toggleClass(i); });
       var sw = document.createElement("span");
       sw.className = "swatch";
       if (view.colors[i]) { sw.style.background = rgb(view.colors[i]); }
       var label = document.createElement("span");
       label.appendChild(sw); label.appendChild(document.createTextNode(" " + (i <= 9 ? i + " " : "") + name));
-      [box, label, fmt(px[name], 0), mm ? fmt(mm[name], 1) : "\u2013"].forEach(function (c, j) {
+      var cells = [box, label, "", ""].map(function (c, j) {
         var td = document.createElement("td");
         if (j >= 2) { td.className = "num"; }
-        if (typeof c === "string") { td.textContent = c; } else { td.appendChild(c); }
+        if (typeof c !== "string") { td.appendChild(c); }
         tr.appendChild(td);
+        return td;
       });
+      areaRows.push({ index: i, name: name, box: box, px: cells[2], mm: cells[3] });
       body.appendChild(tr);
+    });
+  }
+
+  function renderAreas(m) {
+    if (!areaRows || areaRows.length !== Math.max(0, view.classes.length - 1)) { buildAreas(); }
+    var px = m.areas_px || {}, mm = m.areas_mm2;
+    text("areas-frame", "frame " + m.index);
+    text("area-unit", mm ? "mm\u00b2" : "mm\u00b2 (no spacing)");
+    areaRows.forEach(function (r) {
+      r.box.checked = view.enabled[r.index] !== false;
+      setText(r.px, fmt(px[r.name], 0));
+      setText(r.mm, mm ? fmt(mm[r.name], 1) : "\u2013");
     });
   }
 
@@ -294,9 +325,11 @@
     var v = stats.viewer || {}, screen = screenFigures(), drops = dropsPerSecond(stats);
     if (v.classes && v.classes.length && !view.classes.length) {
       view.classes = v.classes; view.colors = v.colors || [];
+      makePalette();
     }
-    text("model", v.model || "\u2013");
-    document.title = "jetseg \u2013 " + (v.model || "viewer");
+    text("model", (v.stream ? v.stream + " \u00b7 " : "") + (v.model || "\u2013"));
+    byId("all-streams").hidden = !(v.streams > 1);
+    document.title = "jetseg \u2013 " + (v.stream ? v.stream + " \u2013 " : "") + (v.model || "viewer");
     text("latency", fmt(screen.p50, 0));
     text("latency-p95", fmt(screen.p95, 0));
     text("fps", fmt(screen.fps, 1));
@@ -313,7 +346,7 @@
       tr.appendChild(a); tr.appendChild(b); body.appendChild(tr);
     });
     if (stats.source_state === "ended" && view.streamState === "open") { view.streamState = "ended"; }
-    if (view.shown) { renderAreas(view.shown.meta); }
+    if (view.panelItem) { renderAreas(view.panelItem.meta); }
   }
 
   function pollStats() {
@@ -339,13 +372,13 @@
   }
 
   // --- controls -------------------------------------------------------------------------------------
-  function toggleClass(i) { view.enabled[i] = view.enabled[i] === false; drawOverlay(); if (view.shown) { renderAreas(view.shown.meta); } }
-  function setOverlay(on) { view.overlay = on; byId("show-overlay").checked = on; drawOverlay(); }
-  function setContour(on) { view.contour = on; byId("contour-only").checked = on; drawOverlay(); }
+  function toggleClass(i) { view.enabled[i] = view.enabled[i] === false; redraw(); if (view.panelItem) { renderAreas(view.panelItem.meta); } }
+  function setOverlay(on) { view.overlay = on; byId("show-overlay").checked = on; redraw(); }
+  function setContour(on) { view.contour = on; byId("contour-only").checked = on; redraw(); }
   function setOpacity(value) {
     view.opacity = Math.max(0, Math.min(1, value));
     byId("opacity").value = String(Math.round(view.opacity * 100));
-    drawOverlay();
+    redraw();
   }
   function freeze(on) {
     view.frozen = on;
@@ -367,12 +400,11 @@
   }
   function snapshot() {
     if (!view.shown) { return; }
-    var w = frameCanvas.width, h = frameCanvas.height, band = Math.max(18, Math.round(h / 24));
+    var w = canvas.width, h = canvas.height, band = Math.max(18, Math.round(h / 24));
     var out = document.createElement("canvas");
     out.width = w; out.height = h + band;
     var ctx = out.getContext("2d");
-    ctx.drawImage(frameCanvas, 0, 0);
-    ctx.drawImage(overlayCanvas, 0, 0);
+    ctx.drawImage(canvas, 0, 0);
     ctx.fillStyle = "#000"; ctx.fillRect(0, h, w, band);
     ctx.fillStyle = "#fff"; ctx.font = Math.round(band * 0.7) + "px sans-serif";
     var m = view.shown.meta, when = new Date(m.captured_ms - view.clockOffset);

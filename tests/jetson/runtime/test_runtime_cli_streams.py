@@ -40,6 +40,8 @@ def test_named_sources_join_the_config_streams_and_take_the_sinks_per_stream():
     assert joined.sources[1].realtime is True  # --realtime / --source-option reach the new streams
     both = with_named_sources(DaemonConfig(), {"a": "a.mp4", "b": "b.mp4"}, ["masks:///data/{stream}", "null://"])
     assert [s.sinks[0].uri for s in both.sources] == ["masks:///data/a", "masks:///data/b"]
+    viewer = with_named_sources(DaemonConfig(), {"a": "a.mp4", "b": "b.mp4"}, ["http://127.0.0.1:8080"])
+    assert [s.sinks[0].uri for s in viewer.sources] == ["http://127.0.0.1:8080"] * 2  # one viewer, a page each
     with pytest.raises(ConfigError, match=r"--sink masks://out would be shared by 2 streams; put \{stream\} in it"):
         with_named_sources(DaemonConfig(), {"a": "a.mp4", "b": "b.mp4"}, ["masks://out"])
 

@@ -15,6 +15,7 @@ import pytest
 from jetseg.errors import SinkError
 from jetseg.jetson.sinks import SinkContext, open_sink
 from jetseg.jetson.sinks.web import WebSink, parse_address
+from jetseg.jetson.sinks.webpng import EDGE, FILL_ALPHA, png_indices
 from tests.fixtures.media import make_result
 from tests.fixtures.specs import ROI
 
@@ -309,8 +310,17 @@ def test_layers_stream_and_its_last_part(spec):
         info = json.loads(meta[1])
         assert info["index"] == 3 and info["areas_px"] == result.areas_px and info["captured_ms"] > 0
         import cv2
-        labels = cv2.imdecode(np.frombuffer(mask[1], np.uint8), cv2.IMREAD_UNCHANGED)
-        assert labels.shape == result.mask.shape and (labels == result.mask).all()
+        values = png_indices(mask[1], cv2)
+        assert values.shape == result.mask.shape and ((values % EDGE) == result.mask).all()
+        # boundary pixels carry EDGE: a class's border, never inside it nor on the background
+        inside = cv2.erode(result.mask, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)))
+        assert (values >= EDGE).any() and not (values[inside > 0] >= EDGE).any() and not values[result.mask == 0].any()
+        # as a browser decodes it: the class colour, transparent background, opaque boundary
+        rgba = cv2.imdecode(np.frombuffer(mask[1], np.uint8), cv2.IMREAD_UNCHANGED)
+        assert rgba.shape[2] == 4 and (rgba[..., 3][result.mask == 0] == 0).all()
+        red = list(spec.colors[1])[::-1]
+        assert (rgba[..., :3][result.mask == 1] == red).all()
+        assert set(np.unique(rgba[..., 3][result.mask == 1])) == {FILL_ALPHA, 255}
         stats["source_state"] = "ended"
         sink.close()
         rest = b""
@@ -337,7 +347,7 @@ def test_pair_serves_input_and_output_side_by_side_in_every_layer(spec):
         meta = json.loads(sink.newest_layer("meta")[1])
         frame = jpeg(sink.newest_layer("frame")[1])
         import cv2
-        labels = cv2.imdecode(np.frombuffer(sink.newest_layer("mask")[1], np.uint8), cv2.IMREAD_UNCHANGED)
+        labels = png_indices(sink.newest_layer("mask")[1], cv2) % EDGE
     finally:
         sink.close()
     assert overlay.shape == frame.shape == (height, 2 * width, 3)

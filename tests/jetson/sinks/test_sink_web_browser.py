@@ -68,6 +68,11 @@ def shoot(tab: Tab, tmp_path: Path, name: str) -> np.ndarray:
     return image
 
 
+def picture(image: np.ndarray, box: Dict[str, float]) -> np.ndarray:
+    """The stage's part of a screenshot."""
+    return image[int(box["y"]):int(box["y"] + box["h"]), int(box["x"]):int(box["x"] + box["w"])]
+
+
 def banner(tab: Tab) -> str:
     return str(tab.evaluate("document.getElementById('banner').hidden ? '' : "
                             "document.getElementById('banner').innerText"))
@@ -92,8 +97,9 @@ def test_live_frozen_not_live_and_ended(tmp_path, feed):
         assert red_pixels(view) > 200 and view.std() > 5
         assert banner(tab) == ""
         assert abs(box["w"] / box["h"] - 640 / 480) < 0.02  # sized by the picture's aspect ratio
-        shown = tab.evaluate("window.jetsegViewer.shown.meta.index")
-        assert tab.evaluate("document.getElementById('frame-index').textContent") == str(shown)
+        # the footer's number is a picture's that was on screen (it follows the picture at most 4 times a second)
+        footer = int(tab.evaluate("document.getElementById('frame-index').textContent"))
+        assert footer in tab.evaluate("window.jetsegViewer.log.map(function (r) { return r.index; })")
         # the page's own latency figure is computed on its stats tick: wait for its first value
         tab.wait_for("['', '\u2013'].indexOf(document.getElementById('latency').textContent) < 0")
         assert "lesion" in tab.evaluate("document.getElementById('areas').innerText")
@@ -104,6 +110,20 @@ def test_live_frozen_not_live_and_ended(tmp_path, feed):
         time.sleep(0.6)
         assert tab.evaluate("window.jetsegViewer.shown.meta.index") == frozen
         assert banner(tab).startswith("FROZEN - frame %d" % frozen)
+        assert tab.evaluate("document.getElementById('frame-index').textContent") == str(frozen)
+        # contour only and a class switched off: the palette changes, the frozen picture is drawn again
+        full = red_pixels(picture(shoot(tab, tmp_path, "frozen-full"), box))
+        tab.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'c'}))")
+        time.sleep(0.3)
+        contour = red_pixels(picture(shoot(tab, tmp_path, "frozen-contour"), box))
+        assert 0 < contour < full / 2, (contour, full)
+        tab.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'c'}))")
+        tab.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: '1'}))")
+        time.sleep(0.3)
+        assert red_pixels(picture(shoot(tab, tmp_path, "frozen-class-off"), box)) < 20
+        tab.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: '1'}))")
+        time.sleep(0.3)
+        assert red_pixels(picture(shoot(tab, tmp_path, "frozen-class-on"), box)) > full / 2
         shoot(tab, tmp_path, "frozen")
         tab.evaluate("document.getElementById('step-back').click()")
         tab.wait_for("window.jetsegViewer.shown.meta.index < %d" % frozen, 5)
@@ -153,3 +173,46 @@ def test_phone_viewport(tmp_path, feed):
         assert box["w"] >= 385 and abs(box["h"] - box["w"] * 480 / 640) < 3  # full width, no black bars
         areas_top = tab.evaluate("document.getElementById('areas').getBoundingClientRect().bottom")
         assert areas_top < 844, "the class areas are below the fold"
+
+
+def test_frozen_input_from_a_real_video_is_not_live(tmp_path, tiny_bundle):
+    """A daemon plays an ffmpeg video whose picture freezes (the same decoded frame over and over): frames keep
+    coming, yet after source.frozen_after_s the page says NOT LIVE - frozen input over a dimmed picture."""
+    from jetseg.jetson.daemon.config import DaemonConfig
+    from jetseg.jetson.daemon.service import Daemon
+    from tests.fixtures.media import live_then_still
+    from tests.fixtures.waiting import run_in_thread
+
+    video = live_then_still(tmp_path / "freeze.mp4", live_s=4.0, still_s=6.0, size=(320, 240))
+    daemon = Daemon(DaemonConfig.from_dict({
+        "model": str(tiny_bundle.path), "backend": {"options": {"threads": 1}}, "logging": {"interval_s": 0},
+        "device": {"telemetry": "off"}, "source": {"uri": str(video), "realtime": True},
+        "sinks": ["http://127.0.0.1:0"]}))
+    daemon.start()  # the sinks are open (their url known) before the run
+    thread, result = run_in_thread(daemon)
+    try:
+        with Browser(1280, 900) as browser:
+            tab = browser.open(next(s for _, s in daemon.parts.sinks if hasattr(s, "url")).url)
+            tab.wait_for("window.jetsegViewer && window.jetsegViewer.log.length > 5")
+            assert tab.evaluate("document.body.dataset.state") == "live"  # the moving part (4 s)
+            tab.wait_for("document.body.dataset.state === 'repeating'", 15)
+            assert banner(tab).startswith("NOT LIVE - frozen input")
+            assert "the same picture for " in banner(tab)
+            box, image = stage_box(tab), shoot(tab, tmp_path, "frozen-input")
+            red = dict(tab.evaluate("(function(){var r=document.getElementById('banner').getBoundingClientRect();"
+                                    "return {x:r.x, y:r.y, w:r.width, h:r.height};})()"))
+            assert box["x"] < red["x"] < red["x"] + red["w"] < box["x"] + box["w"]  # over the picture
+            assert box["y"] < red["y"] < red["y"] + red["h"] < box["y"] + box["h"]
+            patch = image[int(red["y"] + red["h"] / 2) - 3:int(red["y"] + red["h"] / 2) + 3,
+                          int(red["x"]) + 6:int(red["x"]) + 12]  # the banner's padding, left of its text
+            b, g, r = (float(patch[..., i].mean()) for i in range(3))
+            assert r > 80 and r > 2 * g and r > 2 * b, "the NOT LIVE banner is not red"
+            dimmed = picture(image, box)
+            assert float(dimmed.mean()) < 70  # the picture (grey 0x60 = 96) is dimmed and hatched
+            arrivals = tab.evaluate("window.jetsegViewer.log.length")
+            time.sleep(0.5)
+            assert tab.evaluate("window.jetsegViewer.log.length") > arrivals  # frames still come and are shown
+    finally:
+        daemon.request_stop("test done")
+        thread.join(timeout=30)
+    assert "error" not in result, result
