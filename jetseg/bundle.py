@@ -419,6 +419,7 @@ def save_bundle(out: PathLike, model: Union[bytes, PathLike], spec: Spec, precis
                 shutil.copyfile(str(content), str(target))
         spec.save(tmp / SPEC_FILE)
         write_manifest(tmp, precision=precision, provenance=provenance)
+        Bundle(tmp)  # verified before it takes the name: a bundle that does not open is never left at ``out``
     return Bundle(out)
 
 

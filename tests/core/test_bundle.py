@@ -53,6 +53,16 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_bundle_that_does_not_open_is_never_left_at_its_name(tmp_path):
+    from tests.fixtures.models import threshold_onnx
+
+    spec = Spec.from_dict({"name": "t", "input": {"size": [32, 32], "channels": 1, "color_order": "gray"},
+                           "classes": ["background", "lesion"]})
+    with pytest.raises(BundleError, match="has shape"):  # the model takes 48x48, the spec says 32x32
+        save_bundle(tmp_path / "out", threshold_onnx(48), spec)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_existing_output_is_not_overwritten_by_default(tmp_path):
     save_bundle(tmp_path / "b", b"m", Spec())
     with pytest.raises(JetsegError, match="already exists; choose another --out"):
