@@ -239,8 +239,9 @@ class WebSink(Sink):
         server = self._server
         out: Dict[str, Any] = {
             "model": spec.name if spec else None,
-            "classes": list(spec.classes) if spec else [],
-            "colors": [list(c) for c in spec.colors] if spec and spec.colors else [],
+            "task": spec.task if spec else None,  # the page shows a legend of classes for segmentation only
+            "classes": list(spec.classes) if spec and spec.task == "segmentation" else [],
+            "colors": [list(c) for c in spec.colors] if spec and spec.colors and spec.task == "segmentation" else [],
             "frames": self.written, "skipped": self.skipped, "fps": round(fps, 2),
             "latency_ms": None if latency is None else round(latency, 2),
             "age_s": None if result is None else round(now - last_write, 3),

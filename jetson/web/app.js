@@ -327,6 +327,9 @@
       view.classes = v.classes; view.colors = v.colors || [];
       makePalette();
     }
+    var segmenting = !v.task || v.task === "segmentation";  // enhancement and registration have no classes
+    byId("legend").hidden = byId("legend-title").hidden = !segmenting;
+    byId("reference").hidden = v.task !== "registration";
     text("model", (v.stream ? v.stream + " \u00b7 " : "") + (v.model || "\u2013"));
     byId("all-streams").hidden = !(v.streams > 1);
     document.title = "jetseg \u2013 " + (v.stream ? v.stream + " \u2013 " : "") + (v.model || "viewer");

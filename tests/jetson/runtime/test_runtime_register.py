@@ -266,6 +266,8 @@ def test_post_reference_sets_the_frame_on_screen_as_the_reference(mode):
         image = np.full((8, 8), 255, np.uint8)
         sink.write(post_processor.result(np.zeros((1, 2, 8, 8), np.float32), Frame(5, image, 0.0), (0, 0, 8, 8)))
         assert post(sink.url + "reference", {})[0] == 403  # a page of another site cannot send the header
+        viewer = sink.viewer_stats()
+        assert viewer["task"] == "registration" and viewer["classes"] == []  # the page shows no class legend
         code, answer = post(sink.url + "reference", {"X-Requested-With": "jetseg"})
     finally:
         sink.close()
