@@ -243,6 +243,11 @@ def run(args: argparse.Namespace) -> int:
                          inputs=inputs)
     diff = info.get("max_abs_diff_vs_torch")
     check = "; ONNX Runtime vs PyTorch max |diff| %.2g" % diff if diff is not None else ""
-    print("wrote %s (%s, input %s, classes %s%s)" % (bundle.path, info["route"], list(spec.input_shape),
-                                                    ",".join(spec.classes), check))
+    import onnx
+
+    from jetseg.onnxgraph import dims
+
+    graph = onnx.load_from_string(data).graph
+    shape = next(dims(i) for i in graph.input if i.name == spec.input.name)  # the batch as exported: N or a number
+    print("wrote %s (%s, input %s, classes %s%s)" % (bundle.path, info["route"], shape, ",".join(spec.classes), check))
     return 0
