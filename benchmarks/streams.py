@@ -101,7 +101,7 @@ def measure_streams(bundle: str, n: int, backend: str = "onnxrt", options: Optio
 
     Returns:
         ``{"streams", "fps_per_stream", "duration_s", "one": side, "separate": side, "ratios": {"rss", "cpu",
-        "fps"}, "added_p99_ms", "frame_period_ms", "goals": {...}, "load": os.getloadavg()}``; a side is
+        "fps"}, "p99_vs_separate_ms", "frame_period_ms", "goals": {...}, "load": os.getloadavg()}``; a side is
         ``{"processes", "frames", "captured", "fps", "cpu_s", "rss_mb", "streams": {name: {"captured",
         "frames", "fps", "dropped", "capture_to_mask_ms": {p50, p99}}}, "batcher"}``.
     """
@@ -117,15 +117,17 @@ def measure_streams(bundle: str, n: int, backend: str = "onnxrt", options: Optio
     separate = _side(_collect([_launch(daemon_config(bundle, backend, options, [s], duration_s)) for s in streams],
                               duration_s * 3 + 120), time.monotonic() - start)
     period_ms = 1e3 / fps
+    # the worst stream's capture-to-mask p99 in one daemon minus that in N daemons: what batching adds (a
+    # difference of two runs, so below zero when one daemon was the faster)
     added = _p99(one) - _p99(separate)
     ratios = {"rss": round(one["rss_mb"] / separate["rss_mb"], 3) if separate["rss_mb"] else None,
               "cpu": round(one["cpu_s"] / separate["cpu_s"], 3) if separate["cpu_s"] else None,
               "fps": round(one["fps"] / separate["fps"], 3) if separate["fps"] else None}
     return {"streams": n, "fps_per_stream": fps, "duration_s": duration_s, "backend": backend,
             "one": one, "separate": separate, "ratios": ratios, "frame_period_ms": round(period_ms, 3),
-            "added_p99_ms": round(added, 3),
+            "p99_vs_separate_ms": round(added, 3),
             "goals": {"every_frame": one["frames"] >= one["captured"] - n,
-                      "added_p99_within_period": added <= period_ms,
+                      "p99_vs_separate_within_period": added <= period_ms,
                       "rss_at_most_half": ratios["rss"] is not None and ratios["rss"] <= 0.5,
                       "cpu_at_most_0.8": ratios["cpu"] is not None and ratios["cpu"] <= 0.8},
             "load": {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in os.getloadavg()]}}
@@ -145,9 +147,10 @@ def streams_markdown(result: Dict[str, Any]) -> str:
                      % (label, side["processes"], side["frames"], side["captured"], side["fps"], p50, _p99(side),
                         side["cpu_s"], side["rss_mb"]))
     r = result["ratios"]
-    lines += ["", "Ratios one / separate: RSS %s, CPU %s, fps %s; added capture-to-mask p99 %.1f ms (frame period "
-              "%.1f ms). Batches: %s. Load average before / after: %s / %s."
-              % (r["rss"], r["cpu"], r["fps"], result["added_p99_ms"], result["frame_period_ms"],
+    lines += ["", "Ratios one / separate: RSS %s, CPU %s, fps %s; capture-to-mask p99, one daemon minus separate "
+              "daemons (worst stream each; a difference of two runs, not a latency): %+.1f ms (goal: at most the "
+              "frame period, %.1f ms). Batches: %s. Load average before / after: %s / %s."
+              % (r["rss"], r["cpu"], r["fps"], result["p99_vs_separate_ms"], result["frame_period_ms"],
                  one["batcher"].get("sizes"), result["load"]["before"], result["load"]["after"]), "",
               "Goals: " + ", ".join("%s %s" % (k, "met" if v else "MISSED") for k, v in result["goals"].items())]
     return "\n".join(lines) + "\n"
