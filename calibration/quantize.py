@@ -13,12 +13,10 @@ Two steps, so that the accuracy gate can re-quantize cheaply with different laye
      ``AddQDQPairToWeight``): onnx-tensorrt 8.5 turns an INT8 initializer into an INT8 constant, which
      TensorRT 8.x rejects ("invalid weights type of Int8", NVIDIA/TensorRT#2163); the pair parses on 8.5 to 10.x.
    - ``cpu``: what ONNX Runtime's CPU kernels run fastest: uint8 activations (asymmetric), int8
-     per-channel weights, int32 biases, Q/DQ around every supported operator (fused to QLinearConv & co),
-     except the layers INT8 only slows down there (:func:`cpu_float_nodes`): ConvTranspose (ONNX Runtime's
-     CPU provider has no INT8 kernel for it, so Q/DQ around it is dequantize, float, quantize again) and a
-     Conv reading at most :data:`CPU_FLOAT_MAX_CHANNELS` channels (a U-Net's first layer: too little work per
-     output for an INT8 GEMM, and the input's quantization error is all the model sees). Measured on the
-     bundled ultrasound U-Net, 1 thread, AVX-512 VNNI: 2.01x -> 2.16x ONNX Runtime FP32 (issue 22).
+     per-channel weights, int32 biases, Q/DQ around every supported operator (fused to QLinearConv & co), in
+     the graph form of :mod:`.cpulayout`: a 2x2/stride-2 ConvTranspose becomes a 1x1 Conv and a pixel shuffle
+     (ONNX Runtime has no INT8 ConvTranspose), and the layers INT8 only slows down there stay float
+     (:func:`~.cpulayout.cpu_float_nodes`: another ConvTranspose, a Conv reading at most 3 channels).
 
 Every model is first *prepared* (:func:`prepare_model`): ONNX Runtime's basic graph optimisations (constant
 folding, Conv+BatchNorm fusion) and shape inference. Calibration ranges, the TensorRT calibration cache
@@ -33,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from jetseg.calibration.cpulayout import cpu_float_nodes, shuffle_upsampling
 from jetseg.calibration.ortquiet import quiet_onnxruntime
 from jetseg.errors import DependencyError, JetsegError
 from jetseg.onnxgraph import dims
@@ -49,9 +48,6 @@ TRT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 MIN_ORT = "1.19"
 #: The newest ONNX Runtime jetseg's calibration has been tested with.
 MAX_TESTED_ORT = "1.32"
-
-#: A Conv reading at most this many input channels stays float in the ``cpu`` target (see the module docstring).
-CPU_FLOAT_MAX_CHANNELS = 3
 
 #: Frames per collect_data call of ONNX Runtime's calibrators (bounds their memory).
 CHUNK = 8
@@ -197,21 +193,6 @@ def quantizable_nodes(model: Any, target: str) -> List[str]:
     return [n.name for n in model.graph.node if n.op_type in ops and n.name and n.name not in kept]
 
 
-def cpu_float_nodes(model: Any) -> List[str]:
-    """Nodes the ``cpu`` target keeps in float because INT8 makes them slower on ONNX Runtime's CPU provider:
-    every ConvTranspose, and a Conv whose weight reads at most :data:`CPU_FLOAT_MAX_CHANNELS` input channels."""
-    inits = {i.name: i for i in model.graph.initializer}
-    out = []
-    for node in model.graph.node:
-        if node.op_type == "ConvTranspose":
-            out.append(node.name)
-        elif node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in inits:
-            weight = inits[node.input[1]]  # (out, in/groups, kh, kw)
-            if len(weight.dims) > 1 and weight.dims[1] <= CPU_FLOAT_MAX_CHANNELS:
-                out.append(node.name)
-    return [name for name in out if name]
-
-
 def _cpu_op_types() -> List[str]:
     _ort_quantization()
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
@@ -269,6 +250,9 @@ def quantize(model_path: Path, out_path: Path, tensors_data: Any, target: str,
     s = _settings(q, model, target)
     if target == "cpu":
         exclude = list(exclude) + [n for n in cpu_float_nodes(model) if n not in exclude]
+        tensors_data, shuffled = shuffle_upsampling(model, tensors_data, keep=exclude)
+        if shuffled:  # the quantizer reads the new tensors' types from the inferred shapes
+            model = require("onnx", "INT8 calibration").shape_inference.infer_shapes(model)
     if only:
         # Alone, ops such as MaxPool or Concat are quantized only when their input already is; force them,
         # so that the sensitivity analysis sees their own damage.

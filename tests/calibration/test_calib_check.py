@@ -52,13 +52,14 @@ def test_cpu_output_breaks_tensorrt_rules(quantized):
     assert {"int8", "zero-point", "bias"} <= rules
     text = format_violations(found, limit=100)
     assert "[bias] mid_conv: bias" in text
-    # the cpu target keeps ConvTranspose and the 1-channel first Conv in float (quantize.cpu_float_nodes):
-    # their weights are plain float initializers, not behind a DequantizeLinear
+    # the cpu target keeps the 1-channel first Conv in float (cpulayout.cpu_float_nodes): its weights are a
+    # plain float initializer, not behind a DequantizeLinear; the ConvTranspose became a quantized 1x1 Conv
     assert "convtranspose-axis" not in rules
     nodes = {n.name: n for n in quantized["cpu"].graph.node}
     inits = {i.name for i in quantized["cpu"].graph.initializer}
-    assert nodes["up"].input[1] in inits and nodes["enc_conv"].input[1] in inits
-    assert nodes["mid_conv"].input[1] not in inits
+    assert nodes["enc_conv"].input[1] in inits
+    assert nodes["mid_conv"].input[1] not in inits and nodes["up"].input[1] not in inits
+    assert nodes["up"].op_type == "Conv"
 
 
 def test_asymmetric_zero_point_is_caught(quantized):

@@ -11,12 +11,25 @@ def test_io_signature_names_symbolic_dims():
 
 
 def test_cpu_target_keeps_layers_int8_only_slows_in_float():
-    from jetseg.calibration.quantize import cpu_float_nodes, quantizable_nodes
+    from jetseg.calibration.cpulayout import cpu_float_nodes
+    from jetseg.calibration.quantize import quantizable_nodes
     from tests.fixtures.models import unet_like
 
     model = unet_like()
-    # the first conv reads 1 channel; ONNX Runtime's CPU provider has no INT8 ConvTranspose
-    assert cpu_float_nodes(model) == ["enc_conv", "up"]
-    assert "enc_conv" not in quantizable_nodes(model, "cpu") and "up" not in quantizable_nodes(model, "cpu")
-    assert "mid_conv" in quantizable_nodes(model, "cpu")
+    # the first conv reads 1 channel; the 2x2/stride-2 ConvTranspose "up" is rewritten (cpulayout), not kept
+    assert cpu_float_nodes(model) == ["enc_conv"]
+    assert "enc_conv" not in quantizable_nodes(model, "cpu")
+    assert {"mid_conv", "up"} <= set(quantizable_nodes(model, "cpu"))
     assert {"enc_conv", "up"} <= set(quantizable_nodes(model, "tensorrt"))
+
+
+def test_cpu_target_keeps_a_convtranspose_it_cannot_shuffle_in_float():
+    from onnx import helper
+
+    from jetseg.calibration.cpulayout import cpu_float_nodes
+    from tests.fixtures.models import unet_like
+
+    model = unet_like()
+    up = next(n for n in model.graph.node if n.name == "up")
+    up.attribute.append(helper.make_attribute("pads", [1, 1, 1, 1]))  # no longer one input pixel per 2x2 block
+    assert cpu_float_nodes(model) == ["enc_conv", "up"]
