@@ -54,8 +54,9 @@ def _shapes(model: Any) -> Dict[str, List[Any]]:
 
 
 def shuffle_shape(node: Any, model: Any, shapes: Optional[Dict[str, List[Any]]] = None) -> Optional[Tuple[int, ...]]:
-    """The static NCHW output shape of ``node`` when it is a ConvTranspose :func:`shuffle_upsampling` rewrites
-    (2x2 kernel, stride 2, no padding or output padding, group 1, dilation 1, constant weights), else None."""
+    """The NCHW output shape of ``node`` when it is a ConvTranspose :func:`shuffle_upsampling` rewrites (2x2
+    kernel, stride 2, no padding or output padding, group 1, dilation 1, constant weights, static C, H, W; the
+    batch 0 when it is dynamic), else None."""
     if node.op_type != "ConvTranspose" or len(node.input) < 2:
         return None
     at = _attrs(node)
@@ -71,9 +72,10 @@ def shuffle_shape(node: Any, model: Any, shapes: Optional[Dict[str, List[Any]]] 
     if len(node.input) > 2 and node.input[2] and node.input[2] not in inits:
         return None
     shape = (shapes if shapes is not None else _shapes(model)).get(node.output[0])
-    if not shape or len(shape) != 4 or not is_static(shape):
+    if not shape or len(shape) != 4 or not is_static(shape[1:]):
         return None
-    return tuple(int(d) for d in shape)
+    # a dynamic batch is 0: ONNX Reshape copies a 0 from its input's dimension (allowzero 0, the default)
+    return tuple(int(d) if isinstance(d, int) else 0 for d in shape)
 
 
 def cpu_float_nodes(model: Any) -> List[str]:

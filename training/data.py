@@ -140,3 +140,11 @@ def split_tail(data: Dataset, fraction: float, what: str = "held out", minimum: 
     head = Dataset(x=data.x[:-n], y=None if data.y is None else data.y[:-n], uri=data.uri, sha256=data.sha256,
                    read=data.read)
     return head, tail
+
+
+def input_section(size: Any, channels: int, roi: Any, name: str = "input") -> Dict[str, Any]:
+    """The ``input`` section of a trained model's spec (every task): the image as it is in [0, 1] (mean 0, std 1),
+    grey for one channel, the ROI (a synthetic source's field of view) when the frames have one."""
+    return {"name": name, "size": list(size), "channels": channels, "color_order": "gray" if channels == 1 else "rgb",
+            "mean": [0.0] * channels, "std": [1.0] * channels,
+            "roi": [int(v) for v in roi] if roi is not None else None}

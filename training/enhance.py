@@ -24,7 +24,7 @@ import numpy as np
 
 from jetseg.bundle import WEIGHTS_FILE, Bundle, check_out, command_line, save_bundle, staged_bundle, uri_path
 from jetseg.spec import Spec
-from jetseg.training.data import TrainError, every_kth, held_out_uri, synthetic_kind
+from jetseg.training.data import TrainError, every_kth, held_out_uri, input_section, synthetic_kind
 from jetseg.training.train import TrainConfig
 
 log = logging.getLogger("jetseg.train")
@@ -62,13 +62,9 @@ def make_spec(cfg: EnhanceConfig, sample: Any, name: str) -> Spec:
     from jetseg.training.train import input_channels
 
     channels = input_channels(cfg, sample)
-    roi = sample.meta.get("roi")
     return Spec.from_dict({
         "name": name, "task": "enhancement",
-        "input": {"name": "input", "size": list(cfg.input_size), "channels": channels,
-                  "color_order": "gray" if channels == 1 else "rgb", "mean": [0.0] * channels,
-                  "std": [1.0] * channels, "interpolation": "area",
-                  "roi": [int(v) for v in roi] if roi is not None else None},
+        "input": dict(input_section(cfg.input_size, channels, sample.meta.get("roi")), interpolation="area"),
         "output": {"name": "enhanced"},
         "enhancement": {"channels": channels, "range": [0.0, 1.0]},
         "description": "denoiser trained by jetseg train --task enhancement on %s" % cfg.data,

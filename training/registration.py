@@ -37,7 +37,15 @@ from jetseg.bundle import (
 )
 from jetseg.scores import mean_dice
 from jetseg.spec import Spec
-from jetseg.training.data import Dataset, TrainError, held_out_uri, read_frames, split_tail, synthetic_kind
+from jetseg.training.data import (
+    Dataset,
+    TrainError,
+    held_out_uri,
+    input_section,
+    read_frames,
+    split_tail,
+    synthetic_kind,
+)
 
 log = logging.getLogger("jetseg.train")
 
@@ -53,9 +61,7 @@ def registration_spec(name: str, size: Tuple[int, int], channels: int, roi: Any,
     """The spec of a trained registration bundle: ``moving`` + ``fixed`` -> ``flow`` (pixels), and ``warped``."""
     return Spec.from_dict({
         "name": name, "task": "registration",
-        "input": {"name": "moving", "size": list(size), "channels": channels,
-                  "color_order": "gray" if channels == 1 else "rgb", "mean": [0.0] * channels,
-                  "std": [1.0] * channels, "roi": [int(v) for v in roi] if roi is not None else None},
+        "input": input_section(size, channels, roi, name="moving"),
         "output": {"name": "flow"},
         "registration": {"fixed_input": "fixed", "units": "pixels", "warped_output": "warped" if warped else None},
         "description": "2-D registration (moving + fixed -> displacement field, pixels), trained by jetseg train",

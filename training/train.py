@@ -29,7 +29,15 @@ from jetseg.bundle import (
     uri_path,
 )
 from jetseg.spec import Spec
-from jetseg.training.data import Dataset, TrainError, held_out_uri, read_frames, split_tail, synthetic_kind
+from jetseg.training.data import (
+    Dataset,
+    TrainError,
+    held_out_uri,
+    input_section,
+    read_frames,
+    split_tail,
+    synthetic_kind,
+)
 
 if TYPE_CHECKING:
     from jetseg.evaluate import Outputs
@@ -69,13 +77,9 @@ class TrainConfig:
 def make_spec(cfg: TrainConfig, sample: Any, name: str) -> Spec:
     """The bundle's spec from the first frame: channels, classes, ROI (the synthetic field of view)."""
     classes = cfg.classes or sample.meta.get("classes") or ["background", "target"]
-    channels = input_channels(cfg, sample)
-    roi = sample.meta.get("roi")
     return Spec.from_dict({
         "name": name, "task": "segmentation",
-        "input": {"name": "input", "size": list(cfg.input_size), "channels": channels,
-                  "color_order": "gray" if channels == 1 else "rgb", "mean": [0.0] * channels,
-                  "std": [1.0] * channels, "roi": [int(v) for v in roi] if roi is not None else None},
+        "input": input_section(cfg.input_size, input_channels(cfg, sample), sample.meta.get("roi")),
         "output": {"name": "logits", "kind": "softmax"},
         "classes": list(classes),
         "description": "trained by jetseg train on %s" % cfg.data,

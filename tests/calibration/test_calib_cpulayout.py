@@ -88,3 +88,15 @@ def test_fallback_keeps_the_convtranspose_float(unet_ranges, tmp_path: Path):
     q.quantize(prepared, tmp_path / "cpu.onnx", data, "cpu", exclude=["up"])
     nodes = {n.name: n for n in onnx.load(str(tmp_path / "cpu.onnx")).graph.node}
     assert nodes["up"].op_type == "ConvTranspose"
+
+
+def test_a_dynamic_batch_is_shuffled_too(tmp_path: Path):
+    model = upsampler(batch="N")
+    x = np.random.default_rng(2).normal(size=(3, 3, 4, 6)).astype(np.float32)
+    want = _run(model, x, tmp_path / "ct.onnx")
+    shuffled = onnx.shape_inference.infer_shapes(upsampler(batch="N"))
+    _, done = shuffle_upsampling(shuffled, _Ranges({"input": (-3.0, 3.0), "up": (-9.0, 9.0)}))
+    assert done == ["up"]
+    got = _run(shuffled, x, tmp_path / "shuffled.onnx")
+    assert got.shape == want.shape == (3, 5, 8, 12)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
