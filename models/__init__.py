@@ -12,12 +12,14 @@ from jetseg.errors import JetsegError
 
 BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
 BUNDLED = {"ultrasound": "ultrasound-unet", "endoscopy": "endoscopy-unet",
-           "ultrasound-denoise": "ultrasound-denoise"}  # the last: task enhancement (docs/tasks.md)
+           "ultrasound-denoise": "ultrasound-denoise",  # task enhancement (docs/tasks.md)
+           "ultrasound-register": "ultrasound-register"}  # task registration
 
 
 def bundled(kind: str) -> Path:
     """The path of a demo bundle shipped with jetseg: ``bundled("ultrasound")``, ``bundled("endoscopy")`` (segmentation),
-    ``bundled("ultrasound-denoise")`` (a denoiser, task enhancement).
+    ``bundled("ultrasound-denoise")`` (a denoiser, task enhancement), ``bundled("ultrasound-register")`` (task
+    registration).
 
     All are trained on jetseg's synthetic scans (see their MODEL_CARD.md); not for clinical use.
     """

@@ -4,7 +4,10 @@
 2. run the streaming pipeline on a synthetic cine stream in real time: overlay video, web viewer, masks;
 3. benchmark FP32 against INT8 with the naive-loop peer and print the table;
 4. enhancement, short: calibrate the bundled ultrasound denoiser against clean targets (noisy/clean synthetic
-   pairs) and benchmark FP32 against INT8 on PSNR/SSIM and speed.
+   pairs) and benchmark FP32 against INT8 on PSNR/SSIM and speed;
+5. registration, short: calibrate the bundled registration model (end-point error, warped-label Dice, folding),
+   stream a few seconds registering each frame to the first (a video of the warped frames with the flow and the
+   landmarks carried by the field), and benchmark FP32 against INT8.
 """
 from __future__ import annotations
 
@@ -16,10 +19,11 @@ import time
 from pathlib import Path
 from typing import Any, Dict
 
-HELP = "the whole story on bundled defaults: calibrate INT8, stream with overlay, benchmark vs FP32; a denoiser too"
+HELP = ("the whole story on bundled defaults: calibrate INT8, stream with overlay, benchmark vs FP32; a denoiser and a "
+        "registration model too")
 
 MARKER = ".jetseg-demo"
-STEPS = 4
+STEPS = 5
 #: the enhancement step's noisy/clean pairs (docs/tasks.md, Clean targets)
 DENOISE_DATA = "synthetic://ultrasound?noise=speckle,lowgain&frames=%d&seed=%d"
 
@@ -119,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n%s: %s" % (name, _headline(entry)))
     print("\nmeasured under: %s" % conditions_line(report))
     _denoise(out, args.bench_time)
+    _register(out, args.bench_time)
     print("\ndemo finished in %.0f s; everything it wrote is in %s" % (time.monotonic() - story_start, out))
     return 0
 
@@ -126,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 def _denoise(out: Path, bench_time: float) -> None:
     """Step 4: the bundled denoiser (task enhancement) calibrated against clean targets and benchmarked, briefly."""
     from jetseg.benchmarks.report import markdown_table
-    from jetseg.benchmarks.suite import Settings, run_benchmark
+    from jetseg.benchmarks.suite import run_benchmark
     from jetseg.calibration.workflow import calibrate
     from jetseg.models import bundled
 
@@ -139,12 +144,49 @@ def _denoise(out: Path, bench_time: float) -> None:
     gate = cal["gate"]["result"]
     print("      INT8 denoiser %s: SSIM vs FP32 %.4f, PSNR drop vs clean targets %.3f dB (gate passed)"
           % (int8, gate["ssim"], _zero(gate["psnr_drop"])))
-    settings = Settings(frames=12, min_time=min(bench_time, 2.0), warmup=2, min_runs=3, naive=False, peers=False,
-                        hd95=False, plots=False, progress=sys.stderr.isatty())
-    report = run_benchmark([int8], fp32, DENOISE_DATA % (12, 4343), out_dir=out / "bench-denoise", settings=settings)
+    report = run_benchmark([int8], fp32, DENOISE_DATA % (12, 4343), out_dir=out / "bench-denoise",
+                           settings=_short_settings(bench_time))
     print()
     print(markdown_table(report["results"]))
     print("\n      report: %s" % (out / "bench-denoise" / "report.md"))
+    _done(start)
+
+
+def _short_settings(bench_time: float) -> Any:
+    """The benchmark settings of the short steps (4, 5): a few frames, no peers, no plots."""
+    from jetseg.benchmarks.suite import Settings
+
+    return Settings(frames=12, min_time=min(bench_time, 2.0), warmup=2, min_runs=3, naive=False, peers=False,
+                    hd95=False, plots=False, progress=sys.stderr.isatty())
+
+
+def _register(out: Path, bench_time: float) -> None:
+    """Step 5: the bundled registration model calibrated, streamed against the previous frame, benchmarked."""
+    from jetseg.benchmarks.report import markdown_table
+    from jetseg.benchmarks.suite import run_benchmark
+    from jetseg.calibration.workflow import calibrate
+    from jetseg.jetson.daemon.assembly import run_pipeline
+    from jetseg.models import bundled
+
+    start = _step(5, "registration: calibrate the bundled registration model, gate: EPE p95 vs FP32 <= 0.5 px, "
+                     "warped-label Dice, folding; stream against the first frame; benchmark FP32 vs INT8")
+    fp32 = bundled("ultrasound-register")
+    int8 = out / ("%s-int8" % fp32.name)
+    cal = calibrate(fp32, "synthetic://ultrasound?frames=120&seed=13", out=int8, target="cpu", count=32, holdout=16,
+                    max_frames=120)
+    gate = cal["gate"]["result"]
+    print("      INT8 registration model %s: EPE vs FP32 mean %.3f px, p95 %.3f px (gate passed)"
+          % (int8, gate["epe_mean"], gate["epe_p95"]))
+    video = out / "registration.mp4"
+    stats = run_pipeline(int8, "synthetic://ultrasound?seed=7&fps=30", sink_uris=["file://%s?pair=1" % video],
+                         duration_s=4.0, realtime=True, reference="first")
+    print("      %d frames at %.1f fps registered to the first frame; video (input with landmarks | warped frame "
+          "with the flow): %s" % (stats["frames"], stats["fps"], video))
+    report = run_benchmark([int8], fp32, "synthetic://ultrasound?frames=12&seed=4343", out_dir=out / "bench-register",
+                           settings=_short_settings(bench_time))
+    print()
+    print(markdown_table(report["results"]))
+    print("\n      report: %s" % (out / "bench-register" / "report.md"))
     _done(start)
 
 

@@ -241,7 +241,7 @@ def test_selftest_refuses_an_unknown_model_before_any_check(tmp_path):
     done = jetseg("selftest", "--out", tmp_path / "report", "--model", "nosuch", timeout=120)
     assert done.returncode == 2
     assert last_line(done) == ("jetseg selftest: error: no bundled model 'nosuch'; bundled models: endoscopy, "
-                               "ultrasound, ultrasound-denoise")
+                               "ultrasound, ultrasound-denoise, ultrasound-register")
     assert done.stdout == "" and not (tmp_path / "report").exists()  # no check ran, nothing written
     assert time.monotonic() - before < 60
     denoiser = jetseg("selftest", "--out", tmp_path / "report", "--model", "ultrasound-denoise", timeout=120)

@@ -10,7 +10,8 @@ from jetseg.models import bundled
 
 
 def test_unknown_name_is_a_clear_error():
-    with pytest.raises(JetsegError, match="no bundled model 'mri'; bundled models: endoscopy, ultrasound, ultrasound-denoise"):
+    with pytest.raises(JetsegError, match="no bundled model 'mri'; bundled models: endoscopy, ultrasound, ultrasound-denoise, "
+                       "ultrasound-register"):
         bundled("mri")
 
 
