@@ -261,14 +261,15 @@ class WebConfig:
 class DeviceConfig:
     """``telemetry``: where device numbers (power per rail, temperatures, GPU load) come from, exported as
     ``jetseg_device_*`` gauges and in ``/health``: ``auto`` (tegrastats / jtop on a Jetson, nothing
-    elsewhere), ``off``, or ``"package.module:function"`` returning ``{name: number}``."""
+    elsewhere) or ``off``. A config names no code: a Python hook returning ``{name: number}`` is given through the API
+    (``Daemon(config, telemetry_hook=fn)``)."""
 
     telemetry: Optional[str] = "auto"
 
     def validate(self) -> None:
         value = self.telemetry
-        expect(value is None or value in ("auto", "off") or (isinstance(value, str) and ":" in value),
-                "device.telemetry", value, "auto, off, or \"package.module:function\"")
+        expect(value is None or value in ("auto", "off"), "device.telemetry", value,
+               "auto or off (a config names no code; a Python hook is passed to Daemon(config, telemetry_hook=fn))")
 
 
 @dataclass

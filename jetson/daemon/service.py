@@ -31,7 +31,6 @@ from jetseg.jetson.daemon.config import DaemonConfig
 from jetseg.jetson.daemon.streams import StreamSet, check_same_mode
 from jetseg.jetson.daemon.support import (  # noqa: F401 (sd_notify etc.: public here too)
     apply_logging,
-    load_hook,
     log_status_line,
     lost_frames_message,
     poke,
@@ -54,16 +53,19 @@ class Daemon:
         config_path: the file to re-read on SIGHUP (None: reload keeps the current configuration).
         reload_config: how to rebuild the configuration on SIGHUP (default: ``DaemonConfig.load(config_path)``;
             the CLI passes one that re-applies its flags).
+        telemetry_hook: a callable returning ``{name: number}`` for the device gauges, used instead of
+            ``device.telemetry`` (an API caller's code; a config file never names code).
     """
 
     def __init__(self, config: DaemonConfig, config_path: Optional[str] = None,
-                 reload_config: Optional[Callable[[], DaemonConfig]] = None) -> None:
+                 reload_config: Optional[Callable[[], DaemonConfig]] = None,
+                 telemetry_hook: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
         self.config = config
         self.config_path = config_path
         self._reload_config = reload_config
         self._sampler: Any = None
         self._sampler_started = False
-        self.metrics = Metrics(device_telemetry=self._telemetry_hook(config.device.telemetry),
+        self.metrics = Metrics(device_telemetry=self._telemetry_hook(config.device.telemetry, telemetry_hook),
                                stale_after_s=config.source.stall_timeout_s)
         self.parts = Assembly(config)  # what is open; replaced by start() and by each reload
         # With 'sources:' the streams run as a StreamSet instead (self.parts stays unused); each stream's
@@ -83,13 +85,14 @@ class Daemon:
         self.restarts = 0  # reloads that failed midway and fell back to the previous configuration
         self.exit_reason = ""
 
-    def _telemetry_hook(self, setting: Optional[str]) -> Optional[Callable[[], Dict[str, Any]]]:
-        if setting in (None, "off"):
-            return None
+    def _telemetry_hook(self, setting: Optional[str], hook: Optional[Callable[[], Dict[str, Any]]]
+                        ) -> Optional[Callable[[], Dict[str, Any]]]:
         from jetseg.jetson.device.telemetry import IsolatedHook, open_sampler
 
-        if setting != "auto":
-            return IsolatedHook(load_hook(str(setting)), str(setting))
+        if hook is not None:
+            return IsolatedHook(hook, getattr(hook, "__qualname__", repr(hook)))
+        if setting in (None, "off"):
+            return None
         self._sampler = open_sampler(interval_ms=1000)  # None when this is not a Jetson
         return IsolatedHook(self._sampler.latest, self._sampler.source) if self._sampler is not None else None
 

@@ -1,13 +1,12 @@
 """The daemon's small helpers: systemd notification and watchdog, the telemetry hook, logging, status lines."""
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import socket
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
-from jetseg.jetson.daemon.config import ConfigError, DaemonConfig
+from jetseg.jetson.daemon.config import DaemonConfig
 from jetseg.jetson.frames.metrics import Metrics
 
 log = logging.getLogger("jetseg.daemon")
@@ -51,19 +50,6 @@ def poke(fd: int) -> None:
         os.write(fd, b"\0")
     except BlockingIOError:
         pass  # the pipe is full: the main loop is already woken
-
-
-def load_hook(target: str) -> Callable[[], Dict[str, float]]:
-    """Import ``"package.module:function"`` (the device telemetry hook)."""
-    module, _, attr = target.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError("config field 'device.telemetry' is %r; cannot import it (%s); expected "
-                          "\"package.module:function\"" % (target, exc)) from None
-    if not callable(fn):
-        raise ConfigError("config field 'device.telemetry' is %r, which is not callable" % target)
-    return fn
 
 
 def lost_frames_message(lost: Dict[str, Tuple[int, int]]) -> str:

@@ -40,7 +40,7 @@ class IsolatedHook:
 
     Args:
         hook: returns ``{name: number or nested dict}`` (or None for nothing).
-        name: what the hook is (``package.module:function``), for the log.
+        name: what the hook is (its qualified name), for the log.
     """
 
     def __init__(self, hook: Callable[[], Any], name: str) -> None:

@@ -85,9 +85,9 @@ def test_doctor_summary_of_a_sample():
 def test_a_broken_telemetry_hook_leaves_metrics_and_health_working_and_counts_its_errors(hook, reason):
     from jetseg.jetson.daemon.config import DaemonConfig
     from jetseg.jetson.daemon.service import Daemon
+    from tests.fixtures import hardware
 
-    config = DaemonConfig.from_dict({"device": {"telemetry": "tests.fixtures.hardware:" + hook}})
-    metrics = Daemon(config).metrics
+    metrics = Daemon(DaemonConfig(), telemetry_hook=getattr(hardware, hook)).metrics
     for _ in range(3):
         payload, _ = metrics.exposition()  # /metrics
         health = metrics.health()  # /health

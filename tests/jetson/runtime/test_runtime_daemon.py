@@ -183,7 +183,8 @@ def test_startup_errors_close_what_was_opened(tiny_bundle, tmp_path):
     assert str(busy) in str(info.value)
     assert daemon.parts.sinks_open is False
     assert not daemon.parts.runner.is_active
-    with pytest.raises(ConfigError, match="config field 'device.telemetry' is 'nowhere:fn'; cannot import it"):
+    with pytest.raises(ConfigError, match="config field 'device.telemetry' is 'nowhere:fn'; expected auto or off "
+                                          r"\(a config names no code"):
         Daemon(config_for(tiny_bundle, SMALL, ["null://"], device={"telemetry": "nowhere:fn"}))
 
 
