@@ -53,8 +53,7 @@ class Daemon:
         config_path: the file to re-read on SIGHUP (None: reload keeps the current configuration).
         reload_config: how to rebuild the configuration on SIGHUP (default: ``DaemonConfig.load(config_path)``;
             the CLI passes one that re-applies its flags).
-        telemetry_hook: a callable returning ``{name: number}`` for the device gauges, used instead of
-            ``device.telemetry`` (an API caller's code; a config file never names code).
+        telemetry_hook: a callable giving ``{name: number}`` device gauges instead of ``device.telemetry``.
     """
 
     def __init__(self, config: DaemonConfig, config_path: Optional[str] = None,
@@ -85,10 +84,8 @@ class Daemon:
         self.restarts = 0  # reloads that failed midway and fell back to the previous configuration
         self.exit_reason = ""
 
-    def _telemetry_hook(self, setting: Optional[str], hook: Optional[Callable[[], Dict[str, Any]]]
-                        ) -> Optional[Callable[[], Dict[str, Any]]]:
+    def _telemetry_hook(self, setting: Optional[str], hook: Any) -> Optional[Callable[[], Dict[str, Any]]]:
         from jetseg.jetson.device.telemetry import IsolatedHook, open_sampler
-
         if hook is not None:
             return IsolatedHook(hook, getattr(hook, "__qualname__", repr(hook)))
         if setting in (None, "off"):
